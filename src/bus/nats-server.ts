@@ -1,0 +1,113 @@
+/**
+ * @module nats-server
+ * Locating and launching a local `nats-server` binary: used by the hub to embed a server when no
+ * `NATS_URL` is given, and by the test support code. It does not supervise the process: the
+ * runtime's OS-process child (or the test launcher) owns its lifecycle.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { delimiter, join } from 'node:path';
+
+/** Well-known install locations searched after `PATH` (Debian puts it in /usr/sbin). */
+const FALLBACK_DIRS = ['/usr/sbin', '/usr/local/bin', '/usr/bin'];
+
+/** The port another process may own on this machine; never use it for a spawned server. */
+export const RESERVED_NATS_PORT = 4222;
+
+export class NatsServerNotFoundError extends Error {
+  readonly code = 'NATS_SERVER_NOT_FOUND';
+  constructor() {
+    super('nats-server was not found on PATH or in /usr/sbin, /usr/local/bin, /usr/bin');
+    this.name = 'NatsServerNotFoundError';
+  }
+}
+
+/** Absolute path of the nats-server binary: `NATS_SERVER_BIN`, then `PATH`, then the fallbacks. */
+export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.NATS_SERVER_BIN && existsSync(env.NATS_SERVER_BIN)) return env.NATS_SERVER_BIN;
+  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...FALLBACK_DIRS];
+  for (const dir of dirs) {
+    const candidate = join(dir, 'nats-server');
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new NatsServerNotFoundError();
+}
+
+/** A currently free TCP port on 127.0.0.1, never {@link RESERVED_NATS_PORT}. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        const p = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (port !== RESERVED_NATS_PORT && port !== 0) return port;
+  }
+}
+
+export interface NatsServerArgs {
+  port: number;
+  storeDir: string;
+  /** A config file (accounts, users); flags given here still win over it. */
+  configFile?: string;
+  /** Server name, shown in `nats server ls` and logs. */
+  serverName?: string;
+}
+
+/** Command-line arguments for a loopback, JetStream-enabled server with a file store. */
+export function natsServerArgs(opts: NatsServerArgs): string[] {
+  const args: string[] = [];
+  if (opts.configFile) args.push('-c', opts.configFile);
+  args.push('-a', '127.0.0.1', '-p', String(opts.port), '-js', '-sd', opts.storeDir);
+  if (opts.serverName) args.push('-n', opts.serverName);
+  return args;
+}
+
+/**
+ * Resolves once a server on `port` accepts a connection and announces JetStream in its INFO line;
+ * rejects after `timeoutMs`. Polls, because the process may not have bound the port yet.
+ */
+export async function waitForNats(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const info = await readInfoLine(port, Math.max(100, deadline - Date.now()));
+      if (info.includes('"jetstream":true')) return;
+      lastError = new Error('server is up but JetStream is not enabled');
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nats-server on port ${port} not ready after ${timeoutMs} ms: ${String(lastError)}`);
+}
+
+function readInfoLine(port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = tcpConnect({ host: '127.0.0.1', port });
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('timed out waiting for INFO'));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\r\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
