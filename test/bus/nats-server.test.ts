@@ -2,8 +2,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, RESERVED_NATS_PORT } from '../../src/bus/nats-server.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
 import { uniqueName } from '../support/names.js';
+import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
 
 describe('test nats-server launcher', () => {
   let server: TestNatsServer | undefined;
