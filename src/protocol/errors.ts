@@ -1,0 +1,77 @@
+/**
+ * @module errors
+ * Wire error codes: the one table every boundary (NATS API replies, CLI exit messages, DLQ reasons)
+ * draws from. A structured error is `{ code, message, path? }`; `path` points at the offending
+ * field for validation errors.
+ */
+import { z } from 'zod';
+
+export const ERROR_CODES = {
+  /** The payload is not JSON, or fails its zod schema. */
+  INVALID_PAYLOAD: 'invalid_payload',
+  /** The payload's `v` is not a schema version this side understands. */
+  UNSUPPORTED_VERSION: 'unsupported_version',
+  /** The payload exceeds the size limit for its subject. */
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
+  /** The referenced task, agent or message does not exist. */
+  NOT_FOUND: 'not_found',
+  /** A compare-and-set lost to a concurrent writer. */
+  CONFLICT: 'conflict',
+  /** A report carried a generation older than the task's current one. */
+  STALE_GENERATION: 'stale_generation',
+  /** The operation is not allowed in the entity's current state. */
+  INVALID_STATE: 'invalid_state',
+  /** The sender is not the party the operation belongs to (e.g. another agent's task). */
+  FORBIDDEN: 'forbidden',
+  /** A duplicate of something already applied; nothing was changed. */
+  DUPLICATE: 'duplicate',
+  /** The hub or NATS could not be reached in time. */
+  UNAVAILABLE: 'unavailable',
+  TIMEOUT: 'timeout',
+  /** A handler failed more times than allowed. */
+  MAX_DELIVERIES: 'max_deliveries',
+  INTERNAL: 'internal',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+export const WireErrorSchema = z.object({
+  code: z.enum(Object.values(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+  path: z.array(z.union([z.string(), z.number()])).optional(),
+});
+export type WireError = z.infer<typeof WireErrorSchema>;
+
+/** A typed error carrying a wire code; thrown only at boundaries, returned as a value elsewhere. */
+export class AgentComError extends Error {
+  readonly code: ErrorCode;
+  readonly path: (string | number)[] | undefined;
+  constructor(code: ErrorCode, message: string, opts: { path?: (string | number)[]; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AgentComError';
+    this.code = code;
+    this.path = opts.path;
+  }
+  toWire(): WireError {
+    return this.path
+      ? { code: this.code, message: this.message, path: this.path }
+      : { code: this.code, message: this.message };
+  }
+  static fromWire(w: WireError): AgentComError {
+    return new AgentComError(w.code, w.message, w.path ? { path: w.path } : {});
+  }
+}
+
+/** The first zod issue as a structured error (code `invalid_payload`, with the offending path). */
+export function fromZodError(err: z.ZodError, what = 'payload'): AgentComError {
+  const issue = err.issues[0];
+  const path = (issue?.path ?? []).map((p) => (typeof p === 'number' ? p : String(p)));
+  const where = path.length ? ` at ${path.join('.')}` : '';
+  return new AgentComError(
+    ERROR_CODES.INVALID_PAYLOAD,
+    `invalid ${what}${where}: ${issue?.message ?? 'unknown'}`,
+    {
+      path,
+    },
+  );
+}
