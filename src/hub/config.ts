@@ -1,0 +1,75 @@
+/**
+ * @module config
+ * The hub's configuration: one zod schema that validates flags and environment together and
+ * documents every option once (meaning, unit, default). Invalid configuration is reported as a
+ * structured error before anything starts.
+ */
+import { z } from 'zod';
+import { fromZodError } from '../protocol/errors.js';
+
+const ms = (def: number, what: string) =>
+  z.coerce.number().int().positive().default(def).describe(`${what} (ms)`);
+
+export const HubConfigSchema = z.object({
+  natsUrl: z
+    .string()
+    .regex(/^(nats|tls|ws|wss):\/\/[^\s]+$/, 'must be a nats:// (or tls://) URL')
+    .optional()
+    .describe('NATS server URL; when absent the hub spawns and supervises a local nats-server'),
+  dataDir: z.string().min(1).default('.agentcom').describe('directory for the embedded nats-server store'),
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lowercase letters, digits, _ or -')
+    .default('agentcom')
+    .describe('subject/stream/bucket prefix, so two deployments can share a NATS account'),
+  hubId: z.string().min(1).max(64).optional().describe('this hub instance id (default: host-pid)'),
+  heartbeatIntervalMs: ms(5_000, 'interval at which agents are expected to heartbeat'),
+  missedBeats: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(3)
+    .describe('missed heartbeats before an agent is offline'),
+  acceptTimeoutMs: ms(30_000, 'time an agent has to accept an assignment before it is reclaimed'),
+  progressTimeoutMs: ms(300_000, 'time without progress after which a working task counts as stuck'),
+  blockedTimeoutMs: ms(600_000, 'time a blocked task waits before it may be reassigned'),
+  sweepIntervalMs: ms(1_000, 'safety-net sweep for stuck, overdue and timed-out tasks'),
+  leaseTtlMs: ms(5_000, 'scheduler lease lifetime; another hub takes over after it expires'),
+  statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type HubConfig = z.infer<typeof HubConfigSchema>;
+
+/** Environment variable for each option (flags win over the environment). */
+export const ENV_VARS: Record<keyof HubConfig, string> = {
+  natsUrl: 'NATS_URL',
+  dataDir: 'AGENTCOM_DATA_DIR',
+  prefix: 'AGENTCOM_PREFIX',
+  hubId: 'AGENTCOM_HUB_ID',
+  heartbeatIntervalMs: 'AGENTCOM_HEARTBEAT_INTERVAL_MS',
+  missedBeats: 'AGENTCOM_MISSED_BEATS',
+  acceptTimeoutMs: 'AGENTCOM_ACCEPT_TIMEOUT_MS',
+  progressTimeoutMs: 'AGENTCOM_PROGRESS_TIMEOUT_MS',
+  blockedTimeoutMs: 'AGENTCOM_BLOCKED_TIMEOUT_MS',
+  sweepIntervalMs: 'AGENTCOM_SWEEP_INTERVAL_MS',
+  leaseTtlMs: 'AGENTCOM_LEASE_TTL_MS',
+  statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
+  logLevel: 'AGENTCOM_LOG_LEVEL',
+};
+
+/** Merge environment and flags (flags win), validate, and return the config or a structured error. */
+export function loadHubConfig(
+  flags: Partial<Record<keyof HubConfig, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): HubConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [key, envName] of Object.entries(ENV_VARS)) {
+    const fromEnv = env[envName];
+    if (fromEnv !== undefined && fromEnv !== '') raw[key] = fromEnv;
+  }
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) raw[key] = value;
+  const parsed = HubConfigSchema.safeParse(raw);
+  if (!parsed.success) throw fromZodError(parsed.error, 'hub configuration');
+  return parsed.data;
+}
