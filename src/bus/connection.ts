@@ -1,0 +1,201 @@
+/**
+ * @module connection
+ * One NATS connection for a process, with JetStream handles, the deployment's names, a logger and
+ * the shared metrics. It retries the first connect and reconnects forever (`maxReconnectAttempts`
+ * -1). Status changes (disconnect, reconnecting, reconnect, error, closed) are delivered to
+ * `onStatus` listeners. `drain()` is the only correct shutdown: it flushes pending acks before
+ * closing (`ack()` then `close()` loses the ack). It does NOT buffer core publishes while
+ * disconnected (nats.js drops them); use JetStream publish for anything that must land.
+ */
+import { readFileSync } from 'node:fs';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  nkeyAuthenticator,
+} from '@nats-io/transport-node';
+import { z } from 'zod';
+import type { ConnectionEvent } from '../protocol/bus-messages.js';
+import { DEFAULT_PREFIX, type Names, names } from '../protocol/subjects.js';
+import { defaultLogger, type Logger } from './log.js';
+import { BusMetrics } from './metrics.js';
+
+export const BusConnectOptionsSchema = z.object({
+  servers: z
+    .union([z.string(), z.array(z.string()).min(1)])
+    .default('nats://127.0.0.1:4222')
+    .describe('NATS server URL(s), e.g. nats://127.0.0.1:4222 (default)'),
+  name: z.string().optional().describe('Connection name shown in server monitoring'),
+  prefix: z.string().default(DEFAULT_PREFIX).describe('Subject/stream/bucket prefix (default agentcom)'),
+  user: z.string().optional().describe('Username (with pass)'),
+  pass: z.string().optional(),
+  token: z.string().optional().describe('Auth token'),
+  nkeySeed: z.string().optional().describe('NKey user seed (SU...) for nkey auth'),
+  credsFile: z.string().optional().describe('Path to a .creds file (JWT + seed)'),
+  tls: z
+    .object({
+      caFile: z.string().optional(),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      handshakeFirst: z.boolean().optional(),
+    })
+    .optional()
+    .describe('TLS files; presence of this object enables TLS'),
+  maxReconnectAttempts: z.number().int().default(-1).describe('-1 (default) reconnects forever'),
+  reconnectTimeWaitMs: z.number().int().positive().default(500).describe('Between reconnect attempts, ms'),
+  pingIntervalMs: z.number().int().positive().default(20_000).describe('Client PING interval, ms'),
+  timeoutMs: z.number().int().positive().default(5_000).describe('Connect timeout per attempt, ms'),
+  apiTimeoutMs: z.number().int().positive().default(5_000).describe('JetStream API and PubAck timeout, ms'),
+  waitOnFirstConnect: z
+    .boolean()
+    .default(true)
+    .describe('Keep retrying the first connect instead of failing (default true)'),
+});
+export type BusConnectOptions = z.input<typeof BusConnectOptionsSchema> & {
+  /** pino logger; default: {@link defaultLogger}. */
+  logger?: Logger;
+};
+
+export type StatusListener = (event: ConnectionEvent) => void;
+
+export interface Bus {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly names: Names;
+  readonly log: Logger;
+  readonly metrics: BusMetrics;
+  /** Subscribe to connection status events; returns the unsubscribe function. */
+  onStatus(listener: StatusListener): () => void;
+  isClosed(): boolean;
+  /** Flushes pending acks and publishes, then closes. Safe to call twice. */
+  drain(): Promise<void>;
+  /** Resolves when the connection is closed (by drain or permanently lost). */
+  closed(): Promise<void>;
+}
+
+/** Connection options for nats.js from our schema (exported for tests and tools). */
+export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: o.servers,
+    maxReconnectAttempts: o.maxReconnectAttempts,
+    reconnectTimeWait: o.reconnectTimeWaitMs,
+    pingInterval: o.pingIntervalMs,
+    timeout: o.timeoutMs,
+    waitOnFirstConnect: o.waitOnFirstConnect,
+  };
+  if (o.name) opts.name = o.name;
+  if (o.user !== undefined) opts.user = o.user;
+  if (o.pass !== undefined) opts.pass = o.pass;
+  if (o.token !== undefined) opts.token = o.token;
+  const auth: Authenticator[] = [];
+  if (o.nkeySeed) auth.push(nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)));
+  if (o.credsFile) auth.push(credsAuthenticator(new Uint8Array(readFileSync(o.credsFile))));
+  if (auth.length) opts.authenticator = auth;
+  if (o.tls) {
+    opts.tls = {};
+    if (o.tls.caFile) opts.tls.caFile = o.tls.caFile;
+    if (o.tls.certFile) opts.tls.certFile = o.tls.certFile;
+    if (o.tls.keyFile) opts.tls.keyFile = o.tls.keyFile;
+    if (o.tls.handshakeFirst) opts.tls.handshakeFirst = true;
+  }
+  return opts;
+}
+
+/**
+ * Connects (retrying the first connect by default) and returns the bus handle.
+ * @throws the nats.js connection error when `waitOnFirstConnect` is false and the server is down,
+ *   or a zod error for invalid options.
+ */
+export async function connectBus(options: BusConnectOptions = {}): Promise<Bus> {
+  const { logger, ...rest } = options;
+  const o = BusConnectOptionsSchema.parse(rest);
+  const n = names(o.prefix);
+  const log = logger ?? defaultLogger();
+  const nc = await connect(toNatsOptions(o));
+  const js = jetstream(nc, { timeout: o.apiTimeoutMs });
+  const jsm = await jetstreamManager(nc, { timeout: o.apiTimeoutMs });
+  const listeners = new Set<StatusListener>();
+  const emit = (e: ConnectionEvent) => {
+    for (const l of listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        // A listener must never break the status loop.
+        log.error({ err }, 'bus status listener threw');
+      }
+    }
+  };
+
+  void (async () => {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          log.warn({ server: s.server }, 'nats disconnected');
+          emit({ type: 'disconnect', server: s.server });
+          break;
+        case 'reconnecting':
+          emit({ type: 'reconnecting' });
+          break;
+        case 'reconnect':
+          log.info({ server: s.server }, 'nats reconnected');
+          emit({ type: 'reconnect', server: s.server });
+          break;
+        case 'error':
+          log.error({ err: s.error }, 'nats error');
+          emit({ type: 'error', message: s.error.message });
+          break;
+        case 'ldm':
+          log.warn('nats server entering lame duck mode');
+          emit({ type: 'lame_duck' });
+          break;
+        case 'slowConsumer':
+          log.warn({ sub: s.sub.getSubject() }, 'slow consumer');
+          emit({ type: 'slow_consumer', sub: s.sub.getSubject() });
+          break;
+        default:
+          break;
+      }
+    }
+  })().catch((err) => log.error({ err }, 'nats status loop failed'));
+
+  const closedP = nc.closed().then((err) => {
+    if (err) log.error({ err }, 'nats connection closed with error');
+    emit(err ? { type: 'closed', message: err.message } : { type: 'closed' });
+  });
+
+  let draining: Promise<void> | undefined;
+  return {
+    nc,
+    js,
+    jsm,
+    names: n,
+    log,
+    metrics: new BusMetrics(),
+    onStatus(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    isClosed: () => nc.isClosed(),
+    drain() {
+      if (!draining) {
+        draining = (async () => {
+          if (nc.isClosed()) return;
+          try {
+            await nc.drain();
+          } catch (err) {
+            // Already closing/closed: flush what we can.
+            if (!nc.isClosed()) await nc.close();
+            log.debug({ err }, 'drain fell back to close');
+          }
+          await closedP;
+        })();
+      }
+      return draining;
+    },
+    closed: () => closedP,
+  };
+}

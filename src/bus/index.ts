@@ -1,0 +1,13 @@
+/**
+ * @module bus
+ * The NATS JetStream layer: connection, idempotent provisioning, typed publish with dedupe,
+ * durable consumer runners (ack / retry / dead-letter, in-progress heartbeats), the DLQ, typed KV,
+ * the micro-service machinery and the status gauge. The only code that imports `@nats-io/*`.
+ */
+export * from './connection.js';
+export * from './kv.js';
+export type { Logger } from './log.js';
+export { defaultLogger } from './log.js';
+export * from './metrics.js';
+export * from './provision.js';
+export * from './publish.js';

@@ -1,0 +1,158 @@
+/**
+ * @module kv
+ * Typed KV access: values are JSON validated by a zod schema on write and on read. Expected
+ * outcomes are values, not exceptions: `create` is an atomic claim (`{ ok: false, reason: 'exists' }`
+ * when the key holds a value), `update` is compare-and-set on the revision (`reason: 'conflict'`
+ * when another writer got there first). `get` returns null for missing, deleted and purged keys.
+ * A stored value that fails the schema throws {@link AgentComError} `invalid_payload` from `get`
+ * (it is a bug, not an expected outcome); watchers report it as an entry with `error`.
+ * The bucket must exist (see provision.ts); 2.9 gives watchers no event when a key's TTL expires.
+ */
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
+import type { z } from 'zod';
+import { DEFAULT_MAX_PAYLOAD_BYTES, decodePayload, encodePayload } from '../protocol/envelope.js';
+import { AgentComError, type WireError } from '../protocol/errors.js';
+import type { Bus } from './connection.js';
+
+export interface KvValue<T> {
+  value: T;
+  revision: number;
+}
+export type KvCreateResult = { ok: true; revision: number } | { ok: false; reason: 'exists' };
+export type KvUpdateResult = { ok: true; revision: number } | { ok: false; reason: 'conflict' };
+export type KvDeleteResult = { ok: true } | { ok: false; reason: 'conflict' };
+
+export interface KvChange<T> {
+  key: string;
+  revision: number;
+  operation: 'put' | 'delete' | 'purge';
+  /** null for deletes, purges and invalid values. */
+  value: T | null;
+  /** Set when a put's value fails the schema. */
+  error?: WireError;
+  /** False for entries of the initial snapshot, true for live updates. */
+  isUpdate: boolean;
+}
+
+export interface KvWatch<T> extends AsyncIterable<KvChange<T>> {
+  stop(): void;
+}
+
+export interface TypedKv<T> {
+  readonly bucket: string;
+  get(key: string): Promise<KvValue<T> | null>;
+  create(key: string, value: T): Promise<KvCreateResult>;
+  update(key: string, value: T, expectedRevision: number): Promise<KvUpdateResult>;
+  /** Unconditional write (last writer wins); prefer update() for shared records. */
+  put(key: string, value: T): Promise<number>;
+  /** Soft delete; with `expectedRevision` it is compare-and-set. */
+  delete(key: string, opts?: { expectedRevision?: number }): Promise<KvDeleteResult>;
+  keys(filter?: string): Promise<string[]>;
+  /**
+   * Current values (unless `updatesOnly`) then live changes of keys matching `key` (`>` by default;
+   * `*`/`>` wildcards allowed).
+   */
+  watch(opts?: { key?: string; updatesOnly?: boolean }): Promise<KvWatch<T>>;
+}
+
+/** 10071 "wrong last sequence": the CAS lost. */
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10071;
+}
+
+function opOf(e: KvEntry): KvChange<unknown>['operation'] {
+  return e.operation === 'DEL' ? 'delete' : e.operation === 'PURGE' ? 'purge' : 'put';
+}
+
+/** Opens an existing bucket with a value schema. */
+export async function openKv<T>(
+  bus: Bus,
+  bucket: string,
+  schema: z.ZodType<T>,
+  opts: { maxBytes?: number } = {},
+): Promise<TypedKv<T>> {
+  const kv: KV = await new Kvm(bus.nc).open(bucket);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const encode = (v: T) => encodePayload(schema, v, maxBytes);
+  const decode = (key: string, e: KvEntry): T => {
+    const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);
+    if (!r.ok) {
+      throw new AgentComError(r.error.code, `kv ${bucket}/${key}@${e.revision}: ${r.error.message}`, {
+        path: r.error.path ?? [],
+      });
+    }
+    return r.value;
+  };
+  return {
+    bucket,
+    async get(key) {
+      const e = await kv.get(key);
+      if (e?.operation !== 'PUT') return null;
+      return { value: decode(key, e), revision: e.revision };
+    },
+    async create(key, value) {
+      const data = encode(value);
+      try {
+        return { ok: true, revision: await kv.create(key, data) };
+      } catch (err) {
+        if (isWrongLastSequence(err)) return { ok: false, reason: 'exists' };
+        throw err;
+      }
+    },
+    async update(key, value, expectedRevision) {
+      const data = encode(value);
+      try {
+        return { ok: true, revision: await kv.update(key, data, expectedRevision) };
+      } catch (err) {
+        if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
+        throw err;
+      }
+    },
+    put: (key, value) => kv.put(key, encode(value)),
+    async delete(key, o = {}) {
+      try {
+        await kv.delete(
+          key,
+          o.expectedRevision === undefined ? undefined : { previousSeq: o.expectedRevision },
+        );
+        return { ok: true };
+      } catch (err) {
+        if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
+        throw err;
+      }
+    },
+    async keys(filter) {
+      const out: string[] = [];
+      for await (const k of await kv.keys(filter)) out.push(k);
+      return out;
+    },
+    async watch(o = {}) {
+      const it = await kv.watch({
+        key: o.key ?? '>',
+        ...(o.updatesOnly ? { include: 'updates' as const } : {}),
+      });
+      return {
+        stop: () => it.stop(),
+        async *[Symbol.asyncIterator]() {
+          for await (const e of it) {
+            const operation = opOf(e);
+            const change: KvChange<T> = {
+              key: e.key,
+              revision: e.revision,
+              operation,
+              value: null,
+              isUpdate: e.isUpdate,
+            };
+            if (operation === 'put') {
+              const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);
+              if (r.ok) change.value = r.value;
+              else change.error = r.error;
+            }
+            yield change;
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * @module envelope
+ * Payload conventions shared by every subject: a payload is one JSON object with a `v` field (its
+ * schema version), validated by zod, and no larger than a size limit. `decodePayload` never
+ * throws: it returns the value or a structured wire error, so a consumer can dead-letter a bad
+ * message with its reason instead of crashing. Outcomes: size over the limit -> `payload_too_large`;
+ * not JSON or failing the schema -> `invalid_payload` (with the offending path); a `v` that is
+ * present but not the schema's version -> `unsupported_version`.
+ */
+import { z } from 'zod';
+import { AgentComError, ERROR_CODES, fromZodError, type WireError } from './errors.js';
+
+/** Default payload size limit (bytes of encoded JSON). nats-server's own default max is 1 MiB. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/** A zod object schema for version `version` of a payload: `{ v: version, ...shape }`. */
+export function versioned<V extends number, S extends z.ZodRawShape>(version: V, shape: S) {
+  return z.object({
+    v: z.literal(version).describe('Schema version of this payload'),
+    ...shape,
+  });
+}
+
+export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: WireError };
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Validates a value against its schema; an issue at `v` maps to `unsupported_version`. */
+export function validatePayload<T>(schema: z.ZodType<T>, value: unknown, what = 'payload'): DecodeResult<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, value: r.data };
+  const versionIssue = r.error.issues.find((i) => i.path.length === 1 && i.path[0] === 'v');
+  if (
+    versionIssue &&
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { v?: unknown }).v !== undefined
+  ) {
+    return {
+      ok: false,
+      error: {
+        code: ERROR_CODES.UNSUPPORTED_VERSION,
+        message: `unsupported ${what} version ${JSON.stringify((value as { v?: unknown }).v)}: ${versionIssue.message}`,
+        path: ['v'],
+      },
+    };
+  }
+  return { ok: false, error: fromZodError(r.error, what).toWire() };
+}
+
+/** Decodes and validates a received payload. Never throws. */
+export function decodePayload<T>(
+  schema: z.ZodType<T>,
+  data: Uint8Array,
+  maxBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+): DecodeResult<T> {
+  if (data.length > maxBytes) {
+    return {
+      ok: false,
+      error: {
+        code: ERROR_CODES.PAYLOAD_TOO_LARGE,
+        message: `payload is ${data.length} bytes, limit ${maxBytes}`,
+      },
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(data));
+  } catch (err) {
+    return {
+      ok: false,
+      error: { code: ERROR_CODES.INVALID_PAYLOAD, message: `payload is not JSON: ${(err as Error).message}` },
+    };
+  }
+  return validatePayload(schema, json);
+}
+
+/**
+ * Validates and encodes a payload for sending.
+ * @throws AgentComError `invalid_payload` / `unsupported_version` / `payload_too_large`.
+ */
+export function encodePayload<T>(
+  schema: z.ZodType<T>,
+  value: T,
+  maxBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+): Uint8Array {
+  const r = validatePayload(schema, value);
+  if (!r.ok) throw AgentComError.fromWire(r.error);
+  const bytes = encoder.encode(JSON.stringify(r.value));
+  if (bytes.length > maxBytes) {
+    throw new AgentComError(
+      ERROR_CODES.PAYLOAD_TOO_LARGE,
+      `payload is ${bytes.length} bytes, limit ${maxBytes}`,
+    );
+  }
+  return bytes;
+}

@@ -1,0 +1,54 @@
+/**
+ * @module schemas
+ * The registry of every wire payload schema. `npm run gen:schemas` writes one JSON Schema per
+ * entry to `docs/schemas/<name>.json` (for agents written in other languages), and a test fails
+ * when the committed files are stale. Adding a payload is one line in `SCHEMAS`.
+ */
+import { z } from 'zod';
+import {
+  DlqGetRequestSchema,
+  DlqListRequestSchema,
+  DlqListResponseSchema,
+  DlqPurgeRequestSchema,
+  DlqPurgeResponseSchema,
+  DlqRecordSchema,
+  DlqReplayRequestSchema,
+  DlqReplayResponseSchema,
+} from './dlq.js';
+import { WireErrorSchema } from './errors.js';
+import { BusStatusSchema } from './status.js';
+
+export interface SchemaEntry {
+  /** File name stem and `$id`: dotted lowercase, e.g. `task.submit`. */
+  readonly name: string;
+  readonly schema: z.ZodType;
+}
+
+const entry = (name: string, schema: z.ZodType): SchemaEntry => ({ name, schema });
+
+/** One line per payload. Keep sorted by name. */
+export const SCHEMAS: readonly SchemaEntry[] = [
+  entry('bus.status', BusStatusSchema),
+  entry('dlq.get.request', DlqGetRequestSchema),
+  entry('dlq.list.request', DlqListRequestSchema),
+  entry('dlq.list.response', DlqListResponseSchema),
+  entry('dlq.purge.request', DlqPurgeRequestSchema),
+  entry('dlq.purge.response', DlqPurgeResponseSchema),
+  entry('dlq.record', DlqRecordSchema),
+  entry('dlq.replay.request', DlqReplayRequestSchema),
+  entry('dlq.replay.response', DlqReplayResponseSchema),
+  entry('error', WireErrorSchema),
+];
+
+/** `docs/schemas` file name -> file content (stable, pretty JSON with a trailing newline). */
+export function renderJsonSchemas(entries: readonly SchemaEntry[] = SCHEMAS): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of entries) {
+    if (out.has(`${e.name}.json`)) throw new Error(`duplicate schema name ${e.name}`);
+    // Request schemas describe what a sender writes (defaults optional): io 'input'.
+    const json = z.toJSONSchema(e.schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    const doc = { $id: `https://agentcom.dev/schemas/${e.name}.json`, title: e.name, ...json };
+    out.set(`${e.name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
+  }
+  return out;
+}

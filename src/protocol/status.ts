@@ -1,0 +1,58 @@
+/**
+ * @module status
+ * The bus status gauge published every few seconds on `<prefix>.status.bus` (core NATS, best
+ * effort: `nats sub agentcom.status.bus` is a live gauge). Counts come from JetStream stream and
+ * consumer info; `local` holds the publishing process's own in-memory counters and latencies.
+ */
+import { z } from 'zod';
+import { versioned } from './envelope.js';
+
+export const LatencySummarySchema = z.object({
+  count: z.number().int().nonnegative(),
+  p50_ms: z.number().nonnegative(),
+  p99_ms: z.number().nonnegative(),
+  max_ms: z.number().nonnegative(),
+});
+export type LatencySummary = z.infer<typeof LatencySummarySchema>;
+
+export const BusCountersSchema = z.object({
+  published: z.number().int().nonnegative(),
+  publish_retries: z.number().int().nonnegative(),
+  publish_duplicates: z.number().int().nonnegative(),
+  publish_failures: z.number().int().nonnegative(),
+  dispatched: z.number().int().nonnegative(),
+  acked: z.number().int().nonnegative(),
+  nacked: z.number().int().nonnegative(),
+  dead_lettered: z.number().int().nonnegative(),
+  handler_errors: z.number().int().nonnegative(),
+  publish_ms: LatencySummarySchema.describe('Publish call to PubAck'),
+  publish_to_dispatch_ms: LatencySummarySchema.describe('Stored in the stream to handed to a handler'),
+  ack_ms: LatencySummarySchema.describe('Handed to a handler to ack/nak sent'),
+});
+export type BusCounters = z.infer<typeof BusCountersSchema>;
+
+export const BusStatusSchema = versioned(1, {
+  at: z.string().describe('ISO 8601 time of the sample'),
+  prefix: z.string(),
+  streams: z.array(
+    z.object({
+      name: z.string(),
+      messages: z.number().int().nonnegative().describe('Depth: messages stored'),
+      bytes: z.number().int().nonnegative(),
+      consumers: z.number().int().nonnegative(),
+    }),
+  ),
+  consumers: z.array(
+    z.object({
+      stream: z.string(),
+      name: z.string(),
+      pending: z.number().int().nonnegative().describe('Not yet delivered (num_pending)'),
+      ack_pending: z.number().int().nonnegative().describe('Delivered, not yet acked'),
+      redelivered: z.number().int().nonnegative(),
+      waiting: z.number().int().nonnegative().describe('Pull requests waiting'),
+    }),
+  ),
+  dlq: z.object({ messages: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }),
+  local: BusCountersSchema.optional(),
+}).describe('Bus status gauge');
+export type BusStatus = z.infer<typeof BusStatusSchema>;

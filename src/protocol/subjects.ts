@@ -1,0 +1,140 @@
+/**
+ * @module subjects
+ * Every NATS subject, stream, consumer, KV bucket and service name AgentCom uses, derived from one
+ * prefix (default `agentcom`) so that two deployments can share a NATS account. No other module
+ * spells a subject inline. Stream names are the upper-cased prefix plus a role (`AGENTCOM_SUBMIT`);
+ * bucket names are `<prefix>_<role>`. Agent ids must already be valid tokens (see ids.ts).
+ */
+
+export const DEFAULT_PREFIX = 'agentcom';
+
+/** A prefix is one subject token that is also valid inside stream, bucket and service names. */
+const PREFIX_RE = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** The endpoints of the request/reply API, relative to `<prefix>.api.` (dots are subject levels). */
+export const API_ENDPOINTS = [
+  'task.submit',
+  'task.get',
+  'task.list',
+  'task.cancel',
+  'task.retry',
+  'task.stats',
+  'agent.list',
+  'dlq.list',
+  'dlq.get',
+  'dlq.replay',
+  'dlq.purge',
+] as const;
+export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+
+/** The kinds of per-agent subjects, `<prefix>.agent.<agentId>.<kind>`. */
+export const AGENT_SUBJECT_KINDS = ['inbox', 'report', 'heartbeat', 'hello', 'goodbye'] as const;
+export type AgentSubjectKind = (typeof AGENT_SUBJECT_KINDS)[number];
+
+export type Names = ReturnType<typeof names>;
+
+/**
+ * All names for one deployment.
+ *
+ * @example
+ * const n = names();            // prefix 'agentcom'
+ * n.subjects.taskSubmit         // 'agentcom.task.submit'
+ * n.streams.submit              // 'AGENTCOM_SUBMIT'
+ * n.consumers.agentInbox('a1')  // 'inbox-a1'
+ * n.subjects.agent('a1', 'report') // 'agentcom.agent.a1.report'
+ * @throws Error when the prefix is not a single safe token.
+ */
+export function names(prefix: string = DEFAULT_PREFIX) {
+  if (!PREFIX_RE.test(prefix)) {
+    throw new Error(`invalid subject prefix ${JSON.stringify(prefix)}: use 1-32 of A-Z a-z 0-9 _ -`);
+  }
+  const p = prefix;
+  const P = prefix.toUpperCase();
+  const streams = {
+    /** Task submissions (WorkQueue, file, dedupe window). */
+    submit: `${P}_SUBMIT`,
+    /** Assignments and cancels pushed to agents (WorkQueue, one durable per agent). */
+    inbox: `${P}_INBOX`,
+    /** Agent reports to the hub (WorkQueue). */
+    reports: `${P}_REPORTS`,
+    /** Dead letters (Limits). */
+    dlq: `${P}_DLQ`,
+    /** Captured max-deliveries advisories for the work-queue streams (WorkQueue). */
+    advisories: `${P}_ADVISORIES`,
+  } as const;
+  const agent = (agentId: string, kind: AgentSubjectKind) => `${p}.agent.${agentId}.${kind}`;
+  const agentAll = (kind: AgentSubjectKind) => `${p}.agent.*.${kind}`;
+  const api = Object.fromEntries(API_ENDPOINTS.map((e) => [e, `${p}.api.${e}`])) as Record<
+    ApiEndpoint,
+    string
+  >;
+  return {
+    prefix: p,
+    subjects: {
+      /** Everything of this deployment, for `nats sub`. */
+      all: `${p}.>`,
+      taskSubmit: `${p}.task.submit`,
+      agent,
+      agentAll,
+      agentInbox: (agentId: string) => agent(agentId, 'inbox'),
+      agentReport: (agentId: string) => agent(agentId, 'report'),
+      agentHeartbeat: (agentId: string) => agent(agentId, 'heartbeat'),
+      agentHello: (agentId: string) => agent(agentId, 'hello'),
+      agentGoodbye: (agentId: string) => agent(agentId, 'goodbye'),
+      busStatus: `${p}.status.bus`,
+      event: (name: string) => `${p}.event.${name}`,
+      eventAll: `${p}.event.>`,
+      /** Dead letter of a message that failed on `stream`/`consumer`. */
+      dlq: (stream: string, consumer: string) => `${p}.dlq.${stream}.${consumer}`,
+      dlqAll: `${p}.dlq.>`,
+      dlqOfStream: (stream: string) => `${p}.dlq.${stream}.*`,
+      apiAll: `${p}.api.>`,
+      apiPrefix: `${p}.api`,
+      api,
+    },
+    streams,
+    /** The work-queue streams whose max-deliveries advisories are captured. */
+    workQueueStreams: [streams.submit, streams.inbox, streams.reports] as const,
+    consumers: {
+      /** Shared by all hubs on SUBMIT. */
+      hubIntake: 'hub-intake',
+      /** Shared by all hubs on REPORTS. */
+      hubReports: 'hub-reports',
+      /** One per agent on INBOX, filtered on that agent's inbox subject. */
+      agentInbox: (agentId: string) => `inbox-${agentId}`,
+      /** Moves captured advisories' messages into the DLQ. */
+      dlqForwarder: 'dlq-forwarder',
+    },
+    buckets: {
+      tasks: `${p}_tasks`,
+      agents: `${p}_agents`,
+      leases: `${p}_leases`,
+    },
+    service: {
+      /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */
+      name: p,
+    },
+  };
+}
+
+/** The max-deliveries advisory subject for one stream (all consumers): capture it in a stream. */
+export function maxDeliveriesAdvisorySubject(stream: string, consumer = '*'): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`;
+}
+
+/**
+ * Splits `<prefix>.agent.<agentId>.<kind>`. The agent id of a report is always taken from the
+ * subject (subject permissions make it unforgeable), never from the payload.
+ */
+export function parseAgentSubject(
+  n: Names,
+  subject: string,
+): { agentId: string; kind: AgentSubjectKind } | null {
+  const head = `${n.prefix}.agent.`;
+  if (!subject.startsWith(head)) return null;
+  const rest = subject.slice(head.length).split('.');
+  if (rest.length !== 2) return null;
+  const [agentId, kind] = rest as [string, string];
+  if (!agentId || !(AGENT_SUBJECT_KINDS as readonly string[]).includes(kind)) return null;
+  return { agentId, kind: kind as AgentSubjectKind };
+}
