@@ -1,0 +1,362 @@
+/**
+ * @module dynamic-supervisor
+ * Elixir's DynamicSupervisor: children are started one by one with `startChild(spec)`, kept in a
+ * Map keyed by pid (O(1) per operation), restarted one_for_one with `extraArgs` prepended on every
+ * (re)start, capped by `maxChildren` (restarting children count). Shutdown is concurrent, with
+ * one timer per distinct shutdown value. A child whose restart returns `ignore` is dropped.
+ * It does NOT support significant children or autoShutdown (Elixir rejects them too).
+ */
+import type { Logger } from 'pino';
+import { backoffDelay, nextAttempt } from './backoff.js';
+import type { ChildSpec, ChildSpecInput, StartResult } from './child-spec.js';
+import { validateChildSpec } from './child-spec.js';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { ExitReason } from './exit-reason.js';
+import { isNormalExit } from './exit-reason.js';
+import { OpQueue } from './op-queue.js';
+import { Pid } from './pid.js';
+import type { Registry } from './registry.js';
+import { defaultRegistry } from './registry.js';
+import type { ReportBody, ReportListener, SupervisorReport } from './reports.js';
+import { Reporter } from './reports.js';
+import { addRestart } from './restart-intensity.js';
+import type { Err, Result } from './result.js';
+import { err, ok } from './result.js';
+import { isExpectedShutdownReason, terminate, terminateConcurrently } from './shutdown.js';
+import type { StartEnv } from './start-child.js';
+import { startChildProcess } from './start-child.js';
+import type {
+  ChildCounts,
+  ChildInfo,
+  NoProc,
+  NotFound,
+  StartChildError,
+  StartedChild,
+} from './supervisor.js';
+import type { FlagsError } from './supervisor-flags.js';
+import { DEFAULT_INTENSITY, DEFAULT_PERIOD, isIntensity, isPeriod } from './supervisor-flags.js';
+
+export interface DynamicSupervisorOptions {
+  /** Default `infinity`. `0` rejects every start. */
+  maxChildren?: number | 'infinity';
+  /** Prepended to every child's start arguments (fn starts; `inputFrom` of actor starts). */
+  extraArgs?: readonly unknown[];
+  /** Default 3. */
+  intensity?: number;
+  /** ms, default 5000. */
+  period?: number;
+  name?: string | undefined;
+  logger?: Logger | undefined;
+  registry?: Registry | undefined;
+  clock?: Clock | undefined;
+  onReport?: ReportListener | undefined;
+}
+
+export type DynamicSupervisorStartError =
+  | {
+      readonly kind: 'supervisor_data';
+      readonly reason: FlagsError | { kind: 'invalid_max_children'; value: unknown };
+    }
+  | { readonly kind: 'already_started'; readonly pid: Pid };
+
+export type DynamicStartChildError = StartChildError | { readonly kind: 'max_children' };
+
+// One small record per child: the 100k-children budget is ~8 KB each, XState takes ~4 KB.
+class DynChild {
+  restarting = false;
+  attempt = 0;
+  startedAt = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(readonly spec: ChildSpec) {}
+}
+
+export class DynamicSupervisor extends Pid {
+  readonly kind = 'dynamic_supervisor';
+  readonly name: string | undefined;
+  /** Keyed by the current pid; a child waiting to restart stays under its old pid (Elixir). */
+  private readonly children = new Map<Pid, DynChild>();
+  private restarts: readonly number[] = [];
+  private state: 'running' | 'terminating' | 'dead' = 'running';
+  private readonly queue: OpQueue;
+  private readonly reporter: Reporter;
+  private readonly env: StartEnv;
+  private readonly maxChildren: number;
+  private readonly extraArgs: readonly unknown[];
+  private readonly limits: { intensity: number; period: number };
+
+  /** @internal use `startDynamicSupervisor`. */
+  constructor(opts: DynamicSupervisorOptions) {
+    super();
+    this.name = opts.name;
+    this.maxChildren =
+      opts.maxChildren === undefined || opts.maxChildren === 'infinity' ? Infinity : opts.maxChildren;
+    this.extraArgs = opts.extraArgs ?? [];
+    this.limits = { intensity: opts.intensity ?? DEFAULT_INTENSITY, period: opts.period ?? DEFAULT_PERIOD };
+    this.env = {
+      logger: opts.logger,
+      registry: opts.registry ?? defaultRegistry,
+      clock: opts.clock ?? systemClock,
+    };
+    this.reporter = new Reporter(opts.logger, opts.onReport);
+    this.queue = new OpQueue((e) =>
+      opts.logger?.error({ actor: this.label, phase: 'internal', err: e }, 'supervisor operation threw'),
+    );
+  }
+
+  private get label(): string {
+    return this.name ?? this.toString();
+  }
+
+  subscribe(listener: ReportListener): () => void {
+    return this.reporter.subscribe(listener);
+  }
+
+  /** The spec's `id` is required but ignored; `significant: true` is rejected. */
+  startChild(input: ChildSpecInput): Promise<Result<StartedChild, DynamicStartChildError>> {
+    return this.request(async () => {
+      const v = validateChildSpec(input);
+      if (!v.ok) return err(v.error);
+      const spec = v.value;
+      if (spec.significant) return err({ kind: 'invalid_significant', value: true });
+      if (this.children.size >= this.maxChildren) return err({ kind: 'max_children' });
+      const child = new DynChild(spec);
+      const r = await this.startOne(child);
+      if (r.kind === 'error') return err(startError(r.reason));
+      if (r.kind === 'ignore') return ok({ pid: undefined });
+      this.children.set(r.pid, child);
+      return ok({ pid: r.pid, info: r.info });
+    });
+  }
+
+  /** By pid only. A child waiting to restart can be terminated by its old pid. */
+  terminateChild(pid: Pid): Promise<Result<void, NoProc | NotFound>> {
+    return this.request(async () => {
+      const child = this.children.get(pid);
+      if (!child) return err({ kind: 'not_found' });
+      this.children.delete(pid);
+      clearRetry(child);
+      if (pid.alive) await this.stopOne(pid, child);
+      return ok(undefined);
+    });
+  }
+
+  /** Order unspecified. `id` is always `undefined`. */
+  whichChildren(): Promise<Result<ChildInfo[], NoProc>> {
+    return this.request(() => {
+      const out: ChildInfo[] = [];
+      for (const [pid, c] of this.children) {
+        out.push({
+          id: undefined,
+          pid: c.restarting ? 'restarting' : pid.alive ? pid : 'undefined',
+          type: c.spec.type,
+        });
+      }
+      return ok(out);
+    });
+  }
+
+  countChildren(): Promise<Result<ChildCounts, NoProc>> {
+    return this.request(() => {
+      let active = 0;
+      let supervisors = 0;
+      for (const [pid, c] of this.children) {
+        if (!c.restarting && pid.alive) active++;
+        if (c.spec.type === 'supervisor') supervisors++;
+      }
+      const specs = this.children.size;
+      return ok({ specs, active, supervisors, workers: specs - supervisors });
+    });
+  }
+
+  getChildSpec(pid: Pid): Promise<Result<ChildSpec, NoProc | NotFound>> {
+    return this.request(() => {
+      const c = this.children.get(pid);
+      return c ? ok(c.spec) : err({ kind: 'not_found' });
+    });
+  }
+
+  async stop(reason: ExitReason = 'shutdown'): Promise<Result<void, NoProc>> {
+    if (this.state !== 'running') return err({ kind: 'noproc' });
+    this._shutdown(reason);
+    await this.exited;
+    return ok(undefined);
+  }
+
+  override _shutdown(reason: ExitReason): void {
+    this.queue.push(async () => {
+      if (this.state !== 'running') return;
+      this.state = 'terminating';
+      await this.terminateAll();
+      this.die(reason);
+    });
+  }
+
+  override _kill(): void {
+    if (this.state === 'dead') return;
+    this.state = 'dead';
+    for (const [pid, c] of this.children) {
+      clearRetry(c);
+      pid._kill();
+    }
+    this.children.clear();
+    this.reporter.emit({ type: 'shutdown', supervisor: this.label, reason: 'killed' });
+    this._exit('killed');
+  }
+
+  /** @internal */
+  _onChildExit(pid: Pid, reason: ExitReason): void {
+    if (this.state === 'dead') return;
+    this.queue.push(() => this.handleExit(pid, reason));
+  }
+
+  // --- Internals -----------------------------------------------------------------------------
+
+  // gen_server semantics: requests run in the mailbox, one at a time; a dead supervisor answers noproc.
+  private request<R>(op: () => R | Promise<R>): Promise<R | Err<NoProc>> {
+    const noproc: Err<NoProc> = { ok: false, error: { kind: 'noproc' } };
+    if (this.state !== 'running') return Promise.resolve(noproc);
+    return this.queue.run<R | Err<NoProc>>(() => (this.state === 'running' ? op() : noproc));
+  }
+
+  private report(r: ReportBody): void {
+    if (r.type === 'progress' && this.reporter.quiet) return;
+    this.reporter.emit({ ...r, supervisor: this.label } as SupervisorReport);
+  }
+
+  private startOne(child: DynChild): StartResult | Promise<StartResult> {
+    const r = startChildProcess(child.spec, this.extraArgs, this.env, this, undefined);
+    if (r instanceof Promise) return r.then((x) => this.started(child, x));
+    return this.started(child, r);
+  }
+
+  private started(child: DynChild, r: StartResult): StartResult {
+    if (r.kind === 'ok') {
+      child.restarting = false;
+      if (child.spec.backoff) child.startedAt = this.env.clock.now();
+      this.report({ type: 'progress', pid: r.pid });
+    }
+    return r;
+  }
+
+  private async stopOne(pid: Pid, child: DynChild): Promise<void> {
+    const reason = await terminate(pid, child.spec.shutdown);
+    if (!isExpectedShutdownReason(reason, child.spec.shutdown, child.spec.restart === 'permanent')) {
+      this.report({ type: 'shutdown_error', pid, reason });
+    }
+  }
+
+  private async terminateAll(): Promise<void> {
+    const list: { pid: Pid; shutdown: ChildSpec['shutdown'] }[] = [];
+    for (const [pid, c] of this.children) {
+      clearRetry(c);
+      list.push({ pid, shutdown: c.spec.shutdown });
+    }
+    this.children.clear();
+    await terminateConcurrently(list);
+  }
+
+  private die(reason: ExitReason): void {
+    this.state = 'dead';
+    this.report({ type: 'shutdown', reason });
+    this._exit(reason);
+  }
+
+  private async handleExit(pid: Pid, reason: ExitReason): Promise<void> {
+    if (this.state !== 'running') return;
+    const child = this.children.get(pid);
+    if (!child || child.restarting) return;
+    const { restart } = child.spec;
+    const normal = isNormalExit(reason);
+    if (restart === 'permanent' || !normal) this.report({ type: 'child_terminated', pid, reason });
+    if (restart === 'temporary' || (restart === 'transient' && normal)) {
+      this.children.delete(pid);
+      return;
+    }
+    child.restarting = true;
+    if (child.spec.backoff) {
+      this.scheduleBackoff(pid, child, this.env.clock.now() - child.startedAt);
+      return;
+    }
+    await this.restart(pid, child);
+  }
+
+  private async restart(oldPid: Pid, child: DynChild): Promise<void> {
+    const decision = addRestart(this.restarts, this.env.clock.now(), this.limits);
+    this.restarts = decision.restarts;
+    if (!decision.allowed) {
+      this.report({ type: 'reached_max_restart_intensity' });
+      this.children.delete(oldPid);
+      this.state = 'terminating';
+      await this.terminateAll();
+      this.die('shutdown');
+      return;
+    }
+    const r = await this.startOne(child);
+    if (r.kind === 'ok') {
+      this.children.delete(oldPid);
+      this.children.set(r.pid, child);
+      this.report({ type: 'restarted', pid: r.pid });
+      return;
+    }
+    if (r.kind === 'ignore') {
+      this.children.delete(oldPid);
+      return;
+    }
+    this.report({ type: 'start_error', reason: r.reason });
+    child.restarting = true;
+    if (child.spec.backoff) this.scheduleBackoff(oldPid, child, 0);
+    else this.queue.push(() => this.retry(oldPid, child));
+  }
+
+  private retry(oldPid: Pid, child: DynChild): Promise<void> | undefined {
+    if (this.state !== 'running' || this.children.get(oldPid) !== child || !child.restarting) return;
+    return this.restart(oldPid, child);
+  }
+
+  private scheduleBackoff(oldPid: Pid, child: DynChild, ranFor: number): void {
+    const b = child.spec.backoff!;
+    const attempt = nextAttempt(child.attempt, ranFor, b);
+    const delay = backoffDelay(attempt, b);
+    child.attempt = attempt + 1;
+    this.report({ type: 'restart_scheduled', delay, attempt });
+    child.timer = setTimeout(() => {
+      child.timer = undefined;
+      this.queue.push(() => this.retry(oldPid, child));
+    }, delay);
+  }
+}
+
+function clearRetry(c: DynChild): void {
+  c.restarting = false;
+  if (c.timer) {
+    clearTimeout(c.timer);
+    c.timer = undefined;
+  }
+}
+
+function startError(reason: unknown): DynamicStartChildError {
+  const r = reason as { kind?: unknown; pid?: unknown } | null;
+  if (r && typeof r === 'object' && r.kind === 'already_started' && r.pid instanceof Pid) {
+    return { kind: 'already_started', pid: r.pid };
+  }
+  return { kind: 'start_error', reason };
+}
+
+export async function startDynamicSupervisor(
+  opts: DynamicSupervisorOptions = {},
+): Promise<Result<DynamicSupervisor, DynamicSupervisorStartError>> {
+  if (opts.intensity !== undefined && !isIntensity(opts.intensity))
+    return err({ kind: 'supervisor_data', reason: { kind: 'invalid_intensity', value: opts.intensity } });
+  if (opts.period !== undefined && !isPeriod(opts.period))
+    return err({ kind: 'supervisor_data', reason: { kind: 'invalid_period', value: opts.period } });
+  const m = opts.maxChildren;
+  if (m !== undefined && m !== 'infinity' && !(typeof m === 'number' && Number.isInteger(m) && m >= 0))
+    return err({ kind: 'supervisor_data', reason: { kind: 'invalid_max_children', value: m } });
+  const sup = new DynamicSupervisor(opts);
+  if (opts.name !== undefined) {
+    const r = (opts.registry ?? defaultRegistry).register(opts.name, sup);
+    if (!r.ok) return err({ kind: 'already_started', pid: r.error.pid });
+  }
+  return ok(sup);
+}

@@ -1,0 +1,62 @@
+/**
+ * @module op-queue
+ * The supervisor's mailbox: operations (admin calls, child exits, restart retries) run one at a
+ * time, in arrival order, like a gen_server. An operation may be async; the next one starts only
+ * when it has finished. Errors thrown by an operation are reported to `onError`, never lost.
+ */
+
+type Op = () => void | Promise<void>;
+
+export class OpQueue {
+  // A ring of head index + array: `shift()` is O(n) on large arrays, and a burst of 100k
+  // startChild calls would make the queue quadratic.
+  private items: Op[] = [];
+  private head = 0;
+  private running = false;
+
+  constructor(private readonly onError: (e: unknown) => void) {}
+
+  push(op: Op): void {
+    this.items.push(op);
+    if (!this.running) {
+      this.running = true;
+      // A microtask, not a synchronous run: a child's exit is often reported from inside XState's
+      // observer callbacks, and supervisor work should not re-enter XState there.
+      queueMicrotask(() => void this.drain());
+    }
+  }
+
+  /** Run `op` in turn and resolve with its result. */
+  run<T>(op: () => T | Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.push(async () => {
+        try {
+          resolve(await op());
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.head < this.items.length) {
+      const op = this.items[this.head]!;
+      this.items[this.head] = undefined as unknown as Op;
+      this.head++;
+      try {
+        const r = op();
+        if (r) await r;
+      } catch (e) {
+        this.onError(e);
+      }
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+    }
+    this.items = [];
+    this.head = 0;
+    this.running = false;
+  }
+}

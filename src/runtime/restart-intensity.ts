@@ -1,0 +1,34 @@
+/**
+ * @module restart-intensity
+ * OTP's restart-intensity rule (`supervisor:add_restart/3`) as a pure function: one sliding window
+ * per supervisor, shared by all its children. With `intensity = N`, the (N+1)-th restart within
+ * `period` ms is refused. Timestamps are milliseconds and the window is inclusive
+ * (`t >= now - period`), OTP's rule at ms rather than whole-second granularity.
+ */
+
+export interface IntensityLimits {
+  readonly intensity: number;
+  readonly period: number;
+}
+
+export interface RestartDecision {
+  /** `false`: the limit is exceeded and the supervisor must shut down. */
+  readonly allowed: boolean;
+  /** The new window, newest first; store it for the next attempt. */
+  readonly restarts: readonly number[];
+}
+
+export function addRestart(
+  restarts: readonly number[],
+  now: number,
+  limits: IntensityLimits,
+): RestartDecision {
+  const threshold = now - limits.period;
+  const kept: number[] = [now];
+  for (const t of restarts) {
+    // Newest first, so the first stale timestamp ends the window (OTP's takewhile).
+    if (t < threshold) break;
+    kept.push(t);
+  }
+  return { allowed: kept.length <= limits.intensity, restarts: kept };
+}
