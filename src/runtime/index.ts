@@ -54,7 +54,7 @@ export {
 } from './dynamic-supervisor.js';
 export { describeReason, type ExitReason, errorReason, isNormalExit, shutdownWith } from './exit-reason.js';
 export { type LineListener, type OsProcessOptions, OsProcessPid, startOsProcess } from './os-process.js';
-export { type ExitListener, Pid } from './pid.js';
+export { type ExitListener, exit, Pid } from './pid.js';
 export { defaultRegistry, type RegisterError, Registry } from './registry.js';
 export type { ReportListener, SupervisorReport } from './reports.js';
 export { addRestart, type IntensityLimits, type RestartDecision } from './restart-intensity.js';

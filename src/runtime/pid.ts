@@ -119,3 +119,14 @@ function safeCall(l: ExitListener, pid: Pid, reason: ExitReason): void {
     // An exit observer must never break the runtime; there is no one to report to here.
   }
 }
+
+/**
+ * OTP `exit(Pid, Reason)`: send an exit signal. `'kill'` stops the process at once (it exits
+ * `killed`); any other reason asks it to stop gracefully and exit with that reason (a `trapExit`
+ * actor gets its shutdown event). Never throws; a dead pid is left alone.
+ */
+export function exit(pid: Pid, reason: ExitReason | 'kill'): void {
+  if (!pid.alive) return;
+  if (reason === 'kill' || reason === 'killed') pid._kill();
+  else pid._shutdown(reason);
+}

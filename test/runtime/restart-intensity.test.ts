@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { addRestart } from '../../src/runtime/index.js';
+
+describe('addRestart', () => {
+  it('allows `intensity` restarts in the window and refuses the next one', () => {
+    const limits = { intensity: 2, period: 1000 };
+    let w: readonly number[] = [];
+    const a = addRestart(w, 0, limits);
+    w = a.restarts;
+    const b = addRestart(w, 10, limits);
+    w = b.restarts;
+    const c = addRestart(w, 20, limits);
+    expect([a.allowed, b.allowed, c.allowed]).toEqual([true, true, false]);
+  });
+
+  it('refuses the first restart when intensity is 0', () => {
+    expect(addRestart([], 5, { intensity: 0, period: 1000 }).allowed).toBe(false);
+  });
+
+  it('is inclusive at the window edge and forgets restarts older than the period', () => {
+    const limits = { intensity: 1, period: 1000 };
+    expect(addRestart([0], 1000, limits).allowed).toBe(false); // 0 >= 1000 - 1000: still counts
+    expect(addRestart([0], 1001, limits).allowed).toBe(true);
+    expect(addRestart([0], 1001, limits).restarts).toEqual([1001]);
+  });
+});
+
+// Reference model: count the restarts (including this one) whose time lies in [now - period, now].
+function model(history: number[], now: number, intensity: number, period: number): boolean {
+  return history.filter((t) => t >= now - period).length + 1 <= intensity;
+}
+
+describe('addRestart properties', () => {
+  const scenario = fc.record({
+    intensity: fc.integer({ min: 0, max: 6 }),
+    period: fc.integer({ min: 1, max: 2000 }),
+    gaps: fc.array(fc.integer({ min: 0, max: 800 }), { maxLength: 60 }),
+  });
+
+  it('matches the reference model on every attempt', () => {
+    fc.assert(
+      fc.property(scenario, ({ intensity, period, gaps }) => {
+        // The supervisor stops at the first refusal, so every recorded attempt was allowed
+        // except possibly the last; feed attempts until a refusal.
+        let w: readonly number[] = [];
+        const accepted: number[] = [];
+        let now = 0;
+        for (const g of gaps) {
+          now += g;
+          const d = addRestart(w, now, { intensity, period });
+          expect(d.allowed).toBe(model(accepted, now, intensity, period));
+          if (!d.allowed) return;
+          accepted.push(now);
+          w = d.restarts;
+        }
+      }),
+    );
+  });
+
+  it('never allows more than `intensity` restarts within any window of `period` ms', () => {
+    fc.assert(
+      fc.property(scenario, ({ intensity, period, gaps }) => {
+        let w: readonly number[] = [];
+        const allowed: number[] = [];
+        let now = 0;
+        for (const g of gaps) {
+          now += g;
+          const d = addRestart(w, now, { intensity, period });
+          w = d.restarts;
+          if (d.allowed) allowed.push(now);
+        }
+        for (const t of allowed) {
+          expect(allowed.filter((u) => u >= t - period && u <= t).length).toBeLessThanOrEqual(intensity);
+        }
+      }),
+    );
+  });
+
+  it('keeps the window bounded: no timestamp older than the period survives', () => {
+    fc.assert(
+      fc.property(scenario, ({ intensity, period, gaps }) => {
+        let w: readonly number[] = [];
+        let now = 0;
+        for (const g of gaps) {
+          now += g;
+          w = addRestart(w, now, { intensity, period }).restarts;
+          expect(w.every((t) => t >= now - period)).toBe(true);
+        }
+      }),
+    );
+  });
+});
