@@ -119,8 +119,8 @@ export function eligible(
 
 interface AgentState {
   id: AgentId;
-  caps: Set<string>;
-  queues: Set<string>;
+  caps: Set<Capability>;
+  queues: Set<QueueName>;
   slots: number;
   busy: number;
   lastAssigned: number;
@@ -130,8 +130,8 @@ interface AgentState {
 
 interface Bucket {
   sig: string;
-  queue: string;
-  caps: readonly string[];
+  queue: QueueName;
+  caps: readonly Capability[];
   tasks: IndexedHeap<TaskId, TaskKey>;
   /** Eligible agents with at least one free slot. */
   free: IndexedHeap<AgentId, AgentKey>;

@@ -75,7 +75,7 @@ const scenario = fc.record({
 });
 
 /** Run a scenario, checking per-step invariants; returns the number of ok, non-duplicate steps. */
-function run(sc: fc.RecordValue<typeof scenario extends fc.Arbitrary<infer R> ? R : never>): number {
+function run(sc: typeof scenario extends fc.Arbitrary<infer R> ? R : never): number {
   let task = submitted(
     sc.completeBy === undefined
       ? { maxRetries: sc.maxRetries }
