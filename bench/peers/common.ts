@@ -1,0 +1,360 @@
+/**
+ * Shared pieces of the peer baselines (BullMQ on Redis, raw NATS JetStream): the payload, the clock,
+ * percentiles, option/result shapes, deadlines, and the parent side of the forked worker process.
+ * Methods mirror /work/shared/peer-bench (lib.mjs, bench.mjs, js-bench.mjs).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+
+/** Wall-clock in ms with sub-ms resolution, comparable across processes on one host. */
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Nearest-rank percentile of an ascending array (NaN when empty). */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx]!;
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(13).slice(0, 440);
+
+/** The task body: ~510 bytes of JSON once `tAdd` holds a timestamp. */
+export interface TaskPayload {
+  seq: number;
+  agent: string;
+  /** Producer wall clock taken just before the add/publish call (0 = not a latency sample). */
+  tAdd: number;
+  pad: string;
+}
+
+export function payload(seq: number, tAdd = 0): TaskPayload {
+  return { seq, agent: 'agent-capability-x', tAdd, pad: PAD };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and results
+
+export interface E2eOptions {
+  /** Tasks to push through (default 20 000). */
+  n?: number;
+  /** Consumer concurrency: max handlers in flight in the worker process (default 10). */
+  c?: number;
+  /** Whole-run bound, setup included (default 60 000 ms). */
+  timeoutMs?: number;
+}
+
+export interface LatencyOptions {
+  /** Offered rate, tasks per second, single adds on an absolute schedule (default 1000). */
+  rate?: number;
+  /** Seconds of offered load (default 5). */
+  durationS?: number;
+  /** Consumer concurrency (default 10). */
+  c?: number;
+  /** Whole-run bound, setup included (default durationS·1000 + 30 000 ms). */
+  timeoutMs?: number;
+}
+
+export interface PeerRunOptions {
+  e2e?: E2eOptions;
+  latency?: LatencyOptions;
+}
+
+export interface E2eResult {
+  n: number;
+  c: number;
+  /** First add → N-th completion, seconds. */
+  seconds: number;
+  /** First add → last add acknowledged by the broker, seconds. */
+  addSeconds: number;
+  tasksPerSec: number;
+}
+
+export interface LatencyResult {
+  /** Offered rate (tasks/s). */
+  rate: number;
+  durationS: number;
+  c: number;
+  /** Latency samples (should equal rate·durationS). */
+  samples: number;
+  /** Tasks offered / (first add → last add acknowledged), tasks/s. */
+  achievedRate: number;
+  /** add → worker handler start, ms. */
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  /** Duration of the producer's add/publish call itself, ms. */
+  addCallP50: number;
+  addCallP99: number;
+}
+
+export interface PeerResult {
+  system: 'bullmq' | 'jetstream';
+  e2e?: E2eResult;
+  latency?: LatencyResult;
+}
+
+export interface ResolvedE2e {
+  n: number;
+  c: number;
+  timeoutMs: number;
+}
+export interface ResolvedLatency {
+  rate: number;
+  durationS: number;
+  c: number;
+  timeoutMs: number;
+}
+
+export function resolveE2e(o: E2eOptions): ResolvedE2e {
+  const n = o.n ?? 20_000;
+  const c = o.c ?? 10;
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`e2e.n must be a positive integer, got ${n}`);
+  if (!(Number.isInteger(c) && c > 0)) throw new Error(`e2e.c must be a positive integer, got ${c}`);
+  return { n, c, timeoutMs: o.timeoutMs ?? 60_000 };
+}
+
+export function resolveLatency(o: LatencyOptions): ResolvedLatency {
+  const rate = o.rate ?? 1000;
+  const durationS = o.durationS ?? 5;
+  const c = o.c ?? 10;
+  if (!(rate > 0)) throw new Error(`latency.rate must be > 0, got ${rate}`);
+  if (!(durationS > 0)) throw new Error(`latency.durationS must be > 0, got ${durationS}`);
+  if (!(Number.isInteger(c) && c > 0)) throw new Error(`latency.c must be a positive integer, got ${c}`);
+  return { rate, durationS, c, timeoutMs: o.timeoutMs ?? durationS * 1000 + 30_000 };
+}
+
+/** When neither shape is requested, both run with their defaults. */
+export function shapesToRun(opts: PeerRunOptions): PeerRunOptions {
+  return opts.e2e || opts.latency ? opts : { e2e: {}, latency: {} };
+}
+
+/** Turns [tAdd, tStart, tAdd, tStart, …] into the latency summary. */
+export function latencySummary(
+  o: ResolvedLatency,
+  starts: readonly number[],
+  addCalls: number[],
+  achievedRate: number,
+): LatencyResult {
+  const lat: number[] = [];
+  for (let i = 0; i + 1 < starts.length; i += 2) lat.push(starts[i + 1]! - starts[i]!);
+  lat.sort((a, b) => a - b);
+  addCalls.sort((a, b) => a - b);
+  return {
+    rate: o.rate,
+    durationS: o.durationS,
+    c: o.c,
+    samples: lat.length,
+    achievedRate,
+    p50: percentile(lat, 50),
+    p90: percentile(lat, 90),
+    p99: percentile(lat, 99),
+    max: lat.length ? lat[lat.length - 1]! : Number.NaN,
+    mean: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : Number.NaN,
+    addCallP50: percentile(addCalls, 50),
+    addCallP99: percentile(addCalls, 99),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines
+
+export class TimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** Rejects with a {@link TimeoutError} if `p` has not settled within `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new TimeoutError(`${what}: timed out after ${Math.round(ms)} ms`)),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** One run's overall time bound. */
+export class Deadline {
+  private readonly end: number;
+  constructor(
+    readonly ms: number,
+    readonly label: string,
+  ) {
+    this.end = Date.now() + ms;
+  }
+  remaining(): number {
+    return this.end - Date.now();
+  }
+  check(what: string): void {
+    if (this.remaining() <= 0) throw new TimeoutError(`${this.label}: ${what}: run exceeded ${this.ms} ms`);
+  }
+  race<T>(p: Promise<T>, what: string): Promise<T> {
+    return withTimeout(p, Math.max(1, this.remaining()), `${this.label}: ${what}`).catch((err: unknown) => {
+      if (err instanceof TimeoutError)
+        throw new TimeoutError(`${this.label}: ${what}: run exceeded ${this.ms} ms`);
+      throw err;
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent <-> worker IPC
+
+export type ToWorker =
+  | { type: 'expect'; n: number }
+  | { type: 'run' }
+  | { type: 'samples' }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'running'; t: number }
+  | { type: 'done'; t: number }
+  | { type: 'samples'; starts: number[] };
+
+type MsgOf<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;
+
+/** Loader for forking `.ts` workers; resolved from here so the caller's cwd does not matter. */
+function tsxLoader(): string {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return 'tsx';
+  }
+}
+
+/**
+ * A forked worker process. Messages are buffered per type, so a `wait` registered after the message
+ * arrived still sees it. If the child exits, every pending and later `wait` rejects.
+ */
+export class WorkerProcess {
+  private readonly child: ChildProcess;
+  private readonly inbox = new Map<string, FromWorker[]>();
+  private readonly waiters = new Map<
+    string,
+    { resolve: (m: FromWorker) => void; reject: (e: Error) => void }
+  >();
+  private exitError: Error | undefined;
+  readonly exited: Promise<void>;
+
+  constructor(
+    modulePath: string,
+    args: string[],
+    private readonly label: string,
+  ) {
+    this.child = fork(modulePath, args, {
+      execArgv: ['--import', tsxLoader()],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (raw) => {
+      const m = raw as FromWorker;
+      const w = this.waiters.get(m.type);
+      if (w) {
+        this.waiters.delete(m.type);
+        w.resolve(m);
+      } else {
+        const q = this.inbox.get(m.type) ?? [];
+        q.push(m);
+        this.inbox.set(m.type, q);
+      }
+    });
+    this.exited = new Promise<void>((resolve) => {
+      const onGone = (why: string) => {
+        this.exitError ??= new Error(`${this.label}: worker process ${why}`);
+        for (const w of this.waiters.values()) w.reject(this.exitError);
+        this.waiters.clear();
+        resolve();
+      };
+      this.child.once('exit', (code, signal) => onGone(`exited (code ${code}, signal ${signal})`));
+      this.child.once('error', (err) => onGone(`failed: ${err.message}`));
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  send(m: ToWorker): void {
+    if (this.child.connected) this.child.send(m);
+  }
+
+  /** The next message of `type`, or a rejection after `timeoutMs` or when the child exits. */
+  wait<T extends FromWorker['type']>(type: T, timeoutMs: number): Promise<MsgOf<T>> {
+    const queued = this.inbox.get(type)?.shift();
+    if (queued) return Promise.resolve(queued as MsgOf<T>);
+    if (this.exitError) return Promise.reject(this.exitError);
+    if (this.waiters.has(type))
+      return Promise.reject(new Error(`${this.label}: already waiting for '${type}'`));
+    return new Promise<MsgOf<T>>((resolve, reject) => {
+      const entry = {
+        resolve: (m: FromWorker) => {
+          clearTimeout(timer);
+          resolve(m as MsgOf<T>);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(
+        () => {
+          if (this.waiters.get(type) === entry) this.waiters.delete(type);
+          reject(
+            new TimeoutError(
+              `${this.label}: waiting for worker '${type}': timed out after ${Math.round(timeoutMs)} ms`,
+            ),
+          );
+        },
+        Math.max(1, timeoutMs),
+      );
+      this.waiters.set(type, entry);
+    });
+  }
+
+  /** Asks the worker to close; SIGKILLs it if it has not exited within `graceMs`. */
+  async close(graceMs = 5000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.send({ type: 'close' });
+    try {
+      await withTimeout(this.exited, graceMs, `${this.label}: worker close`);
+    } catch {
+      this.kill();
+      await withTimeout(this.exited, 2000, `${this.label}: worker kill`).catch(() => {});
+    }
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** Worker-side helper: post a message to the parent (no-op when not forked). */
+export function postToParent(m: FromWorker): void {
+  process.send?.(m);
+}
+
+/** Worker-side helper: exit when the parent goes away, so no orphan keeps a server busy. */
+export function exitWithParent(): void {
+  process.on('disconnect', () => process.exit(2));
+}

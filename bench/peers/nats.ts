@@ -1,0 +1,99 @@
+/**
+ * A private, throw-away JetStream `nats-server` for the raw-JetStream baseline: random free loopback
+ * port (never 4222), temp store dir, stopped with SIGTERM (SIGKILL if needed) and the store removed.
+ * Uses the project's own launcher helpers. A process-exit hook kills it if the caller never stops it.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
+import { withTimeout } from './common.js';
+
+const execFileP = promisify(execFile);
+
+export interface NatsServer {
+  port: number;
+  url: string;
+  pid: number;
+  storeDir: string;
+  /** Idempotent; never rejects. */
+  stop(): Promise<void>;
+}
+
+/** `nats-server --version` → e.g. `v2.9.10`. */
+export async function natsServerVersion(): Promise<string> {
+  const { stdout } = await execFileP(findNatsServer(), ['--version'], { timeout: 5000 });
+  return /v\d+\S*/.exec(stdout)?.[0] ?? stdout.trim();
+}
+
+export async function startNatsServer(opts: { timeoutMs?: number } = {}): Promise<NatsServer> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(opts.timeoutMs ?? 10_000);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}
+
+async function startOnce(timeoutMs: number): Promise<NatsServer> {
+  const bin = findNatsServer();
+  const port = await freePort();
+  const storeDir = mkdtempSync(join(tmpdir(), 'agentcom-peer-nats-'));
+  const child = spawn(bin, natsServerArgs({ port, storeDir, serverName: `peer-bench-${port}` }), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const keepTail = (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keepTail);
+  child.stderr?.on('data', keepTail);
+
+  let exited = false;
+  const exitedP = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+    child.once('error', (err) => {
+      log += `\nspawn error: ${err.message}`;
+      exited = true;
+      resolve();
+    });
+  });
+  const killOnExit = () => {
+    if (!exited) child.kill('SIGKILL');
+    rmSync(storeDir, { recursive: true, force: true });
+  };
+  process.once('exit', killOnExit);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        await withTimeout(exitedP, 5000, 'nats-server SIGTERM').catch(() => {
+          child.kill('SIGKILL');
+        });
+        await withTimeout(exitedP, 3000, 'nats-server SIGKILL').catch(() => {});
+      }
+      process.removeListener('exit', killOnExit);
+      rmSync(storeDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  try {
+    const up = await Promise.race([waitForNats(port, timeoutMs).then(() => true), exitedP.then(() => false)]);
+    if (!up) throw new Error(`nats-server exited during start-up on port ${port}:\n${log.trim()}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, stop };
+}
