@@ -5,9 +5,14 @@
  * the micro-service machinery and the status gauge. The only code that imports `@nats-io/*`.
  */
 export * from './connection.js';
+export * from './consumer.js';
+export * from './dlq.js';
+export * from './dlq-forwarder.js';
 export * from './kv.js';
 export type { Logger } from './log.js';
 export { defaultLogger } from './log.js';
 export * from './metrics.js';
 export * from './provision.js';
 export * from './publish.js';
+export * from './service.js';
+export * from './status.js';

@@ -9,7 +9,7 @@
  * Not retried: validation errors, expectation failures (`expect`), a closed or draining connection.
  */
 import { JetStreamApiError, type JetStreamPublishOptions, type StreamExpectations } from '@nats-io/jetstream';
-import { headers as natsHeaders } from '@nats-io/transport-node';
+import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodePayload } from '../protocol/envelope.js';
 import { childTraceparent, HEADERS, randomHex } from '../protocol/headers.js';
@@ -34,6 +34,8 @@ export interface PublishOptions {
   retryBaseMs?: number;
   /** Payload limit in bytes (default 256 KiB). */
   maxBytes?: number;
+  /** @internal Headers to start from (DLQ copies, replays); the id headers are set on top. */
+  baseHeaders?: MsgHdrs;
 }
 
 export interface PublishResult {
@@ -87,7 +89,7 @@ export async function publishRaw(
 ): Promise<PublishResult> {
   const msgId = opts.msgId ?? randomHex(24);
   const correlationId = opts.correlationId ?? msgId;
-  const h = natsHeaders();
+  const h = opts.baseHeaders ?? natsHeaders();
   h.set(HEADERS.CORRELATION_ID, correlationId);
   h.set(HEADERS.TRACEPARENT, childTraceparent(opts.traceparent));
   if (opts.headers) for (const k in opts.headers) h.set(k, opts.headers[k]!);
