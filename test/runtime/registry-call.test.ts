@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assign, setup } from 'xstate';
-import type { CallEvent, ReplyFn } from '../../src/runtime/index.js';
+import type { CallEvent, Pid, ReplyFn } from '../../src/runtime/index.js';
 import {
   actorChild,
   call,
@@ -29,7 +29,9 @@ const counter = setup({
   on: {
     inc: { actions: assign({ n: ({ context }) => context.n + 1 }) },
     get: { actions: ({ context, event }) => event.reply(context.n) },
-    slow: { actions: assign({ pending: ({ event }) => event.reply }) },
+    slow: {
+      actions: assign(({ event }) => ({ pending: (event as CallEvent<{ type: 'slow' }, string>).reply })),
+    },
     answer: { actions: ({ context }) => context.pending?.('late') },
     die: {
       actions: () => {
@@ -156,11 +158,19 @@ describe('call and cast (notes §1.17)', () => {
       error: { kind: 'calling_self' },
     });
     let inner: Promise<unknown> | undefined;
+    let self: Pid | undefined;
     const selfCaller = setup({}).createMachine({
-      on: { go: { actions: ({ self }) => void (inner = call(holder.pid, { type: 'x' })) } },
+      on: {
+        go: {
+          actions: () => {
+            inner = call(self!, { type: 'x' });
+          },
+        },
+      },
     });
     const holder = spawnActor(selfCaller);
     if (holder.kind !== 'ok') throw new Error('start');
+    self = holder.pid;
     holder.pid.send({ type: 'go' });
     expect(await inner).toEqual({ ok: false, error: { kind: 'calling_self' } });
     exit(p, 'shutdown');
