@@ -31,8 +31,6 @@ export interface KvChange<T> {
   value: T | null;
   /** Set when a put's value fails the schema. */
   error?: WireError;
-  /** False for entries of the initial snapshot, true for live updates. */
-  isUpdate: boolean;
 }
 
 export interface KvWatch<T> extends AsyncIterable<KvChange<T>> {
@@ -109,7 +107,9 @@ export async function openKv<T>(
         throw err;
       }
     },
-    put: (key, value) => kv.put(key, encode(value)),
+    async put(key, value) {
+      return kv.put(key, encode(value));
+    },
     async delete(key, o = {}) {
       try {
         await kv.delete(
@@ -142,7 +142,6 @@ export async function openKv<T>(
               revision: e.revision,
               operation,
               value: null,
-              isUpdate: e.isUpdate,
             };
             if (operation === 'put') {
               const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);

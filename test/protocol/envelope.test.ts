@@ -15,7 +15,10 @@ const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v :
 
 describe('decodePayload()', () => {
   it('returns the validated value', () => {
-    expect(decodePayload(S, enc({ v: 1, name: 'x', n: 2 }))).toEqual({ ok: true, value: { v: 1, name: 'x', n: 2 } });
+    expect(decodePayload(S, enc({ v: 1, name: 'x', n: 2 }))).toEqual({
+      ok: true,
+      value: { v: 1, name: 'x', n: 2 },
+    });
   });
   it('answers invalid_payload for malformed JSON', () => {
     const r = decodePayload(S, enc('{not json'));
@@ -31,7 +34,10 @@ describe('decodePayload()', () => {
     expect(r).toMatchObject({ ok: false, error: { code: 'unsupported_version', path: ['v'] } });
   });
   it('answers invalid_payload when v is missing', () => {
-    expect(decodePayload(S, enc({ name: 'x' }))).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
+    expect(decodePayload(S, enc({ name: 'x' }))).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_payload' },
+    });
   });
   it('answers payload_too_large before parsing', () => {
     const r = decodePayload(S, enc({ v: 1, name: 'x'.repeat(100) }), 50);

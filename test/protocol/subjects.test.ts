@@ -32,7 +32,11 @@ describe('names()', () => {
     expect(n.consumers.hubIntake).toBe('hub-intake');
     expect(n.consumers.hubReports).toBe('hub-reports');
     expect(n.consumers.agentInbox('a1')).toBe('inbox-a1');
-    expect(n.buckets).toEqual({ tasks: 'agentcom_tasks', agents: 'agentcom_agents', leases: 'agentcom_leases' });
+    expect(n.buckets).toEqual({
+      tasks: 'agentcom_tasks',
+      agents: 'agentcom_agents',
+      leases: 'agentcom_leases',
+    });
     expect(n.service.name).toBe('agentcom');
   });
 

@@ -1,0 +1,93 @@
+/**
+ * @module subscribe
+ * Typed core NATS subscriptions and requests, for traffic that is not durable by design
+ * (heartbeats, hellos, goodbyes): at-most-once, nothing is stored, a message published while no
+ * one listens is gone. Payloads are validated like everything else; an invalid one is answered
+ * with a structured error when the sender asked for a reply, and otherwise logged and dropped.
+ * Handlers may be async; they run concurrently and their failures are logged, never thrown.
+ */
+import type { z } from 'zod';
+import { decodePayload, encodePayload } from '../protocol/envelope.js';
+import { AgentComError, ERROR_CODES, type WireError } from '../protocol/errors.js';
+import type { Bus } from './connection.js';
+
+export interface CoreMessageContext {
+  subject: string;
+  /** Answer a request (no-op when the sender did not ask for a reply). */
+  respond(payload: unknown): void;
+}
+
+export interface CoreSubscription {
+  unsubscribe(): void;
+}
+
+export function subscribeTyped<T>(
+  bus: Bus,
+  subject: string,
+  schema: z.ZodType<T>,
+  handler: (payload: T, ctx: CoreMessageContext) => void | Promise<void>,
+  opts: { queue?: string; onInvalid?: (error: WireError, subject: string) => void } = {},
+): CoreSubscription {
+  const sub = bus.nc.subscribe(subject, {
+    ...(opts.queue ? { queue: opts.queue } : {}),
+    callback: (err, m) => {
+      if (err) {
+        bus.log.warn({ err, subject }, 'subscription error');
+        return;
+      }
+      const ctx: CoreMessageContext = {
+        subject: m.subject,
+        respond: (payload) => {
+          if (m.reply) m.respond(JSON.stringify(payload));
+        },
+      };
+      const r = decodePayload(schema, m.data);
+      if (!r.ok) {
+        opts.onInvalid?.(r.error, m.subject);
+        bus.log.debug({ subject: m.subject, error: r.error }, 'invalid core message dropped');
+        ctx.respond({ v: 1, ok: false, error: r.error });
+        return;
+      }
+      try {
+        const p = handler(r.value, ctx);
+        if (p) p.catch((e) => bus.log.error({ err: e, subject: m.subject }, 'core handler failed'));
+      } catch (e) {
+        bus.log.error({ err: e, subject: m.subject }, 'core handler threw');
+      }
+    },
+  });
+  return { unsubscribe: () => sub.unsubscribe() };
+}
+
+/** Core publish of a validated payload (dropped silently by nats.js while disconnected). */
+export function publishCore<T>(bus: Bus, subject: string, schema: z.ZodType<T>, payload: T): void {
+  bus.nc.publish(subject, encodePayload(schema, payload));
+}
+
+/**
+ * Request/reply on a core subject with validated input and output.
+ * @throws AgentComError `timeout`, `unavailable` (no responders), or `invalid_payload` for a bad reply.
+ */
+export async function requestTyped<I, O>(
+  bus: Bus,
+  subject: string,
+  inputSchema: z.ZodType<I>,
+  input: I,
+  outputSchema: z.ZodType<O>,
+  timeoutMs = 5_000,
+): Promise<O> {
+  let reply: Awaited<ReturnType<typeof bus.nc.request>>;
+  try {
+    reply = await bus.nc.request(subject, encodePayload(inputSchema, input), { timeout: timeoutMs });
+  } catch (err) {
+    const timeout = (err as Error).name === 'TimeoutError';
+    throw new AgentComError(
+      timeout ? ERROR_CODES.TIMEOUT : ERROR_CODES.UNAVAILABLE,
+      `${subject}: ${timeout ? 'timed out' : (err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const r = decodePayload(outputSchema, reply.data);
+  if (!r.ok) throw AgentComError.fromWire(r.error);
+  return r.value;
+}

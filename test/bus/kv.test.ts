@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type Bus, ensureBucket, openKv, type TypedKv } from '../../src/bus/index.js';
+import { versioned } from '../../src/protocol/envelope.js';
+import { uniqueName } from '../support/names.js';
+import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { peerBus, testBus } from './support.js';
+
+const Rec = versioned(1, { owner: z.string(), count: z.number().int() });
+type Rec = z.infer<typeof Rec>;
+
+let server: TestNatsServer;
+let bus: Bus;
+beforeAll(async () => {
+  server = await startNatsServer();
+  bus = await testBus(server.url);
+});
+afterAll(async () => {
+  await bus.drain();
+  await server.dispose();
+});
+
+async function bucket(history = 3): Promise<TypedKv<Rec>> {
+  const name = uniqueName('kv');
+  await ensureBucket(bus, { bucket: name, history, storage: 'memory' });
+  return openKv(bus, name, Rec);
+}
+
+describe('openKv()', () => {
+  it('get returns null for a missing, deleted or purged key, and value+revision otherwise', async () => {
+    const kv = await bucket();
+    expect(await kv.get('k')).toBeNull();
+    const c = await kv.create('k', { v: 1, owner: 'a', count: 0 });
+    expect(c.ok).toBe(true);
+    expect(await kv.get('k')).toEqual({
+      value: { v: 1, owner: 'a', count: 0 },
+      revision: c.ok ? c.revision : -1,
+    });
+    expect(await kv.delete('k')).toEqual({ ok: true });
+    expect(await kv.get('k')).toBeNull();
+  });
+
+  it('create is an atomic claim: a second create of a live key says exists; after delete it works again', async () => {
+    const kv = await bucket();
+    expect((await kv.create('job', { v: 1, owner: 'a', count: 0 })).ok).toBe(true);
+    expect(await kv.create('job', { v: 1, owner: 'b', count: 0 })).toEqual({ ok: false, reason: 'exists' });
+    await kv.delete('job');
+    expect((await kv.create('job', { v: 1, owner: 'b', count: 0 })).ok).toBe(true);
+    expect((await kv.get('job'))?.value.owner).toBe('b');
+  });
+
+  it('update is compare-and-set on the revision with a typed conflict', async () => {
+    const kv = await bucket();
+    const c = await kv.create('k', { v: 1, owner: 'a', count: 0 });
+    if (!c.ok) throw new Error('create failed');
+    const u1 = await kv.update('k', { v: 1, owner: 'a', count: 1 }, c.revision);
+    expect(u1.ok).toBe(true);
+    expect(await kv.update('k', { v: 1, owner: 'a', count: 99 }, c.revision)).toEqual({
+      ok: false,
+      reason: 'conflict',
+    });
+    expect((await kv.get('k'))?.value.count).toBe(1);
+    const stale = await kv.delete('k', { expectedRevision: c.revision });
+    expect(stale).toEqual({ ok: false, reason: 'conflict' });
+  });
+
+  it('lets exactly one of many concurrent writers (separate connections) win a CAS and a claim', async () => {
+    const kv = await bucket();
+    const c = await kv.create('shared', { v: 1, owner: 'none', count: 0 });
+    if (!c.ok) throw new Error('create failed');
+    const peers = await Promise.all(Array.from({ length: 8 }, () => peerBus(server.url, bus)));
+    try {
+      const kvs = await Promise.all(peers.map((p) => openKv(p, kv.bucket, Rec)));
+      const updates = await Promise.all(
+        kvs.map((k, i) => k.update('shared', { v: 1, owner: `w${i}`, count: 1 }, c.revision)),
+      );
+      expect(updates.filter((u) => u.ok)).toHaveLength(1);
+      expect(updates.filter((u) => !u.ok).every((u) => !u.ok && u.reason === 'conflict')).toBe(true);
+      const winner = updates.findIndex((u) => u.ok);
+      expect((await kv.get('shared'))?.value.owner).toBe(`w${winner}`);
+
+      const claims = await Promise.all(
+        kvs.map((k, i) => k.create('claim', { v: 1, owner: `w${i}`, count: 0 })),
+      );
+      expect(claims.filter((x) => x.ok)).toHaveLength(1);
+    } finally {
+      await Promise.all(peers.map((p) => p.drain()));
+    }
+  });
+
+  it('validates values on write and reports invalid stored values', async () => {
+    const kv = await bucket();
+    await expect(kv.put('k', { v: 1, owner: 'a', count: 0.5 })).rejects.toMatchObject({
+      code: 'invalid_payload',
+    });
+    const raw = await openKv(bus, kv.bucket, z.unknown());
+    await raw.put('bad', { v: 9 });
+    await expect(kv.get('bad')).rejects.toMatchObject({ code: 'unsupported_version' });
+  });
+
+  it('watch yields the current values, then live puts and deletes', async () => {
+    const kv = await bucket();
+    await kv.put('a', { v: 1, owner: 'x', count: 1 });
+    const w = await kv.watch();
+    const seen: string[] = [];
+    const done = (async () => {
+      for await (const e of w) {
+        seen.push(`${e.operation}:${e.key}:${e.value?.count ?? '-'}`);
+        if (seen.length === 3) break;
+      }
+    })();
+    await kv.put('b', { v: 1, owner: 'y', count: 2 });
+    await kv.delete('a');
+    await done;
+    w.stop();
+    expect(seen).toEqual(['put:a:1', 'put:b:2', 'delete:a:-']);
+  });
+});

@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Bus,
+  defaultTopology,
+  ensureBucket,
+  ensureConsumer,
+  ensureStream,
+  ProvisionConflictError,
+  provision,
+} from '../../src/bus/index.js';
+import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { testBus } from './support.js';
+
+let server: TestNatsServer;
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await server.dispose();
+});
+
+async function withBus(fn: (bus: Bus) => Promise<void>) {
+  const bus = await testBus(server.url);
+  try {
+    await fn(bus);
+  } finally {
+    await bus.drain();
+  }
+}
+
+describe('provision()', () => {
+  it('creates the whole topology once, then reports everything unchanged', () =>
+    withBus(async (bus) => {
+      const topo = defaultTopology(bus.names, { storage: 'memory' });
+      const first = await provision(bus, topo);
+      expect(first.every((r) => r.action === 'created')).toBe(true);
+      expect(first).toHaveLength(topo.streams.length + topo.consumers.length + topo.buckets.length);
+      const second = await provision(bus, topo);
+      expect(second.map((r) => r.action)).toEqual(second.map(() => 'unchanged'));
+      const sub = await bus.jsm.streams.info(bus.names.streams.submit);
+      expect(sub.config.retention).toBe('workqueue');
+      expect(sub.config.duplicate_window).toBe(120_000_000_000);
+      const intake = await bus.jsm.consumers.info(bus.names.streams.submit, 'hub-intake');
+      expect(intake.config.ack_policy).toBe('explicit');
+    }));
+
+  it('is safe when several processes provision at the same time', () =>
+    withBus(async (bus) => {
+      const topo = defaultTopology(bus.names, { storage: 'memory' });
+      const results = await Promise.all([provision(bus, topo), provision(bus, topo), provision(bus, topo)]);
+      for (const r of results) expect(r.every((x) => x.action !== 'updated')).toBe(true);
+      const again = await provision(bus, topo);
+      expect(again.every((r) => r.action === 'unchanged')).toBe(true);
+    }));
+});
+
+describe('ensureConsumer()', () => {
+  it('updates only the fields we own and keeps the rest (2.9 would overwrite on add)', () =>
+    withBus(async (bus) => {
+      const stream = bus.names.streams.reports;
+      await ensureStream(bus, {
+        name: stream,
+        subjects: [bus.names.subjects.agentAll('report')],
+        retention: 'workqueue',
+      });
+      const spec = { stream, durable: 'hub-reports', ackWaitMs: 5_000, maxDeliver: 4, maxAckPending: 50 };
+      expect((await ensureConsumer(bus, spec)).action).toBe('created');
+      const r = await ensureConsumer(bus, { ...spec, maxDeliver: 7 });
+      expect(r).toMatchObject({ action: 'updated', changed: ['max_deliver'] });
+      const info = await bus.jsm.consumers.info(stream, 'hub-reports');
+      expect(info.config.max_deliver).toBe(7);
+      expect(info.config.max_ack_pending).toBe(50);
+      expect(info.config.ack_wait).toBe(5_000_000_000);
+      expect((await ensureConsumer(bus, { ...spec, maxDeliver: 7 })).action).toBe('unchanged');
+    }));
+
+  it('refuses to overwrite a durable whose filter subject differs', () =>
+    withBus(async (bus) => {
+      const stream = bus.names.streams.inbox;
+      await ensureStream(bus, {
+        name: stream,
+        subjects: [bus.names.subjects.agentAll('inbox')],
+        retention: 'workqueue',
+      });
+      await ensureConsumer(bus, {
+        stream,
+        durable: 'inbox-a',
+        filterSubject: bus.names.subjects.agentInbox('a'),
+      });
+      await expect(
+        ensureConsumer(bus, {
+          stream,
+          durable: 'inbox-a',
+          filterSubject: bus.names.subjects.agentInbox('b'),
+        }),
+      ).rejects.toBeInstanceOf(ProvisionConflictError);
+      const info = await bus.jsm.consumers.info(stream, 'inbox-a');
+      expect(info.config.filter_subject).toBe(bus.names.subjects.agentInbox('a'));
+    }));
+});
+
+describe('ensureStream()', () => {
+  it('updates owned limits and refuses a different retention', () =>
+    withBus(async (bus) => {
+      const name = bus.names.streams.submit;
+      const spec = {
+        name,
+        subjects: [bus.names.subjects.taskSubmit],
+        retention: 'workqueue' as const,
+        storage: 'memory' as const,
+      };
+      expect((await ensureStream(bus, spec)).action).toBe('created');
+      const r = await ensureStream(bus, { ...spec, duplicateWindowMs: 30_000 });
+      expect(r).toMatchObject({ action: 'updated', changed: ['duplicate_window'] });
+      expect((await bus.jsm.streams.info(name)).config.duplicate_window).toBe(30_000_000_000);
+      await expect(
+        ensureStream(bus, { ...spec, duplicateWindowMs: 30_000, retention: 'limits' }),
+      ).rejects.toThrow(/retention/);
+      expect((await bus.jsm.streams.info(name)).config.retention).toBe('workqueue');
+    }));
+});
+
+describe('ensureBucket()', () => {
+  it('creates a bucket, then updates its history in place', () =>
+    withBus(async (bus) => {
+      const bucket = bus.names.buckets.tasks;
+      expect((await ensureBucket(bus, { bucket, history: 3, storage: 'memory' })).action).toBe('created');
+      expect((await ensureBucket(bus, { bucket, history: 3, storage: 'memory' })).action).toBe('unchanged');
+      expect(await ensureBucket(bus, { bucket, history: 5, storage: 'memory' })).toMatchObject({
+        action: 'updated',
+        changed: ['history'],
+      });
+      expect((await bus.jsm.streams.info(`KV_${bucket}`)).config.max_msgs_per_subject).toBe(5);
+      await expect(ensureBucket(bus, { bucket, history: 5, storage: 'file' })).rejects.toBeInstanceOf(
+        ProvisionConflictError,
+      );
+    }));
+});

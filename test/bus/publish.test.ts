@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Bus, ensureStream, publish, publishRaw } from '../../src/bus/index.js';
+import { AgentComError } from '../../src/protocol/errors.js';
+import { HEADERS, parseTraceparent } from '../../src/protocol/headers.js';
+import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { Job, testBus } from './support.js';
+
+let server: TestNatsServer;
+let bus: Bus;
+beforeAll(async () => {
+  server = await startNatsServer();
+  bus = await testBus(server.url);
+  await ensureStream(bus, {
+    name: bus.names.streams.submit,
+    subjects: [bus.names.subjects.taskSubmit],
+    retention: 'workqueue',
+  });
+});
+afterAll(async () => {
+  await bus.drain();
+  await server.dispose();
+});
+
+const subject = () => bus.names.subjects.taskSubmit;
+
+describe('publish()', () => {
+  it('stores a republished message once (Nats-Msg-Id dedupe) and says duplicate', async () => {
+    const before = (await bus.jsm.streams.info(bus.names.streams.submit)).state.messages;
+    const a = await publish(bus, subject(), Job, { v: 1, n: 1 }, { msgId: 'idem-1' });
+    const b = await publish(bus, subject(), Job, { v: 1, n: 1 }, { msgId: 'idem-1' });
+    expect(a.duplicate).toBe(false);
+    expect(b).toMatchObject({ duplicate: true, seq: a.seq, msgId: 'idem-1' });
+    expect((await bus.jsm.streams.info(bus.names.streams.submit)).state.messages).toBe(before + 1);
+  });
+
+  it('sets message id, correlation id and a child traceparent headers', async () => {
+    const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const r = await publish(
+      bus,
+      subject(),
+      Job,
+      { v: 1, n: 2 },
+      { correlationId: 'corr-9', traceparent: parent },
+    );
+    const sm = await bus.jsm.streams.getMessage(bus.names.streams.submit, { seq: r.seq });
+    expect(sm?.header.get(HEADERS.MSG_ID)).toBe(r.msgId);
+    expect(r.msgId).toMatch(/^[0-9a-f]{24}$/);
+    expect(sm?.header.get(HEADERS.CORRELATION_ID)).toBe('corr-9');
+    const tp = parseTraceparent(sm?.header.get(HEADERS.TRACEPARENT));
+    expect(tp?.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(tp?.parentId).not.toBe('00f067aa0ba902b7');
+  });
+
+  it('defaults the correlation id to the message id', async () => {
+    const r = await publish(bus, subject(), Job, { v: 1, n: 3 });
+    expect(r.correlationId).toBe(r.msgId);
+  });
+
+  it('rejects invalid, wrong-version and oversized payloads before sending', async () => {
+    const before = (await bus.jsm.streams.info(bus.names.streams.submit)).state.messages;
+    await expect(publish(bus, subject(), Job, { v: 1, n: 1.5 })).rejects.toMatchObject({
+      code: 'invalid_payload',
+    });
+    await expect(publish(bus, subject(), Job, { v: 2, n: 1 } as never)).rejects.toMatchObject({
+      code: 'unsupported_version',
+    });
+    await expect(
+      publish(bus, subject(), Job, { v: 1, n: 1, note: 'x'.repeat(2000) }, { maxBytes: 1000 }),
+    ).rejects.toBeInstanceOf(AgentComError);
+    expect((await bus.jsm.streams.info(bus.names.streams.submit)).state.messages).toBe(before);
+  });
+
+  it('keeps thousands of publishes in flight at once', async () => {
+    const before = (await bus.jsm.streams.info(bus.names.streams.submit)).state.messages;
+    const acks = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) => publish(bus, subject(), Job, { v: 1, n: i })),
+    );
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(2000);
+    expect((await bus.jsm.streams.info(bus.names.streams.submit)).state.messages).toBe(before + 2000);
+  });
+
+  it('does not retry an expectation failure', async () => {
+    const s = bus.names.subjects.taskSubmit;
+    await expect(
+      publishRaw(bus, s, new TextEncoder().encode('{}'), { expect: { lastSequence: 1 }, retries: 3 }),
+    ).rejects.toMatchObject({ name: 'JetStreamApiError' });
+    expect(bus.metrics.publishRetries).toBe(0);
+  });
+});
