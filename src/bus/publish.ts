@@ -89,11 +89,17 @@ export async function publishRaw(
 ): Promise<PublishResult> {
   const msgId = opts.msgId ?? randomHex(24);
   const correlationId = opts.correlationId ?? msgId;
-  const h = opts.baseHeaders ?? natsHeaders();
+  const h = natsHeaders();
+  // Nats-Msg-Id goes FIRST: nats-server 2.9 finds it by the first occurrence of the name anywhere
+  // in the header block and ignores it when that occurrence is inside another header (e.g. a DLQ
+  // copy's Agentcom-Dlq-Orig-Nats-Msg-Id), silently disabling dedupe.
+  h.set(HEADERS.MSG_ID, msgId);
+  if (opts.baseHeaders) for (const [k, vs] of opts.baseHeaders) for (const v of vs) h.append(k, v);
   h.set(HEADERS.CORRELATION_ID, correlationId);
   h.set(HEADERS.TRACEPARENT, childTraceparent(opts.traceparent));
   if (opts.headers) for (const k in opts.headers) h.set(k, opts.headers[k]!);
-  const po: Partial<JetStreamPublishOptions> = { msgID: msgId, headers: h };
+  // msgID is deliberately not passed: nats.js would re-set the header and move it to the end.
+  const po: Partial<JetStreamPublishOptions> = { headers: h };
   if (opts.expect) po.expect = opts.expect;
   if (opts.timeoutMs) po.timeout = opts.timeoutMs;
   const retries = opts.retries ?? 5;

@@ -33,6 +33,13 @@ describe('publish()', () => {
     expect((await bus.jsm.streams.info(bus.names.streams.submit)).state.messages).toBe(before + 1);
   });
 
+  it('dedupes even when another header name contains Nats-Msg-Id (2.9 header lookup quirk)', async () => {
+    const opts = { msgId: 'idem-2', headers: { 'X-Orig-Nats-Msg-Id': 'other' } };
+    const a = await publish(bus, subject(), Job, { v: 1, n: 1 }, opts);
+    const b = await publish(bus, subject(), Job, { v: 1, n: 1 }, opts);
+    expect(b).toMatchObject({ duplicate: true, seq: a.seq });
+  });
+
   it('sets message id, correlation id and a child traceparent headers', async () => {
     const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const r = await publish(
