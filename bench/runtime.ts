@@ -13,12 +13,18 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 /** A small agent-like machine: a few states, a context, guards-free transitions. */
 const agent = setup({
-  types: { context: {} as { id: number; jobs: number }, input: {} as { id: number } | undefined, events: {} as { type: string } },
+  types: {
+    context: {} as { id: number; jobs: number },
+    input: {} as { id: number } | undefined,
+    events: {} as { type: string },
+  },
 }).createMachine({
   context: ({ input }) => ({ id: input?.id ?? 0, jobs: 0 }),
   initial: 'idle',
   states: {
-    idle: { on: { assign: { target: 'working', actions: assign({ jobs: ({ context }) => context.jobs + 1 }) } } },
+    idle: {
+      on: { assign: { target: 'working', actions: assign({ jobs: ({ context }) => context.jobs + 1 }) } },
+    },
     working: { on: { done: 'idle' } },
   },
   on: {

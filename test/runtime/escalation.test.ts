@@ -124,8 +124,10 @@ describe('restart intensity and escalation (notes §1.8, §1.10)', () => {
         },
       ),
     );
+    const rec = recorder(top);
+    const restarted = rec.next((r) => r.type === 'restarted' && r.childId === 'sub');
     crash(await pidOf((await pidOf(top, 'sub')) as Supervisor, 'w'));
-    await top.countChildren();
+    await restarted; // the parent sees the child supervisor's exit asynchronously (as in OTP)
     expect(top.alive).toBe(true);
     crash(await pidOf((await pidOf(top, 'sub')) as Supervisor, 'w'));
     expect(await exitOf(top)).toBe('shutdown');
