@@ -1,0 +1,288 @@
+/**
+ * @module agents/process
+ * The Agents actor: one AgentFSM (machines/agent.ts) per known agent, each its own supervised
+ * XState actor under the `agent-fsms` dynamic supervisor. It turns what the other actors report
+ * (task record changes, agents up and down) into FSM events, ticks the FSMs so their deadlines
+ * fire, and carries out what they emit (a reclaim request to the TaskQueue, a flag in the log).
+ * Snapshots are written to KV (`<agentId>.fsm` in the agents bucket) at most once per flush period
+ * per agent, so a restarted hub restores every agent; the FSM is a view, not the state of record,
+ * and it adopts reports about tasks it did not know, so a snapshot that is a second old heals.
+ */
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import {
+  type AgentEmitted,
+  type AgentEvent,
+  type AgentTimeouts,
+  agentMachine,
+} from '../../machines/agent.js';
+import type { Bus } from '../../src/bus/connection.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import type { AgentId, TaskId } from '../../src/protocol/ids.js';
+import { isActive, type TaskRecord } from '../../src/protocol/task.js';
+import {
+  type ActorPid,
+  actorChild,
+  call,
+  cast,
+  type DynamicSupervisor,
+  type Registry,
+} from '../../src/runtime/index.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AgentDown, AgentUp } from '../scheduler/messages.js';
+import type { TaskChanged } from '../task-queue/messages.js';
+
+export const FsmSnapshotSchema = z.object({ v: z.literal(1), snapshot: z.unknown() });
+type FsmSnapshot = z.infer<typeof FsmSnapshotSchema>;
+
+export interface AgentsInput {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  /** Registered name of the dynamic supervisor holding the FSMs. */
+  fsmSupervisor: string;
+  taskQueue: string;
+  timeouts: AgentTimeouts;
+  tickMs: number;
+  /** Snapshot write period per agent (default 1000 ms). */
+  flushMs?: number;
+}
+
+export type AgentsMessage =
+  | TaskChanged
+  | AgentUp
+  | AgentDown
+  | { type: 'tick' }
+  | { type: 'state'; agentId: AgentId; reply?: (s: unknown) => void };
+
+type Seen = Pick<TaskRecord, 'status' | 'generation' | 'assignee' | 'lastProgressAt' | 'lastReport'>;
+
+export class AgentsProcess implements Server<AgentsMessage> {
+  private readonly seen = new Map<TaskId, Seen>();
+  private readonly hooked = new WeakSet<object>();
+  private readonly dirty = new Set<AgentId>();
+  private readonly starting = new Map<AgentId, Promise<void>>();
+  private readonly backlog = new Map<AgentId, AgentEvent[]>();
+  private readonly log: Logger;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly input: AgentsInput,
+    private readonly kv: TypedKv<FsmSnapshot>,
+  ) {
+    this.log = input.log.child({ actor: 'agents' });
+  }
+
+  static async start(input: AgentsInput, ctx: ServerContext): Promise<AgentsProcess> {
+    const kv = await openKv(input.bus, input.bus.names.buckets.agents, FsmSnapshotSchema);
+    const a = new AgentsProcess(input, kv);
+    for (const key of await kv.keys('*.fsm')) {
+      const got = await kv.get(key);
+      const id = key.slice(0, -'.fsm'.length) as AgentId;
+      await a.ensure(id, got?.value.snapshot);
+    }
+    // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
+    const snap = await call<TaskRecord[]>(
+      input.taskQueue,
+      { type: 'snapshot' },
+      { registry: input.registry },
+    );
+    if (snap.ok) for (const t of snap.value) a.onTask(t);
+    a.tickTimer = setInterval(() => ctx.send({ type: 'tick' }), input.tickMs);
+    a.tickTimer.unref();
+    a.flushTimer = setInterval(() => void a.flush(), input.flushMs ?? 1000);
+    a.flushTimer.unref();
+    return a;
+  }
+
+  handle(msg: AgentsMessage): void {
+    const at = Date.now();
+    switch (msg.type) {
+      case 'task_changed':
+        this.onTask(msg.task);
+        return;
+      case 'agent_up':
+        this.send(msg.agentId, {
+          type: 'CONNECT',
+          capabilities: [...msg.capabilities],
+          queues: [...msg.queues],
+          slots: msg.slots,
+          at,
+        });
+        return;
+      case 'agent_down':
+        this.send(msg.agentId, { type: 'DISCONNECT', at, reason: msg.reason });
+        return;
+      case 'tick':
+        for (const id of this.knownAgents()) this.send(id, { type: 'TICK', now: at });
+        return;
+      case 'state': {
+        const pid = this.pid(msg.agentId);
+        msg.reply?.(pid ? pid.actor.getSnapshot() : null);
+        return;
+      }
+    }
+  }
+
+  async terminate(): Promise<void> {
+    clearInterval(this.tickTimer);
+    clearInterval(this.flushTimer);
+    await this.flush();
+  }
+
+  // --- Task records -> FSM events ---
+
+  private onTask(task: TaskRecord): void {
+    const prev = this.seen.get(task.id);
+    const at = Date.now();
+    const base = { taskId: task.id, at };
+    const wasHeld = prev && isActive(prev.status) && prev.assignee;
+    const held = isActive(task.status) && task.assignee;
+    if (wasHeld && prev!.generation !== task.generation) {
+      // The old assignment ended (reclaimed, rejected, or superseded by a new generation).
+      const rejected =
+        task.lastReport?.type === 'rejected' && task.lastReport.generation === prev!.generation;
+      this.send(prev!.assignee!, {
+        type: rejected ? 'REJECTED' : 'RECLAIMED',
+        ...base,
+        generation: prev!.generation,
+      });
+    }
+    if (held) {
+      const ev = { ...base, generation: task.generation };
+      const fresh = !prev || prev.generation !== task.generation || !isActive(prev.status);
+      if (fresh) this.send(task.assignee!, { type: 'ASSIGN', ...ev });
+      if (task.status === 'working' && (fresh || prev!.status === 'assigned'))
+        this.send(task.assignee!, { type: 'ACCEPTED', ...ev });
+      else if (task.status === 'blocked' && prev?.status !== 'blocked')
+        this.send(task.assignee!, { type: 'BLOCKED', ...ev });
+      else if (task.status === 'working' && prev?.status === 'blocked')
+        this.send(task.assignee!, { type: 'UNBLOCKED', ...ev });
+      else if (task.status === 'working' && prev?.lastProgressAt !== task.lastProgressAt)
+        this.send(task.assignee!, { type: 'PROGRESS', ...ev });
+    } else if (wasHeld && prev!.generation === task.generation) {
+      const ev = { ...base, generation: task.generation };
+      if (task.status === 'done') this.send(prev!.assignee!, { type: 'COMPLETED', ...ev });
+      else if (task.status === 'failed' || task.status === 'dead')
+        this.send(prev!.assignee!, { type: 'FAILED', ...ev });
+      else this.send(prev!.assignee!, { type: 'RECLAIMED', ...ev });
+    }
+    if (isActive(task.status) || task.status === 'queued') {
+      this.seen.set(task.id, {
+        status: task.status,
+        generation: task.generation,
+        assignee: task.assignee,
+        lastProgressAt: task.lastProgressAt,
+        lastReport: task.lastReport,
+      });
+    } else {
+      this.seen.delete(task.id);
+    }
+  }
+
+  // --- FSM children ---
+
+  private knownAgents(): AgentId[] {
+    return this.input.registry
+      .names()
+      .filter((n) => n.startsWith('agent:'))
+      .map((n) => n.slice('agent:'.length) as AgentId);
+  }
+
+  private pid(agentId: AgentId): ActorPid<typeof agentMachine> | undefined {
+    const p = this.input.registry.whereis(`agent:${agentId}`);
+    return p?.alive ? (p as ActorPid<typeof agentMachine>) : undefined;
+  }
+
+  private send(agentId: AgentId, event: AgentEvent): void {
+    const pid = this.pid(agentId);
+    if (!pid) {
+      // Start the FSM, delivering what arrives meanwhile in order.
+      const q = this.backlog.get(agentId) ?? [];
+      q.push(event);
+      this.backlog.set(agentId, q);
+      void this.ensure(agentId);
+      return;
+    }
+    this.hook(agentId, pid);
+    pid.send(event);
+    this.dirty.add(agentId);
+  }
+
+  private ensure(agentId: AgentId, snapshot?: unknown): Promise<void> {
+    const running = this.starting.get(agentId);
+    if (running) return running;
+    const p = (async () => {
+      if (!this.pid(agentId)) {
+        const sup = this.input.registry.whereis(this.input.fsmSupervisor) as DynamicSupervisor | undefined;
+        if (!sup?.alive) throw new Error('agent FSM supervisor is not running');
+        const spec = actorChild(`agent-${agentId}`, agentMachine, {
+          input: { agentId, timeouts: this.input.timeouts },
+          ...(snapshot ? { snapshot: snapshot as never } : {}),
+          name: `agent:${agentId}`,
+        });
+        const r = await sup.startChild(spec);
+        if (!r.ok && snapshot) {
+          // A snapshot from an older machine version: start fresh; reports will repopulate it.
+          this.log.warn({ agent_id: agentId, error: r.error }, 'FSM snapshot not restorable; starting fresh');
+          const fresh = await sup.startChild(
+            actorChild(`agent-${agentId}`, agentMachine, {
+              input: { agentId, timeouts: this.input.timeouts },
+              name: `agent:${agentId}`,
+            }),
+          );
+          if (!fresh.ok) throw new Error(`cannot start FSM for ${agentId}: ${JSON.stringify(fresh.error)}`);
+        } else if (!r.ok) {
+          throw new Error(`cannot start FSM for ${agentId}: ${JSON.stringify(r.error)}`);
+        }
+      }
+      const pending = this.backlog.get(agentId) ?? [];
+      this.backlog.delete(agentId);
+      for (const e of pending) this.send(agentId, e);
+    })().finally(() => this.starting.delete(agentId));
+    this.starting.set(agentId, p);
+    p.catch((err) => this.log.error({ agent_id: agentId, err }, 'agent FSM start failed'));
+    return p;
+  }
+
+  /** Listen to what a (possibly restarted) FSM emits. */
+  private hook(agentId: AgentId, pid: ActorPid<typeof agentMachine>): void {
+    if (this.hooked.has(pid.actor)) return;
+    this.hooked.add(pid.actor);
+    pid.actor.on('reclaim', (e: Extract<AgentEmitted, { type: 'reclaim' }>) => {
+      this.log.info(
+        { agent_id: agentId, task_id: e.taskId, phase: 'reclaim', reason: e.reason },
+        'FSM timeout',
+      );
+      cast(
+        this.input.taskQueue,
+        { type: 'reclaim', taskId: e.taskId, reason: e.reason, generation: e.generation },
+        this.input.registry,
+      );
+    });
+    pid.actor.on('flagged', (e: Extract<AgentEmitted, { type: 'flagged' }>) => {
+      this.log.warn(
+        { agent_id: agentId, task_id: e.taskId, phase: 'flagged', reason: e.reason },
+        'agent flagged',
+      );
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const ids = [...this.dirty];
+    this.dirty.clear();
+    await Promise.all(
+      ids.map(async (id) => {
+        const pid = this.pid(id);
+        if (!pid) return;
+        try {
+          await this.kv.put(`${id}.fsm`, { v: 1, snapshot: pid.actor.getPersistedSnapshot() });
+        } catch (err) {
+          this.dirty.add(id);
+          this.log.warn({ agent_id: id, err }, 'FSM snapshot write failed; will retry');
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * @module presence/process
+ * The Presence actor: who is online. It answers agent hellos (one hub per hello, via a queue
+ * group): provisions the agent's inbox durable, stores its registration (capabilities, queues,
+ * slots) in KV, and tells its subscribers `agent_up`. Every hub follows every heartbeat and every
+ * registration (KV watch), so a hub that takes over already knows who is alive. An agent that
+ * misses `missedBeats` intervals, or says goodbye, is reported `agent_down`; the scheduler then
+ * reclaims its work. Registrations survive hub restarts; liveness does not (after a restart each
+ * known agent gets one full timeout to beat again).
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { agentInboxConsumerSpec, ensureConsumer } from '../../src/bus/provision.js';
+import { type CoreSubscription, subscribeTyped } from '../../src/bus/subscribe.js';
+import {
+  type AgentHello,
+  AgentHelloSchema,
+  GoodbyeSchema,
+  HeartbeatSchema,
+} from '../../src/protocol/agent.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
+import { type AgentId, AgentIdSchema } from '../../src/protocol/ids.js';
+import {
+  type AgentRegistration,
+  AgentRegistrationSchema,
+  type HelloReply,
+} from '../../src/protocol/registration.js';
+import { parseAgentSubject } from '../../src/protocol/subjects.js';
+import { cast, type Registry } from '../../src/runtime/index.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AgentDown, AgentUp } from '../scheduler/messages.js';
+import { Presence } from './state.js';
+
+export interface PresenceInput {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  hubId: string;
+  heartbeatIntervalMs: number;
+  missedBeats: number;
+  /** Registered names that receive `agent_up` / `agent_down`. */
+  subscribers: string[];
+  /** Ack wait of each agent's inbox durable (default 30 s). */
+  inboxAckWaitMs?: number;
+}
+
+export type PresenceMessage =
+  | { type: 'tick' }
+  | { type: 'online'; reply?: (agents: { id: AgentId; registration: AgentRegistration }[]) => void };
+
+export class PresenceProcess implements Server<PresenceMessage> {
+  private readonly presence: Presence;
+  private readonly registrations = new Map<AgentId, AgentRegistration>();
+  /** Registered before this hub started: online on probation until their first heartbeat. */
+  private readonly unconfirmed = new Set<AgentId>();
+  private readonly subs: CoreSubscription[] = [];
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private stopWatch: (() => void) | undefined;
+
+  private constructor(
+    private readonly input: PresenceInput,
+    private readonly ctx: ServerContext,
+    private readonly kv: TypedKv<AgentRegistration>,
+  ) {
+    this.presence = new Presence({ intervalMs: input.heartbeatIntervalMs, missedBeats: input.missedBeats });
+    this.log = input.log.child({ actor: 'presence' });
+  }
+
+  static async start(input: PresenceInput, ctx: ServerContext): Promise<PresenceProcess> {
+    const kv = await openKv(input.bus, input.bus.names.buckets.agents, AgentRegistrationSchema);
+    const p = new PresenceProcess(input, ctx, kv);
+    const now = Date.now();
+    // Registrations are the single-token keys; `<id>.fsm` keys hold the AgentFSM snapshots.
+    for (const key of await kv.keys('*')) {
+      const got = await kv.get(key);
+      if (got && !got.value.removed) p.register(got.value, now, false);
+    }
+    const watch = await kv.watch({ key: '*', updatesOnly: true });
+    p.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const c of watch) {
+        if (c.value && !c.value.removed) p.register(c.value, Date.now());
+        else if (c.operation !== 'put' || c.value?.removed) p.forget(c.key as AgentId, 'removed');
+      }
+    })().catch(() => {});
+    p.subscribe();
+    p.arm();
+    p.log.info({ phase: 'start', agents: p.registrations.size }, 'presence started');
+    return p;
+  }
+
+  handle(msg: PresenceMessage): void {
+    if (msg.type === 'tick') {
+      for (const id of this.presence.expired(Date.now())) this.down(id, 'missed heartbeats');
+      this.arm();
+    } else {
+      msg.reply?.(
+        this.presence.online().flatMap((id) => {
+          const registration = this.registrations.get(id);
+          return registration ? [{ id, registration }] : [];
+        }),
+      );
+    }
+  }
+
+  terminate(): void {
+    clearTimeout(this.timer);
+    this.stopWatch?.();
+    for (const s of this.subs) s.unsubscribe();
+  }
+
+  private subscribe(): void {
+    const { bus } = this.input;
+    const n = bus.names;
+    const agentOf = (subject: string) => {
+      const a = parseAgentSubject(n, subject);
+      const id = a ? AgentIdSchema.safeParse(a.agentId) : null;
+      return id?.success ? id.data : null;
+    };
+    this.subs.push(
+      subscribeTyped(
+        bus,
+        n.subjects.agentAll('hello'),
+        AgentHelloSchema,
+        async (hello, m) => {
+          const id = agentOf(m.subject);
+          if (!id) return;
+          m.respond(await this.hello(id, hello));
+        },
+        { queue: 'agentcom-hub' },
+      ),
+      subscribeTyped(bus, n.subjects.agentAll('heartbeat'), HeartbeatSchema, (_hb, m) => {
+        const id = agentOf(m.subject);
+        if (!id) return;
+        const reg = this.registrations.get(id);
+        if (!reg) return; // unknown agents must hello first
+        const r = this.presence.beat(id, Date.now());
+        if (r.joined || this.unconfirmed.delete(id)) this.up(reg, 'heartbeat');
+        this.arm();
+      }),
+      subscribeTyped(bus, n.subjects.agentAll('goodbye'), GoodbyeSchema, (bye, m) => {
+        const id = agentOf(m.subject);
+        if (id && this.presence.goodbye(id)) this.down(id, `goodbye${bye.reason ? `: ${bye.reason}` : ''}`);
+      }),
+    );
+  }
+
+  private async hello(id: AgentId, hello: AgentHello): Promise<HelloReply> {
+    const { bus } = this.input;
+    const existing = await this.kv.get(id);
+    if (existing?.value.removed) {
+      return { v: 1, ok: false, error: { code: ERROR_CODES.FORBIDDEN, message: `agent ${id} was removed` } };
+    }
+    const spec = agentInboxConsumerSpec(bus.names, id, { ackWaitMs: this.input.inboxAckWaitMs ?? 30_000 });
+    await ensureConsumer(bus, spec);
+    const reg: AgentRegistration = { v: 1, id, hello, registeredAt: Date.now(), hubId: this.input.hubId };
+    await this.kv.put(id, reg);
+    this.register(reg, Date.now());
+    this.log.info({ agent_id: id, phase: 'hello', slots: hello.slots }, 'agent connected');
+    return {
+      v: 1,
+      ok: true,
+      heartbeatIntervalMs: this.input.heartbeatIntervalMs,
+      inbox: { stream: spec.stream, consumer: spec.durable },
+    };
+  }
+
+  /**
+   * A hello counts as a beat. A registration found at start counts as one too, so the agent gets a
+   * full timeout to show up, but it is announced only on its first real heartbeat: no work goes to
+   * an agent that may have died while no hub was watching.
+   */
+  private register(reg: AgentRegistration, now: number, announce = true): void {
+    const prev = this.registrations.get(reg.id);
+    if (prev && prev.registeredAt > reg.registeredAt) return;
+    this.registrations.set(reg.id, reg);
+    this.presence.beat(reg.id, now);
+    if (announce) {
+      this.unconfirmed.delete(reg.id);
+      this.up(reg, prev ? 'hello again' : 'hello');
+    } else {
+      this.unconfirmed.add(reg.id);
+    }
+    this.arm();
+  }
+
+  private forget(id: AgentId, why: string): void {
+    this.registrations.delete(id);
+    this.unconfirmed.delete(id);
+    if (this.presence.goodbye(id)) this.down(id, why);
+  }
+
+  private up(reg: AgentRegistration, why: string): void {
+    const msg: AgentUp = {
+      type: 'agent_up',
+      agentId: reg.id,
+      capabilities: reg.hello.capabilities,
+      queues: reg.hello.queues,
+      slots: reg.hello.slots,
+    };
+    this.log.debug({ agent_id: reg.id, phase: 'up', why }, 'agent up');
+    for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+  }
+
+  private down(id: AgentId, reason: string): void {
+    this.unconfirmed.delete(id);
+    this.log.info({ agent_id: id, phase: 'offline', reason }, 'agent offline');
+    const msg: AgentDown = { type: 'agent_down', agentId: id, reason };
+    for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+  }
+
+  /** One timer, for the earliest expiry. */
+  private arm(): void {
+    clearTimeout(this.timer);
+    const at = this.presence.nextDeadline();
+    if (at === null) return;
+    this.timer = setTimeout(() => this.ctx.send({ type: 'tick' }), Math.max(0, at - Date.now()) + 5);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * @module scheduler/lease
+ * Leader election for the scheduler: a KV record `{ holder, expiresAt }` changed only with
+ * compare-and-set. The holder renews it well before it expires; another hub takes it over only
+ * after `expiresAt` has passed. Two hubs can therefore never both believe they hold a live lease
+ * for longer than the clock skew between them; assignments stay safe even then, because every
+ * task write is itself compare-and-set and fenced by generation.
+ */
+import type { TypedKv } from '../../src/bus/kv.js';
+import type { Lease } from '../../src/protocol/registration.js';
+
+export const LEASE_KEY = 'scheduler';
+
+export class LeaseKeeper {
+  private revision: number | undefined;
+  private held = false;
+
+  constructor(
+    private readonly kv: TypedKv<Lease>,
+    private readonly holder: string,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  /** Acquire or renew; resolves with whether this hub holds the lease now. Never throws on CAS loss. */
+  async refresh(): Promise<boolean> {
+    const now = this.now();
+    const next: Lease = { v: 1, holder: this.holder, expiresAt: now + this.ttlMs };
+    const current = await this.kv.get(LEASE_KEY);
+    if (!current) {
+      const r = await this.kv.create(LEASE_KEY, next);
+      return this.set(r.ok ? r.revision : undefined);
+    }
+    if (current.value.holder !== this.holder && current.value.expiresAt > now) return this.set(undefined);
+    const r = await this.kv.update(LEASE_KEY, next, current.revision);
+    return this.set(r.ok ? r.revision : undefined);
+  }
+
+  /** Give the lease up (graceful shutdown) so another hub takes over at once. */
+  async release(): Promise<void> {
+    if (!this.held || this.revision === undefined) return;
+    this.held = false;
+    await this.kv.delete(LEASE_KEY, { expectedRevision: this.revision });
+  }
+
+  private set(revision: number | undefined): boolean {
+    this.revision = revision;
+    this.held = revision !== undefined;
+    return this.held;
+  }
+}

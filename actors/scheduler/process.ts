@@ -1,0 +1,293 @@
+/**
+ * @module scheduler/process
+ * The Scheduler actor. Its state is a projection: the open task records (from the TaskQueue's
+ * `task_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
+ * fed into the pure matching index (state.ts). It is event driven — every change schedules one
+ * "pump" on the next turn of the event loop, which hands out as many assignments as the index
+ * allows — with two timers as a safety net: the earliest delayed task, and a periodic sweep that
+ * reclaims stuck, overdue, unaccepted and long-blocked assignments. Only the hub holding the
+ * scheduler lease assigns and reclaims; the others keep their projection warm to take over.
+ * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right
+ * after any restart.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import { openKv } from '../../src/bus/kv.js';
+import type { AgentId, TaskId } from '../../src/protocol/ids.js';
+import { LeaseSchema } from '../../src/protocol/registration.js';
+import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
+import { call, cast, type Registry } from '../../src/runtime/index.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AssignReply, TaskQueueMessage } from '../task-queue/messages.js';
+import { type ReclaimReason, type SweepTimeouts, sweepReason } from '../task-queue/state.js';
+import { LeaseKeeper } from './lease.js';
+import type { SchedulerMessage, SchedulerStatsReply } from './messages.js';
+import { Scheduler } from './state.js';
+
+const RECLAIM_RETRY_MS = 10_000;
+
+export interface SchedulerInput {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  hubId: string;
+  /** Registered name of the TaskQueue. */
+  taskQueue: string;
+  timeouts: SweepTimeouts;
+  sweepIntervalMs: number;
+  leaseTtlMs: number;
+  /** Assignments handed out per pump before yielding the event loop (default 512). */
+  batch?: number;
+  agingMs?: number;
+}
+
+export class SchedulerProcess implements Server<SchedulerMessage> {
+  private readonly index: Scheduler;
+  private readonly open = new Map<TaskId, TaskRecord>();
+  /** Open assignments per agent, from the records. */
+  private readonly holding = new Map<AgentId, Set<TaskId>>();
+  /** Assign calls in flight per agent. */
+  private readonly pending = new Map<AgentId, number>();
+  /** `${taskId}:${generation}:${reason}` -> when the reclaim was requested (no repeats per sweep). */
+  private readonly reclaiming = new Map<string, number>();
+  private readonly lease: LeaseKeeper;
+  private readonly log: Logger;
+  private pumpScheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAt: number | null = null;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private assigned = 0;
+  private refused = 0;
+  private stopped = false;
+
+  private constructor(
+    private readonly input: SchedulerInput,
+    private readonly ctx: ServerContext,
+    lease: LeaseKeeper,
+  ) {
+    this.index = new Scheduler({ agingMs: input.agingMs ?? 0 });
+    this.lease = lease;
+    this.log = input.log.child({ actor: 'scheduler' });
+  }
+
+  static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
+    const kv = await openKv(input.bus, input.bus.names.buckets.leases, LeaseSchema);
+    const s = new SchedulerProcess(input, ctx, new LeaseKeeper(kv, input.hubId, input.leaseTtlMs));
+    const snap = await call<TaskRecord[]>(
+      input.taskQueue,
+      { type: 'snapshot' },
+      { registry: input.registry },
+    );
+    if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
+    for (const t of snap.value) s.onTask(t);
+    await s.refreshLease();
+    s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
+    s.sweepTimer.unref();
+    s.log.info({ phase: 'start', open: s.open.size, leader: s.lease.isHeld }, 'scheduler started');
+    return s;
+  }
+
+  handle(msg: SchedulerMessage): void {
+    switch (msg.type) {
+      case 'task_changed':
+        this.onTask(msg.task);
+        break;
+      case 'agent_up':
+        this.index.upsertAgent({
+          id: msg.agentId,
+          capabilities: msg.capabilities,
+          queues: msg.queues,
+          slots: msg.slots,
+          busy: this.busy(msg.agentId),
+        });
+        break;
+      case 'agent_down':
+        this.index.removeAgent(msg.agentId);
+        if (this.lease.isHeld) this.reclaimAll(msg.agentId, msg.reason);
+        break;
+      case 'tick':
+        void this.tick().catch((err) => this.ctx.crash(err));
+        return;
+      case 'stats':
+        msg.reply?.(this.stats());
+        return;
+    }
+    this.schedulePump();
+  }
+
+  async terminate(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.wakeTimer);
+    await this.lease.release().catch(() => {});
+  }
+
+  stats(): SchedulerStatsReply {
+    const s = this.index.stats();
+    return {
+      leader: this.lease.isHeld,
+      ready: s.ready,
+      delayed: s.delayed,
+      agents: s.agents,
+      open: this.open.size,
+      assigned: this.assigned,
+      refused: this.refused,
+    };
+  }
+
+  // --- Projection ---
+
+  private onTask(task: TaskRecord): void {
+    const prev = this.open.get(task.id);
+    if (prev && prev.generation === task.generation && prev === task) return;
+    const prevHolder = prev && isActive(prev.status) ? prev.assignee : null;
+    const holder = isActive(task.status) ? task.assignee : null;
+    if (isTerminal(task.status)) this.open.delete(task.id);
+    else this.open.set(task.id, task);
+
+    if (task.status === 'queued') {
+      this.index.addTask({
+        id: task.id,
+        priority: task.priority,
+        queue: task.queue,
+        capabilities: task.capabilities,
+        enqueuedAt: task.createdAt,
+        ...(task.notBefore !== undefined ? { notBefore: task.notBefore } : {}),
+      });
+    } else if (this.index.hasTask(task.id)) {
+      this.index.removeTask(task.id);
+    }
+    if (prevHolder !== holder) {
+      if (prevHolder) this.hold(prevHolder, task.id, false);
+      if (holder) this.hold(holder, task.id, true);
+    }
+  }
+
+  private hold(agentId: AgentId, taskId: TaskId, on: boolean): void {
+    let set = this.holding.get(agentId);
+    if (!set) {
+      if (!on) return;
+      set = new Set();
+      this.holding.set(agentId, set);
+    }
+    if (on) set.add(taskId);
+    else set.delete(taskId);
+    if (set.size === 0) this.holding.delete(agentId);
+    if (this.index.agent(agentId)) this.index.setBusy(agentId, this.busy(agentId));
+  }
+
+  private busy(agentId: AgentId): number {
+    return (this.holding.get(agentId)?.size ?? 0) + (this.pending.get(agentId) ?? 0);
+  }
+
+  // --- Assignment ---
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.stopped || !this.lease.isHeld) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.stopped || !this.lease.isHeld) return;
+    const batch = this.input.batch ?? 512;
+    const now = Date.now();
+    const picks = this.index.nextAssignments(now, batch);
+    for (const { taskId, agentId } of picks) {
+      this.pending.set(agentId, (this.pending.get(agentId) ?? 0) + 1);
+      const msg: TaskQueueMessage = { type: 'assign', taskId, agentId };
+      call<AssignReply>(this.input.taskQueue, msg, { registry: this.input.registry, timeout: 30_000 }).then(
+        (r) => this.assignDone(taskId, agentId, r.ok ? r.value : null),
+        () => this.assignDone(taskId, agentId, null),
+      );
+    }
+    if (picks.length === batch) this.schedulePump();
+    this.armWake();
+  }
+
+  private assignDone(taskId: TaskId, agentId: AgentId, r: AssignReply | null): void {
+    const n = (this.pending.get(agentId) ?? 1) - 1;
+    if (n > 0) this.pending.set(agentId, n);
+    else this.pending.delete(agentId);
+    if (this.index.agent(agentId)) this.index.setBusy(agentId, this.busy(agentId));
+    if (r?.ok) {
+      this.assigned++;
+      this.log.debug({ task_id: taskId, agent_id: agentId, phase: 'assigned' }, 'assigned');
+    } else {
+      this.refused++;
+      this.log.debug({ task_id: taskId, agent_id: agentId, error: r?.error }, 'assignment not applied');
+      // Still queued (e.g. the write failed)? Put it back in the index.
+      const t = this.open.get(taskId);
+      if (t?.status === 'queued') this.onTask({ ...t });
+    }
+    this.schedulePump();
+  }
+
+  /** One timer for the earliest delayed task. */
+  private armWake(): void {
+    const at = this.index.nextWakeAt();
+    if (at === this.wakeAt) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    if (at === null) return;
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeAt = null;
+        this.schedulePump();
+      },
+      Math.max(0, at - Date.now()),
+    );
+    this.wakeTimer.unref();
+  }
+
+  // --- Safety net ---
+
+  private async tick(): Promise<void> {
+    const wasLeader = this.lease.isHeld;
+    await this.refreshLease();
+    if (!this.lease.isHeld) return;
+    if (!wasLeader) this.log.info({ phase: 'leader' }, 'took the scheduler lease');
+    const now = Date.now();
+    for (const task of this.open.values()) {
+      const reason = sweepReason(task, now, this.input.timeouts);
+      if (reason) this.reclaim(task, reason);
+    }
+    this.schedulePump();
+  }
+
+  private async refreshLease(): Promise<void> {
+    try {
+      await this.lease.refresh();
+    } catch (err) {
+      // NATS unreachable: stop assigning until the lease can be confirmed again.
+      this.log.warn({ err }, 'lease refresh failed');
+    }
+  }
+
+  private reclaimAll(agentId: AgentId, why: string): void {
+    for (const taskId of this.holding.get(agentId) ?? []) {
+      const task = this.open.get(taskId);
+      if (task) this.reclaim(task, 'agent_offline', why);
+    }
+  }
+
+  private reclaim(task: TaskRecord, reason: ReclaimReason, why?: string): void {
+    // A reclaim that changed nothing (the cast was lost, the TaskQueue was restarting) is asked for
+    // again after a while; one that worked raises the generation and so never matches again.
+    const key = `${task.id}:${task.generation}:${reason}`;
+    const now = Date.now();
+    const asked = this.reclaiming.get(key);
+    if (asked !== undefined && now - asked < RECLAIM_RETRY_MS) return;
+    this.reclaiming.set(key, now);
+    if (this.reclaiming.size > 100_000) this.reclaiming.clear();
+    this.log.info({ task_id: task.id, agent_id: task.assignee, phase: 'reclaim', reason, why }, 'reclaiming');
+    cast(
+      this.input.taskQueue,
+      { type: 'reclaim', taskId: task.id, reason, generation: task.generation },
+      this.input.registry,
+    );
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * @module task-queue/process
+ * The TaskQueue actor: the only writer of task records. It consumes task submissions (SUBMIT,
+ * shared durable `hub-intake`) and agent reports (REPORTS, `hub-reports`), applies them through the
+ * store (pure transition + compare-and-set), and only then carries out the effects: assignment and
+ * cancel messages to agent inboxes, and a `task_changed` cast to its subscribers (scheduler, agents).
+ * A message is acked only after the write that contains it, so a crash at any point redelivers it;
+ * redelivered submits and reports are recognised (deterministic ids, generation fencing) and change
+ * nothing. Refused reports (stale generation, not the assignee) are logged and acked, never applied;
+ * the sender is told to stop working on an assignment it no longer holds.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import {
+  type ConsumerRunner,
+  type MessageContext,
+  type Outcome,
+  outcome,
+  runConsumer,
+} from '../../src/bus/consumer.js';
+import { openKv } from '../../src/bus/kv.js';
+import { publish } from '../../src/bus/publish.js';
+import {
+  type InboxMessage,
+  InboxMessageSchema,
+  type Report,
+  ReportSchema,
+} from '../../src/protocol/agent.js';
+import { ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
+import type { AgentId, TaskId } from '../../src/protocol/ids.js';
+import { parseAgentSubject } from '../../src/protocol/subjects.js';
+import {
+  type TaskRecord,
+  TaskRecordSchema,
+  type TaskSubmit,
+  TaskSubmitSchema,
+} from '../../src/protocol/task.js';
+import { taskIdForSubmit } from '../../src/protocol/task-id.js';
+import { cast, type Registry } from '../../src/runtime/index.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
+import { assignMessage, commandFromReport, type TaskCommandResult, type TaskEffect } from './state.js';
+import { type StoredTask, TaskStore } from './store.js';
+
+export interface TaskQueueInput {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  /** Registered names that receive `task_changed` casts. */
+  subscribers: string[];
+  /** Handlers running at once per consumer (default 256). */
+  concurrency?: number;
+}
+
+export class TaskQueue implements Server<TaskQueueMessage> {
+  private intake: ConsumerRunner | undefined;
+  private reports: ConsumerRunner | undefined;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly input: TaskQueueInput,
+    private readonly store: TaskStore,
+  ) {
+    this.log = input.log.child({ actor: 'task-queue' });
+  }
+
+  static async start(input: TaskQueueInput, _ctx: ServerContext): Promise<TaskQueue> {
+    const { bus } = input;
+    const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema);
+    const store = new TaskStore(kv);
+    await store.load();
+    const tq = new TaskQueue(input, store);
+    store.onChange((t) => tq.publishChange(t));
+    const n = bus.names;
+    const concurrency = input.concurrency ?? 256;
+    tq.intake = await runConsumer(bus, {
+      spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
+      schema: TaskSubmitSchema,
+      concurrency,
+      handler: (submit, ctx) => tq.onSubmit(submit, ctx),
+    });
+    tq.reports = await runConsumer(bus, {
+      spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
+      schema: ReportSchema,
+      concurrency,
+      handler: (report, ctx) => tq.onReport(report, ctx),
+    });
+    tq.log.info({ phase: 'start', tasks: store.size }, 'task queue started');
+    return tq;
+  }
+
+  handle(msg: TaskQueueMessage): void {
+    switch (msg.type) {
+      case 'assign':
+        this.assign(msg.taskId, msg.agentId).then(
+          (r) => msg.reply?.(r),
+          (err) => msg.reply?.({ ok: false, error: ioError(err) }),
+        );
+        return;
+      case 'reclaim':
+        void this.apply(msg.taskId, {
+          type: 'reclaim',
+          reason: msg.reason,
+          generation: msg.generation,
+        }).catch((err) =>
+          this.log.warn({ task_id: msg.taskId, err }, 'reclaim failed; the sweep will retry'),
+        );
+        return;
+      case 'snapshot':
+        msg.reply?.([...this.store.all()].map((s) => s.record));
+        return;
+      case 'submit':
+        this.submit(msg.submit).then(
+          (r) => msg.reply?.(r),
+          (err) => msg.reply?.({ ok: false, error: ioError(err) }),
+        );
+        return;
+    }
+  }
+
+  async terminate(): Promise<void> {
+    // Stop pulling and let in-flight handlers finish, so every handled message is acked.
+    await Promise.all([this.intake?.stop(), this.reports?.stop()]);
+    this.store.stop();
+  }
+
+  /** The current record of a task (cached; this hub sees other hubs' writes through a KV watch). */
+  get(id: string): TaskRecord | undefined {
+    return this.store.get(id)?.record;
+  }
+
+  all(): Iterable<StoredTask> {
+    return this.store.all();
+  }
+
+  // --- Commands ---
+
+  async submit(raw: unknown, msgId?: string): Promise<AssignReply> {
+    const parsed = TaskSubmitSchema.safeParse(raw);
+    if (!parsed.success) return { ok: false, error: fromZodError(parsed.error, 'task').toWire() };
+    const now = Date.now();
+    const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now });
+    const r = await this.apply(id, { type: 'submit', id, submit: parsed.data });
+    return r.ok ? { ok: true, task: r.task } : r;
+  }
+
+  async assign(taskId: TaskId, agentId: AgentId): Promise<AssignReply> {
+    const r = await this.apply(taskId, { type: 'assign', agentId });
+    return r.ok ? { ok: true, task: r.task } : r;
+  }
+
+  /** Apply a command and carry out its effects once it is durable. */
+  async apply(id: string, command: Parameters<TaskStore['apply']>[1]): Promise<TaskCommandResult> {
+    const r = await this.store.apply(id, command);
+    if (r.ok && !r.duplicate) await this.runEffects(r.task, r.effects);
+    return r;
+  }
+
+  // --- Consumers ---
+
+  private async onSubmit(submit: TaskSubmit, ctx: MessageContext): Promise<Outcome> {
+    const id = taskIdForSubmit({
+      idempotencyKey: submit.idempotencyKey,
+      msgId: ctx.msgId ?? undefined,
+      now: ctx.publishedAt.getTime(),
+    });
+    const r = await this.apply(id, { type: 'submit', id, submit });
+    if (!r.ok) return outcome.deadLetter(r.error.message, r.error.code);
+    this.log.debug({ task_id: id, phase: 'submitted', duplicate: r.duplicate }, 'task submitted');
+    return outcome.ack();
+  }
+
+  private async onReport(report: Report, ctx: MessageContext): Promise<Outcome> {
+    const from = parseAgentSubject(this.input.bus.names, ctx.subject);
+    if (from?.kind !== 'report') return outcome.deadLetter(`not a report subject: ${ctx.subject}`);
+    const agentId = from.agentId as AgentId;
+    const r = await this.apply(report.taskId, commandFromReport(agentId, report));
+    const fields = {
+      task_id: report.taskId,
+      agent_id: agentId,
+      phase: report.type,
+      generation: report.generation,
+    };
+    if (r.ok) {
+      this.log.debug({ ...fields, duplicate: r.duplicate }, 'report applied');
+      return outcome.ack();
+    }
+    this.log.info({ ...fields, code: r.error.code }, `report refused: ${r.error.message}`);
+    if (r.error.code === ERROR_CODES.STALE_GENERATION || r.error.code === ERROR_CODES.FORBIDDEN) {
+      // The sender works on an assignment it no longer holds: tell it to stop.
+      if (report.type !== 'completed' && report.type !== 'failed' && report.type !== 'rejected') {
+        await this.sendInbox(agentId, {
+          v: 1,
+          type: 'cancel',
+          taskId: report.taskId,
+          generation: report.generation,
+          reason: `assignment no longer held (${r.error.code})`,
+        });
+      }
+    }
+    return outcome.ack();
+  }
+
+  // --- Effects ---
+
+  private async runEffects(task: TaskRecord, effects: TaskEffect[]): Promise<void> {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'deliver_assign':
+          await this.sendInbox(e.agentId, assignMessage(task));
+          break;
+        case 'notify_cancel':
+          await this.sendInbox(e.agentId, {
+            v: 1,
+            type: 'cancel',
+            taskId: e.taskId,
+            generation: e.generation,
+            reason: e.reason,
+          });
+          break;
+        case 'dead_lettered':
+          this.log.warn({ task_id: e.taskId, phase: 'dead', reason: e.reason }, 'task dead-lettered');
+          break;
+        case 'flag_agent':
+          this.log.warn({ task_id: e.taskId, agent_id: e.agentId, phase: 'flagged' }, e.reason);
+          break;
+        default:
+          // enqueue / unschedule / release / finished are visible in the record itself; subscribers
+          // derive them from `task_changed`.
+          break;
+      }
+    }
+  }
+
+  /**
+   * Inbox messages are JetStream publishes with a deterministic id, so a retried effect (after a
+   * crash between the record write and the publish) is deduplicated by the server.
+   */
+  private async sendInbox(agentId: AgentId, msg: InboxMessage): Promise<void> {
+    const subject = this.input.bus.names.subjects.agentInbox(agentId);
+    try {
+      await publish(this.input.bus, subject, InboxMessageSchema, msg, {
+        msgId: `${msg.taskId}:${msg.generation}:${msg.type}`,
+      });
+    } catch (err) {
+      // The record is already durable; the accept-timeout sweep reclaims an assignment whose
+      // delivery was lost, so this is logged, not retried forever.
+      this.log.error({ task_id: msg.taskId, agent_id: agentId, err }, 'inbox publish failed');
+    }
+  }
+
+  private publishChange(stored: StoredTask): void {
+    const msg: TaskChanged = { type: 'task_changed', task: stored.record };
+    for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+  }
+}
+
+function ioError(err: unknown): WireError {
+  return { code: ERROR_CODES.UNAVAILABLE, message: err instanceof Error ? err.message : String(err) };
+}

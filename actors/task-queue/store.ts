@@ -1,0 +1,192 @@
+/**
+ * @module task-queue/store
+ * The task records of record (a KV bucket, one key per task) with a write-through cache. Every
+ * change goes through `apply`, which runs the pure `applyTaskCommand` and writes with
+ * compare-and-set on the cached revision; on a conflict (another hub wrote) it re-reads and
+ * re-applies. Commands for one task are serialized, and commands that queue up behind an in-flight
+ * write are applied together and written ONCE (e.g. `accepted` + `completed` of a fast agent): this
+ * keeps JetStream writes per task low without weakening durability (no caller is answered before
+ * the write that contains its change has been acknowledged by the server).
+ * It does not execute effects: the caller does, after the write.
+ */
+import type { KvChange, TypedKv } from '../../src/bus/kv.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
+import { applyTaskCommand, type TaskCommand, type TaskCommandResult, type TaskQueueConfig } from './state.js';
+
+export interface StoredTask {
+  record: TaskRecord;
+  revision: number;
+}
+
+interface Queued {
+  command: TaskCommand;
+  resolve: (r: TaskCommandResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface TaskStoreOptions {
+  now?: () => number;
+  config?: Partial<TaskQueueConfig>;
+  /** Re-reads after a compare-and-set conflict before giving up with `conflict` (default 10). */
+  maxConflictRetries?: number;
+  /** Concurrent reads while loading (default 64). */
+  loadConcurrency?: number;
+}
+
+export type TaskChangeListener = (task: StoredTask) => void;
+
+export class TaskStore {
+  private readonly cache = new Map<string, StoredTask>();
+  private readonly queues = new Map<string, Queued[]>();
+  private readonly writing = new Set<string>();
+  private readonly listeners = new Set<TaskChangeListener>();
+  private readonly now: () => number;
+  private readonly maxConflictRetries: number;
+  private stopWatch: (() => void) | undefined;
+
+  constructor(
+    private readonly kv: TypedKv<TaskRecord>,
+    private readonly opts: TaskStoreOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.maxConflictRetries = opts.maxConflictRetries ?? 10;
+  }
+
+  /** Read every task into the cache, then follow changes made by other hubs. */
+  async load(): Promise<void> {
+    const keys = await this.kv.keys();
+    let i = 0;
+    const worker = async () => {
+      while (i < keys.length) {
+        const key = keys[i++]!;
+        const got = await this.kv.get(key);
+        if (got) this.remember({ record: got.value, revision: got.revision });
+      }
+    };
+    await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
+    const watch = await this.kv.watch({ updatesOnly: true });
+    this.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const change of watch) this.onExternalChange(change);
+    })().catch(() => {
+      // The watch ends when the connection closes; the store is being stopped then.
+    });
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+
+  /** Called with every task whose stored record changed (our writes and other hubs'). */
+  onChange(listener: TaskChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get(id: string): StoredTask | undefined {
+    return this.cache.get(id);
+  }
+
+  all(): IterableIterator<StoredTask> {
+    return this.cache.values();
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Apply a command to task `id` and persist the result. Resolves with the command's own outcome
+   * (refusals included) once the write containing it is acknowledged; rejects only on I/O failure
+   * (then nothing of this command was applied, and it is safe to retry).
+   */
+  apply(id: string, command: TaskCommand): Promise<TaskCommandResult> {
+    return new Promise((resolve, reject) => {
+      let q = this.queues.get(id);
+      if (!q) {
+        q = [];
+        this.queues.set(id, q);
+      }
+      q.push({ command, resolve, reject });
+      if (!this.writing.has(id)) void this.flush(id);
+    });
+  }
+
+  private async flush(id: string): Promise<void> {
+    this.writing.add(id);
+    try {
+      for (;;) {
+        const batch = this.queues.get(id);
+        if (!batch || batch.length === 0) break;
+        this.queues.delete(id);
+        try {
+          await this.writeBatch(id, batch);
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+        }
+      }
+    } finally {
+      this.writing.delete(id);
+      this.queues.delete(id);
+    }
+  }
+
+  private async writeBatch(id: string, batch: Queued[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const base = this.cache.get(id) ?? (await this.read(id));
+      let current = base?.record;
+      const results: TaskCommandResult[] = [];
+      let changed = false;
+      const now = this.now();
+      for (const q of batch) {
+        const r = applyTaskCommand(current, q.command, now, this.opts.config);
+        results.push(r);
+        if (r.ok && !r.duplicate) {
+          current = r.task;
+          changed = true;
+        }
+      }
+      if (!changed || !current) {
+        for (const [i, q] of batch.entries()) q.resolve(results[i]!);
+        return;
+      }
+      const w = base ? await this.kv.update(id, current, base.revision) : await this.kv.create(id, current);
+      if (w.ok) {
+        this.remember({ record: current, revision: w.revision });
+        for (const [i, q] of batch.entries()) q.resolve(results[i]!);
+        return;
+      }
+      // Someone else wrote first (another hub, or an earlier create): re-read and re-apply.
+      this.cache.delete(id);
+      if (attempt >= this.maxConflictRetries) {
+        const error = { code: ERROR_CODES.CONFLICT, message: `task ${id}: too many concurrent writers` };
+        for (const q of batch) q.resolve({ ok: false, error });
+        return;
+      }
+    }
+  }
+
+  private async read(id: string): Promise<StoredTask | undefined> {
+    const got = await this.kv.get(id);
+    if (!got) return undefined;
+    const stored = { record: got.value, revision: got.revision };
+    this.cache.set(id, stored);
+    return stored;
+  }
+
+  private remember(stored: StoredTask): void {
+    const prev = this.cache.get(stored.record.id);
+    if (prev && prev.revision >= stored.revision) return;
+    this.cache.set(stored.record.id, stored);
+    for (const l of this.listeners) l(stored);
+  }
+
+  private onExternalChange(change: KvChange<TaskRecord>): void {
+    if (change.operation !== 'put' || !change.value) {
+      if (change.operation !== 'put') this.cache.delete(change.key);
+      return;
+    }
+    this.remember({ record: change.value, revision: change.revision });
+  }
+}

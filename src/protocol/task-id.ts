@@ -1,0 +1,32 @@
+/**
+ * @module task-id
+ * Deterministic task ids for submissions, so a redelivered or re-sent submit maps to the same task:
+ * with an idempotency key the id is a hash of the key (a second submit with that key is the same
+ * task, however late); otherwise the id is the submit message's `Nats-Msg-Id` when that is already a
+ * valid task id (the SDK sends `newTaskId()`), or a time-prefixed hash of it. Clients can therefore
+ * compute the id of what they submitted without waiting for the hub.
+ */
+import type { TaskId } from './ids.js';
+
+const VALID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** 64-bit FNV-1a of a string, as 16 hex chars (not cryptographic: ids, not secrets). */
+export function fnv1a64(s: string): string {
+  let h = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  for (let i = 0; i < s.length; i++) {
+    h ^= BigInt(s.charCodeAt(i));
+    h = (h * prime) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+export function taskIdForSubmit(opts: { idempotencyKey?: string; msgId?: string; now: number }): TaskId {
+  if (opts.idempotencyKey !== undefined) {
+    // Two independent halves make accidental collisions between distinct keys negligible.
+    return `k${fnv1a64(opts.idempotencyKey)}${fnv1a64(`${opts.idempotencyKey}\u0000salt`)}` as TaskId;
+  }
+  if (opts.msgId !== undefined && VALID.test(opts.msgId)) return opts.msgId as TaskId;
+  const body = opts.msgId ?? `${opts.now}:${Math.random()}`;
+  return `t${opts.now.toString(16).padStart(12, '0')}${fnv1a64(body)}` as TaskId;
+}
