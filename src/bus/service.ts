@@ -83,6 +83,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
     ...(opts.metadata ? { metadata: opts.metadata } : {}),
   });
   const loops: Promise<void>[] = [];
+  const iters: { stop(): void }[] = [];
   const log = bus.log;
 
   const respondError = (m: ServiceMsg, e: WireError) => {
@@ -146,6 +147,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
         subject,
         metadata: { description: def.description ?? '' },
       });
+      iters.push(iter);
       loops.push(
         (async () => {
           for await (const m of iter) {
@@ -157,6 +159,8 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
     },
     async stop() {
       await service.stop();
+      // The service does not end its endpoint iterators; end them so the loops finish.
+      for (const it of iters) it.stop();
       await Promise.allSettled(loops);
     },
   };
