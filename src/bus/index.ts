@@ -4,6 +4,8 @@
  * durable consumer runners (ack / retry / dead-letter, in-progress heartbeats), the DLQ, typed KV,
  * the micro-service machinery and the status gauge. The only code that imports `@nats-io/*`.
  */
+
+export type { ConnectionEvent } from '../protocol/bus-messages.js';
 export * from './connection.js';
 export * from './consumer.js';
 export * from './dlq.js';

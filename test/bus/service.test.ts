@@ -54,14 +54,20 @@ afterAll(async () => {
 
 describe('createService()', () => {
   it('answers a valid request', async () => {
-    expect(await request(client, 'task.stats', { v: 1, xs: [1, 2, 3.5] }, SumReply)).toEqual({ v: 1, total: 6.5 });
+    expect(await request(client, 'task.stats', { v: 1, xs: [1, 2, 3.5] }, SumReply)).toEqual({
+      v: 1,
+      total: 6.5,
+    });
   });
 
   it('answers invalid input with a typed error and the service error headers', async () => {
     const err = await request(client, 'task.stats', { v: 1, xs: [] }, SumReply).catch((e) => e);
     expect(err).toBeInstanceOf(AgentComError);
     expect(err).toMatchObject({ code: 'invalid_payload', path: ['xs'] });
-    const raw = await client.nc.request(client.names.subjects.api['task.stats'], JSON.stringify({ v: 2, xs: [1] }));
+    const raw = await client.nc.request(
+      client.names.subjects.api['task.stats'],
+      JSON.stringify({ v: 2, xs: [1] }),
+    );
     expect(raw.headers?.get(HEADERS.SERVICE_ERROR_CODE)).toBe('400');
     expect(raw.json()).toMatchObject({ code: 'unsupported_version', path: ['v'] });
     const notJson = await client.nc.request(client.names.subjects.api['task.stats'], enc('{'));
@@ -73,7 +79,10 @@ describe('createService()', () => {
       code: 'not_found',
       message: 'no task x',
     });
-    const raw = await client.nc.request(client.names.subjects.api['task.get'], JSON.stringify({ v: 1, id: 'x' }));
+    const raw = await client.nc.request(
+      client.names.subjects.api['task.get'],
+      JSON.stringify({ v: 1, id: 'x' }),
+    );
     expect(raw.headers?.get(HEADERS.SERVICE_ERROR_CODE)).toBe('404');
     await expect(request(client, 'task.get', { v: 1, id: 'boom' }, z.unknown())).rejects.toMatchObject({
       code: 'internal',
@@ -82,7 +91,11 @@ describe('createService()', () => {
 
   it('answers $SRV.PING, INFO and STATS with the service name and endpoints', async () => {
     const name = bus.names.service.name;
-    const ping = (await client.nc.request(`$SRV.PING.${name}`)).json<{ name: string; version: string; type: string }>();
+    const ping = (await client.nc.request(`$SRV.PING.${name}`)).json<{
+      name: string;
+      version: string;
+      type: string;
+    }>();
     expect(ping).toMatchObject({ name, version: '1.2.3', type: 'io.nats.micro.v1.ping_response' });
     const info = (await client.nc.request(`$SRV.INFO.${name}`)).json<{ endpoints: { subject: string }[] }>();
     expect(info.endpoints.map((e) => e.subject).sort()).toEqual(
@@ -90,7 +103,9 @@ describe('createService()', () => {
         (e) => `${bus.names.subjects.apiPrefix}.${e}`,
       ),
     );
-    const stats = (await client.nc.request(`$SRV.STATS.${name}`)).json<{ endpoints: { num_requests: number }[] }>();
+    const stats = (await client.nc.request(`$SRV.STATS.${name}`)).json<{
+      endpoints: { num_requests: number }[];
+    }>();
     expect(stats.endpoints.some((e) => e.num_requests > 0)).toBe(true);
   });
 
@@ -120,7 +135,9 @@ describe('createService()', () => {
   });
 
   it('reports unavailable when no service answers', async () => {
-    await expect(request(client, 'agent.list', { v: 1 }, z.unknown(), { timeoutMs: 1_000 })).rejects.toMatchObject({
+    await expect(
+      request(client, 'agent.list', { v: 1 }, z.unknown(), { timeoutMs: 1_000 }),
+    ).rejects.toMatchObject({
       code: 'unavailable',
     });
   });

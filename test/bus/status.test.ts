@@ -38,7 +38,11 @@ describe('startStatusPublisher()', () => {
       reason: { code: 'invalid_payload', message: 'x' },
     });
     const samples: unknown[] = [];
-    const sub = bus.nc.subscribe(n.subjects.busStatus, { callback: (_e, m) => samples.push(m.json()) });
+    const sub = bus.nc.subscribe(n.subjects.busStatus, {
+      callback: (_e, m) => {
+        samples.push(m.json());
+      },
+    });
     const pub = startStatusPublisher(bus, { intervalMs: 100 });
     try {
       await eventually(() => expect(samples.length).toBeGreaterThanOrEqual(2));
