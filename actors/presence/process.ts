@@ -47,7 +47,8 @@ export interface PresenceInput {
 
 export type PresenceMessage =
   | { type: 'tick' }
-  | { type: 'online'; reply?: (agents: { id: AgentId; registration: AgentRegistration }[]) => void };
+  /** call: every registered agent and whether it is online now. */
+  | { type: 'agents'; reply?: (agents: { registration: AgentRegistration; online: boolean }[]) => void };
 
 export class PresenceProcess implements Server<PresenceMessage> {
   private readonly presence: Presence;
@@ -97,10 +98,10 @@ export class PresenceProcess implements Server<PresenceMessage> {
       this.arm();
     } else {
       msg.reply?.(
-        this.presence.online().flatMap((id) => {
-          const registration = this.registrations.get(id);
-          return registration ? [{ id, registration }] : [];
-        }),
+        [...this.registrations.values()].map((registration) => ({
+          registration,
+          online: this.presence.isOnline(registration.id) && !this.unconfirmed.has(registration.id),
+        })),
       );
     }
   }

@@ -3,6 +3,8 @@
  * What other actors may send the TaskQueue (by its registered name), and the notifications it sends.
  * `call` messages carry `reply` (added by the runtime's `call`); casts do not.
  */
+
+import type { TaskListReply, TaskListRequest } from '../../src/protocol/api.js';
 import type { WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import type { TaskRecord, TaskSubmitInput } from '../../src/protocol/task.js';
@@ -18,7 +20,24 @@ export type TaskQueueMessage =
   /** call: every task record known (the scheduler rebuilds its index from it). */
   | { type: 'snapshot'; reply?: (tasks: TaskRecord[]) => void }
   /** call: submit from inside the hub (the API and the bus intake use the same path). */
-  | { type: 'submit'; submit: TaskSubmitInput; reply?: (r: AssignReply) => void };
+  | { type: 'submit'; submit: TaskSubmitInput; reply?: (r: AssignReply) => void }
+  /** call: cancel or manually retry a task (`by` is recorded in its history). */
+  | { type: 'cancel'; taskId: TaskId; reason?: string; by?: string; reply?: (r: AssignReply) => void }
+  | { type: 'retry'; taskId: TaskId; by?: string; reply?: (r: AssignReply) => void }
+  /** call: one task record (null when unknown). */
+  | { type: 'get'; taskId: TaskId; reply?: (t: TaskRecord | null) => void }
+  /** call: a filtered page of tasks, newest first. */
+  | { type: 'list'; request: TaskListRequest; reply?: (r: TaskListReply) => void }
+  /** call: counts across all tasks. */
+  | { type: 'stats'; reply?: (r: TaskQueueStats) => void };
+
+export type TaskQueueStats = {
+  total: number;
+  byStatus: Record<string, number>;
+  byQueue: Record<string, number>;
+  byPriority: Record<string, number>;
+  tokensUsed: number;
+};
 
 /** Sent (cast) to every subscriber after each durable change of a task record. */
 export type TaskChanged = {

@@ -39,6 +39,7 @@ import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
+import { listTasks, taskStats } from './query.js';
 import { assignMessage, commandFromReport, type TaskCommandResult, type TaskEffect } from './state.js';
 import { type StoredTask, TaskStore } from './store.js';
 
@@ -110,12 +111,36 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.([...this.store.all()].map((s) => s.record));
         return;
       case 'submit':
-        this.submit(msg.submit).then(
-          (r) => msg.reply?.(r),
-          (err) => msg.reply?.({ ok: false, error: ioError(err) }),
-        );
+        this.reply(this.submit(msg.submit), msg.reply);
+        return;
+      case 'cancel':
+        this.reply(this.command(msg.taskId, { type: 'cancel', reason: msg.reason, by: msg.by }), msg.reply);
+        return;
+      case 'retry':
+        this.reply(this.command(msg.taskId, { type: 'retry', by: msg.by }), msg.reply);
+        return;
+      case 'get':
+        msg.reply?.(this.store.get(msg.taskId)?.record ?? null);
+        return;
+      case 'list':
+        msg.reply?.(listTasks(this.store.all(), msg.request));
+        return;
+      case 'stats':
+        msg.reply?.(taskStats(this.store.all()));
         return;
     }
+  }
+
+  private reply(p: Promise<AssignReply>, reply: ((r: AssignReply) => void) | undefined): void {
+    p.then(
+      (r) => reply?.(r),
+      (err) => reply?.({ ok: false, error: ioError(err) }),
+    );
+  }
+
+  private async command(taskId: TaskId, command: Parameters<TaskStore['apply']>[1]): Promise<AssignReply> {
+    const r = await this.apply(taskId, command);
+    return r.ok ? { ok: true, task: r.task } : r;
   }
 
   async terminate(): Promise<void> {

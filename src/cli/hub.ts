@@ -1,31 +1,41 @@
 /**
- * `agentcom hub`: until the hub actors land this starts the embedded nats-server (when no NATS_URL
- * is set) and waits for SIGTERM/SIGINT.
+ * `agentcom hub`: validate configuration (flags over environment), start the hub, and shut it down
+ * gracefully on SIGTERM/SIGINT (a second signal exits at once).
  */
-import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { pino } from 'pino';
-import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../bus/nats-server.js';
+import { loadHubConfig } from '../hub/config.js';
+import { startHub } from '../hub/main.js';
+import { AgentComError } from '../protocol/errors.js';
 
-export async function runHub(opts: { natsUrl?: string; dataDir?: string }): Promise<void> {
-  const log = pino({ name: 'agentcom-hub' });
-  const natsUrl = opts.natsUrl ?? process.env.NATS_URL;
-  if (natsUrl) {
-    log.info({ natsUrl }, 'using external NATS');
-  } else {
-    const storeDir = resolve(opts.dataDir ?? process.env.AGENTCOM_DATA_DIR ?? '.agentcom/nats');
-    await mkdir(storeDir, { recursive: true });
-    const port = await freePort();
-    const child = spawn(findNatsServer(), natsServerArgs({ port, storeDir }), { stdio: 'inherit' });
-    await waitForNats(port);
-    log.info({ natsUrl: `nats://127.0.0.1:${port}`, storeDir }, 'embedded nats-server ready');
-    const stop = () => {
-      log.info('shutting down');
-      child.kill('SIGTERM');
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    await new Promise((r) => child.once('exit', r));
+export interface HubFlags {
+  natsUrl?: string;
+  dataDir?: string;
+  natsPort?: string;
+  prefix?: string;
+  hubId?: string;
+  logLevel?: string;
+}
+
+export async function runHub(flags: HubFlags): Promise<number> {
+  let config: ReturnType<typeof loadHubConfig>;
+  try {
+    config = loadHubConfig(flags);
+  } catch (err) {
+    if (err instanceof AgentComError) {
+      process.stderr.write(`agentcom hub: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
   }
+  const hub = await startHub(config);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    hub.log.info({ phase: 'shutdown', signal: sig }, 'signal received; shutting down');
+    void hub.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const reason = await hub.exited;
+  return reason === 'shutdown' || reason === 'normal' ? 0 : 1;
 }

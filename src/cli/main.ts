@@ -3,7 +3,7 @@
  * The `agentcom` command. Each subcommand validates its flags and environment before doing anything.
  */
 import { Command } from 'commander';
-import { runHub } from './hub.js';
+import { type HubFlags, runHub } from './hub.js';
 
 const program = new Command()
   .name('agentcom')
@@ -14,8 +14,12 @@ program
   .description('start the hub (spawns and supervises a local nats-server when NATS_URL is not set)')
   .option('--nats-url <url>', 'NATS server to use instead of an embedded one (env NATS_URL)')
   .option('--data-dir <dir>', 'directory for the embedded nats-server store (env AGENTCOM_DATA_DIR)')
-  .action(async (opts: { natsUrl?: string; dataDir?: string }) => {
-    await runHub(opts);
+  .option('--nats-port <port>', 'port of the embedded nats-server, default 4223 (env AGENTCOM_NATS_PORT)')
+  .option('--prefix <prefix>', 'subject/stream prefix, default agentcom (env AGENTCOM_PREFIX)')
+  .option('--hub-id <id>', 'this hub instance id (env AGENTCOM_HUB_ID)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTCOM_LOG_LEVEL)')
+  .action(async (flags: HubFlags) => {
+    process.exitCode = await runHub(flags);
   });
 
 await program.parseAsync(process.argv);

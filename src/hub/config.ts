@@ -17,6 +17,13 @@ export const HubConfigSchema = z.object({
     .optional()
     .describe('NATS server URL; when absent the hub spawns and supervises a local nats-server'),
   dataDir: z.string().min(1).default('.agentcom').describe('directory for the embedded nats-server store'),
+  natsPort: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .default(4223)
+    .describe('port of the embedded nats-server (4223, not 4222, so it never collides with a system one)'),
   prefix: z
     .string()
     .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lowercase letters, digits, _ or -')
@@ -45,6 +52,7 @@ export type HubConfig = z.infer<typeof HubConfigSchema>;
 export const ENV_VARS: Record<keyof HubConfig, string> = {
   natsUrl: 'NATS_URL',
   dataDir: 'AGENTCOM_DATA_DIR',
+  natsPort: 'AGENTCOM_NATS_PORT',
   prefix: 'AGENTCOM_PREFIX',
   hubId: 'AGENTCOM_HUB_ID',
   heartbeatIntervalMs: 'AGENTCOM_HEARTBEAT_INTERVAL_MS',

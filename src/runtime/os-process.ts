@@ -4,11 +4,12 @@
  * readiness check that must pass before the start counts, stdout/stderr as lines (to listeners
  * and/or the logger). Exit mapping: code 0 -> `normal`; non-zero or an unrequested signal ->
  * `{ kind: 'exit', code, signal }` (abnormal); after our SIGTERM -> the requested reason; after our
- * SIGKILL -> `killed`. Stopping sends SIGTERM, then SIGKILL after the shutdown timeout.
+ * SIGKILL -> `killed`. Stopping sends SIGTERM (or `stopSignal`), then SIGKILL after the shutdown timeout.
  * It does NOT kill grandchildren the program spawns itself (no process groups).
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { StartResult } from './child-spec.js';
@@ -33,7 +34,14 @@ export interface OsProcessOptions {
   onLine?: LineListener;
   /** Log every output line through the tree's logger at this level (default: not logged). */
   logLines?: 'trace' | 'debug' | 'info' | 'warn';
+  /**
+   * The signal that asks the program to stop (default SIGTERM), like systemd's KillSignal: some
+   * programs treat SIGTERM as an error exit (nats-server exits 1 on SIGTERM, 0 on SIGINT).
+   */
+  stopSignal?: NodeJS.Signals;
 }
+
+const osSignals = constants.signals as Partial<Record<NodeJS.Signals, number>>;
 
 export class OsProcessPid extends Pid {
   readonly kind = 'process';
@@ -42,7 +50,10 @@ export class OsProcessPid extends Pid {
   private lineListeners: LineListener[] = [];
 
   /** @internal */
-  constructor(child: ChildProcess) {
+  constructor(
+    child: ChildProcess,
+    private readonly stopSignal: NodeJS.Signals = 'SIGTERM',
+  ) {
     super();
     this.child = child;
     child.once('exit', (code, signal) => this._exit(this.mapExit(code, signal)));
@@ -75,7 +86,7 @@ export class OsProcessPid extends Pid {
   override _shutdown(reason: ExitReason): void {
     if (!this.alive || this.requested) return;
     this.requested = reason;
-    this.child.kill('SIGTERM');
+    this.child.kill(this.stopSignal);
   }
 
   override _kill(): void {
@@ -87,8 +98,9 @@ export class OsProcessPid extends Pid {
   private mapExit(code: number | null, signal: NodeJS.Signals | null): ExitReason {
     if (this.requested === 'killed') return 'killed';
     if (this.requested !== undefined) {
-      // The program honoured our SIGTERM (died from it, or handled it and exited cleanly).
-      if (signal === 'SIGTERM' || code === 0 || code === 143) return this.requested;
+      // The program honoured our stop signal (died from it, or handled it and exited cleanly).
+      if (signal === this.stopSignal || code === 0 || code === 128 + (osSignals[this.stopSignal] ?? 15))
+        return this.requested;
       return { kind: 'exit', code, signal };
     }
     if (code === 0) return 'normal';
@@ -112,7 +124,7 @@ export async function startOsProcess(opts: OsProcessOptions, logger?: Logger): P
     child.once('error', (e) => resolve(e));
   });
   if (spawned) return { kind: 'error', reason: spawned };
-  const pid = new OsProcessPid(child);
+  const pid = new OsProcessPid(child, opts.stopSignal);
   const log = logger && opts.logLines ? logger : undefined;
   const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') => {
     if (!stream) return;

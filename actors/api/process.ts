@@ -1,0 +1,155 @@
+/**
+ * @module api/process
+ * The hub's request/reply API as a NATS micro service (`$SRV.PING|INFO|STATS.agentcom`): each
+ * endpoint validates its input, asks the actor that owns the answer (by `call`), and replies with a
+ * typed payload or a structured error. Requests are answered by any one hub (queue group). It holds
+ * no state of its own.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import { registerDlqEndpoints } from '../../src/bus/dlq.js';
+import { type AgentcomService, createService } from '../../src/bus/service.js';
+import {
+  type AgentListReply,
+  EmptyRequestSchema,
+  TaskCancelRequestSchema,
+  type TaskListReply,
+  TaskListRequestSchema,
+  TaskRefSchema,
+  type TaskStatsReply,
+  TaskSubmitRequestSchema,
+} from '../../src/protocol/api.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import type { AgentRegistration } from '../../src/protocol/registration.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
+import { call, type Registry } from '../../src/runtime/index.js';
+import type { Server } from '../../src/runtime/server.js';
+import type { SchedulerStatsReply } from '../scheduler/messages.js';
+import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/messages.js';
+
+export interface ApiInput {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  hubId: string;
+  version: string;
+  names: { taskQueue: string; scheduler: string; presence: string; agents: string };
+}
+
+export class ApiProcess implements Server {
+  private constructor(private readonly service: AgentcomService) {}
+
+  static async start(input: ApiInput): Promise<ApiProcess> {
+    const { bus, registry } = input;
+    const svc = await createService(bus, {
+      version: input.version,
+      description: 'AgentCom hub API',
+      metadata: { hub: input.hubId },
+    });
+    const ask = async <R>(target: string, msg: { type: string; [k: string]: unknown }): Promise<R> => {
+      const r = await call<R>(target, msg, { registry, timeout: 10_000 });
+      if (!r.ok)
+        throw new AgentComError(ERROR_CODES.UNAVAILABLE, `${target} is not available (${r.error.kind})`);
+      return r.value;
+    };
+    const tq = <R>(msg: TaskQueueMessage) => ask<R>(input.names.taskQueue, msg as never);
+    const taskOrThrow = (r: AssignReply) => {
+      if (!r.ok) throw AgentComError.fromWire(r.error);
+      return { v: 1 as const, task: r.task };
+    };
+
+    svc.addEndpoint('task.submit', {
+      input: TaskSubmitRequestSchema,
+      description: 'Submit a task; replies with its record (idempotent with idempotencyKey).',
+      handler: async (submit) => taskOrThrow(await tq<AssignReply>({ type: 'submit', submit })),
+    });
+    svc.addEndpoint('task.get', {
+      input: TaskRefSchema,
+      description: 'One task record.',
+      handler: async ({ id }) => {
+        const task = await tq<TaskRecord | null>({ type: 'get', taskId: id });
+        if (!task) throw new AgentComError(ERROR_CODES.NOT_FOUND, `task ${id} not found`);
+        return { v: 1, task };
+      },
+    });
+    svc.addEndpoint('task.list', {
+      input: TaskListRequestSchema,
+      description: 'Tasks filtered by status, assignee, priority, queue; newest first, paged.',
+      handler: (request) => tq<TaskListReply>({ type: 'list', request }),
+    });
+    svc.addEndpoint('task.cancel', {
+      input: TaskCancelRequestSchema,
+      description: 'Cancel an unfinished task (the agent holding it is told to stop).',
+      handler: async ({ id, reason }) =>
+        taskOrThrow(await tq<AssignReply>({ type: 'cancel', taskId: id, reason, by: 'api' })),
+    });
+    svc.addEndpoint('task.retry', {
+      input: TaskRefSchema,
+      description: 'Requeue a dead, failed or cancelled task with a fresh retry budget.',
+      handler: async ({ id }) => taskOrThrow(await tq<AssignReply>({ type: 'retry', taskId: id, by: 'api' })),
+    });
+    svc.addEndpoint('task.stats', {
+      input: EmptyRequestSchema,
+      description: 'Counts by status, queue and priority, and the scheduler state.',
+      handler: async (): Promise<TaskStatsReply> => {
+        const s = await tq<TaskQueueStats>({ type: 'stats' });
+        const sched = await call<SchedulerStatsReply>(input.names.scheduler, { type: 'stats' }, { registry });
+        return {
+          v: 1,
+          ...s,
+          scheduler: sched.ok
+            ? {
+                leader: sched.value.leader,
+                ready: sched.value.ready,
+                delayed: sched.value.delayed,
+                agents: sched.value.agents,
+              }
+            : null,
+        };
+      },
+    });
+    svc.addEndpoint('agent.list', {
+      input: EmptyRequestSchema,
+      description: 'Every registered agent with its state and the tasks it holds.',
+      handler: async (): Promise<AgentListReply> => {
+        const regs = await ask<{ registration: AgentRegistration; online: boolean }[]>(input.names.presence, {
+          type: 'agents',
+        });
+        const agents = await Promise.all(
+          regs.map(async ({ registration, online }) => {
+            const fsm = await call<{ value: unknown; context: Record<string, unknown> } | null>(
+              input.names.agents,
+              { type: 'state', agentId: registration.id },
+              { registry },
+            );
+            const snap = fsm.ok ? fsm.value : null;
+            const ctx = (snap?.context ?? {}) as {
+              tasks?: Record<string, unknown>;
+              completed?: number;
+              flags?: number;
+            };
+            return {
+              id: registration.id,
+              online,
+              state: typeof snap?.value === 'string' ? snap.value : online ? 'idle' : 'offline',
+              hello: registration.hello,
+              tasks: Object.keys(ctx.tasks ?? {}) as never[],
+              completed: ctx.completed ?? 0,
+              flags: ctx.flags ?? 0,
+            };
+          }),
+        );
+        return { v: 1, agents };
+      },
+    });
+    registerDlqEndpoints(svc, bus);
+    input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
+    return new ApiProcess(svc);
+  }
+
+  handle(): void {}
+
+  async terminate(): Promise<void> {
+    await this.service.stop();
+  }
+}

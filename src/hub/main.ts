@@ -1,0 +1,136 @@
+/**
+ * @module main
+ * Starts a hub: the supervision tree of tree.ts under a root supervisor, with an embedded
+ * nats-server when no NATS URL is configured. `stop()` is the graceful shutdown: children stop in
+ * reverse start order (API first, TaskQueue last, each acking what it applied), the bus is drained
+ * (flushing acks), then the embedded server is stopped.
+ */
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type Logger, pino } from 'pino';
+import { type Bus, connectBus } from '../bus/connection.js';
+import { findNatsServer, natsServerArgs, waitForNats } from '../bus/nats-server.js';
+import { defaultTopology, provision } from '../bus/provision.js';
+import {
+  type ChildSpecInput,
+  type ExitReason,
+  fnChild,
+  processChild,
+  Registry,
+  type Supervisor,
+  startSupervisor,
+} from '../runtime/index.js';
+import type { HubConfig } from './config.js';
+import { servicesTree } from './tree.js';
+
+export const HUB_VERSION = '0.1.0';
+
+export interface HubHandle {
+  readonly hubId: string;
+  /** The NATS URL the hub uses (the embedded server's when it spawned one). */
+  readonly natsUrl: string;
+  readonly registry: Registry;
+  readonly root: Supervisor;
+  readonly log: Logger;
+  /** The current bus connection (replaced when the core restarts). */
+  bus(): Bus | undefined;
+  /** Graceful shutdown; resolves when everything has stopped. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Resolves with the root's exit reason (after stop(), or when the tree gives up). */
+  readonly exited: Promise<ExitReason>;
+}
+
+export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<HubHandle> {
+  const hubId = config.hubId ?? `${hostname()}-${process.pid}`;
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { hub: hubId } });
+  const registry = new Registry();
+  const children: ChildSpecInput[] = [];
+  let natsUrl = config.natsUrl;
+  if (!natsUrl) {
+    const storeDir = resolve(config.dataDir, 'nats');
+    await mkdir(storeDir, { recursive: true });
+    const port = config.natsPort;
+    natsUrl = `nats://127.0.0.1:${port}`;
+    children.push(
+      processChild(
+        'nats-server',
+        {
+          command: findNatsServer(),
+          args: natsServerArgs({ port, storeDir, serverName: `agentcom-${hubId}`.replace(/[^\w-]/g, '_') }),
+          ready: () => waitForNats(port, 30_000),
+          logLines: 'debug',
+          stopSignal: 'SIGINT',
+        },
+        { shutdown: 10_000 },
+      ),
+    );
+    log.info({ phase: 'start', natsUrl, storeDir: join(storeDir) }, 'embedding nats-server');
+  }
+
+  let bus: Bus | undefined;
+  children.push(
+    fnChild(
+      'core',
+      async () => {
+        const b = await connectBus({
+          servers: natsUrl,
+          name: `agentcom-hub-${hubId}`,
+          prefix: config.prefix,
+          logger: log,
+        });
+        try {
+          await provision(b, defaultTopology(b.names));
+        } catch (reason) {
+          await b.drain();
+          return { kind: 'error', reason };
+        }
+        const r = await startSupervisor(
+          servicesTree(config, { bus: b, registry, log, hubId, version: HUB_VERSION }),
+          { strategy: 'rest_for_one', intensity: 5, period: 10_000 },
+          { registry, logger: log, name: 'services' },
+        );
+        if (!r.ok) {
+          await b.drain();
+          return { kind: 'error', reason: r.error };
+        }
+        bus = b;
+        // Normally the `bus` child drains it; this covers a services tree that died abnormally.
+        r.value.onExit(() => void b.drain());
+        return { kind: 'ok', pid: r.value };
+      },
+      [],
+      // If NATS is unreachable the core keeps retrying with backoff instead of exhausting intensity.
+      { type: 'supervisor', shutdown: 'infinity', backoff: { min: 250, max: 10_000 } },
+    ),
+  );
+
+  const started = await startSupervisor(
+    children,
+    { strategy: 'rest_for_one', intensity: 10, period: 60_000 },
+    { registry, logger: log, name: 'hub' },
+  );
+  if (!started.ok) throw new Error(`hub failed to start: ${JSON.stringify(started.error)}`);
+  const root = started.value;
+  let stopping: Promise<void> | undefined;
+  const exited = root.exited;
+  log.info({ phase: 'started', natsUrl, hubId }, 'hub started');
+  return {
+    hubId,
+    natsUrl,
+    registry,
+    root,
+    log,
+    bus: () => bus,
+    exited,
+    stop() {
+      stopping ??= (async () => {
+        log.info({ phase: 'shutdown' }, 'hub shutting down');
+        await root.stop('shutdown');
+        await exited;
+        log.info({ phase: 'stopped' }, 'hub stopped');
+      })();
+      return stopping;
+    },
+  };
+}

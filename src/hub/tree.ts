@@ -1,0 +1,153 @@
+/**
+ * @module tree
+ * The hub's supervision tree, as data. Read top to bottom in start order; shutdown runs bottom to
+ * top, so the API stops taking requests first and the TaskQueue (which acks what it has applied)
+ * stops last, before the bus is drained and the embedded nats-server is stopped.
+ *
+ *   hub                      rest_for_one   nats-server is everything's foundation: if it dies, all
+ *   ├─ nats-server           OS process      after it restart and rebuild their state from JetStream
+ *   └─ core                  (connects the bus and provisions streams, then starts:)
+ *      services              rest_for_one   later children are projections of earlier ones: when
+ *      ├─ bus                                the connection; stopped last, so it drains every ack
+ *      ├─ task-queue                         the TaskQueue restarts, the rest re-read it; when the
+ *      ├─ agents             one_for_all     scheduler crashes, only it restarts
+ *      │  ├─ agent-fsms      dynamic         one AgentFSM per agent; a crashing FSM restarts alone
+ *      │  └─ agents-manager                  routes events to the FSMs (restarts with them)
+ *      ├─ presence
+ *      ├─ scheduler
+ *      ├─ api
+ *      ├─ dlq-forwarder
+ *      └─ status
+ */
+import type { Logger } from 'pino';
+import { AgentsProcess } from '../../actors/agents/process.js';
+import { ApiProcess } from '../../actors/api/process.js';
+import { PresenceProcess } from '../../actors/presence/process.js';
+import { SchedulerProcess } from '../../actors/scheduler/process.js';
+import { TaskQueue } from '../../actors/task-queue/process.js';
+import type { Bus } from '../bus/connection.js';
+import { startDlqForwarder } from '../bus/dlq-forwarder.js';
+import { startStatusPublisher } from '../bus/status.js';
+import {
+  type ChildSpecInput,
+  dynamicSupervisorChild,
+  type Registry,
+  supervisorChild,
+} from '../runtime/index.js';
+import { serverChild } from '../runtime/server.js';
+import type { HubConfig } from './config.js';
+
+/** Registered names of the hub's actors (in the hub's own registry). */
+export const ACTOR_NAMES = {
+  taskQueue: 'task-queue',
+  agentFsms: 'agent-fsms',
+  agents: 'agents',
+  presence: 'presence',
+  scheduler: 'scheduler',
+} as const;
+
+export interface ServicesDeps {
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  hubId: string;
+  version: string;
+}
+
+/** The `services` supervisor's children (everything that needs the bus). */
+export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
+  const { bus, registry, log, hubId } = deps;
+  const n = ACTOR_NAMES;
+  const timeouts = {
+    acceptTimeoutMs: config.acceptTimeoutMs,
+    progressTimeoutMs: config.progressTimeoutMs,
+    blockedTimeoutMs: config.blockedTimeoutMs,
+  };
+  return [
+    serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
+    serverChild(
+      'task-queue',
+      TaskQueue.start,
+      { bus, registry, log, subscribers: [n.scheduler, n.agents] },
+      { name: n.taskQueue },
+    ),
+    supervisorChild(
+      'agents',
+      [
+        dynamicSupervisorChild('agent-fsms', {}, { name: n.agentFsms }),
+        serverChild(
+          'agents-manager',
+          AgentsProcess.start,
+          {
+            bus,
+            registry,
+            log,
+            fsmSupervisor: n.agentFsms,
+            taskQueue: n.taskQueue,
+            timeouts: {
+              acceptMs: config.acceptTimeoutMs,
+              progressMs: config.progressTimeoutMs,
+              blockedMs: config.blockedTimeoutMs,
+            },
+            tickMs: config.sweepIntervalMs,
+          },
+          { name: n.agents },
+        ),
+      ],
+      { strategy: 'one_for_all' },
+    ),
+    serverChild(
+      'presence',
+      PresenceProcess.start,
+      {
+        bus,
+        registry,
+        log,
+        hubId,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        missedBeats: config.missedBeats,
+        subscribers: [n.scheduler, n.agents],
+      },
+      { name: n.presence },
+    ),
+    serverChild(
+      'scheduler',
+      SchedulerProcess.start,
+      {
+        bus,
+        registry,
+        log,
+        hubId,
+        taskQueue: n.taskQueue,
+        timeouts,
+        sweepIntervalMs: config.sweepIntervalMs,
+        leaseTtlMs: config.leaseTtlMs,
+      },
+      { name: n.scheduler },
+    ),
+    serverChild('api', ApiProcess.start, {
+      bus,
+      registry,
+      log,
+      hubId,
+      version: deps.version,
+      names: { taskQueue: n.taskQueue, scheduler: n.scheduler, presence: n.presence, agents: n.agents },
+    }),
+    serverChild(
+      'dlq-forwarder',
+      async () => {
+        const runner = await startDlqForwarder(bus);
+        return { handle() {}, terminate: () => runner.stop() };
+      },
+      undefined,
+    ),
+    serverChild(
+      'status',
+      () => {
+        const publisher = startStatusPublisher(bus, { intervalMs: config.statusIntervalMs });
+        return { handle() {}, terminate: () => publisher.stop() };
+      },
+      undefined,
+    ),
+  ];
+}

@@ -1,0 +1,89 @@
+/**
+ * @module api
+ * Request and reply payloads of the hub's request/reply API (`<prefix>.api.<endpoint>`, a NATS
+ * micro service). Task records travel as `TaskRecord`; errors as the service error headers plus a
+ * `WireError` body. Listing is newest first and paged with an opaque cursor.
+ */
+import { z } from 'zod';
+import { AgentHelloSchema } from './agent.js';
+import { AgentIdSchema, QueueNameSchema, TaskIdSchema } from './ids.js';
+import { PrioritySchema, TaskRecordSchema, TaskStatusSchema, TaskSubmitSchema } from './task.js';
+
+export const TaskSubmitRequestSchema = TaskSubmitSchema.describe(
+  'task.submit: a new task (same payload as the submit stream). Replies with the task record.',
+);
+
+export const TaskRefSchema = z
+  .object({ v: z.literal(1), id: TaskIdSchema })
+  .describe('task.get / task.retry: which task.');
+
+export const TaskCancelRequestSchema = z
+  .object({
+    v: z.literal(1),
+    id: TaskIdSchema,
+    reason: z.string().max(500).optional().describe('Why (told to the agent holding the task).'),
+  })
+  .describe('task.cancel: cancel a task that is not finished.');
+
+export const TaskReplySchema = z
+  .object({ v: z.literal(1), task: TaskRecordSchema })
+  .describe('The task record after the operation.');
+
+export const TaskListRequestSchema = z
+  .object({
+    v: z.literal(1),
+    status: z.array(TaskStatusSchema).optional().describe('Only these statuses.'),
+    assignee: AgentIdSchema.optional().describe('Only tasks held (or last held) by this agent.'),
+    priority: PrioritySchema.optional(),
+    queue: QueueNameSchema.optional(),
+    limit: z.int().min(1).max(1000).default(50).describe('Page size (1-1000, default 50).'),
+    cursor: z.string().max(200).optional().describe('From the previous page’s `nextCursor`.'),
+  })
+  .describe('task.list: tasks matching every given filter, newest first.');
+export type TaskListRequest = z.infer<typeof TaskListRequestSchema>;
+
+export const TaskListReplySchema = z
+  .object({
+    v: z.literal(1),
+    tasks: z.array(TaskRecordSchema),
+    total: z.int().nonnegative().describe('Tasks matching the filters (all pages).'),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last.'),
+  })
+  .describe('A page of tasks.');
+export type TaskListReply = z.infer<typeof TaskListReplySchema>;
+
+export const TaskStatsReplySchema = z
+  .object({
+    v: z.literal(1),
+    total: z.int().nonnegative(),
+    byStatus: z.record(z.string(), z.int().nonnegative()).describe('Count per status.'),
+    byQueue: z.record(z.string(), z.int().nonnegative()).describe('Open (not finished) tasks per queue.'),
+    byPriority: z.record(z.string(), z.int().nonnegative()).describe('Queued tasks per priority.'),
+    tokensUsed: z.int().nonnegative().describe('Sum over all tasks.'),
+    scheduler: z
+      .object({ leader: z.boolean(), ready: z.int(), delayed: z.int(), agents: z.int() })
+      .nullable()
+      .describe('This hub’s scheduler (null if unavailable).'),
+  })
+  .describe('task.stats: counts across the queue.');
+export type TaskStatsReply = z.infer<typeof TaskStatsReplySchema>;
+
+export const EmptyRequestSchema = z.object({ v: z.literal(1).optional() }).describe('No parameters.');
+
+export const AgentListReplySchema = z
+  .object({
+    v: z.literal(1),
+    agents: z.array(
+      z.object({
+        id: AgentIdSchema,
+        online: z.boolean(),
+        state: z.string().describe('AgentFSM state: offline, idle, assigned, working, blocked.'),
+        hello: AgentHelloSchema,
+        tasks: z.array(TaskIdSchema).describe('Tasks it holds now.'),
+        completed: z.int().nonnegative().describe('Tasks completed this session.'),
+        flags: z.int().nonnegative().describe('Rejections and accept timeouts.'),
+      }),
+    ),
+  })
+  .describe('agent.list: every registered agent.');
+export type AgentListReply = z.infer<typeof AgentListReplySchema>;
