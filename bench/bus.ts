@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AckPolicy, type JetStreamClient, jetstream, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { AckPolicy, type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { Svcm } from '@nats-io/services';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';

@@ -6,6 +6,13 @@
  */
 import { z } from 'zod';
 import {
+  AgentHelloSchema,
+  GoodbyeSchema,
+  HeartbeatSchema,
+  InboxMessageSchema,
+  ReportSchema,
+} from './agent.js';
+import {
   DlqGetRequestSchema,
   DlqListRequestSchema,
   DlqListResponseSchema,
@@ -17,6 +24,7 @@ import {
 } from './dlq.js';
 import { WireErrorSchema } from './errors.js';
 import { BusStatusSchema } from './status.js';
+import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
 
 export interface SchemaEntry {
   /** File name stem and `$id`: dotted lowercase, e.g. `task.submit`. */
@@ -28,6 +36,11 @@ const entry = (name: string, schema: z.ZodType): SchemaEntry => ({ name, schema 
 
 /** One line per payload. Keep sorted by name. */
 export const SCHEMAS: readonly SchemaEntry[] = [
+  entry('agent.goodbye', GoodbyeSchema),
+  entry('agent.heartbeat', HeartbeatSchema),
+  entry('agent.hello', AgentHelloSchema),
+  entry('agent.inbox', InboxMessageSchema),
+  entry('agent.report', ReportSchema),
   entry('bus.status', BusStatusSchema),
   entry('dlq.get.request', DlqGetRequestSchema),
   entry('dlq.list.request', DlqListRequestSchema),
@@ -38,6 +51,8 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.request', DlqReplayRequestSchema),
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
+  entry('task.record', TaskRecordSchema),
+  entry('task.submit', TaskSubmitSchema),
 ];
 
 /** `docs/schemas` file name -> file content (stable, pretty JSON with a trailing newline). */
