@@ -1,0 +1,293 @@
+/**
+ * @module agent/client
+ * The TypeScript agent SDK: the reference implementation of docs/protocol.md and nothing more.
+ * `AgentClient.connect` says hello (retrying until a hub answers), heartbeats, and pulls the
+ * agent's own durable inbox. For each assignment it publishes `accepted` and only then acks the
+ * inbox message, runs the handler with an AbortSignal (aborted when the hub cancels or reclaims),
+ * and reports the outcome. Every report is a JetStream publish with a deterministic message id
+ * (`<task>:<generation>:<type>`), retried with the same id, so a report is stored once however
+ * often it is sent. Delivery is at-least-once: after a crash between `accepted` and the ack, the
+ * assignment is delivered again and the handler runs again (the sidecar's local queue narrows this).
+ */
+import { type Logger, pino } from 'pino';
+import { type Bus, type BusConnectOptions, connectBus } from '../bus/connection.js';
+import { type ConsumerRunner, type Outcome, outcome, runConsumer } from '../bus/consumer.js';
+import { agentInboxConsumerSpec } from '../bus/provision.js';
+import { publish } from '../bus/publish.js';
+import { publishCore, requestTyped } from '../bus/subscribe.js';
+import {
+  type AgentHelloInput,
+  AgentHelloSchema,
+  type AssignedTask,
+  GoodbyeSchema,
+  HeartbeatSchema,
+  type InboxMessage,
+  InboxMessageSchema,
+  type Report,
+  ReportSchema,
+} from '../protocol/agent.js';
+import { AgentComError } from '../protocol/errors.js';
+import { type AgentId, AgentIdSchema, type TaskId } from '../protocol/ids.js';
+import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
+
+export interface AgentClientOptions {
+  /** Connection (servers, prefix, credentials, TLS). */
+  connection: BusConnectOptions;
+  agentId: string;
+  hello?: Omit<AgentHelloInput, 'v'>;
+  logger?: Logger;
+  /** Give up saying hello after this long (default: keep trying). */
+  helloTimeoutMs?: number;
+}
+
+export interface TaskContext {
+  readonly taskId: TaskId;
+  readonly generation: number;
+  readonly task: AssignedTask;
+  /** Aborted when the hub cancels or reclaims this assignment, or the client stops. */
+  readonly signal: AbortSignal;
+  progress(p?: { pct?: number; message?: string; tokensUsed?: number }): Promise<void>;
+  block(reason: string): Promise<void>;
+  unblock(): Promise<void>;
+}
+
+export type TaskOutcome =
+  | { type: 'completed'; result: unknown; tokensUsed?: number }
+  | { type: 'failed'; error: { code?: string; message: string }; retryable?: boolean; tokensUsed?: number }
+  | { type: 'rejected'; reason: string };
+
+export type TaskHandler = (ctx: TaskContext) => Promise<TaskOutcome>;
+
+interface Running {
+  generation: number;
+  abort: AbortController;
+}
+
+export class AgentClient {
+  readonly agentId: AgentId;
+  private readonly running = new Map<TaskId, Running>();
+  private runner: ConsumerRunner | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private progressSeq = 0;
+  private stopped = false;
+  private readonly tasks = new Set<Promise<void>>();
+
+  private constructor(
+    readonly bus: Bus,
+    agentId: AgentId,
+    private readonly hello: AgentHelloInput,
+    readonly helloReply: Extract<HelloReply, { ok: true }>,
+    private readonly log: Logger,
+  ) {
+    this.agentId = agentId;
+  }
+
+  /** Connect and say hello. @throws AgentComError when the hub refuses the hello. */
+  static async connect(opts: AgentClientOptions): Promise<AgentClient> {
+    const agentId = AgentIdSchema.parse(opts.agentId);
+    const log = (opts.logger ?? pino({ level: 'info' })).child({ agent_id: agentId });
+    const bus = await connectBus({ name: `agentcom-agent-${agentId}`, ...opts.connection, logger: log });
+    const hello: AgentHelloInput = { v: 1, ...opts.hello };
+    try {
+      const reply = await sayHello(bus, agentId, hello, opts.helloTimeoutMs);
+      const client = new AgentClient(bus, agentId, hello, reply, log);
+      client.startHeartbeat();
+      // After an outage, say hello again: the hub may have restarted or expired us meanwhile.
+      bus.onStatus((e) => {
+        if (e.type === 'reconnect' && !client.stopped) {
+          void sayHello(bus, agentId, hello, 30_000).catch((err) =>
+            log.warn({ err }, 'hello after reconnect failed'),
+          );
+        }
+      });
+      return client;
+    } catch (err) {
+      await bus.drain();
+      throw err;
+    }
+  }
+
+  /** Start taking assignments. */
+  async start(handler: TaskHandler): Promise<void> {
+    const spec = agentInboxConsumerSpec(this.bus.names, this.agentId);
+    this.runner = await runConsumer(this.bus, {
+      spec: {
+        stream: this.helloReply.inbox.stream,
+        durable: this.helloReply.inbox.consumer,
+        ...pickFilter(spec),
+      },
+      schema: InboxMessageSchema,
+      provision: false,
+      concurrency: Math.max(1, this.slots()),
+      handler: (msg) => this.onInbox(msg, handler),
+    });
+  }
+
+  /** Task ids currently being worked on. */
+  runningTasks(): TaskId[] {
+    return [...this.running.keys()];
+  }
+
+  /** Publish a report (sidecars relay reports this way). */
+  async report(report: Report, seq?: number): Promise<void> {
+    const suffix = seq === undefined ? '' : `:${seq}`;
+    await publish(this.bus, this.bus.names.subjects.agentReport(this.agentId), ReportSchema, report, {
+      msgId: `${report.taskId}:${report.generation}:${report.type}${suffix}`,
+      retries: 10,
+    });
+  }
+
+  /**
+   * Stop: no new assignments, abort running handlers (their outcomes are still reported if they
+   * finish), say goodbye (so the hub reclaims at once instead of after missed heartbeats), drain.
+   */
+  async stop(opts: { goodbye?: boolean; reason?: string; abort?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    await this.runner?.stop();
+    if (opts.abort !== false)
+      for (const r of this.running.values()) r.abort.abort(new Error('agent stopping'));
+    await Promise.allSettled(this.tasks);
+    if (opts.goodbye !== false) {
+      publishCore(this.bus, this.bus.names.subjects.agentGoodbye(this.agentId), GoodbyeSchema, {
+        v: 1,
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      });
+    }
+    await this.bus.drain();
+  }
+
+  // --- Inbox ---
+
+  private async onInbox(msg: InboxMessage, handler: TaskHandler): Promise<Outcome> {
+    if (msg.type === 'cancel') {
+      const r = this.running.get(msg.taskId);
+      if (r && r.generation <= msg.generation) {
+        this.log.info(
+          { task_id: msg.taskId, phase: 'cancelled', reason: msg.reason },
+          'assignment cancelled',
+        );
+        this.running.delete(msg.taskId);
+        r.abort.abort(new Error(`cancelled: ${msg.reason}`));
+      }
+      return outcome.ack();
+    }
+    const current = this.running.get(msg.taskId);
+    if (current && current.generation >= msg.generation) return outcome.ack(); // redelivered
+    if (this.stopped) return outcome.retry(0);
+    if (!current && this.running.size >= this.slots()) {
+      await this.report({
+        v: 1,
+        type: 'rejected',
+        taskId: msg.taskId,
+        generation: msg.generation,
+        at: Date.now(),
+        reason: 'no free slot',
+      });
+      return outcome.ack();
+    }
+    await this.report({
+      v: 1,
+      type: 'accepted',
+      taskId: msg.taskId,
+      generation: msg.generation,
+      at: Date.now(),
+    });
+    const entry: Running = { generation: msg.generation, abort: new AbortController() };
+    current?.abort.abort(new Error('superseded by a newer assignment'));
+    this.running.set(msg.taskId, entry);
+    const run = this.run(msg.taskId, entry, msg.task, handler).finally(() => this.tasks.delete(run));
+    this.tasks.add(run);
+    return outcome.ack();
+  }
+
+  private async run(taskId: TaskId, entry: Running, task: AssignedTask, handler: TaskHandler): Promise<void> {
+    const { generation } = entry;
+    const base = { v: 1 as const, taskId, generation };
+    const ctx: TaskContext = {
+      taskId,
+      generation,
+      task,
+      signal: entry.abort.signal,
+      progress: (p = {}) =>
+        this.report({ ...base, type: 'progress', at: Date.now(), ...p }, ++this.progressSeq),
+      block: (reason) =>
+        this.report({ ...base, type: 'blocked', at: Date.now(), reason }, ++this.progressSeq),
+      unblock: () => this.report({ ...base, type: 'unblocked', at: Date.now() }, ++this.progressSeq),
+    };
+    let result: TaskOutcome;
+    try {
+      result = await handler(ctx);
+    } catch (err) {
+      result = {
+        type: 'failed',
+        error: { code: 'agent_error', message: err instanceof Error ? err.message : String(err) },
+      };
+    }
+    if (this.running.get(taskId) !== entry) return; // cancelled or superseded: the hub no longer wants it
+    try {
+      const at = Date.now();
+      if (result.type === 'completed') await this.report({ ...base, at, ...result });
+      else if (result.type === 'failed') await this.report({ ...base, at, retryable: true, ...result });
+      else await this.report({ ...base, at, type: 'rejected', reason: result.reason });
+    } catch (err) {
+      this.log.error({ task_id: taskId, err }, 'could not report the outcome');
+    } finally {
+      if (this.running.get(taskId) === entry) this.running.delete(taskId);
+    }
+  }
+
+  private slots(): number {
+    return AgentHelloSchema.parse(this.hello).slots;
+  }
+
+  private startHeartbeat(): void {
+    const beat = () => {
+      try {
+        publishCore(this.bus, this.bus.names.subjects.agentHeartbeat(this.agentId), HeartbeatSchema, {
+          v: 1,
+          at: Date.now(),
+          running: this.runningTasks(),
+        });
+      } catch (err) {
+        this.log.debug({ err }, 'heartbeat not sent');
+      }
+    };
+    beat();
+    this.heartbeat = setInterval(beat, this.helloReply.heartbeatIntervalMs);
+  }
+}
+
+function pickFilter(spec: { filterSubject?: string }): { filterSubject?: string } {
+  return spec.filterSubject ? { filterSubject: spec.filterSubject } : {};
+}
+
+/** Hello, retried with backoff (1 s, 2 s, 4 s ... 60 s) until a hub answers or the timeout passes. */
+async function sayHello(
+  bus: Bus,
+  agentId: AgentId,
+  hello: AgentHelloInput,
+  timeoutMs = Number.POSITIVE_INFINITY,
+): Promise<Extract<HelloReply, { ok: true }>> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const reply = await requestTyped(
+        bus,
+        bus.names.subjects.agentHello(agentId),
+        AgentHelloSchema,
+        AgentHelloSchema.parse(hello),
+        HelloReplySchema,
+        5_000,
+      );
+      if (!reply.ok) throw AgentComError.fromWire(reply.error);
+      return reply;
+    } catch (err) {
+      if (err instanceof AgentComError && err.code !== 'timeout' && err.code !== 'unavailable') throw err;
+      const wait = Math.min(60_000, 1000 * 2 ** attempt);
+      if (Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * @module agent
+ * The agent SDK (`agentcom/agent`): connect an agent to a hub and work on what it is assigned.
+ */
+export {
+  AgentClient,
+  type AgentClientOptions,
+  type TaskContext,
+  type TaskHandler,
+  type TaskOutcome,
+} from './client.js';
+export { type SubmitOptions, submitTask } from './submit.js';

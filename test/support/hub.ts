@@ -1,0 +1,89 @@
+/**
+ * A hub for tests: the real hub (startHub) against a test nats-server, with short timeouts, a
+ * unique prefix, and a client connection with helpers to submit tasks and read their records.
+ */
+import { pino } from 'pino';
+import { submitTask } from '../../src/agent/submit.js';
+import { type Bus, connectBus } from '../../src/bus/connection.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { type HubConfig, loadHubConfig } from '../../src/hub/config.js';
+import { type HubHandle, startHub } from '../../src/hub/main.js';
+import { type TaskRecord, TaskRecordSchema, type TaskSubmitInput } from '../../src/protocol/task.js';
+import { eventually } from './eventually.js';
+
+/** Timeouts small enough for tests, large enough for two busy cores. */
+export const TEST_HUB_SETTINGS = {
+  heartbeatIntervalMs: 300,
+  missedBeats: 4,
+  acceptTimeoutMs: 3_000,
+  progressTimeoutMs: 20_000,
+  blockedTimeoutMs: 20_000,
+  sweepIntervalMs: 200,
+  leaseTtlMs: 1_500,
+  statusIntervalMs: 60_000,
+  logLevel: 'warn',
+} as const;
+
+export function testHubConfig(natsUrl: string, prefix: string, over: Partial<HubConfig> = {}): HubConfig {
+  return loadHubConfig({ natsUrl, prefix, ...TEST_HUB_SETTINGS, ...over }, {});
+}
+
+export interface TestClient {
+  bus: Bus;
+  tasks: TypedKv<TaskRecord>;
+  submit(t: Omit<TaskSubmitInput, 'v'>): Promise<string>;
+  task(id: string): Promise<TaskRecord | null>;
+  /** Waits until every task is in one of `statuses` (default done); returns the records. */
+  settle(ids: string[], statuses?: string[], timeout?: number): Promise<TaskRecord[]>;
+  close(): Promise<void>;
+}
+
+export async function testClient(url: string, prefix: string): Promise<TestClient> {
+  const bus = await connectBus({ servers: url, prefix, logger: pino({ level: 'silent' }) });
+  let tasks: TypedKv<TaskRecord> | undefined;
+  const kv = async () => {
+    tasks ??= await eventually(() => openKv(bus, bus.names.buckets.tasks, TaskRecordSchema));
+    return tasks;
+  };
+  const client: TestClient = {
+    bus,
+    get tasks() {
+      if (!tasks) throw new Error('tasks bucket not opened yet');
+      return tasks;
+    },
+    submit: async (t) => (await submitTask(bus, t)).taskId,
+    task: async (id) => (await (await kv()).get(id))?.value ?? null,
+    settle: async (ids, statuses = ['done'], timeout = 30_000) => {
+      const k = await kv();
+      return eventually(
+        async () => {
+          const out: TaskRecord[] = [];
+          for (const id of ids) {
+            const r = (await k.get(id))?.value;
+            if (!r || !statuses.includes(r.status))
+              throw new Error(`task ${id} is ${r?.status ?? 'missing'}`);
+            out.push(r);
+          }
+          return out;
+        },
+        { timeout, interval: 100 },
+      );
+    },
+    close: () => bus.drain(),
+  };
+  await kv();
+  return client;
+}
+
+export async function startTestHub(
+  natsUrl: string,
+  prefix: string,
+  over: Partial<HubConfig> = {},
+): Promise<HubHandle> {
+  return startHub(testHubConfig(natsUrl, prefix, over), { logger: pino({ level: 'warn' }) });
+}
+
+/** How many times a record entered `status` (its history is the audit trail). */
+export function timesEntered(task: TaskRecord, status: string): number {
+  return task.history.filter((h) => h.to === status).length;
+}
