@@ -1,0 +1,186 @@
+/**
+ * The hub's rules end to end: fencing of stale reports, accept timeouts, retries and dead letters,
+ * deadlines, delayed tasks, capability and queue routing, the request/reply API, and bad input.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { publish, publishRaw } from '../../src/bus/publish.js';
+import { request } from '../../src/bus/service.js';
+import type { HubHandle } from '../../src/hub/main.js';
+import { ReportSchema } from '../../src/protocol/agent.js';
+import {
+  AgentListReplySchema,
+  TaskListReplySchema,
+  TaskReplySchema,
+  TaskStatsReplySchema,
+} from '../../src/protocol/api.js';
+import { DlqListResponseSchema } from '../../src/protocol/dlq.js';
+import { AgentComError } from '../../src/protocol/errors.js';
+import { eventually } from '../support/eventually.js';
+import { startTestHub, type TestClient, testClient, timesEntered } from '../support/hub.js';
+import { uniqueName } from '../support/names.js';
+import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { type SimAgent, type SimAgentConfig, spawnSimAgent } from '../support/sim-agents.js';
+
+describe('hub rules', () => {
+  let nats: TestNatsServer;
+  let hub: HubHandle | undefined;
+  let c: TestClient;
+  let agents: SimAgent[] = [];
+  let prefix: string;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+  afterAll(async () => {
+    await nats.dispose();
+  });
+  afterEach(async () => {
+    await Promise.all(agents.map((a) => a.kill()));
+    agents = [];
+    await c?.close();
+    await hub?.stop();
+    hub = undefined;
+  });
+
+  const setup = async (...agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[]) => {
+    prefix = uniqueName('r').replace(/_/g, '-').toLowerCase();
+    hub = await startTestHub(nats.url, prefix);
+    c = await testClient(nats.url, prefix);
+    agents = await Promise.all(agentConfigs.map((a) => spawnSimAgent({ url: nats.url, prefix, ...a })));
+  };
+  const api = <O>(endpoint: string, input: unknown, schema: import('zod').ZodType<O>) =>
+    request(c.bus, endpoint, input, schema, { timeoutMs: 10_000 });
+
+  it('an unaccepted assignment is reclaimed after the accept timeout; the late, stale report is refused', async () => {
+    await setup({ agentId: 'silent', capabilities: ['x'], mode: 'silent' });
+    const id = await c.submit({ title: 'needs x', capabilities: ['x'], maxRetries: 20 });
+    const first = await c.settle([id], ['assigned']);
+    expect(first[0]!.assignee).toBe('silent');
+    expect(first[0]!.generation).toBe(1);
+    // Not accepted within 3 s: reclaimed (generation raised) and requeued; with nobody else able
+    // to take it, it may go straight back to the same agent.
+    const back = await eventually(
+      async () => {
+        const t = (await c.task(id))!;
+        if (t.generation < 2) throw new Error(`generation ${t.generation}`);
+        return t;
+      },
+      { timeout: 15_000 },
+    );
+    expect(back.history.some((h) => h.to === 'queued' && h.reason?.includes('accept_timeout'))).toBe(true);
+    // The silent agent finally reports completion for generation 1: refused, never applied.
+    await publish(c.bus, c.bus.names.subjects.agentReport('silent'), ReportSchema, {
+      v: 1,
+      type: 'completed',
+      taskId: id as never,
+      generation: 1,
+      at: Date.now(),
+      result: 'late',
+    });
+    const worker = await spawnSimAgent({ url: nats.url, prefix, agentId: 'worker', capabilities: ['x'] });
+    agents.push(worker);
+    const [done] = await c.settle([id]);
+    expect(done!.assignee).toBe('worker');
+    expect(done!.result).not.toBe('late');
+    expect(timesEntered(done!, 'done')).toBe(1);
+  });
+
+  it('a task that keeps failing is retried with backoff, then dead-lettered; retry revives it', async () => {
+    await setup({ agentId: 'flaky', failTimes: 3 });
+    const id = await c.submit({ title: 'fails', maxRetries: 2, backoff: { baseMs: 50, maxMs: 200 } });
+    const [dead] = await c.settle([id], ['dead'], 20_000);
+    expect(dead!.retryCount).toBe(2);
+    expect(dead!.error?.message).toContain('attempt 3 fails');
+    expect(agents[0]!.events.filter((e) => e.event === 'failed' && e.taskId === id)).toHaveLength(3);
+    // Manual retry through the API: a fresh budget; the 4th attempt succeeds.
+    const r = await api('task.retry', { v: 1, id }, TaskReplySchema);
+    expect(r.task.status).toBe('queued');
+    const [done] = await c.settle([id]);
+    expect(done!.retryCount).toBe(0);
+  });
+
+  it('a task past its completeBy deadline fails with timeout and its agent is told to stop', async () => {
+    await setup({ agentId: 'slow', workMs: 10_000 });
+    const id = await c.submit({ title: 'too slow', completeBy: Date.now() + 800 });
+    const [failed] = await c.settle([id], ['failed'], 15_000);
+    expect(failed!.error?.code).toBe('timeout');
+    await agents[0]!.waitFor('aborted', (ev) => ev.some((e) => e.event === 'aborted' && e.taskId === id));
+  });
+
+  it('a delayed task is not assigned before notBefore', async () => {
+    await setup({ agentId: 'a1' });
+    const notBefore = Date.now() + 1_000;
+    const id = await c.submit({ title: 'later', notBefore });
+    const [done] = await c.settle([id]);
+    expect(done!.assignedAt!).toBeGreaterThanOrEqual(notBefore);
+  });
+
+  it('routes by capability subset and by queue; work nobody can do waits', async () => {
+    await setup(
+      { agentId: 'gpu', capabilities: ['gpu', 'python'], queues: ['cognition'] },
+      { agentId: 'plain', capabilities: [], queues: ['default', 'social'] },
+    );
+    const gpuTask = await c.submit({ title: 'train', capabilities: ['gpu'], queue: 'cognition' as never });
+    const social = await c.submit({ title: 'gossip', queue: 'social' as never });
+    const nobody = await c.submit({ title: 'gpu in default', capabilities: ['gpu'] });
+    const [a, b] = await c.settle([gpuTask, social]);
+    expect(a!.assignee).toBe('gpu');
+    expect(b!.assignee).toBe('plain');
+    expect((await c.task(nobody))!.status).toBe('queued');
+  });
+
+  it('serves the request/reply API: idempotent submit, get, list, stats, cancel, agent list, typed errors', async () => {
+    await setup({ agentId: 'a1', capabilities: ['y'] });
+    const sub = { v: 1, title: 'via api', idempotencyKey: 'key-1', capabilities: ['never-available'] };
+    const one = await api('task.submit', sub, TaskReplySchema);
+    const two = await api('task.submit', sub, TaskReplySchema);
+    expect(two.task.id).toBe(one.task.id);
+    const got = await api('task.get', { v: 1, id: one.task.id }, TaskReplySchema);
+    expect(got.task.title).toBe('via api');
+    const list = await api('task.list', { v: 1, status: ['queued'] }, TaskListReplySchema);
+    expect(list.tasks.map((t) => t.id)).toContain(one.task.id);
+    const stats = await api('task.stats', { v: 1 }, TaskStatsReplySchema);
+    expect(stats.byStatus.queued).toBeGreaterThanOrEqual(1);
+    expect(stats.scheduler?.leader).toBe(true);
+    const cancelled = await api('task.cancel', { v: 1, id: one.task.id, reason: 'test' }, TaskReplySchema);
+    expect(cancelled.task.status).toBe('cancelled');
+    const agentsList = await eventually(async () => {
+      const l = await api('agent.list', { v: 1 }, AgentListReplySchema);
+      if (!l.agents[0]?.online) throw new Error('agent not online yet');
+      return l;
+    });
+    expect(agentsList.agents.map((a) => a.id)).toEqual(['a1']);
+    expect(agentsList.agents[0]!.hello.capabilities).toEqual(['y']);
+    // Typed errors: unknown task, invalid input (with the offending path).
+    await expect(api('task.get', { v: 1, id: 'nope' }, TaskReplySchema)).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    const bad = await api('task.submit', { v: 1, title: '' }, TaskReplySchema).catch((e: AgentComError) => e);
+    expect(bad).toBeInstanceOf(AgentComError);
+    expect((bad as AgentComError).code).toBe('invalid_payload');
+    expect((bad as AgentComError).path).toEqual(['title']);
+    await expect(api('task.submit', { v: 2, title: 'x' }, TaskReplySchema)).rejects.toMatchObject({
+      code: 'unsupported_version',
+    });
+  });
+
+  it('a malformed submission is dead-lettered with its reason, and the intake keeps going', async () => {
+    await setup({ agentId: 'a1' });
+    await publishRaw(c.bus, c.bus.names.subjects.taskSubmit, new TextEncoder().encode('{not json'), {
+      msgId: 'bad-1',
+    });
+    await publishRaw(c.bus, c.bus.names.subjects.taskSubmit, new TextEncoder().encode('{"v":1}'), {
+      msgId: 'bad-2',
+    });
+    const ok = await c.submit({ title: 'fine' });
+    await c.settle([ok]);
+    const dlq = await eventually(async () => {
+      const l = await api('dlq.list', { v: 1 }, DlqListResponseSchema);
+      if (l.items.length < 2) throw new Error(`${l.items.length} dead letters`);
+      return l;
+    });
+    const reasons = dlq.items.map((r) => r.reason.code).sort();
+    expect(reasons).toEqual(['invalid_payload', 'invalid_payload']);
+    expect(dlq.items.map((r) => r.msg_id).sort()).toEqual(['bad-1', 'bad-2']);
+  });
+});
