@@ -37,7 +37,9 @@ describe('faults', () => {
 
   const startAgents = async (n: number, workMs: number) => {
     agents = await Promise.all(
-      Array.from({ length: n }, (_, i) => spawnSimAgent({ url: nats.url, prefix, agentId: `agent-${i + 1}`, workMs })),
+      Array.from({ length: n }, (_, i) =>
+        spawnSimAgent({ url: nats.url, prefix, agentId: `agent-${i + 1}`, workMs }),
+      ),
     );
   };
 
@@ -46,7 +48,8 @@ describe('faults', () => {
     const done = await client!.settle(ids, ['done'], 60_000);
     for (const t of done) expect(timesEntered(t, 'done'), t.id).toBe(1);
     const completedAt = new Map<string, number>();
-    for (const a of agents) for (const id of a.completed()) completedAt.set(id, (completedAt.get(id) ?? 0) + 1);
+    for (const a of agents)
+      for (const id of a.completed()) completedAt.set(id, (completedAt.get(id) ?? 0) + 1);
     for (const id of ids) expect(completedAt.get(id) ?? 0, id).toBeGreaterThanOrEqual(1);
     return done;
   };
@@ -59,12 +62,16 @@ describe('faults', () => {
     await startAgents(3, 80);
     const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => client!.submit({ title: `t${i}` })));
     await eventually(async () => {
-      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter((t) => t?.status === 'done').length;
+      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter(
+        (t) => t?.status === 'done',
+      ).length;
       if (n < 5) throw new Error(`${n} done`);
     });
     await hub.kill();
     // Submissions made while no hub runs wait in the stream.
-    const more = await Promise.all(Array.from({ length: 10 }, (_, i) => client!.submit({ title: `late${i}` })));
+    const more = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => client!.submit({ title: `late${i}` })),
+    );
     await hub.start();
     await expectExactlyOnce([...ids, ...more]);
   });
@@ -77,14 +84,19 @@ describe('faults', () => {
     await startAgents(3, 50);
     const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => client!.submit({ title: `t${i}` })));
     await eventually(async () => {
-      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter((t) => t?.status === 'done').length;
+      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter(
+        (t) => t?.status === 'done',
+      ).length;
       if (n < 5) throw new Error(`${n} done`);
     });
     await nats.kill();
     await nats.restart();
-    const more = await eventually(() => Promise.all(Array.from({ length: 5 }, (_, i) => client!.submit({ title: `after${i}` }))), {
-      timeout: 20_000,
-    });
+    const more = await eventually(
+      () => Promise.all(Array.from({ length: 5 }, (_, i) => client!.submit({ title: `after${i}` }))),
+      {
+        timeout: 20_000,
+      },
+    );
     await expectExactlyOnce([...ids, ...more]);
   });
 
@@ -102,7 +114,9 @@ describe('faults', () => {
     const leader = (await leases.get(LEASE_KEY))!.value.holder;
     const [dead, survivor] = leader === 'hub-a' ? [a, b] : [b, a];
     await dead.kill();
-    const second = await Promise.all(Array.from({ length: 10 }, (_, i) => client!.submit({ title: `b${i}` })));
+    const second = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => client!.submit({ title: `b${i}` })),
+    );
     const done = await expectExactlyOnce([...first, ...second]);
     expect(done).toHaveLength(20);
     expect(survivor.lines.some((l) => l.includes('took the scheduler lease'))).toBe(true);
