@@ -108,9 +108,10 @@ function headerMap(h: MsgHdrs | undefined): Record<string, string[]> {
   return out;
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 function isUtf8Text(data: Uint8Array): string | null {
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(data);
+    return strictUtf8.decode(data);
   } catch {
     return null;
   }

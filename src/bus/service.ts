@@ -73,6 +73,7 @@ export interface ServiceOptions {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 export async function createService(bus: Bus, opts: ServiceOptions = {}): Promise<AgentcomService> {
   const service = await new Svcm(bus.nc).add({
@@ -97,7 +98,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
   async function handle<I, O>(m: ServiceMsg, endpoint: string, def: EndpointDef<I, O>) {
     let json: unknown;
     try {
-      json = m.data.length ? JSON.parse(new TextDecoder().decode(m.data)) : {};
+      json = m.data.length ? JSON.parse(decoder.decode(m.data)) : {};
     } catch (err) {
       respondError(m, {
         code: ERROR_CODES.INVALID_PAYLOAD,
@@ -170,8 +171,8 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
 export const API_ENDPOINT_NAMES: readonly string[] = API_ENDPOINTS;
 
 /**
- * Calls an API endpoint: validates `input`, sends it with correlation/trace headers, and returns the
- * reply validated by `output`.
+ * Calls an API endpoint and returns the reply validated by `output`. `correlationId` and
+ * `traceparent` (sent as a child span) are propagated as headers when given.
  * @throws AgentComError with the service's error code, `timeout`, or `unavailable` (no responders).
  */
 export async function request<I, O>(
@@ -181,14 +182,18 @@ export async function request<I, O>(
   output: z.ZodType<O>,
   opts: { timeoutMs?: number; correlationId?: string; traceparent?: string } = {},
 ): Promise<O> {
-  const h = natsHeaders();
-  if (opts.correlationId) h.set(HEADERS.CORRELATION_ID, opts.correlationId);
-  h.set(HEADERS.TRACEPARENT, childTraceparent(opts.traceparent));
+  // Headers only when there is something to propagate: a bare request stays header-free.
+  let h: ReturnType<typeof natsHeaders> | undefined;
+  if (opts.correlationId || opts.traceparent) {
+    h = natsHeaders();
+    if (opts.correlationId) h.set(HEADERS.CORRELATION_ID, opts.correlationId);
+    if (opts.traceparent) h.set(HEADERS.TRACEPARENT, childTraceparent(opts.traceparent));
+  }
   let reply: Awaited<ReturnType<typeof bus.nc.request>>;
   try {
     reply = await bus.nc.request(`${bus.names.subjects.apiPrefix}.${endpoint}`, JSON.stringify(input), {
       timeout: opts.timeoutMs ?? 5_000,
-      headers: h,
+      ...(h ? { headers: h } : {}),
     });
   } catch (err) {
     const name = (err as Error).name;
@@ -213,7 +218,7 @@ export async function request<I, O>(
 
 function safeJson(data: Uint8Array): unknown {
   try {
-    return JSON.parse(new TextDecoder().decode(data));
+    return JSON.parse(decoder.decode(data));
   } catch {
     return undefined;
   }
