@@ -52,6 +52,13 @@ export class Histogram {
     };
   }
 
+  /** Adds another histogram's samples into this one. */
+  add(other: Histogram): void {
+    for (let i = 0; i < BUCKETS; i++) this.counts[i]! += other.counts[i]!;
+    this.n += other.n;
+    if (other.maxUs > this.maxUs) this.maxUs = other.maxUs;
+  }
+
   reset(): void {
     this.counts.fill(0);
     this.n = 0;
@@ -73,8 +80,22 @@ export class BusMetrics {
   deadLettered = 0;
   handlerErrors = 0;
   readonly publishLatency = new Histogram();
+  /** Samples recorded directly on the bus (runners keep their own; see `trackRunner`). */
   readonly publishToDispatch = new Histogram();
   readonly ackLatency = new Histogram();
+  private readonly runners: { p2d: Histogram; ack: Histogram }[] = [];
+
+  /** @internal Consumer runners register their histograms once instead of recording twice. */
+  trackRunner(h: { p2d: Histogram; ack: Histogram }): void {
+    this.runners.push(h);
+  }
+
+  private merged(pick: (r: { p2d: Histogram; ack: Histogram }) => Histogram, own: Histogram): Histogram {
+    const m = new Histogram();
+    m.add(own);
+    for (const r of this.runners) m.add(pick(r));
+    return m;
+  }
 
   snapshot(): BusCounters {
     return {
@@ -88,8 +109,8 @@ export class BusMetrics {
       dead_lettered: this.deadLettered,
       handler_errors: this.handlerErrors,
       publish_ms: this.publishLatency.summary(),
-      publish_to_dispatch_ms: this.publishToDispatch.summary(),
-      ack_ms: this.ackLatency.summary(),
+      publish_to_dispatch_ms: this.merged((r) => r.p2d, this.publishToDispatch).summary(),
+      ack_ms: this.merged((r) => r.ack, this.ackLatency).summary(),
     };
   }
 }

@@ -26,7 +26,9 @@ export const BusCountersSchema = z.object({
   dead_lettered: z.number().int().nonnegative(),
   handler_errors: z.number().int().nonnegative(),
   publish_ms: LatencySummarySchema.describe('Publish call to PubAck'),
-  publish_to_dispatch_ms: LatencySummarySchema.describe('Stored in the stream to handed to a handler'),
+  publish_to_dispatch_ms: LatencySummarySchema.describe(
+    'Stored in the stream to handed to a handler (1 in 4 messages sampled)',
+  ),
   ack_ms: LatencySummarySchema.describe('Handed to a handler to ack/nak sent'),
 });
 export type BusCounters = z.infer<typeof BusCountersSchema>;

@@ -76,7 +76,7 @@ describe('runConsumer()', () => {
       await eventually(async () => expect(await f.depth()).toBe(0));
       expect(got.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
       expect(r.stats()).toMatchObject({ dispatched: 20, acked: 20, nacked: 0 });
-      expect(r.stats().publishToDispatchMs.count).toBe(20);
+      expect(r.stats().publishToDispatchMs.count).toBe(5); // sampled 1 in 4
     } finally {
       await r.stop();
       await f.cleanup();
