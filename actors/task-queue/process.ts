@@ -39,7 +39,7 @@ import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
-import { listTasks, taskStats } from './query.js';
+import { listTasks } from './query.js';
 import { assignMessage, commandFromReport, type TaskCommandResult, type TaskEffect } from './state.js';
 import { type StoredTask, TaskStore } from './store.js';
 
@@ -67,7 +67,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   static async start(input: TaskQueueInput, _ctx: ServerContext): Promise<TaskQueue> {
     const { bus } = input;
-    const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema);
+    // Records written here come from the pure, property-tested state.ts: not re-validated on the
+    // hot path (every read still is).
+    const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
     const store = new TaskStore(kv);
     await store.load();
     const tq = new TaskQueue(input, store);
@@ -126,7 +128,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.(listTasks(this.store.all(), msg.request));
         return;
       case 'stats':
-        msg.reply?.(taskStats(this.store.all()));
+        msg.reply?.(this.store.stats());
         return;
     }
   }

@@ -1,13 +1,12 @@
 /**
  * @module task-queue/query
  * Read-side queries over the cached task records: filtered, paged listing (newest first, by
- * creation time then id, with an opaque cursor that stays valid while tasks are added) and counts.
- * Pure functions; a full pass over the records per call, which is fine for the API's rate and is
+ * creation time then id, with an opaque cursor that stays valid while tasks are added).
+ * Pure; a full pass over the records per call, which is fine for the API's rate and is
  * documented as the thing to index if lists ever dominate.
  */
 import type { TaskListReply, TaskListRequest } from '../../src/protocol/api.js';
-import { isTerminal, type TaskRecord } from '../../src/protocol/task.js';
-import type { TaskQueueStats } from './messages.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
 
 type Key = { createdAt: number; id: string };
 
@@ -43,16 +42,4 @@ export function listTasks(all: Iterable<{ record: TaskRecord }>, req: TaskListRe
   const last = page[page.length - 1];
   const more = from + page.length < matching.length;
   return { v: 1, tasks: page, total: matching.length, nextCursor: more && last ? encodeCursor(last) : null };
-}
-
-export function taskStats(all: Iterable<{ record: TaskRecord }>): TaskQueueStats {
-  const s: TaskQueueStats = { total: 0, byStatus: {}, byQueue: {}, byPriority: {}, tokensUsed: 0 };
-  for (const { record: t } of all) {
-    s.total++;
-    s.byStatus[t.status] = (s.byStatus[t.status] ?? 0) + 1;
-    if (!isTerminal(t.status)) s.byQueue[t.queue] = (s.byQueue[t.queue] ?? 0) + 1;
-    if (t.status === 'queued') s.byPriority[t.priority] = (s.byPriority[t.priority] ?? 0) + 1;
-    s.tokensUsed += t.tokensUsed;
-  }
-  return s;
 }

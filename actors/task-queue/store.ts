@@ -11,7 +11,8 @@
  */
 import type { KvChange, TypedKv } from '../../src/bus/kv.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
-import type { TaskRecord } from '../../src/protocol/task.js';
+import { isTerminal, type TaskRecord } from '../../src/protocol/task.js';
+import type { TaskQueueStats } from './messages.js';
 import { applyTaskCommand, type TaskCommand, type TaskCommandResult, type TaskQueueConfig } from './state.js';
 
 export interface StoredTask {
@@ -41,6 +42,13 @@ export class TaskStore {
   private readonly queues = new Map<string, Queued[]>();
   private readonly writing = new Set<string>();
   private readonly listeners = new Set<TaskChangeListener>();
+  private readonly counts: TaskQueueStats = {
+    total: 0,
+    byStatus: {},
+    byQueue: {},
+    byPriority: {},
+    tokensUsed: 0,
+  };
   private readonly now: () => number;
   private readonly maxConflictRetries: number;
   private stopWatch: (() => void) | undefined;
@@ -65,7 +73,11 @@ export class TaskStore {
       }
     };
     await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
-    const watch = await this.kv.watch({ updatesOnly: true });
+    // Our own writes come back through the watch; skip them before they are decoded.
+    const watch = await this.kv.watch({
+      updatesOnly: true,
+      skip: (key, revision) => (this.cache.get(key)?.revision ?? -1) >= revision,
+    });
     this.stopWatch = () => watch.stop();
     void (async () => {
       for await (const change of watch) this.onExternalChange(change);
@@ -134,7 +146,8 @@ export class TaskStore {
 
   private async writeBatch(id: string, batch: Queued[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const base = this.cache.get(id) ?? (await this.read(id));
+      // After a conflict the cached record is stale: read the current one.
+      const base = attempt === 0 ? (this.cache.get(id) ?? (await this.read(id))) : await this.read(id);
       let current = base?.record;
       const results: TaskCommandResult[] = [];
       let changed = false;
@@ -158,7 +171,6 @@ export class TaskStore {
         return;
       }
       // Someone else wrote first (another hub, or an earlier create): re-read and re-apply.
-      this.cache.delete(id);
       if (attempt >= this.maxConflictRetries) {
         const error = { code: ERROR_CODES.CONFLICT, message: `task ${id}: too many concurrent writers` };
         for (const q of batch) q.resolve({ ok: false, error });
@@ -171,20 +183,55 @@ export class TaskStore {
     const got = await this.kv.get(id);
     if (!got) return undefined;
     const stored = { record: got.value, revision: got.revision };
-    this.cache.set(id, stored);
-    return stored;
+    this.remember(stored);
+    return this.cache.get(id);
+  }
+
+  /** Counts by status, queue and priority, kept up to date on every change (O(1) to read). */
+  stats(): TaskQueueStats {
+    return {
+      total: this.counts.total,
+      byStatus: { ...this.counts.byStatus },
+      byQueue: { ...this.counts.byQueue },
+      byPriority: { ...this.counts.byPriority },
+      tokensUsed: this.counts.tokensUsed,
+    };
   }
 
   private remember(stored: StoredTask): void {
     const prev = this.cache.get(stored.record.id);
     if (prev && prev.revision >= stored.revision) return;
     this.cache.set(stored.record.id, stored);
+    this.count(prev?.record, stored.record);
     for (const l of this.listeners) l(stored);
+  }
+
+  private count(prev: TaskRecord | undefined, next: TaskRecord | undefined): void {
+    const c = this.counts;
+    const bump = (m: Record<string, number>, k: string, d: number) => {
+      const v = (m[k] ?? 0) + d;
+      if (v) m[k] = v;
+      else delete m[k];
+    };
+    for (const [t, d] of [
+      [prev, -1],
+      [next, 1],
+    ] as const) {
+      if (!t) continue;
+      c.total += d;
+      c.tokensUsed += d * t.tokensUsed;
+      bump(c.byStatus, t.status, d);
+      if (!isTerminal(t.status)) bump(c.byQueue, t.queue, d);
+      if (t.status === 'queued') bump(c.byPriority, t.priority, d);
+    }
   }
 
   private onExternalChange(change: KvChange<TaskRecord>): void {
     if (change.operation !== 'put' || !change.value) {
-      if (change.operation !== 'put') this.cache.delete(change.key);
+      if (change.operation !== 'put') {
+        this.count(this.cache.get(change.key)?.record, undefined);
+        this.cache.delete(change.key);
+      }
       return;
     }
     this.remember({ record: change.value, revision: change.revision });

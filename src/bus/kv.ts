@@ -11,7 +11,12 @@
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { z } from 'zod';
-import { DEFAULT_MAX_PAYLOAD_BYTES, decodePayload, encodePayload } from '../protocol/envelope.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  decodePayload,
+  encodePayload,
+  encodeTrusted,
+} from '../protocol/envelope.js';
 import { AgentComError, type WireError } from '../protocol/errors.js';
 import type { Bus } from './connection.js';
 
@@ -49,9 +54,14 @@ export interface TypedKv<T> {
   keys(filter?: string): Promise<string[]>;
   /**
    * Current values (unless `updatesOnly`) then live changes of keys matching `key` (`>` by default;
-   * `*`/`>` wildcards allowed).
+   * `*`/`>` wildcards allowed). `skip(key, revision)` returning true drops an entry before it is
+   * decoded (e.g. a writer's own writes coming back, which it already holds).
    */
-  watch(opts?: { key?: string; updatesOnly?: boolean }): Promise<KvWatch<T>>;
+  watch(opts?: {
+    key?: string;
+    updatesOnly?: boolean;
+    skip?: (key: string, revision: number) => boolean;
+  }): Promise<KvWatch<T>>;
 }
 
 /** 10071 "wrong last sequence": the CAS lost. */
@@ -68,11 +78,22 @@ export async function openKv<T>(
   bus: Bus,
   bucket: string,
   schema: z.ZodType<T>,
-  opts: { maxBytes?: number } = {},
+  opts: {
+    maxBytes?: number;
+    /**
+     * Validate values on write (default true). A writer whose values are produced by its own typed,
+     * tested code may turn this off on a hot path: reads are always validated, so nothing malformed
+     * is ever accepted from the bucket, and sizes are still checked.
+     */
+    validateWrites?: boolean;
+  } = {},
 ): Promise<TypedKv<T>> {
   const kv: KV = await new Kvm(bus.nc).open(bucket);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-  const encode = (v: T) => encodePayload(schema, v, maxBytes);
+  const encode =
+    opts.validateWrites === false
+      ? (v: T) => encodeTrusted(v, maxBytes)
+      : (v: T) => encodePayload(schema, v, maxBytes);
   const decode = (key: string, e: KvEntry): T => {
     const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);
     if (!r.ok) {
@@ -136,6 +157,7 @@ export async function openKv<T>(
         stop: () => it.stop(),
         async *[Symbol.asyncIterator]() {
           for await (const e of it) {
+            if (o.skip?.(e.key, e.revision)) continue;
             const operation = opOf(e);
             const change: KvChange<T> = {
               key: e.key,

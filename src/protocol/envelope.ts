@@ -96,3 +96,19 @@ export function encodePayload<T>(
   }
   return bytes;
 }
+
+/**
+ * Encodes a value its sender's own typed code produced, without re-validating it (hot paths); the
+ * size limit still applies. Receivers always validate.
+ * @throws AgentComError `payload_too_large`.
+ */
+export function encodeTrusted(value: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(value));
+  if (bytes.length > maxBytes) {
+    throw new AgentComError(
+      ERROR_CODES.PAYLOAD_TOO_LARGE,
+      `payload is ${bytes.length} bytes, limit ${maxBytes}`,
+    );
+  }
+  return bytes;
+}

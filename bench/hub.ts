@@ -1,0 +1,224 @@
+/**
+ * End-to-end hub benchmark, printed as JSON beside BullMQ and raw JetStream measured in the same run
+ * with the same shapes (bench/peers):
+ *   e2e      N tasks submitted (100 publishes in flight) while `c` agents (slots 1 each) work;
+ *            clock stops when the hub reports all N `done` (every transition durable: submit,
+ *            record created, assigned, delivered, accepted, completed, record done).
+ *   latency  single submits at `rate`/s for `duration` s; submit (just before publish) -> agent
+ *            handler start, across processes on one host.
+ * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer.
+ *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers]
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { submitTask } from '../src/agent/submit.js';
+import { type Bus, connectBus } from '../src/bus/connection.js';
+import { request } from '../src/bus/service.js';
+import { TaskStatsReplySchema } from '../src/protocol/api.js';
+import { latencySummary, median, nowMs, payload, sleep } from './peers/common.js';
+import { startNatsServer } from './peers/nats.js';
+import { runPeerSuite } from './peers/suite.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const N = flag('n', 20_000);
+const C = flag('c', 10);
+const RATE = flag('rate', 1000);
+const DURATION = flag('duration', 5);
+const REPS = flag('reps', 1);
+const PEERS = !args.includes('--no-peers');
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+interface Stack {
+  bus: Bus;
+  agents: ChildProcess;
+  hub: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startStack(prefix: string): Promise<Stack> {
+  const nats = await startNatsServer();
+  const hub = spawn(
+    process.execPath,
+    [
+      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      '--import',
+      'tsx',
+      here('../src/cli/main.ts'),
+      'hub',
+      '--nats-url',
+      nats.url,
+      '--prefix',
+      prefix,
+      '--log-level',
+      'info',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AGENTCOM_ACCEPT_TIMEOUT_MS: '60000' } },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: hub.stdout! });
+    rl.on('line', (l) => {
+      if (l.includes('"hub started"')) resolve();
+    });
+    hub.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
+  });
+  hub.stdout!.resume();
+  const agents = fork(here('./hub-agents.ts'), [nats.url, prefix, String(C)], {
+    execArgv: [
+      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-agents'] : []),
+      '--import',
+      'tsx',
+    ],
+  });
+  await waitMsg(agents, 'ready');
+  const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'warn' }) });
+  return {
+    bus,
+    agents,
+    hub,
+    async stop() {
+      agents.send({ type: 'close' });
+      await new Promise((r) => agents.once('exit', r));
+      await bus.drain();
+      hub.kill('SIGTERM');
+      await new Promise((r) => hub.once('exit', r));
+      await nats.stop();
+    },
+  };
+}
+
+function waitMsg<T = Record<string, unknown>>(p: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve) => {
+    const on = (m: { type: string }) => {
+      if (m.type === type) {
+        p.off('message', on);
+        resolve(m as T);
+      }
+    };
+    p.on('message', on);
+  });
+}
+
+async function doneCount(bus: Bus): Promise<number> {
+  const s = await request(bus, 'task.stats', { v: 1 }, TaskStatsReplySchema, { timeoutMs: 10_000 });
+  return s.byStatus.done ?? 0;
+}
+
+async function e2e(rep: number) {
+  const stack = await startStack(`bench${rep}e`);
+  try {
+    const t0 = nowMs();
+    let i = 0;
+    const lane = async () => {
+      while (i < N) {
+        const k = i++;
+        await submitTask(stack.bus, { title: `t${k}`, metadata: { p: payload(k).pad } });
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, lane));
+    const addSeconds = (nowMs() - t0) / 1000;
+    while ((await doneCount(stack.bus)) < N) await sleep(50);
+    const seconds = (nowMs() - t0) / 1000;
+    return { n: N, c: C, seconds, addSeconds, tasksPerSec: N / seconds };
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function latency(rep: number) {
+  const stack = await startStack(`bench${rep}l`);
+  try {
+    const total = Math.round(RATE * DURATION);
+    const interval = 1000 / RATE;
+    const addCalls: number[] = [];
+    const pending: Promise<void>[] = [];
+    await sleep(500);
+    const t0 = nowMs();
+    for (let k = 0; k < total; k++) {
+      const d = t0 + k * interval - nowMs();
+      if (d > 0) await sleep(d);
+      const tAdd = nowMs();
+      pending.push(
+        submitTask(stack.bus, { title: `l${k}`, metadata: { tAdd, p: payload(k).pad } }).then(() => {
+          addCalls.push(nowMs() - tAdd);
+        }),
+      );
+    }
+    await Promise.all(pending);
+    const achieved = total / ((nowMs() - t0) / 1000);
+    while ((await doneCount(stack.bus)) < total) await sleep(50);
+    stack.agents.send({ type: 'samples' });
+    const { starts } = await waitMsg<{ starts: number[] }>(stack.agents, 'samples');
+    return latencySummary(
+      { rate: RATE, durationS: DURATION, c: C, timeoutMs: 0 },
+      starts,
+      addCalls,
+      achieved,
+    );
+  } finally {
+    await stack.stop();
+  }
+}
+
+const load = () => loadavg().map((x) => Number(x.toFixed(2)));
+const out: Record<string, unknown> = {
+  nproc: cpus().length,
+  cpu: cpus()[0]?.model,
+  node: process.version,
+  config: { n: N, c: C, rate: RATE, durationS: DURATION, reps: REPS },
+  loadavgStart: load(),
+};
+const e2eRuns = [];
+const latRuns = [];
+for (let rep = 1; rep <= REPS; rep++) {
+  const e = await e2e(rep);
+  log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s`);
+  e2eRuns.push(e);
+  const l = await latency(rep);
+  log(`[hub] rep ${rep} latency p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} ms`);
+  latRuns.push(l);
+}
+const hub = {
+  e2e: { tasksPerSec: median(e2eRuns.map((r) => r.tasksPerSec)), runs: e2eRuns },
+  latency: {
+    p50: median(latRuns.map((r) => r.p50)),
+    p90: median(latRuns.map((r) => r.p90)),
+    p99: median(latRuns.map((r) => r.p99)),
+    achievedRate: median(latRuns.map((r) => r.achievedRate)),
+    runs: latRuns,
+  },
+};
+out.agentcom = hub;
+if (PEERS) {
+  const peers = await runPeerSuite({
+    reps: REPS,
+    e2e: { n: N, c: C },
+    latency: { rate: RATE, durationS: DURATION, c: C },
+    log,
+  });
+  out.peers = peers;
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a && b ? Number((a / b).toFixed(2)) : null;
+  out.ratios = {
+    throughputVsBullmq: ratio(hub.e2e.tasksPerSec, peers.bullmq?.e2e?.tasksPerSec),
+    throughputVsJetstream: ratio(hub.e2e.tasksPerSec, peers.jetstream?.e2e?.tasksPerSec),
+    p50VsBullmq: ratio(hub.latency.p50, peers.bullmq?.latency?.p50),
+    p99VsBullmq: ratio(hub.latency.p99, peers.bullmq?.latency?.p99),
+  };
+}
+out.loadavgEnd = load();
+console.log(
+  JSON.stringify(
+    out,
+    (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v),
+    2,
+  ),
+);
+process.exit(0);
