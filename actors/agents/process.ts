@@ -29,8 +29,8 @@ import {
   type Registry,
 } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import type { AgentDown, AgentUp } from '../scheduler/messages.js';
-import type { TaskChanged } from '../task-queue/messages.js';
+import type { AgentDown, AgentUp } from '../scheduler/index.js';
+import type { TaskChanged } from '../task-queue/index.js';
 
 export const FsmSnapshotSchema = z.object({ v: z.literal(1), snapshot: z.unknown() });
 type FsmSnapshot = z.infer<typeof FsmSnapshotSchema>;

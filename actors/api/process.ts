@@ -24,8 +24,8 @@ import type { AgentRegistration } from '../../src/protocol/registration.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
-import type { SchedulerStatsReply } from '../scheduler/messages.js';
-import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/messages.js';
+import type { SchedulerStatsReply } from '../scheduler/index.js';
+import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/index.js';
 
 export interface ApiInput {
   bus: Bus;

@@ -29,7 +29,7 @@ import {
 import { parseAgentSubject } from '../../src/protocol/subjects.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import type { AgentDown, AgentUp } from '../scheduler/messages.js';
+import type { AgentDown, AgentUp } from '../scheduler/index.js';
 import { Presence } from './state.js';
 
 export interface PresenceInput {

@@ -5,7 +5,7 @@
  * until the next change or sweep, it never loses a task.
  */
 import type { AgentId, Capability, QueueName } from '../../src/protocol/ids.js';
-import type { TaskChanged } from '../task-queue/messages.js';
+import type { TaskChanged } from '../task-queue/index.js';
 
 export type AgentUp = {
   type: 'agent_up';

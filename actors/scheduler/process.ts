@@ -18,8 +18,13 @@ import { LeaseSchema } from '../../src/protocol/registration.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import type { AssignReply, TaskQueueMessage } from '../task-queue/messages.js';
-import { type ReclaimReason, type SweepTimeouts, sweepReason } from '../task-queue/state.js';
+import {
+  type AssignReply,
+  type ReclaimReason,
+  type SweepTimeouts,
+  sweepReason,
+  type TaskQueueMessage,
+} from '../task-queue/index.js';
 import { LeaseKeeper } from './lease.js';
 import type { SchedulerMessage, SchedulerStatsReply } from './messages.js';
 import { Scheduler } from './state.js';

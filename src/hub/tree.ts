@@ -20,11 +20,11 @@
  *      └─ status
  */
 import type { Logger } from 'pino';
-import { AgentsProcess } from '../../actors/agents/process.js';
-import { ApiProcess } from '../../actors/api/process.js';
-import { PresenceProcess } from '../../actors/presence/process.js';
-import { SchedulerProcess } from '../../actors/scheduler/process.js';
-import { TaskQueue } from '../../actors/task-queue/process.js';
+import { AgentsProcess } from '../../actors/agents/index.js';
+import { ApiProcess } from '../../actors/api/index.js';
+import { PresenceProcess } from '../../actors/presence/index.js';
+import { SchedulerProcess } from '../../actors/scheduler/index.js';
+import { TaskQueue } from '../../actors/task-queue/index.js';
 import type { Bus } from '../bus/connection.js';
 import { startDlqForwarder } from '../bus/dlq-forwarder.js';
 import { startStatusPublisher } from '../bus/status.js';

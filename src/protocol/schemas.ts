@@ -22,7 +22,18 @@ import {
   DlqReplayRequestSchema,
   DlqReplayResponseSchema,
 } from './dlq.js';
+import {
+  AgentListReplySchema,
+  EmptyRequestSchema,
+  TaskCancelRequestSchema,
+  TaskListReplySchema,
+  TaskListRequestSchema,
+  TaskRefSchema,
+  TaskReplySchema,
+  TaskStatsReplySchema,
+} from './api.js';
 import { WireErrorSchema } from './errors.js';
+import { AgentRegistrationSchema, HelloReplySchema, LeaseSchema } from './registration.js';
 import { BusStatusSchema } from './status.js';
 import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
 
@@ -39,8 +50,12 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('agent.goodbye', GoodbyeSchema),
   entry('agent.heartbeat', HeartbeatSchema),
   entry('agent.hello', AgentHelloSchema),
+  entry('agent.hello.reply', HelloReplySchema),
   entry('agent.inbox', InboxMessageSchema),
+  entry('agent.list.reply', AgentListReplySchema),
+  entry('agent.registration', AgentRegistrationSchema),
   entry('agent.report', ReportSchema),
+  entry('api.empty.request', EmptyRequestSchema),
   entry('bus.status', BusStatusSchema),
   entry('dlq.get.request', DlqGetRequestSchema),
   entry('dlq.list.request', DlqListRequestSchema),
@@ -51,7 +66,14 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.request', DlqReplayRequestSchema),
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
+  entry('scheduler.lease', LeaseSchema),
+  entry('task.cancel.request', TaskCancelRequestSchema),
+  entry('task.list.reply', TaskListReplySchema),
+  entry('task.list.request', TaskListRequestSchema),
   entry('task.record', TaskRecordSchema),
+  entry('task.ref.request', TaskRefSchema),
+  entry('task.reply', TaskReplySchema),
+  entry('task.stats.reply', TaskStatsReplySchema),
   entry('task.submit', TaskSubmitSchema),
 ];
 

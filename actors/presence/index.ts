@@ -1,0 +1,5 @@
+/**
+ * @module presence
+ * The Presence actor: agent hellos, heartbeats and goodbyes; reports agents up and down.
+ */
+export { type PresenceInput, type PresenceMessage, PresenceProcess } from './process.js';
