@@ -13,16 +13,6 @@ import {
   ReportSchema,
 } from './agent.js';
 import {
-  DlqGetRequestSchema,
-  DlqListRequestSchema,
-  DlqListResponseSchema,
-  DlqPurgeRequestSchema,
-  DlqPurgeResponseSchema,
-  DlqRecordSchema,
-  DlqReplayRequestSchema,
-  DlqReplayResponseSchema,
-} from './dlq.js';
-import {
   AgentListReplySchema,
   EmptyRequestSchema,
   TaskCancelRequestSchema,
@@ -32,6 +22,16 @@ import {
   TaskReplySchema,
   TaskStatsReplySchema,
 } from './api.js';
+import {
+  DlqGetRequestSchema,
+  DlqListRequestSchema,
+  DlqListResponseSchema,
+  DlqPurgeRequestSchema,
+  DlqPurgeResponseSchema,
+  DlqRecordSchema,
+  DlqReplayRequestSchema,
+  DlqReplayResponseSchema,
+} from './dlq.js';
 import { WireErrorSchema } from './errors.js';
 import { AgentRegistrationSchema, HelloReplySchema, LeaseSchema } from './registration.js';
 import { BusStatusSchema } from './status.js';

@@ -24,7 +24,8 @@ export interface HubProcess {
 
 export function hubProcess(natsUrl: string, prefix: string, hubId: string): HubProcess {
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
-  for (const [k, v] of Object.entries(TEST_HUB_SETTINGS)) env[ENV_VARS[k as keyof typeof ENV_VARS]] = String(v);
+  for (const [k, v] of Object.entries(TEST_HUB_SETTINGS))
+    env[ENV_VARS[k as keyof typeof ENV_VARS]] = String(v);
   env.AGENTCOM_LOG_LEVEL = 'info';
   const h: HubProcess = {
     hubId,
@@ -44,7 +45,8 @@ export function hubProcess(natsUrl: string, prefix: string, hubId: string): HubP
       proc.stderr?.on('data', (d: string) => lines.push(d));
       await waitUntil(
         () => {
-          if (proc.exitCode !== null) throw new Error(`hub exited ${proc.exitCode}: ${lines.slice(-5).join('\n')}`);
+          if (proc.exitCode !== null)
+            throw new Error(`hub exited ${proc.exitCode}: ${lines.slice(-5).join('\n')}`);
           return lines.some((l) => l.includes('"hub started"'));
         },
         `hub ${hubId} started`,
