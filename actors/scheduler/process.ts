@@ -224,9 +224,16 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     } else {
       this.refused++;
       this.log.debug({ task_id: taskId, agent_id: agentId, error: r?.error }, 'assignment not applied');
-      // Still queued (e.g. the write failed)? Put it back in the index.
       const t = this.open.get(taskId);
-      if (t?.status === 'queued') this.onTask({ ...t });
+      if (r?.error.code === 'not_found') {
+        // A task announced before its first write, and that write failed: forget it; the
+        // redelivered submission announces it again.
+        this.open.delete(taskId);
+        if (this.index.hasTask(taskId)) this.index.removeTask(taskId);
+      } else if (t?.status === 'queued') {
+        // Still queued (e.g. the write failed): put it back in the index.
+        this.onTask({ ...t });
+      }
     }
     this.schedulePump();
   }

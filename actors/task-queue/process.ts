@@ -40,7 +40,13 @@ import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
 import { listTasks } from './query.js';
-import { assignMessage, commandFromReport, type TaskCommandResult, type TaskEffect } from './state.js';
+import {
+  assignMessage,
+  commandFromReport,
+  type TaskCommand,
+  type TaskCommandResult,
+  type TaskEffect,
+} from './state.js';
 import { type StoredTask, TaskStore } from './store.js';
 
 export interface TaskQueueInput {
@@ -51,6 +57,15 @@ export interface TaskQueueInput {
   subscribers: string[];
   /** Handlers running at once per consumer (default 256). */
   concurrency?: number;
+  /**
+   * How long a new task's first write waits for the scheduler's assignment to join it (default
+   * 2 ms): with an agent free, created + assigned is one write instead of two.
+   */
+  submitLingerMs?: number;
+  /** How long an `accepted` waits for the same agent's `completed` to join its write (default 5 ms). */
+  acceptLingerMs?: number;
+  /** Registered name of the scheduler, told of a task before its first write (so it can join it). */
+  scheduler?: string;
 }
 
 export class TaskQueue implements Server<TaskQueueMessage> {
@@ -140,7 +155,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     );
   }
 
-  private async command(taskId: TaskId, command: Parameters<TaskStore['apply']>[1]): Promise<AssignReply> {
+  private async command(taskId: TaskId, command: TaskCommand): Promise<AssignReply> {
     const r = await this.apply(taskId, command);
     return r.ok ? { ok: true, task: r.task } : r;
   }
@@ -167,8 +182,24 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     if (!parsed.success) return { ok: false, error: fromZodError(parsed.error, 'task').toWire() };
     const now = Date.now();
     const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now });
-    const r = await this.apply(id, { type: 'submit', id, submit: parsed.data });
+    const command = { type: 'submit' as const, id, submit: parsed.data };
+    const r = await this.apply(id, command, this.announce(id, command));
     return r.ok ? { ok: true, task: r.task } : r;
+  }
+
+  /**
+   * Tell the scheduler about a new task before its first write, and let that write linger briefly,
+   * so that an assignment made meanwhile is written together with the creation. The scheduler acts
+   * on the preview only by asking for an assignment, which is applied (and its effects run) only
+   * after the write that creates the task.
+   */
+  private announce(id: string, command: Extract<TaskCommand, { type: 'submit' }>): { lingerMs?: number } {
+    const scheduler = this.input.scheduler;
+    if (!scheduler) return {};
+    const preview = this.store.preview(id, command);
+    if (!preview.ok || preview.duplicate) return {};
+    cast(scheduler, { type: 'task_changed', task: preview.task }, this.input.registry);
+    return { lingerMs: this.input.submitLingerMs ?? 2 };
   }
 
   async assign(taskId: TaskId, agentId: AgentId): Promise<AssignReply> {
@@ -177,8 +208,12 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   }
 
   /** Apply a command and carry out its effects once it is durable. */
-  async apply(id: string, command: Parameters<TaskStore['apply']>[1]): Promise<TaskCommandResult> {
-    const r = await this.store.apply(id, command);
+  async apply(
+    id: string,
+    command: TaskCommand,
+    opts: { lingerMs?: number } = {},
+  ): Promise<TaskCommandResult> {
+    const r = await this.store.apply(id, command, opts);
     if (r.ok && !r.duplicate) await this.runEffects(r.task, r.effects);
     return r;
   }
@@ -191,7 +226,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       msgId: ctx.msgId ?? undefined,
       now: ctx.publishedAt.getTime(),
     });
-    const r = await this.apply(id, { type: 'submit', id, submit });
+    const command = { type: 'submit' as const, id, submit };
+    const r = await this.apply(id, command, this.announce(id, command));
     if (!r.ok) return outcome.deadLetter(r.error.message, r.error.code);
     this.log.debug({ task_id: id, phase: 'submitted', duplicate: r.duplicate }, 'task submitted');
     return outcome.ack();
@@ -201,7 +237,10 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const from = parseAgentSubject(this.input.bus.names, ctx.subject);
     if (from?.kind !== 'report') return outcome.deadLetter(`not a report subject: ${ctx.subject}`);
     const agentId = from.agentId as AgentId;
-    const r = await this.apply(report.taskId, commandFromReport(agentId, report));
+    const command = commandFromReport(agentId, report);
+    // An `accepted` lingers so that the `completed` of a fast agent shares its write.
+    const linger = command.type === 'accept' ? { lingerMs: this.input.acceptLingerMs ?? 5 } : {};
+    const r = await this.apply(report.taskId, command, linger);
     const fields = {
       task_id: report.taskId,
       agent_id: agentId,

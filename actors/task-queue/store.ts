@@ -41,6 +41,7 @@ export class TaskStore {
   private readonly cache = new Map<string, StoredTask>();
   private readonly queues = new Map<string, Queued[]>();
   private readonly writing = new Set<string>();
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Set<TaskChangeListener>();
   private readonly counts: TaskQueueStats = {
     total: 0,
@@ -88,6 +89,11 @@ export class TaskStore {
 
   stop(): void {
     this.stopWatch?.();
+    for (const [id, t] of this.lingering) {
+      clearTimeout(t);
+      this.lingering.delete(id);
+      void this.flush(id);
+    }
   }
 
   /** Called with every task whose stored record changed (our writes and other hubs'). */
@@ -112,8 +118,12 @@ export class TaskStore {
    * Apply a command to task `id` and persist the result. Resolves with the command's own outcome
    * (refusals included) once the write containing it is acknowledged; rejects only on I/O failure
    * (then nothing of this command was applied, and it is safe to retry).
+   *
+   * `lingerMs` lets the write wait that long for more commands on the same task (a submit for the
+   * assign that follows it, an `accepted` for the `completed` of a fast agent): they are then
+   * written once. A command without linger flushes at once, taking any lingering ones with it.
    */
-  apply(id: string, command: TaskCommand): Promise<TaskCommandResult> {
+  apply(id: string, command: TaskCommand, opts: { lingerMs?: number } = {}): Promise<TaskCommandResult> {
     return new Promise((resolve, reject) => {
       let q = this.queues.get(id);
       if (!q) {
@@ -121,8 +131,31 @@ export class TaskStore {
         this.queues.set(id, q);
       }
       q.push({ command, resolve, reject });
-      if (!this.writing.has(id)) void this.flush(id);
+      if (this.writing.has(id)) return;
+      const lingering = this.lingering.get(id);
+      if (opts.lingerMs && opts.lingerMs > 0) {
+        if (!lingering) {
+          this.lingering.set(
+            id,
+            setTimeout(() => {
+              this.lingering.delete(id);
+              if (!this.writing.has(id)) void this.flush(id);
+            }, opts.lingerMs),
+          );
+        }
+        return;
+      }
+      if (lingering) {
+        clearTimeout(lingering);
+        this.lingering.delete(id);
+      }
+      void this.flush(id);
     });
+  }
+
+  /** What `command` would make of task `id` now, without writing anything. */
+  preview(id: string, command: TaskCommand): TaskCommandResult {
+    return applyTaskCommand(this.cache.get(id)?.record, command, this.now(), this.opts.config);
   }
 
   private async flush(id: string): Promise<void> {

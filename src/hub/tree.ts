@@ -68,7 +68,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
     serverChild(
       'task-queue',
       TaskQueue.start,
-      { bus, registry, log, subscribers: [n.scheduler, n.agents] },
+      { bus, registry, log, subscribers: [n.scheduler, n.agents], scheduler: n.scheduler },
       { name: n.taskQueue },
     ),
     supervisorChild(

@@ -1,0 +1,45 @@
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseKeeper } from '../../../actors/scheduler/lease.js';
+import { type Bus, connectBus } from '../../../src/bus/connection.js';
+import { openKv } from '../../../src/bus/kv.js';
+import { ensureBucket } from '../../../src/bus/provision.js';
+import { LeaseSchema } from '../../../src/protocol/registration.js';
+import { uniqueName } from '../../support/names.js';
+import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
+
+describe('LeaseKeeper', () => {
+  let nats: TestNatsServer;
+  let bus: Bus;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, logger: pino({ level: 'silent' }) });
+  });
+  afterAll(async () => {
+    await bus.drain();
+    await nats.dispose();
+  });
+
+  it('gives the lease to one holder at a time, and to another only after it expires or is released', async () => {
+    const bucket = uniqueName('leases');
+    await ensureBucket(bus, { bucket, history: 1 });
+    const kv = await openKv(bus, bucket, LeaseSchema);
+    let now = 1_000_000;
+    const clock = () => now;
+    const a = new LeaseKeeper(kv, 'hub-a', 5_000, clock);
+    const b = new LeaseKeeper(kv, 'hub-b', 5_000, clock);
+    const [ra, rb] = await Promise.all([a.refresh(), b.refresh()]);
+    expect([ra, rb].filter(Boolean)).toHaveLength(1); // concurrent first claims: exactly one wins
+    const [holder, other] = ra ? [a, b] : [b, a];
+    now += 4_000;
+    expect(await other.refresh()).toBe(false); // not expired yet
+    expect(await holder.refresh()).toBe(true); // renewed until now + 5 s
+    now += 4_000;
+    expect(await other.refresh()).toBe(false);
+    now += 2_000; // past the renewed expiry
+    expect(await other.refresh()).toBe(true);
+    expect(await holder.refresh()).toBe(false);
+    await other.release();
+    expect(await holder.refresh()).toBe(true); // released: taken at once
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * TaskStore against a real nats-server: compare-and-set writes, coalescing of queued commands into
+ * one write, lingering, re-apply after a conflict with another writer, and the status counters.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TaskStore } from '../../../actors/task-queue/store.js';
+import { type Bus, connectBus } from '../../../src/bus/connection.js';
+import { openKv, type TypedKv } from '../../../src/bus/kv.js';
+import { ensureBucket } from '../../../src/bus/provision.js';
+import type { AgentId, TaskId } from '../../../src/protocol/ids.js';
+import { type TaskRecord, TaskRecordSchema, TaskSubmitSchema } from '../../../src/protocol/task.js';
+import { uniqueName } from '../../support/names.js';
+import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
+
+describe('TaskStore', () => {
+  let nats: TestNatsServer;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await connectBus({ servers: nats.url, logger: pino({ level: 'silent' }) });
+  });
+  afterAll(async () => {
+    await bus.drain();
+    await nats.dispose();
+  });
+
+  const freshKv = async (): Promise<TypedKv<TaskRecord>> => {
+    const bucket = uniqueName('tasks');
+    await ensureBucket(bus, { bucket, history: 10 });
+    return openKv(bus, bucket, TaskRecordSchema);
+  };
+  const submit = (id: string) => ({
+    type: 'submit' as const,
+    id: id as TaskId,
+    submit: TaskSubmitSchema.parse({ v: 1, title: id }),
+  });
+  const a1 = 'a1' as AgentId;
+
+  it('writes each change with compare-and-set and counts statuses', async () => {
+    const kv = await freshKv();
+    const store = new TaskStore(kv);
+    await store.load();
+    const created = await store.apply('t1', submit('t1'));
+    expect(created.ok).toBe(true);
+    const assigned = await store.apply('t1', { type: 'assign', agentId: a1 });
+    expect(assigned.ok && assigned.task.generation).toBe(1);
+    const stored = await kv.get('t1');
+    expect(stored?.value.status).toBe('assigned');
+    expect(stored?.revision).toBe(store.get('t1')!.revision);
+    expect(store.stats().byStatus).toEqual({ assigned: 1 });
+    expect(store.stats().total).toBe(1);
+    store.stop();
+  });
+
+  it('coalesces commands queued behind an in-flight write into one write, each answered separately', async () => {
+    const kv = await freshKv();
+    const store = new TaskStore(kv);
+    await store.load();
+    // The submit starts a write at once; everything after it queues behind that write.
+    const created = store.apply('t2', submit('t2'));
+    const assign = store.apply('t2', { type: 'assign', agentId: a1 });
+    const accept = store.apply('t2', { type: 'accept', agentId: a1, generation: 1 });
+    const complete = store.apply('t2', { type: 'complete', agentId: a1, generation: 1, result: 42 });
+    const stale = store.apply('t2', { type: 'progress', agentId: a1, generation: 0 });
+    const [r0, r1, r2, r3, r4] = await Promise.all([created, assign, accept, complete, stale]);
+    expect([r0.ok, r1.ok, r2.ok, r3.ok]).toEqual([true, true, true, true]);
+    expect(r4.ok ? null : r4.error.code).toBe('stale_generation');
+    const got = await kv.get('t2');
+    expect(got?.value.status).toBe('done');
+    // The create, then ONE write holding assign + accept + complete (one key in a fresh bucket: its
+    // revision counts the writes).
+    expect(got?.revision).toBe(2);
+    expect(got?.value.history.map((h) => h.to)).toEqual(['queued', 'assigned', 'working', 'done']);
+    store.stop();
+  });
+
+  it('lingers a write so that a later command joins it', async () => {
+    const kv = await freshKv();
+    const store = new TaskStore(kv);
+    await store.load();
+    const created = store.apply('t3', submit('t3'), { lingerMs: 50 });
+    const assigned = store.apply('t3', { type: 'assign', agentId: a1 });
+    await Promise.all([created, assigned]);
+    const got = await kv.get('t3');
+    expect(got?.value.status).toBe('assigned');
+    expect(got?.revision).toBe(1); // created and assigned in one write
+    store.stop();
+  });
+
+  it('re-reads and re-applies when another writer changed the record first', async () => {
+    const kv = await freshKv();
+    const mine = new TaskStore(kv);
+    const theirs = new TaskStore(kv);
+    await mine.load();
+    await theirs.load();
+    await mine.apply('t4', submit('t4'));
+    await theirs.apply('t4', { type: 'cancel', reason: 'by the other hub' });
+    // `mine` still caches the queued record; its assign must see the cancellation, not overwrite it.
+    const r = await mine.apply('t4', { type: 'assign', agentId: a1 });
+    expect(r.ok ? 'applied' : r.error.code).toBe('invalid_state');
+    expect((await kv.get('t4'))?.value.status).toBe('cancelled');
+    mine.stop();
+    theirs.stop();
+  });
+
+  it('loads existing records and follows other writers through its watch', async () => {
+    const kv = await freshKv();
+    const writer = new TaskStore(kv);
+    await writer.load();
+    await writer.apply('t5', submit('t5'));
+    const reader = new TaskStore(kv);
+    await reader.load();
+    expect(reader.get('t5')?.record.status).toBe('queued');
+    const seen: string[] = [];
+    reader.onChange((t) => seen.push(`${t.record.id}:${t.record.status}`));
+    await writer.apply('t5', { type: 'assign', agentId: a1 });
+    await expect.poll(() => seen, { timeout: 5000 }).toContain('t5:assigned');
+    expect(reader.stats().byStatus).toEqual({ assigned: 1 });
+    writer.stop();
+    reader.stop();
+  });
+});
