@@ -99,8 +99,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
   handle(msg: AgentsMessage): void {
     const at = Date.now();
     switch (msg.type) {
-      case 'task_changed':
-        this.onTask(msg.task);
+      case 'tasks_changed':
+        for (const t of msg.tasks) this.onTask(t);
         return;
       case 'agent_up':
         this.send(msg.agentId, {

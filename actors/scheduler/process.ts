@@ -1,7 +1,7 @@
 /**
  * @module scheduler/process
  * The Scheduler actor. Its state is a projection: the open task records (from the TaskQueue's
- * `task_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
+ * `tasks_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
  * "pump" on the next turn of the event loop, which hands out as many assignments as the index
  * allows — with two timers as a safety net: the earliest delayed task, and a periodic sweep that
@@ -94,8 +94,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   handle(msg: SchedulerMessage): void {
     switch (msg.type) {
-      case 'task_changed':
-        this.onTask(msg.task);
+      case 'tasks_changed':
+        for (const t of msg.tasks) this.onTask(t);
         break;
       case 'agent_up':
         this.index.upsertAgent({
@@ -201,12 +201,16 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     const batch = this.input.batch ?? 512;
     const now = Date.now();
     const picks = this.index.nextAssignments(now, batch);
-    for (const { taskId, agentId } of picks) {
-      this.pending.set(agentId, (this.pending.get(agentId) ?? 0) + 1);
-      const msg: TaskQueueMessage = { type: 'assign', taskId, agentId };
-      call<AssignReply>(this.input.taskQueue, msg, { registry: this.input.registry, timeout: 30_000 }).then(
-        (r) => this.assignDone(taskId, agentId, r.ok ? r.value : null),
-        () => this.assignDone(taskId, agentId, null),
+    if (picks.length > 0) {
+      for (const { agentId } of picks) this.pending.set(agentId, (this.pending.get(agentId) ?? 0) + 1);
+      // One call per pump: the TaskQueue writes the assignments concurrently and answers them all.
+      const msg: TaskQueueMessage = { type: 'assign', picks };
+      call<AssignReply[]>(this.input.taskQueue, msg, { registry: this.input.registry, timeout: 30_000 }).then(
+        (r) =>
+          picks.forEach((p, i) => this.assignDone(p.taskId, p.agentId, r.ok ? (r.value[i] ?? null) : null)),
+        () => {
+          for (const p of picks) this.assignDone(p.taskId, p.agentId, null);
+        },
       );
     }
     if (picks.length === batch) this.schedulePump();

@@ -13,8 +13,11 @@ import type { ReclaimReason } from './state.js';
 export type AssignReply = { ok: true; task: TaskRecord } | { ok: false; error: WireError };
 
 export type TaskQueueMessage =
-  /** call: assign a queued task to an agent (raises the generation, delivers to the agent's inbox). */
-  | { type: 'assign'; taskId: TaskId; agentId: AgentId; reply?: (r: AssignReply) => void }
+  /**
+   * call: assign queued tasks to agents (each raises the task's generation and delivers it to the
+   * agent's inbox); replies once every assignment is durable, with one result per pick, in order.
+   */
+  | { type: 'assign'; picks: { taskId: TaskId; agentId: AgentId }[]; reply?: (r: AssignReply[]) => void }
   /** cast: take an open assignment back (only if `generation` is still current). */
   | { type: 'reclaim'; taskId: TaskId; reason: ReclaimReason; generation: number }
   /** call: every task record known (the scheduler rebuilds its index from it). */
@@ -41,6 +44,7 @@ export type TaskQueueStats = {
 
 /** Sent (cast) to every subscriber after each durable change of a task record. */
 export type TaskChanged = {
-  type: 'task_changed';
-  task: TaskRecord;
+  type: 'tasks_changed';
+  /** In the order they were written; one message per event-loop turn, not one per change. */
+  tasks: TaskRecord[];
 };

@@ -3,7 +3,7 @@
  * The TaskQueue actor: the only writer of task records. It consumes task submissions (SUBMIT,
  * shared durable `hub-intake`) and agent reports (REPORTS, `hub-reports`), applies them through the
  * store (pure transition + compare-and-set), and only then carries out the effects: assignment and
- * cancel messages to agent inboxes, and a `task_changed` cast to its subscribers (scheduler, agents).
+ * cancel messages to agent inboxes, and a `tasks_changed` cast to its subscribers (scheduler, agents).
  * A message is acked only after the write that contains it, so a crash at any point redelivers it;
  * redelivered submits and reports are recognised (deterministic ids, generation fencing) and change
  * nothing. Refused reports (stale generation, not the assignee) are logged and acked, never applied;
@@ -53,7 +53,7 @@ export interface TaskQueueInput {
   bus: Bus;
   registry: Registry;
   log: Logger;
-  /** Registered names that receive `task_changed` casts. */
+  /** Registered names that receive `tasks_changed` casts. */
   subscribers: string[];
   /** Handlers running at once per consumer (default 256). */
   concurrency?: number;
@@ -70,6 +70,7 @@ export interface TaskQueueInput {
 
 export class TaskQueue implements Server<TaskQueueMessage> {
   private intake: ConsumerRunner | undefined;
+  private changed: TaskRecord[] = [];
   private reports: ConsumerRunner | undefined;
   private readonly log: Logger;
 
@@ -110,10 +111,13 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   handle(msg: TaskQueueMessage): void {
     switch (msg.type) {
       case 'assign':
-        this.assign(msg.taskId, msg.agentId).then(
-          (r) => msg.reply?.(r),
-          (err) => msg.reply?.({ ok: false, error: ioError(err) }),
-        );
+        void Promise.all(
+          msg.picks.map((p) =>
+            this.assign(p.taskId, p.agentId).catch(
+              (err): AssignReply => ({ ok: false, error: ioError(err) }),
+            ),
+          ),
+        ).then((results) => msg.reply?.(results));
         return;
       case 'reclaim':
         void this.apply(msg.taskId, {
@@ -198,7 +202,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     if (!scheduler) return {};
     const preview = this.store.preview(id, command);
     if (!preview.ok || preview.duplicate) return {};
-    cast(scheduler, { type: 'task_changed', task: preview.task }, this.input.registry);
+    cast(scheduler, { type: 'tasks_changed', tasks: [preview.task] }, this.input.registry);
     return { lingerMs: this.input.submitLingerMs ?? 2 };
   }
 
@@ -292,7 +296,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
           break;
         default:
           // enqueue / unschedule / release / finished are visible in the record itself; subscribers
-          // derive them from `task_changed`.
+          // derive them from `tasks_changed`.
           break;
       }
     }
@@ -315,9 +319,15 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     }
   }
 
+  /** Changes are sent once per event-loop turn: one message per subscriber, not one per change. */
   private publishChange(stored: StoredTask): void {
-    const msg: TaskChanged = { type: 'task_changed', task: stored.record };
-    for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+    this.changed.push(stored.record);
+    if (this.changed.length > 1) return;
+    setImmediate(() => {
+      const msg: TaskChanged = { type: 'tasks_changed', tasks: this.changed };
+      this.changed = [];
+      for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+    });
   }
 }
 

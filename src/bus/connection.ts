@@ -18,6 +18,7 @@ import {
   nkeyAuthenticator,
 } from '@nats-io/transport-node';
 import { z } from 'zod';
+import './nats-patches.js';
 import type { ConnectionEvent } from '../protocol/bus-messages.js';
 import { DEFAULT_PREFIX, type Names, names } from '../protocol/subjects.js';
 import { defaultLogger, type Logger } from './log.js';
