@@ -206,8 +206,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       // One call per pump: the TaskQueue writes the assignments concurrently and answers them all.
       const msg: TaskQueueMessage = { type: 'assign', picks };
       call<AssignReply[]>(this.input.taskQueue, msg, { registry: this.input.registry, timeout: 30_000 }).then(
-        (r) =>
-          picks.forEach((p, i) => this.assignDone(p.taskId, p.agentId, r.ok ? (r.value[i] ?? null) : null)),
+        (r) => {
+          for (const [i, p] of picks.entries())
+            this.assignDone(p.taskId, p.agentId, r.ok ? (r.value[i] ?? null) : null);
+        },
         () => {
           for (const p of picks) this.assignDone(p.taskId, p.agentId, null);
         },
