@@ -7,7 +7,7 @@
  *   latency  single submits at `rate`/s for `duration` s; submit (just before publish) -> agent
  *            handler start, across processes on one host.
  * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer.
- *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers]
+ *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers] [--no-e2e]
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -33,6 +33,7 @@ const RATE = flag('rate', 1000);
 const DURATION = flag('duration', 5);
 const REPS = flag('reps', 1);
 const PEERS = !args.includes('--no-peers');
+const E2E = !args.includes('--no-e2e');
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -178,9 +179,11 @@ const out: Record<string, unknown> = {
 const e2eRuns = [];
 const latRuns = [];
 for (let rep = 1; rep <= REPS; rep++) {
-  const e = await e2e(rep);
-  log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s`);
-  e2eRuns.push(e);
+  if (E2E) {
+    const e = await e2e(rep);
+    log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s`);
+    e2eRuns.push(e);
+  }
   const l = await latency(rep);
   log(`[hub] rep ${rep} latency p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} ms`);
   latRuns.push(l);
@@ -199,7 +202,7 @@ out.agentcom = hub;
 if (PEERS) {
   const peers = await runPeerSuite({
     reps: REPS,
-    e2e: { n: N, c: C },
+    e2e: E2E ? { n: N, c: C } : false,
     latency: { rate: RATE, durationS: DURATION, c: C },
     log,
   });

@@ -2,9 +2,9 @@
  * @module agent/client
  * The TypeScript agent SDK: the reference implementation of docs/protocol.md and nothing more.
  * `AgentClient.connect` says hello (retrying until a hub answers), heartbeats, and pulls the
- * agent's own durable inbox. For each assignment it publishes `accepted` and only then acks the
- * inbox message, runs the handler with an AbortSignal (aborted when the hub cancels or reclaims),
- * and reports the outcome. Every report is a JetStream publish with a deterministic message id
+ * agent's own durable inbox. For each assignment it publishes `accepted` and starts the handler
+ * with an AbortSignal (aborted when the hub cancels or reclaims); it acks the inbox message once
+ * `accepted` is stored, and reports the outcome after that. Every report is a JetStream publish with a deterministic message id
  * (`<task>:<generation>:<type>`), retried with the same id, so a report is stored once however
  * often it is sent. Delivery is at-least-once: after a crash between `accepted` and the ack, the
  * assignment is delivered again and the handler runs again (the sidecar's local queue narrows this).
@@ -187,7 +187,9 @@ export class AgentClient {
       });
       return outcome.ack();
     }
-    await this.report({
+    // The handler starts while `accepted` is being stored; the inbox message is acked only once it
+    // is, so a crash before that redelivers the assignment instead of losing it.
+    const accepted = this.report({
       v: 1,
       type: 'accepted',
       taskId: msg.taskId,
@@ -197,12 +199,29 @@ export class AgentClient {
     const entry: Running = { generation: msg.generation, abort: new AbortController() };
     current?.abort.abort(new Error('superseded by a newer assignment'));
     this.running.set(msg.taskId, entry);
-    const run = this.run(msg.taskId, entry, msg.task, handler).finally(() => this.tasks.delete(run));
+    const run = this.run(msg.taskId, entry, msg.task, handler, accepted).finally(() =>
+      this.tasks.delete(run),
+    );
     this.tasks.add(run);
+    try {
+      await accepted;
+    } catch (err) {
+      // Not stored: stop the work; the redelivered assignment starts it again.
+      entry.abort.abort(new Error('accepted report not stored'));
+      if (this.running.get(msg.taskId) === entry) this.running.delete(msg.taskId);
+      this.log.warn({ task_id: msg.taskId, err }, 'accepted report not stored; will retry');
+      return outcome.retry(1000);
+    }
     return outcome.ack();
   }
 
-  private async run(taskId: TaskId, entry: Running, task: AssignedTask, handler: TaskHandler): Promise<void> {
+  private async run(
+    taskId: TaskId,
+    entry: Running,
+    task: AssignedTask,
+    handler: TaskHandler,
+    accepted: Promise<void>,
+  ): Promise<void> {
     const { generation } = entry;
     const base = { v: 1 as const, taskId, generation };
     const ctx: TaskContext = {
@@ -227,6 +246,7 @@ export class AgentClient {
     }
     if (this.running.get(taskId) !== entry) return; // cancelled or superseded: the hub no longer wants it
     try {
+      await accepted; // the outcome is reported only after the acceptance is stored
       const at = Date.now();
       if (result.type === 'completed') await this.report({ ...base, at, ...result });
       else if (result.type === 'failed') await this.report({ ...base, at, retryable: true, ...result });
