@@ -15,16 +15,10 @@ import {
   runConsumer,
 } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { deferred, enc, Job, testBus, within } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 interface Fixture {
   bus: Bus;

@@ -11,16 +11,10 @@ import {
   runConsumer,
 } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { Job, testBus, within } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 function spawnConsumer(bus: Bus, onEvent: (e: { ev: string; n?: number }) => void): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/bus/fixtures/consumer-proc.ts'], {

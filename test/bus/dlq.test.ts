@@ -20,16 +20,10 @@ import {
 } from '../../src/bus/index.js';
 import { HEADERS } from '../../src/protocol/headers.js';
 import { eventually } from '../support/eventually.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { Job, testBus } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 async function setup(): Promise<Bus> {
   const bus = await testBus(server.url);

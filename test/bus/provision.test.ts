@@ -8,16 +8,10 @@ import {
   ProvisionConflictError,
   provision,
 } from '../../src/bus/index.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { testBus } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 async function withBus(fn: (bus: Bus) => Promise<void>) {
   const bus = await testBus(server.url);

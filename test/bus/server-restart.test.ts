@@ -1,16 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bus, ensureStream, outcome, publish, runConsumer } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { deferred, Job, peerBus, testBus, within } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 describe('nats-server SIGKILLed and restarted on the same store under load', () => {
   it('consumes every message published with an ack, and an idempotent handler applies each once', async () => {
@@ -79,10 +73,15 @@ describe('nats-server SIGKILLed and restarted on the same store under load', () 
       expect(acked.size).toBe(total);
       await eventually(() => expect(applied.size).toBe(total), { timeout: 30_000 });
       for (const i of acked) expect(applied.has(i), `message ${i}`).toBe(true);
-      // Publish retries across the outage stored nothing twice (dedupe survived the SIGKILL);
-      // redeliveries after lost acks (`duplicates`) were absorbed by the handler's idempotency.
+      // A publish retried across the outage is stored again only when its first copy had already
+      // been consumed: 2.9 rebuilds its dedupe table from the messages still stored, and a
+      // WorkQueue stream deletes what is acked. Every extra copy was then delivered and absorbed by
+      // the handler's idempotency, so extra copies can never exceed the absorbed duplicates.
       const info = await pubBus.jsm.streams.info(n.streams.submit);
-      expect(info.state.last_seq, `${duplicates} redeliveries absorbed`).toBe(total);
+      expect(info.state.last_seq).toBeGreaterThanOrEqual(total);
+      expect(info.state.last_seq - total, `${duplicates} duplicates absorbed`).toBeLessThanOrEqual(
+        duplicates,
+      );
       expect(deliveries).toBeGreaterThanOrEqual(total);
       await eventually(
         async () => expect((await pubBus.jsm.streams.info(n.streams.submit)).state.messages).toBe(0),

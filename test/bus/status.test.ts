@@ -10,16 +10,10 @@ import {
 } from '../../src/bus/index.js';
 import { BusStatusSchema } from '../../src/protocol/status.js';
 import { eventually } from '../support/eventually.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { startNatsServer, useNatsServer } from '../support/nats-server.js';
 import { enc, Job, testBus } from './support.js';
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server.dispose();
-});
+const server = useNatsServer();
 
 describe('startStatusPublisher()', () => {
   it('publishes stream depths, consumer pending/ack-pending and the DLQ size on the status subject', async () => {

@@ -54,19 +54,24 @@ describe('faults', () => {
     return done;
   };
 
-  it('the hub process SIGKILLed mid-run and restarted: every task completes exactly once', async () => {
+  /** One hub process, three agents, 30 tasks submitted; resolves once 5 of them are done. */
+  const startRun = async (workMs: number) => {
     const hub = hubProcess(nats.url, prefix, 'hub-a');
     hubs = [hub];
     await hub.start();
     client = await testClient(nats.url, prefix);
-    await startAgents(3, 80);
+    await startAgents(3, workMs);
     const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => client!.submit({ title: `t${i}` })));
     await eventually(async () => {
-      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter(
-        (t) => t?.status === 'done',
-      ).length;
+      const tasks = await Promise.all(ids.map((id) => client!.task(id)));
+      const n = tasks.filter((t) => t?.status === 'done').length;
       if (n < 5) throw new Error(`${n} done`);
     });
+    return { hub, ids };
+  };
+
+  it('the hub process SIGKILLed mid-run and restarted: every task completes exactly once', async () => {
+    const { hub, ids } = await startRun(80);
     await hub.kill();
     // Submissions made while no hub runs wait in the stream.
     const more = await Promise.all(
@@ -77,18 +82,7 @@ describe('faults', () => {
   });
 
   it('nats-server SIGKILLed and restarted on the same store mid-run: nothing lost, nothing twice', async () => {
-    const hub = hubProcess(nats.url, prefix, 'hub-a');
-    hubs = [hub];
-    await hub.start();
-    client = await testClient(nats.url, prefix);
-    await startAgents(3, 50);
-    const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => client!.submit({ title: `t${i}` })));
-    await eventually(async () => {
-      const n = (await Promise.all(ids.map((id) => client!.task(id)))).filter(
-        (t) => t?.status === 'done',
-      ).length;
-      if (n < 5) throw new Error(`${n} done`);
-    });
+    const { ids } = await startRun(50);
     await nats.kill();
     await nats.restart();
     const more = await eventually(

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
 
 export interface TestNatsServer {
@@ -82,5 +83,41 @@ export async function startNatsServer(opts: StartNatsOptions = {}): Promise<Test
       await terminate('SIGKILL');
       if (!opts.storeDir) await rm(storeDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * One server for the enclosing file or `describe`: started in `beforeAll`, disposed in `afterAll`.
+ * The returned object forwards to that server, so it can be used like one.
+ */
+export function useNatsServer(opts: StartNatsOptions = {}): TestNatsServer {
+  let current: TestNatsServer | undefined;
+  beforeAll(async () => {
+    current = await startNatsServer(opts);
+  });
+  afterAll(async () => {
+    await current?.dispose();
+  });
+  const get = () => {
+    if (!current) throw new Error('useNatsServer: used outside a test');
+    return current;
+  };
+  return {
+    get url() {
+      return get().url;
+    },
+    get port() {
+      return get().port;
+    },
+    get storeDir() {
+      return get().storeDir;
+    },
+    get pid() {
+      return get().pid;
+    },
+    stop: () => get().stop(),
+    kill: () => get().kill(),
+    restart: () => get().restart(),
+    dispose: () => get().dispose(),
   };
 }

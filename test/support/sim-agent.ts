@@ -6,22 +6,9 @@
  */
 import { pino } from 'pino';
 import { AgentClient } from '../../src/agent/client.js';
+import type { SimAgentConfig } from './sim-agents.js';
 
-interface SimConfig {
-  url: string;
-  prefix: string;
-  agentId: string;
-  capabilities?: string[];
-  queues?: string[];
-  slots?: number;
-  workMs?: number;
-  failTimes?: number;
-  retryable?: boolean;
-  mode?: 'work' | 'silent';
-  heartbeatMs?: number;
-}
-
-const config = JSON.parse(process.argv[2] ?? '{}') as SimConfig;
+const config = JSON.parse(process.argv[2] ?? '{}') as SimAgentConfig;
 const emit = (event: Record<string, unknown>) =>
   process.stdout.write(`${JSON.stringify({ at: Date.now(), ...event })}\n`);
 const attempts = new Map<string, number>();
