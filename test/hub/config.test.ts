@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { loadHubConfig } from '../../src/hub/config.js';
+import { AgentComError } from '../../src/protocol/errors.js';
+
+describe('loadHubConfig', () => {
+  it('applies defaults, reads the environment, and lets flags win', () => {
+    const c = loadHubConfig(
+      { prefix: 'flagged' },
+      { AGENTCOM_PREFIX: 'fromenv', AGENTCOM_MISSED_BEATS: '5' },
+    );
+    expect(c.prefix).toBe('flagged');
+    expect(c.missedBeats).toBe(5);
+    expect(c.heartbeatIntervalMs).toBe(5_000);
+    expect(c.natsPort).toBe(4223);
+    expect(c.natsUrl).toBeUndefined();
+  });
+
+  it('rejects bad values with a structured error naming the option', () => {
+    const bad = (flags: Record<string, unknown>, env: Record<string, string> = {}) => {
+      try {
+        loadHubConfig(flags, env);
+      } catch (e) {
+        return e as AgentComError;
+      }
+      throw new Error('expected a validation error');
+    };
+    const e1 = bad({ natsUrl: 'http://example' });
+    expect(e1).toBeInstanceOf(AgentComError);
+    expect(e1.code).toBe('invalid_payload');
+    expect(e1.path).toEqual(['natsUrl']);
+    expect(bad({}, { AGENTCOM_HEARTBEAT_INTERVAL_MS: '-1' }).path).toEqual(['heartbeatIntervalMs']);
+    expect(bad({ prefix: 'Has.Dots' }).path).toEqual(['prefix']);
+    expect(bad({ logLevel: 'loud' }).path).toEqual(['logLevel']);
+  });
+});
