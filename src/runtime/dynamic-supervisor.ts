@@ -11,20 +11,16 @@ import { backoffDelay, nextAttempt } from './backoff.js';
 import type { ChildSpec, ChildSpecInput, StartResult } from './child-spec.js';
 import { validateChildSpec } from './child-spec.js';
 import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
 import type { ExitReason } from './exit-reason.js';
 import { isNormalExit } from './exit-reason.js';
-import { OpQueue } from './op-queue.js';
 import { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
-import type { ReportBody, ReportListener, SupervisorReport } from './reports.js';
-import { Reporter } from './reports.js';
+import type { ReportListener } from './reports.js';
 import { addRestart } from './restart-intensity.js';
-import type { Err, Result } from './result.js';
+import type { Result } from './result.js';
 import { err, ok } from './result.js';
 import { isExpectedShutdownReason, terminate, terminateConcurrently } from './shutdown.js';
-import type { StartEnv } from './start-child.js';
 import { startChildProcess } from './start-child.js';
 import type {
   ChildCounts,
@@ -34,6 +30,7 @@ import type {
   StartChildError,
   StartedChild,
 } from './supervisor.js';
+import { SupervisorBase } from './supervisor-base.js';
 import type { FlagsError } from './supervisor-flags.js';
 import { DEFAULT_INTENSITY, DEFAULT_PERIOD, isIntensity, isPeriod } from './supervisor-flags.js';
 
@@ -71,45 +68,22 @@ class DynChild {
   constructor(readonly spec: ChildSpec) {}
 }
 
-export class DynamicSupervisor extends Pid {
+export class DynamicSupervisor extends SupervisorBase {
   readonly kind = 'dynamic_supervisor';
-  readonly name: string | undefined;
   /** Keyed by the current pid; a child waiting to restart stays under its old pid (Elixir). */
   private readonly children = new Map<Pid, DynChild>();
   private restarts: readonly number[] = [];
-  private state: 'running' | 'terminating' | 'dead' = 'running';
-  private readonly queue: OpQueue;
-  private readonly reporter: Reporter;
-  private readonly env: StartEnv;
   private readonly maxChildren: number;
   private readonly extraArgs: readonly unknown[];
   private readonly limits: { intensity: number; period: number };
 
   /** @internal use `startDynamicSupervisor`. */
   constructor(opts: DynamicSupervisorOptions) {
-    super();
-    this.name = opts.name;
+    super(opts);
     this.maxChildren =
       opts.maxChildren === undefined || opts.maxChildren === 'infinity' ? Infinity : opts.maxChildren;
     this.extraArgs = opts.extraArgs ?? [];
     this.limits = { intensity: opts.intensity ?? DEFAULT_INTENSITY, period: opts.period ?? DEFAULT_PERIOD };
-    this.env = {
-      logger: opts.logger,
-      registry: opts.registry ?? defaultRegistry,
-      clock: opts.clock ?? systemClock,
-    };
-    this.reporter = new Reporter(opts.logger, opts.onReport);
-    this.queue = new OpQueue((e) =>
-      opts.logger?.error({ actor: this.label, phase: 'internal', err: e }, 'supervisor operation threw'),
-    );
-  }
-
-  private get label(): string {
-    return this.name ?? this.toString();
-  }
-
-  subscribe(listener: ReportListener): () => void {
-    return this.reporter.subscribe(listener);
   }
 
   /** The spec's `id` is required but ignored; `significant: true` is rejected. */
@@ -185,22 +159,6 @@ export class DynamicSupervisor extends Pid {
     });
   }
 
-  async stop(reason: ExitReason = 'shutdown'): Promise<Result<void, NoProc>> {
-    if (this.state !== 'running') return err({ kind: 'noproc' });
-    this._shutdown(reason);
-    await this.exited;
-    return ok(undefined);
-  }
-
-  override _shutdown(reason: ExitReason): void {
-    this.queue.push(async () => {
-      if (this.state !== 'running') return;
-      this.state = 'terminating';
-      await this.terminateAll();
-      this.die(reason);
-    });
-  }
-
   override _kill(): void {
     if (this.state === 'dead') return;
     this.state = 'dead';
@@ -213,25 +171,7 @@ export class DynamicSupervisor extends Pid {
     this._exit('killed');
   }
 
-  /** @internal */
-  _onChildExit(pid: Pid, reason: ExitReason): void {
-    if (this.state === 'dead') return;
-    this.queue.push(() => this.handleExit(pid, reason));
-  }
-
   // --- Internals -----------------------------------------------------------------------------
-
-  // gen_server semantics: requests run in the mailbox, one at a time; a dead supervisor answers noproc.
-  private request<R>(op: () => R | Promise<R>): Promise<R | Err<NoProc>> {
-    const noproc: Err<NoProc> = { ok: false, error: { kind: 'noproc' } };
-    if (this.state !== 'running') return Promise.resolve(noproc);
-    return this.queue.run<R | Err<NoProc>>(() => (this.state === 'running' ? op() : noproc));
-  }
-
-  private report(r: ReportBody): void {
-    if (r.type === 'progress' && this.reporter.quiet) return;
-    this.reporter.emit({ ...r, supervisor: this.label } as SupervisorReport);
-  }
 
   private startOne(child: DynChild): StartResult | Promise<StartResult> {
     const r = startChildProcess(child.spec, this.extraArgs, this.env, this, undefined);
@@ -255,7 +195,8 @@ export class DynamicSupervisor extends Pid {
     }
   }
 
-  private async terminateAll(): Promise<void> {
+  /** All at once (OTP simple_one_for_one / Elixir DynamicSupervisor), one timer per shutdown value. */
+  protected async terminateAll(): Promise<void> {
     const list: { pid: Pid; shutdown: ChildSpec['shutdown'] }[] = [];
     for (const [pid, c] of this.children) {
       clearRetry(c);
@@ -265,13 +206,7 @@ export class DynamicSupervisor extends Pid {
     await terminateConcurrently(list);
   }
 
-  private die(reason: ExitReason): void {
-    this.state = 'dead';
-    this.report({ type: 'shutdown', reason });
-    this._exit(reason);
-  }
-
-  private async handleExit(pid: Pid, reason: ExitReason): Promise<void> {
+  protected async handleExit(pid: Pid, reason: ExitReason): Promise<void> {
     if (this.state !== 'running') return;
     const child = this.children.get(pid);
     if (!child || child.restarting) return;

@@ -13,22 +13,19 @@ import { backoffDelay, nextAttempt } from './backoff.js';
 import type { ChildSpec, ChildSpecInput, ChildType, SpecError, StartResult } from './child-spec.js';
 import { checkChildSpecs, validateChildSpec } from './child-spec.js';
 import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
 import type { ExitReason } from './exit-reason.js';
 import { isNormalExit, shutdownWith } from './exit-reason.js';
-import { OpQueue } from './op-queue.js';
 import { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
-import type { ReportBody, ReportListener, SupervisorReport } from './reports.js';
-import { Reporter } from './reports.js';
+import type { ReportListener } from './reports.js';
 import { addRestart } from './restart-intensity.js';
-import type { Err, Result } from './result.js';
+import type { Result } from './result.js';
 import { err, ok } from './result.js';
 import { isExpectedShutdownReason, terminate } from './shutdown.js';
-import type { StartEnv } from './start-child.js';
 import { startChildProcess } from './start-child.js';
 import { planRestart } from './strategy.js';
+import { type NoProc, SupervisorBase } from './supervisor-base.js';
 import type { FlagsError, NormalizedFlags, SupervisorFlags } from './supervisor-flags.js';
 import { validateFlags } from './supervisor-flags.js';
 
@@ -71,7 +68,7 @@ export interface ChildCounts {
   readonly workers: number;
 }
 
-export type NoProc = { readonly kind: 'noproc' };
+export type { NoProc } from './supervisor-base.js';
 export type NotFound = { readonly kind: 'not_found' };
 
 export interface StartedChild {
@@ -111,49 +108,23 @@ interface Child {
   timer: NodeJS.Timeout | undefined;
 }
 
-type State = 'running' | 'terminating' | 'dead';
-
-export class Supervisor extends Pid {
+export class Supervisor extends SupervisorBase {
   readonly kind = 'supervisor';
-  readonly name: string | undefined;
   readonly flags: NormalizedFlags;
   /** Start order. */
   private children: Child[] = [];
   private readonly byId = new Map<string, Child>();
   private restarts: readonly number[] = [];
-  private state: State = 'running';
-  private readonly queue: OpQueue;
-  private readonly reporter: Reporter;
-  private readonly env: StartEnv;
   private readonly logger: Logger | undefined;
 
   /** @internal use `startSupervisor`. */
   constructor(flags: NormalizedFlags, opts: SupervisorOptions) {
-    super();
+    super(opts);
     this.flags = flags;
-    this.name = opts.name;
     this.logger = opts.logger;
-    this.env = {
-      logger: opts.logger,
-      registry: opts.registry ?? defaultRegistry,
-      clock: opts.clock ?? systemClock,
-    };
-    this.reporter = new Reporter(opts.logger, opts.onReport);
-    this.queue = new OpQueue((e) =>
-      this.logger?.error({ actor: this.label, phase: 'internal', err: e }, 'supervisor operation threw'),
-    );
-  }
-
-  private get label(): string {
-    return this.name ?? this.toString();
   }
 
   // --- Public API -------------------------------------------------------------------------
-
-  /** Subscribe to supervision reports. Returns the unsubscribe function. */
-  subscribe(listener: ReportListener): () => void {
-    return this.reporter.subscribe(listener);
-  }
 
   startChild(input: ChildSpecInput): Promise<Result<StartedChild, StartChildError>> {
     return this.request(async () => {
@@ -246,24 +217,7 @@ export class Supervisor extends Pid {
     });
   }
 
-  /** Stop every child in reverse start order, then exit with `reason`. */
-  async stop(reason: ExitReason = 'shutdown'): Promise<Result<void, NoProc>> {
-    if (this.state !== 'running') return err({ kind: 'noproc' });
-    this._shutdown(reason);
-    await this.exited;
-    return ok(undefined);
-  }
-
   // --- Process protocol --------------------------------------------------------------------
-
-  override _shutdown(reason: ExitReason): void {
-    this.queue.push(async () => {
-      if (this.state !== 'running') return;
-      this.state = 'terminating';
-      await this.terminateAll();
-      this.die(reason);
-    });
-  }
 
   override _kill(): void {
     if (this.state === 'dead') return;
@@ -276,12 +230,6 @@ export class Supervisor extends Pid {
     }
     this.reporter.emit({ type: 'shutdown', supervisor: this.label, reason: 'killed' });
     this._exit('killed');
-  }
-
-  /** @internal */
-  _onChildExit(pid: Pid, reason: ExitReason): void {
-    if (this.state === 'dead') return;
-    this.queue.push(() => this.handleExit(pid, reason));
   }
 
   /** @internal Start the initial children in order; on failure stop them in reverse order. */
@@ -305,17 +253,6 @@ export class Supervisor extends Pid {
   }
 
   // --- Internals -----------------------------------------------------------------------------
-
-  // gen_server semantics: requests run in the mailbox, one at a time; a dead supervisor answers noproc.
-  private request<R>(op: () => R | Promise<R>): Promise<R | Err<NoProc>> {
-    const noproc: Err<NoProc> = { ok: false, error: { kind: 'noproc' } };
-    if (this.state !== 'running') return Promise.resolve(noproc);
-    return this.queue.run<R | Err<NoProc>>(() => (this.state === 'running' ? op() : noproc));
-  }
-
-  private report(r: ReportBody): void {
-    this.reporter.emit({ ...r, supervisor: this.label } as SupervisorReport);
-  }
 
   private add(child: Child): void {
     this.children.push(child);
@@ -353,7 +290,8 @@ export class Supervisor extends Pid {
     }
   }
 
-  private async terminateAll(): Promise<void> {
+  /** One at a time, newest first (OTP): each child fully stopped before the next is signalled. */
+  protected async terminateAll(): Promise<void> {
     // One at a time, newest first: each child is fully stopped before the next is signalled.
     for (let i = this.children.length - 1; i >= 0; i--) {
       const c = this.children[i];
@@ -361,13 +299,7 @@ export class Supervisor extends Pid {
     }
   }
 
-  private die(reason: ExitReason): void {
-    this.state = 'dead';
-    this.report({ type: 'shutdown', reason });
-    this._exit(reason);
-  }
-
-  private async handleExit(pid: Pid, reason: ExitReason): Promise<void> {
+  protected async handleExit(pid: Pid, reason: ExitReason): Promise<void> {
     if (this.state !== 'running') return;
     const child = pid._tag as Child | undefined;
     // Stale exits (a child we stopped ourselves, an incarnation already replaced) are ignored:

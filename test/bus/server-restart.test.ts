@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Bus, ensureStream, outcome, publish, runConsumer } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
