@@ -249,6 +249,13 @@ function streamWanted(spec: StreamSpec): Partial<StreamConfig> & { name: string 
   return c;
 }
 
+/** The description is ours to set only when the spec gives one (empty on the server otherwise). */
+function descriptionDiff(wanted: string | undefined, existing: string | undefined) {
+  return wanted === undefined
+    ? []
+    : [{ field: 'description', existing: existing ?? '', wanted, mutable: true as const }];
+}
+
 export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<ProvisionResult> {
   const wanted = streamWanted(spec);
   let existing: StreamConfig;
@@ -292,16 +299,7 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<Provisio
       wanted: wanted.allow_direct,
       mutable: true,
     },
-    ...(spec.description === undefined
-      ? []
-      : [
-          {
-            field: 'description',
-            existing: existing.description ?? '',
-            wanted: spec.description,
-            mutable: true,
-          },
-        ]),
+    ...descriptionDiff(spec.description, existing.description),
   ]);
   if (conflicts.length) throw new ProvisionConflictError(`stream ${spec.name}`, conflicts);
   if (!updates.length) return { kind: 'stream', name: spec.name, action: 'unchanged', changed: [] };
@@ -360,16 +358,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<Prov
       wanted: wanted.max_ack_pending,
       mutable: true,
     },
-    ...(spec.description === undefined
-      ? []
-      : [
-          {
-            field: 'description',
-            existing: existing.description ?? '',
-            wanted: spec.description,
-            mutable: true,
-          },
-        ]),
+    ...descriptionDiff(spec.description, existing.description),
   ]);
   if (conflicts.length) throw new ProvisionConflictError(name, conflicts);
   if (!updates.length) return { kind: 'consumer', name: spec.durable, action: 'unchanged', changed: [] };

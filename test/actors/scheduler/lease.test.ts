@@ -6,19 +6,15 @@ import { openKv } from '../../../src/bus/kv.js';
 import { ensureBucket } from '../../../src/bus/provision.js';
 import { LeaseSchema } from '../../../src/protocol/registration.js';
 import { uniqueName } from '../../support/names.js';
-import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
+import { useNatsServer } from '../../support/nats-server.js';
 
 describe('LeaseKeeper', () => {
-  let nats: TestNatsServer;
+  const nats = useNatsServer();
   let bus: Bus;
   beforeAll(async () => {
-    nats = await startNatsServer();
     bus = await connectBus({ servers: nats.url, logger: pino({ level: 'silent' }) });
   });
-  afterAll(async () => {
-    await bus.drain();
-    await nats.dispose();
-  });
+  afterAll(() => bus.drain());
 
   it('gives the lease to one holder at a time, and to another only after it expires or is released', async () => {
     const bucket = uniqueName('leases');

@@ -11,20 +11,15 @@ import { ensureBucket } from '../../../src/bus/provision.js';
 import type { AgentId, TaskId } from '../../../src/protocol/ids.js';
 import { type TaskRecord, TaskRecordSchema, TaskSubmitSchema } from '../../../src/protocol/task.js';
 import { uniqueName } from '../../support/names.js';
-import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
+import { useNatsServer } from '../../support/nats-server.js';
 
 describe('TaskStore', () => {
-  let nats: TestNatsServer;
+  const nats = useNatsServer();
   let bus: Bus;
-
   beforeAll(async () => {
-    nats = await startNatsServer();
     bus = await connectBus({ servers: nats.url, logger: pino({ level: 'silent' }) });
   });
-  afterAll(async () => {
-    await bus.drain();
-    await nats.dispose();
-  });
+  afterAll(() => bus.drain());
 
   const freshKv = async (): Promise<TypedKv<TaskRecord>> => {
     const bucket = uniqueName('tasks');
