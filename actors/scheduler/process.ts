@@ -5,16 +5,14 @@
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
  * "pump" on the next turn of the event loop, which hands out as many assignments as the index
  * allows — with two timers as a safety net: the earliest delayed task, and a periodic sweep that
- * reclaims stuck, overdue, unaccepted and long-blocked assignments. Only the hub holding the
- * scheduler lease assigns and reclaims; the others keep their projection warm to take over.
+ * reclaims stuck, overdue, unaccepted and long-blocked assignments. It runs only on the hub that
+ * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
  * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right
  * after any restart.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
-import { openKv } from '../../src/bus/kv.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
-import { LeaseSchema } from '../../src/protocol/registration.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
@@ -25,7 +23,6 @@ import {
   sweepReason,
   type TaskQueueMessage,
 } from '../task-queue/index.js';
-import { LeaseKeeper } from './lease.js';
 import type { SchedulerMessage, SchedulerStatsReply } from './messages.js';
 import { Scheduler } from './state.js';
 
@@ -40,7 +37,6 @@ export interface SchedulerInput {
   taskQueue: string;
   timeouts: SweepTimeouts;
   sweepIntervalMs: number;
-  leaseTtlMs: number;
   /** Assignments handed out per pump before yielding the event loop (default 512). */
   batch?: number;
   agingMs?: number;
@@ -55,7 +51,6 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private readonly pending = new Map<AgentId, number>();
   /** `${taskId}:${generation}:${reason}` -> when the reclaim was requested (no repeats per sweep). */
   private readonly reclaiming = new Map<string, number>();
-  private readonly lease: LeaseKeeper;
   private readonly log: Logger;
   private pumpScheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -65,19 +60,13 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private refused = 0;
   private stopped = false;
 
-  private constructor(
-    private readonly input: SchedulerInput,
-    private readonly ctx: ServerContext,
-    lease: LeaseKeeper,
-  ) {
+  private constructor(private readonly input: SchedulerInput) {
     this.index = new Scheduler({ agingMs: input.agingMs ?? 0 });
-    this.lease = lease;
     this.log = input.log.child({ actor: 'scheduler' });
   }
 
   static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
-    const kv = await openKv(input.bus, input.bus.names.buckets.leases, LeaseSchema);
-    const s = new SchedulerProcess(input, ctx, new LeaseKeeper(kv, input.hubId, input.leaseTtlMs));
+    const s = new SchedulerProcess(input);
     const snap = await call<TaskRecord[]>(
       input.taskQueue,
       { type: 'snapshot' },
@@ -85,10 +74,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     );
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
     for (const t of snap.value) s.onTask(t);
-    await s.refreshLease();
+    s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
-    s.log.info({ phase: 'start', open: s.open.size, leader: s.lease.isHeld }, 'scheduler started');
+    s.log.info({ phase: 'start', open: s.open.size }, 'scheduler started');
     return s;
   }
 
@@ -108,10 +97,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         break;
       case 'agent_down':
         this.index.removeAgent(msg.agentId);
-        if (this.lease.isHeld) this.reclaimAll(msg.agentId, msg.reason);
+        this.reclaimAll(msg.agentId, msg.reason);
         break;
       case 'tick':
-        void this.tick().catch((err) => this.ctx.crash(err));
+        this.sweep();
         return;
       case 'stats':
         msg.reply?.(this.stats());
@@ -120,17 +109,16 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     this.schedulePump();
   }
 
-  async terminate(): Promise<void> {
+  terminate(): void {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
-    await this.lease.release().catch(() => {});
   }
 
   stats(): SchedulerStatsReply {
     const s = this.index.stats();
     return {
-      leader: this.lease.isHeld,
+      leader: true,
       ready: s.ready,
       delayed: s.delayed,
       agents: s.agents,
@@ -188,7 +176,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   // --- Assignment ---
 
   private schedulePump(): void {
-    if (this.pumpScheduled || this.stopped || !this.lease.isHeld) return;
+    if (this.pumpScheduled || this.stopped) return;
     this.pumpScheduled = true;
     setImmediate(() => {
       this.pumpScheduled = false;
@@ -197,7 +185,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   }
 
   private pump(): void {
-    if (this.stopped || !this.lease.isHeld) return;
+    if (this.stopped) return;
     const batch = this.input.batch ?? 512;
     const now = Date.now();
     const picks = this.index.nextAssignments(now, batch);
@@ -263,26 +251,13 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   // --- Safety net ---
 
-  private async tick(): Promise<void> {
-    const wasLeader = this.lease.isHeld;
-    await this.refreshLease();
-    if (!this.lease.isHeld) return;
-    if (!wasLeader) this.log.info({ phase: 'leader' }, 'took the scheduler lease');
+  private sweep(): void {
     const now = Date.now();
     for (const task of this.open.values()) {
       const reason = sweepReason(task, now, this.input.timeouts);
       if (reason) this.reclaim(task, reason);
     }
     this.schedulePump();
-  }
-
-  private async refreshLease(): Promise<void> {
-    try {
-      await this.lease.refresh();
-    } catch (err) {
-      // NATS unreachable: stop assigning until the lease can be confirmed again.
-      this.log.warn({ err }, 'lease refresh failed');
-    }
   }
 
   private reclaimAll(agentId: AgentId, why: string): void {

@@ -7,9 +7,11 @@
  * write are applied together and written ONCE (e.g. `accepted` + `completed` of a fast agent): this
  * keeps JetStream writes per task low without weakening durability (no caller is answered before
  * the write that contains its change has been acknowledged by the server).
- * It does not execute effects: the caller does, after the write.
+ * It does not execute effects: the caller does, after the write. The cache is complete because only
+ * the hub holding the lease runs a TaskQueue; a late write by a previous leader makes the next
+ * compare-and-set on that task conflict, which re-reads it.
  */
-import type { KvChange, TypedKv } from '../../src/bus/kv.js';
+import type { TypedKv } from '../../src/bus/kv.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import type { TaskQueueStats } from './messages.js';
@@ -52,7 +54,6 @@ export class TaskStore {
   };
   private readonly now: () => number;
   private readonly maxConflictRetries: number;
-  private stopWatch: (() => void) | undefined;
 
   constructor(
     private readonly kv: TypedKv<TaskRecord>,
@@ -62,7 +63,7 @@ export class TaskStore {
     this.maxConflictRetries = opts.maxConflictRetries ?? 10;
   }
 
-  /** Read every task into the cache, then follow changes made by other hubs. */
+  /** Read every task into the cache. */
   async load(): Promise<void> {
     const keys = await this.kv.keys();
     let i = 0;
@@ -74,21 +75,10 @@ export class TaskStore {
       }
     };
     await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
-    // Our own writes come back through the watch; skip them before they are decoded.
-    const watch = await this.kv.watch({
-      updatesOnly: true,
-      skip: (key, revision) => (this.cache.get(key)?.revision ?? -1) >= revision,
-    });
-    this.stopWatch = () => watch.stop();
-    void (async () => {
-      for await (const change of watch) this.onExternalChange(change);
-    })().catch(() => {
-      // The watch ends when the connection closes; the store is being stopped then.
-    });
   }
 
+  /** Write what is lingering now. */
   stop(): void {
-    this.stopWatch?.();
     for (const [id, t] of this.lingering) {
       clearTimeout(t);
       this.lingering.delete(id);
@@ -96,7 +86,7 @@ export class TaskStore {
     }
   }
 
-  /** Called with every task whose stored record changed (our writes and other hubs'). */
+  /** Called with every task whose stored record changed. */
   onChange(listener: TaskChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -257,16 +247,5 @@ export class TaskStore {
       if (!isTerminal(t.status)) bump(c.byQueue, t.queue, d);
       if (t.status === 'queued') bump(c.byPriority, t.priority, d);
     }
-  }
-
-  private onExternalChange(change: KvChange<TaskRecord>): void {
-    if (change.operation !== 'put' || !change.value) {
-      if (change.operation !== 'put') {
-        this.count(this.cache.get(change.key)?.record, undefined);
-        this.cache.delete(change.key);
-      }
-      return;
-    }
-    this.remember({ record: change.value, revision: change.revision });
   }
 }

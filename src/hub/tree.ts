@@ -2,26 +2,30 @@
  * @module tree
  * The hub's supervision tree, as data. Read top to bottom in start order; shutdown runs bottom to
  * top, so the API stops taking requests first and the TaskQueue (which acks what it has applied)
- * stops last, before the bus is drained and the embedded nats-server is stopped.
+ * stops last, before the lease is released, the bus drained and the embedded nats-server stopped.
  *
  *   hub                      rest_for_one   nats-server is everything's foundation: if it dies, all
  *   ├─ nats-server           OS process      after it restart and rebuild their state from JetStream
  *   └─ core                  (connects the bus and provisions streams, then starts:)
- *      services              rest_for_one   later children are projections of earlier ones: when
+ *      services              rest_for_one
  *      ├─ bus                                the connection; stopped last, so it drains every ack
- *      ├─ task-queue                         the TaskQueue restarts, the rest re-read it; when the
- *      ├─ agents             one_for_all     scheduler crashes, only it restarts
- *      │  ├─ agent-fsms      dynamic         one AgentFSM per agent; a crashing FSM restarts alone
- *      │  └─ agents-manager                  routes events to the FSMs (restarts with them)
- *      ├─ presence
- *      ├─ scheduler
- *      ├─ api
- *      ├─ dlq-forwarder
- *      └─ status
+ *      ├─ work-slot          dynamic         holds `work` while this hub holds the lease
+ *      └─ leader                             renews the lease; starts / stops `work`
+ *         work               rest_for_one   later children are projections of earlier ones: when
+ *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it; when the
+ *         ├─ agents          one_for_all     scheduler crashes, only it restarts
+ *         │  ├─ agent-fsms   dynamic         one AgentFSM per agent; a crashing FSM restarts alone
+ *         │  └─ agents-manager               routes events to the FSMs (restarts with them)
+ *         ├─ presence
+ *         ├─ scheduler
+ *         ├─ api
+ *         ├─ dlq-forwarder
+ *         └─ status
  */
 import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
+import { LeaderProcess } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
 import { TaskQueue } from '../../actors/task-queue/index.js';
@@ -44,6 +48,8 @@ export const ACTOR_NAMES = {
   agents: 'agents',
   presence: 'presence',
   scheduler: 'scheduler',
+  workSlot: 'work-slot',
+  leader: 'leader',
 } as const;
 
 export interface ServicesDeps {
@@ -54,8 +60,35 @@ export interface ServicesDeps {
   version: string;
 }
 
-/** The `services` supervisor's children (everything that needs the bus). */
+/** The `services` supervisor's children: the bus, and the leader that runs `work` while it can. */
 export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
+  const { bus, registry, log, hubId } = deps;
+  return [
+    serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
+    dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: ACTOR_NAMES.workSlot }),
+    serverChild(
+      'leader',
+      LeaderProcess.start,
+      {
+        bus,
+        registry,
+        log,
+        hubId,
+        leaseTtlMs: config.leaseTtlMs,
+        workSlot: ACTOR_NAMES.workSlot,
+        work: supervisorChild('work', workTree(config, deps), {
+          strategy: 'rest_for_one',
+          intensity: 5,
+          period: 10_000,
+        }),
+      },
+      { name: ACTOR_NAMES.leader },
+    ),
+  ];
+}
+
+/** What the leading hub runs: the actors that consume, decide and write. */
+export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
   const { bus, registry, log, hubId } = deps;
   const n = ACTOR_NAMES;
   const timeouts = {
@@ -64,7 +97,6 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
     blockedTimeoutMs: config.blockedTimeoutMs,
   };
   return [
-    serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
     serverChild(
       'task-queue',
       TaskQueue.start,
@@ -121,7 +153,6 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         taskQueue: n.taskQueue,
         timeouts,
         sweepIntervalMs: config.sweepIntervalMs,
-        leaseTtlMs: config.leaseTtlMs,
       },
       { name: n.scheduler },
     ),

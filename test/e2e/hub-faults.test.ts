@@ -4,7 +4,7 @@
  * have been completed by exactly one agent run whose report was applied.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LEASE_KEY } from '../../actors/scheduler/index.js';
+import { LEASE_KEY } from '../../actors/leader/index.js';
 import { openKv } from '../../src/bus/kv.js';
 import { LeaseSchema } from '../../src/protocol/registration.js';
 import { eventually } from '../support/eventually.js';

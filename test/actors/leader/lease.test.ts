@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseKeeper } from '../../../actors/scheduler/lease.js';
+import { LeaseKeeper } from '../../../actors/leader/lease.js';
 import { type Bus, connectBus } from '../../../src/bus/connection.js';
 import { openKv } from '../../../src/bus/kv.js';
 import { ensureBucket } from '../../../src/bus/provision.js';

@@ -1,6 +1,6 @@
 /**
- * @module scheduler/lease
- * Leader election for the scheduler: a KV record `{ holder, expiresAt }` changed only with
+ * @module leader/lease
+ * Leader election: a KV record `{ holder, expiresAt }` changed only with
  * compare-and-set. The holder renews it well before it expires; another hub takes it over only
  * after `expiresAt` has passed. Two hubs can therefore never both believe they hold a live lease
  * for longer than the clock skew between them; assignments stay safe even then, because every
@@ -14,6 +14,7 @@ export const LEASE_KEY = 'scheduler';
 export class LeaseKeeper {
   private revision: number | undefined;
   private held = false;
+  private heldUntil = 0;
 
   constructor(
     private readonly kv: TypedKv<Lease>,
@@ -26,6 +27,11 @@ export class LeaseKeeper {
     return this.held;
   }
 
+  /** When the lease this hub last renewed runs out (0 when not held). */
+  get expiresAt(): number {
+    return this.held ? this.heldUntil : 0;
+  }
+
   /** Acquire or renew; resolves with whether this hub holds the lease now. Never throws on CAS loss. */
   async refresh(): Promise<boolean> {
     const now = this.now();
@@ -33,11 +39,11 @@ export class LeaseKeeper {
     const current = await this.kv.get(LEASE_KEY);
     if (!current) {
       const r = await this.kv.create(LEASE_KEY, next);
-      return this.set(r.ok ? r.revision : undefined);
+      return this.set(r.ok ? r.revision : undefined, next.expiresAt);
     }
-    if (current.value.holder !== this.holder && current.value.expiresAt > now) return this.set(undefined);
+    if (current.value.holder !== this.holder && current.value.expiresAt > now) return this.set(undefined, 0);
     const r = await this.kv.update(LEASE_KEY, next, current.revision);
-    return this.set(r.ok ? r.revision : undefined);
+    return this.set(r.ok ? r.revision : undefined, next.expiresAt);
   }
 
   /** Give the lease up (graceful shutdown) so another hub takes over at once. */
@@ -47,9 +53,10 @@ export class LeaseKeeper {
     await this.kv.delete(LEASE_KEY, { expectedRevision: this.revision });
   }
 
-  private set(revision: number | undefined): boolean {
+  private set(revision: number | undefined, until: number): boolean {
     this.revision = revision;
     this.held = revision !== undefined;
+    this.heldUntil = this.held ? until : 0;
     return this.held;
   }
 }
