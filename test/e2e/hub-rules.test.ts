@@ -2,10 +2,9 @@
  * The hub's rules end to end: fencing of stale reports, accept timeouts, retries and dead letters,
  * deadlines, delayed tasks, capability and queue routing, the request/reply API, and bad input.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { publish, publishRaw } from '../../src/bus/publish.js';
 import { request } from '../../src/bus/service.js';
-import type { HubHandle } from '../../src/hub/main.js';
 import { ReportSchema } from '../../src/protocol/agent.js';
 import {
   AgentListReplySchema,
@@ -16,37 +15,14 @@ import {
 import { DlqListResponseSchema } from '../../src/protocol/dlq.js';
 import { AgentComError } from '../../src/protocol/errors.js';
 import { eventually } from '../support/eventually.js';
-import { startTestHub, type TestClient, testClient, timesEntered } from '../support/hub.js';
-import { uniqueName } from '../support/names.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
-import { type SimAgent, type SimAgentConfig, spawnSimAgent } from '../support/sim-agents.js';
+import { type TestClient, timesEntered, useHubHarness } from '../support/hub.js';
+import type { SimAgentConfig } from '../support/sim-agents.js';
 
 describe('hub rules', () => {
-  let nats: TestNatsServer;
-  let hub: HubHandle | undefined;
+  const h = useHubHarness('r');
   let c: TestClient;
-  let agents: SimAgent[] = [];
-  let prefix: string;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
-  afterAll(async () => {
-    await nats.dispose();
-  });
-  afterEach(async () => {
-    await Promise.all(agents.map((a) => a.kill()));
-    agents = [];
-    await c?.close();
-    await hub?.stop();
-    hub = undefined;
-  });
-
   const setup = async (...agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[]) => {
-    prefix = uniqueName('r').replace(/_/g, '-').toLowerCase();
-    hub = await startTestHub(nats.url, prefix);
-    c = await testClient(nats.url, prefix);
-    agents = await Promise.all(agentConfigs.map((a) => spawnSimAgent({ url: nats.url, prefix, ...a })));
+    c = await h.setup(agentConfigs);
   };
   const api = <O>(endpoint: string, input: unknown, schema: import('zod').ZodType<O>) =>
     request(c.bus, endpoint, input, schema, { timeoutMs: 10_000 });
@@ -77,8 +53,7 @@ describe('hub rules', () => {
       at: Date.now(),
       result: 'late',
     });
-    const worker = await spawnSimAgent({ url: nats.url, prefix, agentId: 'worker', capabilities: ['x'] });
-    agents.push(worker);
+    await h.addAgent({ agentId: 'worker', capabilities: ['x'] });
     const [done] = await c.settle([id]);
     expect(done!.assignee).toBe('worker');
     expect(done!.result).not.toBe('late');
@@ -91,7 +66,7 @@ describe('hub rules', () => {
     const [dead] = await c.settle([id], ['dead'], 20_000);
     expect(dead!.retryCount).toBe(2);
     expect(dead!.error?.message).toContain('attempt 3 fails');
-    expect(agents[0]!.events.filter((e) => e.event === 'failed' && e.taskId === id)).toHaveLength(3);
+    expect(h.agents[0]!.events.filter((e) => e.event === 'failed' && e.taskId === id)).toHaveLength(3);
     // Manual retry through the API: a fresh budget; the 4th attempt succeeds.
     const r = await api('task.retry', { v: 1, id }, TaskReplySchema);
     expect(r.task.status).toBe('queued');
@@ -104,7 +79,7 @@ describe('hub rules', () => {
     const id = await c.submit({ title: 'too slow', completeBy: Date.now() + 800 });
     const [failed] = await c.settle([id], ['failed'], 15_000);
     expect(failed!.error?.code).toBe('timeout');
-    await agents[0]!.waitFor('aborted', (ev) => ev.some((e) => e.event === 'aborted' && e.taskId === id));
+    await h.agents[0]!.waitFor('aborted', (ev) => ev.some((e) => e.event === 'aborted' && e.taskId === id));
   });
 
   it('a delayed task is not assigned before notBefore', async () => {

@@ -2,46 +2,15 @@
  * The seeds' test plan (seed 002), automated: simulated agents are separate OS processes talking to
  * a real hub over a real nats-server.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { HubHandle } from '../../src/hub/main.js';
-import { startTestHub, type TestClient, testClient, timesEntered } from '../support/hub.js';
-import { uniqueName } from '../support/names.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
-import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
+import { describe, expect, it } from 'vitest';
+import { timesEntered, useHubHarness } from '../support/hub.js';
 
 describe('seed test plan', () => {
-  let nats: TestNatsServer;
-  let hub: HubHandle | undefined;
-  let client: TestClient | undefined;
-  let agents: SimAgent[] = [];
-  let prefix: string;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
-  afterAll(async () => {
-    await nats.dispose();
-  });
-  afterEach(async () => {
-    await Promise.all(agents.map((a) => a.kill()));
-    agents = [];
-    await client?.close();
-    await hub?.stop();
-    client = undefined;
-    hub = undefined;
-  });
-
-  const setup = async (n: number, agentOpts: { workMs?: number } = {}) => {
-    prefix = uniqueName('p').replace(/_/g, '-').toLowerCase();
-    hub = await startTestHub(nats.url, prefix);
-    client = await testClient(nats.url, prefix);
-    agents = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        spawnSimAgent({ url: nats.url, prefix, agentId: `agent-${i + 1}`, workMs: agentOpts.workMs ?? 20 }),
-      ),
+  const h = useHubHarness('p');
+  const setup = (n: number, agentOpts: { workMs?: number } = {}) =>
+    h.setup(
+      Array.from({ length: n }, (_, i) => ({ agentId: `agent-${i + 1}`, workMs: agentOpts.workMs ?? 20 })),
     );
-    return client;
-  };
 
   it('smoke: 2 agents, 10 tasks, all done exactly once', async () => {
     const c = await setup(2);
@@ -52,7 +21,7 @@ describe('seed test plan', () => {
       expect(timesEntered(t, 'done')).toBe(1);
       expect(t.result).toMatchObject({ title: t.title });
     }
-    const completions = agents.flatMap((a) => a.completed());
+    const completions = h.agents.flatMap((a) => a.completed());
     expect(completions.sort()).toEqual([...ids].sort());
     const latencies = done.map((t) => (t.assignedAt ?? 0) - t.createdAt);
     // Seed 002 pass criterion is < 5 s; reported for the closing note, not a timing assertion.
@@ -64,7 +33,7 @@ describe('seed test plan', () => {
   it('failure: an agent SIGKILLed at task 5 loses nothing and nothing completes twice', async () => {
     const c = await setup(2, { workMs: 150 });
     const ids = await Promise.all(Array.from({ length: 10 }, (_, i) => c.submit({ title: `job ${i}` })));
-    const victim = agents[0]!;
+    const victim = h.agents[0]!;
     // Kill it while it holds its 5th task (4 completed, the 5th accepted and in progress).
     await victim.waitFor('5th task accepted', (ev) => ev.filter((e) => e.event === 'accepted').length >= 5);
     const heldWhenKilled = victim.events.filter((e) => e.event === 'accepted').at(-1)!.taskId!;
@@ -75,7 +44,7 @@ describe('seed test plan', () => {
     const reclaimed = done.find((t) => t.id === heldWhenKilled)!;
     expect(reclaimed.assignee).toBe('agent-2');
     expect(reclaimed.history.some((h) => h.reason?.includes('agent_offline'))).toBe(true);
-    const completions = agents.flatMap((a) => a.completed());
+    const completions = h.agents.flatMap((a) => a.completed());
     expect(new Set(completions).size).toBe(completions.length);
     expect(completions.sort()).toEqual([...ids].sort());
   });

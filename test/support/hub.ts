@@ -3,6 +3,7 @@
  * unique prefix, and a client connection with helpers to submit tasks and read their records.
  */
 import { pino } from 'pino';
+import { afterEach } from 'vitest';
 import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
@@ -10,6 +11,9 @@ import { type HubConfig, loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
 import { type TaskRecord, TaskRecordSchema, type TaskSubmitInput } from '../../src/protocol/task.js';
 import { eventually } from './eventually.js';
+import { uniqueName } from './names.js';
+import { useNatsServer } from './nats-server.js';
+import { type SimAgent, type SimAgentConfig, spawnSimAgent } from './sim-agents.js';
 
 /** Timeouts small enough for tests, large enough for two busy cores. */
 export const TEST_HUB_SETTINGS = {
@@ -86,4 +90,49 @@ export async function startTestHub(
 /** How many times a record entered `status` (its history is the audit trail). */
 export function timesEntered(task: TaskRecord, status: string): number {
   return task.history.filter((h) => h.to === status).length;
+}
+
+/**
+ * A nats-server for the file, and per test a hub with a fresh prefix, a client and simulated agents
+ * (separate processes), all torn down after each test (agents SIGKILLed first).
+ */
+export function useHubHarness(tag: string) {
+  const nats = useNatsServer();
+  const state: { hub?: HubHandle; client?: TestClient; agents: SimAgent[]; prefix: string } = {
+    agents: [],
+    prefix: '',
+  };
+  afterEach(async () => {
+    await Promise.all(state.agents.map((a) => a.kill()));
+    state.agents = [];
+    await state.client?.close();
+    await state.hub?.stop();
+    state.client = undefined;
+    state.hub = undefined;
+  });
+  return {
+    nats,
+    get agents() {
+      return state.agents;
+    },
+    get prefix() {
+      return state.prefix;
+    },
+    /** Start the hub, the client and these agents; resolves with the client. */
+    async setup(agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[]): Promise<TestClient> {
+      state.prefix = uniqueName(tag).replace(/_/g, '-').toLowerCase();
+      state.hub = await startTestHub(nats.url, state.prefix);
+      state.client = await testClient(nats.url, state.prefix);
+      state.agents = await Promise.all(
+        agentConfigs.map((a) => spawnSimAgent({ url: nats.url, prefix: state.prefix, ...a })),
+      );
+      return state.client;
+    },
+    /** One more agent on the current hub. */
+    async addAgent(config: Omit<SimAgentConfig, 'url' | 'prefix'>): Promise<SimAgent> {
+      const a = await spawnSimAgent({ url: nats.url, prefix: state.prefix, ...config });
+      state.agents.push(a);
+      return a;
+    },
+  };
 }
