@@ -11,7 +11,6 @@
  * after any restart.
  */
 import type { Logger } from 'pino';
-import type { Bus } from '../../src/bus/connection.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, cast, type Registry } from '../../src/runtime/index.js';
@@ -29,10 +28,8 @@ import { Scheduler } from './state.js';
 const RECLAIM_RETRY_MS = 10_000;
 
 export interface SchedulerInput {
-  bus: Bus;
   registry: Registry;
   log: Logger;
-  hubId: string;
   /** Registered name of the TaskQueue. */
   taskQueue: string;
   timeouts: SweepTimeouts;

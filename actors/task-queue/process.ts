@@ -170,15 +170,6 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     this.store.stop();
   }
 
-  /** The current record of a task (cached; this hub sees other hubs' writes through a KV watch). */
-  get(id: string): TaskRecord | undefined {
-    return this.store.get(id)?.record;
-  }
-
-  all(): Iterable<StoredTask> {
-    return this.store.all();
-  }
-
   // --- Commands ---
 
   async submit(raw: unknown, msgId?: string): Promise<AssignReply> {

@@ -146,10 +146,8 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       'scheduler',
       SchedulerProcess.start,
       {
-        bus,
         registry,
         log,
-        hubId,
         taskQueue: n.taskQueue,
         timeouts,
         sweepIntervalMs: config.sweepIntervalMs,
