@@ -4,12 +4,12 @@
  * Uses the project's own launcher helpers. A process-exit hook kills it if the caller never stops it.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
-import { withTimeout } from './common.js';
+import { superviseServer } from './child-server.js';
 
 const execFileP = promisify(execFile);
 
@@ -47,50 +47,15 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
   const child = spawn(bin, natsServerArgs({ port, storeDir, serverName: `peer-bench-${port}` }), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let log = '';
-  const keepTail = (chunk: Buffer) => {
-    log = (log + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-
-  let exited = false;
-  const exitedP = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      log += `\nspawn error: ${err.message}`;
-      exited = true;
-      resolve();
-    });
-  });
-  const killOnExit = () => {
-    if (!exited) child.kill('SIGKILL');
-    rmSync(storeDir, { recursive: true, force: true });
-  };
-  process.once('exit', killOnExit);
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await withTimeout(exitedP, 5000, 'nats-server SIGTERM').catch(() => {
-          child.kill('SIGKILL');
-        });
-        await withTimeout(exitedP, 3000, 'nats-server SIGKILL').catch(() => {});
-      }
-      process.removeListener('exit', killOnExit);
-      rmSync(storeDir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
+  const server = superviseServer('nats-server', child, storeDir);
+  const stop = server.stop;
 
   try {
-    const up = await Promise.race([waitForNats(port, timeoutMs).then(() => true), exitedP.then(() => false)]);
-    if (!up) throw new Error(`nats-server exited during start-up on port ${port}:\n${log.trim()}`);
+    const up = await Promise.race([
+      waitForNats(port, timeoutMs).then(() => true),
+      server.exitedP.then(() => false),
+    ]);
+    if (!up) throw new Error(`nats-server exited during start-up on port ${port}:\n${server.log()}`);
   } catch (err) {
     await stop();
     throw err;

@@ -4,13 +4,14 @@
  * then SIGTERM/SIGKILL if needed. A process-exit hook kills it if the caller never stops it.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/bus/nats-server.js';
-import { sleep, withTimeout } from './common.js';
+import { superviseServer } from './child-server.js';
+import { sleep } from './common.js';
 
 const execFileP = promisify(execFile);
 
@@ -83,56 +84,16 @@ async function startOnce(opts: StartRedisOptions): Promise<RedisServer> {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let log = '';
-  const keepTail = (chunk: Buffer) => {
-    log = (log + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-
-  let exited = false;
-  const exitedP = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      log += `\nspawn error: ${err.message}`;
-      exited = true;
-      resolve();
-    });
-  });
-  const killOnExit = () => {
-    if (!exited) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', killOnExit);
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (!exited) {
-        await execFileP('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave'], {
-          timeout: 3000,
-        }).catch(() => {});
-        await withTimeout(exitedP, 3000, 'redis shutdown').catch(() => {
-          child.kill('SIGTERM');
-        });
-        await withTimeout(exitedP, 3000, 'redis SIGTERM').catch(() => {
-          child.kill('SIGKILL');
-        });
-        await withTimeout(exitedP, 3000, 'redis SIGKILL').catch(() => {});
-      }
-      process.removeListener('exit', killOnExit);
-      rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
+  const server = superviseServer('redis-server', child, dir, () =>
+    execFileP('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave'], { timeout: 3000 }),
+  );
+  const stop = server.stop;
 
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (exited) throw new Error(`redis-server exited during start-up on port ${port}:\n${log.trim()}`);
+      if (server.exited)
+        throw new Error(`redis-server exited during start-up on port ${port}:\n${server.log()}`);
       if (Date.now() > deadline)
         throw new Error(`redis-server on port ${port} did not answer PING in ${timeoutMs} ms`);
       if (await ping(port, 500)) break;

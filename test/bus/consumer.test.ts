@@ -16,7 +16,7 @@ import {
 } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
-import { deferred, enc, Job, testBus, within } from './support.js';
+import { deferred, enc, ensureSubmitStream, Job, testBus, within } from './support.js';
 
 const server = useNatsServer();
 
@@ -32,12 +32,7 @@ interface Fixture {
 async function fixture(consumer: Partial<ConsumerSpec> = {}): Promise<Fixture> {
   const bus = await testBus(server.url);
   const n = bus.names;
-  await ensureStream(bus, {
-    name: n.streams.submit,
-    subjects: [n.subjects.taskSubmit],
-    retention: 'workqueue',
-    storage: 'memory',
-  });
+  await ensureSubmitStream(bus, 'memory');
   await ensureStream(bus, dlqStreamSpec(n, 'memory'));
   const runners: ConsumerRunner[] = [];
   return {

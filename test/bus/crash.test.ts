@@ -5,14 +5,13 @@ import {
   type Bus,
   type ConsumerRunner,
   ensureConsumer,
-  ensureStream,
   outcome,
   publish,
   runConsumer,
 } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
-import { Job, testBus, within } from './support.js';
+import { ensureSubmitStream, Job, testBus, within } from './support.js';
 
 const server = useNatsServer();
 
@@ -36,11 +35,7 @@ describe('a consumer process killed with SIGKILL mid-batch', () => {
     const bus = await testBus(server.url);
     const n = bus.names;
     const spec = { stream: n.streams.submit, durable: 'hub-intake', ackWaitMs: 1_000, maxDeliver: -1 };
-    await ensureStream(bus, {
-      name: n.streams.submit,
-      subjects: [n.subjects.taskSubmit],
-      retention: 'workqueue',
-    });
+    await ensureSubmitStream(bus);
     await ensureConsumer(bus, spec);
     const total = 40;
     for (let i = 0; i < total; i++) await publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: i });

@@ -21,19 +21,14 @@ import {
 import { HEADERS } from '../../src/protocol/headers.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
-import { Job, testBus } from './support.js';
+import { ensureSubmitStream, Job, testBus } from './support.js';
 
 const server = useNatsServer();
 
 async function setup(): Promise<Bus> {
   const bus = await testBus(server.url);
   const n = bus.names;
-  await ensureStream(bus, {
-    name: n.streams.submit,
-    subjects: [n.subjects.taskSubmit],
-    retention: 'workqueue',
-    storage: 'memory',
-  });
+  await ensureSubmitStream(bus, 'memory');
   await ensureStream(bus, {
     name: n.streams.reports,
     subjects: [n.subjects.agentAll('report')],

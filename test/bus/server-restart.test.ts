@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type Bus, ensureStream, outcome, publish, runConsumer } from '../../src/bus/index.js';
+import { type Bus, outcome, publish, runConsumer } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
-import { deferred, Job, peerBus, testBus, within } from './support.js';
+import { deferred, ensureSubmitStream, Job, peerBus, testBus, within } from './support.js';
 
 const server = useNatsServer();
 
@@ -11,11 +11,7 @@ describe('nats-server SIGKILLed and restarted on the same store under load', () 
     const pubBus: Bus = await testBus(server.url, { apiTimeoutMs: 1_000 });
     const conBus = await peerBus(server.url, pubBus, { apiTimeoutMs: 1_000 });
     const n = pubBus.names;
-    await ensureStream(pubBus, {
-      name: n.streams.submit,
-      subjects: [n.subjects.taskSubmit],
-      retention: 'workqueue',
-    });
+    await ensureSubmitStream(pubBus);
 
     const applied = new Set<number>(); // the handler's idempotency record
     let deliveries = 0;

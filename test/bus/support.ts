@@ -4,7 +4,7 @@
  */
 import { pino } from 'pino';
 import { z } from 'zod';
-import { type Bus, type BusConnectOptions, connectBus } from '../../src/bus/index.js';
+import { type Bus, type BusConnectOptions, connectBus, ensureStream } from '../../src/bus/index.js';
 import { versioned } from '../../src/protocol/envelope.js';
 import { uniqueName } from '../support/names.js';
 
@@ -50,4 +50,15 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       t = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     }),
   ]);
+}
+
+/** The deployment's submit stream (work-queue), as the hub provisions it. */
+export function ensureSubmitStream(bus: Bus, storage: 'file' | 'memory' = 'file') {
+  const n = bus.names;
+  return ensureStream(bus, {
+    name: n.streams.submit,
+    subjects: [n.subjects.taskSubmit],
+    retention: 'workqueue',
+    storage,
+  });
 }
