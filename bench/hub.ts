@@ -8,6 +8,8 @@
  *            handler start, across processes on one host.
  * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer.
  *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers] [--no-e2e]
+ * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
+ * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';

@@ -1,11 +1,13 @@
 /**
  * Runtime benchmark: restart latency (crash -> new child running) and the time and heap per child
- * to start 10k and 100k children under a dynamic supervisor. Prints one JSON object.
+ * to start 10k and 100k children under a dynamic supervisor, beside the baseline of the same
+ * machine started 100k times as bare XState actors (createActor + error observer + start), so the
+ * runtime's own share is visible. Prints one JSON object.
  * Run: npm run bench:runtime   (node --expose-gc --import tsx bench/runtime.ts)
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { assign, setup } from 'xstate';
+import { type AnyActor, assign, createActor, setup } from 'xstate';
 import type { Pid } from '../src/runtime/index.js';
 import { actorChild, startDynamicSupervisor, startSupervisor } from '../src/runtime/index.js';
 
@@ -107,7 +109,23 @@ async function dynamicChildren(n: number) {
   };
 }
 
+/** The floor under `dynamicChildren`: the same actors with no supervisor at all. */
+function bareXState(n: number) {
+  gc?.();
+  const actors: AnyActor[] = new Array(n);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const a = createActor(agent, { input: { id: i } });
+    a.subscribe({ error() {} });
+    actors[i] = a.start();
+  }
+  const elapsed = performance.now() - t0;
+  for (const a of actors) a.stop();
+  return { actors: n, start_total_ms: round(elapsed, 1), start_per_actor_us: round((elapsed * 1000) / n, 2) };
+}
+
 const restart = await restartLatency(3000);
+const bare100k = bareXState(100_000);
 const d10k = await dynamicChildren(10_000);
 const d100k = await dynamicChildren(100_000);
 console.log(
@@ -118,6 +136,8 @@ console.log(
       restart_latency: restart,
       dynamic_10k: d10k,
       dynamic_100k: d100k,
+      bare_xstate_100k: bare100k,
+      runtime_overhead_ratio: round(d100k.start_total_ms / bare100k.start_total_ms, 2),
       targets: { restart_p99_ms: 1, children_100k_total_ms: 3000, heap_per_child_kb: 8 },
     },
     null,
