@@ -1,13 +1,25 @@
 #!/usr/bin/env node
 /**
- * The `agentcom` command. Each subcommand validates its flags and environment before doing anything.
+ * The `agentcom` command. Each subcommand validates its flags and environment before doing anything,
+ * prints human text (or JSON with `--json`), and exits with a status from exit-codes.ts. Usage
+ * errors (unknown flag, missing argument) exit 2.
  */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './agent.js';
+import { registerDlqCommands } from './dlq.js';
+import { EXIT } from './exit-codes.js';
+import { registerGitCommands } from './git.js';
 import { type HubFlags, runHub } from './hub.js';
+import { registerSidecarCommand } from './sidecar.js';
+import { registerSmokeCommand } from './smoke.js';
+import { registerTaskCommands } from './task.js';
+import { registerTaskReportCommands } from './task-report.js';
 
 const program = new Command()
   .name('agentcom')
-  .description('AgentCom: OTP-style supervision for XState actors and an agent hub on NATS JetStream');
+  .description('AgentCom: OTP-style supervision for XState actors and an agent hub on NATS JetStream')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
 
 program
   .command('hub')
@@ -22,4 +34,22 @@ program
     process.exitCode = await runHub(flags);
   });
 
-await program.parseAsync(process.argv);
+registerSidecarCommand(program);
+const task = registerTaskCommands(program);
+registerTaskReportCommands(task);
+registerAgentCommands(program);
+registerDlqCommands(program);
+registerSmokeCommand(program);
+registerGitCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  // Help and version are successes; every other commander error is a usage error.
+  const ok =
+    err.code === 'commander.helpDisplayed' ||
+    err.code === 'commander.version' ||
+    err.code === 'commander.help';
+  process.exitCode = ok ? EXIT.OK : EXIT.USAGE;
+}

@@ -1,0 +1,135 @@
+/**
+ * @module cli/connection
+ * The connection flags every hub-facing command shares, and connecting with them. The CLI fails
+ * fast instead of waiting for a server (one connect attempt, no reconnects), and turns NATS
+ * connection errors into structured ones: `unavailable` (nothing listening) or `forbidden`
+ * (credentials refused), each with a hint on what to do.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { type Bus, connectBus } from '../bus/connection.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
+
+/** The hub's embedded nats-server listens here by default (see src/hub/config.ts). */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4223';
+
+export interface ConnectionFlags {
+  natsUrl?: string;
+  prefix?: string;
+  nkey?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+/** Adds `--nats-url`, `--prefix`, `--nkey`, `--timeout` and `--json` to a command. */
+export function withConnectionFlags(cmd: Command): Command {
+  return cmd
+    .option('--nats-url <url>', `NATS server of the hub (env NATS_URL, default ${DEFAULT_NATS_URL})`)
+    .option('--prefix <prefix>', 'subject/stream prefix (env AGENTCOM_PREFIX, default agentcom)')
+    .option('--nkey <file>', 'file holding an NKey user seed to authenticate with (env AGENTCOM_NKEY_FILE)')
+    .option('--timeout <ms>', 'how long to wait for the hub, ms (default 5000)')
+    .option('--json', 'print results as JSON (one document per result)');
+}
+
+export interface ResolvedConnection {
+  servers: string;
+  prefix: string;
+  nkeyFile: string | undefined;
+  timeoutMs: number;
+}
+
+/** Flags over environment over defaults. @throws AgentComError `invalid_payload` for a bad value. */
+export function resolveConnection(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedConnection {
+  const servers = flags.natsUrl ?? (env.NATS_URL || DEFAULT_NATS_URL);
+  if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(servers))
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      `--nats-url must be a nats:// URL, got ${JSON.stringify(servers)}`,
+      {
+        path: ['natsUrl'],
+      },
+    );
+  const timeoutMs = flags.timeout === undefined ? 5_000 : Number(flags.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      `--timeout must be a positive number of ms, got ${flags.timeout}`,
+      {
+        path: ['timeout'],
+      },
+    );
+  return {
+    servers,
+    prefix: flags.prefix ?? (env.AGENTCOM_PREFIX || 'agentcom'),
+    nkeyFile: flags.nkey ?? (env.AGENTCOM_NKEY_FILE || undefined),
+    timeoutMs,
+  };
+}
+
+/** Reads an NKey seed file (the first line starting with `SU`). */
+export async function readSeedFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new AgentComError(
+      ERROR_CODES.NOT_FOUND,
+      `cannot read the NKey seed file ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const seed = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l.startsWith('SU'));
+  if (!seed)
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      `${path} holds no NKey user seed (a line starting with SU)`,
+    );
+  return seed;
+}
+
+/** Connect once; never waits for a server that is not there. */
+export async function connectCli(conn: ResolvedConnection, name = 'agentcom-cli'): Promise<Bus> {
+  const nkeySeed = conn.nkeyFile ? await readSeedFile(conn.nkeyFile) : undefined;
+  try {
+    return await connectBus({
+      servers: conn.servers,
+      prefix: conn.prefix,
+      name,
+      waitOnFirstConnect: false,
+      maxReconnectAttempts: 0,
+      timeoutMs: conn.timeoutMs,
+      apiTimeoutMs: conn.timeoutMs,
+      ...(nkeySeed ? { nkeySeed } : {}),
+      logger: pino({ level: process.env.AGENTCOM_LOG_LEVEL || 'silent' }),
+    });
+  } catch (err) {
+    throw connectionError(err, conn.servers);
+  }
+}
+
+/** A nats.js connect failure as a structured error with a hint. */
+export function connectionError(err: unknown, servers: string): AgentComError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/authorization|authentication|permissions/i.test(message))
+    return new AgentComError(
+      ERROR_CODES.FORBIDDEN,
+      `NATS at ${servers} refused the credentials (${message})`,
+      {
+        cause: err,
+      },
+    );
+  return new AgentComError(
+    ERROR_CODES.UNAVAILABLE,
+    `cannot reach NATS at ${servers} (${message}); is the hub running? Start it with \`agentcom hub\`, or pass --nats-url`,
+    { cause: err },
+  );
+}

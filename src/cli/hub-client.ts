@@ -1,0 +1,76 @@
+/**
+ * @module cli/hub-client
+ * The hub's request/reply API (actors/api) as typed calls, for the CLI and for scripts. Each call
+ * validates its reply; errors arrive as AgentComError with the hub's code (`not_found`,
+ * `invalid_state`...), or `unavailable`/`timeout` when no hub answers.
+ */
+import type { z } from 'zod';
+import type { Bus } from '../bus/connection.js';
+import { request } from '../bus/service.js';
+import {
+  type AgentListReply,
+  AgentListReplySchema,
+  type TaskListReply,
+  TaskListReplySchema,
+  type TaskListRequest,
+  TaskReplySchema,
+  type TaskStatsReply,
+  TaskStatsReplySchema,
+} from '../protocol/api.js';
+import {
+  type DlqListResponse,
+  DlqListResponseSchema,
+  DlqPurgeResponseSchema,
+  type DlqRecord,
+  DlqRecordSchema,
+  type DlqReplayResponse,
+  DlqReplayResponseSchema,
+} from '../protocol/dlq.js';
+import type { TaskId } from '../protocol/ids.js';
+import type { TaskRecord, TaskSubmitInput } from '../protocol/task.js';
+
+export class HubClient {
+  constructor(
+    readonly bus: Bus,
+    private readonly timeoutMs = 5_000,
+  ) {}
+
+  private call<O>(endpoint: string, input: unknown, schema: z.ZodType<O>): Promise<O> {
+    return request(this.bus, endpoint, input, schema, { timeoutMs: this.timeoutMs });
+  }
+
+  async submit(task: Omit<TaskSubmitInput, 'v'>): Promise<TaskRecord> {
+    return (await this.call('task.submit', { v: 1, ...task }, TaskReplySchema)).task;
+  }
+  async get(id: TaskId | string): Promise<TaskRecord> {
+    return (await this.call('task.get', { v: 1, id }, TaskReplySchema)).task;
+  }
+  list(req: Partial<Omit<TaskListRequest, 'v'>> = {}): Promise<TaskListReply> {
+    return this.call('task.list', { v: 1, ...req }, TaskListReplySchema);
+  }
+  async cancel(id: TaskId | string, reason?: string): Promise<TaskRecord> {
+    return (await this.call('task.cancel', { v: 1, id, ...(reason ? { reason } : {}) }, TaskReplySchema))
+      .task;
+  }
+  async retry(id: TaskId | string): Promise<TaskRecord> {
+    return (await this.call('task.retry', { v: 1, id }, TaskReplySchema)).task;
+  }
+  stats(): Promise<TaskStatsReply> {
+    return this.call('task.stats', { v: 1 }, TaskStatsReplySchema);
+  }
+  agents(): Promise<AgentListReply> {
+    return this.call('agent.list', { v: 1 }, AgentListReplySchema);
+  }
+  dlqList(req: { stream?: string; limit?: number; after_seq?: number } = {}): Promise<DlqListResponse> {
+    return this.call('dlq.list', { v: 1, ...req }, DlqListResponseSchema);
+  }
+  dlqGet(seq: number): Promise<DlqRecord> {
+    return this.call('dlq.get', { v: 1, seq }, DlqRecordSchema);
+  }
+  dlqReplay(seq: number, opts: { keep?: boolean } = {}): Promise<DlqReplayResponse> {
+    return this.call('dlq.replay', { v: 1, seq, ...opts }, DlqReplayResponseSchema);
+  }
+  dlqPurge(req: { seq?: number; stream?: string } = {}): Promise<z.infer<typeof DlqPurgeResponseSchema>> {
+    return this.call('dlq.purge', { v: 1, ...req }, DlqPurgeResponseSchema);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Runs the real `agentcom` command (src/cli/main.ts through tsx) as a child process and captures
+ * what a user would see: stdout, stderr and the exit code. `json()` parses stdout of a `--json` run.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as one JSON document. @throws when it is not JSON. */
+  json<T = unknown>(): T;
+}
+
+export interface CliOptions {
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  input?: string;
+  /** Kill the command after this long (default 60 s): a hung CLI fails the test instead of the run. */
+  timeoutMs?: number;
+}
+
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+      env,
+      cwd: opts.cwd ?? process.cwd(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      // 'exit' can fire before the pipes are drained; wait for them to close.
+      let open = 2;
+      const done = () => {
+        if (--open > 0) return;
+        resolve({
+          code,
+          stdout,
+          stderr,
+          json<T>() {
+            return JSON.parse(stdout) as T;
+          },
+        });
+      };
+      if (child.stdout.closed) done();
+      else child.stdout.once('close', done);
+      if (child.stderr.closed) done();
+      else child.stderr.once('close', done);
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
