@@ -47,6 +47,15 @@ export const BusConnectOptionsSchema = z.object({
     .describe('TLS files; presence of this object enables TLS'),
   maxReconnectAttempts: z.number().int().default(-1).describe('-1 (default) reconnects forever'),
   reconnectTimeWaitMs: z.number().int().positive().default(500).describe('Between reconnect attempts, ms'),
+  reconnectBackoff: z
+    .object({
+      minMs: z.number().int().positive().describe('Wait after the first failed reconnect, ms'),
+      maxMs: z.number().int().positive().describe('Cap, ms'),
+    })
+    .optional()
+    .describe(
+      'Exponential reconnect waits instead of reconnectTimeWaitMs: retry at once, then min, 2*min ... max (the sidecar uses 1 s ... 60 s)',
+    ),
   pingIntervalMs: z.number().int().positive().default(20_000).describe('Client PING interval, ms'),
   timeoutMs: z.number().int().positive().default(5_000).describe('Connect timeout per attempt, ms'),
   apiTimeoutMs: z.number().int().positive().default(5_000).describe('JetStream API and PubAck timeout, ms'),
@@ -114,6 +123,38 @@ export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): Conn
 }
 
 /**
+ * Exponential reconnect waits. nats.js asks `reconnectDelayHandler` for the minimum time between two
+ * dials of a server on every turn of its reconnect loop, and calls `reconnectToServer` once right
+ * before each dial; counting dials there makes the wait grow per dial, not per loop turn. The
+ * caller calls `connected()` on every successful (re)connect to start over.
+ */
+export function exponentialReconnect(b: {
+  minMs: number;
+  maxMs: number;
+}): Pick<ConnectionOptions, 'reconnectDelayHandler' | 'reconnectToServer' | 'reconnectJitter'> & {
+  connected(): void;
+} {
+  let dials = 0; // since the last successful connect
+  return {
+    reconnectJitter: 0,
+    reconnectDelayHandler: () => reconnectWait(dials, b),
+    reconnectToServer: () => {
+      dials++;
+      return null;
+    },
+    connected: () => {
+      dials = 0;
+    },
+  };
+}
+
+/** Minimum wait before the next dial after `dials` dials without success: 0, min, 2*min ... max. */
+export function reconnectWait(dials: number, b: { minMs: number; maxMs: number }): number {
+  if (dials <= 0) return 0;
+  return Math.min(b.maxMs, b.minMs * 2 ** (dials - 1));
+}
+
+/**
  * Connects (retrying the first connect by default) and returns the bus handle.
  * @throws the nats.js connection error when `waitOnFirstConnect` is false and the server is down,
  *   or a zod error for invalid options.
@@ -123,7 +164,14 @@ export async function connectBus(options: BusConnectOptions = {}): Promise<Bus> 
   const o = BusConnectOptionsSchema.parse(rest);
   const n = names(o.prefix);
   const log = logger ?? defaultLogger();
-  const nc = await connect(toNatsOptions(o));
+  const natsOptions = toNatsOptions(o);
+  const backoff = o.reconnectBackoff ? exponentialReconnect(o.reconnectBackoff) : undefined;
+  if (backoff) {
+    const { connected: _, ...handlers } = backoff;
+    Object.assign(natsOptions, handlers);
+  }
+  const nc = await connect(natsOptions);
+  backoff?.connected();
   const js = jetstream(nc, { timeout: o.apiTimeoutMs });
   const jsm = await jetstreamManager(nc, { timeout: o.apiTimeoutMs });
   const listeners = new Set<StatusListener>();
@@ -149,6 +197,7 @@ export async function connectBus(options: BusConnectOptions = {}): Promise<Bus> 
           emit({ type: 'reconnecting' });
           break;
         case 'reconnect':
+          backoff?.connected();
           log.info({ server: s.server }, 'nats reconnected');
           emit({ type: 'reconnect', server: s.server });
           break;
