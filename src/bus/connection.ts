@@ -36,6 +36,13 @@ export const BusConnectOptionsSchema = z.object({
   token: z.string().optional().describe('Auth token'),
   nkeySeed: z.string().optional().describe('NKey user seed (SU...) for nkey auth'),
   credsFile: z.string().optional().describe('Path to a .creds file (JWT + seed)'),
+  inboxPrefix: z
+    .string()
+    .regex(/^[^\s*>]+$/, 'no wildcards or whitespace')
+    .optional()
+    .describe(
+      'Reply-inbox prefix (default _INBOX); an agent uses its own (permissions.agentInboxPrefix), the only subjects it may subscribe to',
+    ),
   tls: z
     .object({
       caFile: z.string().optional(),
@@ -108,6 +115,7 @@ export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): Conn
   if (o.user !== undefined) opts.user = o.user;
   if (o.pass !== undefined) opts.pass = o.pass;
   if (o.token !== undefined) opts.token = o.token;
+  if (o.inboxPrefix !== undefined) opts.inboxPrefix = o.inboxPrefix;
   const auth: Authenticator[] = [];
   if (o.nkeySeed) auth.push(nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)));
   if (o.credsFile) auth.push(credsAuthenticator(new Uint8Array(readFileSync(o.credsFile))));
@@ -128,10 +136,10 @@ export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): Conn
  * before each dial; counting dials there makes the wait grow per dial, not per loop turn. The
  * caller calls `connected()` on every successful (re)connect to start over.
  */
-export function exponentialReconnect(b: {
-  minMs: number;
-  maxMs: number;
-}): Pick<ConnectionOptions, 'reconnectDelayHandler' | 'reconnectToServer' | 'reconnectJitter'> & {
+export function exponentialReconnect(b: { minMs: number; maxMs: number }): Pick<
+  ConnectionOptions,
+  'reconnectDelayHandler' | 'reconnectToServer' | 'reconnectJitter'
+> & {
   connected(): void;
 } {
   let dials = 0; // since the last successful connect
@@ -173,7 +181,9 @@ export async function connectBus(options: BusConnectOptions = {}): Promise<Bus> 
   const nc = await connect(natsOptions);
   backoff?.connected();
   const js = jetstream(nc, { timeout: o.apiTimeoutMs });
-  const jsm = await jetstreamManager(nc, { timeout: o.apiTimeoutMs });
+  // checkAPI false: no `$JS.API.INFO` round trip at connect, a subject agents are not permitted
+  // (a JetStream failure surfaces on the first real call instead).
+  const jsm = await jetstreamManager(nc, { timeout: o.apiTimeoutMs, checkAPI: false });
   const listeners = new Set<StatusListener>();
   const emit = (e: ConnectionEvent) => {
     for (const l of listeners) {

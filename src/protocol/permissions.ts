@@ -1,0 +1,73 @@
+/**
+ * @module permissions
+ * The NATS subject permissions of each kind of user, as data: what an agent may publish and
+ * subscribe to, derived from the deployment's names (subjects.ts) and the agent's id. Everything
+ * not listed is denied, so an agent touches only its own subjects: its hello, heartbeat, goodbye
+ * and reports, its own inbox durable (pull, info, acks), its own reply inboxes, and task submission
+ * when it is allowed to submit. Pure: it renders no config and grants nothing by itself; the hub's
+ * auth directory (src/hub/auth) writes these lists into the nats-server config.
+ *
+ * What it does not guard: the content of what an agent publishes on its own subjects (the hub
+ * validates payloads and fences reports by assignee and generation), nor users with full access
+ * (hub, admin), which are trusted by design.
+ */
+import type { Names } from './subjects.js';
+
+/** Allow lists; an empty or absent list means nothing is allowed in that direction. */
+export interface SubjectPermissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+}
+
+export interface AgentPermissionOptions {
+  /** Whether the agent may submit tasks (`<p>.task.submit` and `<p>.api.task.submit`). */
+  canSubmit?: boolean;
+}
+
+/**
+ * The reply-inbox prefix an agent's connection must use (nats.js `inboxPrefix`): replies to its
+ * requests (hello, JetStream API, PubAcks) and its pulled messages arrive under `<prefix>.>`, the
+ * only subjects it may subscribe to, so no agent can receive another agent's replies or pulls.
+ */
+export function agentInboxPrefix(agentId: string): string {
+  return `_INBOX.${agentId}`;
+}
+
+/** The JetStream API subject of one operation on one consumer. */
+function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string): string {
+  return `$JS.API.CONSUMER.${op}.${stream}.${consumer}`;
+}
+
+/**
+ * What agent `agentId` may do.
+ *
+ * Publish: its own `hello`, `heartbeat`, `goodbye` and `report` subjects (reports are JetStream
+ * publishes captured by the REPORTS stream; the hub takes the agent id from the subject, so this
+ * list is what makes a report's sender unforgeable); pulling from and reading the info of its own
+ * inbox durable; acking (ack/nak/term/in-progress) that durable's messages; and, with `canSubmit`,
+ * the task submission subjects. Not its own inbox subject: only the hub writes assignments.
+ *
+ * Subscribe: only its reply inboxes ({@link agentInboxPrefix}).
+ */
+export function agentPermissions(
+  n: Names,
+  agentId: string,
+  opts: AgentPermissionOptions = {},
+): SubjectPermissions {
+  const stream = n.streams.inbox;
+  const durable = n.consumers.agentInbox(agentId);
+  const publish = [
+    n.subjects.agentHello(agentId),
+    n.subjects.agentHeartbeat(agentId),
+    n.subjects.agentGoodbye(agentId),
+    n.subjects.agentReport(agentId),
+    consumerApi('MSG.NEXT', stream, durable),
+    consumerApi('INFO', stream, durable),
+    `$JS.ACK.${stream}.${durable}.>`,
+  ];
+  if (opts.canSubmit) publish.push(n.subjects.taskSubmit, n.subjects.api['task.submit']);
+  return {
+    publish: { allow: publish },
+    subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },
+  };
+}
