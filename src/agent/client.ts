@@ -28,6 +28,7 @@ import {
 } from '../protocol/agent.js';
 import { AgentComError } from '../protocol/errors.js';
 import { type AgentId, AgentIdSchema, type TaskId } from '../protocol/ids.js';
+import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
 
 export interface AgentClientOptions {
@@ -38,7 +39,15 @@ export interface AgentClientOptions {
   logger?: Logger;
   /** Give up saying hello after this long (default: keep trying). */
   helloTimeoutMs?: number;
+  /**
+   * The tasks the agent holds, for heartbeats. Default: the tasks `start()`'s handler is running;
+   * code using `receive()` (the sidecar) supplies its own.
+   */
+  runningTasks?: () => readonly string[];
 }
+
+/** What to do with an inbox message after `receive()`'s callback: remove it, or redeliver later. */
+export type InboxDisposition = { type: 'ack' } | { type: 'redeliver'; delayMs: number };
 
 export interface TaskContext {
   readonly taskId: TaskId;
@@ -78,6 +87,7 @@ export class AgentClient {
     private readonly hello: AgentHelloInput,
     readonly helloReply: Extract<HelloReply, { ok: true }>,
     private readonly log: Logger,
+    private readonly runningProvider: (() => readonly string[]) | undefined,
   ) {
     this.agentId = agentId;
   }
@@ -86,11 +96,18 @@ export class AgentClient {
   static async connect(opts: AgentClientOptions): Promise<AgentClient> {
     const agentId = AgentIdSchema.parse(opts.agentId);
     const log = (opts.logger ?? pino({ level: 'info' })).child({ agent_id: agentId });
-    const bus = await connectBus({ name: `agentcom-agent-${agentId}`, ...opts.connection, logger: log });
+    // The agent's own reply-inbox prefix: with per-agent credentials it is the only subject space
+    // it may subscribe to (docs/security.md).
+    const bus = await connectBus({
+      name: `agentcom-agent-${agentId}`,
+      inboxPrefix: agentInboxPrefix(agentId),
+      ...opts.connection,
+      logger: log,
+    });
     const hello: AgentHelloInput = { v: 1, ...opts.hello };
     try {
       const reply = await sayHello(bus, agentId, hello, opts.helloTimeoutMs);
-      const client = new AgentClient(bus, agentId, hello, reply, log);
+      const client = new AgentClient(bus, agentId, hello, reply, log, opts.runningTasks);
       client.startHeartbeat();
       // After an outage, say hello again: the hub may have restarted or expired us meanwhile.
       bus.onStatus((e) => {
@@ -107,8 +124,24 @@ export class AgentClient {
     }
   }
 
-  /** Start taking assignments. */
+  /** Start taking assignments: each runs `handler`, and its outcome is reported. */
   async start(handler: TaskHandler): Promise<void> {
+    await this.consumeInbox((msg) => this.onInbox(msg, handler));
+  }
+
+  /**
+   * The raw inbox, for relays that keep their own state (the sidecar): `onMessage` decides when a
+   * message is acked (e.g. after persisting it). Invalid messages never reach it: they go to the DLQ.
+   */
+  async receive(onMessage: (msg: InboxMessage) => Promise<InboxDisposition>): Promise<void> {
+    await this.consumeInbox(async (msg) => {
+      const d = await onMessage(msg);
+      return d.type === 'ack' ? outcome.ack() : outcome.retry(d.delayMs);
+    });
+  }
+
+  private async consumeInbox(handler: (msg: InboxMessage) => Promise<Outcome>): Promise<void> {
+    if (this.runner) throw new Error('the inbox is already being consumed');
     const spec = agentInboxConsumerSpec(this.bus.names, this.agentId);
     this.runner = await runConsumer(this.bus, {
       spec: {
@@ -119,7 +152,7 @@ export class AgentClient {
       schema: InboxMessageSchema,
       provision: false,
       concurrency: Math.max(1, this.slots()),
-      handler: (msg) => this.onInbox(msg, handler),
+      handler,
     });
   }
 
@@ -268,7 +301,7 @@ export class AgentClient {
         publishCore(this.bus, this.bus.names.subjects.agentHeartbeat(this.agentId), HeartbeatSchema, {
           v: 1,
           at: Date.now(),
-          running: this.runningTasks(),
+          running: (this.runningProvider?.() ?? this.runningTasks()) as TaskId[],
         });
       } catch (err) {
         this.log.debug({ err }, 'heartbeat not sent');

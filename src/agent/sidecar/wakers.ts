@@ -1,0 +1,152 @@
+/**
+ * @module agent/sidecar/wakers
+ * Runs the configured wake command (e.g. `openclaw cron wake --mode now`) when work arrives, as an
+ * OS-process child of the sidecar's `wakers` dynamic supervisor, which stops every wake command
+ * when the sidecar stops. Children are `temporary`: the retry policy is here, because it depends on
+ * the task: a wake that fails (non-zero exit or signal) is retried after 1 s, 2 s, 4 s ... 60 s only
+ * while the task is still held; one stopped at its timeout is not retried (it would hang again).
+ * Finishing or cancelling a task stops its wake and its retries. At most one wake runs per task, so
+ * waking again while one runs is a no-op.
+ */
+import type { Logger } from 'pino';
+import type { DynamicSupervisor } from '../../runtime/dynamic-supervisor.js';
+import { describeReason, isNormalExit, type Pid, processChild, type Registry } from '../../runtime/index.js';
+import type { ResolvedSidecarConfig } from '../sidecar-config.js';
+import { SIDECAR_ENV, type SidecarPaths } from './files.js';
+
+export const WAKERS_NAME = 'wakers';
+
+const RETRY = { minMs: 1_000, maxMs: 60_000 };
+
+interface WakeState {
+  pid: Pid | undefined;
+  failures: number;
+  retry: NodeJS.Timeout | undefined;
+  timeout: NodeJS.Timeout | undefined;
+}
+
+export class Wakers {
+  private readonly tasks = new Map<string, WakeState>();
+  private disposed = false;
+
+  constructor(
+    private readonly config: ResolvedSidecarConfig,
+    private readonly paths: SidecarPaths,
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    /** Whether the task is still held (a retry for a finished task is skipped). */
+    private readonly isHeld: (taskId: string) => boolean,
+  ) {}
+
+  /** Wake the agent for this task (no-op without a wake command, or while one runs for it). */
+  async wake(taskId: string): Promise<void> {
+    if (!this.config.wake || this.disposed) return;
+    const state = this.tasks.get(taskId) ?? {
+      pid: undefined,
+      failures: 0,
+      retry: undefined,
+      timeout: undefined,
+    };
+    this.tasks.set(taskId, state);
+    if (state.pid?.alive || state.retry) return;
+    await this.launch(taskId, state);
+  }
+
+  /** Stop this task's wake command and its retries. */
+  async stop(taskId: string): Promise<void> {
+    const state = this.tasks.get(taskId);
+    if (!state) return;
+    this.tasks.delete(taskId);
+    clearTimeout(state.retry);
+    clearTimeout(state.timeout);
+    const sup = this.supervisor();
+    if (state.pid?.alive && sup) await sup.terminateChild(state.pid);
+  }
+
+  /** Forget timers and retries (the supervisor stops the processes themselves). */
+  dispose(): void {
+    this.disposed = true;
+    for (const s of this.tasks.values()) {
+      clearTimeout(s.retry);
+      clearTimeout(s.timeout);
+    }
+    this.tasks.clear();
+  }
+
+  private async launch(taskId: string, state: WakeState): Promise<void> {
+    const wake = this.config.wake;
+    const sup = this.supervisor();
+    if (!wake) return;
+    if (!sup) {
+      this.log.warn({ task_id: taskId, phase: 'wake' }, 'wakers supervisor not running; wake skipped');
+      return;
+    }
+    const [command, ...args] = wake.command as [string, ...string[]];
+    const env: Record<string, string> = {
+      ...wake.env,
+      [SIDECAR_ENV.agentId]: this.config.agentId,
+      [SIDECAR_ENV.workDir]: this.paths.workDir,
+      [SIDECAR_ENV.taskId]: taskId,
+      [SIDECAR_ENV.taskFile]: this.paths.taskFile(taskId),
+      [SIDECAR_ENV.resultFile]: this.paths.resultFile(taskId),
+    };
+    const r = await sup.startChild(
+      processChild(
+        `wake-${taskId}`,
+        { command, args, env, cwd: wake.cwd ?? this.paths.workDir, logLines: 'info' },
+        { restart: 'temporary', shutdown: 5_000 },
+      ),
+    );
+    if (!r.ok || !r.value.pid) {
+      this.log.error(
+        { task_id: taskId, phase: 'wake', error: r.ok ? 'ignored' : r.error },
+        'wake command did not start',
+      );
+      this.scheduleRetry(taskId, state);
+      return;
+    }
+    const pid = r.value.pid;
+    state.pid = pid;
+    this.log.info({ task_id: taskId, phase: 'wake', command, pid: pid.id }, 'wake command started');
+    state.timeout = setTimeout(() => {
+      this.log.warn(
+        { task_id: taskId, phase: 'wake', timeout_ms: wake.timeoutMs },
+        'wake command timed out; stopping it',
+      );
+      void sup.terminateChild(pid);
+    }, wake.timeoutMs);
+    state.timeout.unref();
+    pid.onExit((_p, reason) => {
+      clearTimeout(state.timeout);
+      if (this.tasks.get(taskId) !== state) return; // stopped on purpose
+      if (isNormalExit(reason)) {
+        state.failures = 0;
+        return;
+      }
+      this.log.warn(
+        { task_id: taskId, phase: 'wake', reason: describeReason(reason) },
+        'wake command failed',
+      );
+      this.scheduleRetry(taskId, state);
+    });
+  }
+
+  private scheduleRetry(taskId: string, state: WakeState): void {
+    if (this.disposed || !this.isHeld(taskId)) {
+      this.tasks.delete(taskId);
+      return;
+    }
+    state.failures++;
+    const delay = Math.min(RETRY.maxMs, RETRY.minMs * 2 ** (state.failures - 1));
+    state.retry = setTimeout(() => {
+      state.retry = undefined;
+      if (this.tasks.get(taskId) === state && this.isHeld(taskId)) void this.launch(taskId, state);
+    }, delay);
+    state.retry.unref();
+  }
+
+  private supervisor(): DynamicSupervisor | undefined {
+    const pid = this.registry.whereis(WAKERS_NAME);
+    return pid?.alive ? (pid as DynamicSupervisor) : undefined;
+  }
+}
