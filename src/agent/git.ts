@@ -72,7 +72,7 @@ async function run(file: string, args: string[], cwd: string, env: NodeJS.Proces
   } catch (err) {
     const e = err as ExecFileException & { stdout?: string; stderr?: string };
     if (typeof e.code === 'number') return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    throw new AgentComError(ERROR_CODES.UNAVAILABLE, `cannot run ${file}: ${e.message}`, { cause: err });
+    throw new AgentComError(ERROR_CODES.INTERNAL, `cannot run ${file}: ${e.message}`, { cause: err });
   }
 }
 
@@ -422,12 +422,13 @@ export async function submitBranch(repo: Repo, opts: SubmitOptions = {}): Promis
   };
   if (gh === null) pr = manual;
   else {
+    // The branch is pushed by now: a gh that fails, or cannot even start, leaves a value to report.
     const created = await run(
       gh,
       ['pr', 'create', '--base', task.base, '--head', branch, '--title', title, '--body', body],
       repo.top,
       { ...(repo.env ?? process.env), GH_PROMPT_DISABLED: '1' },
-    );
+    ).catch((err: unknown) => ({ code: -1, stdout: '', stderr: (err as Error).message }));
     pr =
       created.code === 0
         ? { via: 'gh', url: /https?:\/\/\S+/.exec(created.stdout)?.[0] ?? created.stdout.trim() }
