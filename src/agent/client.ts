@@ -70,6 +70,9 @@ export type TaskHandler = (ctx: TaskContext) => Promise<TaskOutcome>;
 interface Running {
   generation: number;
   abort: AbortController;
+  /** The outcome is being reported: the slot is free for the next assignment, which the hub may
+   * send as soon as it has applied the outcome, before our PubAck arrives. */
+  reporting?: boolean;
 }
 
 export class AgentClient {
@@ -209,7 +212,7 @@ export class AgentClient {
     const current = this.running.get(msg.taskId);
     if (current && current.generation >= msg.generation) return outcome.ack(); // redelivered
     if (this.stopped) return outcome.retry(0);
-    if (!current && this.running.size >= this.slots()) {
+    if (!current && this.slotsInUse() >= this.slots()) {
       await this.report({
         v: 1,
         type: 'rejected',
@@ -280,6 +283,7 @@ export class AgentClient {
     if (this.running.get(taskId) !== entry) return; // cancelled or superseded: the hub no longer wants it
     try {
       await accepted; // the outcome is reported only after the acceptance is stored
+      entry.reporting = true;
       const at = Date.now();
       if (result.type === 'completed') await this.report({ ...base, at, ...result });
       else if (result.type === 'failed') await this.report({ ...base, at, retryable: true, ...result });
@@ -289,6 +293,12 @@ export class AgentClient {
     } finally {
       if (this.running.get(taskId) === entry) this.running.delete(taskId);
     }
+  }
+
+  private slotsInUse(): number {
+    let n = 0;
+    for (const r of this.running.values()) if (!r.reporting) n++;
+    return n;
   }
 
   private slots(): number {

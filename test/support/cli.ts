@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+// Resolved here, not by the child: a command run in a temp directory must still find tsx.
+const tsx = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
@@ -27,7 +29,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+    const child = spawn(process.execPath, ['--import', tsx, cli, ...args], {
       env,
       cwd: opts.cwd ?? process.cwd(),
       stdio: ['pipe', 'pipe', 'pipe'],
