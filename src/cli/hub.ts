@@ -12,6 +12,7 @@ export interface HubFlags {
   natsPort?: string;
   prefix?: string;
   hubId?: string;
+  authDir?: string;
   logLevel?: string;
 }
 
@@ -26,7 +27,17 @@ export async function runHub(flags: HubFlags): Promise<number> {
     }
     throw err;
   }
-  const hub = await startHub(config);
+  let hub: Awaited<ReturnType<typeof startHub>>;
+  try {
+    hub = await startHub(config);
+  } catch (err) {
+    // A configuration the hub can only check while starting (e.g. an auth directory of another prefix).
+    if (err instanceof AgentComError) {
+      process.stderr.write(`agentcom hub: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

@@ -29,6 +29,10 @@ program
   .option('--nats-port <port>', 'port of the embedded nats-server, default 4223 (env AGENTCOM_NATS_PORT)')
   .option('--prefix <prefix>', 'subject/stream prefix, default agentcom (env AGENTCOM_PREFIX)')
   .option('--hub-id <id>', 'this hub instance id (env AGENTCOM_HUB_ID)')
+  .option(
+    '--auth-dir <dir>',
+    'NATS users and permissions (e.g. deploy/nats, created if missing); default: no authentication (env AGENTCOM_AUTH_DIR)',
+  )
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTCOM_LOG_LEVEL)')
   .action(async (flags: HubFlags) => {
     process.exitCode = await runHub(flags);

@@ -30,6 +30,13 @@ export const HubConfigSchema = z.object({
     .default('agentcom')
     .describe('subject/stream/bucket prefix, so two deployments can share a NATS account'),
   hubId: z.string().min(1).max(64).optional().describe('this hub instance id (default: host-pid)'),
+  authDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'auth directory (e.g. deploy/nats): NATS users and permissions; the hub connects with its hub.nk and runs the embedded server with its nats-server.conf. Absent: no authentication',
+    ),
   heartbeatIntervalMs: ms(5_000, 'interval at which agents are expected to heartbeat'),
   missedBeats: z.coerce
     .number()
@@ -55,6 +62,7 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   natsPort: 'AGENTCOM_NATS_PORT',
   prefix: 'AGENTCOM_PREFIX',
   hubId: 'AGENTCOM_HUB_ID',
+  authDir: 'AGENTCOM_AUTH_DIR',
   heartbeatIntervalMs: 'AGENTCOM_HEARTBEAT_INTERVAL_MS',
   missedBeats: 'AGENTCOM_MISSED_BEATS',
   acceptTimeoutMs: 'AGENTCOM_ACCEPT_TIMEOUT_MS',

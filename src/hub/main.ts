@@ -3,7 +3,8 @@
  * Starts a hub: the supervision tree of tree.ts under a root supervisor, with an embedded
  * nats-server when no NATS URL is configured. `stop()` is the graceful shutdown: children stop in
  * reverse start order (API first, TaskQueue last, each acking what it applied), the bus is drained
- * (flushing acks), then the embedded server is stopped.
+ * (flushing acks), then the embedded server is stopped. With an auth directory (config.authDir) the
+ * hub creates it when missing, runs the embedded server with its config, and connects as the hub user.
  */
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -21,6 +22,7 @@ import {
   type Supervisor,
   startSupervisor,
 } from '../runtime/index.js';
+import { ensureAuthDir, listenAddressOf, readSeed } from './auth/auth-dir.js';
 import type { HubConfig } from './config.js';
 import { servicesTree } from './tree.js';
 
@@ -47,6 +49,8 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
   const registry = new Registry();
   const children: ChildSpecInput[] = [];
   let natsUrl = config.natsUrl;
+  const auth = config.authDir ? await prepareAuth(config.authDir, config) : undefined;
+  if (auth) log.info({ phase: 'start', authDir: auth.root, created: auth.created }, 'nats authentication on');
   if (!natsUrl) {
     const storeDir = resolve(config.dataDir, 'nats');
     await mkdir(storeDir, { recursive: true });
@@ -57,7 +61,12 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
         'nats-server',
         {
           command: findNatsServer(),
-          args: natsServerArgs({ port, storeDir, serverName: `agentcom-${hubId}`.replace(/[^\w-]/g, '_') }),
+          args: natsServerArgs({
+            port,
+            storeDir,
+            serverName: `agentcom-${hubId}`.replace(/[^\w-]/g, '_'),
+            ...(auth ? { configFile: auth.configFile } : {}),
+          }),
           ready: () => waitForNats(port, 30_000),
           logLines: 'debug',
           stopSignal: 'SIGINT',
@@ -78,6 +87,7 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
           name: `agentcom-hub-${hubId}`,
           prefix: config.prefix,
           logger: log,
+          ...(auth ? { nkeySeed: auth.hubSeed } : {}),
         });
         try {
           await provision(b, defaultTopology(b.names));
@@ -133,4 +143,28 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
       return stopping;
     },
   };
+}
+
+interface HubAuth {
+  root: string;
+  configFile: string;
+  hubSeed: string;
+  created: boolean;
+}
+
+/**
+ * Opens (or creates) the auth directory. An embedded server's listen address is written into it,
+ * so the config the CLI rewrites later matches the running server; an external server (NATS_URL)
+ * is the operator's, whose settings are left as they are.
+ */
+async function prepareAuth(authDir: string, config: HubConfig): Promise<HubAuth> {
+  const embedded = config.natsUrl === undefined;
+  const listen =
+    config.natsUrl === undefined ? `127.0.0.1:${config.natsPort}` : listenAddressOf(config.natsUrl);
+  const { paths, created } = await ensureAuthDir(
+    authDir,
+    { prefix: config.prefix, listen },
+    { updateSettings: embedded },
+  );
+  return { root: paths.root, configFile: paths.config, hubSeed: await readSeed(paths.hubSeed), created };
 }

@@ -1,0 +1,193 @@
+/**
+ * The hub with an auth directory: its embedded nats-server runs the generated config (anonymous
+ * clients refused, every user in its lane), and a real hub, against agents that each hold their
+ * own credentials, refuses a completion forged by an agent that does not hold the task, even with
+ * the right generation; only agents allowed to submit can submit.
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient, type TaskContext } from '../../src/agent/client.js';
+import { type Bus, connectBus } from '../../src/bus/connection.js';
+import { freePort } from '../../src/bus/nats-server.js';
+import { HubClient } from '../../src/cli/hub-client.js';
+import { authDirPaths, readSeed } from '../../src/hub/auth/auth-dir.js';
+import { loadHubConfig } from '../../src/hub/config.js';
+import { type HubHandle, startHub } from '../../src/hub/main.js';
+import { AgentComError } from '../../src/protocol/errors.js';
+import { agentInboxPrefix } from '../../src/protocol/permissions.js';
+import { eventually } from '../support/eventually.js';
+import { startTestHub, TEST_HUB_SETTINGS } from '../support/hub.js';
+import { uniqueName } from '../support/names.js';
+import { type AuthFixture, denial, PERMISSION_VIOLATION, startAuthFixture } from './fixture.js';
+
+const silent = pino({ level: 'silent' });
+
+describe('hub with --auth-dir and an embedded nats-server', () => {
+  let root: string;
+  let hub: HubHandle | undefined;
+  const opened: Bus[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'agentcom-hub-auth-'));
+  });
+  afterAll(async () => {
+    await Promise.all(opened.map((b) => b.drain().catch(() => undefined)));
+    await hub?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('creates the auth directory (0600 files), refuses clients without credentials and serves the admin', async () => {
+    const authDir = join(root, 'auth');
+    const port = await freePort();
+    const prefix = uniqueName('ha').replace(/_/g, '-').toLowerCase();
+    // No natsUrl: the hub spawns its own server (on a free port, never 4222).
+    const config = loadHubConfig(
+      { ...TEST_HUB_SETTINGS, prefix, natsPort: port, dataDir: join(root, 'data'), authDir },
+      {},
+    );
+    hub = await startHub(config, { logger: silent });
+    const url = `nats://127.0.0.1:${port}`;
+    expect(hub.natsUrl).toBe(url);
+    const paths = authDirPaths(authDir);
+    for (const file of [paths.hubSeed, paths.adminSeed, paths.registry, paths.config])
+      expect((await stat(file)).mode & 0o777, file).toBe(0o600);
+
+    const anonymous = await denial(
+      connectBus({
+        servers: url,
+        prefix,
+        waitOnFirstConnect: false,
+        maxReconnectAttempts: 0,
+        logger: silent,
+      }),
+    );
+    expect(anonymous.message).toMatch(/authorization violation/i);
+
+    const admin = await connectBus({
+      servers: url,
+      prefix,
+      nkeySeed: await readSeed(paths.adminSeed),
+      logger: silent,
+    });
+    opened.push(admin);
+    const stats = await eventually(() => new HubClient(admin).stats(), { timeout: 15_000, interval: 100 });
+    expect(stats.v).toBe(1);
+  });
+});
+
+describe('a hub whose agents each have their own credentials', () => {
+  let fx: AuthFixture;
+  let hub: HubHandle;
+  let admin: Bus;
+  const agents: AgentClient[] = [];
+  /** Lets B's handler finish (also in afterAll, so a failed test never leaves it hanging). */
+  let release: () => void = () => {};
+
+  const connectAgent = async (id: string, capabilities: string[]) => {
+    const client = await AgentClient.connect({
+      agentId: id,
+      connection: {
+        servers: fx.url,
+        prefix: fx.prefix,
+        nkeySeed: await fx.agentSeed(id),
+        inboxPrefix: agentInboxPrefix(id),
+      },
+      hello: { capabilities },
+      logger: silent,
+      helloTimeoutMs: 15_000,
+    });
+    agents.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    fx = await startAuthFixture([{ id: 'a' }, { id: 'b' }, { id: 'c', canSubmit: true }], 'hubsec');
+    hub = await startTestHub(fx.url, fx.prefix, { authDir: fx.dir });
+    admin = await fx.connectAs('admin');
+  });
+  afterAll(async () => {
+    release();
+    await Promise.all(agents.map((c) => c.stop({ goodbye: false }).catch(() => undefined)));
+    await hub?.stop();
+    await fx?.dispose();
+  });
+
+  it("refuses a completion from A for B's task, even with B's generation; B's own completion counts", async () => {
+    const api = new HubClient(admin);
+    let held: (ctx: TaskContext) => void = () => {};
+    const holding = new Promise<TaskContext>((resolve) => {
+      held = resolve;
+    });
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const b = await connectAgent('b', ['b-only']);
+    await b.start(async (ctx) => {
+      held(ctx);
+      await released;
+      return { type: 'completed', result: { by: 'b' } };
+    });
+    const a = await connectAgent('a', []);
+    await a.start(async () => ({ type: 'completed', result: { by: 'a (assigned)' } }));
+
+    const submitted = await eventually(
+      () => api.submit({ title: 'only b', description: 'held by b', capabilities: ['b-only'] }),
+      { timeout: 15_000, interval: 100 },
+    );
+    const ctx = await holding;
+    const working = await eventually(async () => {
+      const t = await api.get(submitted.id);
+      if (t.status !== 'working') throw new Error(`task is ${t.status}`);
+      return t;
+    });
+    expect(working.assignee).toBe('b');
+    expect(ctx.generation).toBe(working.generation);
+
+    // A reports B's task as completed, with B's generation, on the only report subject it may use.
+    const n = a.bus.names;
+    const forged = JSON.stringify({
+      v: 1,
+      type: 'completed',
+      taskId: submitted.id,
+      generation: working.generation,
+      at: Date.now(),
+      result: { by: 'a (forged)' },
+    });
+    const ack = await a.bus.js.publish(n.subjects.agentReport('a'), forged, { msgID: 'forged-1' });
+    // Wait until the hub has handled it (acked: the reports durable's ack floor passes it).
+    await eventually(async () => {
+      const ci = await admin.jsm.consumers.info(n.streams.reports, n.consumers.hubReports);
+      if (ci.ack_floor.stream_seq < ack.seq)
+        throw new Error(`ack floor ${ci.ack_floor.stream_seq} < ${ack.seq}`);
+    });
+    const after = await api.get(submitted.id);
+    expect(after.status).toBe('working');
+    expect(after.assignee).toBe('b');
+    expect(after.generation).toBe(working.generation);
+    expect(after.result ?? null).toBeNull();
+
+    release();
+    const done = await eventually(async () => {
+      const t = await api.get(submitted.id);
+      if (t.status !== 'done') throw new Error(`task is ${t.status}`);
+      return t;
+    });
+    expect(done.assignee).toBe('b');
+    expect(done.result).toEqual({ by: 'b' });
+  });
+
+  it('lets only an agent added with --can-submit submit tasks', async () => {
+    const a = await fx.connectAgent('a');
+    const refused = await denial(new HubClient(a).submit({ title: 'from a', description: 'not allowed' }));
+    expect(refused).toBeInstanceOf(AgentComError);
+    expect(refused.message).toMatch(PERMISSION_VIOLATION);
+
+    const c = await fx.connectAgent('c');
+    const task = await new HubClient(c).submit({ title: 'from c', description: 'allowed' });
+    expect(task.title).toBe('from c');
+    expect((await new HubClient(admin).get(task.id)).id).toBe(task.id);
+  });
+});
