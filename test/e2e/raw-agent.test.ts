@@ -1,0 +1,250 @@
+/**
+ * docs/protocol.md as a contract: an agent written from §10 and §12 alone, speaking the NATS text
+ * protocol over a bare TCP socket (test/e2e/fixtures/raw-agent.mjs, node: built-ins only), runs as
+ * a separate OS process against the real hub. If the document is wrong or incomplete, this fails.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from '../../src/bus/service.js';
+import type { HubConfig } from '../../src/hub/config.js';
+import type { HubHandle } from '../../src/hub/main.js';
+import { HeartbeatSchema } from '../../src/protocol/agent.js';
+import { AgentListReplySchema, TaskReplySchema } from '../../src/protocol/api.js';
+import { waitUntil } from '../support/eventually.js';
+import {
+  startTestHub,
+  TEST_HUB_SETTINGS,
+  type TestClient,
+  testClient,
+  timesEntered,
+} from '../support/hub.js';
+import { uniqueName } from '../support/names.js';
+import { useNatsServer } from '../support/nats-server.js';
+
+const script = fileURLToPath(new URL('./fixtures/raw-agent.mjs', import.meta.url));
+
+interface RawEvent {
+  at: number;
+  event: string;
+  taskId?: string;
+  generation?: number;
+  [k: string]: unknown;
+}
+
+interface RawAgent {
+  readonly proc: ChildProcess;
+  readonly events: RawEvent[];
+  of(event: string): RawEvent[];
+  waitFor(what: string, predicate: (events: RawEvent[]) => boolean, timeout?: number): Promise<void>;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+interface RawAgentOptions {
+  url: string;
+  prefix: string;
+  id: string;
+  slots?: number;
+  seed?: string;
+}
+
+function spawnRawAgent(opts: RawAgentOptions): RawAgent {
+  const args = [script, '--url', opts.url, '--prefix', opts.prefix, '--id', opts.id];
+  if (opts.slots) args.push('--slots', String(opts.slots));
+  // The seed goes through the environment, not argv (which `ps` shows).
+  const env = { ...process.env, AGENTCOM_NKEY_SEED: opts.seed ?? '' };
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const events: RawEvent[] = [];
+  let stderr = '';
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as RawEvent);
+    } catch {
+      events.push({ at: Date.now(), event: 'not-json', line });
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const dump = () => `${stderr}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
+  return {
+    proc,
+    events,
+    of: (event) => events.filter((e) => e.event === event),
+    exited,
+    waitFor: (what, predicate, timeout = 20_000) =>
+      waitUntil(
+        () => {
+          if (predicate(events)) return true;
+          if (proc.exitCode !== null || proc.signalCode !== null)
+            throw new Error(
+              `raw agent exited (${proc.exitCode ?? proc.signalCode}) before ${what}: ${dump()}`,
+            );
+          return false;
+        },
+        `raw agent: ${what}`,
+        { timeout },
+      ),
+    kill: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+interface Deployment {
+  prefix: string;
+  agentId: string;
+  agent: RawAgent;
+  /** A full-access client (tasks bucket, API). */
+  client: TestClient;
+}
+
+/**
+ * What the raw agent must do against a real hub; `setup` starts the hub (with these settings over
+ * TEST_HUB_SETTINGS), the client and the raw agent (slots 2), and waits until the agent is ready.
+ */
+function rawAgentScenarios(setup: (hub?: Partial<HubConfig>) => Promise<Deployment>) {
+  /** Nothing went wrong on the wire: no -ERR (e.g. a permissions violation), no odd pull status,
+   * no inbox message it could not read, no spurious rejection. */
+  const noTrouble = (agent: RawAgent) =>
+    expect(
+      agent.events.filter((e) =>
+        ['server-error', 'pull-trouble', 'inbox-unknown', 'handler-error', 'rejected', 'not-json'].includes(
+          e.event,
+        ),
+      ),
+    ).toEqual([]);
+
+  it('completes every assigned task exactly once, with its result and tokens', async () => {
+    const { client, agent, agentId, prefix } = await setup();
+    const titles = ['alpha', 'bravo two', 'charlie', 'delta-4', 'echo echo echo'];
+    const ids = await Promise.all(titles.map((title) => client.submit({ title })));
+    const done = await client.settle(ids);
+    for (const t of done) {
+      expect(t.assignee).toBe(agentId);
+      expect(t.result).toEqual({ echo: t.title });
+      expect(t.tokensUsed).toBe(t.title.length);
+      expect(timesEntered(t, 'done')).toBe(1);
+      expect(t.generation).toBe(1); // accepted in time: never reclaimed
+    }
+    await agent.waitFor(
+      '5 completions logged',
+      (ev) => ev.filter((e) => e.event === 'completed').length >= 5,
+    );
+    const completed = agent.of('completed').map((e) => e.taskId);
+    expect(completed.sort()).toEqual([...ids].sort());
+    // Every accepted report was stored in the REPORTS stream (a real PubAck, not a timeout).
+    expect(agent.of('accepted')).toHaveLength(5);
+    for (const e of agent.of('accepted'))
+      expect(e.pubAck).toMatchObject({ stream: `${prefix.toUpperCase()}_REPORTS`, seq: expect.any(Number) });
+    noTrouble(agent);
+  });
+
+  it('heartbeats with the task it holds, and drops that task when it is cancelled through the API', async () => {
+    const { client, agent, agentId, prefix } = await setup();
+    const beats: { running: string[]; at: number }[] = [];
+    const sub = client.bus.nc.subscribe(`${prefix}.agent.${agentId}.heartbeat`, {
+      callback: (_err, m) => {
+        const hb = HeartbeatSchema.parse(m.json());
+        beats.push({ running: hb.running ?? [], at: Date.now() });
+      },
+    });
+    try {
+      const id = await client.submit({ title: 'hold me' });
+      await agent.waitFor('holding the task', (ev) =>
+        ev.some((e) => e.event === 'holding' && e.taskId === id),
+      );
+      // Beats naming the task, for longer than the presence timeout: the hub keeps the assignment.
+      const timeoutMs = TEST_HUB_SETTINGS.heartbeatIntervalMs * TEST_HUB_SETTINGS.missedBeats;
+      await waitUntil(() => {
+        const mine = beats.filter((b) => b.running.includes(id));
+        return mine.length >= 2 && mine.at(-1)!.at - mine[0]!.at > timeoutMs;
+      }, 'heartbeats naming the held task over a presence timeout');
+      const working = (await client.task(id))!;
+      expect(working.status).toBe('working');
+      expect(working.generation).toBe(1);
+
+      const reply = await request(
+        client.bus,
+        'task.cancel',
+        { v: 1, id, reason: 'not needed' },
+        TaskReplySchema,
+      );
+      expect(reply.task.status).toBe('cancelled');
+      await agent.waitFor('dropped the task', (ev) =>
+        ev.some((e) => e.event === 'dropped' && e.taskId === id),
+      );
+      const dropped = agent.of('dropped').find((e) => e.taskId === id)!;
+      expect(dropped.generation).toBe(1);
+      expect(dropped.reason).toEqual(expect.stringContaining('not needed'));
+      // The agent no longer names it in its beats.
+      const n = beats.length;
+      await waitUntil(
+        () => beats.length > n + 1 && !beats.at(-1)!.running.includes(id),
+        'a heartbeat without the task',
+      );
+
+      // The slot is free again, and the cancelled task never became done.
+      const next = await client.submit({ title: 'after cancel' });
+      const [d] = await client.settle([next]);
+      expect(d!.result).toEqual({ echo: 'after cancel' });
+      expect(d!.assignee).toBe(agentId);
+      const cancelled = (await client.task(id))!;
+      expect(cancelled.status).toBe('cancelled');
+      expect(timesEntered(cancelled, 'done')).toBe(0);
+      noTrouble(agent);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('says goodbye on SIGTERM and the hub marks it offline at once', async () => {
+    // A presence timeout far beyond the wait below: only the goodbye can make it offline in time.
+    const { client, agent, agentId } = await setup({ missedBeats: 200 });
+    const list = async () =>
+      (await request(client.bus, 'agent.list', { v: 1 }, AgentListReplySchema)).agents.find(
+        (a) => a.id === agentId,
+      );
+    await waitUntil(async () => (await list())?.online === true, 'agent online');
+    const me = (await list())!;
+    expect(me.hello).toMatchObject({ slots: 2, queues: ['default'], name: `raw ${agentId}` });
+
+    agent.proc.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(agent.of('goodbye')).toHaveLength(1);
+    await waitUntil(async () => (await list())?.online === false, 'agent offline', { timeout: 10_000 });
+    noTrouble(agent);
+  });
+}
+
+describe('raw agent over a bare socket (docs/protocol.md §10)', () => {
+  const nats = useNatsServer();
+  let hub: HubHandle | undefined;
+  let client: TestClient | undefined;
+  let agent: RawAgent | undefined;
+
+  afterEach(async () => {
+    await agent?.kill();
+    await client?.close().catch(() => {});
+    await hub?.stop();
+    agent = undefined;
+    client = undefined;
+    hub = undefined;
+  });
+
+  rawAgentScenarios(async (over) => {
+    const prefix = uniqueName('raw').replace(/_/g, '-').toLowerCase();
+    const agentId = 'raw-1';
+    hub = await startTestHub(nats.url, prefix, over);
+    client = await testClient(nats.url, prefix);
+    agent = spawnRawAgent({ url: nats.url, prefix, id: agentId, slots: 2 });
+    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 30_000);
+    return { prefix, agentId, agent, client };
+  });
+});
