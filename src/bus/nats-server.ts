@@ -51,10 +51,15 @@ export async function freePort(): Promise<number> {
 
 export interface NatsServerArgs {
   port: number;
-  storeDir: string;
+  /**
+   * JetStream store directory (`-sd`). Leave it out when the config file sets `store_dir`: 2.9
+   * refuses a store dir given both ways, and refuses to reload (SIGHUP) a server whose store dir
+   * or server name came from flags ("config reload not supported for jetstream storage dir").
+   */
+  storeDir?: string;
   /** A config file (accounts, users); flags given here still win over it. */
   configFile?: string;
-  /** Server name, shown in `nats server ls` and logs. */
+  /** Server name, shown in `nats server ls` and logs (`-n`; see storeDir about reloads). */
   serverName?: string;
 }
 
@@ -62,7 +67,8 @@ export interface NatsServerArgs {
 export function natsServerArgs(opts: NatsServerArgs): string[] {
   const args: string[] = [];
   if (opts.configFile) args.push('-c', opts.configFile);
-  args.push('-a', '127.0.0.1', '-p', String(opts.port), '-js', '-sd', opts.storeDir);
+  args.push('-a', '127.0.0.1', '-p', String(opts.port), '-js');
+  if (opts.storeDir) args.push('-sd', opts.storeDir);
   if (opts.serverName) args.push('-n', opts.serverName);
   return args;
 }

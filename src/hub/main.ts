@@ -49,10 +49,13 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
   const registry = new Registry();
   const children: ChildSpecInput[] = [];
   let natsUrl = config.natsUrl;
-  const auth = config.authDir ? await prepareAuth(config.authDir, config) : undefined;
+  const storeDir = resolve(config.dataDir, 'nats');
+  const serverName = `agentcom-${hubId}`.replace(/[^\w-]/g, '_');
+  const auth = config.authDir
+    ? await prepareAuth(config.authDir, config, { storeDir, serverName })
+    : undefined;
   if (auth) log.info({ phase: 'start', authDir: auth.root, created: auth.created }, 'nats authentication on');
   if (!natsUrl) {
-    const storeDir = resolve(config.dataDir, 'nats');
     await mkdir(storeDir, { recursive: true });
     const port = config.natsPort;
     natsUrl = `nats://127.0.0.1:${port}`;
@@ -61,12 +64,10 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
         'nats-server',
         {
           command: findNatsServer(),
-          args: natsServerArgs({
-            port,
-            storeDir,
-            serverName: `agentcom-${hubId}`.replace(/[^\w-]/g, '_'),
-            ...(auth ? { configFile: auth.configFile } : {}),
-          }),
+          // With auth, the store and the name are in the config file, so that it can be reloaded.
+          args: auth
+            ? natsServerArgs({ port, configFile: auth.configFile })
+            : natsServerArgs({ port, storeDir, serverName }),
           ready: () => waitForNats(port, 30_000),
           logLines: 'debug',
           stopSignal: 'SIGINT',
@@ -153,17 +154,21 @@ interface HubAuth {
 }
 
 /**
- * Opens (or creates) the auth directory. An embedded server's listen address is written into it,
- * so the config the CLI rewrites later matches the running server; an external server (NATS_URL)
- * is the operator's, whose settings are left as they are.
+ * Opens (or creates) the auth directory. An embedded server's listen address, store and name are
+ * written into it, so the config the CLI rewrites later matches the running server; an external
+ * server (NATS_URL) is the operator's, whose settings are only proposed when the directory is new.
  */
-async function prepareAuth(authDir: string, config: HubConfig): Promise<HubAuth> {
+async function prepareAuth(
+  authDir: string,
+  config: HubConfig,
+  server: { storeDir: string; serverName: string },
+): Promise<HubAuth> {
   const embedded = config.natsUrl === undefined;
   const listen =
     config.natsUrl === undefined ? `127.0.0.1:${config.natsPort}` : listenAddressOf(config.natsUrl);
   const { paths, created } = await ensureAuthDir(
     authDir,
-    { prefix: config.prefix, listen },
+    { prefix: config.prefix, listen, storeDir: server.storeDir, ...(embedded ? server : {}) },
     { updateSettings: embedded },
   );
   return { root: paths.root, configFile: paths.config, hubSeed: await readSeed(paths.hubSeed), created };

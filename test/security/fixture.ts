@@ -45,7 +45,11 @@ const silent = pino({ level: 'silent' });
 export async function startAuthFixture(agents: AgentSpec[], tag = 'sec'): Promise<AuthFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'agentcom-auth-'));
   const prefix = uniqueName(tag).replace(/_/g, '-').toLowerCase().slice(0, 32);
-  const { paths } = await ensureAuthDir(dir, { prefix, listen: '127.0.0.1:4222' });
+  const { paths } = await ensureAuthDir(dir, {
+    prefix,
+    listen: '127.0.0.1:4222',
+    storeDir: join(dir, 'store'),
+  });
   const create = (spec: AgentSpec, servers: string) =>
     createAgentCredentials(paths, {
       id: spec.id as AgentId,

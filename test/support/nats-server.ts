@@ -26,6 +26,7 @@ export interface TestNatsServer {
 }
 
 export interface StartNatsOptions {
+  /** Config file; it must set `jetstream { store_dir }` (`storeDir` is then not used). */
   configFile?: string;
   storeDir?: string;
   port?: number;
@@ -39,7 +40,11 @@ export async function startNatsServer(opts: StartNatsOptions = {}): Promise<Test
   let stderrTail = '';
 
   const launch = async () => {
-    const child = spawn(bin, natsServerArgs({ port, storeDir, configFile: opts.configFile }), {
+    // A config file brings its own store_dir (with -sd as well, 2.9 could not reload it).
+    const args = opts.configFile
+      ? natsServerArgs({ port, configFile: opts.configFile })
+      : natsServerArgs({ port, storeDir });
+    const child = spawn(bin, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr?.setEncoding('utf8');

@@ -117,6 +117,9 @@ export interface AuthDirSettings {
   prefix: string;
   /** host:port the server listens on. */
   listen: string;
+  /** JetStream store directory (made absolute). */
+  storeDir: string;
+  serverName?: string;
 }
 
 export interface EnsuredAuthDir {
@@ -128,8 +131,8 @@ export interface EnsuredAuthDir {
 
 /**
  * Opens the auth directory, creating it (hub and admin keys, registry, config) when it has no
- * registry yet. With `updateSettings`, an existing registry takes the given listen address (the
- * embedded server's, which may have moved). The config is rewritten when it differs.
+ * registry yet. With `updateSettings`, an existing registry takes the given listen address, store
+ * and name (the embedded server's, which may have moved). The config is rewritten when it differs.
  * @throws AgentComError `invalid_payload` when the directory belongs to another prefix.
  */
 export async function ensureAuthDir(
@@ -149,7 +152,7 @@ export async function ensureAuthDir(
       registry = {
         v: 1,
         prefix: settings.prefix,
-        listen: settings.listen,
+        ...settingsOf(settings),
         hub: { publicKey: hub.publicKey },
         admin: { publicKey: admin.publicKey },
         agents: [],
@@ -158,14 +161,26 @@ export async function ensureAuthDir(
       created = true;
     } else {
       assertPrefix(paths, registry, settings.prefix);
-      if (opts.updateSettings && registry.listen !== settings.listen) {
-        registry = { ...registry, listen: settings.listen };
-        await writeRegistry(paths, registry);
+      if (opts.updateSettings) {
+        const { serverName: _, ...rest } = registry;
+        const updated: AuthRegistry = { ...rest, ...settingsOf(settings) };
+        if (JSON.stringify(updated) !== JSON.stringify(registry)) {
+          registry = updated;
+          await writeRegistry(paths, registry);
+        }
       }
     }
     await writeNatsConfig(paths, registry);
     return { paths, registry, created };
   });
+}
+
+function settingsOf(s: AuthDirSettings): Pick<AuthRegistry, 'listen' | 'storeDir' | 'serverName'> {
+  return {
+    listen: s.listen,
+    storeDir: resolve(s.storeDir),
+    ...(s.serverName ? { serverName: s.serverName } : {}),
+  };
 }
 
 /** @throws AgentComError `invalid_payload` when the registry was written for another prefix. */

@@ -1,7 +1,7 @@
 /**
  * @module hub/auth/registry
  * The auth registry (`agents.json` in the auth directory): the deployment's settings (prefix,
- * where its server listens) and every user the server knows: the hub, the admin, and
+ * where its server listens and stores) and every user the server knows: the hub, the admin, and
  * each agent with what it announces and whether it may submit tasks. It holds public keys only;
  * seeds live in their own 0600 files. Pure: schema, edits returning a new registry, and the
  * translation into the server config's user list (with each agent's permissions).
@@ -38,6 +38,8 @@ export const AuthRegistrySchema = z
     v: z.literal(1),
     prefix: z.string().min(1).max(32).describe('Subject prefix the permissions are written for.'),
     listen: z.string().min(1).describe('host:port of the server (flags of an embedded server win).'),
+    storeDir: z.string().min(1).describe('JetStream store directory of the server (absolute).'),
+    serverName: z.string().min(1).max(64).optional().describe('Server name (the hub’s embedded server).'),
     hub: z.object({ publicKey: PublicKeySchema }).describe('The hub: full access.'),
     admin: z.object({ publicKey: PublicKeySchema }).describe('The admin CLI: full access.'),
     agents: z.array(AuthAgentSchema),
@@ -77,5 +79,11 @@ export function natsConfigInput(reg: AuthRegistry, pidFile: string): NatsConfigI
       permissions: agentPermissions(n, a.id, { canSubmit: a.canSubmit }),
     })),
   ];
-  return { listen: reg.listen, pidFile, users };
+  return {
+    listen: reg.listen,
+    storeDir: reg.storeDir,
+    ...(reg.serverName ? { serverName: reg.serverName } : {}),
+    pidFile,
+    users,
+  };
 }
