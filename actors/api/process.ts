@@ -11,6 +11,9 @@ import { registerDlqEndpoints } from '../../src/bus/dlq.js';
 import { type AgentcomService, createService } from '../../src/bus/service.js';
 import {
   type AgentListReply,
+  AgentRefSchema,
+  type AgentRemoveReply,
+  type AgentRestoreReply,
   EmptyRequestSchema,
   TaskCancelRequestSchema,
   type TaskListReply,
@@ -20,10 +23,12 @@ import {
   TaskSubmitRequestSchema,
 } from '../../src/protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import type { TaskId } from '../../src/protocol/ids.js';
 import type { AgentRegistration } from '../../src/protocol/registration.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
+import { clearAgentRemoved, markAgentRemoved } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
 import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/index.js';
 
@@ -141,6 +146,44 @@ export class ApiProcess implements Server {
         );
         return { v: 1, agents };
       },
+    });
+    const heldTasks = async (agentId: string): Promise<string[]> => {
+      const fsm = await call<{ context: Record<string, unknown> } | null>(
+        input.names.agents,
+        { type: 'state', agentId },
+        { registry },
+      );
+      const tasks = (fsm.ok ? fsm.value?.context.tasks : undefined) as Record<string, unknown> | undefined;
+      return Object.keys(tasks ?? {});
+    };
+    svc.addEndpoint('agent.remove', {
+      input: AgentRefSchema,
+      description:
+        'Forget an agent: its tasks are reclaimed at once and its hellos refused until agent.restore.',
+      handler: async ({ id }): Promise<AgentRemoveReply> => {
+        // Read before marking: presence reacts to the mark by reclaiming, which empties the FSM.
+        const tasks = await heldTasks(id);
+        const r = await markAgentRemoved(bus, id);
+        if (!r.found) throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${id} is not registered`);
+        input.log
+          .child({ actor: 'api' })
+          .info({ agent_id: id, phase: 'removed', tasks: tasks.length }, 'agent removed');
+        return {
+          v: 1,
+          id,
+          alreadyRemoved: r.alreadyRemoved,
+          tasks: r.alreadyRemoved ? [] : (tasks as TaskId[]),
+        };
+      },
+    });
+    svc.addEndpoint('agent.restore', {
+      input: AgentRefSchema,
+      description: 'Allow a removed agent to hello again (it registers afresh).',
+      handler: async ({ id }): Promise<AgentRestoreReply> => ({
+        v: 1,
+        id,
+        restored: await clearAgentRemoved(bus, id),
+      }),
     });
     registerDlqEndpoints(svc, bus);
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');

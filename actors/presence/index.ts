@@ -3,3 +3,4 @@
  * The Presence actor: agent hellos, heartbeats and goodbyes; reports agents up and down.
  */
 export { type PresenceInput, type PresenceMessage, PresenceProcess } from './process.js';
+export { clearAgentRemoved, markAgentRemoved, type RemoveResult } from './registrations.js';

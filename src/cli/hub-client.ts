@@ -10,6 +10,10 @@ import { request } from '../bus/service.js';
 import {
   type AgentListReply,
   AgentListReplySchema,
+  type AgentRemoveReply,
+  AgentRemoveReplySchema,
+  type AgentRestoreReply,
+  AgentRestoreReplySchema,
   type TaskListReply,
   TaskListReplySchema,
   type TaskListRequest,
@@ -60,6 +64,14 @@ export class HubClient {
   }
   agents(): Promise<AgentListReply> {
     return this.call('agent.list', { v: 1 }, AgentListReplySchema);
+  }
+  /** Forget the agent (its tasks are reclaimed at once); `not_found` when the hub never knew it. */
+  removeAgent(id: string): Promise<AgentRemoveReply> {
+    return this.call('agent.remove', { v: 1, id }, AgentRemoveReplySchema);
+  }
+  /** Let a removed agent hello again. */
+  restoreAgent(id: string): Promise<AgentRestoreReply> {
+    return this.call('agent.restore', { v: 1, id }, AgentRestoreReplySchema);
   }
   dlqList(req: { stream?: string; limit?: number; after_seq?: number } = {}): Promise<DlqListResponse> {
     return this.call('dlq.list', { v: 1, ...req }, DlqListResponseSchema);

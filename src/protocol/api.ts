@@ -87,3 +87,29 @@ export const AgentListReplySchema = z
   })
   .describe('agent.list: every registered agent.');
 export type AgentListReply = z.infer<typeof AgentListReplySchema>;
+
+export const AgentRefSchema = z
+  .object({ v: z.literal(1), id: AgentIdSchema })
+  .describe('agent.remove / agent.restore: which agent.');
+export type AgentRef = z.infer<typeof AgentRefSchema>;
+
+export const AgentRemoveReplySchema = z
+  .object({
+    v: z.literal(1),
+    id: AgentIdSchema,
+    alreadyRemoved: z.boolean().describe('It was removed before; nothing changed.'),
+    tasks: z.array(TaskIdSchema).describe('Tasks it held; they are reclaimed now.'),
+  })
+  .describe(
+    'agent.remove: the agent is forgotten (its tasks reclaimed at once) and its hellos are refused until it is restored.',
+  );
+export type AgentRemoveReply = z.infer<typeof AgentRemoveReplySchema>;
+
+export const AgentRestoreReplySchema = z
+  .object({
+    v: z.literal(1),
+    id: AgentIdSchema,
+    restored: z.boolean().describe('False when the agent was not removed (nothing to do).'),
+  })
+  .describe('agent.restore: a removed agent may hello again (it registers afresh).');
+export type AgentRestoreReply = z.infer<typeof AgentRestoreReplySchema>;

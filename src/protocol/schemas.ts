@@ -14,6 +14,9 @@ import {
 } from './agent.js';
 import {
   AgentListReplySchema,
+  AgentRefSchema,
+  AgentRemoveReplySchema,
+  AgentRestoreReplySchema,
   EmptyRequestSchema,
   TaskCancelRequestSchema,
   TaskListReplySchema,
@@ -53,8 +56,11 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('agent.hello.reply', HelloReplySchema),
   entry('agent.inbox', InboxMessageSchema),
   entry('agent.list.reply', AgentListReplySchema),
+  entry('agent.ref.request', AgentRefSchema),
   entry('agent.registration', AgentRegistrationSchema),
+  entry('agent.remove.reply', AgentRemoveReplySchema),
   entry('agent.report', ReportSchema),
+  entry('agent.restore.reply', AgentRestoreReplySchema),
   entry('api.empty.request', EmptyRequestSchema),
   entry('bus.status', BusStatusSchema),
   entry('dlq.get.request', DlqGetRequestSchema),

@@ -20,6 +20,8 @@ export const API_ENDPOINTS = [
   'task.retry',
   'task.stats',
   'agent.list',
+  'agent.remove',
+  'agent.restore',
   'dlq.list',
   'dlq.get',
   'dlq.replay',
