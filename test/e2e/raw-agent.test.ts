@@ -2,17 +2,29 @@
  * docs/protocol.md as a contract: an agent written from §10 and §12 alone, speaking the NATS text
  * protocol over a bare TCP socket (test/e2e/fixtures/raw-agent.mjs, node: built-ins only), runs as
  * a separate OS process against the real hub. If the document is wrong or incomplete, this fails.
+ * The same scenarios run twice: on an open server, and on the server of an auth directory where the
+ * agent signs the server's nonce with its own NKey (decoded with node:crypto) and holds only the
+ * subject permissions §12 lists.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { submitTask } from '../../src/agent/submit.js';
+import type { Bus } from '../../src/bus/connection.js';
+import { openKv } from '../../src/bus/kv.js';
 import { request } from '../../src/bus/service.js';
+import { AuthRegistrySchema } from '../../src/hub/auth/registry.js';
 import type { HubConfig } from '../../src/hub/config.js';
 import type { HubHandle } from '../../src/hub/main.js';
 import { HeartbeatSchema } from '../../src/protocol/agent.js';
 import { AgentListReplySchema, TaskReplySchema } from '../../src/protocol/api.js';
-import { waitUntil } from '../support/eventually.js';
+import { agentPermissions } from '../../src/protocol/permissions.js';
+import { names } from '../../src/protocol/subjects.js';
+import { TaskRecordSchema } from '../../src/protocol/task.js';
+import { type AuthFixture, startAuthFixture } from '../security/fixture.js';
+import { eventually, waitUntil } from '../support/eventually.js';
 import {
   startTestHub,
   TEST_HUB_SETTINGS,
@@ -77,19 +89,22 @@ function spawnRawAgent(opts: RawAgentOptions): RawAgent {
     events,
     of: (event) => events.filter((e) => e.event === event),
     exited,
-    waitFor: (what, predicate, timeout = 20_000) =>
-      waitUntil(
-        () => {
-          if (predicate(events)) return true;
-          if (proc.exitCode !== null || proc.signalCode !== null)
-            throw new Error(
-              `raw agent exited (${proc.exitCode ?? proc.signalCode}) before ${what}: ${dump()}`,
-            );
-          return false;
-        },
-        `raw agent: ${what}`,
-        { timeout },
-      ),
+    waitFor: async (what, predicate, timeout = 20_000) => {
+      try {
+        await waitUntil(
+          () => {
+            if (predicate(events)) return true;
+            if (proc.exitCode !== null || proc.signalCode !== null)
+              throw new Error(`raw agent exited (${proc.exitCode ?? proc.signalCode}) before ${what}`);
+            return false;
+          },
+          `raw agent: ${what}`,
+          { timeout },
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- raw agent stderr and events:\n${dump()}`);
+      }
+    },
     kill: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;
@@ -97,12 +112,14 @@ function spawnRawAgent(opts: RawAgentOptions): RawAgent {
   };
 }
 
+/** What the scenarios need of a full-access client (test/support/hub.ts's TestClient has it). */
+type Client = Pick<TestClient, 'bus' | 'submit' | 'task' | 'settle'>;
+
 interface Deployment {
   prefix: string;
   agentId: string;
   agent: RawAgent;
-  /** A full-access client (tasks bucket, API). */
-  client: TestClient;
+  client: Client;
 }
 
 /**
@@ -238,13 +255,130 @@ describe('raw agent over a bare socket (docs/protocol.md §10)', () => {
     hub = undefined;
   });
 
-  rawAgentScenarios(async (over) => {
+  const setup = async (over: Partial<HubConfig> = {}): Promise<Deployment> => {
     const prefix = uniqueName('raw').replace(/_/g, '-').toLowerCase();
     const agentId = 'raw-1';
     hub = await startTestHub(nats.url, prefix, over);
     client = await testClient(nats.url, prefix);
     agent = spawnRawAgent({ url: nats.url, prefix, id: agentId, slots: 2 });
-    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 30_000);
+    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
     return { prefix, agentId, agent, client };
+  };
+
+  rawAgentScenarios(setup);
+
+  it('reconnects after a nats-server restart, says hello again and keeps working', async () => {
+    const d = await setup();
+    const [before] = await d.client.settle([await d.client.submit({ title: 'before restart' })]);
+    expect(before!.result).toEqual({ echo: 'before restart' });
+    const hellos = d.agent.of('hello').length;
+    await nats.restart();
+    await d.agent.waitFor(
+      'hello after the restart',
+      (ev) => ev.filter((e) => e.event === 'hello').length > hellos,
+    );
+    expect(d.agent.of('disconnected').length).toBeGreaterThanOrEqual(1);
+    const id = await eventually(() => d.client.submit({ title: 'after restart' }), {
+      timeout: 20_000,
+      interval: 200,
+    });
+    const [after] = await d.client.settle([id]);
+    expect(after!.assignee).toBe(d.agentId);
+    expect(after!.result).toEqual({ echo: 'after restart' });
+    expect(timesEntered(after!, 'done')).toBe(1);
   });
+});
+
+/** testClient()'s helpers over an already authenticated connection (the admin's). */
+async function clientOver(bus: Bus): Promise<Client> {
+  const tasks = await eventually(() => openKv(bus, bus.names.buckets.tasks, TaskRecordSchema), {
+    timeout: 15_000,
+    interval: 100,
+  });
+  const task = async (id: string) => (await tasks.get(id))?.value ?? null;
+  return {
+    bus,
+    submit: async (t) => (await submitTask(bus, t)).taskId,
+    task,
+    settle: (ids, statuses = ['done'], timeout = 30_000) =>
+      eventually(
+        async () => {
+          const out = [];
+          for (const id of ids) {
+            const r = await task(id);
+            if (!r || !statuses.includes(r.status))
+              throw new Error(`task ${id} is ${r?.status ?? 'missing'}`);
+            out.push(r);
+          }
+          return out;
+        },
+        { timeout, interval: 100 },
+      ),
+  };
+}
+
+describe('raw agent with its own NKey and only the permissions of §12', () => {
+  const agentId = 'raw-sec';
+  let fx: AuthFixture | undefined;
+  let hub: HubHandle | undefined;
+  let agent: RawAgent | undefined;
+
+  afterEach(async () => {
+    await agent?.kill();
+    await hub?.stop();
+    await fx?.dispose();
+    agent = undefined;
+    hub = undefined;
+    fx = undefined;
+  });
+
+  const setup = async (over: Partial<HubConfig> = {}): Promise<Deployment> => {
+    // The same code as `agentcom agent add` makes the user; nats-server runs the generated config.
+    fx = await startAuthFixture([{ id: agentId }], 'rawsec');
+    hub = await startTestHub(fx.url, fx.prefix, { ...over, authDir: fx.dir });
+    const client = await clientOver(await fx.connectAs('admin'));
+    agent = spawnRawAgent({
+      url: fx.url,
+      prefix: fx.prefix,
+      id: agentId,
+      slots: 2,
+      seed: await fx.agentSeed(agentId),
+    });
+    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
+    return { prefix: fx.prefix, agentId, agent, client };
+  };
+
+  it('grants the agent exactly what §12 lists, and the server asks for a signed nonce', async () => {
+    const d = await setup();
+    const p = d.prefix;
+    const P = p.toUpperCase();
+    // §12's table, transcribed (without --can-submit).
+    const documented = {
+      publish: [
+        `${p}.agent.${agentId}.hello`,
+        `${p}.agent.${agentId}.heartbeat`,
+        `${p}.agent.${agentId}.goodbye`,
+        `${p}.agent.${agentId}.report`,
+        `$JS.API.CONSUMER.MSG.NEXT.${P}_INBOX.inbox-${agentId}`,
+        `$JS.API.CONSUMER.INFO.${P}_INBOX.inbox-${agentId}`,
+        `$JS.ACK.${P}_INBOX.inbox-${agentId}.>`,
+      ],
+      subscribe: [`_INBOX.${agentId}.>`],
+    };
+    const granted = agentPermissions(names(p), agentId);
+    expect([...granted.publish.allow].sort()).toEqual([...documented.publish].sort());
+    expect(granted.subscribe.allow).toEqual(documented.subscribe);
+    // The generated server config carries them for this agent's key, which the raw agent derived
+    // from its seed by itself.
+    const registry = AuthRegistrySchema.parse(JSON.parse(await readFile(fx!.paths.registry, 'utf8')));
+    const publicKey = registry.agents.find((a) => a.id === agentId)!.publicKey;
+    const connected = d.agent.of('connected')[0]!;
+    expect(connected).toMatchObject({ authRequired: true, nonce: true, nkey: publicKey });
+    const conf = await readFile(fx!.paths.config, 'utf8');
+    const block = conf.slice(conf.indexOf(publicKey));
+    for (const s of [...documented.publish, ...documented.subscribe])
+      expect(block).toContain(JSON.stringify(s));
+  });
+
+  rawAgentScenarios(setup);
 });
