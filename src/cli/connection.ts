@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
+import { AUTH_DIR_ENV, authDirPaths } from '../hub/auth/auth-dir.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 
 /** The hub's embedded nats-server listens here by default (see src/hub/config.ts). */
@@ -18,6 +19,7 @@ export interface ConnectionFlags {
   natsUrl?: string;
   prefix?: string;
   nkey?: string;
+  authDir?: string;
   timeout?: string;
   json?: boolean;
 }
@@ -28,6 +30,10 @@ export function withConnectionFlags(cmd: Command): Command {
     .option('--nats-url <url>', `NATS server of the hub (env NATS_URL, default ${DEFAULT_NATS_URL})`)
     .option('--prefix <prefix>', 'subject/stream prefix (env AGENTCOM_PREFIX, default agentcom)')
     .option('--nkey <file>', 'file holding an NKey user seed to authenticate with (env AGENTCOM_NKEY_FILE)')
+    .option(
+      '--auth-dir <dir>',
+      `auth directory of the hub (env ${AUTH_DIR_ENV}); without --nkey, authenticate with its admin.nk`,
+    )
     .option('--timeout <ms>', 'how long to wait for the hub, ms (default 5000)')
     .option('--json', 'print results as JSON (one document per result)');
 }
@@ -36,6 +42,8 @@ export interface ResolvedConnection {
   servers: string;
   prefix: string;
   nkeyFile: string | undefined;
+  /** The auth directory given (flag or env), if any. */
+  authDir: string | undefined;
   timeoutMs: number;
 }
 
@@ -62,10 +70,14 @@ export function resolveConnection(
         path: ['timeout'],
       },
     );
+  // --nkey, then AGENTCOM_NKEY_FILE, then the auth directory's admin seed.
+  const authDir = flags.authDir ?? (env[AUTH_DIR_ENV] || undefined);
   return {
     servers,
     prefix: flags.prefix ?? (env.AGENTCOM_PREFIX || 'agentcom'),
-    nkeyFile: flags.nkey ?? (env.AGENTCOM_NKEY_FILE || undefined),
+    nkeyFile:
+      flags.nkey ?? (env.AGENTCOM_NKEY_FILE || (authDir ? authDirPaths(authDir).adminSeed : undefined)),
+    authDir,
     timeoutMs,
   };
 }
