@@ -13,7 +13,8 @@
  * lock file so two `agentcom agent add` runs cannot lose each other's agent. Seeds are read and
  * written here and nowhere logged. It does not reload the server (reload.ts) nor talk to NATS.
  */
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createUserKeyPair, readSeedFile } from '../../bus/nkeys.js';
 import { AgentComError, ERROR_CODES, fromZodError } from '../../protocol/errors.js';
@@ -194,8 +195,11 @@ export function assertPrefix(paths: AuthDirPaths, reg: AuthRegistry, prefix: str
 }
 
 /**
- * Runs `fn` holding the directory's lock file (created exclusively, holding our pid). A lock left
- * by a process that no longer exists is taken over; a live one is waited for up to `timeoutMs`.
+ * Runs `fn` holding the directory's lock file, which names the holder's pid. The file is created
+ * with its content in one step (written beside it, then hard-linked into place, which fails if it
+ * exists), so a waiter never sees an empty lock. A lock whose process no longer exists is taken
+ * over; a live one is waited for up to `timeoutMs`. (Two waiters taking over the same stale lock
+ * at the same instant could both proceed; a crash while holding the lock is rare already.)
  * @throws AgentComError `conflict` when another live process keeps the lock.
  */
 export async function withAuthDirLock<T>(
@@ -205,20 +209,19 @@ export async function withAuthDirLock<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   await mkdir(paths.root, { recursive: true, mode: 0o700 });
-  for (;;) {
-    try {
-      const fh = await open(paths.lock, 'wx', 0o600);
+  const mine = `${paths.lock}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  await writeFile(mine, String(process.pid), { mode: 0o600 });
+  try {
+    for (;;) {
       try {
-        await fh.writeFile(String(process.pid));
-      } finally {
-        await fh.close();
+        await link(mine, paths.lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number((await readFile(paths.lock, 'utf8').catch(() => '')).trim());
       if (!Number.isInteger(holder) || holder <= 0 || !processExists(holder)) {
-        // Stale: its writer died (or never wrote its pid). Remove it and try again.
+        // Stale: its writer died. Remove it and try again.
         await rm(paths.lock, { force: true });
         continue;
       }
@@ -227,8 +230,10 @@ export async function withAuthDirLock<T>(
           ERROR_CODES.CONFLICT,
           `another agentcom process (pid ${holder}) is changing ${paths.root}; try again when it is done`,
         );
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
+  } finally {
+    await rm(mine, { force: true });
   }
   try {
     return await fn();
