@@ -59,7 +59,9 @@ import { runCommand } from './run.js';
 const DEFAULT_STORE_DIR = '.agentcom/nats';
 
 /** How long to keep trying to see a reload take effect (the server applies it asynchronously). */
-const RELOAD_SETTLE_MS = 5_000;
+const RELOAD_SETTLE_MS = 10_000;
+/** Per verification attempt, so that several fit in RELOAD_SETTLE_MS on a slow machine. */
+const attemptTimeout = (conn: ResolvedConnection) => Math.min(conn.timeoutMs, 3_000);
 
 export function registerAgentCommands(program: Command): void {
   const agent = program
@@ -246,7 +248,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
       prefix: conn.prefix,
       agentId: input.id,
       seed,
-      timeoutMs: conn.timeoutMs,
+      timeoutMs: attemptTimeout(conn),
     };
     const access: AccessCheck = await retryCheck(
       () => checkAgentAccess(login),
@@ -424,7 +426,7 @@ async function removeAgent(flags: RemoveFlags, out: Output): Promise<ExitCode | 
           prefix: conn.prefix,
           agentId: id,
           seed: revoked.seed,
-          timeoutMs: conn.timeoutMs,
+          timeoutMs: attemptTimeout(conn),
         }
       : null;
     const refused = login
@@ -469,10 +471,15 @@ async function removeAgent(flags: RemoveFlags, out: Output): Promise<ExitCode | 
     );
     if (refused && !refused.ok) {
       out.error(
-        new AgentComError(
-          ERROR_CODES.INVALID_STATE,
-          `${id} was removed from the config but the server still accepts it: ${refused.message}; reload the server (nats-server --signal reload)`,
-        ),
+        refused.accepted
+          ? new AgentComError(
+              ERROR_CODES.INVALID_STATE,
+              `${id} was removed from the config but the server still accepts it; reload the server (nats-server --signal reload=<pid>)`,
+            )
+          : new AgentComError(
+              ERROR_CODES.TIMEOUT,
+              `${id} was removed from the config, but whether the server refuses it could not be confirmed (${refused.message})`,
+            ),
       );
       return EXIT.FAILURE;
     }

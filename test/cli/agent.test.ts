@@ -21,6 +21,7 @@ import { authDirPaths } from '../../src/hub/auth/auth-dir.js';
 import { checkAgentRevoked } from '../../src/hub/auth/verify.js';
 import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
+import { startAuthFixture } from '../security/fixture.js';
 import { type CliResult, runCli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { TEST_HUB_SETTINGS } from '../support/hub.js';
@@ -213,6 +214,23 @@ describe('agentcom agent add', () => {
   });
 });
 
+describe('agentcom agent add --out', () => {
+  it('writes the agent files where asked, and remove deletes the seed there', async () => {
+    const out = join(root, 'elsewhere', 'o1');
+    const r = await agent(['add', '--id', 'o1', '--name', 'Out', '--capabilities', 'code', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await mode(join(out, 'agent.nk'))).toBe(0o600);
+    expect(await mode(join(out, 'sidecar.json'))).toBe(0o600);
+    expect(JSON.parse(await readFile(join(out, 'sidecar.json'), 'utf8')).nats.nkeySeedFile).toBe('agent.nk');
+    expect(existsSync(agentDir('o1'))).toBe(false);
+    const removed = await agent(['remove', '--id', 'o1']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain('the hub has no registration for o1 (it never connected)');
+    expect(existsSync(join(out, 'agent.nk'))).toBe(false);
+    expect(existsSync(join(out, 'sidecar.json'))).toBe(true);
+  });
+});
+
 describe('agentcom agent list', () => {
   it("merges the hub's view with the credentials in the auth directory", async () => {
     const human = await agent(['list']);
@@ -230,6 +248,26 @@ describe('agentcom agent list', () => {
       state: 'never connected',
       credentials: 'yes',
     });
+  });
+
+  it('exits 69 when NATS answers but no hub does', async () => {
+    const fx = await startAuthFixture([], 'nohub');
+    try {
+      const r = await runCli([
+        'agent',
+        'list',
+        '--auth-dir',
+        fx.dir,
+        '--nats-url',
+        fx.url,
+        '--prefix',
+        fx.prefix,
+      ]);
+      expect(r.code, r.stderr).toBe(69);
+      expect(r.stderr).toMatch(/no hub answers on NATS at .*is the hub running/);
+    } finally {
+      await fx.dispose();
+    }
   });
 
   it('exits 69 when the hub cannot be reached', async () => {

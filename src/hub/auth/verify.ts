@@ -28,7 +28,10 @@ export type AccessCheck =
   | { ok: true; allowed: string; refused: string }
   | { ok: false; stage: 'connect' | 'allowed' | 'refused'; message: string };
 
-export type RevocationCheck = { ok: true; message: string } | { ok: false; message: string };
+/** `accepted`: the server let the agent in; otherwise the attempt said nothing either way. */
+export type RevocationCheck =
+  | { ok: true; message: string }
+  | { ok: false; accepted: boolean; message: string };
 
 const isPermissionError = (err: unknown) =>
   err instanceof Error &&
@@ -94,11 +97,11 @@ export async function checkAgentRevoked(login: AgentLogin): Promise<RevocationCh
   try {
     const bus = await connectAs(login);
     await bus.drain().catch(() => undefined);
-    return { ok: false, message: `${login.agentId} can still connect` };
+    return { ok: false, accepted: true, message: `${login.agentId} can still connect` };
   } catch (err) {
     if (isAuthError(err))
       return { ok: true, message: `the server refuses ${login.agentId}: ${messageOf(err)}` };
-    return { ok: false, message: `could not tell: ${messageOf(err)}` };
+    return { ok: false, accepted: false, message: `could not tell: ${messageOf(err)}` };
   }
 }
 
