@@ -23,20 +23,32 @@ export interface HubProcess {
 }
 
 export function hubProcess(natsUrl: string, prefix: string, hubId: string): HubProcess {
+  return hubProcessWith(['--nats-url', natsUrl, '--prefix', prefix], hubId);
+}
+
+/**
+ * A hub process with these `agentcom hub` flags (plus `--hub-id`), the test timeouts, and `env`
+ * over them (e.g. `AGENTCOM_MISSED_BEATS`).
+ */
+export function hubProcessWith(
+  flags: string[],
+  hubId: string,
+  extraEnv: Record<string, string> = {},
+): HubProcess {
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   for (const [k, v] of Object.entries(TEST_HUB_SETTINGS))
     env[ENV_VARS[k as keyof typeof ENV_VARS]] = String(v);
   env.AGENTCOM_LOG_LEVEL = 'info';
+  Object.assign(env, extraEnv);
   const h: HubProcess = {
     hubId,
     proc: undefined as unknown as ChildProcess,
     lines: [],
     async start() {
-      const proc = spawn(
-        process.execPath,
-        ['--import', 'tsx', cli, 'hub', '--nats-url', natsUrl, '--prefix', prefix, '--hub-id', hubId],
-        { env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const proc = spawn(process.execPath, ['--import', 'tsx', cli, 'hub', ...flags, '--hub-id', hubId], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       h.proc = proc;
       const lines: string[] = [];
       h.lines = lines;
