@@ -173,7 +173,8 @@ export const API_ENDPOINT_NAMES: readonly string[] = API_ENDPOINTS;
 /**
  * Calls an API endpoint and returns the reply validated by `output`. `correlationId` and
  * `traceparent` (sent as a child span) are propagated as headers when given.
- * @throws AgentComError with the service's error code, `timeout`, or `unavailable` (no responders).
+ * @throws AgentComError with the service's error code, `timeout`, `forbidden` (the credentials may
+ *   not publish there), or `unavailable` (no responders).
  */
 export async function request<I, O>(
   bus: Bus,
@@ -199,6 +200,11 @@ export async function request<I, O>(
     const name = (err as Error).name;
     if (name === 'TimeoutError')
       throw new AgentComError(ERROR_CODES.TIMEOUT, `${endpoint}: timed out`, { cause: err });
+    // nats.js wraps it (a RequestError whose cause is a PermissionViolationError): match the text.
+    if (/permissions violation/i.test(String((err as Error).message)))
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `${endpoint}: not permitted for these credentials`, {
+        cause: err,
+      });
     throw new AgentComError(ERROR_CODES.UNAVAILABLE, `${endpoint}: ${(err as Error).message}`, {
       cause: err,
     });

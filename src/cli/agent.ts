@@ -16,10 +16,12 @@
  *
  * Seeds are written 0600 and never printed or logged.
  */
+
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { Bus } from '../bus/connection.js';
+import { readSeedFile } from '../bus/nkeys.js';
 import {
   createAgentCredentials,
   hasSeedFile,
@@ -34,7 +36,6 @@ import {
   ensureAuthDir,
   listenAddressOf,
   readRegistry,
-  readSeed,
 } from '../hub/auth/auth-dir.js';
 import { type AuthAgent, findAgent } from '../hub/auth/registry.js';
 import { type ReloadResult, reloadNatsServer } from '../hub/auth/reload.js';
@@ -45,9 +46,9 @@ import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { AgentIdSchema, CapabilitySchema, QueueNameSchema } from '../protocol/ids.js';
 import {
   type ConnectionFlags,
-  connectCli,
   type ResolvedConnection,
   resolveConnection,
+  withBus,
   withConnectionFlags,
 } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
@@ -79,6 +80,10 @@ export function registerAgentCommands(program: Command): void {
       .option('--slots <n>', `tasks it may hold at once, 1-${SLOTS_MAX} (default 1)`)
       .option('--can-submit', 'allow it to submit tasks')
       .option('--out <dir>', 'directory for its agent.nk and sidecar.json (default <auth-dir>/agents/<id>)')
+      .option(
+        '--wake <command>',
+        'the sidecar\'s wake command, run when work arrives: words split on spaces, or a JSON array (e.g. "openclaw cron wake --mode now")',
+      )
       .option('--force', 'replace the credentials of an existing agent (the old seed stops working)'),
   ).action((flags: AddFlags) => runCommand('agent add', flags, (out) => addAgent(flags, out)));
 
@@ -104,6 +109,7 @@ interface AddFlags extends ConnectionFlags {
   slots?: string;
   canSubmit?: boolean;
   out?: string;
+  wake?: string;
   force?: boolean;
 }
 
@@ -119,6 +125,7 @@ const AddInputSchema = z.object({
   slots: z.coerce.number().int().min(1).max(SLOTS_MAX),
   canSubmit: z.boolean(),
   out: z.string().min(1).optional(),
+  wake: z.array(z.string().min(1)).min(1, 'must name a command').optional(),
   force: z.boolean(),
 });
 type AddInput = z.infer<typeof AddInputSchema>;
@@ -151,8 +158,20 @@ function parseAddFlags(flags: AddFlags): AddInput {
     slots: flags.slots ?? '1',
     canSubmit: flags.canSubmit === true,
     out: flags.out,
+    wake: flags.wake === undefined ? undefined : wakeArgv(flags.wake),
     force: flags.force === true,
   });
+}
+
+/** `--wake`: a JSON array of words, or words separated by spaces (no shell: nothing is expanded). */
+function wakeArgv(text: string): unknown {
+  const t = text.trim();
+  if (!t.startsWith('[')) return t.split(/\s+/).filter(Boolean);
+  try {
+    return JSON.parse(t);
+  } catch {
+    return 'not a JSON array';
+  }
 }
 
 /**
@@ -172,15 +191,6 @@ function adminConnection(flags: ConnectionFlags, authDir: string | undefined): R
   if (authDir && conn.nkeyFile === authDirPaths(authDir).adminSeed && !existsSync(conn.nkeyFile))
     return { ...conn, nkeyFile: undefined };
   return conn;
-}
-
-async function withBus<T>(conn: ResolvedConnection, fn: (bus: Bus) => Promise<T>): Promise<T> {
-  const bus = await connectCli(conn, 'agentcom-cli-agent');
-  try {
-    return await fn(bus);
-  } finally {
-    await bus.drain().catch(() => undefined);
-  }
 }
 
 type HubOutcome<T> = { ok: true; value: T } | { ok: false; error: AgentComError };
@@ -219,7 +229,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
         { path: ['id'] },
       );
   }
-  return withBus(conn, async (bus) => {
+  return withBus(conn, async (bus: Bus) => {
     out.progress(`adding agent ${input.id}`);
     // A directory made here is for a server not started with it yet: it proposes the hub's
     // default store, and the verification below says so when the server does not use it.
@@ -239,10 +249,11 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
       prefix: conn.prefix,
       force: input.force,
       ...(input.out ? { outDir: input.out } : {}),
+      ...(input.wake ? { wake: input.wake } : {}),
     });
     const reload = await reloadNatsServer(paths.pidFile);
     out.progress(`verifying ${input.id}`);
-    const seed = await readSeed(created.seedFile);
+    const seed = await readSeedFile(created.seedFile);
     const login = {
       servers: conn.servers,
       prefix: conn.prefix,
@@ -317,7 +328,7 @@ async function listAgents(flags: ConnectionFlags, out: Output): Promise<ExitCode
   const conn = adminConnection(flags, authDir);
   const paths = authDir ? authDirPaths(authDir) : undefined;
   const registry = paths ? await readRegistry(paths) : null;
-  const reply = await withBus(conn, async (bus) => {
+  const reply = await withBus(conn, async (bus: Bus) => {
     const r = await askHub(() => new HubClient(bus, conn.timeoutMs).agents());
     if (!r.ok) throw explainHubError(r.error, conn);
     return r.value;
@@ -401,7 +412,7 @@ async function removeAgent(flags: RemoveFlags, out: Output): Promise<ExitCode | 
   const authDir = resolveAuthDir(flags, 'if-present');
   const conn = adminConnection(flags, authDir);
   const paths = authDir ? authDirPaths(authDir) : undefined;
-  return withBus(conn, async (bus) => {
+  return withBus(conn, async (bus: Bus) => {
     const registry = paths ? await readRegistry(paths) : null;
     const known = registry ? findAgent(registry, id) : undefined;
     // The hub first: it forgets the agent and reclaims its work at once, and refuses its hellos,

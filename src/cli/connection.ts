@@ -5,12 +5,13 @@
  * connection errors into structured ones: `unavailable` (nothing listening) or `forbidden`
  * (credentials refused), each with a hint on what to do.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
+import { readSeedFile } from '../bus/nkeys.js';
 import { AUTH_DIR_ENV, authDirPaths } from '../hub/auth/auth-dir.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
+import { HubClient } from './hub-client.js';
 
 /** The hub's embedded nats-server listens here by default (see src/hub/config.ts). */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4223';
@@ -82,32 +83,6 @@ export function resolveConnection(
   };
 }
 
-/** Reads an NKey seed file (the first line starting with `SU`). */
-export async function readSeedFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new AgentComError(
-      ERROR_CODES.NOT_FOUND,
-      `cannot read the NKey seed file ${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  const seed = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .find((l) => l.startsWith('SU'));
-  if (!seed)
-    throw new AgentComError(
-      ERROR_CODES.INVALID_PAYLOAD,
-      `${path} holds no NKey user seed (a line starting with SU)`,
-    );
-  return seed;
-}
-
 /** Connect once; never waits for a server that is not there. */
 export async function connectCli(conn: ResolvedConnection, name = 'agentcom-cli'): Promise<Bus> {
   const nkeySeed = conn.nkeyFile ? await readSeedFile(conn.nkeyFile) : undefined;
@@ -144,4 +119,54 @@ export function connectionError(err: unknown, servers: string): AgentComError {
     `cannot reach NATS at ${servers} (${message}); is the hub running? Start it with \`agentcom hub\`, or pass --nats-url`,
     { cause: err },
   );
+}
+
+/**
+ * Connects with the shared flags, runs `fn` with a hub client, and drains. A request nobody
+ * answers (NATS is up, no hub on this prefix) becomes an `unavailable` error that says so.
+ */
+export async function withHub<T>(
+  flags: ConnectionFlags,
+  fn: (hub: HubClient, conn: ResolvedConnection) => Promise<T>,
+): Promise<T> {
+  const conn = resolveConnection(flags);
+  return withBus(conn, async (bus) => {
+    try {
+      return await fn(new HubClient(bus, conn.timeoutMs), conn);
+    } catch (err) {
+      throw explainUnreachable(err, conn);
+    }
+  });
+}
+
+/** Connects, runs `fn`, and drains (also when `fn` fails). */
+export async function withBus<T>(
+  conn: ResolvedConnection,
+  fn: (bus: Bus) => Promise<T>,
+  name?: string,
+): Promise<T> {
+  const bus = await connectCli(conn, name);
+  try {
+    return await fn(bus);
+  } finally {
+    await bus.drain().catch(() => undefined);
+  }
+}
+
+function explainUnreachable(err: unknown, conn: ResolvedConnection): unknown {
+  if (!(err instanceof AgentComError)) return err;
+  const where = `NATS at ${conn.servers}, prefix ${conn.prefix}`;
+  if (err.code === ERROR_CODES.UNAVAILABLE && /no responders|503/i.test(err.message))
+    return new AgentComError(
+      ERROR_CODES.UNAVAILABLE,
+      `no hub answers on ${where}; is the hub running (\`agentcom hub\`), and is --prefix right?`,
+      { cause: err },
+    );
+  if (err.code === ERROR_CODES.TIMEOUT)
+    return new AgentComError(
+      ERROR_CODES.TIMEOUT,
+      `the hub on ${where} did not answer within ${conn.timeoutMs} ms (${err.message}); raise --timeout if it is busy`,
+      { cause: err },
+    );
+  return err;
 }

@@ -8,12 +8,11 @@
  */
 import type { Command } from 'commander';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
-import { type ConnectionFlags, withConnectionFlags } from './connection.js';
+import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { describeDeadLetter, dlqRows, flagError, parseIntFlag } from './format.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
-import { withHub } from './task.js';
 
 /** A `<seq>` argument: a positive integer. */
 function parseSeq(text: string): number {

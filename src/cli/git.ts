@@ -18,9 +18,8 @@ import {
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { AgentIdSchema, TaskIdSchema } from '../protocol/ids.js';
 import { TITLE_MAX } from '../protocol/task.js';
-import { type ConnectionFlags, connectCli, resolveConnection, withConnectionFlags } from './connection.js';
+import { type ConnectionFlags, resolveConnection, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 
@@ -150,12 +149,7 @@ async function startTaskCommand(taskId: string, flags: StartTaskFlags, out: Outp
   let title = args.title;
   if (title === undefined && conn) {
     out.progress(`asking the hub for task ${args.taskId}`);
-    const bus = await connectCli(conn);
-    try {
-      title = (await new HubClient(bus, conn.timeoutMs).get(args.taskId)).title;
-    } finally {
-      await bus.drain();
-    }
+    title = await withHub(flags, async (hub) => (await hub.get(args.taskId)).title);
   }
   out.progress(`fetching ${args.remote}`);
   const r = unwrap(

@@ -6,13 +6,13 @@
  * hub is there but the tasks did not get done".
  */
 import type { Command } from 'commander';
-import { type ConnectionFlags, readSeedFile, withConnectionFlags } from './connection.js';
+import { readSeedFile } from '../bus/nkeys.js';
+import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { formatDuration, parseDuration } from './format.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 import { runSmoke, type SmokeReport } from './smoke-run.js';
-import { withHub } from './task.js';
 
 interface SmokeFlags extends ConnectionFlags {
   deadline?: string;

@@ -24,13 +24,7 @@ import {
   type TaskSubmitInput,
   TaskSubmitSchema,
 } from '../protocol/task.js';
-import {
-  type ConnectionFlags,
-  connectCli,
-  type ResolvedConnection,
-  resolveConnection,
-  withConnectionFlags,
-} from './connection.js';
+import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import {
   describeTask,
@@ -48,48 +42,9 @@ import {
   progressText,
   taskRows,
 } from './format.js';
-import { HubClient } from './hub-client.js';
+import type { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
-
-// --- Connecting ---
-
-/**
- * Connects with the shared flags, runs `fn` with a hub client, and drains. A request nobody
- * answers (NATS is up, no hub on this prefix) becomes an `unavailable` error that says so.
- */
-export async function withHub<T>(
-  flags: ConnectionFlags,
-  fn: (hub: HubClient, conn: ResolvedConnection) => Promise<T>,
-): Promise<T> {
-  const conn = resolveConnection(flags);
-  const bus = await connectCli(conn);
-  try {
-    return await fn(new HubClient(bus, conn.timeoutMs), conn);
-  } catch (err) {
-    throw explainUnreachable(err, conn);
-  } finally {
-    await bus.drain().catch(() => {});
-  }
-}
-
-function explainUnreachable(err: unknown, conn: ResolvedConnection): unknown {
-  if (!(err instanceof AgentComError)) return err;
-  const where = `NATS at ${conn.servers}, prefix ${conn.prefix}`;
-  if (err.code === ERROR_CODES.UNAVAILABLE && /no responders|503/i.test(err.message))
-    return new AgentComError(
-      ERROR_CODES.UNAVAILABLE,
-      `no hub answers on ${where}; is the hub running (\`agentcom hub\`), and is --prefix right?`,
-      { cause: err },
-    );
-  if (err.code === ERROR_CODES.TIMEOUT)
-    return new AgentComError(
-      ERROR_CODES.TIMEOUT,
-      `the hub on ${where} did not answer within ${conn.timeoutMs} ms (${err.message}); raise --timeout if it is busy`,
-      { cause: err },
-    );
-  return err;
-}
 
 /** A task id argument, checked before connecting. */
 export function parseTaskId(text: string): string {

@@ -6,12 +6,14 @@
  * (flushing acks), then the embedded server is stopped. With an auth directory (config.authDir) the
  * hub creates it when missing, runs the embedded server with its config, and connects as the hub user.
  */
+
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
 import { findNatsServer, natsServerArgs, waitForNats } from '../bus/nats-server.js';
+import { readSeedFile } from '../bus/nkeys.js';
 import { defaultTopology, provision } from '../bus/provision.js';
 import {
   type ChildSpecInput,
@@ -22,7 +24,7 @@ import {
   type Supervisor,
   startSupervisor,
 } from '../runtime/index.js';
-import { ensureAuthDir, listenAddressOf, readSeed } from './auth/auth-dir.js';
+import { ensureAuthDir, listenAddressOf } from './auth/auth-dir.js';
 import type { HubConfig } from './config.js';
 import { servicesTree } from './tree.js';
 
@@ -171,5 +173,5 @@ async function prepareAuth(
     { prefix: config.prefix, listen, storeDir: server.storeDir, ...(embedded ? server : {}) },
     { updateSettings: embedded },
   );
-  return { root: paths.root, configFile: paths.config, hubSeed: await readSeed(paths.hubSeed), created };
+  return { root: paths.root, configFile: paths.config, hubSeed: await readSeedFile(paths.hubSeed), created };
 }

@@ -37,6 +37,7 @@ import {
 } from './dlq.js';
 import { WireErrorSchema } from './errors.js';
 import { AgentRegistrationSchema, HelloReplySchema, LeaseSchema } from './registration.js';
+import { ProgressFileSchema, ResultFileSchema, TaskFileSchema } from './sidecar.js';
 import { BusStatusSchema } from './status.js';
 import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
 
@@ -73,6 +74,9 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
   entry('scheduler.lease', LeaseSchema),
+  entry('sidecar.progress', ProgressFileSchema),
+  entry('sidecar.result', ResultFileSchema),
+  entry('sidecar.task', TaskFileSchema),
   entry('task.cancel.request', TaskCancelRequestSchema),
   entry('task.list.reply', TaskListReplySchema),
   entry('task.list.request', TaskListRequestSchema),

@@ -65,10 +65,3 @@ export const ProgressFileSchema = z
   })
   .describe('The agent’s latest progress on a task (results/<taskId>.progress.json).');
 export type ProgressFile = z.infer<typeof ProgressFileSchema>;
-
-/** Name -> schema, for the JSON Schema generator. */
-export const SIDECAR_SCHEMAS = {
-  'sidecar.task': TaskFileSchema,
-  'sidecar.result': ResultFileSchema,
-  'sidecar.progress': ProgressFileSchema,
-} as const;

@@ -178,6 +178,8 @@ describe('agentcom agent add', () => {
       [['--id', 'b1', '--name', 'x', '--capabilities', 'a', '--queues', 'no.dots'], /--queues/],
       [['--id', 'b1', '--name', 'x', '--capabilities', 'sp ace'], /--capabilities/],
       [['--id', 'b1', '--name', 'x'], /required option '--capabilities/],
+      [['--id', 'b1', '--name', 'x', '--capabilities', 'a', '--wake', '["openclaw",'], /--wake/],
+      [['--id', 'b1', '--name', 'x', '--capabilities', 'a', '--wake', '  '], /--wake: must name a command/],
       [
         ['--id', 'b1', '--name', 'x', '--capabilities', 'a', '--nats-url', 'http://x', '--auth-dir', authDir],
         /--nats-url/,

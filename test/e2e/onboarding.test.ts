@@ -6,7 +6,7 @@
  * recovers from queue.json) and a restart of the hub with its nats-server; every task ends done
  * exactly once.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,16 +111,17 @@ describe('onboarding end to end: agent add, sidecar, task submit', () => {
       'code',
       '--slots',
       '2',
+      // The wake command: a script that writes the result file, as an agent would.
+      '--wake',
+      JSON.stringify([process.execPath, wakeScript]),
     ]);
     expect(r.code, r.stderr).toBe(0);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/SU[A-Z2-7]{20,}/); // no seed printed
     const configFile = join(authDir, 'agents', agentId, 'sidecar.json');
     expect(`${r.stdout}${r.stderr}`).toContain(`agentcom sidecar --config ${configFile}`);
-
-    // The operator adds the wake command (here: a script that writes the result file).
-    const config = JSON.parse(await readFile(configFile, 'utf8'));
-    config.wake = { command: [process.execPath, wakeScript] };
-    await writeFile(configFile, JSON.stringify(config, null, 2));
+    expect(JSON.parse(await readFile(configFile, 'utf8')).wake).toMatchObject({
+      command: [process.execPath, wakeScript],
+    });
     sidecar = sidecarProcess(configFile);
     await sidecar.start();
     await adminClient();

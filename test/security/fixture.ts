@@ -4,13 +4,15 @@
  * its generated config, and helpers to connect as each user. Agents connect the way the SDK does:
  * their own seed and their own reply-inbox prefix.
  */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
+import { readSeedFile } from '../../src/bus/nkeys.js';
 import { createAgentCredentials } from '../../src/hub/auth/agent-credentials.js';
-import { AGENT_SEED_FILE, type AuthDirPaths, ensureAuthDir, readSeed } from '../../src/hub/auth/auth-dir.js';
+import { AGENT_SEED_FILE, type AuthDirPaths, ensureAuthDir } from '../../src/hub/auth/auth-dir.js';
 import { reloadNatsServer } from '../../src/hub/auth/reload.js';
 import { checkAgentAccess, retryCheck } from '../../src/hub/auth/verify.js';
 import type { AgentId, QueueName } from '../../src/protocol/ids.js';
@@ -68,7 +70,7 @@ export async function startAuthFixture(agents: AgentSpec[], tag = 'sec'): Promis
     opened.push(b);
     return b;
   };
-  const agentSeed = (id: string) => readSeed(join(paths.agentDir(id), AGENT_SEED_FILE));
+  const agentSeed = (id: string) => readSeedFile(join(paths.agentDir(id), AGENT_SEED_FILE));
   return {
     dir,
     paths,
@@ -81,7 +83,7 @@ export async function startAuthFixture(agents: AgentSpec[], tag = 'sec'): Promis
           servers: server.url,
           prefix,
           name: `test-${user}`,
-          nkeySeed: await readSeed(user === 'hub' ? paths.hubSeed : paths.adminSeed),
+          nkeySeed: await readSeedFile(user === 'hub' ? paths.hubSeed : paths.adminSeed),
           logger: silent,
         }),
       ),

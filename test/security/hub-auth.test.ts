@@ -4,6 +4,7 @@
  * own credentials, refuses a completion forged by an agent that does not hold the task, even with
  * the right generation; only agents allowed to submit can submit.
  */
+
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, type TaskContext } from '../../src/agent/client.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { freePort } from '../../src/bus/nats-server.js';
+import { readSeedFile } from '../../src/bus/nkeys.js';
 import { HubClient } from '../../src/cli/hub-client.js';
-import { authDirPaths, readSeed } from '../../src/hub/auth/auth-dir.js';
+import { authDirPaths } from '../../src/hub/auth/auth-dir.js';
 import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
 import { AgentComError } from '../../src/protocol/errors.js';
@@ -69,7 +71,7 @@ describe('hub with --auth-dir and an embedded nats-server', () => {
     const admin = await connectBus({
       servers: url,
       prefix,
-      nkeySeed: await readSeed(paths.adminSeed),
+      nkeySeed: await readSeedFile(paths.adminSeed),
       logger: silent,
     });
     opened.push(admin);

@@ -13,6 +13,8 @@ import {
   ensureConsumer,
   provision,
 } from '../../src/bus/provision.js';
+import { request } from '../../src/bus/service.js';
+import { TaskReplySchema } from '../../src/protocol/api.js';
 import { AgentRegistrationSchema } from '../../src/protocol/registration.js';
 import { API_ENDPOINTS, type Names, names } from '../../src/protocol/subjects.js';
 import { waitUntil } from '../support/eventually.js';
@@ -184,6 +186,11 @@ describe('agent isolation (generated nats-server config)', () => {
     expect(js.message).toMatch(PERMISSION_VIOLATION);
     const api = await denial(a.nc.request(n.subjects.api['task.submit'], task, { timeout: 2_000 }));
     expect(api.message).toMatch(PERMISSION_VIOLATION);
+    // Through the typed API client, the refusal is a structured `forbidden` (the CLI's exit 5).
+    const typed = await denial(
+      request(a, 'task.submit', { v: 1, title: 'probe' }, TaskReplySchema, { timeoutMs: 2_000 }),
+    );
+    expect(typed).toMatchObject({ code: 'forbidden' });
 
     // C was added with canSubmit: the stream takes its submission, and the API request is let
     // through (no hub runs in this file, so nobody answers it: no responders, not a violation).

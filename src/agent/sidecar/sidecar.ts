@@ -21,6 +21,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SidecarEvent } from '../../../machines/sidecar.js';
+import { readSeedFile } from '../../bus/nkeys.js';
 import type { InboxAssign, InboxMessage, Report } from '../../protocol/agent.js';
 import { writeFileAtomic } from '../../runtime/atomic-file.js';
 import type { Registry } from '../../runtime/index.js';
@@ -95,7 +96,7 @@ export class Sidecar {
   async connect(attempt: number): Promise<void> {
     await this.closeClient(false);
     const { nats, agentId, hello } = this.config;
-    const nkeySeed = nats.nkeySeedFile ? await readSeed(nats.nkeySeedFile) : undefined;
+    const nkeySeed = nats.nkeySeedFile ? await readSeedFile(nats.nkeySeedFile) : undefined;
     if (attempt > 0) this.log.info({ phase: 'connect', attempt }, 'connecting again');
     this.client = await AgentClient.connect({
       agentId,
@@ -407,14 +408,4 @@ async function readJsonFile(path: string): Promise<JsonRead> {
     if (Date.now() - mtime < SETTLE_MS) return { kind: 'settling' };
     return { kind: 'bad', reason: `not JSON: ${(err as Error).message}` };
   }
-}
-
-async function readSeed(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8');
-  const seed = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .find((l) => l.startsWith('SU'));
-  if (!seed) throw new Error(`${path} holds no NKey user seed`);
-  return seed;
 }

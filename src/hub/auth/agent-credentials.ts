@@ -12,7 +12,7 @@
 import { rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { SIDECAR_CONFIG_FILE, type SidecarConfig, SidecarConfigSchema } from '../../agent/sidecar-config.js';
-import { createUserKeyPair } from '../../bus/nkeys.js';
+import { createUserKeyPair, readSeedFile } from '../../bus/nkeys.js';
 import { AgentComError, ERROR_CODES } from '../../protocol/errors.js';
 import type { AgentId, QueueName } from '../../protocol/ids.js';
 import { writeFileAtomic } from '../../runtime/atomic-file.js';
@@ -22,7 +22,6 @@ import {
   agentDirOf,
   assertPrefix,
   readRegistry,
-  readSeed,
   withAuthDirLock,
   writeNatsConfig,
   writeRegistry,
@@ -44,6 +43,8 @@ export interface AgentCredentialsInput {
   prefix: string;
   /** Replace an existing agent with the same id (new keys; the old seed stops working). */
   force?: boolean;
+  /** The sidecar's wake command (argv), run when work arrives. */
+  wake?: string[];
   now?: number;
 }
 
@@ -99,6 +100,7 @@ export async function createAgentCredentials(
         queues: input.queues,
         slots: input.slots,
       },
+      ...(input.wake ? { wake: { command: input.wake } } : {}),
     });
     const agent: AuthAgent = {
       id: input.id,
@@ -160,7 +162,7 @@ export async function revokeAgentCredentials(
     const agent = reg ? findAgent(reg, id) : undefined;
     if (!reg || !agent) return null;
     const seedFile = join(agentDirOf(paths, agent.dir), AGENT_SEED_FILE);
-    const seed = await readSeed(seedFile).catch(() => null);
+    const seed = await readSeedFile(seedFile).catch(() => null);
     const next = withoutAgent(reg, id);
     await writeRegistry(paths, next);
     await writeNatsConfig(paths, next);

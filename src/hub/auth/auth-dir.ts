@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { createUserKeyPair, readSeedFile } from '../../bus/nkeys.js';
+import { createUserKeyPair } from '../../bus/nkeys.js';
 import { AgentComError, ERROR_CODES, fromZodError } from '../../protocol/errors.js';
 import { writeFileAtomic } from '../../runtime/atomic-file.js';
 import { renderNatsConfig } from './nats-config.js';
@@ -110,9 +110,6 @@ export async function writeNatsConfig(paths: AuthDirPaths, reg: AuthRegistry): P
 export async function writeSeed(file: string, seed: string): Promise<void> {
   await writeFileAtomic(file, `${seed}\n`, { mode: 0o600 });
 }
-
-/** The user seed in `file`. @throws AgentComError `not_found` or `invalid_payload`. */
-export const readSeed = readSeedFile;
 
 export interface AuthDirSettings {
   prefix: string;
