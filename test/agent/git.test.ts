@@ -3,13 +3,10 @@
  * and a second clone that moves main under it. No network; git's global and system config are
  * switched off so the machine's settings do not matter.
  */
-import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { promisify } from 'node:util';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   gitStatus,
   openRepo,
@@ -20,78 +17,22 @@ import {
 } from '../../src/agent/git.js';
 import { formatStatus, type Outcome, taskBranchName } from '../../src/agent/git-workflow.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
-
-const execFileP = promisify(execFile);
+import { type GitRepos, stubGh, useGitRepos } from '../support/git-repos.js';
 
 const TASK_ID = 't0000019a3b2c4f1e2d3c4b5a6978' as TaskId;
 const TITLE = 'Fix the login bug';
 const BRANCH = 'alice/fix-the-login-bug-5a6978';
 const START = { agent: 'alice' as AgentId, taskId: TASK_ID, title: TITLE, remote: 'origin', base: 'main' };
 
-interface Fixture {
-  dir: string;
-  origin: string;
-  /** The agent's clone. */
-  agent: string;
-  env: NodeJS.ProcessEnv;
-  git(cwd: string, ...args: string[]): Promise<string>;
-  /** Commits a file on main in another clone and pushes it; returns the new commit. */
-  pushToMain(file: string, content: string): Promise<string>;
-  commit(cwd: string, file: string, content: string, message: string): Promise<string>;
+interface Fixture extends GitRepos {
   repo(): Promise<Repo>;
 }
 
-const fixtures: string[] = [];
-afterEach(async () => {
-  await Promise.all(fixtures.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const makeRepos = useGitRepos('agentcom-git-');
 
 async function makeFixture(): Promise<Fixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'agentcom-git-'));
-  fixtures.push(dir);
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Test Author',
-    GIT_AUTHOR_EMAIL: 'author@example.test',
-    GIT_COMMITTER_NAME: 'Test Committer',
-    GIT_COMMITTER_EMAIL: 'committer@example.test',
-  };
-  const git = async (cwd: string, ...args: string[]) => (await execFileP('git', args, { cwd, env })).stdout;
-  const commit = async (cwd: string, file: string, content: string, message: string) => {
-    await writeFile(join(cwd, file), content);
-    await git(cwd, 'add', '--', file);
-    await git(cwd, 'commit', '--quiet', '-m', message);
-    return (await git(cwd, 'rev-parse', 'HEAD')).trim();
-  };
-  const origin = join(dir, 'origin.git');
-  await git(dir, 'init', '--quiet', '--bare', '-b', 'main', origin);
-  const seed = join(dir, 'seed');
-  await git(dir, 'init', '--quiet', '-b', 'main', seed);
-  await commit(seed, 'README.md', 'line one\n', 'Initial commit');
-  await git(seed, 'remote', 'add', 'origin', origin);
-  await git(seed, 'push', '--quiet', 'origin', 'main');
-  const agent = join(dir, 'agent');
-  await git(dir, 'clone', '--quiet', origin, agent);
-  const other = join(dir, 'other');
-  await git(dir, 'clone', '--quiet', origin, other);
-  return {
-    dir,
-    origin,
-    agent,
-    env,
-    git,
-    commit,
-    pushToMain: async (file, content) => {
-      await git(other, 'pull', '--quiet', '--ff-only');
-      const sha = await commit(other, file, content, `Add ${file} on main`);
-      await git(other, 'push', '--quiet', 'origin', 'main');
-      return sha;
-    },
-    repo: async () => ok(await openRepo({ cwd: agent, env })),
-  };
+  const f = await makeRepos();
+  return { ...f, repo: async () => ok(await openRepo({ cwd: f.agent, env: f.env })) };
 }
 
 function ok<T>(outcome: Outcome<T>): T {
@@ -208,9 +149,9 @@ describe('startTask', () => {
     const f = await makeFixture();
     const repo = await f.repo();
     await f.git(f.agent, 'switch', '--quiet', '-c', 'side');
-    await f.commit(f.agent, 'README.md', 'side\n', 'Side change');
+    await f.commit('README.md', 'side\n', 'Side change');
     await f.git(f.agent, 'switch', '--quiet', 'main');
-    await f.commit(f.agent, 'README.md', 'main\n', 'Main change');
+    await f.commit('README.md', 'main\n', 'Main change');
     await f.git(f.agent, 'switch', '--quiet', 'side');
     await expect(f.git(f.agent, 'rebase', 'main')).rejects.toThrow();
     const r = await startTask(repo, START);
@@ -236,28 +177,13 @@ describe('submitBranch', () => {
   async function startedWithCommit(f: Fixture): Promise<Repo> {
     const repo = await f.repo();
     ok(await startTask(repo, START));
-    await f.commit(f.agent, 'login.ts', 'export const ok = true;\n', 'Check the session before login');
+    await f.commit('login.ts', 'export const ok = true;\n', 'Check the session before login');
     return repo;
-  }
-
-  async function stubGh(f: Fixture): Promise<{ env: NodeJS.ProcessEnv; argv: () => Promise<string[]> }> {
-    const bin = join(f.dir, 'bin');
-    await mkdir(bin);
-    const argvFile = join(f.dir, 'gh-argv');
-    await writeFile(
-      join(bin, 'gh'),
-      `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done > '${argvFile}'\necho https://github.com/acme/widgets/pull/7\n`,
-    );
-    await chmod(join(bin, 'gh'), 0o755);
-    return {
-      env: { ...f.env, PATH: `${bin}${delimiter}${f.env.PATH ?? ''}` },
-      argv: async () => (await readFile(argvFile, 'utf8')).split('\0').slice(0, -1),
-    };
   }
 
   it('pushes and opens the PR through gh with the title and a body ending in the trailer', async () => {
     const f = await makeFixture();
-    const gh = await stubGh(f);
+    const gh = await stubGh(f, { stdout: 'https://github.com/acme/widgets/pull/7' });
     await startedWithCommit(f);
     const repo = ok(await openRepo({ cwd: f.agent, env: gh.env }));
     const r = ok(await submitBranch(repo));
@@ -337,8 +263,8 @@ describe('gitStatus', () => {
     const repo = await f.repo();
     ok(await startTask(repo, START));
     const mergeBase = await head(f);
-    await f.commit(f.agent, 'a.ts', 'one\ntwo\n', 'First');
-    await f.commit(f.agent, 'b.ts', 'three\n', 'Second');
+    await f.commit('a.ts', 'one\ntwo\n', 'First');
+    await f.commit('b.ts', 'three\n', 'Second');
     await writeFile(join(f.agent, 'README.md'), 'edited\n');
     await writeFile(join(f.agent, 'notes.txt'), 'scratch\n');
     await f.pushToMain('feature.txt', 'meanwhile\n');

@@ -3,90 +3,39 @@
  * repositories: exit codes and messages of each command's happy path and main failures. The hub
  * path of start-task runs against a real hub and nats-server; everything else passes --title.
  */
-import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubHandle } from '../../src/hub/main.js';
 import { type CliResult, runCli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
+import { type GitRepos, stubGh, useGitRepos } from '../support/git-repos.js';
 import { startTestHub, type TestClient, testClient } from '../support/hub.js';
 import { uniqueName } from '../support/names.js';
 import { useNatsServer } from '../support/nats-server.js';
-
-const execFileP = promisify(execFile);
 
 const TASK_ID = 't0000019a3b2c4f1e2d3c4b5a6978';
 const TITLE = 'Fix the login bug';
 const BRANCH = 'alice/fix-the-login-bug-5a6978';
 
-interface Fixture {
-  dir: string;
-  origin: string;
-  agent: string;
-  /** Environment for git and the CLI: no global or system git config, a fixed identity. */
-  env: Record<string, string | undefined>;
-  git(cwd: string, ...args: string[]): Promise<string>;
-  commit(file: string, content: string, message: string): Promise<void>;
-  /** Pushes a new commit to main from another clone, so the agent's view of main goes stale. */
-  moveMain(): Promise<void>;
+interface Fixture extends GitRepos {
+  /** `agentcom git <args>` in the agent's clone, with the fixture's environment and `env` over it. */
   cli(args: string[], env?: Record<string, string | undefined>): Promise<CliResult>;
 }
 
-const fixtures: string[] = [];
-afterEach(async () => {
-  await Promise.all(fixtures.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const makeRepos = useGitRepos('agentcom-cli-git-');
 
 async function makeFixture(): Promise<Fixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'agentcom-cli-git-'));
-  fixtures.push(dir);
+  const f = await makeRepos();
   // runCli starts `node --import tsx`, which resolves tsx from the working directory: the CLI runs
   // in the agent's clone (to test the default --repo), so tsx must be findable from there.
-  await symlink(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(dir, 'node_modules'));
-  const env = {
-    HOME: dir,
-    GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Test Author',
-    GIT_AUTHOR_EMAIL: 'author@example.test',
-    GIT_COMMITTER_NAME: 'Test Committer',
-    GIT_COMMITTER_EMAIL: 'committer@example.test',
-    AGENTCOM_AGENT_ID: undefined,
-    NATS_URL: undefined,
-    AGENTCOM_PREFIX: undefined,
-  };
-  const gitEnv = { ...process.env, ...env };
-  const git = async (cwd: string, ...args: string[]) =>
-    (await execFileP('git', args, { cwd, env: gitEnv })).stdout;
-  const commitIn = async (cwd: string, file: string, content: string, message: string) => {
-    await writeFile(join(cwd, file), content);
-    await git(cwd, 'add', '--', file);
-    await git(cwd, 'commit', '--quiet', '-m', message);
-  };
-  const origin = join(dir, 'origin.git');
-  await git(dir, 'init', '--quiet', '--bare', '-b', 'main', origin);
-  const seed = join(dir, 'seed');
-  await git(dir, 'init', '--quiet', '-b', 'main', seed);
-  await commitIn(seed, 'README.md', 'hello\n', 'Initial commit');
-  await git(seed, 'push', '--quiet', origin, 'main');
-  const agent = join(dir, 'agent');
-  await git(dir, 'clone', '--quiet', origin, agent);
+  await symlink(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(f.dir, 'node_modules'));
+  // Nothing the CLI reads may come from the environment the tests run in.
+  const env = { ...f.env, AGENTCOM_AGENT_ID: undefined, NATS_URL: undefined, AGENTCOM_PREFIX: undefined };
   return {
-    dir,
-    origin,
-    agent,
-    env,
-    git,
-    commit: (file, content, message) => commitIn(agent, file, content, message),
-    moveMain: async () => {
-      await commitIn(seed, 'feature.txt', 'meanwhile\n', 'Meanwhile on main');
-      await git(seed, 'push', '--quiet', origin, 'main');
-    },
-    cli: (args, extra = {}) => runCli(['git', ...args], { env: { ...env, ...extra }, cwd: agent }),
+    ...f,
+    cli: (args, extra = {}) => runCli(['git', ...args], { env: { ...env, ...extra }, cwd: f.agent }),
   };
 }
 
@@ -124,7 +73,7 @@ describe('agentcom git start-task', () => {
 
   it('branches from the newest origin/main when local main is stale, and warns about local main', async () => {
     const f = await makeFixture();
-    await f.moveMain();
+    await f.pushToMain('feature.txt', 'meanwhile\n');
     const r = await start(f);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(
@@ -240,26 +189,14 @@ describe('agentcom git submit', () => {
     return f;
   }
 
-  async function stubGh(f: Fixture, script: string): Promise<{ PATH: string }> {
-    const bin = join(f.dir, 'bin');
-    await mkdir(bin, { recursive: true });
-    await writeFile(join(bin, 'gh'), `#!/bin/sh\n${script}\n`);
-    await chmod(join(bin, 'gh'), 0o755);
-    return { PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
-  }
-
   it('pushes and prints the URL of the PR gh opened, with the task title and trailer passed to gh', async () => {
     const f = await started();
-    const argvFile = join(f.dir, 'gh-argv');
-    const env = await stubGh(
-      f,
-      `for a in "$@"; do printf '%s\\0' "$a"; done > '${argvFile}'\necho https://github.com/acme/widgets/pull/7`,
-    );
-    const r = await f.cli(['submit'], env);
+    const gh = await stubGh(f, { stdout: 'https://github.com/acme/widgets/pull/7' });
+    const r = await f.cli(['submit'], gh.env);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe('https://github.com/acme/widgets/pull/7');
     expect(r.stderr).toContain(`pushed ${BRANCH} to origin: 1 commit(s), 1 file changed`);
-    const argv = (await readFile(argvFile, 'utf8')).split('\0');
+    const argv = await gh.argv();
     expect(argv.slice(0, 8)).toEqual([
       'pr',
       'create',
@@ -287,15 +224,15 @@ describe('agentcom git submit', () => {
 
   it('exits 1 when gh fails after the push, and still prints the way to open the PR', async () => {
     const f = await started();
-    const env = await stubGh(f, 'echo "gh: not logged in" >&2\nexit 1');
-    const r = await f.cli(['submit', '--json'], env);
+    const gh = await stubGh(f, { stderr: 'gh: not logged in', exitCode: 1 });
+    const r = await f.cli(['submit', '--json'], gh.env);
     expect(r.code).toBe(1);
     expect(r.json()).toMatchObject({ branch: BRANCH, pr: { via: 'manual', ghError: 'gh: not logged in' } });
   });
 
   it('exits 4 when origin/main moved since the branch started', async () => {
     const f = await started();
-    await f.moveMain();
+    await f.pushToMain('feature.txt', 'meanwhile\n');
     const r = await f.cli(['submit', '--no-gh']);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain(
@@ -320,7 +257,7 @@ describe('agentcom git status', () => {
     expect((await start(f)).code).toBe(0);
     await f.commit('a.ts', 'one\ntwo\n', 'First');
     await writeFile(join(f.agent, 'README.md'), 'edited\n');
-    await f.moveMain();
+    await f.pushToMain('feature.txt', 'meanwhile\n');
 
     const text = await f.cli(['status']);
     expect(text.code).toBe(0);
