@@ -202,9 +202,13 @@ export async function request<I, O>(
       throw new AgentComError(ERROR_CODES.TIMEOUT, `${endpoint}: timed out`, { cause: err });
     // nats.js wraps it (a RequestError whose cause is a PermissionViolationError): match the text.
     if (/permissions violation/i.test(String((err as Error).message)))
-      throw new AgentComError(ERROR_CODES.FORBIDDEN, `${endpoint}: not permitted for these credentials`, {
-        cause: err,
-      });
+      throw new AgentComError(
+        ERROR_CODES.FORBIDDEN,
+        `${endpoint}: not permitted for these credentials (${(err as Error).message})`,
+        {
+          cause: err,
+        },
+      );
     throw new AgentComError(ERROR_CODES.UNAVAILABLE, `${endpoint}: ${(err as Error).message}`, {
       cause: err,
     });

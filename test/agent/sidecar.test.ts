@@ -4,7 +4,7 @@
  * hub and nats-server restart, refuses bad result files (moved to rejected/ with the reason),
  * follows cancels, and retries a failing wake command.
  */
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -210,10 +210,13 @@ describe('sidecar', () => {
     ];
     for (const [name, content, reason] of cases) {
       const before = (await readdir(paths.rejectedDir)).length;
-      await writeFile(join(paths.resultsDir, name), content);
-      // A half-written file is given time to settle; an old one is judged at once.
+      // A half-written file is given time to settle; an old one is judged at once. Dated before
+      // it appears (hidden names are ignored), so the sidecar never sees it young.
+      const hidden = join(paths.resultsDir, `.${name}.tmp`);
+      await writeFile(hidden, content);
       const old = new Date(Date.now() - 60_000);
-      await utimes(join(paths.resultsDir, name), old, old);
+      await utimes(hidden, old, old);
+      await rename(hidden, join(paths.resultsDir, name));
       await waitUntil(
         async () => (await readdir(paths.rejectedDir)).length === before + 2,
         `${name} rejected`,

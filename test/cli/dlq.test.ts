@@ -4,49 +4,29 @@
  * intake dead-letters itself, and a valid one written with `deadLetter()` as if the intake had
  * given up on it (so replaying it creates a task).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { deadLetter } from '../../src/bus/dlq.js';
 import { publishRaw } from '../../src/bus/publish.js';
-import { HubClient } from '../../src/cli/hub-client.js';
-import type { HubHandle } from '../../src/hub/main.js';
 import type { DlqListResponse, DlqRecord } from '../../src/protocol/dlq.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { runCli } from '../support/cli.js';
+import { useCliHub } from '../support/cli-hub.js';
 import { eventually } from '../support/eventually.js';
-import { startTestHub, type TestClient, testClient } from '../support/hub.js';
-import { uniqueName } from '../support/names.js';
-import { useNatsServer } from '../support/nats-server.js';
 
-const nats = useNatsServer();
-let hub: HubHandle;
-let client: TestClient;
-let api: HubClient;
-let prefix = '';
+const h = useCliHub('clidlq');
 
-beforeAll(async () => {
-  prefix = uniqueName('clidlq').replace(/_/g, '-').toLowerCase();
-  hub = await startTestHub(nats.url, prefix);
-  client = await testClient(nats.url, prefix);
-  api = new HubClient(client.bus, 10_000);
-  // The API answers once this hub holds the leader lease, a moment after startHub resolves.
-  await eventually(() => api.stats(), { timeout: 15_000, interval: 50 });
-});
-
-afterAll(async () => {
-  await client?.close();
-  await hub?.stop();
-});
-
-const cli = (...args: string[]) => runCli([...args, '--nats-url', nats.url, '--prefix', prefix]);
+const cli = h.cli;
 const encode = (s: string) => new TextEncoder().encode(s);
 let seeded = 0;
 
 /** A malformed submission, dead-lettered by the hub's intake (`invalid_payload`). */
 async function malformed(): Promise<DlqRecord> {
   const msgId = `bad-${++seeded}`;
-  await publishRaw(client.bus, client.bus.names.subjects.taskSubmit, encode('{"v":1,"title":'), { msgId });
+  await publishRaw(h.client.bus, h.client.bus.names.subjects.taskSubmit, encode('{"v":1,"title":'), {
+    msgId,
+  });
   return eventually(async () => {
-    const found = (await api.dlqList({ limit: 1000 })).items.find((d) => d.msg_id === msgId);
+    const found = (await h.api.dlqList({ limit: 1000 })).items.find((d) => d.msg_id === msgId);
     if (!found) throw new Error(`${msgId} not dead-lettered yet`);
     return found;
   });
@@ -54,8 +34,8 @@ async function malformed(): Promise<DlqRecord> {
 
 /** A valid submission the intake "gave up on"; replaying it creates the task `key` names. */
 async function gaveUpOn(key: string): Promise<DlqRecord> {
-  const n = client.bus.names;
-  const res = await deadLetter(client.bus, {
+  const n = h.client.bus.names;
+  const res = await deadLetter(h.client.bus, {
     subject: n.subjects.taskSubmit,
     headers: undefined,
     data: encode(JSON.stringify({ v: 1, title: `replayed ${key}`, queue: 'nobody', idempotencyKey: key })),
@@ -65,12 +45,12 @@ async function gaveUpOn(key: string): Promise<DlqRecord> {
     deliveries: 5,
     reason: { code: 'max_deliveries', message: 'handler failed 5 times' },
   });
-  return api.dlqGet(res.seq);
+  return h.api.dlqGet(res.seq);
 }
 
 describe('dlq list and show', () => {
   beforeEach(async () => {
-    await api.dlqPurge();
+    await h.api.dlqPurge();
   });
 
   it('lists dead letters as a table, or the API page with --json', async () => {
@@ -127,11 +107,11 @@ describe('dlq replay', () => {
     expect(remove.code).toBe(0);
     for (const key of ['replay-kept', 'replay-gone']) {
       const id = taskIdForSubmit({ idempotencyKey: key, now: 0 });
-      const [t] = await client.settle([id], ['queued']);
+      const [t] = await h.client.settle([id], ['queued']);
       expect(t!.title).toBe(`replayed ${key}`);
     }
-    expect((await api.dlqGet(kept.seq)).seq).toBe(kept.seq);
-    await expect(api.dlqGet(gone.seq)).rejects.toMatchObject({ code: 'not_found' });
+    expect((await h.api.dlqGet(kept.seq)).seq).toBe(kept.seq);
+    await expect(h.api.dlqGet(gone.seq)).rejects.toMatchObject({ code: 'not_found' });
 
     const again = await cli('dlq', 'replay', String(gone.seq));
     expect(again.stderr).toBe(`agentcom dlq replay: no dead letter ${gone.seq}\n`);
@@ -154,12 +134,12 @@ describe('dlq purge', () => {
     expect(unconfirmed.code).toBe(2);
     expect(missing.stderr).toBe(`agentcom dlq purge: no dead letter ${a.seq}\n`);
     expect(missing.code).toBe(3);
-    expect((await api.dlqGet(b.seq)).seq).toBe(b.seq);
+    expect((await h.api.dlqGet(b.seq)).seq).toBe(b.seq);
 
     const all = await cli('dlq', 'purge', '--yes', '--json');
     expect(all.code).toBe(0);
     expect(all.json<{ purged: number }>().purged).toBeGreaterThanOrEqual(1);
-    expect((await api.dlqList()).items).toEqual([]);
+    expect((await h.api.dlqList()).items).toEqual([]);
   });
 
   it('exits 69 with a hint when the hub is unreachable', async () => {

@@ -3,46 +3,24 @@
  * (exit 1) when the tasks cannot finish by the deadline, and in both cases stops its agents and
  * leaves none of its tasks queued; no hub means exit 69, a bad flag exit 2.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { describe, expect, it } from 'vitest';
 import type { SmokeReport } from '../../src/cli/smoke-run.js';
-import type { HubHandle } from '../../src/hub/main.js';
 import { isTerminal } from '../../src/protocol/task.js';
 import { runCli } from '../support/cli.js';
+import { useCliHub } from '../support/cli-hub.js';
 import { eventually } from '../support/eventually.js';
-import { startTestHub, type TestClient, testClient } from '../support/hub.js';
-import { uniqueName } from '../support/names.js';
-import { useNatsServer } from '../support/nats-server.js';
 
-const nats = useNatsServer();
-let hub: HubHandle;
-let client: TestClient;
-let api: HubClient;
-let prefix = '';
+const h = useCliHub('clismoke');
 
-beforeAll(async () => {
-  prefix = uniqueName('clismoke').replace(/_/g, '-').toLowerCase();
-  hub = await startTestHub(nats.url, prefix);
-  client = await testClient(nats.url, prefix);
-  api = new HubClient(client.bus, 10_000);
-  // The API answers once this hub holds the leader lease, a moment after startHub resolves.
-  await eventually(() => api.stats(), { timeout: 15_000, interval: 50 });
-});
-
-afterAll(async () => {
-  await client?.close();
-  await hub?.stop();
-});
-
-const cli = (...args: string[]) => runCli([...args, '--nats-url', nats.url, '--prefix', prefix]);
+const cli = h.cli;
 
 /** The run's agents went offline and none of its tasks is left open. */
 async function expectCleanedUp(report: SmokeReport): Promise<void> {
   await eventually(async () => {
-    const agents = (await api.agents()).agents.filter((a) => report.agents.includes(a.id));
+    const agents = (await h.api.agents()).agents.filter((a) => report.agents.includes(a.id));
     expect(agents.map((a) => [a.id, a.online]).sort()).toEqual(report.agents.map((id) => [id, false]));
   });
-  const tasks = (await api.list({ queue: report.queue as never, limit: 100 })).tasks;
+  const tasks = (await h.api.list({ queue: report.queue as never, limit: 100 })).tasks;
   expect(tasks.map((t) => t.id).sort()).toEqual([...report.taskIds].sort());
   for (const t of tasks) expect(isTerminal(t.status)).toBe(true);
 }
@@ -59,7 +37,7 @@ describe('agentcom smoke', () => {
     expect(report.acceptLatencyMs!.max).toBeLessThan(5_000);
     expect(report.acceptLatencyMs!.p50).toBeLessThanOrEqual(report.acceptLatencyMs!.max);
     expect(Object.values(report.perAgent).reduce((a, b) => a + b, 0)).toBe(10);
-    const done = (await api.list({ queue: report.queue as never, limit: 100 })).tasks;
+    const done = (await h.api.list({ queue: report.queue as never, limit: 100 })).tasks;
     expect(done.map((t) => t.result).sort((a, b) => (a as { n: number }).n - (b as { n: number }).n)).toEqual(
       Array.from({ length: 10 }, (_, i) => ({ n: i + 1 })),
     );
@@ -85,7 +63,7 @@ describe('agentcom smoke', () => {
   it('exits 69 when no hub answers and 2 for a bad --deadline', async () => {
     const [noNats, noHub, badFlag] = await Promise.all([
       runCli(['smoke', '--nats-url', 'nats://127.0.0.1:1']),
-      runCli(['smoke', '--nats-url', nats.url, '--prefix', 'nohub']),
+      runCli(['smoke', '--nats-url', h.url, '--prefix', 'nohub']),
       cli('smoke', '--deadline', '60'),
     ]);
     expect(noNats.stderr).toMatch(/^agentcom smoke: cannot reach NATS at .*is the hub running\?/);

@@ -7,25 +7,17 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
-import { HubClient } from '../../src/cli/hub-client.js';
-import type { HubHandle } from '../../src/hub/main.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { runCli } from '../support/cli.js';
+import { useCliHub } from '../support/cli-hub.js';
 import { eventually, waitUntil } from '../support/eventually.js';
-import { startTestHub, type TestClient, testClient } from '../support/hub.js';
-import { uniqueName } from '../support/names.js';
-import { useNatsServer } from '../support/nats-server.js';
 
-const nats = useNatsServer();
-let hub: HubHandle;
-let client: TestClient;
-let api: HubClient;
+const h = useCliHub('clitask');
 let worker: AgentClient;
-let prefix = '';
 
 const connectAgent = (agentId: string, queues: string[]) =>
   AgentClient.connect({
-    connection: { servers: nats.url, prefix },
+    connection: { servers: h.url, prefix: h.prefix },
     agentId,
     hello: { queues },
     logger: pino({ level: 'silent' }),
@@ -33,12 +25,6 @@ const connectAgent = (agentId: string, queues: string[]) =>
   });
 
 beforeAll(async () => {
-  prefix = uniqueName('clitask').replace(/_/g, '-').toLowerCase();
-  hub = await startTestHub(nats.url, prefix);
-  client = await testClient(nats.url, prefix);
-  api = new HubClient(client.bus, 10_000);
-  // The API answers once this hub holds the leader lease, a moment after startHub resolves.
-  await eventually(() => api.stats(), { timeout: 15_000, interval: 50 });
   worker = await connectAgent('cli-worker', ['workq']);
   await worker.start(async (ctx) =>
     ctx.task.title.startsWith('fail')
@@ -49,18 +35,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  await client?.close();
-  await hub?.stop();
 });
 
-const cli = (...args: string[]) => runCli([...args, '--nats-url', nats.url, '--prefix', prefix]);
+const cli = h.cli;
 const UNREACHABLE = ['--nats-url', 'nats://127.0.0.1:1'];
 
 /** A task on a queue nobody serves: it stays queued. */
-const parked = (title: string, queue = 'parkq') => client.submit({ title, queue: queue as never });
+const parked = (title: string, queue = 'parkq') => h.client.submit({ title, queue: queue as never });
 
 async function record(id: string, statuses: string[]): Promise<TaskRecord> {
-  return (await client.settle([id], statuses, 15_000))[0]!;
+  return (await h.client.settle([id], statuses, 15_000))[0]!;
 }
 
 describe('task submit', () => {
@@ -122,7 +106,7 @@ describe('task submit', () => {
     expect(r.stderr).toContain('result {"echoed":"quick one"}');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^[A-Za-z0-9_-]+\n$/);
-    expect((await client.task(r.stdout.trim()))?.status).toBe('done');
+    expect((await h.client.task(r.stdout.trim()))?.status).toBe('done');
   });
 
   it('refuses bad flags with exit 2 before connecting, naming the flag', async () => {
@@ -145,7 +129,7 @@ describe('task submit', () => {
   it('exits 69 with a hint when NATS is unreachable, or when no hub answers on the prefix', async () => {
     const [noNats, noHub] = await Promise.all([
       runCli(['task', 'submit', 'x', ...UNREACHABLE]),
-      runCli(['task', 'submit', 'x', '--nats-url', nats.url, '--prefix', 'nohub', '--timeout', '2000']),
+      runCli(['task', 'submit', 'x', '--nats-url', h.url, '--prefix', 'nohub', '--timeout', '2000']),
     ]);
     expect(noNats.stderr).toMatch(/cannot reach NATS at nats:\/\/127\.0\.0\.1:1 .*is the hub running\?/);
     expect(noNats.code).toBe(69);
@@ -159,8 +143,8 @@ describe('task list', () => {
   it('prints a table, pages with --limit, and fetches every page with --all', async () => {
     const ids = [];
     for (const [i, priority] of (['low', 'urgent', 'normal'] as const).entries())
-      ids.push(await client.submit({ title: `listed ${i}`, queue: 'listq' as never, priority }));
-    await client.settle(ids, ['queued']);
+      ids.push(await h.client.submit({ title: `listed ${i}`, queue: 'listq' as never, priority }));
+    await h.client.settle(ids, ['queued']);
     const [table, page, all] = await Promise.all([
       cli('task', 'list', '--queue', 'listq'),
       cli('task', 'list', '--queue', 'listq', '--limit', '2', '--json'),
@@ -239,7 +223,7 @@ describe('task cancel and retry', () => {
     expect(retried.code).toBe(0);
     await record(id, ['queued']);
 
-    const done = await client.submit({ title: 'finish me', queue: 'workq' as never });
+    const done = await h.client.submit({ title: 'finish me', queue: 'workq' as never });
     await record(done, ['done']);
     const [cancelDone, retryQueued, cancelUnknown] = await Promise.all([
       cli('task', 'cancel', done),
@@ -261,9 +245,9 @@ describe('task watch', () => {
     const watching = cli('task', 'watch', id);
     // The watch is a consumer on the tasks bucket's stream: start the work only once it exists,
     // so the transitions below are seen live rather than read back from the history.
-    const kvStream = `KV_${client.bus.names.buckets.tasks}`;
+    const kvStream = `KV_${h.client.bus.names.buckets.tasks}`;
     await waitUntil(async () => {
-      for await (const c of client.bus.jsm.consumers.list(kvStream))
+      for await (const c of h.client.bus.jsm.consumers.list(kvStream))
         if (c.config.filter_subject?.endsWith(`.${id}`)) return true;
       return false;
     }, 'the watch consumer');
@@ -272,7 +256,7 @@ describe('task watch', () => {
       await agent.start(async (ctx) => {
         await ctx.progress({ pct: 40, message: 'halfway there' });
         await eventually(async () => {
-          if (!(await client.task(id))?.progress) throw new Error('progress not stored yet');
+          if (!(await h.client.task(id))?.progress) throw new Error('progress not stored yet');
         });
         return { type: 'completed', result: { ok: true } };
       });
@@ -292,12 +276,12 @@ describe('task watch', () => {
   });
 
   it('exits 1 for a failed task, 4 for a cancelled one, and 1 when --timeout-after passes first', async () => {
-    const failing = await client.submit({ title: 'fail for good', queue: 'workq' as never });
+    const failing = await h.client.submit({ title: 'fail for good', queue: 'workq' as never });
     const cancelled = await parked('cancelled before watching');
     const waiting = await parked('never served');
     await record(failing, ['failed']);
     await record(waiting, ['queued']);
-    await api.cancel(cancelled);
+    await h.api.cancel(cancelled);
     const [failed, wasCancelled, timedOut, badDuration] = await Promise.all([
       cli('task', 'watch', failing),
       cli('task', 'watch', cancelled, '--json'),
