@@ -27,7 +27,8 @@ import { type SidecarProcess, sidecarProcess } from '../support/sidecar-process.
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-describe('sidecar', () => {
+// Sidecar processes start through tsx and some tests restart them: deadlines for a loaded machine.
+describe('sidecar', { timeout: 90_000 }, () => {
   const nats = useNatsServer();
   let prefix: string;
   let dir: string;
@@ -160,7 +161,8 @@ describe('sidecar', () => {
         [id, (await client!.task(id))!.generation],
       ]);
     });
-    expect(sidecar!.lines.slice(from).some((l) => l.msg === 'assignment received')).toBe(true);
+    // queue.json is written before the line is logged: wait for the line rather than read it now.
+    await sidecar!.waitFor('assignment received', { task_id: id }, from);
     const r = await runCli(['task', 'complete', id, '--sidecar-dir', paths.workDir, '--wait', '--json']);
     expect(r.code).toBe(0);
     expect(r.json<{ type: string; relayed: boolean }>()).toMatchObject({ type: 'completed', relayed: true });

@@ -14,7 +14,9 @@ import { uniqueName } from '../support/names.js';
 import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
-describe('faults', () => {
+// Each fault test waits (with deadlines) for a whole run to recover; on a loaded 2-core machine that
+// can take longer than the default 30 s.
+describe('faults', { timeout: 120_000 }, () => {
   let nats: TestNatsServer;
   let hubs: HubProcess[] = [];
   let agents: SimAgent[] = [];

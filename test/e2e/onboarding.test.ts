@@ -28,7 +28,8 @@ import { type SidecarProcess, sidecarProcess } from '../support/sidecar-process.
 
 const wakeScript = fileURLToPath(new URL('../agent/fixtures/wake-complete.mjs', import.meta.url));
 
-describe('onboarding end to end: agent add, sidecar, task submit', () => {
+// Processes start through tsx and restart with their nats-server: generous deadlines on two cores.
+describe('onboarding end to end: agent add, sidecar, task submit', { timeout: 120_000 }, () => {
   let root: string;
   let authDir: string;
   let url: string;
