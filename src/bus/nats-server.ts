@@ -5,6 +5,7 @@
  * runtime's OS-process child (or the test launcher) owns its lifecycle.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -61,6 +62,8 @@ export interface NatsServerArgs {
   configFile?: string;
   /** Server name, shown in `nats server ls` and logs (`-n`; see storeDir about reloads). */
   serverName?: string;
+  /** Where the server writes its pid (`-P`), so a later owner can find it (see stopOrphanedServer). */
+  pidFile?: string;
 }
 
 /** Command-line arguments for a loopback, JetStream-enabled server with a file store. */
@@ -70,7 +73,58 @@ export function natsServerArgs(opts: NatsServerArgs): string[] {
   args.push('-a', '127.0.0.1', '-p', String(opts.port), '-js');
   if (opts.storeDir) args.push('-sd', opts.storeDir);
   if (opts.serverName) args.push('-n', opts.serverName);
+  if (opts.pidFile) args.push('-P', opts.pidFile);
   return args;
+}
+
+export type OrphanCheck =
+  | { kind: 'none' }
+  | { kind: 'stopped'; pid: number }
+  /** A live nats-server whose parent is still running: another owner's, left alone. */
+  | { kind: 'owned'; pid: number; parent: number };
+
+/**
+ * A nats-server embedded by a hub that was SIGKILLed outlives it (children are not killed with
+ * their parent) and keeps the port and the store, so the restarted hub could not start its own.
+ * This finds such a server through the pid file it wrote and stops it (SIGINT, its clean stop;
+ * SIGKILL after `graceMs`), but only when the pid is a nats-server (checked through /proc) whose
+ * parent is gone (it was re-parented to init or a subreaper that is not an agentcom process).
+ * Without /proc (not Linux) nothing is signalled.
+ */
+export async function stopOrphanedServer(pidFile: string, graceMs = 10_000): Promise<OrphanCheck> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 0) return { kind: 'none' };
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  if (cmdline === null || !cmdline.includes('nats-server')) return { kind: 'none' };
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Field 4 of /proc/<pid>/stat, after the parenthesised command name.
+  const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const parentCmd = await readFile(`/proc/${parent}/cmdline`, 'utf8').catch(() => '');
+  if (parent > 1 && /agentcom|cli[/\\]main/.test(parentCmd)) return { kind: 'owned', pid, parent };
+  const gone = () =>
+    readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+      () => false,
+      () => true,
+    );
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return { kind: 'none' };
+  }
+  const deadline = Date.now() + graceMs;
+  while (!(await gone())) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited meanwhile.
+      }
+      while (!(await gone())) await new Promise((r) => setTimeout(r, 20));
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { kind: 'stopped', pid };
 }
 
 /**

@@ -12,9 +12,10 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
-import { findNatsServer, natsServerArgs, waitForNats } from '../bus/nats-server.js';
+import { findNatsServer, natsServerArgs, stopOrphanedServer, waitForNats } from '../bus/nats-server.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import { defaultTopology, provision } from '../bus/provision.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import {
   type ChildSpecInput,
   type ExitReason,
@@ -60,6 +61,16 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
   if (!natsUrl) {
     await mkdir(storeDir, { recursive: true });
     const port = config.natsPort;
+    // With auth the config file names the pid file (a reloadable server takes no -P); without, -P.
+    const pidFile = auth ? auth.pidFile : resolve(config.dataDir, 'nats-server.pid');
+    const orphan = await stopOrphanedServer(pidFile);
+    if (orphan.kind === 'stopped')
+      log.warn({ phase: 'start', pid: orphan.pid }, 'stopped the nats-server a killed hub left running');
+    else if (orphan.kind === 'owned')
+      throw new AgentComError(
+        ERROR_CODES.CONFLICT,
+        `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
+      );
     natsUrl = `nats://127.0.0.1:${port}`;
     children.push(
       processChild(
@@ -69,7 +80,7 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
           // With auth, the store and the name are in the config file, so that it can be reloaded.
           args: auth
             ? natsServerArgs({ port, configFile: auth.configFile })
-            : natsServerArgs({ port, storeDir, serverName }),
+            : natsServerArgs({ port, storeDir, serverName, pidFile }),
           ready: () => waitForNats(port, 30_000),
           logLines: 'debug',
           stopSignal: 'SIGINT',
@@ -151,6 +162,8 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
 interface HubAuth {
   root: string;
   configFile: string;
+  /** Written by the embedded server (the config's pid_file). */
+  pidFile: string;
   hubSeed: string;
   created: boolean;
 }
@@ -173,5 +186,11 @@ async function prepareAuth(
     { prefix: config.prefix, listen, storeDir: server.storeDir, ...(embedded ? server : {}) },
     { updateSettings: embedded },
   );
-  return { root: paths.root, configFile: paths.config, hubSeed: await readSeedFile(paths.hubSeed), created };
+  return {
+    root: paths.root,
+    configFile: paths.config,
+    pidFile: paths.pidFile,
+    hubSeed: await readSeedFile(paths.hubSeed),
+    created,
+  };
 }
