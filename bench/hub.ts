@@ -6,12 +6,16 @@
  *            record created, assigned, delivered, accepted, completed, record done).
  *   latency  single submits at `rate`/s for `duration` s; submit (just before publish) -> agent
  *            handler start, across processes on one host.
- * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer.
+ * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer. Each e2e
+ *            run also reports CPU ms per task of each process (/proc utime + stime), a figure
+ *            far less sensitive than tasks/s to other load on a shared machine.
  *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers] [--no-e2e]
+ *     [--no-latency]
  * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
  * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -36,10 +40,13 @@ const DURATION = flag('duration', 5);
 const REPS = flag('reps', 1);
 const PEERS = !args.includes('--no-peers');
 const E2E = !args.includes('--no-e2e');
+const LATENCY = !args.includes('--no-latency');
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 interface Stack {
+  /** CPU seconds (user + system) used so far by each process of the stack. */
+  cpu(): Record<string, number>;
   bus: Bus;
   agents: ChildProcess;
   hub: ChildProcess;
@@ -83,6 +90,12 @@ async function startStack(prefix: string): Promise<Stack> {
   await waitMsg(agents, 'ready');
   const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'warn' }) });
   return {
+    cpu: () => ({
+      hub: cpuSeconds(hub.pid),
+      agents: cpuSeconds(agents.pid),
+      nats: cpuSeconds(nats.pid),
+      producer: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    }),
     bus,
     agents,
     hub,
@@ -95,6 +108,24 @@ async function startStack(prefix: string): Promise<Stack> {
       await nats.stop();
     },
   };
+}
+
+/** utime + stime of a process from /proc (Linux), seconds; NaN when unavailable. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU ms per task of each process between two `cpu()` readings. */
+function cpuPerTask(a: Record<string, number>, b: Record<string, number>, n: number) {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(a)) out[k] = ((b[k]! - a[k]!) * 1000) / n;
+  return out;
 }
 
 function waitMsg<T = Record<string, unknown>>(p: ChildProcess, type: string): Promise<T> {
@@ -117,6 +148,7 @@ async function doneCount(bus: Bus): Promise<number> {
 async function e2e(rep: number) {
   const stack = await startStack(`bench${rep}e`);
   try {
+    const cpu0 = stack.cpu();
     const t0 = nowMs();
     let i = 0;
     const lane = async () => {
@@ -129,7 +161,8 @@ async function e2e(rep: number) {
     const addSeconds = (nowMs() - t0) / 1000;
     while ((await doneCount(stack.bus)) < N) await sleep(50);
     const seconds = (nowMs() - t0) / 1000;
-    return { n: N, c: C, seconds, addSeconds, tasksPerSec: N / seconds };
+    const cpuMsPerTask = cpuPerTask(cpu0, stack.cpu(), N);
+    return { n: N, c: C, seconds, addSeconds, tasksPerSec: N / seconds, cpuMsPerTask };
   } finally {
     await stack.stop();
   }
@@ -183,12 +216,17 @@ const latRuns = [];
 for (let rep = 1; rep <= REPS; rep++) {
   if (E2E) {
     const e = await e2e(rep);
-    log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s`);
+    const cpu = Object.entries(e.cpuMsPerTask)
+      .map(([k, v]) => `${k} ${(v * 1000).toFixed(0)}`)
+      .join(' ');
+    log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s (CPU µs/task: ${cpu}; load ${load()[0]})`);
     e2eRuns.push(e);
   }
-  const l = await latency(rep);
-  log(`[hub] rep ${rep} latency p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} ms`);
-  latRuns.push(l);
+  if (LATENCY) {
+    const l = await latency(rep);
+    log(`[hub] rep ${rep} latency p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} ms`);
+    latRuns.push(l);
+  }
 }
 const hub = {
   e2e: { tasksPerSec: median(e2eRuns.map((r) => r.tasksPerSec)), runs: e2eRuns },
@@ -205,7 +243,7 @@ if (PEERS) {
   const peers = await runPeerSuite({
     reps: REPS,
     e2e: E2E ? { n: N, c: C } : false,
-    latency: { rate: RATE, durationS: DURATION, c: C },
+    latency: LATENCY ? { rate: RATE, durationS: DURATION, c: C } : false,
     log,
   });
   out.peers = peers;
