@@ -43,7 +43,11 @@ export class TaskStore {
   private readonly cache = new Map<string, StoredTask>();
   private readonly queues = new Map<string, Queued[]>();
   private readonly writing = new Set<string>();
-  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  /** Task id -> when its lingering write is due (epoch ms from `performance.now()`). */
+  private readonly lingering = new Map<string, number>();
+  /** One timer for all lingering writes, armed for the earliest; they are flushed together. */
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private lingerTimerAt = Number.POSITIVE_INFINITY;
   private readonly listeners = new Set<TaskChangeListener>();
   private readonly counts: TaskQueueStats = {
     total: 0,
@@ -79,10 +83,12 @@ export class TaskStore {
 
   /** Write what is lingering now. */
   stop(): void {
-    for (const [id, t] of this.lingering) {
-      clearTimeout(t);
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.lingerTimerAt = Number.POSITIVE_INFINITY;
+    for (const id of [...this.lingering.keys()]) {
       this.lingering.delete(id);
-      void this.flush(id);
+      if (!this.writing.has(id)) void this.flush(id);
     }
   }
 
@@ -122,25 +128,43 @@ export class TaskStore {
       }
       q.push({ command, resolve, reject });
       if (this.writing.has(id)) return;
-      const lingering = this.lingering.get(id);
       if (opts.lingerMs && opts.lingerMs > 0) {
-        if (!lingering) {
-          this.lingering.set(
-            id,
-            setTimeout(() => {
-              this.lingering.delete(id);
-              if (!this.writing.has(id)) void this.flush(id);
-            }, opts.lingerMs),
-          );
+        if (!this.lingering.has(id)) {
+          const due = performance.now() + opts.lingerMs;
+          this.lingering.set(id, due);
+          this.armLinger(due);
         }
         return;
       }
-      if (lingering) {
-        clearTimeout(lingering);
-        this.lingering.delete(id);
-      }
+      this.lingering.delete(id);
       void this.flush(id);
     });
+  }
+
+  private armLinger(due: number): void {
+    if (due >= this.lingerTimerAt) return;
+    clearTimeout(this.lingerTimer);
+    this.lingerTimerAt = due;
+    this.lingerTimer = setTimeout(() => this.flushDue(), Math.max(0, due - performance.now()));
+  }
+
+  /**
+   * Flush every lingering write that is due (one timer callback for all of them, so their
+   * writes leave in one batch), then re-arm for the next.
+   */
+  private flushDue(): void {
+    this.lingerTimer = undefined;
+    this.lingerTimerAt = Number.POSITIVE_INFINITY;
+    // Timers fire up to a millisecond early or late: take what is due within half a millisecond.
+    const now = performance.now() + 0.5;
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, due] of this.lingering) {
+      if (due <= now) {
+        this.lingering.delete(id);
+        if (!this.writing.has(id)) void this.flush(id);
+      } else if (due < next) next = due;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armLinger(next);
   }
 
   /** What `command` would make of task `id` now, without writing anything. */
@@ -169,8 +193,13 @@ export class TaskStore {
 
   private async writeBatch(id: string, batch: Queued[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      // After a conflict the cached record is stale: read the current one.
-      const base = attempt === 0 ? (this.cache.get(id) ?? (await this.read(id))) : await this.read(id);
+      // After a conflict the cached record is stale: read the current one. A submit missing from
+      // the (complete) cache is a new task: it is created without a read, and `create` refuses it
+      // atomically if the key exists after all (then the next attempt reads it).
+      const base =
+        attempt === 0
+          ? (this.cache.get(id) ?? (batch[0]!.command.type === 'submit' ? undefined : await this.read(id)))
+          : await this.read(id);
       let current = base?.record;
       const results: TaskCommandResult[] = [];
       let changed = false;
