@@ -2,9 +2,12 @@
  * @module agent/client
  * The TypeScript agent SDK: the reference implementation of docs/protocol.md and nothing more.
  * `AgentClient.connect` says hello (retrying until a hub answers), heartbeats, and pulls the
- * agent's own durable inbox. For each assignment it publishes `accepted` and starts the handler
- * with an AbortSignal (aborted when the hub cancels or reclaims); it acks the inbox message once
- * `accepted` is stored, and reports the outcome after that. Every report is a JetStream publish with a deterministic message id
+ * agent's own durable inbox. For each assignment it starts the handler with an AbortSignal (aborted
+ * when the hub cancels or reclaims) and publishes `accepted`; it acks the inbox message once
+ * `accepted` is stored, and reports the outcome after that. A handler that settles within
+ * `acceptDelayMs` (default: the turn of the event loop it started in) reports its outcome alone,
+ * which implies `accepted` (docs/protocol.md §10), and the inbox message is acked once that outcome
+ * is stored. Every report is a JetStream publish with a deterministic message id
  * (`<task>:<generation>:<type>`), retried with the same id, so a report is stored once however
  * often it is sent. Delivery is at-least-once: after a crash between `accepted` and the ack, the
  * assignment is delivered again and the handler runs again (the sidecar's local queue narrows this).
@@ -44,6 +47,12 @@ export interface AgentClientOptions {
    * code using `receive()` (the sidecar) supplies its own.
    */
   runningTasks?: () => readonly string[];
+  /**
+   * How long `accepted` waits for the handler's outcome, ms (default 0: until the event-loop turn
+   * in which the handler started has ended). An outcome ready by then is reported alone (it implies
+   * `accepted`): one report instead of two. A progress, block or unblock sends `accepted` at once.
+   */
+  acceptDelayMs?: number;
 }
 
 /** What to do with an inbox message after `receive()`'s callback: remove it, or redeliver later. */
@@ -91,6 +100,7 @@ export class AgentClient {
     readonly helloReply: Extract<HelloReply, { ok: true }>,
     private readonly log: Logger,
     private readonly runningProvider: (() => readonly string[]) | undefined,
+    private readonly acceptDelayMs: number,
   ) {
     this.agentId = agentId;
   }
@@ -110,7 +120,15 @@ export class AgentClient {
     const hello: AgentHelloInput = { v: 1, ...opts.hello };
     try {
       const reply = await sayHello(bus, agentId, hello, opts.helloTimeoutMs);
-      const client = new AgentClient(bus, agentId, hello, reply, log, opts.runningTasks);
+      const client = new AgentClient(
+        bus,
+        agentId,
+        hello,
+        reply,
+        log,
+        opts.runningTasks,
+        Math.max(0, opts.acceptDelayMs ?? 0),
+      );
       client.startHeartbeat();
       // After an outage, say hello again: the hub may have restarted or expired us meanwhile.
       bus.onStatus((e) => {
@@ -223,24 +241,20 @@ export class AgentClient {
       });
       return outcome.ack();
     }
-    // The handler starts while `accepted` is being stored; the inbox message is acked only once it
-    // is, so a crash before that redelivers the assignment instead of losing it.
-    const accepted = this.report({
-      v: 1,
-      type: 'accepted',
-      taskId: msg.taskId,
-      generation: msg.generation,
-      at: Date.now(),
-    });
+    // The handler starts at once; `accepted` follows unless the outcome is ready first (see
+    // `acceptDelayMs`). The inbox message is acked only once one of them is stored, so a crash
+    // before that redelivers the assignment instead of losing it.
     const entry: Running = { generation: msg.generation, abort: new AbortController() };
+    const accept = new DeferredAccept(() =>
+      this.report({ v: 1, type: 'accepted', taskId: msg.taskId, generation: msg.generation, at: Date.now() }),
+    );
     current?.abort.abort(new Error('superseded by a newer assignment'));
     this.running.set(msg.taskId, entry);
-    const run = this.run(msg.taskId, entry, msg.task, handler, accepted).finally(() =>
-      this.tasks.delete(run),
-    );
+    const run = this.run(msg.taskId, entry, msg.task, handler, accept).finally(() => this.tasks.delete(run));
     this.tasks.add(run);
+    accept.arm(this.acceptDelayMs);
     try {
-      await accepted;
+      await accept.stored;
     } catch (err) {
       // Not stored: stop the work; the redelivered assignment starts it again.
       entry.abort.abort(new Error('accepted report not stored'));
@@ -256,20 +270,23 @@ export class AgentClient {
     entry: Running,
     task: AssignedTask,
     handler: TaskHandler,
-    accepted: Promise<void>,
+    accept: DeferredAccept,
   ): Promise<void> {
     const { generation } = entry;
     const base = { v: 1 as const, taskId, generation };
+    // Reports made while the handler runs go after `accepted` (sent now if it was waiting).
+    const afterAccept = async (r: Report) => {
+      await accept.send();
+      await this.report(r, ++this.progressSeq);
+    };
     const ctx: TaskContext = {
       taskId,
       generation,
       task,
       signal: entry.abort.signal,
-      progress: (p = {}) =>
-        this.report({ ...base, type: 'progress', at: Date.now(), ...p }, ++this.progressSeq),
-      block: (reason) =>
-        this.report({ ...base, type: 'blocked', at: Date.now(), reason }, ++this.progressSeq),
-      unblock: () => this.report({ ...base, type: 'unblocked', at: Date.now() }, ++this.progressSeq),
+      progress: (p = {}) => afterAccept({ ...base, type: 'progress', at: Date.now(), ...p }),
+      block: (reason) => afterAccept({ ...base, type: 'blocked', at: Date.now(), reason }),
+      unblock: () => afterAccept({ ...base, type: 'unblocked', at: Date.now() }),
     };
     let result: TaskOutcome;
     try {
@@ -280,14 +297,32 @@ export class AgentClient {
         error: { code: 'agent_error', message: err instanceof Error ? err.message : String(err) },
       };
     }
-    if (this.running.get(taskId) !== entry) return; // cancelled or superseded: the hub no longer wants it
+    if (this.running.get(taskId) !== entry) {
+      // Cancelled or superseded: the hub no longer wants it. An `accepted` still waiting is sent
+      // anyway, so the inbox message is acked as before (the hub refuses it as stale).
+      void accept.send().catch(() => undefined);
+      return;
+    }
+    const at = Date.now();
+    const outcomeReport: Report =
+      result.type === 'completed'
+        ? { ...base, at, ...result }
+        : result.type === 'failed'
+          ? { ...base, at, retryable: true, ...result }
+          : { ...base, at, type: 'rejected', reason: result.reason };
     try {
-      await accepted; // the outcome is reported only after the acceptance is stored
-      entry.reporting = true;
-      const at = Date.now();
-      if (result.type === 'completed') await this.report({ ...base, at, ...result });
-      else if (result.type === 'failed') await this.report({ ...base, at, retryable: true, ...result });
-      else await this.report({ ...base, at, type: 'rejected', reason: result.reason });
+      if (accept.claim()) {
+        // `accepted` was never sent: the outcome alone implies it, and its storage is what
+        // lets the inbox message be acked.
+        entry.reporting = true;
+        const reported = this.report(outcomeReport);
+        accept.settleWith(reported);
+        await reported;
+      } else {
+        await accept.stored; // the outcome is reported only after the acceptance is stored
+        entry.reporting = true;
+        await this.report(outcomeReport);
+      }
     } catch (err) {
       this.log.error({ task_id: taskId, err }, 'could not report the outcome');
     } finally {
@@ -319,6 +354,66 @@ export class AgentClient {
     };
     beat();
     this.heartbeat = setInterval(beat, this.helloReply.heartbeatIntervalMs);
+  }
+}
+
+/**
+ * The `accepted` report of one assignment, sent at most once: when its timer fires, when the task
+ * reports progress, or never, if the outcome claims it first (the outcome then implies it).
+ * `stored` settles when whichever report stands for the acceptance is stored.
+ */
+class DeferredAccept {
+  readonly stored: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+  private state: 'waiting' | 'sent' | 'claimed' = 'waiting';
+  private sending: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+
+  constructor(private readonly publish: () => Promise<void>) {
+    this.stored = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    // Rejections are handled by whoever awaits `stored`; never an unhandled rejection here.
+    this.stored.catch(() => undefined);
+  }
+
+  arm(delayMs: number): void {
+    if (this.state !== 'waiting') return;
+    const fire = () => void this.send().catch(() => undefined);
+    if (delayMs > 0) this.timer = setTimeout(fire, delayMs);
+    else this.immediate = setImmediate(fire);
+  }
+
+  /** Send `accepted` now unless it is already sent or claimed; resolves once it is stored. */
+  send(): Promise<void> {
+    if (this.state === 'claimed') return this.stored;
+    if (!this.sending) {
+      this.state = 'sent';
+      this.clearTimer();
+      this.sending = this.publish();
+      this.settleWith(this.sending);
+    }
+    return this.sending;
+  }
+
+  /** Take the acceptance over for the outcome report: true when `accepted` was never sent. */
+  claim(): boolean {
+    if (this.state !== 'waiting') return false;
+    this.state = 'claimed';
+    this.clearTimer();
+    return true;
+  }
+
+  settleWith(p: Promise<void>): void {
+    p.then(this.resolve, this.reject);
+  }
+
+  private clearTimer(): void {
+    clearTimeout(this.timer);
+    clearImmediate(this.immediate);
   }
 }
 
