@@ -19,13 +19,9 @@ import {
   runConsumer,
 } from '../../src/bus/consumer.js';
 import { openKv } from '../../src/bus/kv.js';
-import { publish } from '../../src/bus/publish.js';
-import {
-  type InboxMessage,
-  InboxMessageSchema,
-  type Report,
-  ReportSchema,
-} from '../../src/protocol/agent.js';
+import { publishRaw } from '../../src/bus/publish.js';
+import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
+import { encodeTrusted } from '../../src/protocol/envelope.js';
 import { ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { parseAgentSubject } from '../../src/protocol/subjects.js';
@@ -295,12 +291,14 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   /**
    * Inbox messages are JetStream publishes with a deterministic id, so a retried effect (after a
-   * crash between the record write and the publish) is deduplicated by the server.
+   * crash between the record write and the publish) is deduplicated by the server. They are built
+   * here from validated records by typed code (state.ts `assignMessage`, the cancel below), so they
+   * are not re-validated on this hot path (size is still checked); agents validate what they receive.
    */
   private async sendInbox(agentId: AgentId, msg: InboxMessage): Promise<void> {
     const subject = this.input.bus.names.subjects.agentInbox(agentId);
     try {
-      await publish(this.input.bus, subject, InboxMessageSchema, msg, {
+      await publishRaw(this.input.bus, subject, encodeTrusted(msg), {
         msgId: `${msg.taskId}:${msg.generation}:${msg.type}`,
       });
     } catch (err) {
