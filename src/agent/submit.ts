@@ -5,7 +5,8 @@
  * the task id is known before the hub has seen the task.
  */
 import type { Bus } from '../bus/connection.js';
-import { publish } from '../bus/publish.js';
+import { publishRaw } from '../bus/publish.js';
+import { encodeTrusted } from '../protocol/envelope.js';
 import { newTaskId, type TaskId } from '../protocol/ids.js';
 import { type TaskSubmitInput, TaskSubmitSchema } from '../protocol/task.js';
 import { taskIdForSubmit } from '../protocol/task-id.js';
@@ -24,7 +25,8 @@ export async function submitTask(
   const payload = TaskSubmitSchema.parse({ v: 1, ...submit });
   const msgId = payload.idempotencyKey ?? newTaskId();
   const taskId = taskIdForSubmit({ idempotencyKey: payload.idempotencyKey, msgId, now: Date.now() });
-  const r = await publish(bus, bus.names.subjects.taskSubmit, TaskSubmitSchema, payload, {
+  // Validated just above (parse also applies the defaults): encoded without a second pass.
+  const r = await publishRaw(bus, bus.names.subjects.taskSubmit, encodeTrusted(payload), {
     msgId,
     retries: 10,
     ...(opts.correlationId ? { correlationId: opts.correlationId } : {}),
