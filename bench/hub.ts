@@ -3,7 +3,8 @@
  * with the same shapes (bench/peers):
  *   e2e      N tasks submitted (100 publishes in flight) while `c` agents (slots 1 each) work;
  *            clock stops when the hub reports all N `done` (every transition durable: submit,
- *            record created, assigned, delivered, accepted, completed, record done).
+ *            record created, assigned, delivered, accepted, completed, record done; the handler
+ *            completes at once, so the SDK reports `completed` alone, which implies `accepted`).
  *   latency  single submits at `rate`/s for `duration` s; submit (just before publish) -> agent
  *            handler start, across processes on one host.
  * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer. Each e2e
