@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/bus/nats-server.js';
 import { waitUntil } from '../support/eventually.js';
 import { type TestClient, testClient } from '../support/hub.js';
-import { hubProcessWith } from '../support/hub-process.js';
+import { type HubProcess, hubProcessWith } from '../support/hub-process.js';
 import { uniqueName } from '../support/names.js';
 
 const alive = (pid: number) => {
@@ -26,10 +26,12 @@ const alive = (pid: number) => {
 describe('the hub with an embedded nats-server', { timeout: 120_000 }, () => {
   let dir: string;
   let client: TestClient | undefined;
+  let hub: HubProcess | undefined;
   let serverPid = 0;
 
   afterAll(async () => {
     await client?.close().catch(() => {});
+    await hub?.kill();
     if (serverPid && alive(serverPid)) process.kill(serverPid, 'SIGKILL');
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -38,13 +40,9 @@ describe('the hub with an embedded nats-server', { timeout: 120_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), 'agentcom-embedded-'));
     const port = await freePort();
     const prefix = uniqueName('emb').replace(/_/g, '-').toLowerCase();
-    const hub = hubProcessWith(
-      ['--data-dir', dir, '--nats-port', String(port), '--prefix', prefix],
-      'hub-emb',
-      {
-        NATS_URL: '',
-      },
-    );
+    hub = hubProcessWith(['--data-dir', dir, '--nats-port', String(port), '--prefix', prefix], 'hub-emb', {
+      NATS_URL: '',
+    });
     await hub.start();
     const pidFile = join(dir, 'nats-server.pid');
     serverPid = Number((await readFile(pidFile, 'utf8')).trim());

@@ -67,7 +67,8 @@ describe('onboarding end to end: agent add, sidecar, task submit', { timeout: 12
   afterAll(async () => {
     await sidecar?.kill();
     await admin?.drain().catch(() => {});
-    await hub?.kill();
+    // Graceful: a SIGKILLed hub would leave its embedded nats-server running.
+    await hub?.stop();
     await rm(root, { recursive: true, force: true });
   });
 
