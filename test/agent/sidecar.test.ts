@@ -71,6 +71,14 @@ describe('sidecar', { timeout: 90_000 }, () => {
     return { paths: sidecarPaths(join(dir, 'work')), file };
   };
 
+  /** The reasons of the result files moved to rejected/ (temp files of atomic writes skipped). */
+  const rejectedReasons = async (paths: ReturnType<typeof sidecarPaths>) => {
+    const names = (await readdir(paths.rejectedDir)).filter(
+      (f) => !f.startsWith('.') && f.endsWith('.reason.txt'),
+    );
+    return Promise.all(names.map((f) => readFile(join(paths.rejectedDir, f), 'utf8')));
+  };
+
   const queueFile = async (paths: ReturnType<typeof sidecarPaths>) =>
     LocalQueueSchema.parse(JSON.parse(await readFile(paths.queueFile, 'utf8')));
 
@@ -86,8 +94,11 @@ describe('sidecar', { timeout: 90_000 }, () => {
       expect(t.tokensUsed).toBe(7);
       expect(timesEntered(t, 'done')).toBe(1);
     }
-    await waitUntil(async () => (await queueFile(paths)).tasks.length === 0, 'queue.json emptied');
-    expect(await readdir(paths.tasksDir)).toEqual([]);
+    // queue.json forgets a task just before its task file is removed: wait for both.
+    await waitUntil(
+      async () => (await queueFile(paths)).tasks.length === 0 && (await readdir(paths.tasksDir)).length === 0,
+      'queue.json and tasks/ emptied',
+    );
   });
 
   it('survives its own SIGKILL: what it held is reported as recovering and finished after the restart', async () => {
@@ -210,8 +221,7 @@ describe('sidecar', { timeout: 90_000 }, () => {
       ],
       [`${id}.json`, '{"v":1,"type":"compl', 'not JSON'],
     ];
-    for (const [name, content, reason] of cases) {
-      const before = (await readdir(paths.rejectedDir)).length;
+    for (const [i, [name, content, reason]] of cases.entries()) {
       // A half-written file is given time to settle; an old one is judged at once. Dated before
       // it appears (hidden names are ignored), so the sidecar never sees it young.
       const hidden = join(paths.resultsDir, `.${name}.tmp`);
@@ -219,16 +229,14 @@ describe('sidecar', { timeout: 90_000 }, () => {
       const old = new Date(Date.now() - 60_000);
       await utimes(hidden, old, old);
       await rename(hidden, join(paths.resultsDir, name));
-      await waitUntil(
-        async () => (await readdir(paths.rejectedDir)).length === before + 2,
-        `${name} rejected`,
-      );
-      const reasons = (await readdir(paths.rejectedDir)).filter((f) => f.endsWith('.reason.txt'));
-      const texts = await Promise.all(reasons.map((f) => readFile(join(paths.rejectedDir, f), 'utf8')));
-      expect(
-        texts.some((t) => t.includes(reason)),
-        reason,
-      ).toBe(true);
+      await eventually(async () => {
+        const texts = await rejectedReasons(paths);
+        expect(texts).toHaveLength(i + 1);
+        expect(
+          texts.some((t) => t.includes(reason)),
+          reason,
+        ).toBe(true);
+      });
     }
     expect((await client!.task(id))!.status).toBe('working');
     await writeFile(
@@ -254,7 +262,9 @@ describe('sidecar', { timeout: 90_000 }, () => {
     expect(await readdir(paths.tasksDir)).toEqual([]);
     // A result written afterwards is stale, not reported.
     await writeFile(paths.resultFile(id), JSON.stringify({ v: 1, type: 'completed', result: 1 }));
-    await waitUntil(async () => (await readdir(paths.rejectedDir)).length === 2, 'late result rejected');
+    await eventually(async () =>
+      expect(await rejectedReasons(paths)).toEqual([expect.stringContaining('stale')]),
+    );
     expect((await client!.task(id))!.status).toBe('cancelled');
   });
 

@@ -309,8 +309,12 @@ export class Sidecar {
     const stamp = Date.now();
     const to = join(this.paths.rejectedDir, `${name}.${stamp}`);
     try {
-      await rename(join(this.paths.resultsDir, name), to);
+      // The reason first: whoever sees the moved file can read why.
       await writeFileAtomic(`${to}.reason.txt`, `${reason}\n`);
+      await rename(join(this.paths.resultsDir, name), to).catch(async (err) => {
+        await rm(`${to}.reason.txt`, { force: true });
+        throw err;
+      });
     } catch (err) {
       this.log.error({ file: name, err }, 'could not move a rejected result file');
       return;
