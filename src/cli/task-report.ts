@@ -6,7 +6,8 @@
  * sidecar has relayed it. The work directory comes from `--sidecar-dir` or AGENTCOM_SIDECAR_DIR,
  * which the sidecar sets for its wake command.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   type ProgressFile,
@@ -19,6 +20,7 @@ import {
   type TaskFile,
   TaskFileSchema,
 } from '../agent/sidecar/files.js';
+import { LocalQueueSchema } from '../agent/sidecar/local-queue.js';
 import { AgentComError, ERROR_CODES, fromZodError } from '../protocol/errors.js';
 import { TaskIdSchema } from '../protocol/ids.js';
 import { writeFileAtomic } from '../runtime/atomic-file.js';
@@ -193,11 +195,9 @@ async function waitRelayed(
   for (;;) {
     out.progress(`waiting for the sidecar to relay the ${kind} of ${taskId}...`);
     if (
-      kind === 'result'
-        ? !(await exists(paths.resultFile(taskId)))
-        : await progressRelayed(paths, taskId, seq)
+      kind === 'result' ? !existsSync(paths.resultFile(taskId)) : await progressRelayed(paths, taskId, seq)
     ) {
-      if (kind === 'result' && (await exists(paths.taskFile(taskId))))
+      if (kind === 'result' && existsSync(paths.taskFile(taskId)))
         throw new AgentComError(
           ERROR_CODES.INVALID_STATE,
           `the sidecar did not accept the result of ${taskId}; see ${paths.rejectedDir}`,
@@ -215,11 +215,10 @@ async function waitRelayed(
 
 async function progressRelayed(paths: SidecarPaths, taskId: string, seq: number): Promise<boolean> {
   try {
-    const q = JSON.parse(await readFile(paths.queueFile, 'utf8')) as {
-      tasks?: { taskId: string; progressSeq?: number }[];
-    };
-    const t = q.tasks?.find((x) => x.taskId === taskId);
-    return !t || (t.progressSeq ?? 0) >= seq;
+    const q = LocalQueueSchema.safeParse(JSON.parse(await readFile(paths.queueFile, 'utf8')));
+    if (!q.success) return false;
+    const t = q.data.tasks.find((x) => x.taskId === taskId);
+    return !t || t.progressSeq >= seq;
   } catch {
     return false;
   }
@@ -250,14 +249,5 @@ function parseJson(text: string, path: string): unknown {
       `--${path === 'resultFile' ? 'result-file' : path} is not JSON: ${(err as Error).message}`,
       path,
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -17,6 +17,7 @@
  *   moved to `rejected/` with the reason, never silently dropped.
  * All queue changes run one at a time (one writer for queue.json).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -179,7 +180,7 @@ export class Sidecar {
 
   private async recover(client: AgentClient): Promise<void> {
     for (const entry of this.queue.tasks) {
-      const hasResult = await exists(this.paths.resultFile(entry.taskId));
+      const hasResult = existsSync(this.paths.resultFile(entry.taskId));
       await this.writeTaskFile(entry);
       if (hasResult) continue; // the results scan relays it
       const base = { v: 1 as const, taskId: entry.taskId, generation: entry.generation, at: Date.now() };
@@ -369,15 +370,6 @@ function toReport(base: { v: 1; taskId: string; generation: number; at: number }
       return { ...b, type: 'failed', error: r.error, retryable: r.retryable, ...tokens };
     case 'rejected':
       return { ...b, type: 'rejected', reason: r.reason };
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
