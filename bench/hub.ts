@@ -1,6 +1,8 @@
 /**
- * End-to-end hub benchmark, printed as JSON beside BullMQ and raw JetStream measured in the same run
- * with the same shapes (bench/peers):
+ * End-to-end hub benchmark, printed as JSON beside the peers measured in the same run with the same
+ * shapes (bench/peers): BullMQ, raw JetStream (one store per task) and the JetStream pipeline (the
+ * hub's five durable stores per task done with the bare client and no hub logic: the ceiling of
+ * this design on this machine):
  *   e2e      N tasks submitted (100 publishes in flight) while `c` agents (slots 1 each) work;
  *            clock stops when the hub reports all N `done` (every transition durable: submit,
  *            record created, assigned, delivered, accepted, completed, record done; the handler
@@ -16,7 +18,6 @@
  * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,16 @@ import { submitTask } from '../src/agent/submit.js';
 import { type Bus, connectBus } from '../src/bus/connection.js';
 import { request } from '../src/bus/service.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
-import { latencySummary, median, nowMs, payload, sleep } from './peers/common.js';
+import {
+  cpuMsPerTask,
+  cpuSeconds,
+  latencySummary,
+  median,
+  nowMs,
+  ownCpuSeconds,
+  payload,
+  sleep,
+} from './peers/common.js';
 import { startNatsServer } from './peers/nats.js';
 import { runPeerSuite } from './peers/suite.js';
 
@@ -95,7 +105,7 @@ async function startStack(prefix: string): Promise<Stack> {
       hub: cpuSeconds(hub.pid),
       agents: cpuSeconds(agents.pid),
       nats: cpuSeconds(nats.pid),
-      producer: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      producer: ownCpuSeconds(),
     }),
     bus,
     agents,
@@ -109,24 +119,6 @@ async function startStack(prefix: string): Promise<Stack> {
       await nats.stop();
     },
   };
-}
-
-/** utime + stime of a process from /proc (Linux), seconds; NaN when unavailable. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** CPU ms per task of each process between two `cpu()` readings. */
-function cpuPerTask(a: Record<string, number>, b: Record<string, number>, n: number) {
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(a)) out[k] = ((b[k]! - a[k]!) * 1000) / n;
-  return out;
 }
 
 function waitMsg<T = Record<string, unknown>>(p: ChildProcess, type: string): Promise<T> {
@@ -162,8 +154,14 @@ async function e2e(rep: number) {
     const addSeconds = (nowMs() - t0) / 1000;
     while ((await doneCount(stack.bus)) < N) await sleep(50);
     const seconds = (nowMs() - t0) / 1000;
-    const cpuMsPerTask = cpuPerTask(cpu0, stack.cpu(), N);
-    return { n: N, c: C, seconds, addSeconds, tasksPerSec: N / seconds, cpuMsPerTask };
+    return {
+      n: N,
+      c: C,
+      seconds,
+      addSeconds,
+      tasksPerSec: N / seconds,
+      cpuMsPerTask: cpuMsPerTask(cpu0, stack.cpu(), N),
+    };
   } finally {
     await stack.stop();
   }
@@ -253,6 +251,7 @@ if (PEERS) {
   out.ratios = {
     throughputVsBullmq: ratio(hub.e2e.tasksPerSec, peers.bullmq?.e2e?.tasksPerSec),
     throughputVsJetstream: ratio(hub.e2e.tasksPerSec, peers.jetstream?.e2e?.tasksPerSec),
+    throughputVsJetstreamPipeline: ratio(hub.e2e.tasksPerSec, peers.jetstreamPipeline?.e2e?.tasksPerSec),
     p50VsBullmq: ratio(hub.latency.p50, peers.bullmq?.latency?.p50),
     p99VsBullmq: ratio(hub.latency.p99, peers.bullmq?.latency?.p99),
   };

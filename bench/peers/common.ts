@@ -4,6 +4,7 @@
  * Methods mirror /work/shared/peer-bench (lib.mjs, bench.mjs, js-bench.mjs).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** Wall-clock in ms with sub-ms resolution, comparable across processes on one host. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -74,6 +75,11 @@ export interface E2eResult {
   /** First add → last add acknowledged by the broker, seconds. */
   addSeconds: number;
   tasksPerSec: number;
+  /**
+   * CPU ms (user + system, /proc) per task of each process over the timed window (first add → N-th
+   * completion): `nats` (nats-server), `workers`, `dispatcher` (pipeline peer only), `producer`.
+   */
+  cpuMsPerTask?: Record<string, number>;
 }
 
 export interface LatencyResult {
@@ -97,7 +103,7 @@ export interface LatencyResult {
 }
 
 export interface PeerResult {
-  system: 'bullmq' | 'jetstream';
+  system: 'bullmq' | 'jetstream' | 'jetstream-pipeline';
   e2e?: E2eResult;
   latency?: LatencyResult;
 }
@@ -162,6 +168,45 @@ export function latencySummary(
     addCallP50: percentile(addCalls, 50),
     addCallP99: percentile(addCalls, 99),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting
+
+/** utime + stime of a process from /proc (Linux), seconds; NaN when unavailable. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined || pid <= 0) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds used so far by this process (user + system). */
+export function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Reads CPU seconds of named processes now; `pids` values of `'self'` mean this process. */
+export function cpuSnapshot(pids: Record<string, number | 'self' | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) out[k] = pid === 'self' ? ownCpuSeconds() : cpuSeconds(pid);
+  return out;
+}
+
+/** CPU ms per task of each process between two snapshots. */
+export function cpuMsPerTask(
+  a: Record<string, number>,
+  b: Record<string, number>,
+  n: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(a)) out[k] = ((b[k]! - a[k]!) * 1000) / n;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-/** Peer baselines for the hub benchmark: BullMQ on Redis and raw NATS JetStream, measured in-run. */
+/** Peer baselines for the hub benchmark (BullMQ, raw JetStream, JetStream pipeline), measured in-run. */
 
 export { type BullmqRunOptions, runBullmq } from './bullmq.js';
 export type {
@@ -10,12 +10,14 @@ export type {
   PeerRunOptions,
 } from './common.js';
 export { runJetstream } from './jetstream.js';
+export { runJetstreamPipeline } from './jetstream-pipeline.js';
 export { type NatsServer, natsServerVersion, startNatsServer } from './nats.js';
 export { type RedisServer, redisServerVersion, startRedisServer } from './redis.js';
 export {
   type Environment,
   environment,
   loadAverage,
+  PEER_NAMES,
   type PeerName,
   type PeerSummary,
   rounded,

@@ -21,6 +21,8 @@ import {
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
+  cpuMsPerTask,
+  cpuSnapshot,
   Deadline,
   type E2eResult,
   type LatencyResult,
@@ -55,7 +57,7 @@ export async function runJetstream(opts: PeerRunOptions = {}): Promise<PeerResul
   const server = await startNatsServer();
   try {
     const result: PeerResult = { system: 'jetstream' };
-    if (e2e) result.e2e = await e2eRun(server.port, e2e);
+    if (e2e) result.e2e = await e2eRun(server.port, server.pid, e2e);
     if (latency) result.latency = await latencyRun(server.port, latency);
     return result;
   } finally {
@@ -123,7 +125,7 @@ function startWorker(port: number, p: Producer, c: number, label: string): Worke
   return new WorkerProcess(WORKER, [String(port), p.stream, p.durable, String(c)], label);
 }
 
-async function e2eRun(port: number, o: ResolvedE2e): Promise<E2eResult> {
+async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult> {
   const dl = new Deadline(o.timeoutMs, `jetstream e2e n=${o.n} c=${o.c}`);
   const p = await openProducer(port, 'e2e', dl);
   let w: WorkerProcess | undefined;
@@ -135,12 +137,15 @@ async function e2eRun(port: number, o: ResolvedE2e): Promise<E2eResult> {
     await w.wait('running', dl.remaining());
     const done = w.wait('done', dl.remaining());
     done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
+    const pids = { nats: natsPid, workers: w.pid, producer: 'self' as const };
+    const cpu0 = cpuSnapshot(pids);
     const t0 = nowMs();
     await dl.race(publishAll(p, o.n), 'publishing');
     const addSeconds = (nowMs() - t0) / 1000;
     const seconds = ((await done).t - t0) / 1000;
+    const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
     await w.close();
-    return { n: o.n, c: o.c, seconds, addSeconds, tasksPerSec: o.n / seconds };
+    return { n: o.n, c: o.c, seconds, addSeconds, tasksPerSec: o.n / seconds, cpuMsPerTask: cpu };
   } finally {
     w?.kill();
     await closeProducer(p);

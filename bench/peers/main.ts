@@ -1,14 +1,15 @@
 /**
- * Peer baselines on this machine: BullMQ (private Redis) and raw NATS JetStream (private
- * nats-server), e2e throughput and steady-rate latency, each `reps` times; prints one JSON object.
+ * Peer baselines on this machine: BullMQ (private Redis), raw NATS JetStream (private nats-server)
+ * and the JetStream pipeline (the hub's 5-store durable flow on bare nats.js), e2e throughput and
+ * steady-rate latency, each `reps` times; prints one JSON object.
  *
  *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 5]
- *                               [--peers bullmq,jetstream] [--no-e2e] [--no-latency]
+ *                               [--peers bullmq,jetstream,jetstreamPipeline] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
  */
 import { parseArgs } from 'node:util';
-import { environment, loadAverage, type PeerName, rounded, runPeerSuite } from './suite.js';
+import { environment, loadAverage, PEER_NAMES, type PeerName, rounded, runPeerSuite } from './suite.js';
 
 const { values } = parseArgs({
   options: {
@@ -17,7 +18,7 @@ const { values } = parseArgs({
     c: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     duration: { type: 'string', default: '5' },
-    peers: { type: 'string', default: 'bullmq,jetstream' },
+    peers: { type: 'string', default: PEER_NAMES.join(',') },
     'no-e2e': { type: 'boolean', default: false },
     'no-latency': { type: 'boolean', default: false },
   },
@@ -32,7 +33,7 @@ function num(name: string, v: string): number {
 const reps = num('reps', values.reps);
 const c = num('c', values.c);
 const peers = values.peers.split(',').map((s) => s.trim()) as PeerName[];
-for (const p of peers) if (p !== 'bullmq' && p !== 'jetstream') throw new Error(`unknown peer '${p}'`);
+for (const p of peers) if (!PEER_NAMES.includes(p)) throw new Error(`unknown peer '${p}'`);
 const e2e = values['no-e2e'] ? false : { n: num('n', values.n), c };
 const latency = values['no-latency']
   ? false
@@ -51,7 +52,16 @@ const out = {
   loadavgEnd,
   config: {
     reps,
-    e2e: e2e ? { ...e2e, producer: { bullmq: 'addBulk x1000', jetstream: 'publish, 100 in flight' } } : false,
+    e2e: e2e
+      ? {
+          ...e2e,
+          producer: {
+            bullmq: 'addBulk x1000',
+            jetstream: 'publish, 100 in flight',
+            jetstreamPipeline: 'publish (Nats-Msg-Id), 100 in flight',
+          },
+        }
+      : false,
     latency: latency ? { ...latency, producer: 'single add/publish per tick' } : false,
   },
   results,

@@ -10,10 +10,13 @@ import { runBullmq } from './bullmq.js';
 import type { E2eOptions, E2eResult, LatencyOptions, LatencyResult, PeerResult } from './common.js';
 import { median } from './common.js';
 import { runJetstream } from './jetstream.js';
+import { runJetstreamPipeline } from './jetstream-pipeline.js';
 import { natsServerVersion } from './nats.js';
 import { redisServerVersion } from './redis.js';
 
-export type PeerName = 'bullmq' | 'jetstream';
+export type PeerName = 'bullmq' | 'jetstream' | 'jetstreamPipeline';
+
+export const PEER_NAMES: readonly PeerName[] = ['bullmq', 'jetstream', 'jetstreamPipeline'];
 
 export interface Environment {
   nproc: number;
@@ -71,6 +74,8 @@ export interface SuiteOptions {
 export interface E2eSummary {
   tasksPerSec: number;
   seconds: number;
+  /** Median per process over the runs that measured it (JetStream peers). */
+  cpuMsPerTask?: Record<string, number>;
   runs: E2eResult[];
 }
 
@@ -91,7 +96,11 @@ export interface PeerSummary {
 
 export type SuiteResult = Partial<Record<PeerName, PeerSummary>>;
 
-const RUNNERS: Record<PeerName, typeof runJetstream> = { bullmq: runBullmq, jetstream: runJetstream };
+const RUNNERS: Record<PeerName, typeof runJetstream> = {
+  bullmq: runBullmq,
+  jetstream: runJetstream,
+  jetstreamPipeline: runJetstreamPipeline,
+};
 
 /**
  * Each rep runs every peer once (round-robin, both shapes per call); medians over the successful
@@ -99,7 +108,7 @@ const RUNNERS: Record<PeerName, typeof runJetstream> = { bullmq: runBullmq, jets
  */
 export async function runPeerSuite(opts: SuiteOptions = {}): Promise<SuiteResult> {
   const reps = opts.reps ?? 3;
-  const peers = opts.peers ?? ['bullmq', 'jetstream'];
+  const peers = opts.peers ?? [...PEER_NAMES];
   const log = opts.log ?? ((line: string) => console.error(line));
   const e2eOpts = opts.e2e === false ? undefined : (opts.e2e ?? {});
   const latOpts = opts.latency === false ? undefined : (opts.latency ?? {});
@@ -131,6 +140,11 @@ export async function runPeerSuite(opts: SuiteOptions = {}): Promise<SuiteResult
         seconds: median(e2eRuns.map((r) => r.seconds)),
         runs: e2eRuns,
       };
+      const cpuRuns = e2eRuns.flatMap((r) => (r.cpuMsPerTask ? [r.cpuMsPerTask] : []));
+      if (cpuRuns.length) {
+        const keys = Object.keys(cpuRuns[0]!);
+        s.e2e.cpuMsPerTask = Object.fromEntries(keys.map((k) => [k, median(cpuRuns.map((c) => c[k]!))]));
+      }
     }
     if (latRuns.length) {
       const m = (k: 'p50' | 'p90' | 'p99' | 'max' | 'achievedRate') => median(latRuns.map((r) => r[k]));
@@ -150,7 +164,15 @@ export async function runPeerSuite(opts: SuiteOptions = {}): Promise<SuiteResult
 
 function brief(r: PeerResult): string {
   const parts: string[] = [];
-  if (r.e2e) parts.push(`e2e ${Math.round(r.e2e.tasksPerSec)}/s`);
+  if (r.e2e) {
+    const cpu = r.e2e.cpuMsPerTask;
+    const cpuText = cpu
+      ? ` (CPU ms/task: ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+          .join(' ')})`
+      : '';
+    parts.push(`e2e ${Math.round(r.e2e.tasksPerSec)}/s${cpuText}`);
+  }
   if (r.latency) {
     const l = r.latency;
     parts.push(

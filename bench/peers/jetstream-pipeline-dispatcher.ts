@@ -1,0 +1,151 @@
+/**
+ * Child process: the "minimal hub" of the pipeline peer (see jetstream-pipeline.ts), bare nats.js v3
+ * on one connection.
+ *   SUBMIT  pull → wait for a worker with a free slot (round-robin, 1 slot each) → KV create of the
+ *           task record {status assigned, assignee} → publish the assignment to that worker's inbox
+ *           subject (PubAck awaited) → ack the submission.
+ *   REPORTS pull → free the worker's slot → KV update with the create's revision (CAS) to done →
+ *           ack the report; posts `done` to the parent at the expected count of `done` writes.
+ * Acks are plain `ack()` as in the hub's consumer runner (src/bus/consumer.ts); close drains.
+ *   argv: natsPort namesJson concurrency
+ */
+import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { exitWithParent, nowMs, postToParent, type TaskPayload, type ToWorker } from './common.js';
+import type { Assignment, PipelineNames, Report } from './jetstream-pipeline.js';
+
+exitWithParent();
+const [portArg, namesArg, concArg] = process.argv.slice(2);
+if (!portArg || !namesArg || !concArg) {
+  throw new Error('usage: jetstream-pipeline-dispatcher <natsPort> <namesJson> <workers>');
+}
+const names = JSON.parse(namesArg) as PipelineNames;
+const workers = Number(concArg);
+const nc = await connect({ servers: `127.0.0.1:${portArg}`, timeout: 5000 });
+const js = jetstream(nc);
+const kv = await new Kvm(js).open(names.bucket);
+const submitConsumer = await js.consumers.get(names.submitStream, names.submitDurable);
+const reportConsumer = await js.consumers.get(names.reportStream, names.reportDurable);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+let expect = Number.POSITIVE_INFINITY;
+let doneCount = 0;
+let doneSent = false;
+const busy: boolean[] = Array.from({ length: workers }, () => false);
+let rr = 0;
+let slotFreed: (() => void) | null = null;
+/** Revision of each open task record, from its KV create (the CAS base of the `done` update). */
+const revisions = new Map<string, number>();
+const streams: ConsumerMessages[] = [];
+
+function maybeDone(): void {
+  if (!doneSent && doneCount >= expect) {
+    doneSent = true;
+    postToParent({ type: 'done', t: nowMs() });
+  }
+}
+
+/** Next free worker round-robin from `rr`, reserved; waits while all are busy. */
+async function reserveWorker(): Promise<number> {
+  for (;;) {
+    for (let j = 0; j < workers; j++) {
+      const k = (rr + j) % workers;
+      if (!busy[k]) {
+        busy[k] = true;
+        rr = (k + 1) % workers;
+        return k;
+      }
+    }
+    await new Promise<void>((r) => {
+      slotFreed = r;
+    });
+  }
+}
+
+function freeWorker(k: number): void {
+  busy[k] = false;
+  const r = slotFreed;
+  slotFreed = null;
+  r?.();
+}
+
+async function assign(m: JsMsg, k: number): Promise<void> {
+  const task = JSON.parse(dec.decode(m.data)) as TaskPayload;
+  const taskId = `t${task.seq}`;
+  const assignee = `w${k}`;
+  const record = { id: taskId, status: 'assigned', assignee, attempt: 1, createdAt: Date.now() };
+  const revision = await kv.create(taskId, enc.encode(JSON.stringify(record)));
+  revisions.set(taskId, revision);
+  const a: Assignment = { taskId, assignee, task };
+  await js.publish(`${names.inboxPrefix}.${assignee}`, enc.encode(JSON.stringify(a)), {
+    msgID: `${taskId}.a1`,
+  });
+  m.ack();
+}
+
+async function complete(m: JsMsg): Promise<void> {
+  const r = JSON.parse(dec.decode(m.data)) as Report;
+  freeWorker(r.worker);
+  const revision = revisions.get(r.taskId) ?? (await kv.get(r.taskId))?.revision ?? 0;
+  const record = { id: r.taskId, status: 'done', assignee: `w${r.worker}`, attempt: 1, doneAt: Date.now() };
+  await kv.update(r.taskId, enc.encode(JSON.stringify(record)), revision);
+  revisions.delete(r.taskId);
+  m.ack();
+  doneCount++;
+  maybeDone();
+}
+
+async function runSubmissions(): Promise<void> {
+  const messages = await submitConsumer.consume({ max_messages: 64, expires: 10_000 });
+  streams.push(messages);
+  for await (const m of messages) {
+    const k = await reserveWorker();
+    assign(m, k).catch((err: unknown) => {
+      freeWorker(k);
+      console.error('jetstream-pipeline-dispatcher: assign failed:', err);
+    });
+  }
+}
+
+async function runReports(): Promise<void> {
+  const messages = await reportConsumer.consume({ max_messages: 64, expires: 10_000 });
+  streams.push(messages);
+  for await (const m of messages) {
+    complete(m).catch((err: unknown) => console.error('jetstream-pipeline-dispatcher: report failed:', err));
+  }
+}
+
+async function close(): Promise<void> {
+  try {
+    for (const s of streams) await s.close();
+    await nc.drain();
+  } catch {
+    // exiting anyway
+  }
+  process.exit(0);
+}
+
+process.on('message', (raw) => {
+  const m = raw as ToWorker;
+  switch (m.type) {
+    case 'expect':
+      expect = m.n;
+      maybeDone();
+      break;
+    case 'run':
+      runReports().catch((err: unknown) => console.error('jetstream-pipeline-dispatcher: reports:', err));
+      runSubmissions().catch((err: unknown) => console.error('jetstream-pipeline-dispatcher: submit:', err));
+      setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
+      break;
+    case 'samples':
+      postToParent({ type: 'samples', starts: [] });
+      break;
+    case 'close':
+      void close();
+      break;
+  }
+});
+
+postToParent({ type: 'ready' });

@@ -1,0 +1,304 @@
+/**
+ * "Pipeline" JetStream peer: the hub's durable per-task flow done with the bare nats.js v3 client and
+ * no hub logic, as a ceiling for what JetStream itself allows for this design on this machine.
+ * Private nats-server, file storage, work-queue streams, duplicate window 2 min (as the hub
+ * provisions them), durable pull consumers (explicit ack, max_ack_pending 1000, ack_wait 30 s).
+ * Five JetStream stores per task, every PubAck awaited:
+ *   producer   publish submission → SUBMIT (Nats-Msg-Id)
+ *   dispatcher pull SUBMIT → KV create {status assigned, assignee} → publish assignment to
+ *              `<id>.inbox.w<k>` → ack submission            (jetstream-pipeline-dispatcher.ts)
+ *   worker k   pull its inbox durable → handler start → publish `completed` → REPORTS → ack inbox
+ *                                                           (jetstream-pipeline-worker.ts)
+ *   dispatcher pull REPORTS → KV update with the create's revision (CAS) → status done → ack report
+ * The dispatcher assigns round-robin, only to a worker with no outstanding assignment (c workers ×
+ * 1 slot, like c agents of 1 slot); a worker's slot frees when its report is pulled.
+ *
+ * - e2e: idle pipeline; clock starts; n publishes with 100 in flight; clock stops at the n-th `done`
+ *   KV write. Also CPU ms per task of nats-server, the dispatcher, the workers and this producer.
+ * - latency: one publish every 1000/rate ms on an absolute schedule; latency = worker handler start −
+ *   timestamp taken just before `js.publish` of the submission.
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  AckPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import {
+  cpuMsPerTask,
+  cpuSnapshot,
+  Deadline,
+  type E2eResult,
+  type LatencyResult,
+  latencySummary,
+  nowMs,
+  type PeerResult,
+  type PeerRunOptions,
+  payload,
+  type ResolvedE2e,
+  type ResolvedLatency,
+  resolveE2e,
+  resolveLatency,
+  shapesToRun,
+  sleep,
+  type TaskPayload,
+  WorkerProcess,
+  withTimeout,
+} from './common.js';
+import { startNatsServer } from './nats.js';
+
+const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
+const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
+const IN_FLIGHT = 100;
+const DUPLICATE_WINDOW_NS = 2 * 60_000 * 1_000_000;
+const enc = new TextEncoder();
+
+/** Names of one run's streams, consumers and bucket; passed to the child processes as JSON argv. */
+export interface PipelineNames {
+  submitStream: string;
+  submitSubject: string;
+  submitDurable: string;
+  inboxStream: string;
+  /** Subject of worker k's inbox: `${inboxPrefix}.w${k}`. */
+  inboxPrefix: string;
+  /** Durable of worker k's inbox: `${inboxDurablePrefix}${k}`. */
+  inboxDurablePrefix: string;
+  reportStream: string;
+  reportSubject: string;
+  reportDurable: string;
+  bucket: string;
+}
+
+/** Inbox message: the task record's key, the assignee and the submission as submitted. */
+export interface Assignment {
+  taskId: string;
+  assignee: string;
+  task: TaskPayload;
+}
+
+/** Report message from worker `worker` (index k of `w<k>`). */
+export interface Report {
+  taskId: string;
+  worker: number;
+  status: 'completed';
+}
+
+function pipelineNames(shape: string): PipelineNames {
+  const id = `${shape}${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    submitStream: `PS_${id}`,
+    submitSubject: `${id}.submit`,
+    submitDurable: `PSD_${id}`,
+    inboxStream: `PI_${id}`,
+    inboxPrefix: `${id}.inbox`,
+    inboxDurablePrefix: `PIW_${id}_`,
+    reportStream: `PR_${id}`,
+    reportSubject: `${id}.reports`,
+    reportDurable: `PRD_${id}`,
+    bucket: `PT_${id}`,
+  };
+}
+
+/**
+ * Runs the requested shapes (both with defaults when neither is given) against a private
+ * nats-server that is started here and always stopped before returning or throwing.
+ */
+export async function runJetstreamPipeline(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  const shapes = shapesToRun(opts);
+  const e2e = shapes.e2e ? resolveE2e(shapes.e2e) : undefined;
+  const latency = shapes.latency ? resolveLatency(shapes.latency) : undefined;
+  const server = await startNatsServer();
+  try {
+    const result: PeerResult = { system: 'jetstream-pipeline' };
+    if (e2e) result.e2e = await e2eRun(server.port, server.pid, e2e);
+    if (latency) result.latency = await latencyRun(server.port, latency);
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+interface Setup {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: PipelineNames;
+}
+
+const consumerConfig = (durable: string, filter?: string) => ({
+  durable_name: durable,
+  ack_policy: AckPolicy.Explicit,
+  max_ack_pending: 1000,
+  ack_wait: 30_000_000_000, // ns
+  ...(filter ? { filter_subject: filter } : {}),
+});
+
+async function setUp(port: number, shape: string, c: number, dl: Deadline): Promise<Setup> {
+  const nc = await dl.race(connect({ servers: `127.0.0.1:${port}`, timeout: 5000 }), 'connect');
+  try {
+    const jsm = await dl.race(jetstreamManager(nc), 'jetstream manager');
+    const js = jetstream(nc);
+    const names = pipelineNames(shape);
+    const stream = (name: string, subject: string) =>
+      dl.race(
+        jsm.streams.add({
+          name,
+          subjects: [subject],
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+          duplicate_window: DUPLICATE_WINDOW_NS,
+        }),
+        `add stream ${name}`,
+      );
+    await stream(names.submitStream, names.submitSubject);
+    await stream(names.inboxStream, `${names.inboxPrefix}.>`);
+    await stream(names.reportStream, names.reportSubject);
+    await dl.race(jsm.consumers.add(names.submitStream, consumerConfig(names.submitDurable)), 'add consumer');
+    await dl.race(jsm.consumers.add(names.reportStream, consumerConfig(names.reportDurable)), 'add consumer');
+    for (let k = 0; k < c; k++) {
+      await dl.race(
+        jsm.consumers.add(
+          names.inboxStream,
+          consumerConfig(`${names.inboxDurablePrefix}${k}`, `${names.inboxPrefix}.w${k}`),
+        ),
+        'add inbox consumer',
+      );
+    }
+    await dl.race(
+      new Kvm(js).create(names.bucket, { history: 1, storage: StorageType.File }),
+      'create KV bucket',
+    );
+    return { nc, js, jsm, names };
+  } catch (err) {
+    await nc.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function tearDown(s: Setup): Promise<void> {
+  const n = s.names;
+  for (const stream of [n.submitStream, n.inboxStream, n.reportStream, `KV_${n.bucket}`]) {
+    await withTimeout(s.jsm.streams.delete(stream), 5000, 'delete stream').catch(() => {});
+  }
+  await withTimeout(s.nc.drain(), 5000, 'drain').catch(() => s.nc.close());
+}
+
+function submit(s: Setup, seq: number, tAdd = 0) {
+  return s.js.publish(s.names.submitSubject, enc.encode(JSON.stringify(payload(seq, tAdd))), {
+    msgID: `s${seq}`,
+  });
+}
+
+interface Procs {
+  dispatcher: WorkerProcess;
+  workers: WorkerProcess;
+  close(): Promise<void>;
+  kill(): void;
+}
+
+/** Starts both child processes, waits until both consume, and tells the dispatcher to expect `n`. */
+async function startProcs(port: number, s: Setup, c: number, n: number, dl: Deadline): Promise<Procs> {
+  const args = [String(port), JSON.stringify(s.names), String(c)];
+  const dispatcher = new WorkerProcess(DISPATCHER, args, `${dl.label} dispatcher`);
+  const workers = new WorkerProcess(WORKERS, args, `${dl.label} workers`);
+  const procs: Procs = {
+    dispatcher,
+    workers,
+    async close() {
+      await Promise.all([dispatcher.close(), workers.close()]);
+    },
+    kill() {
+      dispatcher.kill();
+      workers.kill();
+    },
+  };
+  try {
+    await Promise.all([dispatcher.wait('ready', dl.remaining()), workers.wait('ready', dl.remaining())]);
+    dispatcher.send({ type: 'expect', n });
+    dispatcher.send({ type: 'run' });
+    workers.send({ type: 'run' });
+    await Promise.all([dispatcher.wait('running', dl.remaining()), workers.wait('running', dl.remaining())]);
+    return procs;
+  } catch (err) {
+    procs.kill();
+    throw err;
+  }
+}
+
+async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult> {
+  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline e2e n=${o.n} c=${o.c}`);
+  const s = await setUp(port, 'e2e', o.c, dl);
+  let procs: Procs | undefined;
+  try {
+    procs = await startProcs(port, s, o.c, o.n, dl);
+    const done = procs.dispatcher.wait('done', dl.remaining());
+    done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
+    const pids = {
+      nats: natsPid,
+      dispatcher: procs.dispatcher.pid,
+      workers: procs.workers.pid,
+      producer: 'self' as const,
+    };
+    const cpu0 = cpuSnapshot(pids);
+    const t0 = nowMs();
+    let i = 0;
+    const lane = async () => {
+      while (i < o.n) await submit(s, i++);
+    };
+    await dl.race(Promise.all(Array.from({ length: IN_FLIGHT }, lane)), 'publishing');
+    const addSeconds = (nowMs() - t0) / 1000;
+    const seconds = ((await done).t - t0) / 1000;
+    const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
+    await procs.close();
+    return { n: o.n, c: o.c, seconds, addSeconds, tasksPerSec: o.n / seconds, cpuMsPerTask: cpu };
+  } finally {
+    procs?.kill();
+    await tearDown(s);
+  }
+}
+
+async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResult> {
+  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline latency rate=${o.rate} c=${o.c}`);
+  const total = Math.round(o.rate * o.durationS);
+  const interval = 1000 / o.rate;
+  const s = await setUp(port, 'lat', o.c, dl);
+  let procs: Procs | undefined;
+  try {
+    procs = await startProcs(port, s, o.c, total, dl);
+    await sleep(500); // pipeline idle, pull requests outstanding
+    const done = procs.dispatcher.wait('done', dl.remaining());
+    done.catch(() => {});
+    const addCalls: number[] = [];
+    const pending: Promise<void>[] = [];
+    const t0 = nowMs();
+    for (let i = 0; i < total; i++) {
+      const d = t0 + i * interval - nowMs();
+      if (d > 0) await sleep(d);
+      dl.check('offering load');
+      const tAdd = nowMs();
+      const published = submit(s, i, tAdd).then(() => {
+        addCalls.push(nowMs() - tAdd);
+      });
+      published.catch(() => {}); // surfaced by Promise.all below
+      pending.push(published);
+    }
+    await dl.race(Promise.all(pending), 'awaiting PubAcks');
+    const achievedRate = total / ((nowMs() - t0) / 1000);
+    await done;
+    const samples = procs.workers.wait('samples', dl.remaining());
+    procs.workers.send({ type: 'samples' });
+    const { starts } = await samples;
+    await procs.close();
+    return latencySummary(o, starts, addCalls, achievedRate);
+  } finally {
+    procs?.kill();
+    await tearDown(s);
+  }
+}
