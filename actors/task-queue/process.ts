@@ -19,6 +19,7 @@ import {
   runConsumer,
 } from '../../src/bus/consumer.js';
 import { openKv } from '../../src/bus/kv.js';
+import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
 import { encodeTrusted } from '../../src/protocol/envelope.js';
@@ -88,18 +89,28 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     store.onChange((t) => tq.publishChange(t));
     const n = bus.names;
     const concurrency = input.concurrency ?? 256;
+    // The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
+    // starts: provisioning them again here from a bare spec would reset their settings to defaults.
+    // `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables delivered
+    // and never saw acked at its start was held by a hub that died; it is handled now instead of
+    // after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
     tq.intake = await runConsumer(bus, {
       spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
+      provision: false,
+      adoptUnacked: true,
       schema: TaskSubmitSchema,
       concurrency,
       handler: (submit, ctx) => tq.onSubmit(submit, ctx),
     });
     tq.reports = await runConsumer(bus, {
       spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
+      provision: false,
+      adoptUnacked: true,
       schema: ReportSchema,
       concurrency,
       handler: (report, ctx) => tq.onReport(report, ctx),
     });
+    tq.resendRecentAssignments();
     tq.log.info({ phase: 'start', tasks: store.size }, 'task queue started');
     return tq;
   }
@@ -260,6 +271,19 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   // --- Effects ---
 
+  /**
+   * A hub that died between an assignment's write and its inbox publish left it `assigned` but
+   * never delivered (the accept timeout would reclaim it). At start, assignments recent enough
+   * for the inbox's dedupe window to drop a copy that did arrive are published again.
+   */
+  private resendRecentAssignments(): void {
+    const now = Date.now();
+    for (const { record: t } of this.store.all()) {
+      if (t.status !== 'assigned' || t.assignee === null || t.assignedAt === null) continue;
+      if (now - t.assignedAt < RESEND_ASSIGN_WITHIN_MS) void this.sendInbox(t.assignee, assignMessage(t));
+    }
+  }
+
   private async runEffects(task: TaskRecord, effects: TaskEffect[]): Promise<void> {
     for (const e of effects) {
       switch (e.type) {
@@ -319,6 +343,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     });
   }
 }
+
+/** Half the inbox stream's dedupe window: margin for clock skew between hubs. */
+const RESEND_ASSIGN_WITHIN_MS = DEFAULT_DUPLICATE_WINDOW_MS / 2;
 
 function ioError(err: unknown): WireError {
   return { code: ERROR_CODES.UNAVAILABLE, message: err instanceof Error ? err.message : String(err) };

@@ -20,8 +20,10 @@
  * Delivery is at-least-once: handlers must be idempotent.
  * Messages beyond `concurrency` wait in a local buffer (bounded by the durable's max_ack_pending)
  * and are kept alive with `working()`; size `maxAckPending` for fairness across processes.
+ * A process that dies holding messages (SIGKILL) leaves them pending on the durable until ack_wait
+ * expires; `adoptUnacked` hands them to the handler at start instead (see the option).
  */
-import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JsMsg, StoredMsg } from '@nats-io/jetstream';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, decodePayload } from '../protocol/envelope.js';
@@ -34,6 +36,9 @@ import { type ConsumerSpec, ensureConsumer } from './provision.js';
 
 /** Publish-to-dispatch latency is recorded for one message in this many (a power of two). */
 const P2D_SAMPLE = 4;
+/** `adoptUnacked`: stream messages read per round trip, and the most sequence numbers scanned. */
+const ADOPT_CHUNK = 64;
+const ADOPT_SCAN_MAX = 100_000;
 
 // --- Outcomes ---
 
@@ -121,6 +126,20 @@ export interface ConsumerRunnerOptions<T> {
   expiresMs?: number;
   /** Provision the durable before starting (default true). */
   provision?: boolean;
+  /**
+   * At start, before pulling, read the messages this durable delivered earlier that are still
+   * unacknowledged (held by a process that died: they would come back only after ack_wait) from
+   * the stream and give them to the handler at once, in stream order. Their outcome is not
+   * applied: the server still redelivers them after ack_wait, and that delivery is settled as
+   * usual, so the handler sees them twice and must be idempotent (as always). Their context says
+   * `redelivered`, with `deliveryCount` 2 (at least). Only for an unfiltered durable on a
+   * work-queue stream (there, every message still stored below `delivered` is unacknowledged)
+   * that one process consumes at a time (e.g. behind a lease): messages in flight in another
+   * live consumer of the durable would be handled twice at once. Not counted as a delivery: a
+   * message that crashes the whole process (not a handler throw, which is counted as usual) would
+   * be handled again at every start instead of reaching the DLQ after max_deliver. Default false.
+   */
+  adoptUnacked?: boolean;
 }
 
 export interface ConsumerStats {
@@ -199,6 +218,7 @@ class Runner<T> implements ConsumerRunner {
 
   async start(): Promise<void> {
     if (this.opts.provision !== false) await ensureConsumer(this.bus, this.spec);
+    if (this.opts.adoptUnacked) await this.adoptUnacked();
     await this.attach();
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.timer.unref();
@@ -223,6 +243,44 @@ class Runner<T> implements ConsumerRunner {
       (err) => this.onClosed(gen, err),
       (err) => this.onClosed(gen, err),
     );
+  }
+
+  /** See `ConsumerRunnerOptions.adoptUnacked`. */
+  private async adoptUnacked(): Promise<void> {
+    const { stream, durable } = this.spec;
+    const info = await this.bus.jsm.consumers.info(stream, durable);
+    if (info.config.filter_subject) throw new Error(`adoptUnacked: ${stream}/${durable} is filtered`);
+    const want = info.num_ack_pending;
+    const last = info.delivered.stream_seq;
+    const found: StoredMsg[] = [];
+    // Acked messages are gone from a work-queue stream: scan (ack floor, delivered] until every
+    // pending one is found (a bounded scan: this is a shortcut, the redelivery stays the guarantee).
+    for (let seq = info.ack_floor.stream_seq + 1; seq <= last && found.length < want; seq += ADOPT_CHUNK) {
+      if (seq - info.ack_floor.stream_seq > ADOPT_SCAN_MAX) break;
+      const seqs = Array.from({ length: Math.min(ADOPT_CHUNK, last - seq + 1) }, (_, i) => seq + i);
+      const got = await Promise.all(
+        seqs.map((s) => this.bus.jsm.streams.getMessage(stream, { seq: s }).catch(() => null)),
+      );
+      for (const m of got) if (m) found.push(m);
+    }
+    if (found.length === 0) return;
+    this.bus.log.info(
+      { stream, consumer: durable, adopted: found.length, seqs: found.map((m) => m.seq) },
+      'handling messages a previous consumer left unacknowledged',
+    );
+    for (const sm of found) {
+      const decoded = decodePayload(this.opts.schema, sm.data, this.maxBytes);
+      if (!decoded.ok) continue; // dead-lettered on its redelivery
+      const fail = (err: unknown) =>
+        this.bus.log.warn({ err, stream, consumer: durable, seq: sm.seq }, 'adopted message not handled');
+      try {
+        void Promise.resolve(
+          this.opts.handler(decoded.value, new AdoptedCtx(sm, this.spec, this.maxDeliver)),
+        ).catch(fail);
+      } catch (err) {
+        fail(err);
+      }
+    }
   }
 
   private async watch(messages: ConsumerMessages, gen: number): Promise<void> {
@@ -568,6 +626,50 @@ class Ctx implements MessageContext {
   working() {
     this.m.working();
     this.entry.lastBeat = performance.now();
+  }
+}
+
+/** The context of a message read from the stream by `adoptUnacked` (not a delivery). */
+class AdoptedCtx implements MessageContext {
+  readonly deliveryCount = 2;
+  readonly redelivered = true;
+  constructor(
+    private readonly m: StoredMsg,
+    private readonly spec: ConsumerSpec,
+    readonly maxDeliver: number,
+  ) {}
+  get subject() {
+    return this.m.subject;
+  }
+  get stream() {
+    return this.spec.stream;
+  }
+  get consumer() {
+    return this.spec.durable;
+  }
+  get streamSeq() {
+    return this.m.seq;
+  }
+  get msgId() {
+    return this.m.header?.get(HEADERS.MSG_ID) || null;
+  }
+  get correlationId() {
+    return this.m.header?.get(HEADERS.CORRELATION_ID) || null;
+  }
+  get traceparent() {
+    return this.m.header?.get(HEADERS.TRACEPARENT) || null;
+  }
+  get publishedAt() {
+    return this.m.time;
+  }
+  get headers() {
+    return this.m.header;
+  }
+  header(name: string) {
+    return this.m.header?.get(name) || undefined;
+  }
+  working() {
+    // Not held by this consumer: nothing to keep alive.
   }
 }
 

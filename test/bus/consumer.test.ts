@@ -16,7 +16,7 @@ import {
 } from '../../src/bus/index.js';
 import { eventually } from '../support/eventually.js';
 import { useNatsServer } from '../support/nats-server.js';
-import { deferred, enc, ensureSubmitStream, Job, testBus, within } from './support.js';
+import { deferred, enc, ensureSubmitStream, Job, peerBus, testBus, within } from './support.js';
 
 const server = useNatsServer();
 
@@ -310,6 +310,49 @@ describe('runConsumer()', () => {
       expect(info.config.max_deliver).toBe(4);
     } finally {
       await r.stop();
+      await f.cleanup();
+    }
+  });
+
+  it('adoptUnacked: what a dead consumer left unacked is handled at start, not after ack_wait', async () => {
+    const f = await fixture({ ackWaitMs: 30_000 });
+    // The process that dies: it acks n=1 and is holding n=2 when its connection goes.
+    const dying = await peerBus(server.url, f.bus);
+    const held = deferred();
+    const first = await runConsumer(dying, {
+      spec: f.spec,
+      schema: Job,
+      handler: (job): Outcome | Promise<Outcome> => {
+        if (job.n === 1) return outcome.ack();
+        held.resolve();
+        return new Promise<Outcome>(() => {});
+      },
+    });
+    const seen: { n: number; redelivered: boolean; seq: number }[] = [];
+    let r: ConsumerRunner | undefined;
+    try {
+      await publish(f.bus, f.subject, Job, { v: 1, n: 1 });
+      const p2 = await publish(f.bus, f.subject, Job, { v: 1, n: 2 });
+      await within(held.promise, 5_000, 'n=2 held');
+      await eventually(async () => expect(await f.depth()).toBe(1));
+      await dying.nc.close(); // no ack, no nak: n=2 stays pending for ack_wait (30 s)
+      r = await runConsumer(f.bus, {
+        spec: f.spec,
+        adoptUnacked: true,
+        schema: Job,
+        handler: (job, ctx) => {
+          seen.push({ n: job.n, redelivered: ctx.redelivered, seq: ctx.streamSeq });
+          return outcome.ack();
+        },
+      });
+      await eventually(() => expect(seen).toEqual([{ n: 2, redelivered: true, seq: p2.seq }]), {
+        timeout: 3_000,
+      });
+      // Its outcome is not applied: the pending delivery is settled when it comes back.
+      expect(await f.depth()).toBe(1);
+    } finally {
+      await first.stop({ timeoutMs: 10 });
+      await r?.stop();
       await f.cleanup();
     }
   });
