@@ -3,7 +3,7 @@
  * The Scheduler actor. Its state is a projection: the open task records (from the TaskQueue's
  * `tasks_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
- * "pump" on the next turn of the event loop, which hands out as many assignments as the index
+ * "pump" for when the current callback is done, which hands out as many assignments as the index
  * allows — with two timers as a safety net: the earliest delayed task, and a periodic sweep that
  * reclaims stuck, overdue, unaccepted and long-blocked assignments. It runs only on the hub that
  * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
@@ -172,13 +172,20 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   // --- Assignment ---
 
-  private schedulePump(): void {
+  /**
+   * One pump for everything that happened in this run of the event loop: it runs once the current
+   * callback's synchronous work and microtasks are done (a full batch yields the loop first), so
+   * a change reaches the decision without waiting for the loop's next turn.
+   */
+  private schedulePump(yieldFirst = false): void {
     if (this.pumpScheduled || this.stopped) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.pumpScheduled = false;
       this.pump();
-    });
+    };
+    if (yieldFirst) setImmediate(run);
+    else queueMicrotask(run);
   }
 
   private pump(): void {
@@ -200,7 +207,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         },
       );
     }
-    if (picks.length === batch) this.schedulePump();
+    if (picks.length === batch) this.schedulePump(true);
     this.armWake();
   }
 

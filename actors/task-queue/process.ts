@@ -332,11 +332,15 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     }
   }
 
-  /** Changes are sent once per event-loop turn: one message per subscriber, not one per change. */
+  /**
+   * Changes are sent in batches: one message per subscriber for all the writes acknowledged by the
+   * same socket read (their continuations run in one microtask drain), not one per change, and
+   * without waiting for the event loop's next turn.
+   */
   private publishChange(stored: StoredTask): void {
     this.changed.push(stored.record);
     if (this.changed.length > 1) return;
-    setImmediate(() => {
+    queueMicrotask(() => {
       const msg: TaskChanged = { type: 'tasks_changed', tasks: this.changed };
       this.changed = [];
       for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
