@@ -7,12 +7,13 @@
  *            clock stops when the hub reports all N `done` (every transition durable: submit,
  *            record created, assigned, delivered, accepted, completed, record done; the handler
  *            completes at once, so the SDK reports `completed` alone, which implies `accepted`).
- *   latency  single submits at `rate`/s for `duration` s; submit (just before publish) -> agent
- *            handler start, across processes on one host.
+ *   latency  single submits at `rate`/s for `warmup` s (not measured: fresh processes run cold), then
+ *            for `duration` s; submit (just before publish) -> agent handler start, across processes
+ *            on one host. The peers offer the same warm-up (bench/peers/common.ts offerLoad).
  * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer. Each e2e
  *            run also reports CPU ms per task of each process (/proc utime + stime), a figure
  *            far less sensitive than tasks/s to other load on a shared machine.
- *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--reps 1] [--no-peers] [--no-e2e]
+ *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--warmup 1] [--reps 1] [--no-peers] [--no-e2e]
  *     [--no-latency]
  * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
  * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
@@ -29,11 +30,15 @@ import { TaskStatsReplySchema } from '../src/protocol/api.js';
 import {
   cpuMsPerTask,
   cpuSeconds,
+  Deadline,
   latencySummary,
   median,
   nowMs,
+  offeredCount,
+  offerLoad,
   ownCpuSeconds,
   payload,
+  resolveLatency,
   sleep,
 } from './peers/common.js';
 import { startNatsServer } from './peers/nats.js';
@@ -48,6 +53,7 @@ const N = flag('n', 20_000);
 const C = flag('c', 10);
 const RATE = flag('rate', 1000);
 const DURATION = flag('duration', 5);
+const WARMUP = flag('warmup', 1);
 const REPS = flag('reps', 1);
 const PEERS = !args.includes('--no-peers');
 const E2E = !args.includes('--no-e2e');
@@ -168,35 +174,25 @@ async function e2e(rep: number) {
 }
 
 async function latency(rep: number) {
+  const o = resolveLatency({ rate: RATE, durationS: DURATION, c: C, warmupS: WARMUP });
+  const dl = new Deadline(o.timeoutMs, `hub latency rate=${o.rate}`);
   const stack = await startStack(`bench${rep}l`);
   try {
-    const total = Math.round(RATE * DURATION);
-    const interval = 1000 / RATE;
-    const addCalls: number[] = [];
-    const pending: Promise<void>[] = [];
     await sleep(500);
-    const t0 = nowMs();
-    for (let k = 0; k < total; k++) {
-      const d = t0 + k * interval - nowMs();
-      if (d > 0) await sleep(d);
-      const tAdd = nowMs();
-      pending.push(
-        submitTask(stack.bus, { title: `l${k}`, metadata: { tAdd, p: payload(k).pad } }).then(() => {
-          addCalls.push(nowMs() - tAdd);
-        }),
-      );
-    }
-    await Promise.all(pending);
-    const achieved = total / ((nowMs() - t0) / 1000);
+    const cpu0 = stack.cpu();
+    const { addCalls, achievedRate } = await offerLoad(
+      o,
+      (k, tAdd) => submitTask(stack.bus, { title: `l${k}`, metadata: { tAdd, p: payload(k).pad } }),
+      dl,
+    );
+    const { total } = offeredCount(o);
     while ((await doneCount(stack.bus)) < total) await sleep(50);
     stack.agents.send({ type: 'samples' });
     const { starts } = await waitMsg<{ starts: number[] }>(stack.agents, 'samples');
-    return latencySummary(
-      { rate: RATE, durationS: DURATION, c: C, timeoutMs: 0 },
-      starts,
-      addCalls,
-      achieved,
-    );
+    return {
+      ...latencySummary(o, starts, addCalls, achievedRate),
+      cpuMsPerTask: cpuMsPerTask(cpu0, stack.cpu(), total),
+    };
   } finally {
     await stack.stop();
   }
@@ -207,7 +203,7 @@ const out: Record<string, unknown> = {
   nproc: cpus().length,
   cpu: cpus()[0]?.model,
   node: process.version,
-  config: { n: N, c: C, rate: RATE, durationS: DURATION, reps: REPS },
+  config: { n: N, c: C, rate: RATE, durationS: DURATION, warmupS: WARMUP, reps: REPS },
   loadavgStart: load(),
 };
 const e2eRuns = [];
@@ -242,7 +238,7 @@ if (PEERS) {
   const peers = await runPeerSuite({
     reps: REPS,
     e2e: E2E ? { n: N, c: C } : false,
-    latency: LATENCY ? { rate: RATE, durationS: DURATION, c: C } : false,
+    latency: LATENCY ? { rate: RATE, durationS: DURATION, c: C, warmupS: WARMUP } : false,
     log,
   });
   out.peers = peers;

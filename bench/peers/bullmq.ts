@@ -16,6 +16,8 @@ import {
   type LatencyResult,
   latencySummary,
   nowMs,
+  offeredCount,
+  offerLoad,
   type PeerResult,
   type PeerRunOptions,
   payload,
@@ -122,8 +124,7 @@ async function e2eRun(port: number, o: ResolvedE2e, mode: 'bulk' | 'single'): Pr
 
 async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResult> {
   const dl = new Deadline(o.timeoutMs, `bullmq latency rate=${o.rate} c=${o.c}`);
-  const total = Math.round(o.rate * o.durationS);
-  const interval = 1000 / o.rate;
+  const { total } = offeredCount(o);
   const p = await openProducer(port, 'lat', dl);
   let w: WorkerProcess | undefined;
   try {
@@ -135,22 +136,11 @@ async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResu
     await sleep(500); // worker idle, blocked waiting for jobs
     const done = w.wait('done', dl.remaining());
     done.catch(() => {});
-    const addCalls: number[] = [];
-    const pending: Promise<void>[] = [];
-    const t0 = nowMs();
-    for (let i = 0; i < total; i++) {
-      const d = t0 + i * interval - nowMs();
-      if (d > 0) await sleep(d);
-      dl.check('offering load');
-      const tAdd = nowMs();
-      const added = p.queue.add('task', payload(i, tAdd)).then(() => {
-        addCalls.push(nowMs() - tAdd);
-      });
-      added.catch(() => {}); // surfaced by Promise.all below
-      pending.push(added);
-    }
-    await dl.race(Promise.all(pending), 'awaiting adds');
-    const achievedRate = total / ((nowMs() - t0) / 1000);
+    const { addCalls, achievedRate } = await offerLoad(
+      o,
+      (i, tAdd) => p.queue.add('task', payload(i, tAdd)),
+      dl,
+    );
     await done;
     const samples = w.wait('samples', dl.remaining());
     w.send({ type: 'samples' });

@@ -56,6 +56,11 @@ export interface LatencyOptions {
   rate?: number;
   /** Seconds of offered load (default 5). */
   durationS?: number;
+  /**
+   * Seconds of the same load offered first and not measured (default 1): fresh processes run cold
+   * (JIT, connections, caches) and their first second says nothing about steady-state latency.
+   */
+  warmupS?: number;
   /** Consumer concurrency (default 10). */
   c?: number;
   /** Whole-run bound, setup included (default durationS·1000 + 30 000 ms). */
@@ -116,6 +121,7 @@ export interface ResolvedE2e {
 export interface ResolvedLatency {
   rate: number;
   durationS: number;
+  warmupS: number;
   c: number;
   timeoutMs: number;
 }
@@ -132,10 +138,12 @@ export function resolveLatency(o: LatencyOptions): ResolvedLatency {
   const rate = o.rate ?? 1000;
   const durationS = o.durationS ?? 5;
   const c = o.c ?? 10;
+  const warmupS = o.warmupS ?? 1;
   if (!(rate > 0)) throw new Error(`latency.rate must be > 0, got ${rate}`);
+  if (!(warmupS >= 0)) throw new Error(`latency.warmupS must be >= 0, got ${warmupS}`);
   if (!(durationS > 0)) throw new Error(`latency.durationS must be > 0, got ${durationS}`);
   if (!(Number.isInteger(c) && c > 0)) throw new Error(`latency.c must be a positive integer, got ${c}`);
-  return { rate, durationS, c, timeoutMs: o.timeoutMs ?? durationS * 1000 + 30_000 };
+  return { rate, durationS, c, warmupS, timeoutMs: o.timeoutMs ?? (warmupS + durationS) * 1000 + 30_000 };
 }
 
 /** When neither shape is requested, both run with their defaults. */
@@ -168,6 +176,47 @@ export function latencySummary(
     addCallP50: percentile(addCalls, 50),
     addCallP99: percentile(addCalls, 99),
   };
+}
+
+/** Tasks a latency run offers in all: the warm-up ones, then the measured ones. */
+export function offeredCount(o: ResolvedLatency): { warm: number; measured: number; total: number } {
+  const warm = Math.round(o.rate * o.warmupS);
+  const measured = Math.round(o.rate * o.durationS);
+  return { warm, measured, total: warm + measured };
+}
+
+/**
+ * Offers a latency run's load: one `add(i, tAdd)` every 1000/rate ms on an absolute schedule, the
+ * warm-up tasks first with `tAdd` 0 (workers sample only tasks with a `tAdd`), then the measured
+ * ones with `tAdd` taken just before the call. Resolves once every add is acknowledged, with the
+ * measured adds' call durations and the rate achieved over the measured part.
+ */
+export async function offerLoad(
+  o: ResolvedLatency,
+  add: (i: number, tAdd: number) => Promise<unknown>,
+  dl: Deadline,
+): Promise<{ addCalls: number[]; achievedRate: number }> {
+  const { warm, total } = offeredCount(o);
+  const interval = 1000 / o.rate;
+  const addCalls: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = nowMs();
+  let tMeasured = t0;
+  for (let i = 0; i < total; i++) {
+    const d = t0 + i * interval - nowMs();
+    if (d > 0) await sleep(d);
+    dl.check('offering load');
+    const measured = i >= warm;
+    const tAdd = nowMs();
+    if (i === warm) tMeasured = tAdd;
+    const added = add(i, measured ? tAdd : 0).then(() => {
+      if (measured) addCalls.push(nowMs() - tAdd);
+    });
+    added.catch(() => {}); // surfaced by Promise.all below
+    pending.push(added);
+  }
+  await dl.race(Promise.all(pending), 'awaiting adds');
+  return { addCalls, achievedRate: (total - warm) / ((nowMs() - tMeasured) / 1000) };
 }
 
 // ---------------------------------------------------------------------------------------------

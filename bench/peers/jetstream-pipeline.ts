@@ -39,6 +39,8 @@ import {
   type LatencyResult,
   latencySummary,
   nowMs,
+  offeredCount,
+  offerLoad,
   type PeerResult,
   type PeerRunOptions,
   payload,
@@ -266,8 +268,7 @@ async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2
 
 async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResult> {
   const dl = new Deadline(o.timeoutMs, `jetstream-pipeline latency rate=${o.rate} c=${o.c}`);
-  const total = Math.round(o.rate * o.durationS);
-  const interval = 1000 / o.rate;
+  const { total } = offeredCount(o);
   const s = await setUp(port, 'lat', o.c, dl);
   let procs: Procs | undefined;
   try {
@@ -275,22 +276,7 @@ async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResu
     await sleep(500); // pipeline idle, pull requests outstanding
     const done = procs.dispatcher.wait('done', dl.remaining());
     done.catch(() => {});
-    const addCalls: number[] = [];
-    const pending: Promise<void>[] = [];
-    const t0 = nowMs();
-    for (let i = 0; i < total; i++) {
-      const d = t0 + i * interval - nowMs();
-      if (d > 0) await sleep(d);
-      dl.check('offering load');
-      const tAdd = nowMs();
-      const published = submit(s, i, tAdd).then(() => {
-        addCalls.push(nowMs() - tAdd);
-      });
-      published.catch(() => {}); // surfaced by Promise.all below
-      pending.push(published);
-    }
-    await dl.race(Promise.all(pending), 'awaiting PubAcks');
-    const achievedRate = total / ((nowMs() - t0) / 1000);
+    const { addCalls, achievedRate } = await offerLoad(o, (i, tAdd) => submit(s, i, tAdd), dl);
     await done;
     const samples = procs.workers.wait('samples', dl.remaining());
     procs.workers.send({ type: 'samples' });

@@ -28,6 +28,8 @@ import {
   type LatencyResult,
   latencySummary,
   nowMs,
+  offeredCount,
+  offerLoad,
   type PeerResult,
   type PeerRunOptions,
   payload,
@@ -154,8 +156,7 @@ async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2
 
 async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResult> {
   const dl = new Deadline(o.timeoutMs, `jetstream latency rate=${o.rate} c=${o.c}`);
-  const total = Math.round(o.rate * o.durationS);
-  const interval = 1000 / o.rate;
+  const { total } = offeredCount(o);
   const p = await openProducer(port, 'lat', dl);
   let w: WorkerProcess | undefined;
   try {
@@ -167,22 +168,11 @@ async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResu
     await sleep(500); // worker idle, pull requests outstanding
     const done = w.wait('done', dl.remaining());
     done.catch(() => {});
-    const addCalls: number[] = [];
-    const pending: Promise<void>[] = [];
-    const t0 = nowMs();
-    for (let i = 0; i < total; i++) {
-      const d = t0 + i * interval - nowMs();
-      if (d > 0) await sleep(d);
-      dl.check('offering load');
-      const tAdd = nowMs();
-      const published = p.js.publish(p.subject, enc.encode(JSON.stringify(payload(i, tAdd)))).then(() => {
-        addCalls.push(nowMs() - tAdd);
-      });
-      published.catch(() => {}); // surfaced by Promise.all below
-      pending.push(published);
-    }
-    await dl.race(Promise.all(pending), 'awaiting PubAcks');
-    const achievedRate = total / ((nowMs() - t0) / 1000);
+    const { addCalls, achievedRate } = await offerLoad(
+      o,
+      (i, tAdd) => p.js.publish(p.subject, enc.encode(JSON.stringify(payload(i, tAdd)))),
+      dl,
+    );
     await done;
     const samples = w.wait('samples', dl.remaining());
     w.send({ type: 'samples' });

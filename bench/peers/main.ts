@@ -3,7 +3,7 @@
  * and the JetStream pipeline (the hub's 5-store durable flow on bare nats.js), e2e throughput and
  * steady-rate latency, each `reps` times; prints one JSON object.
  *
- *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 5]
+ *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--warmup 1]
  *                               [--peers bullmq,jetstream,jetstreamPipeline] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     c: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
     peers: { type: 'string', default: PEER_NAMES.join(',') },
     'no-e2e': { type: 'boolean', default: false },
     'no-latency': { type: 'boolean', default: false },
@@ -37,7 +38,12 @@ for (const p of peers) if (!PEER_NAMES.includes(p)) throw new Error(`unknown pee
 const e2e = values['no-e2e'] ? false : { n: num('n', values.n), c };
 const latency = values['no-latency']
   ? false
-  : { rate: num('rate', values.rate), durationS: num('duration', values.duration), c };
+  : {
+      rate: num('rate', values.rate),
+      durationS: num('duration', values.duration),
+      warmupS: Number(values.warmup), // 0 allowed; checked by resolveLatency
+      c,
+    };
 
 const startedAt = new Date().toISOString();
 const loadavgStart = loadAverage();
