@@ -83,9 +83,7 @@ export class TaskStore {
 
   /** Write what is lingering now. */
   stop(): void {
-    clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
-    this.lingerTimerAt = Number.POSITIVE_INFINITY;
+    this.disarmLinger();
     for (const id of [...this.lingering.keys()]) {
       this.lingering.delete(id);
       if (!this.writing.has(id)) void this.flush(id);
@@ -136,9 +134,16 @@ export class TaskStore {
         }
         return;
       }
-      this.lingering.delete(id);
+      if (this.lingering.delete(id) && this.lingering.size === 0) this.disarmLinger();
       void this.flush(id);
     });
+  }
+
+  /** Nothing lingers any more: a timer left armed would only wake the process for nothing. */
+  private disarmLinger(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.lingerTimerAt = Number.POSITIVE_INFINITY;
   }
 
   private armLinger(due: number): void {
