@@ -4,7 +4,7 @@
  *   argv: redisPort queueName concurrency
  */
 import { type Job, Worker } from 'bullmq';
-import { exitWithParent, nowMs, postToParent, type TaskPayload, type ToWorker } from './common.js';
+import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } from './common.js';
 
 exitWithParent();
 const [portArg, queueName, concArg] = process.argv.slice(2);
@@ -47,29 +47,14 @@ worker.on('completed', () => {
 worker.on('failed', (_job, err) => console.error('bullmq-worker: job failed:', err.message));
 worker.on('error', (err) => console.error('bullmq-worker: error:', err.message));
 
-process.on('message', (raw) => {
-  const m = raw as ToWorker;
-  switch (m.type) {
-    case 'expect':
-      expect = m.n;
-      maybeDone();
-      break;
-    case 'run':
-      worker.run().catch((err: unknown) => console.error('bullmq-worker: run failed:', err));
-      // give the worker a moment to issue its first blocking fetch
-      setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
-      break;
-    case 'samples':
-      postToParent({ type: 'samples', starts });
-      break;
-    case 'close':
-      worker
-        .close()
-        .catch(() => {})
-        .finally(() => process.exit(0));
-      break;
-  }
-});
-
 await worker.waitUntilReady();
-postToParent({ type: 'ready' });
+serveParent({
+  label: 'bullmq-worker',
+  expect(n) {
+    expect = n;
+    maybeDone();
+  },
+  run: () => worker.run(),
+  samples: () => starts,
+  close: () => worker.close(),
+});

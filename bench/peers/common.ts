@@ -321,6 +321,49 @@ export type ToWorker =
   | { type: 'samples' }
   | { type: 'close' };
 
+/** What a worker child process does on each of its parent's messages (see `serveParent`). */
+export interface WorkerRole {
+  /** Name in error messages. */
+  label: string;
+  /** The run will end after this many completions (post `done` when reached). */
+  expect?(n: number): void;
+  /** Start consuming (errors are printed; the parent's deadline notices a stall). */
+  run(): Promise<void>;
+  /** The latency samples so far: [tAdd, tStart, …]. */
+  samples?(): number[];
+  /** Stop consuming and drain; the process exits afterwards whatever happens. */
+  close(): Promise<void>;
+}
+
+/**
+ * The child side of the worker protocol: answers `expect`, `run` (then `running` 50 ms later, so
+ * the first pull or blocking fetch is out), `samples` and `close`, and posts `ready` now.
+ */
+export function serveParent(role: WorkerRole): void {
+  process.on('message', (raw) => {
+    const m = raw as ToWorker;
+    switch (m.type) {
+      case 'expect':
+        role.expect?.(m.n);
+        break;
+      case 'run':
+        role.run().catch((err: unknown) => console.error(`${role.label}: run failed:`, err));
+        setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
+        break;
+      case 'samples':
+        postToParent({ type: 'samples', starts: role.samples?.() ?? [] });
+        break;
+      case 'close':
+        role
+          .close()
+          .catch(() => {}) // exiting anyway
+          .finally(() => process.exit(0));
+        break;
+    }
+  });
+  postToParent({ type: 'ready' });
+}
+
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'running'; t: number }

@@ -12,7 +12,7 @@
 import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { exitWithParent, nowMs, postToParent, type TaskPayload, type ToWorker } from './common.js';
+import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } from './common.js';
 import type { Assignment, PipelineNames, Report } from './jetstream-pipeline.js';
 
 exitWithParent();
@@ -117,35 +117,17 @@ async function runReports(): Promise<void> {
   }
 }
 
-async function close(): Promise<void> {
-  try {
+serveParent({
+  label: 'jetstream-pipeline-dispatcher',
+  expect(n) {
+    expect = n;
+    maybeDone();
+  },
+  async run() {
+    await Promise.all([runReports(), runSubmissions()]);
+  },
+  async close() {
     for (const s of streams) await s.close();
     await nc.drain();
-  } catch {
-    // exiting anyway
-  }
-  process.exit(0);
-}
-
-process.on('message', (raw) => {
-  const m = raw as ToWorker;
-  switch (m.type) {
-    case 'expect':
-      expect = m.n;
-      maybeDone();
-      break;
-    case 'run':
-      runReports().catch((err: unknown) => console.error('jetstream-pipeline-dispatcher: reports:', err));
-      runSubmissions().catch((err: unknown) => console.error('jetstream-pipeline-dispatcher: submit:', err));
-      setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
-      break;
-    case 'samples':
-      postToParent({ type: 'samples', starts: [] });
-      break;
-    case 'close':
-      void close();
-      break;
-  }
+  },
 });
-
-postToParent({ type: 'ready' });

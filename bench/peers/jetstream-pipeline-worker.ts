@@ -9,7 +9,7 @@
 import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { exitWithParent, nowMs, postToParent, type ToWorker } from './common.js';
+import { exitWithParent, nowMs, serveParent } from './common.js';
 import type { Assignment, PipelineNames, Report } from './jetstream-pipeline.js';
 
 exitWithParent();
@@ -62,40 +62,18 @@ async function openWorker(k: number): Promise<Worker> {
 
 const pool = await Promise.all(Array.from({ length: count }, (_, k) => openWorker(k)));
 
-async function close(): Promise<void> {
-  try {
+serveParent({
+  label: 'jetstream-pipeline-worker',
+  async run() {
+    await Promise.all(pool.map((w) => w.run()));
+  },
+  samples: () => starts,
+  async close() {
     await Promise.all(
       pool.map(async (w) => {
         await w.messages?.close();
         await w.nc.drain();
       }),
     );
-  } catch {
-    // exiting anyway
-  }
-  process.exit(0);
-}
-
-process.on('message', (raw) => {
-  const m = raw as ToWorker;
-  switch (m.type) {
-    case 'expect':
-      break;
-    case 'run':
-      for (const w of pool) {
-        w.run().catch((err: unknown) =>
-          console.error(`jetstream-pipeline-worker w${w.k}: consume failed:`, err),
-        );
-      }
-      setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
-      break;
-    case 'samples':
-      postToParent({ type: 'samples', starts });
-      break;
-    case 'close':
-      void close();
-      break;
-  }
+  },
 });
-
-postToParent({ type: 'ready' });

@@ -6,7 +6,7 @@
  */
 import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { exitWithParent, nowMs, postToParent, type TaskPayload, type ToWorker } from './common.js';
+import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } from './common.js';
 
 exitWithParent();
 const [portArg, stream, durable, concArg] = process.argv.slice(2);
@@ -63,34 +63,16 @@ async function run(): Promise<void> {
   }
 }
 
-async function close(): Promise<void> {
-  try {
+serveParent({
+  label: 'jetstream-worker',
+  expect(n) {
+    expect = n;
+    maybeDone();
+  },
+  run,
+  samples: () => starts,
+  async close() {
     await messages?.close();
     await nc.drain();
-  } catch {
-    // exiting anyway
-  }
-  process.exit(0);
-}
-
-process.on('message', (raw) => {
-  const m = raw as ToWorker;
-  switch (m.type) {
-    case 'expect':
-      expect = m.n;
-      maybeDone();
-      break;
-    case 'run':
-      run().catch((err: unknown) => console.error('jetstream-worker: consume failed:', err));
-      setTimeout(() => postToParent({ type: 'running', t: nowMs() }), 50);
-      break;
-    case 'samples':
-      postToParent({ type: 'samples', starts });
-      break;
-    case 'close':
-      void close();
-      break;
-  }
+  },
 });
-
-postToParent({ type: 'ready' });
