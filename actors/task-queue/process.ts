@@ -174,7 +174,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   async terminate(): Promise<void> {
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
     await Promise.all([this.intake?.stop(), this.reports?.stop()]);
-    this.store.stop();
+    // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
+    await this.store.stop();
   }
 
   // --- Commands ---

@@ -43,6 +43,8 @@ export class TaskStore {
   private readonly cache = new Map<string, StoredTask>();
   private readonly queues = new Map<string, Queued[]>();
   private readonly writing = new Set<string>();
+  /** Writes under way (`stop` waits for them). */
+  private readonly flushes = new Set<Promise<void>>();
   /** Task id -> when its lingering write is due (epoch ms from `performance.now()`). */
   private readonly lingering = new Map<string, number>();
   /** One timer for all lingering writes, armed for the earliest; they are flushed together. */
@@ -81,13 +83,14 @@ export class TaskStore {
     await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
   }
 
-  /** Write what is lingering now. */
-  stop(): void {
+  /** Write what is lingering now; resolves once every write under way has been answered. */
+  async stop(): Promise<void> {
     this.disarmLinger();
     for (const id of [...this.lingering.keys()]) {
       this.lingering.delete(id);
       if (!this.writing.has(id)) void this.flush(id);
     }
+    await Promise.all(this.flushes);
   }
 
   /** Called with every task whose stored record changed. */
@@ -177,7 +180,13 @@ export class TaskStore {
     return applyTaskCommand(this.cache.get(id)?.record, command, this.now(), this.opts.config);
   }
 
-  private async flush(id: string): Promise<void> {
+  private flush(id: string): Promise<void> {
+    const p = this.flushTask(id).finally(() => this.flushes.delete(p));
+    this.flushes.add(p);
+    return p;
+  }
+
+  private async flushTask(id: string): Promise<void> {
     this.writing.add(id);
     try {
       for (;;) {

@@ -71,6 +71,22 @@ describe('TaskStore', () => {
     store.stop();
   });
 
+  it('stop() writes what lingers at once and resolves only after that write is answered', async () => {
+    const kv = await freshKv();
+    const store = new TaskStore(kv);
+    await store.load();
+    let answered = false;
+    const created = store.apply('t9', submit('t9'), { lingerMs: 60_000 }).then((r) => {
+      answered = true;
+      return r;
+    });
+    await store.stop();
+    // Without the stop the write would wait a minute; with it, it is durable when stop() resolves.
+    expect(answered).toBe(true);
+    expect((await created).ok).toBe(true);
+    expect((await kv.get('t9'))?.value.status).toBe('queued');
+  });
+
   it('lingers a write so that a later command joins it', async () => {
     const kv = await freshKv();
     const store = new TaskStore(kv);
