@@ -129,6 +129,9 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         subjects: [n.subjects.agentAll('inbox')],
         retention: 'workqueue',
         storage,
+        // A hub re-sends recent assignments at start and relies on this window to drop the copies
+        // that had arrived (actors/task-queue).
+        duplicateWindowMs: DEFAULT_DUPLICATE_WINDOW_MS,
         description: 'Assignments and cancels pushed to agents; one durable per agent',
       },
       {
