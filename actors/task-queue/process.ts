@@ -349,7 +349,10 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   }
 }
 
-/** Half the INBOX stream's dedupe window (set to DEFAULT_DUPLICATE_WINDOW_MS by the topology): margin for clock skew between hubs. */
+/**
+ * Half the INBOX stream's dedupe window (the topology sets it to DEFAULT_DUPLICATE_WINDOW_MS):
+ * margin for clock skew between hubs.
+ */
 const RESEND_ASSIGN_WITHIN_MS = DEFAULT_DUPLICATE_WINDOW_MS / 2;
 
 function ioError(err: unknown): WireError {
