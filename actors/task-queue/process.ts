@@ -4,7 +4,8 @@
  * shared durable `hub-intake`) and agent reports (REPORTS, `hub-reports`), applies them through the
  * store (pure transition + compare-and-set), and only then carries out the effects: assignment and
  * cancel messages to agent inboxes, and a `tasks_changed` cast to its subscribers (scheduler, agents).
- * A message is acked only after the write that contains it, so a crash at any point redelivers it;
+ * A message is acked only after the write that contains it, so a crash at any point redelivers it
+ * (and what a killed hub had pulled is handled when the next one starts, not after ack_wait);
  * redelivered submits and reports are recognised (deterministic ids, generation fencing) and change
  * nothing. Refused reports (stale generation, not the assignee) are logged and acked, never applied;
  * the sender is told to stop working on an assignment it no longer holds.
