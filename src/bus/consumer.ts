@@ -133,9 +133,10 @@ export interface ConsumerRunnerOptions<T> {
    * applied: the server still redelivers them after ack_wait, and that delivery is settled as
    * usual, so the handler sees them twice and must be idempotent (as always). Their context says
    * `redelivered`, with `deliveryCount` 2 (at least). Only for an unfiltered durable on a
-   * work-queue stream (there, every message still stored below `delivered` is unacknowledged)
-   * that one process consumes at a time (e.g. behind a lease): messages in flight in another
-   * live consumer of the durable would be handled twice at once. Not counted as a delivery: a
+   * work-queue stream (there, a message still stored between the ack floor and `delivered` is
+   * unacknowledged) that one process consumes at a time (e.g. behind a lease): messages in
+   * flight in another live consumer of the durable would be handled twice at once. Not counted
+   * as a delivery: a
    * message that crashes the whole process (not a handler throw, which is counted as usual) would
    * be handled again at every start instead of reaching the DLQ after max_deliver. Default false.
    */
