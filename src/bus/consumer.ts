@@ -136,9 +136,9 @@ export interface ConsumerRunnerOptions<T> {
    * work-queue stream (there, a message still stored between the ack floor and `delivered` is
    * unacknowledged) that one process consumes at a time (e.g. behind a lease): messages in
    * flight in another live consumer of the durable would be handled twice at once. Not counted
-   * as a delivery: a
-   * message that crashes the whole process (not a handler throw, which is counted as usual) would
-   * be handled again at every start instead of reaching the DLQ after max_deliver. Default false.
+   * as a delivery: a message that crashes the whole process (not a handler throw, which is
+   * counted as usual) would be handled again at every start instead of reaching the DLQ after
+   * max_deliver. Default false.
    */
   adoptUnacked?: boolean;
 }
