@@ -46,15 +46,12 @@ import {
   payload,
   type ResolvedE2e,
   type ResolvedLatency,
-  resolveE2e,
-  resolveLatency,
-  shapesToRun,
   sleep,
   type TaskPayload,
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { startNatsServer } from './nats.js';
+import { runOnPrivateNatsServer } from './nats.js';
 
 const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
 const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
@@ -108,23 +105,9 @@ function pipelineNames(shape: string): PipelineNames {
   };
 }
 
-/**
- * Runs the requested shapes (both with defaults when neither is given) against a private
- * nats-server that is started here and always stopped before returning or throwing.
- */
-export async function runJetstreamPipeline(opts: PeerRunOptions = {}): Promise<PeerResult> {
-  const shapes = shapesToRun(opts);
-  const e2e = shapes.e2e ? resolveE2e(shapes.e2e) : undefined;
-  const latency = shapes.latency ? resolveLatency(shapes.latency) : undefined;
-  const server = await startNatsServer();
-  try {
-    const result: PeerResult = { system: 'jetstream-pipeline' };
-    if (e2e) result.e2e = await e2eRun(server.port, server.pid, e2e);
-    if (latency) result.latency = await latencyRun(server.port, latency);
-    return result;
-  } finally {
-    await server.stop();
-  }
+/** Both shapes against a private nats-server (see `runOnPrivateNatsServer`). */
+export function runJetstreamPipeline(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return runOnPrivateNatsServer('jetstream-pipeline', opts, { e2e: e2eRun, latency: latencyRun });
 }
 
 interface Setup {

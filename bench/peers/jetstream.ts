@@ -35,36 +35,19 @@ import {
   payload,
   type ResolvedE2e,
   type ResolvedLatency,
-  resolveE2e,
-  resolveLatency,
-  shapesToRun,
   sleep,
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { startNatsServer } from './nats.js';
+import { runOnPrivateNatsServer } from './nats.js';
 
 const WORKER = fileURLToPath(new URL('./jetstream-worker.ts', import.meta.url));
 const IN_FLIGHT = 100;
 const enc = new TextEncoder();
 
-/**
- * Runs the requested shapes (both with defaults when neither is given) against a private
- * nats-server that is started here and always stopped before returning or throwing.
- */
-export async function runJetstream(opts: PeerRunOptions = {}): Promise<PeerResult> {
-  const shapes = shapesToRun(opts);
-  const e2e = shapes.e2e ? resolveE2e(shapes.e2e) : undefined;
-  const latency = shapes.latency ? resolveLatency(shapes.latency) : undefined;
-  const server = await startNatsServer();
-  try {
-    const result: PeerResult = { system: 'jetstream' };
-    if (e2e) result.e2e = await e2eRun(server.port, server.pid, e2e);
-    if (latency) result.latency = await latencyRun(server.port, latency);
-    return result;
-  } finally {
-    await server.stop();
-  }
+/** Both shapes against a private nats-server (see `runOnPrivateNatsServer`). */
+export function runJetstream(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return runOnPrivateNatsServer('jetstream', opts, { e2e: e2eRun, latency: latencyRun });
 }
 
 interface Producer {

@@ -10,6 +10,17 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
 import { superviseServer } from './child-server.js';
+import {
+  type E2eResult,
+  type LatencyResult,
+  type PeerResult,
+  type PeerRunOptions,
+  type ResolvedE2e,
+  type ResolvedLatency,
+  resolveE2e,
+  resolveLatency,
+  shapesToRun,
+} from './common.js';
 
 const execFileP = promisify(execFile);
 
@@ -61,4 +72,30 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
     throw err;
   }
   return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, stop };
+}
+
+/**
+ * Runs a JetStream peer's requested shapes (both with defaults when neither is given) against a
+ * private nats-server that is started here and always stopped before returning or throwing.
+ */
+export async function runOnPrivateNatsServer(
+  system: PeerResult['system'],
+  opts: PeerRunOptions,
+  runs: {
+    e2e(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult>;
+    latency(port: number, o: ResolvedLatency): Promise<LatencyResult>;
+  },
+): Promise<PeerResult> {
+  const shapes = shapesToRun(opts);
+  const e2e = shapes.e2e ? resolveE2e(shapes.e2e) : undefined;
+  const latency = shapes.latency ? resolveLatency(shapes.latency) : undefined;
+  const server = await startNatsServer();
+  try {
+    const result: PeerResult = { system };
+    if (e2e) result.e2e = await runs.e2e(server.port, server.pid, e2e);
+    if (latency) result.latency = await runs.latency(server.port, latency);
+    return result;
+  } finally {
+    await server.stop();
+  }
 }

@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { AgentHelloSchema } from '../protocol/agent.js';
-import { AgentComError, ERROR_CODES, fromZodError } from '../protocol/errors.js';
+import { parseJsonText } from '../protocol/envelope.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { AgentIdSchema } from '../protocol/ids.js';
 
 export const SIDECAR_CONFIG_FILE = 'sidecar.json';
@@ -74,20 +75,9 @@ export async function loadSidecarConfig(path: string): Promise<ResolvedSidecarCo
       },
     );
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new AgentComError(
-      ERROR_CODES.INVALID_PAYLOAD,
-      `sidecar config ${path} is not JSON: ${(err as Error).message}`,
-    );
-  }
-  const parsed = SidecarConfigSchema.safeParse(raw);
-  if (!parsed.success) throw fromZodError(parsed.error, `sidecar config ${path}`);
+  const c = parseJsonText(SidecarConfigSchema, text, `sidecar config ${path}`);
   const baseDir = dirname(resolve(path));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const c = parsed.data;
   return {
     ...c,
     baseDir,

@@ -582,12 +582,31 @@ class Runner<T> implements ConsumerRunner {
   }
 }
 
-class Ctx implements MessageContext {
+/** The header-derived fields of a message context, read from `headers`. */
+abstract class HeaderFields {
+  abstract readonly headers: MsgHdrs | undefined;
+  get msgId() {
+    return this.headers?.get(HEADERS.MSG_ID) || null;
+  }
+  get correlationId() {
+    return this.headers?.get(HEADERS.CORRELATION_ID) || null;
+  }
+  get traceparent() {
+    return this.headers?.get(HEADERS.TRACEPARENT) || null;
+  }
+  header(name: string) {
+    return this.headers?.get(name) || undefined;
+  }
+}
+
+class Ctx extends HeaderFields implements MessageContext {
   constructor(
     private readonly m: JsMsg,
     private readonly entry: Inflight,
     readonly maxDeliver: number,
-  ) {}
+  ) {
+    super();
+  }
   get subject() {
     return this.m.subject;
   }
@@ -606,23 +625,11 @@ class Ctx implements MessageContext {
   get redelivered() {
     return this.m.info.deliveryCount > 1;
   }
-  get msgId() {
-    return this.m.headers?.get(HEADERS.MSG_ID) || null;
-  }
-  get correlationId() {
-    return this.m.headers?.get(HEADERS.CORRELATION_ID) || null;
-  }
-  get traceparent() {
-    return this.m.headers?.get(HEADERS.TRACEPARENT) || null;
-  }
   get publishedAt() {
     return new Date(this.m.info.timestampNanos / 1e6);
   }
   get headers() {
     return this.m.headers;
-  }
-  header(name: string) {
-    return this.m.headers?.get(name) || undefined;
   }
   working() {
     this.m.working();
@@ -631,14 +638,16 @@ class Ctx implements MessageContext {
 }
 
 /** The context of a message read from the stream by `adoptUnacked` (not a delivery). */
-class AdoptedCtx implements MessageContext {
+class AdoptedCtx extends HeaderFields implements MessageContext {
   readonly deliveryCount = 2;
   readonly redelivered = true;
   constructor(
     private readonly m: StoredMsg,
     private readonly spec: ConsumerSpec,
     readonly maxDeliver: number,
-  ) {}
+  ) {
+    super();
+  }
   get subject() {
     return this.m.subject;
   }
@@ -651,23 +660,11 @@ class AdoptedCtx implements MessageContext {
   get streamSeq() {
     return this.m.seq;
   }
-  get msgId() {
-    return this.m.header?.get(HEADERS.MSG_ID) || null;
-  }
-  get correlationId() {
-    return this.m.header?.get(HEADERS.CORRELATION_ID) || null;
-  }
-  get traceparent() {
-    return this.m.header?.get(HEADERS.TRACEPARENT) || null;
-  }
   get publishedAt() {
     return this.m.time;
   }
   get headers() {
     return this.m.header;
-  }
-  header(name: string) {
-    return this.m.header?.get(name) || undefined;
   }
   working() {
     // Not held by this consumer: nothing to keep alive.

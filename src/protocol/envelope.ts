@@ -77,6 +77,22 @@ export function decodePayload<T>(
 }
 
 /**
+ * Parses the JSON text of a file (a config, a registry) and validates it; `label` names the file in
+ * the errors. @throws AgentComError `invalid_payload` (not JSON, or fails the schema, with the path).
+ */
+export function parseJsonText<T>(schema: z.ZodType<T>, text: string, label: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `${label} is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw fromZodError(parsed.error, label);
+  return parsed.data;
+}
+
+/**
  * Validates and encodes a payload for sending.
  * @throws AgentComError `invalid_payload` / `unsupported_version` / `payload_too_large`.
  */

@@ -82,8 +82,8 @@ describe('nats-server SIGKILLed and restarted on the same store under load', () 
       // Everything is delivered and acked: nothing pending, nothing awaiting an ack, and the stream
       // empties, except for what nats-server 2.9 itself leaves: killed after persisting the
       // consumer's ack floor but not the stream's deletes, it restarts with acked messages still
-      // stored at or below that floor and never delivers them again (garbage, not loss; measured
-      // in 24 of 177 kills at random points, docs/protocol.md §9).
+      // stored at or below that floor and never delivers them again (garbage, not loss;
+      // docs/protocol.md §9).
       await eventually(
         async () => {
           const stream = (await pubBus.jsm.streams.info(n.streams.submit)).state;

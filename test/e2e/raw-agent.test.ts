@@ -8,7 +8,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { submitTask } from '../../src/agent/submit.js';
@@ -32,6 +31,7 @@ import {
   testClient,
   timesEntered,
 } from '../support/hub.js';
+import { captureJsonLines } from '../support/json-lines.js';
 import { uniqueName } from '../support/names.js';
 import { useNatsServer } from '../support/nats-server.js';
 
@@ -69,21 +69,13 @@ function spawnRawAgent(opts: RawAgentOptions): RawAgent {
   // The seed goes through the environment, not argv (which `ps` shows).
   const env = { ...process.env, AGENTCOM_NKEY_SEED: opts.seed ?? '' };
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const events: RawEvent[] = [];
-  let stderr = '';
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (d: string) => {
-    stderr = (stderr + d).slice(-4000);
-  });
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as RawEvent);
-    } catch {
-      events.push({ at: Date.now(), event: 'not-json', line });
-    }
-  });
+  const { events, stderr } = captureJsonLines<RawEvent>(proc, (line) => ({
+    at: Date.now(),
+    event: 'not-json',
+    line,
+  }));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const dump = () => `${stderr}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
+  const dump = () => `${stderr()}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
   return {
     proc,
     events,

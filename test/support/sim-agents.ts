@@ -3,9 +3,9 @@
  * their JSON-line events. `kill()` is SIGKILL: nothing runs in the agent after it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitUntil } from './eventually.js';
+import { captureJsonLines } from './json-lines.js';
 
 export interface SimAgentEvent {
   at: number;
@@ -44,19 +44,7 @@ export async function spawnSimAgent(config: SimAgentConfig): Promise<SimAgent> {
   const proc = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const events: SimAgentEvent[] = [];
-  let stderr = '';
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (d: string) => {
-    stderr = (stderr + d).slice(-4000);
-  });
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as SimAgentEvent);
-    } catch {
-      // not an event line
-    }
-  });
+  const { events, stderr } = captureJsonLines<SimAgentEvent>(proc);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const agent: SimAgent = {
     config,
@@ -67,7 +55,7 @@ export async function spawnSimAgent(config: SimAgentConfig): Promise<SimAgent> {
       waitUntil(
         () => {
           if (proc.exitCode !== null && !predicate(events))
-            throw new Error(`agent ${config.agentId} exited (${proc.exitCode}): ${stderr}`);
+            throw new Error(`agent ${config.agentId} exited (${proc.exitCode}): ${stderr()}`);
           return predicate(events);
         },
         `${config.agentId}: ${what}`,

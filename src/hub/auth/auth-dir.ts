@@ -17,7 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createUserKeyPair } from '../../bus/nkeys.js';
-import { AgentComError, ERROR_CODES, fromZodError } from '../../protocol/errors.js';
+import { parseJsonText } from '../../protocol/envelope.js';
+import { AgentComError, ERROR_CODES } from '../../protocol/errors.js';
 import { writeFileAtomic } from '../../runtime/atomic-file.js';
 import { renderNatsConfig } from './nats-config.js';
 import { type AuthRegistry, AuthRegistrySchema, natsConfigInput } from './registry.js';
@@ -79,18 +80,7 @@ export async function readRegistry(paths: AuthDirPaths): Promise<AuthRegistry | 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new AgentComError(
-      ERROR_CODES.INVALID_PAYLOAD,
-      `${paths.registry} is not JSON: ${(err as Error).message}`,
-    );
-  }
-  const parsed = AuthRegistrySchema.safeParse(raw);
-  if (!parsed.success) throw fromZodError(parsed.error, `auth registry ${paths.registry}`);
-  return parsed.data;
+  return parseJsonText(AuthRegistrySchema, text, `auth registry ${paths.registry}`);
 }
 
 export async function writeRegistry(paths: AuthDirPaths, reg: AuthRegistry): Promise<void> {
