@@ -41,7 +41,7 @@ import {
   resolveLatency,
   sleep,
 } from './peers/common.js';
-import { startNatsServer } from './peers/nats.js';
+import { type NatsTraffic, startNatsServer, trafficPerTask } from './peers/nats.js';
 import { runPeerSuite } from './peers/suite.js';
 
 const args = process.argv.slice(2);
@@ -64,6 +64,8 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 interface Stack {
   /** CPU seconds (user + system) used so far by each process of the stack. */
   cpu(): Record<string, number>;
+  /** The nats-server's message and byte counters so far. */
+  traffic(): Promise<NatsTraffic>;
   bus: Bus;
   agents: ChildProcess;
   hub: ChildProcess;
@@ -113,6 +115,7 @@ async function startStack(prefix: string): Promise<Stack> {
       nats: cpuSeconds(nats.pid),
       producer: ownCpuSeconds(),
     }),
+    traffic: () => nats.traffic(),
     bus,
     agents,
     hub,
@@ -148,6 +151,7 @@ async function e2e(rep: number) {
   const stack = await startStack(`bench${rep}e`);
   try {
     const cpu0 = stack.cpu();
+    const traffic0 = await stack.traffic();
     const t0 = nowMs();
     let i = 0;
     const lane = async () => {
@@ -167,6 +171,7 @@ async function e2e(rep: number) {
       addSeconds,
       tasksPerSec: N / seconds,
       cpuMsPerTask: cpuMsPerTask(cpu0, stack.cpu(), N),
+      natsPerTask: trafficPerTask(traffic0, await stack.traffic(), N),
     };
   } finally {
     await stack.stop();
@@ -180,6 +185,7 @@ async function latency(rep: number) {
   try {
     await sleep(500);
     const cpu0 = stack.cpu();
+    const traffic0 = await stack.traffic();
     const { addCalls, achievedRate } = await offerLoad(
       o,
       (k, tAdd) => submitTask(stack.bus, { title: `l${k}`, metadata: { tAdd, p: payload(k).pad } }),
@@ -192,6 +198,7 @@ async function latency(rep: number) {
     return {
       ...latencySummary(o, starts, addCalls, achievedRate),
       cpuMsPerTask: cpuMsPerTask(cpu0, stack.cpu(), total),
+      natsPerTask: trafficPerTask(traffic0, await stack.traffic(), total),
     };
   } finally {
     await stack.stop();

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { NatsTraffic } from './nats.js';
 
 /** Wall-clock in ms with sub-ms resolution, comparable across processes on one host. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -85,6 +86,8 @@ export interface E2eResult {
    * completion): `nats` (nats-server), `workers`, `dispatcher` (pipeline peer only), `producer`.
    */
   cpuMsPerTask?: Record<string, number>;
+  /** NATS messages and bytes per task, counted by the server (JetStream systems only). */
+  natsPerTask?: NatsTraffic;
 }
 
 export interface LatencyResult {

@@ -51,7 +51,7 @@ import {
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { runOnPrivateNatsServer } from './nats.js';
+import { type NatsServer, runOnPrivateNatsServer, trafficPerTask } from './nats.js';
 
 const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
 const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
@@ -217,7 +217,8 @@ async function startProcs(port: number, s: Setup, c: number, n: number, dl: Dead
   }
 }
 
-async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult> {
+async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
+  const { port } = server;
   const dl = new Deadline(o.timeoutMs, `jetstream-pipeline e2e n=${o.n} c=${o.c}`);
   const s = await setUp(port, 'e2e', o.c, dl);
   let procs: Procs | undefined;
@@ -226,12 +227,13 @@ async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2
     const done = procs.dispatcher.wait('done', dl.remaining());
     done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
     const pids = {
-      nats: natsPid,
+      nats: server.pid,
       dispatcher: procs.dispatcher.pid,
       workers: procs.workers.pid,
       producer: 'self' as const,
     };
     const cpu0 = cpuSnapshot(pids);
+    const traffic0 = await server.traffic();
     const t0 = nowMs();
     let i = 0;
     const lane = async () => {
@@ -241,8 +243,17 @@ async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2
     const addSeconds = (nowMs() - t0) / 1000;
     const seconds = ((await done).t - t0) / 1000;
     const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
+    const natsPerTask = trafficPerTask(traffic0, await server.traffic(), o.n);
     await procs.close();
-    return { n: o.n, c: o.c, seconds, addSeconds, tasksPerSec: o.n / seconds, cpuMsPerTask: cpu };
+    return {
+      n: o.n,
+      c: o.c,
+      seconds,
+      addSeconds,
+      tasksPerSec: o.n / seconds,
+      cpuMsPerTask: cpu,
+      natsPerTask,
+    };
   } finally {
     procs?.kill();
     await tearDown(s);

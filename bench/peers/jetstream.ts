@@ -39,7 +39,7 @@ import {
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { runOnPrivateNatsServer } from './nats.js';
+import { type NatsServer, runOnPrivateNatsServer, trafficPerTask } from './nats.js';
 
 const WORKER = fileURLToPath(new URL('./jetstream-worker.ts', import.meta.url));
 const IN_FLIGHT = 100;
@@ -110,7 +110,8 @@ function startWorker(port: number, p: Producer, c: number, label: string): Worke
   return new WorkerProcess(WORKER, [String(port), p.stream, p.durable, String(c)], label);
 }
 
-async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult> {
+async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
+  const { port } = server;
   const dl = new Deadline(o.timeoutMs, `jetstream e2e n=${o.n} c=${o.c}`);
   const p = await openProducer(port, 'e2e', dl);
   let w: WorkerProcess | undefined;
@@ -122,15 +123,25 @@ async function e2eRun(port: number, natsPid: number, o: ResolvedE2e): Promise<E2
     await w.wait('running', dl.remaining());
     const done = w.wait('done', dl.remaining());
     done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
-    const pids = { nats: natsPid, workers: w.pid, producer: 'self' as const };
+    const pids = { nats: server.pid, workers: w.pid, producer: 'self' as const };
     const cpu0 = cpuSnapshot(pids);
+    const traffic0 = await server.traffic();
     const t0 = nowMs();
     await dl.race(publishAll(p, o.n), 'publishing');
     const addSeconds = (nowMs() - t0) / 1000;
     const seconds = ((await done).t - t0) / 1000;
     const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
+    const natsPerTask = trafficPerTask(traffic0, await server.traffic(), o.n);
     await w.close();
-    return { n: o.n, c: o.c, seconds, addSeconds, tasksPerSec: o.n / seconds, cpuMsPerTask: cpu };
+    return {
+      n: o.n,
+      c: o.c,
+      seconds,
+      addSeconds,
+      tasksPerSec: o.n / seconds,
+      cpuMsPerTask: cpu,
+      natsPerTask,
+    };
   } finally {
     w?.kill();
     await closeProducer(p);

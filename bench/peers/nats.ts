@@ -29,8 +29,22 @@ export interface NatsServer {
   url: string;
   pid: number;
   storeDir: string;
+  /** Messages and bytes the server has received and sent so far (its `/varz` counters). */
+  traffic(): Promise<NatsTraffic>;
   /** Idempotent; never rejects. */
   stop(): Promise<void>;
+}
+
+/**
+ * The server's own message and byte counters. Per task, they are the same on any machine (unlike
+ * CPU time or tasks/s), so they compare designs across runs: every publish, PubAck, delivery, ack
+ * and pull request is one message.
+ */
+export interface NatsTraffic {
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
 }
 
 /** `nats-server --version` → e.g. `v2.9.10`. */
@@ -54,10 +68,14 @@ export async function startNatsServer(opts: { timeoutMs?: number } = {}): Promis
 async function startOnce(timeoutMs: number): Promise<NatsServer> {
   const bin = findNatsServer();
   const port = await freePort();
+  const monitorPort = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), 'agentcom-peer-nats-'));
-  const child = spawn(bin, natsServerArgs({ port, storeDir, serverName: `peer-bench-${port}` }), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = [
+    ...natsServerArgs({ port, storeDir, serverName: `peer-bench-${port}` }),
+    '-m',
+    String(monitorPort),
+  ];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = superviseServer('nats-server', child, storeDir);
   const stop = server.stop;
 
@@ -71,7 +89,28 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
     await stop();
     throw err;
   }
-  return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, stop };
+  const traffic = async (): Promise<NatsTraffic> => {
+    const res = await fetch(`http://127.0.0.1:${monitorPort}/varz`);
+    const v = (await res.json()) as {
+      in_msgs: number;
+      out_msgs: number;
+      in_bytes: number;
+      out_bytes: number;
+    };
+    return { inMsgs: v.in_msgs, outMsgs: v.out_msgs, inBytes: v.in_bytes, outBytes: v.out_bytes };
+  };
+  return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, traffic, stop };
+}
+
+/** Traffic per task between two readings, rounded to one decimal. */
+export function trafficPerTask(a: NatsTraffic, b: NatsTraffic, n: number): NatsTraffic {
+  const per = (k: keyof NatsTraffic) => Math.round(((b[k] - a[k]) / n) * 10) / 10;
+  return {
+    inMsgs: per('inMsgs'),
+    outMsgs: per('outMsgs'),
+    inBytes: per('inBytes'),
+    outBytes: per('outBytes'),
+  };
 }
 
 /**
@@ -82,7 +121,7 @@ export async function runOnPrivateNatsServer(
   system: PeerResult['system'],
   opts: PeerRunOptions,
   runs: {
-    e2e(port: number, natsPid: number, o: ResolvedE2e): Promise<E2eResult>;
+    e2e(server: NatsServer, o: ResolvedE2e): Promise<E2eResult>;
     latency(port: number, o: ResolvedLatency): Promise<LatencyResult>;
   },
 ): Promise<PeerResult> {
@@ -92,7 +131,7 @@ export async function runOnPrivateNatsServer(
   const server = await startNatsServer();
   try {
     const result: PeerResult = { system };
-    if (e2e) result.e2e = await runs.e2e(server.port, server.pid, e2e);
+    if (e2e) result.e2e = await runs.e2e(server, e2e);
     if (latency) result.latency = await runs.latency(server.port, latency);
     return result;
   } finally {
