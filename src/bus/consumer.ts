@@ -138,7 +138,8 @@ export interface ConsumerRunnerOptions<T> {
    * flight in another live consumer of the durable would be handled twice at once. Not counted
    * as a delivery: a message that crashes the whole process (not a handler throw, which is
    * counted as usual) would be handled again at every start instead of reaching the DLQ after
-   * max_deliver. Default false.
+   * max_deliver. Adopted handlers run outside `concurrency`; `stop()` waits for them as for the
+   * others. Default false.
    */
   adoptUnacked?: boolean;
 }
@@ -188,6 +189,8 @@ class Runner<T> implements ConsumerRunner {
   private messages: ConsumerMessages | undefined;
   private generation = 0;
   private readonly inflight = new Set<Inflight>();
+  /** Handlers of adopted messages still running (outside `concurrency`; `stop()` waits for them). */
+  private readonly adopted = new Set<Promise<void>>();
   private queue: JsMsg[] = [];
   private queueHead = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -272,15 +275,19 @@ class Runner<T> implements ConsumerRunner {
     for (const sm of found) {
       const decoded = decodePayload(this.opts.schema, sm.data, this.maxBytes);
       if (!decoded.ok) continue; // dead-lettered on its redelivery
-      const fail = (err: unknown) =>
-        this.bus.log.warn({ err, stream, consumer: durable, seq: sm.seq }, 'adopted message not handled');
-      try {
-        void Promise.resolve(
-          this.opts.handler(decoded.value, new AdoptedCtx(sm, this.spec, this.maxDeliver)),
-        ).catch(fail);
-      } catch (err) {
-        fail(err);
-      }
+      const ctx = new AdoptedCtx(sm, this.spec, this.maxDeliver);
+      const running: Promise<void> = Promise.resolve()
+        .then(() => this.opts.handler(decoded.value, ctx))
+        .then(
+          () => undefined,
+          (err: unknown) =>
+            this.bus.log.warn({ err, stream, consumer: durable, seq: sm.seq }, 'adopted message not handled'),
+        )
+        .finally(() => {
+          this.adopted.delete(running);
+          this.notifyIfIdle();
+        });
+      this.adopted.add(running);
     }
   }
 
@@ -519,7 +526,11 @@ class Runner<T> implements ConsumerRunner {
       if (this.stopping) next.nak();
       else this.dispatch(next);
     }
-    if (this.inflight.size === 0 && this.idleWaiters.length) {
+    this.notifyIfIdle();
+  }
+
+  private notifyIfIdle(): void {
+    if (this.inflight.size === 0 && this.adopted.size === 0 && this.idleWaiters.length) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -543,7 +554,7 @@ class Runner<T> implements ConsumerRunner {
       stream: this.spec.stream,
       consumer: this.spec.durable,
       ...this.c,
-      inFlight: this.inflight.size,
+      inFlight: this.inflight.size + this.adopted.size,
       queued: this.queue.length - this.queueHead,
       publishToDispatchMs: this.p2d.summary(),
       ackMs: this.ackH.summary(),
@@ -559,7 +570,7 @@ class Runner<T> implements ConsumerRunner {
       for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.nak();
       this.queue = [];
       this.queueHead = 0;
-      if (this.inflight.size > 0) {
+      if (this.inflight.size > 0 || this.adopted.size > 0) {
         let timeout: NodeJS.Timeout | undefined;
         await Promise.race([
           new Promise<void>((r) => this.idleWaiters.push(r)),
@@ -568,9 +579,14 @@ class Runner<T> implements ConsumerRunner {
           }),
         ]);
         clearTimeout(timeout);
-        if (this.inflight.size > 0) {
+        if (this.inflight.size > 0 || this.adopted.size > 0) {
           this.bus.log.warn(
-            { stream: this.spec.stream, consumer: this.spec.durable, in_flight: this.inflight.size },
+            {
+              stream: this.spec.stream,
+              consumer: this.spec.durable,
+              in_flight: this.inflight.size,
+              adopted_in_flight: this.adopted.size,
+            },
             'stop timed out with handlers still running; their messages will be redelivered',
           );
         }

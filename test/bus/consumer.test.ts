@@ -336,12 +336,14 @@ describe('runConsumer()', () => {
       await within(held.promise, 5_000, 'n=2 held');
       await eventually(async () => expect(await f.depth()).toBe(1));
       await dying.nc.close(); // no ack, no nak: n=2 stays pending for ack_wait (30 s)
+      const release = deferred();
       r = await runConsumer(f.bus, {
         spec: f.spec,
         adoptUnacked: true,
         schema: Job,
-        handler: (job, ctx) => {
+        handler: async (job, ctx) => {
           seen.push({ n: job.n, redelivered: ctx.redelivered, seq: ctx.streamSeq });
+          await release.promise;
           return outcome.ack();
         },
       });
@@ -350,6 +352,17 @@ describe('runConsumer()', () => {
       });
       // Its outcome is not applied: the pending delivery is settled when it comes back.
       expect(await f.depth()).toBe(1);
+      // A running adopted handler counts as in flight, and stop() waits for it.
+      expect(r.stats().inFlight).toBe(1);
+      let stopped = false;
+      const stopping = r.stop().then(() => {
+        stopped = true;
+      });
+      await f.bus.nc.flush();
+      expect(stopped).toBe(false);
+      release.resolve();
+      await within(stopping, 5_000, 'stop after the adopted handler ends');
+      expect(r.stats().inFlight).toBe(0);
     } finally {
       await first.stop({ timeoutMs: 10 });
       await r?.stop();
