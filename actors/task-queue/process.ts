@@ -38,6 +38,7 @@ import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
 import { listTasks } from './query.js';
+import { DEFAULT_RETENTION, expiredTasks, type RetentionPolicy } from './retention.js';
 import {
   assignMessage,
   commandFromReport,
@@ -64,12 +65,23 @@ export interface TaskQueueInput {
   acceptLingerMs?: number;
   /** Registered name of the scheduler, told of a task before its first write (so it can join it). */
   scheduler?: string;
+  /** How long and how many finished tasks are kept (default DEFAULT_RETENTION: 7 days, 50,000). */
+  retention?: RetentionPolicy;
+  /** Period of the retention sweep, ms (default 1000). */
+  retentionSweepMs?: number;
 }
+
+/** Records removed per retention sweep at most (a backlog is worked off over the next sweeps). */
+const RETENTION_BATCH = 1_000;
+/** Removals in flight at once during a sweep. */
+const RETENTION_CONCURRENCY = 32;
 
 export class TaskQueue implements Server<TaskQueueMessage> {
   private intake: ConsumerRunner | undefined;
   private changed: TaskRecord[] = [];
   private reports: ConsumerRunner | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
   private readonly log: Logger;
 
   private constructor(
@@ -112,6 +124,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       handler: (report, ctx) => tq.onReport(report, ctx),
     });
     tq.resendRecentAssignments();
+    tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
+    tq.retentionTimer.unref();
+    tq.sweepRetention();
     tq.log.info({ phase: 'start', tasks: store.size }, 'task queue started');
     return tq;
   }
@@ -173,8 +188,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   }
 
   async terminate(): Promise<void> {
+    clearInterval(this.retentionTimer);
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
-    await Promise.all([this.intake?.stop(), this.reports?.stop()]);
+    await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
     // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
     await this.store.stop();
   }
@@ -220,6 +236,37 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const r = await this.store.apply(id, command, opts);
     if (r.ok && !r.duplicate) await this.runEffects(r.task, r.effects);
     return r;
+  }
+
+  // --- Retention ---
+
+  /** Removes the finished tasks that retention no longer keeps (one sweep at a time). */
+  private sweepRetention(): void {
+    if (this.sweeping) return;
+    const policy = this.input.retention ?? DEFAULT_RETENTION;
+    const due = expiredTasks(this.store.finished(), Date.now(), policy, RETENTION_BATCH);
+    if (due.length === 0) return;
+    this.sweeping = (async () => {
+      let removed = 0;
+      for (let i = 0; i < due.length; i += RETENTION_CONCURRENCY) {
+        const batch = due.slice(i, i + RETENTION_CONCURRENCY);
+        const done = await Promise.all(
+          batch.map((id) =>
+            this.store.remove(id).catch((err) => {
+              this.log.warn({ task_id: id, err }, 'finished task not removed; the next sweep retries');
+              return false;
+            }),
+          ),
+        );
+        removed += done.filter(Boolean).length;
+      }
+      this.log.info(
+        { phase: 'retention', removed, finished: this.store.finished().size },
+        'finished tasks removed',
+      );
+    })().finally(() => {
+      this.sweeping = undefined;
+    });
   }
 
   // --- Consumers ---

@@ -51,6 +51,8 @@ export class TaskStore {
   private lingerTimer: NodeJS.Timeout | undefined;
   private lingerTimerAt = Number.POSITIVE_INFINITY;
   private readonly listeners = new Set<TaskChangeListener>();
+  /** Finished tasks -> when they finished, in the order they finished (for retention). */
+  private readonly finishedAt = new Map<string, number>();
   private readonly counts: TaskQueueStats = {
     total: 0,
     byStatus: {},
@@ -81,6 +83,50 @@ export class TaskStore {
       }
     };
     await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
+    // Loaded in no particular order: retention wants the oldest first.
+    const byAge = [...this.finishedAt].sort((a, b) => a[1] - b[1]);
+    this.finishedAt.clear();
+    for (const [id, at] of byAge) this.finishedAt.set(id, at);
+  }
+
+  /** Finished tasks -> when they finished, oldest first (see retention.ts `expiredTasks`). */
+  finished(): ReadonlyMap<string, number> {
+    return this.finishedAt;
+  }
+
+  /**
+   * Removes a finished task's record from the bucket and the cache (retention). Serialized with
+   * the task's commands like a write; a command arriving meanwhile runs after it (and finds the
+   * task unknown). Resolves false, removing nothing, when the task is no longer finished, has a
+   * command pending, or was written by someone else since it was read (then it is re-read).
+   */
+  remove(id: string): Promise<boolean> {
+    const stored = this.cache.get(id);
+    if (!stored || !isTerminal(stored.record.status) || this.writing.has(id) || this.queues.has(id)) {
+      return Promise.resolve(false);
+    }
+    this.writing.add(id);
+    const p = (async () => {
+      try {
+        const r = await this.kv.remove(id, stored.revision);
+        if (!r.ok) {
+          await this.read(id);
+          return false;
+        }
+        this.forget(id);
+        return true;
+      } finally {
+        this.writing.delete(id);
+        if (this.queues.has(id)) void this.flush(id);
+      }
+    })();
+    const tracked = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.flushes.add(tracked);
+    void tracked.finally(() => this.flushes.delete(tracked));
+    return p;
   }
 
   /** Write what is lingering now; resolves once every write under way has been answered. */
@@ -247,7 +293,11 @@ export class TaskStore {
 
   private async read(id: string): Promise<StoredTask | undefined> {
     const got = await this.kv.get(id);
-    if (!got) return undefined;
+    if (!got) {
+      // Gone from the bucket (removed by retention, here or by an earlier leader).
+      this.forget(id);
+      return undefined;
+    }
     const stored = { record: got.value, revision: got.revision };
     this.remember(stored);
     return this.cache.get(id);
@@ -264,11 +314,22 @@ export class TaskStore {
     };
   }
 
+  private forget(id: string): void {
+    const prev = this.cache.get(id);
+    if (!prev) return;
+    this.cache.delete(id);
+    this.finishedAt.delete(id);
+    this.count(prev.record, undefined);
+  }
+
   private remember(stored: StoredTask): void {
     const prev = this.cache.get(stored.record.id);
     if (prev && prev.revision >= stored.revision) return;
     this.cache.set(stored.record.id, stored);
     this.count(prev?.record, stored.record);
+    const id = stored.record.id;
+    if (!isTerminal(stored.record.status)) this.finishedAt.delete(id);
+    else if (!this.finishedAt.has(id)) this.finishedAt.set(id, stored.record.completedAt ?? this.now());
     for (const l of this.listeners) l(stored);
   }
 

@@ -10,6 +10,7 @@
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -51,6 +52,12 @@ export interface TypedKv<T> {
   put(key: string, value: T): Promise<number>;
   /** Soft delete; with `expectedRevision` it is compare-and-set. */
   delete(key: string, opts?: { expectedRevision?: number }): Promise<KvDeleteResult>;
+  /**
+   * Removes the key and all its revisions, leaving nothing in the stream (no delete marker), if
+   * its current revision is `expectedRevision` (compare-and-set). For records that are done with
+   * (retention); watchers see a purge.
+   */
+  remove(key: string, expectedRevision: number): Promise<KvDeleteResult>;
   keys(filter?: string): Promise<string[]>;
   /**
    * Current values (unless `updatesOnly`) then live changes of keys matching `key` (`>` by default;
@@ -142,6 +149,27 @@ export async function openKv<T>(
         if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
         throw err;
       }
+    },
+    async remove(key, expectedRevision) {
+      // A purge marker, written only if the key is still at `expectedRevision`, rolls up (deletes)
+      // every earlier revision; the marker is then purged too, up to its own sequence only, so a
+      // write made to the key in between survives. Standard KV layout (ADR-8): stream KV_<bucket>,
+      // subject $KV.<bucket>.<key>. A crash between the two steps leaves just the marker (a
+      // deleted key, as `delete` would).
+      const subject = `$KV.${bucket}.${key}`;
+      const h = natsHeaders();
+      h.set('KV-Operation', 'PURGE');
+      h.set('Nats-Rollup', 'sub');
+      h.set('Nats-Expected-Last-Subject-Sequence', String(expectedRevision));
+      let markerSeq: number;
+      try {
+        markerSeq = (await bus.js.publish(subject, undefined, { headers: h })).seq;
+      } catch (err) {
+        if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
+        throw err;
+      }
+      await bus.jsm.streams.purge(`KV_${bucket}`, { filter: subject, seq: markerSeq + 1 });
+      return { ok: true };
     },
     async keys(filter) {
       const out: string[] = [];

@@ -49,6 +49,16 @@ export const HubConfigSchema = z.object({
   blockedTimeoutMs: ms(600_000, 'time a blocked task waits before it may be reassigned'),
   sweepIntervalMs: ms(1_000, 'safety-net sweep for stuck, overdue and timed-out tasks'),
   leaseTtlMs: ms(5_000, 'scheduler lease lifetime; another hub takes over after it expires'),
+  retentionMs: ms(
+    7 * 24 * 60 * 60_000,
+    'how long a finished task (done, failed, dead, cancelled) is kept after it finished, default 7 days',
+  ),
+  retentionCount: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(50_000)
+    .describe('finished tasks kept at most; beyond it the oldest are removed first'),
   statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -70,6 +80,8 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   blockedTimeoutMs: 'AGENTCOM_BLOCKED_TIMEOUT_MS',
   sweepIntervalMs: 'AGENTCOM_SWEEP_INTERVAL_MS',
   leaseTtlMs: 'AGENTCOM_LEASE_TTL_MS',
+  retentionMs: 'AGENTCOM_RETENTION_MS',
+  retentionCount: 'AGENTCOM_RETENTION_COUNT',
   statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
   logLevel: 'AGENTCOM_LOG_LEVEL',
 };

@@ -100,7 +100,15 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
     serverChild(
       'task-queue',
       TaskQueue.start,
-      { bus, registry, log, subscribers: [n.scheduler, n.agents], scheduler: n.scheduler },
+      {
+        bus,
+        registry,
+        log,
+        subscribers: [n.scheduler, n.agents],
+        scheduler: n.scheduler,
+        retention: { maxAgeMs: config.retentionMs, maxCount: config.retentionCount },
+        retentionSweepMs: config.sweepIntervalMs,
+      },
       { name: n.taskQueue },
     ),
     supervisorChild(

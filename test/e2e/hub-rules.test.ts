@@ -1,6 +1,7 @@
 /**
  * The hub's rules end to end: fencing of stale reports, accept timeouts, retries and dead letters,
- * deadlines, delayed tasks, capability and queue routing, the request/reply API, and bad input.
+ * deadlines, delayed tasks, capability and queue routing, the request/reply API, bad input, and the
+ * retention of finished tasks.
  */
 import { describe, expect, it } from 'vitest';
 import { publish, publishRaw } from '../../src/bus/publish.js';
@@ -137,6 +138,49 @@ describe('hub rules', () => {
     await expect(api('task.submit', { v: 2, title: 'x' }, TaskReplySchema)).rejects.toMatchObject({
       code: 'unsupported_version',
     });
+  });
+
+  it('keeps at most AGENTCOM_RETENTION_COUNT finished tasks, the oldest go first; a removed task is unknown', async () => {
+    c = await h.setup([{ agentId: 'a1' }], { retentionCount: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await c.submit({ title: `t${i}`, idempotencyKey: `retained-${i}` });
+      await c.settle([id]);
+      ids.push(id);
+    }
+    await eventually(async () => {
+      const present = await Promise.all(ids.map(async (id) => (await c.task(id)) !== null));
+      expect(present).toEqual([false, false, false, true, true]);
+    });
+    const stats = await api('task.stats', { v: 1 }, TaskStatsReplySchema);
+    expect(stats.byStatus.done).toBe(2);
+    await expect(api('task.get', { v: 1, id: ids[0] }, TaskReplySchema)).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    // A late report about a removed task is refused (not found) and changes nothing.
+    await publish(c.bus, c.bus.names.subjects.agentReport('a1'), ReportSchema, {
+      v: 1,
+      type: 'completed',
+      taskId: ids[0] as never,
+      generation: 1,
+      at: Date.now(),
+      result: 'late',
+    });
+    // Handled (acked, so gone from the work-queue stream) before the key is used again.
+    await eventually(async () =>
+      expect((await c.bus.jsm.streams.info(c.bus.names.streams.reports)).state.messages).toBe(0),
+    );
+    // Its idempotency key makes a new task once the old one is gone.
+    const again = await api(
+      'task.submit',
+      { v: 1, title: 'again', idempotencyKey: 'retained-0' },
+      TaskReplySchema,
+    );
+    expect(again.task.id).toBe(ids[0]);
+    expect(again.task.title).toBe('again');
+    const [done] = await c.settle([ids[0]!]);
+    expect(done!.result).not.toBe('late');
+    expect(timesEntered(done!, 'done')).toBe(1);
   });
 
   it('a malformed submission is dead-lettered with its reason, and the intake keeps going', async () => {

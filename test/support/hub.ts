@@ -118,10 +118,13 @@ export function useHubHarness(tag: string) {
     get prefix() {
       return state.prefix;
     },
-    /** Start the hub, the client and these agents; resolves with the client. */
-    async setup(agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[]): Promise<TestClient> {
+    /** Start the hub (with `hubOver` on top of the test settings), the client and these agents. */
+    async setup(
+      agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[],
+      hubOver: Partial<HubConfig> = {},
+    ): Promise<TestClient> {
       state.prefix = uniqueName(tag).replace(/_/g, '-').toLowerCase();
-      state.hub = await startTestHub(nats.url, state.prefix);
+      state.hub = await startTestHub(nats.url, state.prefix, hubOver);
       state.client = await testClient(nats.url, state.prefix);
       state.agents = await Promise.all(
         agentConfigs.map((a) => spawnSimAgent({ url: nats.url, prefix: state.prefix, ...a })),

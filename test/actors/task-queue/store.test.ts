@@ -1,6 +1,7 @@
 /**
  * TaskStore against a real nats-server: compare-and-set writes, coalescing of queued commands into
- * one write, lingering, re-apply after a conflict with another writer, and the status counters.
+ * one write, lingering, re-apply after a conflict with another writer, the status counters, and
+ * the removal of finished tasks (retention).
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,5 +130,96 @@ describe('TaskStore', () => {
     expect(reader.stats()).toMatchObject({ total: 2, byStatus: { assigned: 1, queued: 1 } });
     writer.stop();
     reader.stop();
+  });
+
+  describe('remove() (retention)', () => {
+    const finish = async (store: TaskStore, id: string) => {
+      await store.apply(id, submit(id));
+      await store.apply(id, { type: 'cancel', reason: 'finished for the test' });
+    };
+    /** Messages the tasks stream still holds for `key` (0 when nothing of it remains). */
+    const storedFor = async (kv: TypedKv<TaskRecord>, key: string) => {
+      const subject = `$KV.${kv.bucket}.${key}`;
+      const info = await bus.jsm.streams.info(`KV_${kv.bucket}`, { subjects_filter: subject });
+      return info.state.subjects?.[subject] ?? 0;
+    };
+
+    it('removes a finished task from the bucket, leaving nothing in the stream, and from the counts', async () => {
+      const kv = await freshKv();
+      const store = new TaskStore(kv);
+      await store.load();
+      await finish(store, 'r1');
+      await store.apply('r2', submit('r2'));
+      expect([...store.finished().keys()]).toEqual(['r1']);
+      expect(await storedFor(kv, 'r1')).toBe(2);
+      expect(await store.remove('r1')).toBe(true);
+      expect(await kv.get('r1')).toBeNull();
+      expect(await storedFor(kv, 'r1')).toBe(0);
+      expect(store.get('r1')).toBeUndefined();
+      expect(store.finished().size).toBe(0);
+      expect(store.stats()).toMatchObject({ total: 1, byStatus: { queued: 1 } });
+      // Unknown from then on: a report is refused; the same id submitted again is a new task.
+      const late = await store.apply('r1', { type: 'complete', agentId: a1, generation: 1, result: 1 });
+      expect(late.ok ? 'applied' : late.error.code).toBe('not_found');
+      const again = await store.apply('r1', submit('r1'));
+      expect(again.ok && !again.duplicate && again.task.status).toBe('queued');
+      await store.stop();
+    });
+
+    it('never removes a task that is not finished', async () => {
+      const kv = await freshKv();
+      const store = new TaskStore(kv);
+      await store.load();
+      await store.apply('r3', submit('r3'));
+      expect(await store.remove('r3')).toBe(false);
+      expect((await kv.get('r3'))?.value.status).toBe('queued');
+      await store.stop();
+    });
+
+    it('is compare-and-set: a record another writer changed is re-read, not removed', async () => {
+      const kv = await freshKv();
+      const mine = new TaskStore(kv);
+      const theirs = new TaskStore(kv);
+      await mine.load();
+      await finish(mine, 'r4');
+      await theirs.load();
+      // The other writer revives it (a manual retry of a cancelled task is refused, so: a new write).
+      const rev = (await kv.get('r4'))!.revision;
+      const revived = { ...(await kv.get('r4'))!.value, status: 'queued' as const, completedAt: null };
+      await kv.update('r4', revived, rev);
+      expect(await mine.remove('r4')).toBe(false);
+      expect((await kv.get('r4'))?.value.status).toBe('queued');
+      expect(mine.get('r4')?.record.status).toBe('queued');
+      expect(mine.finished().has('r4')).toBe(false);
+      await mine.stop();
+      await theirs.stop();
+    });
+
+    it('a command for the task waits for the removal, then finds the task unknown', async () => {
+      const kv = await freshKv();
+      const store = new TaskStore(kv);
+      await store.load();
+      await finish(store, 'r5');
+      const removing = store.remove('r5');
+      const report = store.apply('r5', { type: 'progress', agentId: a1, generation: 1 });
+      expect(await removing).toBe(true);
+      const r = await report;
+      expect(r.ok ? 'applied' : r.error.code).toBe('not_found');
+      await store.stop();
+    });
+
+    it('after a load, finished tasks are in the order they finished', async () => {
+      const kv = await freshKv();
+      const writer = new TaskStore(kv);
+      await writer.load();
+      for (const id of ['f1', 'f2', 'f3', 'f4', 'f5', 'f6']) await finish(writer, id);
+      const reader = new TaskStore(kv, { loadConcurrency: 3 });
+      await reader.load();
+      const order = [...reader.finished()];
+      expect(order.map(([, at]) => at)).toEqual(order.map(([, at]) => at).sort((x, y) => x - y));
+      expect(order.map(([id]) => id).sort()).toEqual(['f1', 'f2', 'f3', 'f4', 'f5', 'f6']);
+      await writer.stop();
+      await reader.stop();
+    });
   });
 });
