@@ -33,8 +33,6 @@ export interface TaskStoreOptions {
   config?: Partial<TaskQueueConfig>;
   /** Re-reads after a compare-and-set conflict before giving up with `conflict` (default 10). */
   maxConflictRetries?: number;
-  /** Concurrent reads while loading (default 64). */
-  loadConcurrency?: number;
 }
 
 export type TaskChangeListener = (task: StoredTask) => void;
@@ -71,19 +69,12 @@ export class TaskStore {
     this.maxConflictRetries = opts.maxConflictRetries ?? 10;
   }
 
-  /** Read every task into the cache. */
+  /** Read every task into the cache (one pass over the bucket). */
   async load(): Promise<void> {
-    const keys = await this.kv.keys();
-    let i = 0;
-    const worker = async () => {
-      while (i < keys.length) {
-        const key = keys[i++]!;
-        const got = await this.kv.get(key);
-        if (got) this.remember({ record: got.value, revision: got.revision });
-      }
-    };
-    await Promise.all(Array.from({ length: this.opts.loadConcurrency ?? 64 }, worker));
-    // Loaded in no particular order: retention wants the oldest first.
+    for (const { value, revision } of (await this.kv.entries()).values()) {
+      this.remember({ record: value, revision });
+    }
+    // Loaded in key order: retention wants the oldest first.
     const byAge = [...this.finishedAt].sort((a, b) => a[1] - b[1]);
     this.finishedAt.clear();
     for (const [id, at] of byAge) this.finishedAt.set(id, at);

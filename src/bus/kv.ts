@@ -60,6 +60,11 @@ export interface TypedKv<T> {
   remove(key: string, expectedRevision: number): Promise<KvDeleteResult>;
   keys(filter?: string): Promise<string[]>;
   /**
+   * Every key's current value, read in one pass over the bucket (an ordered consumer delivering
+   * the last message per key), not one request per key: for loading a whole bucket at start.
+   */
+  entries(): Promise<Map<string, KvValue<T>>>;
+  /**
    * Current values (unless `updatesOnly`) then live changes of keys matching `key` (`>` by default;
    * `*`/`>` wildcards allowed). `skip(key, revision)` returning true drops an entry before it is
    * decoded (e.g. a writer's own writes coming back, which it already holds).
@@ -170,6 +175,22 @@ export async function openKv<T>(
       }
       await bus.jsm.streams.purge(`KV_${bucket}`, { filter: subject, seq: markerSeq + 1 });
       return { ok: true };
+    },
+    async entries() {
+      const out = new Map<string, KvValue<T>>();
+      if ((await kv.status()).values === 0) return out;
+      const it = await kv.watch({ key: '>' });
+      try {
+        for await (const e of it) {
+          // Later writes may follow the initial values: the newest revision of a key wins.
+          if (e.operation === 'PUT') out.set(e.key, { value: decode(e.key, e), revision: e.revision });
+          else out.delete(e.key);
+          if (e.delta === 0) break; // nothing pending after this one: every key has been read
+        }
+      } finally {
+        it.stop();
+      }
+      return out;
     },
     async keys(filter) {
       const out: string[] = [];

@@ -98,6 +98,26 @@ describe('openKv()', () => {
     await expect(kv.get('bad')).rejects.toMatchObject({ code: 'unsupported_version' });
   });
 
+  it('entries() reads every current value in one pass: none for an empty bucket, none of the deleted or removed', async () => {
+    const kv = await bucket();
+    expect((await kv.entries()).size).toBe(0);
+    const a = await kv.create('a', { v: 1, owner: 'a', count: 0 });
+    await kv.update('a', { v: 1, owner: 'a', count: 1 }, a.ok ? a.revision : -1);
+    await kv.put('b', { v: 1, owner: 'b', count: 0 });
+    await kv.put('c', { v: 1, owner: 'c', count: 0 });
+    await kv.delete('b');
+    const c = await kv.get('c');
+    expect(await kv.remove('c', c!.revision + 1)).toEqual({ ok: false, reason: 'conflict' });
+    expect(await kv.remove('c', c!.revision)).toEqual({ ok: true });
+    const all = await kv.entries();
+    expect([...all.keys()]).toEqual(['a']);
+    expect(all.get('a')?.value.count).toBe(1);
+    expect(all.get('a')?.revision).toBe((await kv.get('a'))?.revision);
+    // An invalid stored value is reported, never returned.
+    await bus.js.publish(`$KV.${kv.bucket}.bad`, new TextEncoder().encode('{"v":1}'));
+    await expect(kv.entries()).rejects.toMatchObject({ code: 'invalid_payload' });
+  });
+
   it('watch yields the current values, then live puts and deletes', async () => {
     const kv = await bucket();
     await kv.put('a', { v: 1, owner: 'x', count: 1 });
