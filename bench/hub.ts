@@ -89,7 +89,15 @@ async function startStack(prefix: string): Promise<Stack> {
       '--log-level',
       'info',
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AGENTCOM_ACCEPT_TIMEOUT_MS: '60000' } },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        AGENTCOM_ACCEPT_TIMEOUT_MS: '60000',
+        // Every finished task stays counted until the run has seen them all done.
+        AGENTCOM_RETENTION_COUNT: String(Math.max(N, 1_000_000)),
+      },
+    },
   );
   await new Promise<void>((resolve, reject) => {
     const rl = createInterface({ input: hub.stdout! });

@@ -189,6 +189,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   async terminate(): Promise<void> {
     clearInterval(this.retentionTimer);
+    this.retentionTimer = undefined;
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
     await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
     // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
@@ -266,6 +267,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       );
     })().finally(() => {
       this.sweeping = undefined;
+      // A full batch means more are due (a backlog, e.g. after lowering the retention): go on
+      // at once rather than a sweep period later.
+      if (due.length === RETENTION_BATCH && this.retentionTimer) setImmediate(() => this.sweepRetention());
     });
   }
 
