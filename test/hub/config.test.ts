@@ -13,6 +13,8 @@ describe('loadHubConfig', () => {
     expect(c.heartbeatIntervalMs).toBe(5_000);
     expect(c.natsPort).toBe(4223);
     expect(c.natsUrl).toBeUndefined();
+    expect(c.retentionMs).toBe(7 * 24 * 60 * 60_000);
+    expect(loadHubConfig({}, { AGENTCOM_RETENTION_COUNT: '10' }).retentionCount).toBe(10);
   });
 
   it('rejects bad values with a structured error naming the option', () => {
@@ -31,5 +33,7 @@ describe('loadHubConfig', () => {
     expect(bad({}, { AGENTCOM_HEARTBEAT_INTERVAL_MS: '-1' }).path).toEqual(['heartbeatIntervalMs']);
     expect(bad({ prefix: 'Has.Dots' }).path).toEqual(['prefix']);
     expect(bad({ logLevel: 'loud' }).path).toEqual(['logLevel']);
+    expect(bad({}, { AGENTCOM_RETENTION_COUNT: '0' }).path).toEqual(['retentionCount']);
+    expect(bad({}, { AGENTCOM_RETENTION_MS: '1.5' }).path).toEqual(['retentionMs']);
   });
 });
