@@ -32,13 +32,10 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  cpuMsPerTask,
-  cpuSnapshot,
   Deadline,
   type E2eResult,
   type LatencyResult,
   latencySummary,
-  nowMs,
   offeredCount,
   offerLoad,
   type PeerResult,
@@ -51,7 +48,7 @@ import {
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { type NatsServer, runOnPrivateNatsServer, trafficPerTask } from './nats.js';
+import { measureE2e, type NatsServer, runOnPrivateNatsServer } from './nats.js';
 
 const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
 const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
@@ -232,28 +229,14 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
       workers: procs.workers.pid,
       producer: 'self' as const,
     };
-    const cpu0 = cpuSnapshot(pids);
-    const traffic0 = await server.traffic();
-    const t0 = nowMs();
     let i = 0;
     const lane = async () => {
       while (i < o.n) await submit(s, i++);
     };
-    await dl.race(Promise.all(Array.from({ length: IN_FLIGHT }, lane)), 'publishing');
-    const addSeconds = (nowMs() - t0) / 1000;
-    const seconds = ((await done).t - t0) / 1000;
-    const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
-    const natsPerTask = trafficPerTask(traffic0, await server.traffic(), o.n);
+    const publishAll = () => dl.race(Promise.all(Array.from({ length: IN_FLIGHT }, lane)), 'publishing');
+    const result = await measureE2e(server, o, pids, publishAll, done);
     await procs.close();
-    return {
-      n: o.n,
-      c: o.c,
-      seconds,
-      addSeconds,
-      tasksPerSec: o.n / seconds,
-      cpuMsPerTask: cpu,
-      natsPerTask,
-    };
+    return result;
   } finally {
     procs?.kill();
     await tearDown(s);

@@ -21,13 +21,10 @@ import {
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  cpuMsPerTask,
-  cpuSnapshot,
   Deadline,
   type E2eResult,
   type LatencyResult,
   latencySummary,
-  nowMs,
   offeredCount,
   offerLoad,
   type PeerResult,
@@ -39,7 +36,7 @@ import {
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { type NatsServer, runOnPrivateNatsServer, trafficPerTask } from './nats.js';
+import { measureE2e, type NatsServer, runOnPrivateNatsServer } from './nats.js';
 
 const WORKER = fileURLToPath(new URL('./jetstream-worker.ts', import.meta.url));
 const IN_FLIGHT = 100;
@@ -124,24 +121,9 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
     const done = w.wait('done', dl.remaining());
     done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
     const pids = { nats: server.pid, workers: w.pid, producer: 'self' as const };
-    const cpu0 = cpuSnapshot(pids);
-    const traffic0 = await server.traffic();
-    const t0 = nowMs();
-    await dl.race(publishAll(p, o.n), 'publishing');
-    const addSeconds = (nowMs() - t0) / 1000;
-    const seconds = ((await done).t - t0) / 1000;
-    const cpu = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
-    const natsPerTask = trafficPerTask(traffic0, await server.traffic(), o.n);
+    const result = await measureE2e(server, o, pids, () => dl.race(publishAll(p, o.n), 'publishing'), done);
     await w.close();
-    return {
-      n: o.n,
-      c: o.c,
-      seconds,
-      addSeconds,
-      tasksPerSec: o.n / seconds,
-      cpuMsPerTask: cpu,
-      natsPerTask,
-    };
+    return result;
   } finally {
     w?.kill();
     await closeProducer(p);

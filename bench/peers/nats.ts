@@ -11,8 +11,11 @@ import { promisify } from 'node:util';
 import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
 import { superviseServer } from './child-server.js';
 import {
+  cpuMsPerTask,
+  cpuSnapshot,
   type E2eResult,
   type LatencyResult,
+  nowMs,
   type PeerResult,
   type PeerRunOptions,
   type ResolvedE2e,
@@ -100,6 +103,36 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
     return { inMsgs: v.in_msgs, outMsgs: v.out_msgs, inBytes: v.in_bytes, outBytes: v.out_bytes };
   };
   return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, traffic, stop };
+}
+
+/**
+ * The measured part of a JetStream peer's e2e run: `publishAll` timed, then the wait for `done`
+ * (its `t` is the finish time), with each process's CPU and the server's traffic per task over it.
+ */
+export async function measureE2e(
+  server: NatsServer,
+  o: ResolvedE2e,
+  pids: Record<string, number | 'self' | undefined>,
+  publishAll: () => Promise<unknown>,
+  done: Promise<{ t: number }>,
+): Promise<E2eResult> {
+  const cpu0 = cpuSnapshot(pids);
+  const traffic0 = await server.traffic();
+  const t0 = nowMs();
+  await publishAll();
+  const addSeconds = (nowMs() - t0) / 1000;
+  const seconds = ((await done).t - t0) / 1000;
+  const cpuPerTask = cpuMsPerTask(cpu0, cpuSnapshot(pids), o.n);
+  const natsPerTask = trafficPerTask(traffic0, await server.traffic(), o.n);
+  return {
+    n: o.n,
+    c: o.c,
+    seconds,
+    addSeconds,
+    tasksPerSec: o.n / seconds,
+    cpuMsPerTask: cpuPerTask,
+    natsPerTask,
+  };
 }
 
 /** Traffic per task between two readings, rounded to one decimal. */
