@@ -105,8 +105,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
     // starts: provisioning them again here from a bare spec would reset their settings to defaults.
     // `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables delivered
-    // and never saw acked at its start was held by a hub that died; it is handled now instead of
-    // after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
+    // and never saw acked at its start was held by a hub that died; the server redelivers it now
+    // instead of after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
     tq.intake = await runConsumer(bus, {
       spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
       provision: false,

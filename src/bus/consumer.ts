@@ -21,9 +21,9 @@
  * Messages beyond `concurrency` wait in a local buffer (bounded by the durable's max_ack_pending)
  * and are kept alive with `working()`; size `maxAckPending` for fairness across processes.
  * A process that dies holding messages (SIGKILL) leaves them pending on the durable until ack_wait
- * expires; `adoptUnacked` hands them to the handler at start instead (see the option).
+ * expires; with `adoptUnacked` the next runner has the server redeliver them at once (see the option).
  */
-import type { Consumer, ConsumerMessages, JsMsg, StoredMsg } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, decodePayload } from '../protocol/envelope.js';
@@ -36,8 +36,7 @@ import { type ConsumerSpec, ensureConsumer } from './provision.js';
 
 /** Publish-to-dispatch latency is recorded for one message in this many (a power of two). */
 const P2D_SAMPLE = 4;
-/** `adoptUnacked`: stream messages read per round trip, and the most sequence numbers scanned. */
-const ADOPT_CHUNK = 64;
+/** `adoptUnacked`: the most sequence numbers it asks the server to redeliver. */
 const ADOPT_SCAN_MAX = 100_000;
 
 // --- Outcomes ---
@@ -127,19 +126,15 @@ export interface ConsumerRunnerOptions<T> {
   /** Provision the durable before starting (default true). */
   provision?: boolean;
   /**
-   * At start, before pulling, read the messages this durable delivered earlier that are still
-   * unacknowledged (held by a process that died: they would come back only after ack_wait) from
-   * the stream and give them to the handler at once, in stream order. Their outcome is not
-   * applied: the server still redelivers them after ack_wait, and that delivery is settled as
-   * usual, so the handler sees them twice and must be idempotent (as always). Their context says
-   * `redelivered`, with `deliveryCount` 2 (at least). Only for an unfiltered durable on a
-   * work-queue stream (there, a message still stored between the ack floor and `delivered` is
-   * unacknowledged) that one process consumes at a time (e.g. behind a lease): messages in
-   * flight in another live consumer of the durable would be handled twice at once. Not counted
-   * as a delivery: a message that crashes the whole process (not a handler throw, which is
-   * counted as usual) would be handled again at every start instead of reaching the DLQ after
-   * max_deliver. Adopted handlers run outside `concurrency`; `stop()` waits for them as for the
-   * others. Default false.
+   * At start, before pulling, have the server redeliver at once what this durable delivered
+   * earlier and never saw acknowledged (held by a process that died: it would come back only
+   * after ack_wait). The runner sends a NAK for each sequence between the durable's ack floor and
+   * its last delivered one, on the durable's ack subject (`$JS.ACK.<stream>.<durable>.…`, the
+   * format of ADR-15; the server ignores sequences that are not pending). These are ordinary
+   * redeliveries: they count toward max_deliver, run within `concurrency`, and are settled as
+   * usual, so a message that crashes every process handling it still ends in the DLQ. Only for a
+   * durable that one process consumes at a time (e.g. behind a lease): messages in flight in
+   * another live consumer of the durable would be handled twice at once. Default false.
    */
   adoptUnacked?: boolean;
 }
@@ -189,8 +184,6 @@ class Runner<T> implements ConsumerRunner {
   private messages: ConsumerMessages | undefined;
   private generation = 0;
   private readonly inflight = new Set<Inflight>();
-  /** Handlers of adopted messages still running (outside `concurrency`; `stop()` waits for them). */
-  private readonly adopted = new Set<Promise<void>>();
   private queue: JsMsg[] = [];
   private queueHead = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -253,42 +246,21 @@ class Runner<T> implements ConsumerRunner {
   private async adoptUnacked(): Promise<void> {
     const { stream, durable } = this.spec;
     const info = await this.bus.jsm.consumers.info(stream, durable);
-    if (info.config.filter_subject) throw new Error(`adoptUnacked: ${stream}/${durable} is filtered`);
-    const want = info.num_ack_pending;
-    const last = info.delivered.stream_seq;
-    const found: StoredMsg[] = [];
-    // Acked messages are gone from a work-queue stream: scan (ack floor, delivered] until every
-    // pending one is found (a bounded scan: this is a shortcut, the redelivery stays the guarantee).
-    for (let seq = info.ack_floor.stream_seq + 1; seq <= last && found.length < want; seq += ADOPT_CHUNK) {
-      if (seq - info.ack_floor.stream_seq > ADOPT_SCAN_MAX) break;
-      const seqs = Array.from({ length: Math.min(ADOPT_CHUNK, last - seq + 1) }, (_, i) => seq + i);
-      const got = await Promise.all(
-        seqs.map((s) => this.bus.jsm.streams.getMessage(stream, { seq: s }).catch(() => null)),
-      );
-      for (const m of got) if (m) found.push(m);
+    if (info.num_ack_pending === 0) return;
+    const first = info.ack_floor.stream_seq + 1;
+    const last = Math.min(info.delivered.stream_seq, first + ADOPT_SCAN_MAX - 1);
+    // An ack subject names the delivery's stream and consumer sequences; the server checks the
+    // consumer sequence only against its range, so the last delivered one serves for all.
+    const dseq = info.delivered.consumer_seq;
+    const nak = new TextEncoder().encode('-NAK');
+    for (let seq = first; seq <= last; seq++) {
+      this.bus.nc.publish(`$JS.ACK.${stream}.${durable}.1.${seq}.${dseq}.${Date.now()}000000.0`, nak);
     }
-    if (found.length === 0) return;
+    await this.bus.nc.flush();
     this.bus.log.info(
-      { stream, consumer: durable, adopted: found.length, seqs: found.map((m) => m.seq) },
-      'handling messages a previous consumer left unacknowledged',
+      { stream, consumer: durable, ack_pending: info.num_ack_pending, first_seq: first, last_seq: last },
+      'asked for the redelivery of what a previous consumer left unacknowledged',
     );
-    for (const sm of found) {
-      const decoded = decodePayload(this.opts.schema, sm.data, this.maxBytes);
-      if (!decoded.ok) continue; // dead-lettered on its redelivery
-      const ctx = new AdoptedCtx(sm, this.spec, this.maxDeliver);
-      const running: Promise<void> = Promise.resolve()
-        .then(() => this.opts.handler(decoded.value, ctx))
-        .then(
-          () => undefined,
-          (err: unknown) =>
-            this.bus.log.warn({ err, stream, consumer: durable, seq: sm.seq }, 'adopted message not handled'),
-        )
-        .finally(() => {
-          this.adopted.delete(running);
-          this.notifyIfIdle();
-        });
-      this.adopted.add(running);
-    }
   }
 
   private async watch(messages: ConsumerMessages, gen: number): Promise<void> {
@@ -530,7 +502,7 @@ class Runner<T> implements ConsumerRunner {
   }
 
   private notifyIfIdle(): void {
-    if (this.inflight.size === 0 && this.adopted.size === 0 && this.idleWaiters.length) {
+    if (this.inflight.size === 0 && this.idleWaiters.length) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -554,7 +526,7 @@ class Runner<T> implements ConsumerRunner {
       stream: this.spec.stream,
       consumer: this.spec.durable,
       ...this.c,
-      inFlight: this.inflight.size + this.adopted.size,
+      inFlight: this.inflight.size,
       queued: this.queue.length - this.queueHead,
       publishToDispatchMs: this.p2d.summary(),
       ackMs: this.ackH.summary(),
@@ -570,7 +542,7 @@ class Runner<T> implements ConsumerRunner {
       for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.nak();
       this.queue = [];
       this.queueHead = 0;
-      if (this.inflight.size > 0 || this.adopted.size > 0) {
+      if (this.inflight.size > 0) {
         let timeout: NodeJS.Timeout | undefined;
         await Promise.race([
           new Promise<void>((r) => this.idleWaiters.push(r)),
@@ -579,14 +551,9 @@ class Runner<T> implements ConsumerRunner {
           }),
         ]);
         clearTimeout(timeout);
-        if (this.inflight.size > 0 || this.adopted.size > 0) {
+        if (this.inflight.size > 0) {
           this.bus.log.warn(
-            {
-              stream: this.spec.stream,
-              consumer: this.spec.durable,
-              in_flight: this.inflight.size,
-              adopted_in_flight: this.adopted.size,
-            },
+            { stream: this.spec.stream, consumer: this.spec.durable, in_flight: this.inflight.size },
             'stop timed out with handlers still running; their messages will be redelivered',
           );
         }
@@ -598,31 +565,12 @@ class Runner<T> implements ConsumerRunner {
   }
 }
 
-/** The header-derived fields of a message context, read from `headers`. */
-abstract class HeaderFields {
-  abstract readonly headers: MsgHdrs | undefined;
-  get msgId() {
-    return this.headers?.get(HEADERS.MSG_ID) || null;
-  }
-  get correlationId() {
-    return this.headers?.get(HEADERS.CORRELATION_ID) || null;
-  }
-  get traceparent() {
-    return this.headers?.get(HEADERS.TRACEPARENT) || null;
-  }
-  header(name: string) {
-    return this.headers?.get(name) || undefined;
-  }
-}
-
-class Ctx extends HeaderFields implements MessageContext {
+class Ctx implements MessageContext {
   constructor(
     private readonly m: JsMsg,
     private readonly entry: Inflight,
     readonly maxDeliver: number,
-  ) {
-    super();
-  }
+  ) {}
   get subject() {
     return this.m.subject;
   }
@@ -647,43 +595,21 @@ class Ctx extends HeaderFields implements MessageContext {
   get headers() {
     return this.m.headers;
   }
+  get msgId() {
+    return this.m.headers?.get(HEADERS.MSG_ID) || null;
+  }
+  get correlationId() {
+    return this.m.headers?.get(HEADERS.CORRELATION_ID) || null;
+  }
+  get traceparent() {
+    return this.m.headers?.get(HEADERS.TRACEPARENT) || null;
+  }
+  header(name: string) {
+    return this.m.headers?.get(name) || undefined;
+  }
   working() {
     this.m.working();
     this.entry.lastBeat = performance.now();
-  }
-}
-
-/** The context of a message read from the stream by `adoptUnacked` (not a delivery). */
-class AdoptedCtx extends HeaderFields implements MessageContext {
-  readonly deliveryCount = 2;
-  readonly redelivered = true;
-  constructor(
-    private readonly m: StoredMsg,
-    private readonly spec: ConsumerSpec,
-    readonly maxDeliver: number,
-  ) {
-    super();
-  }
-  get subject() {
-    return this.m.subject;
-  }
-  get stream() {
-    return this.spec.stream;
-  }
-  get consumer() {
-    return this.spec.durable;
-  }
-  get streamSeq() {
-    return this.m.seq;
-  }
-  get publishedAt() {
-    return this.m.time;
-  }
-  get headers() {
-    return this.m.header;
-  }
-  working() {
-    // Not held by this consumer: nothing to keep alive.
   }
 }
 

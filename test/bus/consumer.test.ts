@@ -314,7 +314,7 @@ describe('runConsumer()', () => {
     }
   });
 
-  it('adoptUnacked: what a dead consumer left unacked is handled at start, not after ack_wait', async () => {
+  it('adoptUnacked: what a dead consumer left unacked is redelivered at start, not after ack_wait', async () => {
     const f = await fixture({ ackWaitMs: 30_000 });
     // The process that dies: it acks n=1 and is holding n=2 when its connection goes.
     const dying = await peerBus(server.url, f.bus);
@@ -328,7 +328,7 @@ describe('runConsumer()', () => {
         return new Promise<Outcome>(() => {});
       },
     });
-    const seen: { n: number; redelivered: boolean; seq: number }[] = [];
+    const seen: { n: number; deliveries: number; seq: number }[] = [];
     let r: ConsumerRunner | undefined;
     try {
       await publish(f.bus, f.subject, Job, { v: 1, n: 1 });
@@ -342,17 +342,16 @@ describe('runConsumer()', () => {
         adoptUnacked: true,
         schema: Job,
         handler: async (job, ctx) => {
-          seen.push({ n: job.n, redelivered: ctx.redelivered, seq: ctx.streamSeq });
+          seen.push({ n: job.n, deliveries: ctx.deliveryCount, seq: ctx.streamSeq });
           await release.promise;
           return outcome.ack();
         },
       });
-      await eventually(() => expect(seen).toEqual([{ n: 2, redelivered: true, seq: p2.seq }]), {
+      // A real redelivery (the second delivery, counted by the server), long before ack_wait.
+      await eventually(() => expect(seen).toEqual([{ n: 2, deliveries: 2, seq: p2.seq }]), {
         timeout: 3_000,
       });
-      // Its outcome is not applied: the pending delivery is settled when it comes back.
-      expect(await f.depth()).toBe(1);
-      // A running adopted handler counts as in flight, and stop() waits for it.
+      // It runs like any delivery: in flight, waited for by stop(), and its ack is applied.
       expect(r.stats().inFlight).toBe(1);
       let stopped = false;
       const stopping = r.stop().then(() => {
@@ -361,11 +360,57 @@ describe('runConsumer()', () => {
       await f.bus.nc.flush();
       expect(stopped).toBe(false);
       release.resolve();
-      await within(stopping, 5_000, 'stop after the adopted handler ends');
-      expect(r.stats().inFlight).toBe(0);
+      await within(stopping, 5_000, 'stop after the handler ends');
+      expect(await f.depth()).toBe(0);
     } finally {
       await first.stop({ timeoutMs: 10 });
       await r?.stop();
+      await f.cleanup();
+    }
+  });
+
+  it('adoptUnacked: a message that kills every process handling it still stops at max_deliver', async () => {
+    const f = await fixture({ ackWaitMs: 30_000, maxDeliver: 2 });
+    await publish(f.bus, f.subject, Job, { v: 1, n: 1 });
+    const deliveries: number[] = [];
+    // A process that takes the message and dies with it (never settling it), as a crash would.
+    const startAndDie = async () => {
+      const dying = await peerBus(server.url, f.bus);
+      const took = deferred();
+      await runConsumer(dying, {
+        spec: f.spec,
+        adoptUnacked: true,
+        schema: Job,
+        handler: (_job, ctx) => {
+          deliveries.push(ctx.deliveryCount);
+          took.resolve();
+          return new Promise<Outcome>(() => {});
+        },
+      });
+      await within(took.promise, 5_000, 'the message reaches the doomed process');
+      await dying.nc.close();
+    };
+    const info = () => f.bus.jsm.consumers.info(f.spec.stream, f.spec.durable);
+    try {
+      await startAndDie(); // first delivery
+      await startAndDie(); // second (max_deliver), at once thanks to adoptUnacked
+      expect(deliveries).toEqual([1, 2]);
+      // The next start asks again; the server has delivered it max_deliver times and lets it go
+      // (its max-deliveries advisory is what the DLQ forwarder copies to the DLQ).
+      let handled = 0;
+      const r = await runConsumer(f.bus, {
+        spec: f.spec,
+        adoptUnacked: true,
+        schema: Job,
+        handler: () => {
+          handled++;
+          return outcome.ack();
+        },
+      });
+      await eventually(async () => expect((await info()).num_ack_pending).toBe(0), { timeout: 5_000 });
+      await r.stop();
+      expect(handled).toBe(0);
+    } finally {
       await f.cleanup();
     }
   });
