@@ -17,8 +17,10 @@
  *     [--no-latency]
  * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
  * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
+ * With LATENCY_DUMP=<path> each latency run also writes its samples to <path>.<rep>.json.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -203,6 +205,14 @@ async function latency(rep: number) {
     while ((await doneCount(stack.bus)) < total) await sleep(50);
     stack.agents.send({ type: 'samples' });
     const { starts } = await waitMsg<{ starts: number[] }>(stack.agents, 'samples');
+    if (process.env.LATENCY_DUMP) {
+      // Every sample as [submitted at, ms to handler start], in submit order: for finding what the
+      // slow ones have in common (a time, a period) rather than only how many there are.
+      const pairs: [number, number][] = [];
+      for (let i = 0; i + 1 < starts.length; i += 2) pairs.push([starts[i]!, starts[i + 1]! - starts[i]!]);
+      pairs.sort((a, b) => a[0] - b[0]);
+      writeFileSync(`${process.env.LATENCY_DUMP}.${rep}.json`, JSON.stringify(pairs));
+    }
     return {
       ...latencySummary(o, starts, addCalls, achievedRate),
       cpuMsPerTask: cpuMsPerTask(cpu0, stack.cpu(), total),
