@@ -75,6 +75,8 @@ export interface TaskQueueInput {
 const RETENTION_BATCH = 1_000;
 /** Removals in flight at once during a sweep. */
 const RETENTION_CONCURRENCY = 32;
+/** A steady state above the retention count removes every second: one log line a minute is enough. */
+const RETENTION_LOG_EVERY_MS = 60_000;
 
 export class TaskQueue implements Server<TaskQueueMessage> {
   private intake: ConsumerRunner | undefined;
@@ -82,6 +84,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private reports: ConsumerRunner | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
+  /** Removals since the last retention log line (logged at most once a minute). */
+  private removedSinceLog = 0;
+  private lastRetentionLog = 0;
   private readonly log: Logger;
 
   private constructor(
@@ -97,7 +102,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // hot path (every read still is).
     const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
     const store = new TaskStore(kv);
+    const loadStart = performance.now();
     await store.load();
+    const loadMs = Math.round(performance.now() - loadStart);
     const tq = new TaskQueue(input, store);
     store.onChange((t) => tq.publishChange(t));
     const n = bus.names;
@@ -127,7 +134,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
     tq.sweepRetention();
-    tq.log.info({ phase: 'start', tasks: store.size }, 'task queue started');
+    tq.log.info({ phase: 'start', tasks: store.size, load_ms: loadMs }, 'task queue started');
     return tq;
   }
 
@@ -261,10 +268,15 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         );
         removed += done.filter(Boolean).length;
       }
-      this.log.info(
-        { phase: 'retention', removed, finished: this.store.finished().size },
-        'finished tasks removed',
-      );
+      this.removedSinceLog += removed;
+      if (Date.now() - this.lastRetentionLog >= RETENTION_LOG_EVERY_MS) {
+        this.log.info(
+          { phase: 'retention', removed: this.removedSinceLog, finished: this.store.finished().size },
+          'finished tasks removed',
+        );
+        this.removedSinceLog = 0;
+        this.lastRetentionLog = Date.now();
+      }
     })().finally(() => {
       this.sweeping = undefined;
       // A full batch means more are due (a backlog, e.g. after lowering the retention): go on
