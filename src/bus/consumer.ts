@@ -498,10 +498,6 @@ class Runner<T> implements ConsumerRunner {
       if (this.stopping) next.nak();
       else this.dispatch(next);
     }
-    this.notifyIfIdle();
-  }
-
-  private notifyIfIdle(): void {
     if (this.inflight.size === 0 && this.idleWaiters.length) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
