@@ -185,13 +185,17 @@ describe('agentcom agent add', () => {
         /--nats-url/,
       ],
     ];
-    for (const [args, message] of cases) {
-      const r = await agent(['add', ...args], { conn: !args.includes('--nats-url') });
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(r.stderr, args.join(' ')).toMatch(message);
+    // Nine CLI processes: run side by side (they write nothing), so a slow machine does not
+    // serialise nine start-ups into the test's time budget.
+    const results = await Promise.all(
+      cases.map(([args]) => agent(['add', ...args], { conn: !args.includes('--nats-url') })),
+    );
+    for (const [i, [args, message]] of cases.entries()) {
+      expect(results[i]!.code, args.join(' ')).toBe(2);
+      expect(results[i]!.stderr, args.join(' ')).toMatch(message);
     }
     expect(existsSync(agentDir('b1'))).toBe(false);
-  });
+  }, 90_000);
 
   it('exits 69 with a hint when NATS cannot be reached, and writes nothing', async () => {
     const dead = `nats://127.0.0.1:${await freePort()}`;
