@@ -74,7 +74,7 @@ export class TaskStore {
     for (const { value, revision } of (await this.kv.entries()).values()) {
       this.remember({ record: value, revision });
     }
-    // Loaded in key order: retention wants the oldest first.
+    // Loaded in the order the records were last written: retention wants the oldest finished first.
     const byAge = [...this.finishedAt].sort((a, b) => a[1] - b[1]);
     this.finishedAt.clear();
     for (const [id, at] of byAge) this.finishedAt.set(id, at);
