@@ -41,7 +41,7 @@ export class TaskStore {
   private readonly cache = new Map<string, StoredTask>();
   private readonly queues = new Map<string, Queued[]>();
   private readonly writing = new Set<string>();
-  /** Writes under way (`stop` waits for them). */
+  /** Writes and removals under way (`stop` waits for them). */
   private readonly flushes = new Set<Promise<void>>();
   /** Task id -> when its lingering write is due (epoch ms from `performance.now()`). */
   private readonly lingering = new Map<string, number>();
@@ -97,27 +97,33 @@ export class TaskStore {
       return Promise.resolve(false);
     }
     this.writing.add(id);
-    const p = (async () => {
-      try {
-        const r = await this.kv.remove(id, stored.revision);
-        if (!r.ok) {
-          await this.read(id);
-          return false;
-        }
-        this.forget(id);
-        return true;
-      } finally {
-        this.writing.delete(id);
-        if (this.queues.has(id)) void this.flush(id);
+    return this.track(this.removeStored(id, stored));
+  }
+
+  private async removeStored(id: string, stored: StoredTask): Promise<boolean> {
+    try {
+      const r = await this.kv.remove(id, stored.revision);
+      if (!r.ok) {
+        await this.read(id);
+        return false;
       }
-    })();
-    const tracked = p.then(
+      this.forget(id);
+      return true;
+    } finally {
+      this.writing.delete(id);
+      if (this.queues.has(id)) void this.flush(id);
+    }
+  }
+
+  /** Registers work under way, so that `stop` waits for it (whatever its outcome). */
+  private track<T>(work: Promise<T>): Promise<T> {
+    const settled = work.then(
       () => undefined,
       () => undefined,
     );
-    this.flushes.add(tracked);
-    void tracked.finally(() => this.flushes.delete(tracked));
-    return p;
+    this.flushes.add(settled);
+    void settled.then(() => this.flushes.delete(settled));
+    return work;
   }
 
   /** Write what is lingering now; resolves once every write under way has been answered. */
@@ -218,9 +224,7 @@ export class TaskStore {
   }
 
   private flush(id: string): Promise<void> {
-    const p = this.flushTask(id).finally(() => this.flushes.delete(p));
-    this.flushes.add(p);
-    return p;
+    return this.track(this.flushTask(id));
   }
 
   private async flushTask(id: string): Promise<void> {

@@ -112,15 +112,15 @@ export async function stopOrphanedServer(pidFile: string, graceMs = 10_000): Pro
     return { kind: 'none' };
   }
   const deadline = Date.now() + graceMs;
+  let killed = false;
   while (!(await gone())) {
-    if (Date.now() > deadline) {
+    if (!killed && Date.now() > deadline) {
+      killed = true;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // Exited meanwhile.
       }
-      while (!(await gone())) await new Promise((r) => setTimeout(r, 20));
-      break;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
