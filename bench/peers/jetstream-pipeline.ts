@@ -19,18 +19,8 @@
  *   timestamp taken just before `js.publish` of the submission.
  */
 import { fileURLToPath } from 'node:url';
-import {
-  AckPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream';
+import { StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
 import {
   Deadline,
   type E2eResult,
@@ -46,14 +36,21 @@ import {
   sleep,
   type TaskPayload,
   WorkerProcess,
-  withTimeout,
 } from './common.js';
-import { measureE2e, type NatsServer, runOnPrivateNatsServer } from './nats.js';
+import {
+  closePeerJetStream,
+  measureE2e,
+  type NatsServer,
+  openPeerJetStream,
+  type PeerJetStream,
+  runId,
+  runOnPrivateNatsServer,
+} from './nats.js';
 
 const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
 const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
 const IN_FLIGHT = 100;
-const DUPLICATE_WINDOW_NS = 2 * 60_000 * 1_000_000;
+const DUPLICATE_WINDOW_MS = 2 * 60_000;
 const enc = new TextEncoder();
 
 /** Names of one run's streams, consumers and bucket; passed to the child processes as JSON argv. */
@@ -87,7 +84,7 @@ export interface Report {
 }
 
 function pipelineNames(shape: string): PipelineNames {
-  const id = `${shape}${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
+  const id = runId(shape);
   return {
     submitStream: `PS_${id}`,
     submitSubject: `${id}.submit`,
@@ -107,69 +104,43 @@ export function runJetstreamPipeline(opts: PeerRunOptions = {}): Promise<PeerRes
   return runOnPrivateNatsServer('jetstream-pipeline', opts, { e2e: e2eRun, latency: latencyRun });
 }
 
-interface Setup {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
+interface Setup extends PeerJetStream {
   names: PipelineNames;
 }
 
-const consumerConfig = (durable: string, filter?: string) => ({
-  durable_name: durable,
-  ack_policy: AckPolicy.Explicit,
-  max_ack_pending: 1000,
-  ack_wait: 30_000_000_000, // ns
-  ...(filter ? { filter_subject: filter } : {}),
-});
-
 async function setUp(port: number, shape: string, c: number, dl: Deadline): Promise<Setup> {
-  const nc = await dl.race(connect({ servers: `127.0.0.1:${port}`, timeout: 5000 }), 'connect');
+  const names = pipelineNames(shape);
+  const j = await openPeerJetStream(port, dl, {
+    streams: [
+      { name: names.submitStream, subject: names.submitSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
+      { name: names.inboxStream, subject: `${names.inboxPrefix}.>`, duplicateWindowMs: DUPLICATE_WINDOW_MS },
+      { name: names.reportStream, subject: names.reportSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
+    ],
+    consumers: [
+      { stream: names.submitStream, durable: names.submitDurable },
+      { stream: names.reportStream, durable: names.reportDurable },
+      ...Array.from({ length: c }, (_, k) => ({
+        stream: names.inboxStream,
+        durable: `${names.inboxDurablePrefix}${k}`,
+        filterSubject: `${names.inboxPrefix}.w${k}`,
+      })),
+    ],
+  });
+  const s = { ...j, names };
   try {
-    const jsm = await dl.race(jetstreamManager(nc), 'jetstream manager');
-    const js = jetstream(nc);
-    const names = pipelineNames(shape);
-    const stream = (name: string, subject: string) =>
-      dl.race(
-        jsm.streams.add({
-          name,
-          subjects: [subject],
-          retention: RetentionPolicy.Workqueue,
-          storage: StorageType.File,
-          duplicate_window: DUPLICATE_WINDOW_NS,
-        }),
-        `add stream ${name}`,
-      );
-    await stream(names.submitStream, names.submitSubject);
-    await stream(names.inboxStream, `${names.inboxPrefix}.>`);
-    await stream(names.reportStream, names.reportSubject);
-    await dl.race(jsm.consumers.add(names.submitStream, consumerConfig(names.submitDurable)), 'add consumer');
-    await dl.race(jsm.consumers.add(names.reportStream, consumerConfig(names.reportDurable)), 'add consumer');
-    for (let k = 0; k < c; k++) {
-      await dl.race(
-        jsm.consumers.add(
-          names.inboxStream,
-          consumerConfig(`${names.inboxDurablePrefix}${k}`, `${names.inboxPrefix}.w${k}`),
-        ),
-        'add inbox consumer',
-      );
-    }
     await dl.race(
-      new Kvm(js).create(names.bucket, { history: 1, storage: StorageType.File }),
+      new Kvm(j.js).create(names.bucket, { history: 1, storage: StorageType.File }),
       'create KV bucket',
     );
-    return { nc, js, jsm, names };
+    return s;
   } catch (err) {
-    await nc.close().catch(() => {});
+    await tearDown(s);
     throw err;
   }
 }
 
-async function tearDown(s: Setup): Promise<void> {
-  const n = s.names;
-  for (const stream of [n.submitStream, n.inboxStream, n.reportStream, `KV_${n.bucket}`]) {
-    await withTimeout(s.jsm.streams.delete(stream), 5000, 'delete stream').catch(() => {});
-  }
-  await withTimeout(s.nc.drain(), 5000, 'drain').catch(() => s.nc.close());
+function tearDown(s: Setup): Promise<void> {
+  return closePeerJetStream(s, [`KV_${s.names.bucket}`]);
 }
 
 function submit(s: Setup, seq: number, tAdd = 0) {

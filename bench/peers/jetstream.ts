@@ -10,17 +10,6 @@
  */
 import { fileURLToPath } from 'node:url';
 import {
-  AckPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
-import {
   Deadline,
   type E2eResult,
   type LatencyResult,
@@ -34,9 +23,16 @@ import {
   type ResolvedLatency,
   sleep,
   WorkerProcess,
-  withTimeout,
 } from './common.js';
-import { measureE2e, type NatsServer, runOnPrivateNatsServer } from './nats.js';
+import {
+  closePeerJetStream,
+  measureE2e,
+  type NatsServer,
+  openPeerJetStream,
+  type PeerJetStream,
+  runId,
+  runOnPrivateNatsServer,
+} from './nats.js';
 
 const WORKER = fileURLToPath(new URL('./jetstream-worker.ts', import.meta.url));
 const IN_FLIGHT = 100;
@@ -47,52 +43,22 @@ export function runJetstream(opts: PeerRunOptions = {}): Promise<PeerResult> {
   return runOnPrivateNatsServer('jetstream', opts, { e2e: e2eRun, latency: latencyRun });
 }
 
-interface Producer {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  stream: string;
+interface Producer extends PeerJetStream {
   subject: string;
+  stream: string;
   durable: string;
 }
 
 async function openProducer(port: number, shape: string, dl: Deadline): Promise<Producer> {
-  const nc = await dl.race(connect({ servers: `127.0.0.1:${port}`, timeout: 5000 }), 'connect');
-  try {
-    const jsm = await dl.race(jetstreamManager(nc), 'jetstream manager');
-    const js = jetstream(nc);
-    const id = `${shape}${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
-    const stream = `S${id}`;
-    const subject = `t.${id}`;
-    const durable = `W${id}`;
-    await dl.race(
-      jsm.streams.add({
-        name: stream,
-        subjects: [subject],
-        retention: RetentionPolicy.Workqueue,
-        storage: StorageType.File,
-      }),
-      'add stream',
-    );
-    await dl.race(
-      jsm.consumers.add(stream, {
-        durable_name: durable,
-        ack_policy: AckPolicy.Explicit,
-        max_ack_pending: 1000,
-        ack_wait: 30_000_000_000, // ns
-      }),
-      'add consumer',
-    );
-    return { nc, js, jsm, stream, subject, durable };
-  } catch (err) {
-    await nc.close().catch(() => {});
-    throw err;
-  }
-}
-
-async function closeProducer(p: Producer): Promise<void> {
-  await withTimeout(p.jsm.streams.delete(p.stream), 5000, 'delete stream').catch(() => {});
-  await withTimeout(p.nc.drain(), 5000, 'drain').catch(() => p.nc.close());
+  const id = runId(shape);
+  const stream = `S${id}`;
+  const subject = `t.${id}`;
+  const durable = `W${id}`;
+  const j = await openPeerJetStream(port, dl, {
+    streams: [{ name: stream, subject }],
+    consumers: [{ stream, durable }],
+  });
+  return { ...j, stream, subject, durable };
 }
 
 async function publishAll(p: Producer, n: number): Promise<void> {
@@ -126,7 +92,7 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
     return result;
   } finally {
     w?.kill();
-    await closeProducer(p);
+    await closePeerJetStream(p);
   }
 }
 
@@ -157,6 +123,6 @@ async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResu
     return latencySummary(o, starts, addCalls, achievedRate);
   } finally {
     w?.kill();
-    await closeProducer(p);
+    await closePeerJetStream(p);
   }
 }

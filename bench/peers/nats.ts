@@ -1,18 +1,32 @@
 /**
- * A private, throw-away JetStream `nats-server` for the raw-JetStream baseline: random free loopback
+ * A private, throw-away JetStream `nats-server` for the JetStream baselines: random free loopback
  * port (never 4222), temp store dir, stopped with SIGTERM (SIGKILL if needed) and the store removed.
  * Uses the project's own launcher helpers. A process-exit hook kills it if the caller never stops it.
+ * Also what both JetStream peers share: the streams and durables of a run (`openPeerJetStream`),
+ * and the measured part of an e2e run with CPU and traffic per task (`measureE2e`).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import {
+  AckPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { findNatsServer, freePort, natsServerArgs, waitForNats } from '../../src/bus/nats-server.js';
 import { superviseServer } from './child-server.js';
 import {
   cpuMsPerTask,
   cpuSnapshot,
+  type Deadline,
   type E2eResult,
   type LatencyResult,
   nowMs,
@@ -23,6 +37,7 @@ import {
   resolveE2e,
   resolveLatency,
   shapesToRun,
+  withTimeout,
 } from './common.js';
 
 const execFileP = promisify(execFile);
@@ -170,4 +185,73 @@ export async function runOnPrivateNatsServer(
   } finally {
     await server.stop();
   }
+}
+
+/** The streams and durables of one JetStream peer run (see `openPeerJetStream`). */
+export interface PeerTopology {
+  /** File-storage work-queue streams, as the hub provisions its own. */
+  streams: { name: string; subject: string; duplicateWindowMs?: number }[];
+  /** Durable pull consumers: explicit ack, max_ack_pending 1000, ack_wait 30 s (the hub's defaults). */
+  consumers: { stream: string; durable: string; filterSubject?: string }[];
+}
+
+/** A peer run's connection to the private server, and the streams to delete after the run. */
+export interface PeerJetStream {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  streams: string[];
+}
+
+/** Connects to the private server on `port` and creates `topology` (closing again on failure). */
+export async function openPeerJetStream(
+  port: number,
+  dl: Deadline,
+  topology: PeerTopology,
+): Promise<PeerJetStream> {
+  const nc = await dl.race(connect({ servers: `127.0.0.1:${port}`, timeout: 5000 }), 'connect');
+  try {
+    const jsm = await dl.race(jetstreamManager(nc), 'jetstream manager');
+    for (const st of topology.streams) {
+      await dl.race(
+        jsm.streams.add({
+          name: st.name,
+          subjects: [st.subject],
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+          ...(st.duplicateWindowMs ? { duplicate_window: st.duplicateWindowMs * 1_000_000 } : {}),
+        }),
+        `add stream ${st.name}`,
+      );
+    }
+    for (const c of topology.consumers) {
+      await dl.race(
+        jsm.consumers.add(c.stream, {
+          durable_name: c.durable,
+          ack_policy: AckPolicy.Explicit,
+          max_ack_pending: 1000,
+          ack_wait: 30_000_000_000, // ns
+          ...(c.filterSubject ? { filter_subject: c.filterSubject } : {}),
+        }),
+        `add consumer ${c.durable}`,
+      );
+    }
+    return { nc, js: jetstream(nc), jsm, streams: topology.streams.map((st) => st.name) };
+  } catch (err) {
+    await nc.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Deletes the run's streams (and `extra` ones) and drains the connection; best effort, bounded. */
+export async function closePeerJetStream(j: PeerJetStream, extra: string[] = []): Promise<void> {
+  for (const stream of [...j.streams, ...extra]) {
+    await withTimeout(j.jsm.streams.delete(stream), 5000, 'delete stream').catch(() => {});
+  }
+  await withTimeout(j.nc.drain(), 5000, 'drain').catch(() => j.nc.close());
+}
+
+/** A name fragment unique to one run of one shape. */
+export function runId(shape: string): string {
+  return `${shape}${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
 }
