@@ -30,6 +30,7 @@ import { type Bus, connectBus } from '../src/bus/connection.js';
 import { request } from '../src/bus/service.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
 import {
+  addConcurrently,
   cpuMsPerTask,
   cpuSeconds,
   Deadline,
@@ -163,14 +164,9 @@ async function e2e(rep: number) {
     const cpu0 = stack.cpu();
     const traffic0 = await stack.traffic();
     const t0 = nowMs();
-    let i = 0;
-    const lane = async () => {
-      while (i < N) {
-        const k = i++;
-        await submitTask(stack.bus, { title: `t${k}`, metadata: { p: payload(k).pad } });
-      }
-    };
-    await Promise.all(Array.from({ length: 100 }, lane));
+    await addConcurrently(N, (k) =>
+      submitTask(stack.bus, { title: `t${k}`, metadata: { p: payload(k).pad } }),
+    );
     const addSeconds = (nowMs() - t0) / 1000;
     while ((await doneCount(stack.bus)) < N) await sleep(50);
     const seconds = (nowMs() - t0) / 1000;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
+  addConcurrently,
   Deadline,
   type E2eResult,
   type LatencyResult,
@@ -84,11 +85,7 @@ async function closeProducer(p: Producer): Promise<void> {
 
 async function addAll(queue: Queue<TaskPayload>, n: number, mode: 'bulk' | 'single'): Promise<void> {
   if (mode === 'single') {
-    let i = 0;
-    const lane = async () => {
-      while (i < n) await queue.add('task', payload(i++));
-    };
-    await Promise.all(Array.from({ length: 100 }, lane));
+    await addConcurrently(n, (i) => queue.add('task', payload(i)));
     return;
   }
   for (let i = 0; i < n; i += BULK_CHUNK) {

@@ -11,6 +11,18 @@ import type { NatsTraffic } from './nats.js';
 export const nowMs = (): number => performance.timeOrigin + performance.now();
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Calls the e2e shape's producer keeps outstanding at once. */
+const IN_FLIGHT = 100;
+
+/** The e2e shape's producer: `add(0)` … `add(n - 1)`, `IN_FLIGHT` of them outstanding at a time. */
+export async function addConcurrently(n: number, add: (i: number) => Promise<unknown>): Promise<void> {
+  let i = 0;
+  const lane = async () => {
+    while (i < n) await add(i++);
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+}
+
 /** Nearest-rank percentile of an ascending array (NaN when empty). */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

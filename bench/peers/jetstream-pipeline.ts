@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import {
+  addConcurrently,
   Deadline,
   type E2eResult,
   type LatencyResult,
@@ -49,7 +50,6 @@ import {
 
 const DISPATCHER = fileURLToPath(new URL('./jetstream-pipeline-dispatcher.ts', import.meta.url));
 const WORKERS = fileURLToPath(new URL('./jetstream-pipeline-worker.ts', import.meta.url));
-const IN_FLIGHT = 100;
 const DUPLICATE_WINDOW_MS = 2 * 60_000;
 const enc = new TextEncoder();
 
@@ -200,11 +200,11 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
       workers: procs.workers.pid,
       producer: 'self' as const,
     };
-    let i = 0;
-    const lane = async () => {
-      while (i < o.n) await submit(s, i++);
-    };
-    const publishAll = () => dl.race(Promise.all(Array.from({ length: IN_FLIGHT }, lane)), 'publishing');
+    const publishAll = () =>
+      dl.race(
+        addConcurrently(o.n, (i) => submit(s, i)),
+        'publishing',
+      );
     const result = await measureE2e(server, o, pids, publishAll, done);
     await procs.close();
     return result;

@@ -10,6 +10,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import {
+  addConcurrently,
   Deadline,
   type E2eResult,
   type LatencyResult,
@@ -35,7 +36,6 @@ import {
 } from './nats.js';
 
 const WORKER = fileURLToPath(new URL('./jetstream-worker.ts', import.meta.url));
-const IN_FLIGHT = 100;
 const enc = new TextEncoder();
 
 /** Both shapes against a private nats-server (see `runOnPrivateNatsServer`). */
@@ -61,12 +61,8 @@ async function openProducer(port: number, shape: string, dl: Deadline): Promise<
   return { ...j, stream, subject, durable };
 }
 
-async function publishAll(p: Producer, n: number): Promise<void> {
-  let i = 0;
-  const lane = async () => {
-    while (i < n) await p.js.publish(p.subject, enc.encode(JSON.stringify(payload(i++))));
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+function publishAll(p: Producer, n: number): Promise<void> {
+  return addConcurrently(n, (i) => p.js.publish(p.subject, enc.encode(JSON.stringify(payload(i)))));
 }
 
 function startWorker(port: number, p: Producer, c: number, label: string): WorkerProcess {
