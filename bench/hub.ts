@@ -7,20 +7,23 @@
  *            clock stops when the hub reports all N `done` (every transition durable: submit,
  *            record created, assigned, delivered, accepted, completed, record done; the handler
  *            completes at once, so the SDK reports `completed` alone, which implies `accepted`).
- *   latency  single submits at `rate`/s for `warmup` s (not measured: fresh processes run cold), then
- *            for `duration` s; submit (just before publish) -> agent handler start, across processes
- *            on one host. The peers offer the same warm-up (bench/peers/common.ts offerLoad).
+ *   latency  single submits at `rate`/s for `warmup` s (not measured: fresh processes run cold, see
+ *            LATENCY_DEFAULTS), then for `duration` s; submit (just before publish) -> agent handler
+ *            start, across processes on one host. The peers offer the same warm-up
+ *            (bench/peers/common.ts offerLoad).
  * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer. Each e2e
  *            run also reports CPU ms per task of each process (/proc utime + stime), a figure
  *            far less sensitive than tasks/s to other load on a shared machine.
- *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--warmup 1] [--reps 1] [--no-peers] [--no-e2e]
+ *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3] [--reps 1] [--no-peers] [--no-e2e]
  *     [--no-latency]
  * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
  * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
  * With LATENCY_DUMP=<path> each latency run also writes its samples to <path>.<rep>.json.
+ * HUB_NODE_ARGS='<node flags>' are passed to the hub process (e.g. `--trace-gc`), and HUB_LOG=<path>
+ * keeps its stdout (logs, GC traces) in <path>.<run prefix> instead of discarding it.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +37,7 @@ import {
   cpuMsPerTask,
   cpuSeconds,
   Deadline,
+  LATENCY_DEFAULTS,
   latencySummary,
   median,
   nowMs,
@@ -54,9 +58,9 @@ const flag = (name: string, def: number) => {
 };
 const N = flag('n', 20_000);
 const C = flag('c', 10);
-const RATE = flag('rate', 1000);
-const DURATION = flag('duration', 5);
-const WARMUP = flag('warmup', 1);
+const RATE = flag('rate', LATENCY_DEFAULTS.rate);
+const DURATION = flag('duration', LATENCY_DEFAULTS.durationS);
+const WARMUP = flag('warmup', LATENCY_DEFAULTS.warmupS);
 const REPS = flag('reps', 1);
 const PEERS = !args.includes('--no-peers');
 const E2E = !args.includes('--no-e2e');
@@ -81,6 +85,7 @@ async function startStack(prefix: string): Promise<Stack> {
     process.execPath,
     [
       ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      ...(process.env.HUB_NODE_ARGS ? process.env.HUB_NODE_ARGS.split(' ') : []),
       '--import',
       'tsx',
       here('../src/cli/main.ts'),
@@ -109,7 +114,8 @@ async function startStack(prefix: string): Promise<Stack> {
     });
     hub.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
   });
-  hub.stdout!.resume();
+  if (process.env.HUB_LOG) hub.stdout!.pipe(createWriteStream(`${process.env.HUB_LOG}.${prefix}`));
+  else hub.stdout!.resume();
   const agents = fork(here('./hub-agents.ts'), [nats.url, prefix, String(C)], {
     execArgv: [
       ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-agents'] : []),

@@ -64,15 +64,20 @@ export interface E2eOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Defaults of a latency run, for every system alike. The warm-up is 3 s because a freshly started
+ * hub runs cold (JIT) for its first second or so at 1,000/s: it falls behind by ~250 ms and takes
+ * about another second to catch up (`LATENCY_DUMP=/tmp/lat npx tsx bench/hub.ts --no-peers --no-e2e
+ * --warmup 1` shows it, sample by sample). Steady-state latency starts after that.
+ */
+export const LATENCY_DEFAULTS = { rate: 1000, durationS: 10, warmupS: 3, c: 10 } as const;
+
 export interface LatencyOptions {
   /** Offered rate, tasks per second, single adds on an absolute schedule (default 1000). */
   rate?: number;
-  /** Seconds of offered load (default 5). */
+  /** Seconds of offered load, measured (default 10). */
   durationS?: number;
-  /**
-   * Seconds of the same load offered first and not measured (default 1): fresh processes run cold
-   * (JIT, connections, caches) and their first second says nothing about steady-state latency.
-   */
+  /** Seconds of the same load offered first and not measured (default 3, see LATENCY_DEFAULTS). */
   warmupS?: number;
   /** Consumer concurrency (default 10). */
   c?: number;
@@ -150,10 +155,10 @@ export function resolveE2e(o: E2eOptions): ResolvedE2e {
 }
 
 export function resolveLatency(o: LatencyOptions): ResolvedLatency {
-  const rate = o.rate ?? 1000;
-  const durationS = o.durationS ?? 5;
-  const c = o.c ?? 10;
-  const warmupS = o.warmupS ?? 1;
+  const rate = o.rate ?? LATENCY_DEFAULTS.rate;
+  const durationS = o.durationS ?? LATENCY_DEFAULTS.durationS;
+  const c = o.c ?? LATENCY_DEFAULTS.c;
+  const warmupS = o.warmupS ?? LATENCY_DEFAULTS.warmupS;
   if (!(rate > 0)) throw new Error(`latency.rate must be > 0, got ${rate}`);
   if (!(warmupS >= 0)) throw new Error(`latency.warmupS must be >= 0, got ${warmupS}`);
   if (!(durationS > 0)) throw new Error(`latency.durationS must be > 0, got ${durationS}`);

@@ -3,12 +3,13 @@
  * and the JetStream pipeline (the hub's 5-store durable flow on bare nats.js), e2e throughput and
  * steady-rate latency, each `reps` times; prints one JSON object.
  *
- *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 5] [--warmup 1]
+ *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3]
  *                               [--peers bullmq,jetstream,jetstreamPipeline] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
  */
 import { parseArgs } from 'node:util';
+import { LATENCY_DEFAULTS } from './common.js';
 import { environment, loadAverage, PEER_NAMES, type PeerName, rounded, runPeerSuite } from './suite.js';
 
 const { values } = parseArgs({
@@ -16,9 +17,9 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     n: { type: 'string', default: '20000' },
     c: { type: 'string', default: '10' },
-    rate: { type: 'string', default: '1000' },
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
+    rate: { type: 'string', default: String(LATENCY_DEFAULTS.rate) },
+    duration: { type: 'string', default: String(LATENCY_DEFAULTS.durationS) },
+    warmup: { type: 'string', default: String(LATENCY_DEFAULTS.warmupS) },
     peers: { type: 'string', default: PEER_NAMES.join(',') },
     'no-e2e': { type: 'boolean', default: false },
     'no-latency': { type: 'boolean', default: false },
