@@ -1,9 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { listTasks } from '../../../actors/task-queue/query.js';
 import { applyTaskCommand } from '../../../actors/task-queue/state.js';
 import { TaskListRequestSchema } from '../../../src/protocol/api.js';
 import type { AgentId, TaskId } from '../../../src/protocol/ids.js';
-import { type TaskRecord, TaskSubmitSchema } from '../../../src/protocol/task.js';
+import { type TaskRecord, TaskStatusSchema, TaskSubmitSchema } from '../../../src/protocol/task.js';
 
 const make = (i: number, over: Partial<{ priority: string; queue: string }> = {}): TaskRecord => {
   const r = applyTaskCommand(
@@ -53,5 +54,65 @@ describe('listTasks', () => {
   it('treats a garbage cursor as the start rather than failing', () => {
     const all = rows([make(1), make(2)]);
     expect(listTasks(all, req({ cursor: '!!not-a-cursor' })).tasks).toHaveLength(2);
+  });
+
+  it('pages exactly like a sort of every match, whatever order the records come in', () => {
+    // The reference: sort all matches newest first (creation time, then id), cut the page after
+    // the cursor's position. listTasks keeps only the page's candidates instead.
+    const reference = (
+      records: TaskRecord[],
+      status: string[] | undefined,
+      limit: number,
+      after?: TaskRecord,
+    ) => {
+      const matching = records
+        .filter((t) => !status || status.includes(t.status))
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      const from = after
+        ? matching.filter(
+            (t) => t.createdAt > after.createdAt || (t.createdAt === after.createdAt && t.id >= after.id),
+          ).length
+        : 0;
+      return { ids: matching.slice(from, from + limit).map((t) => t.id), total: matching.length };
+    };
+    const statuses = TaskStatusSchema.options;
+    fc.assert(
+      fc.property(
+        // Few distinct creation times, so ties broken by id are common.
+        fc.array(fc.record({ createdAt: fc.nat(20), status: fc.constantFrom(...statuses) }), {
+          maxLength: 80,
+        }),
+        fc.option(fc.subarray([...statuses], { minLength: 1 }), { nil: undefined }),
+        fc.integer({ min: 1, max: 12 }),
+        // Oldest first (how the hub's cache usually holds them: a faster path), or any order.
+        fc.boolean(),
+        (specs, status, limit, oldestFirst) => {
+          if (oldestFirst) specs.sort((a, b) => a.createdAt - b.createdAt); // stable: ids ascend on ties
+          const records = specs.map((s, i) => ({ ...make(i), createdAt: s.createdAt, status: s.status }));
+          const all = rows(records);
+          const want = reference(records, status, Number.POSITIVE_INFINITY);
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          let after: TaskRecord | undefined;
+          for (let page = 0; page <= records.length; page++) {
+            const r = listTasks(
+              all,
+              req({ limit, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) }),
+            );
+            const expected = reference(records, status, limit, after);
+            expect(r.tasks.map((t) => t.id)).toEqual(expected.ids);
+            expect(r.total).toBe(want.total);
+            seen.push(...r.tasks.map((t) => t.id));
+            // A cursor exactly while matches remain: no empty last page, no early end.
+            expect(r.nextCursor === null).toBe(seen.length === want.total);
+            if (!r.nextCursor) break;
+            cursor = r.nextCursor;
+            after = r.tasks[r.tasks.length - 1];
+          }
+          // Every match exactly once, in order, and the last page says so.
+          expect(seen).toEqual(want.ids);
+        },
+      ),
+    );
   });
 });
