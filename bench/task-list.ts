@@ -50,9 +50,19 @@ function shuffled<T>(xs: T[]): T[] {
   return out;
 }
 
+/** Creation order with neighbours swapped here and there (writes acknowledged out of order). */
+function jittered<T>(xs: T[]): T[] {
+  const out = [...xs];
+  for (let i = 0; i + 1 < out.length; i++) {
+    if (Math.random() < 0.1) [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
+  }
+  return out;
+}
+
 const result: Record<string, { listTasks: number; sortAll: number }> = {};
 for (const [order, list] of [
   ['creationOrder', records],
+  ['jittered', jittered(records)],
   ['shuffled', shuffled(records)],
 ] as const) {
   const rows = list.map((record) => ({ record }));

@@ -84,7 +84,7 @@ describe('listTasks', () => {
         }),
         fc.option(fc.subarray([...statuses], { minLength: 1 }), { nil: undefined }),
         fc.integer({ min: 1, max: 12 }),
-        // Oldest first (how the hub's cache usually holds them: a faster path), or any order.
+        // Oldest first (how the hub's cache holds them as a rule: the one-pass path), or any order.
         fc.boolean(),
         (specs, status, limit, oldestFirst) => {
           if (oldestFirst) specs.sort((a, b) => a.createdAt - b.createdAt); // stable: ids ascend on ties
