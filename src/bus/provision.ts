@@ -100,6 +100,15 @@ export class ProvisionConflictError extends Error {
 export const CONSUMER_DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 1000 } as const;
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
 
+/** How much the dead-letter queue keeps: past either limit its oldest letters are discarded. */
+export interface DlqLimits {
+  /** Age at which a dead letter is discarded, ms (default 30 days). */
+  maxAgeMs: number;
+  /** Size of the whole DLQ, bytes (default 1 GiB). */
+  maxBytes: number;
+}
+export const DEFAULT_DLQ_LIMITS: DlqLimits = { maxAgeMs: 30 * 24 * 60 * 60_000, maxBytes: 1024 ** 3 };
+
 export interface TopologyOptions {
   /** SUBMIT dedupe window (the client idempotency window), ms; default 2 min. */
   submitDuplicateWindowMs?: number;
@@ -107,6 +116,8 @@ export interface TopologyOptions {
   hubConsumer?: Pick<ConsumerSpec, 'ackWaitMs' | 'maxDeliver' | 'maxAckPending'>;
   /** Task record history per key (default 5). */
   taskHistory?: number;
+  /** What the DLQ keeps (default DEFAULT_DLQ_LIMITS). */
+  dlq?: Partial<DlqLimits>;
   storage?: 'file' | 'memory';
 }
 
@@ -141,7 +152,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         storage,
         description: 'Agent reports to the hub; the agent id is the subject token',
       },
-      dlqStreamSpec(n, storage),
+      dlqStreamSpec(n, storage, o.dlq),
       advisoryStreamSpec(n, [...n.workQueueStreams], storage),
     ],
     consumers: [
@@ -157,13 +168,25 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
   };
 }
 
-export function dlqStreamSpec(n: Names, storage: 'file' | 'memory' = 'file'): StreamSpec {
+/**
+ * The DLQ: a limits stream, so that letters stay until replayed or purged, but bounded in age and
+ * size (discarding the oldest): a stream of poison messages, e.g. a producer bug, must not fill
+ * the server's disk and stop every other stream.
+ */
+export function dlqStreamSpec(
+  n: Names,
+  storage: 'file' | 'memory' = 'file',
+  limits: Partial<DlqLimits> = {},
+): StreamSpec {
   return {
     name: n.streams.dlq,
     subjects: [n.subjects.dlqAll],
     retention: 'limits',
     storage,
     duplicateWindowMs: 10 * 60_000,
+    maxAgeMs: limits.maxAgeMs ?? DEFAULT_DLQ_LIMITS.maxAgeMs,
+    maxBytes: limits.maxBytes ?? DEFAULT_DLQ_LIMITS.maxBytes,
+    discard: 'old',
     allowDirect: true,
     description: 'Dead letters: original payload + Agentcom-Dlq-* headers',
   };

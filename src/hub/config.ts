@@ -5,6 +5,7 @@
  * structured error before anything starts.
  */
 import { z } from 'zod';
+import { DEFAULT_DLQ_LIMITS } from '../bus/provision.js';
 import { fromZodError } from '../protocol/errors.js';
 
 const ms = (def: number, what: string) =>
@@ -59,6 +60,13 @@ export const HubConfigSchema = z.object({
     .min(1)
     .default(50_000)
     .describe('finished tasks kept at most; beyond it the oldest are removed first'),
+  dlqMaxAgeMs: ms(DEFAULT_DLQ_LIMITS.maxAgeMs, 'age at which a dead letter is discarded, default 30 days'),
+  dlqMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_DLQ_LIMITS.maxBytes)
+    .describe('size of the whole dead-letter queue in bytes, default 1 GiB; past it the oldest letters go'),
   statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -82,6 +90,8 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   leaseTtlMs: 'AGENTCOM_LEASE_TTL_MS',
   retentionMs: 'AGENTCOM_RETENTION_MS',
   retentionCount: 'AGENTCOM_RETENTION_COUNT',
+  dlqMaxAgeMs: 'AGENTCOM_DLQ_MAX_AGE_MS',
+  dlqMaxBytes: 'AGENTCOM_DLQ_MAX_BYTES',
   statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
   logLevel: 'AGENTCOM_LOG_LEVEL',
 };

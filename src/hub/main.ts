@@ -104,7 +104,10 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
           ...(auth ? { nkeySeed: auth.hubSeed } : {}),
         });
         try {
-          await provision(b, defaultTopology(b.names));
+          await provision(
+            b,
+            defaultTopology(b.names, { dlq: { maxAgeMs: config.dlqMaxAgeMs, maxBytes: config.dlqMaxBytes } }),
+          );
         } catch (reason) {
           await b.drain();
           return { kind: 'error', reason };

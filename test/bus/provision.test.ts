@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Bus,
+  DEFAULT_DLQ_LIMITS,
   defaultTopology,
+  dlqStreamSpec,
   ensureBucket,
   ensureConsumer,
   ensureStream,
@@ -111,6 +113,31 @@ describe('ensureStream()', () => {
         ensureStream(bus, { ...spec, duplicateWindowMs: 30_000, retention: 'limits' }),
       ).rejects.toThrow(/retention/);
       expect((await bus.jsm.streams.info(name)).config.retention).toBe('workqueue');
+    }));
+
+  it('bounds the DLQ, discarding its oldest letters, and bounds an unbounded one from before', () =>
+    withBus(async (bus) => {
+      const n = bus.names;
+      // A deployment from before the DLQ had limits: unbounded, with a letter in it.
+      const unbounded = { ...dlqStreamSpec(n, 'memory'), maxAgeMs: 0, maxBytes: -1 };
+      await ensureStream(bus, unbounded);
+      const subject = n.subjects.dlq(n.streams.submit, 'hub-intake');
+      await bus.js.publish(subject, new Uint8Array(100));
+      const r = await ensureStream(bus, dlqStreamSpec(n, 'memory'));
+      expect(r).toMatchObject({ action: 'updated', changed: ['max_age', 'max_bytes'] });
+      let info = await bus.jsm.streams.info(n.streams.dlq);
+      expect(info.config.max_age).toBe(DEFAULT_DLQ_LIMITS.maxAgeMs * 1_000_000);
+      expect(info.config.max_bytes).toBe(DEFAULT_DLQ_LIMITS.maxBytes);
+      expect(info.state.messages).toBe(1); // kept: within the new limits
+
+      // Past the size limit the oldest letters go and new ones are still taken (discard old).
+      await ensureStream(bus, dlqStreamSpec(n, 'memory', { maxBytes: 4_000 }));
+      for (let i = 0; i < 20; i++) await bus.js.publish(subject, new Uint8Array(500));
+      info = await bus.jsm.streams.info(n.streams.dlq);
+      expect(info.state.bytes).toBeLessThanOrEqual(4_000);
+      expect(info.state.messages).toBeGreaterThan(0);
+      expect(info.state.last_seq).toBe(21);
+      expect(info.state.first_seq).toBeGreaterThan(1);
     }));
 });
 
