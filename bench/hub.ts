@@ -275,6 +275,7 @@ if (PEERS) {
     throughputVsBullmq: ratio(hub.e2e.tasksPerSec, peers.bullmq?.e2e?.tasksPerSec),
     throughputVsJetstream: ratio(hub.e2e.tasksPerSec, peers.jetstream?.e2e?.tasksPerSec),
     throughputVsJetstreamPipeline: ratio(hub.e2e.tasksPerSec, peers.jetstreamPipeline?.e2e?.tasksPerSec),
+    throughputVsJetstreamMinimal: ratio(hub.e2e.tasksPerSec, peers.jetstreamMinimal?.e2e?.tasksPerSec),
     p50VsBullmq: ratio(hub.latency.p50, peers.bullmq?.latency?.p50),
     p99VsBullmq: ratio(hub.latency.p99, peers.bullmq?.latency?.p99),
   };

@@ -128,7 +128,7 @@ export interface LatencyResult {
 }
 
 export interface PeerResult {
-  system: 'bullmq' | 'jetstream' | 'jetstream-pipeline';
+  system: 'bullmq' | 'jetstream' | 'jetstream-pipeline' | 'jetstream-minimal';
   e2e?: E2eResult;
   latency?: LatencyResult;
 }

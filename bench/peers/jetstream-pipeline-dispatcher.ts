@@ -6,8 +6,10 @@
  *           subject (PubAck awaited) → ack the submission.
  *   REPORTS pull → free the worker's slot → KV update with the create's revision (CAS) to done →
  *           ack the report; posts `done` to the parent at the expected count of `done` writes.
+ * With `none` as the records argument (the minimal variant) there are no KV writes: the
+ * assignment and the report are the only stores after the submission.
  * Acks are plain `ack()` as in the hub's consumer runner (src/bus/consumer.ts); close drains.
- *   argv: natsPort namesJson concurrency
+ *   argv: natsPort namesJson concurrency records|none
  */
 import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -16,10 +18,11 @@ import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } fr
 import type { Assignment, PipelineNames, Report } from './jetstream-pipeline.js';
 
 exitWithParent();
-const [portArg, namesArg, concArg] = process.argv.slice(2);
-if (!portArg || !namesArg || !concArg) {
-  throw new Error('usage: jetstream-pipeline-dispatcher <natsPort> <namesJson> <workers>');
+const [portArg, namesArg, concArg, recordsArg] = process.argv.slice(2);
+if (!portArg || !namesArg || !concArg || (recordsArg !== 'records' && recordsArg !== 'none')) {
+  throw new Error('usage: jetstream-pipeline-dispatcher <natsPort> <namesJson> <workers> records|none');
 }
+const records = recordsArg === 'records';
 const names = JSON.parse(namesArg) as PipelineNames;
 const workers = Number(concArg);
 const nc = await connect({ servers: `127.0.0.1:${portArg}`, timeout: 5000 });
@@ -75,9 +78,10 @@ async function assign(m: JsMsg, k: number): Promise<void> {
   const task = JSON.parse(dec.decode(m.data)) as TaskPayload;
   const taskId = `t${task.seq}`;
   const assignee = `w${k}`;
-  const record = { id: taskId, status: 'assigned', assignee, attempt: 1, createdAt: Date.now() };
-  const revision = await kv.create(taskId, enc.encode(JSON.stringify(record)));
-  revisions.set(taskId, revision);
+  if (records) {
+    const record = { id: taskId, status: 'assigned', assignee, attempt: 1, createdAt: Date.now() };
+    revisions.set(taskId, await kv.create(taskId, enc.encode(JSON.stringify(record))));
+  }
   const a: Assignment = { taskId, assignee, task };
   await js.publish(`${names.inboxPrefix}.${assignee}`, enc.encode(JSON.stringify(a)), {
     msgID: `${taskId}.a1`,
@@ -88,10 +92,12 @@ async function assign(m: JsMsg, k: number): Promise<void> {
 async function complete(m: JsMsg): Promise<void> {
   const r = JSON.parse(dec.decode(m.data)) as Report;
   freeWorker(r.worker);
-  const revision = revisions.get(r.taskId) ?? (await kv.get(r.taskId))?.revision ?? 0;
-  const record = { id: r.taskId, status: 'done', assignee: `w${r.worker}`, attempt: 1, doneAt: Date.now() };
-  await kv.update(r.taskId, enc.encode(JSON.stringify(record)), revision);
-  revisions.delete(r.taskId);
+  if (records) {
+    const revision = revisions.get(r.taskId) ?? (await kv.get(r.taskId))?.revision ?? 0;
+    const record = { id: r.taskId, status: 'done', assignee: `w${r.worker}`, attempt: 1, doneAt: Date.now() };
+    await kv.update(r.taskId, enc.encode(JSON.stringify(record)), revision);
+    revisions.delete(r.taskId);
+  }
   m.ack();
   doneCount++;
   maybeDone();

@@ -12,6 +12,10 @@
  *   dispatcher pull REPORTS → KV update with the create's revision (CAS) → status done → ack report
  * The dispatcher assigns round-robin, only to a worker with no outstanding assignment (c workers ×
  * 1 slot, like c agents of 1 slot); a worker's slot frees when its report is pulled.
+ * The "minimal" variant (`runJetstreamMinimal`) is the same flow without the task record: three
+ * stores per task (submission, assignment, report), one per party, each making its own step
+ * durable. No design in which the producer, the hub and the agent each persist their own step
+ * (none can do it for another before that step happened) stores less per task.
  *
  * - e2e: idle pipeline; clock starts; n publishes with 100 in flight; clock stops at the n-th `done`
  *   KV write. Also CPU ms per task of nats-server, the dispatcher, the workers and this producer.
@@ -101,8 +105,22 @@ function pipelineNames(shape: string): PipelineNames {
 
 /** Both shapes against a private nats-server (see `runOnPrivateNatsServer`). */
 export function runJetstreamPipeline(opts: PeerRunOptions = {}): Promise<PeerResult> {
-  return runOnPrivateNatsServer('jetstream-pipeline', opts, { e2e: e2eRun, latency: latencyRun });
+  return runOnPrivateNatsServer('jetstream-pipeline', opts, {
+    e2e: (server, o) => e2eRun(server, o, 'records'),
+    latency: (port, o) => latencyRun(port, o, 'records'),
+  });
 }
+
+/** The same without task records: three stores per task (see the module header). */
+export function runJetstreamMinimal(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return runOnPrivateNatsServer('jetstream-minimal', opts, {
+    e2e: (server, o) => e2eRun(server, o, 'none'),
+    latency: (port, o) => latencyRun(port, o, 'none'),
+  });
+}
+
+/** Whether the dispatcher keeps a task record in KV (created assigned, updated done). */
+export type Records = 'records' | 'none';
 
 interface Setup extends PeerJetStream {
   names: PipelineNames;
@@ -157,9 +175,16 @@ interface Procs {
 }
 
 /** Starts both child processes, waits until both consume, and tells the dispatcher to expect `n`. */
-async function startProcs(port: number, s: Setup, c: number, n: number, dl: Deadline): Promise<Procs> {
+async function startProcs(
+  port: number,
+  s: Setup,
+  c: number,
+  n: number,
+  dl: Deadline,
+  records: Records,
+): Promise<Procs> {
   const args = [String(port), JSON.stringify(s.names), String(c)];
-  const dispatcher = new WorkerProcess(DISPATCHER, args, `${dl.label} dispatcher`);
+  const dispatcher = new WorkerProcess(DISPATCHER, [...args, records], `${dl.label} dispatcher`);
   const workers = new WorkerProcess(WORKERS, args, `${dl.label} workers`);
   const procs: Procs = {
     dispatcher,
@@ -185,13 +210,13 @@ async function startProcs(port: number, s: Setup, c: number, n: number, dl: Dead
   }
 }
 
-async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
+async function e2eRun(server: NatsServer, o: ResolvedE2e, records: Records): Promise<E2eResult> {
   const { port } = server;
-  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline e2e n=${o.n} c=${o.c}`);
+  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline (${records}) e2e n=${o.n} c=${o.c}`);
   const s = await setUp(port, 'e2e', o.c, dl);
   let procs: Procs | undefined;
   try {
-    procs = await startProcs(port, s, o.c, o.n, dl);
+    procs = await startProcs(port, s, o.c, o.n, dl, records);
     const done = procs.dispatcher.wait('done', dl.remaining());
     done.catch(() => {}); // observed below; avoid an unhandled rejection if publishing fails first
     const pids = {
@@ -214,13 +239,13 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e): Promise<E2eResult> {
   }
 }
 
-async function latencyRun(port: number, o: ResolvedLatency): Promise<LatencyResult> {
-  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline latency rate=${o.rate} c=${o.c}`);
+async function latencyRun(port: number, o: ResolvedLatency, records: Records): Promise<LatencyResult> {
+  const dl = new Deadline(o.timeoutMs, `jetstream-pipeline (${records}) latency rate=${o.rate} c=${o.c}`);
   const { total } = offeredCount(o);
   const s = await setUp(port, 'lat', o.c, dl);
   let procs: Procs | undefined;
   try {
-    procs = await startProcs(port, s, o.c, total, dl);
+    procs = await startProcs(port, s, o.c, total, dl, records);
     await sleep(500); // pipeline idle, pull requests outstanding
     const done = procs.dispatcher.wait('done', dl.remaining());
     done.catch(() => {});

@@ -4,7 +4,7 @@
  * steady-rate latency, each `reps` times; prints one JSON object.
  *
  *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3]
- *                               [--peers bullmq,jetstream,jetstreamPipeline] [--no-e2e] [--no-latency]
+ *                               [--peers bullmq,jetstream,jetstreamPipeline,jetstreamMinimal] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
  */
@@ -66,6 +66,7 @@ const out = {
             bullmq: 'addBulk x1000',
             jetstream: 'publish, 100 in flight',
             jetstreamPipeline: 'publish (Nats-Msg-Id), 100 in flight',
+            jetstreamMinimal: 'publish (Nats-Msg-Id), 100 in flight',
           },
         }
       : false,

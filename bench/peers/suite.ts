@@ -10,13 +10,18 @@ import { runBullmq } from './bullmq.js';
 import type { E2eOptions, E2eResult, LatencyOptions, LatencyResult, PeerResult } from './common.js';
 import { median } from './common.js';
 import { runJetstream } from './jetstream.js';
-import { runJetstreamPipeline } from './jetstream-pipeline.js';
+import { runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.js';
 import { natsServerVersion } from './nats.js';
 import { redisServerVersion } from './redis.js';
 
-export type PeerName = 'bullmq' | 'jetstream' | 'jetstreamPipeline';
+export type PeerName = 'bullmq' | 'jetstream' | 'jetstreamPipeline' | 'jetstreamMinimal';
 
-export const PEER_NAMES: readonly PeerName[] = ['bullmq', 'jetstream', 'jetstreamPipeline'];
+export const PEER_NAMES: readonly PeerName[] = [
+  'bullmq',
+  'jetstream',
+  'jetstreamPipeline',
+  'jetstreamMinimal',
+];
 
 export interface Environment {
   nproc: number;
@@ -100,6 +105,7 @@ const RUNNERS: Record<PeerName, typeof runJetstream> = {
   bullmq: runBullmq,
   jetstream: runJetstream,
   jetstreamPipeline: runJetstreamPipeline,
+  jetstreamMinimal: runJetstreamMinimal,
 };
 
 /**
