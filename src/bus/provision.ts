@@ -100,14 +100,20 @@ export class ProvisionConflictError extends Error {
 export const CONSUMER_DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 1000 } as const;
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-/** How much the dead-letter queue keeps: past either limit its oldest letters are discarded. */
+/** How much the dead-letter queue keeps: past any limit its oldest letters are discarded. */
 export interface DlqLimits {
   /** Age at which a dead letter is discarded, ms (default 30 days). */
   maxAgeMs: number;
-  /** Size of the whole DLQ, bytes (default 1 GiB). */
-  maxBytes: number;
+  /** Letters kept at most (default 100,000). */
+  maxMsgs: number;
+  /**
+   * Size of the whole DLQ, bytes; no default. nats-server reserves this much of its JetStream
+   * storage for the stream when it is created (and refuses it, "insufficient storage resources",
+   * when that much is not free), so a default here could keep a hub on a small disk from starting.
+   */
+  maxBytes?: number;
 }
-export const DEFAULT_DLQ_LIMITS: DlqLimits = { maxAgeMs: 30 * 24 * 60 * 60_000, maxBytes: 1024 ** 3 };
+export const DEFAULT_DLQ_LIMITS: DlqLimits = { maxAgeMs: 30 * 24 * 60 * 60_000, maxMsgs: 100_000 };
 
 export interface TopologyOptions {
   /** SUBMIT dedupe window (the client idempotency window), ms; default 2 min. */
@@ -170,8 +176,8 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
 
 /**
  * The DLQ: a limits stream, so that letters stay until replayed or purged, but bounded in age and
- * size (discarding the oldest): a stream of poison messages, e.g. a producer bug, must not fill
- * the server's disk and stop every other stream.
+ * count (and in bytes if asked; see DlqLimits), discarding the oldest: a stream of poison
+ * messages, e.g. a producer bug, must not fill the server's disk and stop every other stream.
  */
 export function dlqStreamSpec(
   n: Names,
@@ -185,7 +191,8 @@ export function dlqStreamSpec(
     storage,
     duplicateWindowMs: 10 * 60_000,
     maxAgeMs: limits.maxAgeMs ?? DEFAULT_DLQ_LIMITS.maxAgeMs,
-    maxBytes: limits.maxBytes ?? DEFAULT_DLQ_LIMITS.maxBytes,
+    maxMsgs: limits.maxMsgs ?? DEFAULT_DLQ_LIMITS.maxMsgs,
+    ...(limits.maxBytes !== undefined ? { maxBytes: limits.maxBytes } : {}),
     discard: 'old',
     allowDirect: true,
     description: 'Dead letters: original payload + Agentcom-Dlq-* headers',

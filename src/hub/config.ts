@@ -61,12 +61,20 @@ export const HubConfigSchema = z.object({
     .default(50_000)
     .describe('finished tasks kept at most; beyond it the oldest are removed first'),
   dlqMaxAgeMs: ms(DEFAULT_DLQ_LIMITS.maxAgeMs, 'age at which a dead letter is discarded, default 30 days'),
+  dlqMaxMsgs: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_DLQ_LIMITS.maxMsgs)
+    .describe('dead letters kept at most, default 100,000; past it the oldest go'),
   dlqMaxBytes: z.coerce
     .number()
     .int()
     .min(1)
-    .default(DEFAULT_DLQ_LIMITS.maxBytes)
-    .describe('size of the whole dead-letter queue in bytes, default 1 GiB; past it the oldest letters go'),
+    .optional()
+    .describe(
+      'size of the whole dead-letter queue in bytes, no default; nats-server reserves this much of its JetStream storage for the DLQ',
+    ),
   statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -91,6 +99,7 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   retentionMs: 'AGENTCOM_RETENTION_MS',
   retentionCount: 'AGENTCOM_RETENTION_COUNT',
   dlqMaxAgeMs: 'AGENTCOM_DLQ_MAX_AGE_MS',
+  dlqMaxMsgs: 'AGENTCOM_DLQ_MAX_MSGS',
   dlqMaxBytes: 'AGENTCOM_DLQ_MAX_BYTES',
   statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
   logLevel: 'AGENTCOM_LOG_LEVEL',

@@ -106,7 +106,13 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
         try {
           await provision(
             b,
-            defaultTopology(b.names, { dlq: { maxAgeMs: config.dlqMaxAgeMs, maxBytes: config.dlqMaxBytes } }),
+            defaultTopology(b.names, {
+              dlq: {
+                maxAgeMs: config.dlqMaxAgeMs,
+                maxMsgs: config.dlqMaxMsgs,
+                ...(config.dlqMaxBytes !== undefined ? { maxBytes: config.dlqMaxBytes } : {}),
+              },
+            }),
           );
         } catch (reason) {
           await b.drain();

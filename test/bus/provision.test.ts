@@ -119,25 +119,30 @@ describe('ensureStream()', () => {
     withBus(async (bus) => {
       const n = bus.names;
       // A deployment from before the DLQ had limits: unbounded, with a letter in it.
-      const unbounded = { ...dlqStreamSpec(n, 'memory'), maxAgeMs: 0, maxBytes: -1 };
+      const unbounded = { ...dlqStreamSpec(n, 'memory'), maxAgeMs: 0, maxMsgs: -1 };
       await ensureStream(bus, unbounded);
       const subject = n.subjects.dlq(n.streams.submit, 'hub-intake');
       await bus.js.publish(subject, new Uint8Array(100));
       const r = await ensureStream(bus, dlqStreamSpec(n, 'memory'));
-      expect(r).toMatchObject({ action: 'updated', changed: ['max_age', 'max_bytes'] });
+      expect(r).toMatchObject({ action: 'updated', changed: ['max_age', 'max_msgs'] });
       let info = await bus.jsm.streams.info(n.streams.dlq);
       expect(info.config.max_age).toBe(DEFAULT_DLQ_LIMITS.maxAgeMs * 1_000_000);
-      expect(info.config.max_bytes).toBe(DEFAULT_DLQ_LIMITS.maxBytes);
+      expect(info.config.max_msgs).toBe(DEFAULT_DLQ_LIMITS.maxMsgs);
+      // No byte limit unless asked: nats-server would reserve that much storage for the stream.
+      expect(info.config.max_bytes).toBe(-1);
       expect(info.state.messages).toBe(1); // kept: within the new limits
 
-      // Past the size limit the oldest letters go and new ones are still taken (discard old).
-      await ensureStream(bus, dlqStreamSpec(n, 'memory', { maxBytes: 4_000 }));
+      // Past a limit the oldest letters go and new ones are still taken (discard old).
+      await ensureStream(bus, dlqStreamSpec(n, 'memory', { maxMsgs: 5 }));
+      for (let i = 0; i < 10; i++) await bus.js.publish(subject, new Uint8Array(100));
+      info = await bus.jsm.streams.info(n.streams.dlq);
+      expect([info.state.messages, info.state.first_seq, info.state.last_seq]).toEqual([5, 7, 11]);
+      await ensureStream(bus, dlqStreamSpec(n, 'memory', { maxMsgs: 1_000, maxBytes: 4_000 }));
       for (let i = 0; i < 20; i++) await bus.js.publish(subject, new Uint8Array(500));
       info = await bus.jsm.streams.info(n.streams.dlq);
       expect(info.state.bytes).toBeLessThanOrEqual(4_000);
       expect(info.state.messages).toBeGreaterThan(0);
-      expect(info.state.last_seq).toBe(21);
-      expect(info.state.first_seq).toBeGreaterThan(1);
+      expect(info.state.last_seq).toBe(31);
     }));
 });
 

@@ -186,11 +186,16 @@ describe('hub rules', () => {
   });
 
   it('a malformed submission is dead-lettered with its reason, and the intake keeps going', async () => {
-    c = await h.setup([{ agentId: 'a1' }], { dlqMaxAgeMs: 3_600_000, dlqMaxBytes: 1_000_000 });
+    c = await h.setup([{ agentId: 'a1' }], {
+      dlqMaxAgeMs: 3_600_000,
+      dlqMaxMsgs: 500,
+      dlqMaxBytes: 1_000_000,
+    });
     // The hub bounds the DLQ as configured.
     const dlqConfig = (await c.bus.jsm.streams.info(c.bus.names.streams.dlq)).config;
-    expect([dlqConfig.max_age, dlqConfig.max_bytes, dlqConfig.discard]).toEqual([
+    expect([dlqConfig.max_age, dlqConfig.max_msgs, dlqConfig.max_bytes, dlqConfig.discard]).toEqual([
       3_600_000 * 1_000_000,
+      500,
       1_000_000,
       'old',
     ]);

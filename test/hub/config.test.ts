@@ -16,9 +16,13 @@ describe('loadHubConfig', () => {
     expect(c.retentionMs).toBe(7 * 24 * 60 * 60_000);
     expect(loadHubConfig({}, { AGENTCOM_RETENTION_COUNT: '10' }).retentionCount).toBe(10);
     expect(c.dlqMaxAgeMs).toBe(30 * 24 * 60 * 60_000);
-    expect(c.dlqMaxBytes).toBe(1024 ** 3);
-    const dlq = loadHubConfig({}, { AGENTCOM_DLQ_MAX_AGE_MS: '60000', AGENTCOM_DLQ_MAX_BYTES: '1048576' });
-    expect([dlq.dlqMaxAgeMs, dlq.dlqMaxBytes]).toEqual([60_000, 1_048_576]);
+    expect(c.dlqMaxMsgs).toBe(100_000);
+    expect(c.dlqMaxBytes).toBeUndefined();
+    const dlq = loadHubConfig(
+      {},
+      { AGENTCOM_DLQ_MAX_AGE_MS: '60000', AGENTCOM_DLQ_MAX_MSGS: '10', AGENTCOM_DLQ_MAX_BYTES: '1048576' },
+    );
+    expect([dlq.dlqMaxAgeMs, dlq.dlqMaxMsgs, dlq.dlqMaxBytes]).toEqual([60_000, 10, 1_048_576]);
   });
 
   it('rejects bad values with a structured error naming the option', () => {
@@ -40,6 +44,7 @@ describe('loadHubConfig', () => {
     expect(bad({}, { AGENTCOM_RETENTION_COUNT: '0' }).path).toEqual(['retentionCount']);
     expect(bad({}, { AGENTCOM_RETENTION_MS: '1.5' }).path).toEqual(['retentionMs']);
     expect(bad({}, { AGENTCOM_DLQ_MAX_BYTES: '0' }).path).toEqual(['dlqMaxBytes']);
+    expect(bad({}, { AGENTCOM_DLQ_MAX_MSGS: '-5' }).path).toEqual(['dlqMaxMsgs']);
     expect(bad({}, { AGENTCOM_DLQ_MAX_AGE_MS: 'a month' }).path).toEqual(['dlqMaxAgeMs']);
   });
 });
