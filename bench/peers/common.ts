@@ -66,9 +66,10 @@ export interface E2eOptions {
 
 /**
  * Defaults of a latency run, for every system alike. The warm-up is 3 s because a freshly started
- * hub runs cold (JIT) for its first second or so at 1,000/s: it falls behind by ~250 ms and takes
- * about another second to catch up (`LATENCY_DUMP=/tmp/lat npx tsx bench/hub.ts --no-peers --no-e2e
- * --warmup 1` shows it, sample by sample). Steady-state latency starts after that.
+ * hub runs cold (JIT) for its first second or so at 1,000/s: it fell 250 and 540 ms behind in two
+ * runs and was steady 2.2 and 3.3 s after start (`LATENCY_DUMP=/tmp/lat npx tsx bench/hub.ts
+ * --no-peers --no-e2e --warmup 1`, then `npx tsx bench/latency-windows.ts /tmp/lat.1.json`). So a
+ * slow start can still reach into the measured window now and then: that counts against the hub.
  */
 export const LATENCY_DEFAULTS = { rate: 1000, durationS: 10, warmupS: 3, c: 10 } as const;
 
