@@ -22,13 +22,12 @@ import { checkAgentRevoked } from '../../src/hub/auth/verify.js';
 import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
 import { startAuthFixture } from '../security/fixture.js';
-import { type CliResult, runCli } from '../support/cli.js';
+import { type CliResult, runCli, USER_SEED_IN_OUTPUT } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { TEST_HUB_SETTINGS } from '../support/hub.js';
 import { uniqueName } from '../support/names.js';
 
 const silent = pino({ level: 'silent' });
-const SEED = /SU[A-Z2-7]{20,}/;
 
 let root: string;
 let authDir: string;
@@ -69,7 +68,7 @@ afterAll(async () => {
 async function agent(args: string[], opts: { conn?: boolean } = {}): Promise<CliResult> {
   const conn = opts.conn === false ? [] : ['--auth-dir', authDir, '--nats-url', url, '--prefix', prefix];
   const r = await runCli(['agent', ...args, ...conn], { env: { AGENTCOM_AUTH_DIR: undefined } });
-  expect(`${r.stdout}${r.stderr}`).not.toMatch(SEED);
+  expect(`${r.stdout}${r.stderr}`).not.toMatch(USER_SEED_IN_OUTPUT);
   return r;
 }
 

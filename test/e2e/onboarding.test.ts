@@ -19,7 +19,7 @@ import { freePort } from '../../src/bus/nats-server.js';
 import { readSeedFile } from '../../src/bus/nkeys.js';
 import { authDirPaths } from '../../src/hub/auth/auth-dir.js';
 import { type TaskRecord, TaskRecordSchema } from '../../src/protocol/task.js';
-import { runCli } from '../support/cli.js';
+import { runCli, USER_SEED_IN_OUTPUT } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { timesEntered } from '../support/hub.js';
 import { type HubProcess, hubProcessWith } from '../support/hub-process.js';
@@ -118,7 +118,7 @@ describe('onboarding end to end: agent add, sidecar, task submit', { timeout: 12
       JSON.stringify([process.execPath, wakeScript]),
     ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(`${r.stdout}${r.stderr}`).not.toMatch(/SU[A-Z2-7]{20,}/); // no seed printed
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(USER_SEED_IN_OUTPUT); // no seed printed
     const configFile = join(authDir, 'agents', agentId, 'sidecar.json');
     expect(`${r.stdout}${r.stderr}`).toContain(`agentcom sidecar --config ${configFile}`);
     expect(JSON.parse(await readFile(configFile, 'utf8')).wake).toMatchObject({

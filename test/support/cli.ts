@@ -9,6 +9,14 @@ const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // Resolved here, not by the child: a command run in a temp directory must still find tsx.
 const tsx = import.meta.resolve('tsx');
 
+/**
+ * A user NKey seed in output (a leak): the whole 58-character token, SU and 56 base32 characters.
+ * A looser pattern such as /SU[A-Z2-7]{20,}/ also matches inside a random public key (56
+ * characters starting with U) that happens to contain "SU", a few percent of keys, which made
+ * the leak checks fail at random.
+ */
+export const USER_SEED_IN_OUTPUT = /(?<![A-Z2-7])SU[A-Z2-7]{56}(?![A-Z2-7])/;
+
 export interface CliResult {
   code: number | null;
   stdout: string;
