@@ -7,7 +7,8 @@
  * task queue (generation fencing, assignee check).
  */
 import { z } from 'zod';
-import { CapabilitySchema, type QueueName, QueueNameSchema, TaskIdSchema } from './ids.js';
+import { ErrorCodeSchema } from './errors.js';
+import { CapabilitySchema, type QueueName, QueueNameSchema, SessionIdSchema, TaskIdSchema } from './ids.js';
 import {
   CompleteBySchema,
   DescriptionSchema,
@@ -21,6 +22,8 @@ import {
 } from './task.js';
 
 export const SLOTS_MAX = 64;
+/** Most task ids a heartbeat lists as recently finished. */
+export const FINISHED_MAX = 64;
 
 const V = z.literal(1).describe('Schema version.');
 
@@ -48,6 +51,16 @@ export const AgentHelloSchema = z
       .describe('Concurrency: how many tasks the agent may hold at once (1-64).'),
     name: z.string().min(1).max(100).optional().describe('Display name.'),
     version: z.string().min(1).max(64).optional().describe('Agent or sidecar software version.'),
+    session: SessionIdSchema.optional().describe(
+      'This run of the agent process: new on every process start, the same across reconnects. A hello from a new session makes the hub redeliver at once what the previous one left unacknowledged in the inbox, and reclaim what it had accepted and this one does not hold.',
+    ),
+    holding: z
+      .array(TaskIdSchema)
+      .max(SLOTS_MAX)
+      .optional()
+      .describe(
+        'Tasks this session holds (an agent that keeps assignments on disk lists them after a restart; a fresh process holds none).',
+      ),
   })
   .describe('Sent by an agent when it connects (and again after any reconnect).');
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
@@ -61,7 +74,17 @@ export const HeartbeatSchema = z
       .array(TaskIdSchema)
       .max(SLOTS_MAX)
       .optional()
-      .describe('Tasks the agent currently holds, so the hub can spot divergence.'),
+      .describe(
+        'Tasks the agent currently holds. An accepted assignment missing from it (and from `finished`) is reclaimed.',
+      ),
+    finished: z
+      .array(TaskIdSchema)
+      .max(FINISHED_MAX)
+      .optional()
+      .describe(
+        'Tasks this session finished lately (outcome reported), newest last: their reports may still be on their way to the hub.',
+      ),
+    session: SessionIdSchema.optional().describe('The session that sends the beat (as in its hello).'),
   })
   .describe('Periodic liveness signal (default every 5 s; 3 missed beats = offline).');
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
@@ -70,6 +93,7 @@ export const GoodbyeSchema = z
   .object({
     v: V,
     reason: z.string().max(500).optional().describe('Why the agent is leaving.'),
+    session: SessionIdSchema.optional().describe('The session that leaves (as in its hello).'),
   })
   .describe('Graceful disconnect: the agent goes offline at once and its tasks are reclaimed.');
 export type Goodbye = z.infer<typeof GoodbyeSchema>;
@@ -113,12 +137,31 @@ export const InboxCancelSchema = z
     reason: z.string().max(500).describe('Why: cancelled by a user, reclaimed (timeout, stuck), overdue...'),
   })
   .describe('Stop working on this assignment; further reports about it will be refused.');
+export const InboxNoticeSchema = z
+  .object({
+    v: V,
+    type: z.literal('notice'),
+    taskId: InboxTaskIdSchema,
+    generation: GenerationSchema.describe('The generation of the refused report.'),
+    report: z
+      .enum(['accepted', 'rejected', 'progress', 'blocked', 'unblocked', 'completed', 'failed', 'recovering'])
+      .describe('The type of the refused report.'),
+    code: ErrorCodeSchema.describe('Why it was refused (docs/protocol.md §1).'),
+    message: z.string().max(1000).describe('Human-readable reason.'),
+    stop: z
+      .boolean()
+      .describe(
+        'True when the assignment is over for this agent (the task finished, was reclaimed or reassigned, or is unknown): stop working on it; nothing more about it will be applied.',
+      ),
+  })
+  .describe('The hub refused one of your reports.');
 export const InboxMessageSchema = z
-  .discriminatedUnion('type', [InboxAssignSchema, InboxCancelSchema])
+  .discriminatedUnion('type', [InboxAssignSchema, InboxCancelSchema, InboxNoticeSchema])
   .describe('A message on the agent inbox (hub -> agent).');
 export type InboxMessage = z.infer<typeof InboxMessageSchema>;
 export type InboxAssign = z.infer<typeof InboxAssignSchema>;
 export type InboxCancel = z.infer<typeof InboxCancelSchema>;
+export type InboxNotice = z.infer<typeof InboxNoticeSchema>;
 
 // --- Agent -> hub: reports ---
 
@@ -127,6 +170,7 @@ const reportBase = {
   taskId: InboxTaskIdSchema,
   generation: GenerationSchema,
   at: EpochMsSchema.describe("Agent's clock when the report was made (informational)."),
+  session: SessionIdSchema.optional().describe('The session that makes the report (as in its hello).'),
 };
 const ReasonSchema = z.string().min(1).max(1000).describe('Free-text reason.');
 const ReportTokensSchema = TokensUsedSchema.optional();

@@ -35,8 +35,10 @@ export const ERROR_CODES = {
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
+export const ErrorCodeSchema = z.enum(Object.values(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]);
+
 export const WireErrorSchema = z.object({
-  code: z.enum(Object.values(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+  code: ErrorCodeSchema,
   message: z.string(),
   path: z.array(z.union([z.string(), z.number()])).optional(),
 });

@@ -26,6 +26,21 @@ export const QueueNameSchema = z
   .brand<'QueueName'>();
 export type QueueName = z.infer<typeof QueueNameSchema>;
 
+/**
+ * An agent session: one run of an agent process (new on every process start, kept across reconnects),
+ * so the hub can tell a restarted agent, which lost what it held in memory, from a reconnected one.
+ */
+export const SessionIdSchema = z
+  .string()
+  .regex(TOKEN, 'session id must be 1-64 characters of A-Z a-z 0-9 _ -')
+  .describe('The agent process run (new on every process start; kept across reconnects).');
+export type SessionId = z.infer<typeof SessionIdSchema>;
+
+/** A new random session id (one per agent process start). */
+export function newSessionId(): SessionId {
+  return `s${randomHex(20)}`;
+}
+
 /** Seed 000's named queues; any other valid name is accepted too. */
 export const WELL_KNOWN_QUEUES = ['default', 'sensory', 'cognition', 'social', 'action'] as const;
 

@@ -46,3 +46,13 @@ export const LeaseSchema = z
   })
   .describe('Who may assign tasks right now.');
 export type Lease = z.infer<typeof LeaseSchema>;
+
+/** A hub's answer on `<p>.hub.<hubId>.alive`. */
+export const HubAliveSchema = z
+  .object({
+    v: z.literal(1),
+    hubId: z.string().min(1).max(64),
+    leader: z.boolean().describe('Whether it runs the work (holds the lease) now.'),
+  })
+  .describe('A hub process is up and connected.');
+export type HubAlive = z.infer<typeof HubAliveSchema>;

@@ -84,6 +84,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       agentHello: (agentId: string) => agent(agentId, 'hello'),
       agentGoodbye: (agentId: string) => agent(agentId, 'goodbye'),
       busStatus: `${p}.status.bus`,
+      /** Answered by every hub process while its connection is up (a standby probes the leader). */
+      hubAlive: (hubId: string) => `${p}.hub.${hubId.replace(/[^A-Za-z0-9_-]/g, '_')}.alive`,
       event: (name: string) => `${p}.event.${name}`,
       eventAll: `${p}.event.>`,
       /** Dead letter of a message that failed on `stream`/`consumer`. */

@@ -6,7 +6,14 @@
  * well formed, not what is allowed next: the transition rules live in actors/task-queue/state.ts.
  */
 import { z } from 'zod';
-import { AgentIdSchema, CapabilitySchema, type QueueName, QueueNameSchema, TaskIdSchema } from './ids.js';
+import {
+  AgentIdSchema,
+  CapabilitySchema,
+  type QueueName,
+  QueueNameSchema,
+  SessionIdSchema,
+  TaskIdSchema,
+} from './ids.js';
 
 // --- Enumerations ---
 
@@ -160,6 +167,7 @@ export const HistoryEntrySchema = z
     generation: z.int().nonnegative().describe('Task generation at the time of the transition.'),
     by: ActorLabelSchema,
     reason: z.string().max(500).optional().describe('Why, e.g. the reclaim reason or the failure message.'),
+    agent: AgentIdSchema.optional().describe('On an assignment: the agent it went to.'),
   })
   .describe('One status transition.');
 export type HistoryEntry = z.infer<typeof HistoryEntrySchema>;
@@ -214,6 +222,9 @@ export const TaskRecordSchema = z
     assignee: AgentIdSchema.nullable().describe(
       'Agent holding the open assignment; in done/failed/dead the last assignee; null when queued.',
     ),
+    session: SessionIdSchema.optional().describe(
+      'The agent session that last reported on the current assignment (accepted, progress...); a live session of the assignee that differs and does not hold the task means it was lost with its process.',
+    ),
     generation: z
       .int()
       .nonnegative()
@@ -242,7 +253,7 @@ export const TaskRecordSchema = z
       .array(AgentIdSchema)
       .max(16)
       .describe(
-        'Agents that rejected this task or let an assignment time out (most recent last, at most 16).',
+        'Agents that did not finish this task: rejected it, failed it, let an assignment time out or get stuck (most recent last, at most 16). The scheduler gives the task to another eligible agent with a free slot when there is one.',
       ),
     history: z
       .array(HistoryEntrySchema)
