@@ -11,7 +11,9 @@
  * with aging off, lower lanes wait while higher lanes have eligible work). A task goes only to an agent
  * serving its queue, declaring every capability it needs, with a free slot, and not before its
  * `notBefore`. Agents: among the eligible, the least loaded (busy/slots), then the least recently
- * assigned, then the smallest id, which spreads equal agents round-robin and never starves one.
+ * assigned, then the smallest id, which spreads equal agents round-robin and never starves one;
+ * an agent the task `avoid`s (it rejected, failed or timed out on it) gets it only when no other
+ * eligible agent has a free slot.
  *
  * Complexity (n queued tasks, m agents, B distinct (queue, capability-set) signatures among queued
  * tasks, B_a the signatures one agent can serve; B and B_a depend on the variety of work, not on n):
@@ -39,6 +41,8 @@ export interface TaskSummary {
   enqueuedAt: number;
   /** Not eligible before this time (delayed task or retry backoff). */
   notBefore?: number;
+  /** Agents to pass over while another eligible agent has a free slot (at most a few). */
+  avoid?: readonly AgentId[];
 }
 
 export interface AgentSummary {
@@ -173,7 +177,7 @@ export class Scheduler {
   addTask(t: TaskSummary): void {
     this.removeTask(t.id);
     const state: TaskState = {
-      summary: { ...t, capabilities: [...t.capabilities] },
+      summary: { ...t, capabilities: [...t.capabilities], ...(t.avoid ? { avoid: [...t.avoid] } : {}) },
       key: taskKey(t, this.#agingMs),
       sig: null,
     };
@@ -266,8 +270,9 @@ export class Scheduler {
       const top = this.#heads.peek();
       if (!top) break;
       const b = this.#buckets.get(top.key)!;
-      const agent = b.free.peek();
-      if (!agent) {
+      const head = b.tasks.peek()!;
+      const agentId = this.#pickAgent(b, this.#tasks.get(head.key)!.summary.avoid);
+      if (agentId === undefined) {
         // nobody eligible has a free slot: no task of this bucket can be served in this call
         this.#heads.delete(b.sig);
         setAside.push(b);
@@ -276,7 +281,7 @@ export class Scheduler {
       const task = b.tasks.pop()!;
       this.#tasks.delete(task.key);
       this.#refreshHead(b);
-      const a = this.#agents.get(agent.key)!;
+      const a = this.#agents.get(agentId)!;
       a.busy += 1;
       a.lastAssigned = ++this.#counter;
       this.#rekey(a);
@@ -296,6 +301,27 @@ export class Scheduler {
   }
 
   // --- Internals ---
+
+  /**
+   * The bucket's best free agent that the task does not avoid; the best free agent when every free
+   * one is avoided; undefined when none is free. Looks past at most `avoid.length` agents.
+   */
+  #pickAgent(b: Bucket, avoid: readonly AgentId[] | undefined): AgentId | undefined {
+    const best = b.free.peek();
+    if (!best || !avoid?.length || !avoid.includes(best.key)) return best?.key;
+    const aside: { key: AgentId; value: AgentKey }[] = [];
+    let found: AgentId | undefined;
+    for (let top = b.free.peek(); top && aside.length <= avoid.length; top = b.free.peek()) {
+      if (!avoid.includes(top.key)) {
+        found = top.key;
+        break;
+      }
+      aside.push(top);
+      b.free.pop();
+    }
+    for (const e of aside) b.free.set(e.key, e.value);
+    return found ?? best.key;
+  }
 
   #promoteDue(now: number): void {
     for (let top = this.#delayed.peek(); top && top.value.at <= now; top = this.#delayed.peek()) {

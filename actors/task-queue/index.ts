@@ -5,4 +5,4 @@
 export type { AssignReply, TaskChanged, TaskQueueMessage, TaskQueueStats } from './messages.js';
 export { TaskQueue, type TaskQueueInput } from './process.js';
 export { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
-export { type ReclaimReason, type SweepTimeouts, sweepReason } from './state.js';
+export type { ReclaimReason } from './state.js';

@@ -7,8 +7,8 @@
  * A message is acked only after the write that contains it, so a crash at any point redelivers it
  * (and what a killed hub had pulled is handled when the next one starts, not after ack_wait);
  * redelivered submits and reports are recognised (deterministic ids, generation fencing) and change
- * nothing. Refused reports (stale generation, not the assignee) are logged and acked, never applied;
- * the sender is told to stop working on an assignment it no longer holds.
+ * nothing. Refused reports (stale generation, not the assignee, a finished task) are logged and
+ * acked, never applied; the sender gets a `notice` in its inbox saying why, and whether to stop.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
@@ -42,6 +42,7 @@ import { DEFAULT_RETENTION, expiredTasks, type RetentionPolicy } from './retenti
 import {
   assignMessage,
   commandFromReport,
+  refusalNotice,
   type TaskCommand,
   type TaskCommandResult,
   type TaskEffect,
@@ -319,18 +320,11 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       return outcome.ack();
     }
     this.log.info({ ...fields, code: r.error.code }, `report refused: ${r.error.message}`);
-    if (r.error.code === ERROR_CODES.STALE_GENERATION || r.error.code === ERROR_CODES.FORBIDDEN) {
-      // The sender works on an assignment it no longer holds: tell it to stop.
-      if (report.type !== 'completed' && report.type !== 'failed' && report.type !== 'rejected') {
-        await this.sendInbox(agentId, {
-          v: 1,
-          type: 'cancel',
-          taskId: report.taskId,
-          generation: report.generation,
-          reason: `assignment no longer held (${r.error.code})`,
-        });
-      }
-    }
+    // The sender is told, so that it stops work that can no longer count (docs/protocol.md §10).
+    await this.sendInbox(
+      agentId,
+      refusalNotice(this.store.get(report.taskId)?.record, agentId, report, r.error),
+    );
     return outcome.ack();
   }
 
@@ -386,9 +380,12 @@ export class TaskQueue implements Server<TaskQueueMessage> {
    */
   private async sendInbox(agentId: AgentId, msg: InboxMessage): Promise<void> {
     const subject = this.input.bus.names.subjects.agentInbox(agentId);
+    // One notice per agent, refused report type and generation within the dedupe window: a
+    // redelivered or repeated refused report does not flood the agent's inbox.
+    const kind = msg.type === 'notice' ? `notice:${msg.report}:${agentId}` : msg.type;
     try {
       await publishRaw(this.input.bus, subject, encodeTrusted(msg), {
-        msgId: `${msg.taskId}:${msg.generation}:${msg.type}`,
+        msgId: `${msg.taskId}:${msg.generation}:${kind}`,
       });
     } catch (err) {
       // The record is already durable; the accept-timeout sweep reclaims an assignment whose

@@ -18,6 +18,7 @@
  *   reject            assigned -> queued (backoff, retryCount + 1, agent flagged) | dead
  *   reclaim           assigned|working|blocked -> queued (no backoff, retryCount + 1, generation + 1) | dead;
  *                     'overdue' (completeBy passed): queued|assigned|working|blocked -> failed (code timeout)
+ *                     (which reclaim applies when is decided in one place: actors/scheduler/lifeline.ts)
  *   cancel            any non-terminal -> cancelled (assignee told to stop)
  *   retry             done-less terminal (failed|dead|cancelled) -> queued, retryCount reset to 0
  *
@@ -38,12 +39,16 @@
  *   and an `assign` whose expected generation is already in place -> `{ ok: true, duplicate: true }`
  *   with the task unchanged and no effects.
  * - Reports about an assignment still `assigned` (progress, blocked, completed, failed) imply accept.
+ * - A report that carries the agent's `session` records it on the task (`session`): the lifeline can
+ *   then tell an assignment held by a process that is gone from one held by the live process.
+ * - `flaggedAgents` lists the agents that did not finish the task (rejected it, failed it, let it time
+ *   out or get stuck), so the scheduler prefers another agent for the next attempt.
  * - Token counts in reports are cumulative per assignment; the record adds only the increase, so a
  *   redelivered report never double counts.
  * - Refusal order: not_found, duplicate, stale_generation (older), invalid_state (newer than current),
  *   forbidden (not the assignee), invalid_state (status does not allow it).
  */
-import type { InboxAssign, Report } from '../../src/protocol/agent.js';
+import type { InboxAssign, InboxNotice, Report } from '../../src/protocol/agent.js';
 import { ERROR_CODES, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import {
@@ -59,9 +64,16 @@ import {
 
 // --- Commands, effects, results ---
 
-export type ReclaimReason = 'agent_offline' | 'accept_timeout' | 'stuck' | 'overdue' | 'blocked_timeout';
+export type ReclaimReason =
+  | 'agent_offline'
+  | 'not_held'
+  | 'accept_timeout'
+  | 'stuck'
+  | 'overdue'
+  | 'blocked_timeout';
 export const RECLAIM_REASONS: readonly ReclaimReason[] = [
   'agent_offline',
+  'not_held',
   'accept_timeout',
   'stuck',
   'overdue',
@@ -72,6 +84,8 @@ export const RECLAIM_REASONS: readonly ReclaimReason[] = [
 interface ReportBase {
   agentId: AgentId;
   generation: number;
+  /** The reporting agent's session, when it says. */
+  session?: string;
 }
 
 export type TaskCommand =
@@ -162,7 +176,10 @@ export function applyTaskCommand(
 
 /** Map a validated wire report (from agent `agentId`) to its command. */
 export function commandFromReport(agentId: AgentId, r: Report): TaskCommand {
-  const base = { agentId, generation: r.generation };
+  const base =
+    r.session === undefined
+      ? { agentId, generation: r.generation }
+      : { agentId, generation: r.generation, session: r.session };
   switch (r.type) {
     case 'accepted':
       return { type: 'accept', ...base };
@@ -197,32 +214,29 @@ export function assignMessage(task: TaskRecord): InboxAssign {
   return { v: 1, type: 'assign', taskId: task.id, generation: task.generation, task: t };
 }
 
-export interface SweepTimeouts {
-  /** An `assigned` task not accepted within this many ms is reclaimed (accept_timeout). */
-  acceptTimeoutMs: number;
-  /** A `working` task with no sign of life within this many ms is reclaimed (stuck). */
-  progressTimeoutMs: number;
-  /** A `blocked` task still blocked after this many ms may be reassigned (blocked_timeout). */
-  blockedTimeoutMs: number;
-}
-
-/** Which reclaim, if any, the safety-net sweep should apply to this task now. Overdue wins. */
-export function sweepReason(task: TaskRecord, now: number, t: SweepTimeouts): ReclaimReason | null {
-  if (
-    task.completeBy !== undefined &&
-    now >= task.completeBy &&
-    (task.status === 'queued' || isActive(task.status))
-  )
-    return 'overdue';
-  if (task.status === 'assigned' && task.assignedAt !== null && now - task.assignedAt >= t.acceptTimeoutMs)
-    return 'accept_timeout';
-  if (task.status === 'working') {
-    const since = task.lastProgressAt ?? task.acceptedAt ?? task.assignedAt ?? task.createdAt;
-    if (now - since >= t.progressTimeoutMs) return 'stuck';
-  }
-  if (task.status === 'blocked' && task.blockedAt !== null && now - task.blockedAt >= t.blockedTimeoutMs)
-    return 'blocked_timeout';
-  return null;
+/**
+ * What the agent is told when one of its reports is refused. `stop` is true when the assignment is
+ * over for it (the task is unknown, finished, reclaimed, reassigned or held by another agent): its
+ * work is moot, and nothing it reports about that generation will be applied.
+ */
+export function refusalNotice(
+  task: TaskRecord | undefined,
+  agentId: AgentId,
+  report: Pick<Report, 'type' | 'taskId' | 'generation'>,
+  error: WireError,
+): InboxNotice {
+  const stop =
+    !task || task.generation !== report.generation || task.assignee !== agentId || !isActive(task.status);
+  return {
+    v: 1,
+    type: 'notice',
+    taskId: report.taskId,
+    generation: report.generation,
+    report: report.type,
+    code: error.code,
+    message: clip(error.message),
+    stop,
+  };
 }
 
 /**
@@ -314,16 +328,25 @@ function assign(
   if (task.notBefore !== undefined && task.notBefore > now)
     return refuse(ERROR_CODES.INVALID_STATE, `task ${task.id} is delayed until ${task.notBefore}`);
   const generation = task.generation + 1;
-  const next = transition(task, cfg, now, 'assigned', 'hub', undefined, {
-    assignee: c.agentId,
-    generation,
-    assignedAt: now,
-    acceptedAt: null,
-    lastProgressAt: null,
-    blockedAt: null,
-    assignmentTokens: 0,
-    progress: null,
-  });
+  const next = transition(
+    withoutSession(task),
+    cfg,
+    now,
+    'assigned',
+    'hub',
+    undefined,
+    {
+      assignee: c.agentId,
+      generation,
+      assignedAt: now,
+      acceptedAt: null,
+      lastProgressAt: null,
+      blockedAt: null,
+      assignmentTokens: 0,
+      progress: null,
+    },
+    c.agentId,
+  );
   return ok(next, [{ type: 'deliver_assign', agentId: c.agentId, taskId: task.id, generation }]);
 }
 
@@ -398,6 +421,7 @@ function reclaim(
   }
   const allowed: Record<Exclude<ReclaimReason, 'overdue'>, TaskStatus[]> = {
     agent_offline: ['assigned', 'working', 'blocked'],
+    not_held: ['working', 'blocked'],
     accept_timeout: ['assigned'],
     stuck: ['working'],
     blocked_timeout: ['blocked'],
@@ -407,9 +431,9 @@ function reclaim(
   const agentId = task.assignee;
   const effects = closeAssignment(task, c.reason);
   let fenced: TaskRecord = { ...task, generation: task.generation + 1 };
-  if (c.reason === 'accept_timeout') {
+  if (c.reason === 'accept_timeout' || c.reason === 'stuck') {
     fenced = flag(fenced, agentId);
-    effects.push({ type: 'flag_agent', agentId, taskId: task.id, reason: 'accept_timeout' });
+    effects.push({ type: 'flag_agent', agentId, taskId: task.id, reason: c.reason });
   }
   const error: TaskError = { code: c.reason, message: `reclaimed: ${c.reason}` };
   return requeueOrDead(fenced, cfg, now, 'hub', c.reason, error, now, effects);
@@ -443,22 +467,25 @@ function report(task: TaskRecord, c: ReportCommand, now: number, cfg: TaskQueueC
     );
   if (!isActive(task.status)) return invalid(task, c.type);
 
+  // The session that reports holds the assignment now (a restarted sidecar's `recovering`, say).
+  const newSession = c.session !== undefined && c.session !== task.session && c.type !== 'reject';
+  const held: TaskRecord = newSession ? { ...task, session: c.session } : task;
   // Implicit accept: a report about an assignment proves the agent has it.
   const accepted: TaskRecord =
     task.status === 'assigned' && c.type !== 'reject' && c.type !== 'accept' && c.type !== 'recovering'
-      ? { ...task, acceptedAt: now, lastProgressAt: now }
-      : task;
+      ? { ...held, acceptedAt: now, lastProgressAt: now }
+      : held;
 
   switch (c.type) {
     case 'accept': {
-      if (task.status !== 'assigned') return duplicate(task);
+      if (task.status !== 'assigned') return newSession ? ok(held, []) : duplicate(task);
       return ok(
-        transition(task, cfg, now, 'working', c.agentId, undefined, { acceptedAt: now, lastProgressAt: now }),
+        transition(held, cfg, now, 'working', c.agentId, undefined, { acceptedAt: now, lastProgressAt: now }),
         [],
       );
     }
     case 'recovering':
-      return ok({ ...task, lastProgressAt: now }, []);
+      return ok({ ...held, lastProgressAt: now }, []);
     case 'progress': {
       const progress: TaskRecord['progress'] = {};
       if (c.pct !== undefined) progress.pct = c.pct;
@@ -470,7 +497,7 @@ function report(task: TaskRecord, c: ReportCommand, now: number, cfg: TaskQueueC
       );
     }
     case 'block': {
-      if (task.status === 'blocked') return duplicate(task);
+      if (task.status === 'blocked') return newSession ? ok(held, []) : duplicate(task);
       return ok(
         transition(accepted, cfg, now, 'blocked', c.agentId, clip(c.reason), {
           blockedAt: now,
@@ -481,11 +508,11 @@ function report(task: TaskRecord, c: ReportCommand, now: number, cfg: TaskQueueC
     }
     case 'unblock': {
       if (task.status !== 'blocked') {
-        if (task.status === 'working') return duplicate(task);
+        if (task.status === 'working') return newSession ? ok(held, []) : duplicate(task);
         return invalid(task, 'unblock');
       }
       return ok(
-        transition(task, cfg, now, 'working', c.agentId, undefined, { blockedAt: null, lastProgressAt: now }),
+        transition(held, cfg, now, 'working', c.agentId, undefined, { blockedAt: null, lastProgressAt: now }),
         [],
       );
     }
@@ -501,10 +528,13 @@ function report(task: TaskRecord, c: ReportCommand, now: number, cfg: TaskQueueC
     }
     case 'fail': {
       const error: TaskError = { code: c.error.code ?? 'agent_error', message: c.error.message };
-      const closed: TaskRecord = {
-        ...withTokens(accepted, c.tokensUsed),
-        lastReport: { type: 'failed', agentId: c.agentId, generation: c.generation },
-      };
+      const closed: TaskRecord = flag(
+        {
+          ...withTokens(accepted, c.tokensUsed),
+          lastReport: { type: 'failed', agentId: c.agentId, generation: c.generation },
+        },
+        c.agentId,
+      );
       if (!c.retryable) {
         const next = transition(closed, cfg, now, 'failed', c.agentId, clip(error.message), {
           error,
@@ -557,7 +587,7 @@ function requeueOrDead(
   const retryCount = task.retryCount + 1;
   const u = cfg.random ? cfg.random() : hashUnit(`${task.id}:${retryCount}`);
   const when = at ?? now + backoffDelay(task.backoff, retryCount, u, cfg.jitterRatio);
-  const next = transition(task, cfg, now, 'queued', by, reason, {
+  const next = transition(withoutSession(task), cfg, now, 'queued', by, reason, {
     assignee: null,
     retryCount,
     error,
@@ -590,6 +620,7 @@ function transition(
   by: string,
   reason: string | undefined,
   patch: Partial<TaskRecord> = {},
+  agent?: AgentId,
 ): TaskRecord {
   const next: TaskRecord = { ...task, ...patch, status: to };
   return withHistory(next, cfg, {
@@ -599,7 +630,15 @@ function transition(
     generation: next.generation,
     by,
     ...(reason !== undefined ? { reason: clip(reason) } : {}),
+    ...(agent !== undefined ? { agent } : {}),
   });
+}
+
+/** The task without the session of an assignment that has ended. */
+function withoutSession(task: TaskRecord): TaskRecord {
+  if (task.session === undefined) return task;
+  const { session: _ended, ...rest } = task;
+  return rest;
 }
 
 function withHistory(task: TaskRecord, cfg: TaskQueueConfig, entry: HistoryEntry): TaskRecord {

@@ -1,6 +1,7 @@
 /**
  * The naive reference scheduler for property tests: an O(n·m) scan per assignment that states the
- * rules directly (sort every due task; give each the best eligible agent with a free slot).
+ * rules directly (sort every due task; give each the best eligible agent with a free slot that it
+ * does not avoid, or the best one when it avoids them all).
  */
 import {
   type AgentSummary,
@@ -47,10 +48,13 @@ export class ReferenceScheduler {
     for (const t of due) {
       if (out.length >= limit) break;
       let best: (AgentSummary & { lastAssigned: number }) | undefined;
+      let bestWanted: (AgentSummary & { lastAssigned: number }) | undefined;
       for (const a of this.agents.values()) {
         if (a.busy >= a.slots || !eligible(a, t)) continue;
         if (!best || agentKeyLess(a, best)) best = a;
+        if (!t.avoid?.includes(a.id) && (!bestWanted || agentKeyLess(a, bestWanted))) bestWanted = a;
       }
+      best = bestWanted ?? best;
       if (!best) continue;
       best.busy += 1;
       best.lastAssigned = ++this.counter;

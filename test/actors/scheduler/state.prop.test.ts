@@ -18,6 +18,7 @@ const taskArb = fc.record({
   capabilities: fc.subarray(CAPS, { maxLength: 2 }),
   enqueuedAt: fc.integer({ min: 0, max: 50 }),
   notBefore: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 3 }),
+  avoid: fc.option(fc.subarray(AGENT_IDS, { maxLength: 4 }), { nil: undefined, freq: 2 }),
 });
 const agentArb = fc.record({
   id: fc.constantFrom(...AGENT_IDS),

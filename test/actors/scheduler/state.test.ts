@@ -114,6 +114,32 @@ describe('slots', () => {
   });
 });
 
+describe('avoided agents (rejected, failed or timed out on the task)', () => {
+  it('another eligible agent with a free slot gets the task, even a busier one', () => {
+    const s = new Scheduler();
+    s.upsertAgent(agent('a', { slots: 2 }));
+    s.upsertAgent(agent('b', { slots: 2, busy: 1 }));
+    s.addTask(task('t', { avoid: ['a' as AgentId] }));
+    expect(ids(s)).toEqual(['t->b']);
+  });
+
+  it('the avoided agent still gets it when no other eligible agent has a free slot', () => {
+    const s = new Scheduler();
+    s.upsertAgent(agent('a'));
+    s.upsertAgent(agent('b', { busy: 1 }));
+    s.addTask(task('t', { avoid: ['a' as AgentId] }));
+    expect(ids(s)).toEqual(['t->a']);
+  });
+
+  it('passes over several avoided agents, and other tasks of the bucket are unaffected', () => {
+    const s = new Scheduler();
+    for (const id of ['a', 'b', 'c']) s.upsertAgent(agent(id));
+    s.addTask(task('t1', { enqueuedAt: 1, avoid: ['a' as AgentId, 'b' as AgentId] }));
+    s.addTask(task('t2', { enqueuedAt: 2 }));
+    expect(ids(s)).toEqual(['t1->c', 't2->a']);
+  });
+});
+
 describe('delayed tasks', () => {
   it('become eligible only when due; nextWakeAt reports the earliest', () => {
     const s = new Scheduler();

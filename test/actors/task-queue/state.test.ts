@@ -4,7 +4,7 @@ import {
   assignMessage,
   backoffDelay,
   commandFromReport,
-  sweepReason,
+  refusalNotice,
   type TaskCommand,
   type TaskEffect,
 } from '../../../actors/task-queue/state.js';
@@ -73,6 +73,7 @@ describe('assign', () => {
       to: 'assigned',
       generation: 1,
       by: 'hub',
+      agent: A,
     });
   });
 
@@ -183,6 +184,36 @@ describe('agent reports', () => {
       { type: 'release', agentId: A, taskId: T, generation: 1 },
       { type: 'enqueue', taskId: T, at: NOW + 1000 },
     ]);
+    // The next attempt prefers another agent (the scheduler avoids flagged agents while others are free).
+    expect(r.task.flaggedAgents).toEqual([A]);
+  });
+
+  it("a report's session is recorded on the task, and forgotten when the assignment ends", () => {
+    const working = okTask(
+      applyTaskCommand(assignedTo(A), { type: 'accept', agentId: A, generation: 1, session: 's1' }, NOW),
+    );
+    expect(working.session).toBe('s1');
+    // A restarted sidecar's `recovering` moves the assignment to its new session.
+    const recovered = okTask(
+      applyTaskCommand(working, { type: 'recovering', agentId: A, generation: 1, session: 's2' }, NOW + 1),
+    );
+    expect(recovered.session).toBe('s2');
+    // The same session again changes nothing (a duplicate).
+    const again = applyTaskCommand(
+      recovered,
+      { type: 'accept', agentId: A, generation: 1, session: 's2' },
+      NOW + 2,
+    );
+    expect(again.ok && again.duplicate).toBe(true);
+    // A new session's duplicate accept still records that session.
+    const moved = applyTaskCommand(
+      recovered,
+      { type: 'accept', agentId: A, generation: 1, session: 's3' },
+      NOW + 3,
+    );
+    expect(moved.ok && !moved.duplicate && moved.task.session).toBe('s3');
+    const requeued = applyTaskCommand(recovered, { type: 'reclaim', reason: 'agent_offline' }, NOW + 4);
+    expect(requeued.ok && requeued.task.session).toBeUndefined();
   });
 
   it('failures back off exponentially then dead-letter once retries are exhausted', () => {
@@ -424,12 +455,18 @@ describe('refusals', () => {
 
 describe('reclaim', () => {
   const cases: Array<
-    [string, () => TaskRecord, 'agent_offline' | 'accept_timeout' | 'stuck' | 'blocked_timeout', boolean]
+    [
+      string,
+      () => TaskRecord,
+      'agent_offline' | 'not_held' | 'accept_timeout' | 'stuck' | 'blocked_timeout',
+      boolean,
+    ]
   > = [
     ['agent_offline from assigned', () => assignedTo(A), 'agent_offline', false],
     ['agent_offline from working', () => assignedTo(A, true), 'agent_offline', false],
+    ['not_held from working', () => assignedTo(A, true), 'not_held', false],
     ['accept_timeout from assigned (flags the agent)', () => assignedTo(A), 'accept_timeout', true],
-    ['stuck from working', () => assignedTo(A, true), 'stuck', false],
+    ['stuck from working (flags the agent)', () => assignedTo(A, true), 'stuck', true],
     [
       'blocked_timeout from blocked',
       () => drive(assignedTo(A, true), [{ type: 'block', agentId: A, generation: 1, reason: 'r' }]),
@@ -461,7 +498,13 @@ describe('reclaim', () => {
   it('a reclaim with no retries left dead-letters', () => {
     const r = apply(assignedTo(A, true, { maxRetries: 0 }), { type: 'reclaim', reason: 'stuck' });
     expect(r.ok && r.task).toMatchObject({ status: 'dead', retryCount: 0, generation: 2 });
-    expect(r.ok && types(r.effects)).toEqual(['notify_cancel', 'release', 'dead_lettered', 'finished']);
+    expect(r.ok && types(r.effects)).toEqual([
+      'notify_cancel',
+      'release',
+      'flag_agent',
+      'dead_lettered',
+      'finished',
+    ]);
   });
 
   it('overdue fails an active task for good with code timeout', () => {
@@ -552,20 +595,51 @@ describe('backoffDelay', () => {
   });
 });
 
-describe('sweepReason', () => {
-  const timeouts = { acceptTimeoutMs: 1000, progressTimeoutMs: 5000, blockedTimeoutMs: 10_000 };
-  it('finds accept timeouts, stuck, blocked and overdue tasks', () => {
-    const assigned = assignedTo(A); // assignedAt = T0 + 10
-    expect(sweepReason(assigned, T0 + 1009, timeouts)).toBeNull();
-    expect(sweepReason(assigned, T0 + 1010, timeouts)).toBe('accept_timeout');
-    const working = assignedTo(A, true); // lastProgressAt = T0 + 10
-    expect(sweepReason(working, T0 + 5009, timeouts)).toBeNull();
-    expect(sweepReason(working, T0 + 5010, timeouts)).toBe('stuck');
-    const blocked = drive(working, [{ type: 'block', agentId: A, generation: 1, reason: 'r' }], T0 + 100);
-    expect(sweepReason(blocked, T0 + 10_099, timeouts)).toBeNull();
-    expect(sweepReason(blocked, T0 + 10_100, timeouts)).toBe('blocked_timeout');
-    expect(sweepReason(submitted({ completeBy: T0 + 5 }), T0 + 5, timeouts)).toBe('overdue');
-    expect(sweepReason(submitted(), T0 + 1e9, timeouts)).toBeNull();
+describe('refusalNotice', () => {
+  const refused = (
+    task: TaskRecord | undefined,
+    type: 'accepted' | 'progress' | 'completed',
+    generation = 1,
+    by = A,
+  ) => {
+    const r = apply(task, commandFromReport(by, { v: 1, type, taskId: T, generation, at: 1 } as never));
+    if (r.ok) throw new Error('expected a refusal');
+    return refusalNotice(task, by, { type, taskId: T, generation }, r.error);
+  };
+
+  it('an accept for a task already done: stop (the assignment was redelivered after a lost ack)', () => {
+    const done = drive(assignedTo(A, true), [{ type: 'complete', agentId: A, generation: 1, result: 1 }]);
+    const n = refused(done, 'accepted');
+    expect(n).toMatchObject({
+      type: 'notice',
+      taskId: T,
+      generation: 1,
+      report: 'accepted',
+      code: 'invalid_state',
+      stop: true,
+    });
+    expect(InboxMessageSchema.parse(n)).toEqual(n);
+  });
+
+  it('a stale generation, another agent or an unknown task: stop', () => {
+    const reassigned = drive(assignedTo(A, true), [
+      { type: 'reclaim', reason: 'stuck', generation: 1 },
+      { type: 'assign', agentId: B },
+    ]);
+    expect(refused(reassigned, 'progress')).toMatchObject({ code: 'stale_generation', stop: true });
+    expect(refused(assignedTo(A, true), 'progress', 1, B)).toMatchObject({ code: 'forbidden', stop: true });
+    expect(refused(undefined, 'completed')).toMatchObject({ code: 'not_found', stop: true });
+  });
+
+  it('a report the current assignment may not make: told, but not stopped', () => {
+    const t = assignedTo(A);
+    const r = apply(t, { type: 'unblock', agentId: A, generation: 1 });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(refusalNotice(t, A, { type: 'unblocked', taskId: T, generation: 1 }, r.error)).toMatchObject({
+      code: 'invalid_state',
+      stop: false,
+    });
   });
 });
 
