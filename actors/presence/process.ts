@@ -1,26 +1,36 @@
 /**
  * @module presence/process
- * The Presence actor: who is online. It answers agent hellos (one hub per hello, via a queue
- * group): provisions the agent's inbox durable, stores its registration (capabilities, queues,
- * slots) in KV, and tells its subscribers `agent_up`. Every hub follows every heartbeat and every
- * registration (KV watch), so a hub that takes over already knows who is alive. An agent that
- * misses `missedBeats` intervals, or says goodbye, is reported `agent_down`; the scheduler then
- * reclaims its work. Registrations survive hub restarts; liveness does not (after a restart each
- * known agent gets one full timeout to beat again).
+ * The Presence actor: who is online, and which session of each agent is live. It runs on every hub
+ * (not only the leader), so a hub that takes over already knows who is alive and what each live
+ * session holds. It answers agent hellos (one hub per hello, via a queue group): provisions the
+ * agent's inbox durable, stores its registration (capabilities, queues, slots, session) in KV, and
+ * tells its subscribers `agent_up`. Every hub follows every heartbeat and every registration (KV
+ * watch). An agent that misses `missedBeats` intervals, or says goodbye, is reported `agent_down`;
+ * the scheduler then reclaims its work.
+ *
+ * Sessions: a hello from a new session (the agent process restarted) first has the server
+ * redeliver at once whatever the old session left unacknowledged on the agent's inbox durable, so
+ * the new one gets those assignments as soon as it pulls instead of after `ack_wait`. Heartbeats of
+ * the live session that list what it holds are passed on (`agent_beat`) for the lifeline to
+ * reconcile; beats of any other session (a dead process's last beat still in flight) are ignored.
+ * Registrations survive hub restarts; liveness does not (after a restart each known agent gets one
+ * full timeout to beat again, and is announced on its first beat).
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { agentInboxConsumerSpec, ensureConsumer } from '../../src/bus/provision.js';
+import { redeliverUnacked } from '../../src/bus/redeliver.js';
 import { type CoreSubscription, subscribeTyped } from '../../src/bus/subscribe.js';
 import {
   type AgentHello,
   AgentHelloSchema,
   GoodbyeSchema,
+  type Heartbeat,
   HeartbeatSchema,
 } from '../../src/protocol/agent.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
-import { type AgentId, AgentIdSchema } from '../../src/protocol/ids.js';
+import { type AgentId, AgentIdSchema, type TaskId } from '../../src/protocol/ids.js';
 import {
   type AgentRegistration,
   AgentRegistrationSchema,
@@ -29,7 +39,7 @@ import {
 import { parseAgentSubject } from '../../src/protocol/subjects.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import type { AgentDown, AgentUp } from '../scheduler/index.js';
+import type { AgentBeat, AgentDown, AgentUp } from '../scheduler/index.js';
 import { Presence } from './state.js';
 
 export interface PresenceInput {
@@ -39,7 +49,7 @@ export interface PresenceInput {
   hubId: string;
   heartbeatIntervalMs: number;
   missedBeats: number;
-  /** Registered names that receive `agent_up` / `agent_down`. */
+  /** Registered names that receive `agent_up`, `agent_beat` and `agent_down` (absent ones are skipped). */
   subscribers: string[];
   /** Ack wait of each agent's inbox durable (default 30 s). */
   inboxAckWaitMs?: number;
@@ -48,13 +58,20 @@ export interface PresenceInput {
 export type PresenceMessage =
   | { type: 'tick' }
   /** call: every registered agent and whether it is online now. */
-  | { type: 'agents'; reply?: (agents: { registration: AgentRegistration; online: boolean }[]) => void };
+  | { type: 'agents'; reply?: (agents: { registration: AgentRegistration; online: boolean }[]) => void }
+  /**
+   * call: every online agent as an `agent_up`, followed by the latest `agent_beat` of its live
+   * session when there was one (what a leader that starts now needs to know).
+   */
+  | { type: 'online'; reply?: (msgs: (AgentUp | AgentBeat)[]) => void };
 
 export class PresenceProcess implements Server<PresenceMessage> {
   private readonly presence: Presence;
   private readonly registrations = new Map<AgentId, AgentRegistration>();
   /** Registered before this hub started: online on probation until their first heartbeat. */
   private readonly unconfirmed = new Set<AgentId>();
+  /** The latest beat of each agent's live session that said what it holds. */
+  private readonly lastBeat = new Map<AgentId, AgentBeat>();
   private readonly subs: CoreSubscription[] = [];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -93,16 +110,30 @@ export class PresenceProcess implements Server<PresenceMessage> {
   }
 
   handle(msg: PresenceMessage): void {
-    if (msg.type === 'tick') {
-      for (const id of this.presence.expired(Date.now())) this.down(id, 'missed heartbeats');
-      this.arm();
-    } else {
-      msg.reply?.(
-        [...this.registrations.values()].map((registration) => ({
-          registration,
-          online: this.presence.isOnline(registration.id) && !this.unconfirmed.has(registration.id),
-        })),
-      );
+    switch (msg.type) {
+      case 'tick':
+        for (const id of this.presence.expired(Date.now())) this.down(id, 'missed heartbeats');
+        this.arm();
+        return;
+      case 'agents':
+        msg.reply?.(
+          [...this.registrations.values()].map((registration) => ({
+            registration,
+            online: this.isOnline(registration.id),
+          })),
+        );
+        return;
+      case 'online': {
+        const out: (AgentUp | AgentBeat)[] = [];
+        for (const reg of this.registrations.values()) {
+          if (!this.isOnline(reg.id)) continue;
+          out.push(this.upMessage(reg, false));
+          const beat = this.lastBeat.get(reg.id);
+          if (beat) out.push(beat);
+        }
+        msg.reply?.(out);
+        return;
+      }
     }
   }
 
@@ -110,6 +141,10 @@ export class PresenceProcess implements Server<PresenceMessage> {
     clearTimeout(this.timer);
     this.stopWatch?.();
     for (const s of this.subs) s.unsubscribe();
+  }
+
+  private isOnline(id: AgentId): boolean {
+    return this.presence.isOnline(id) && !this.unconfirmed.has(id);
   }
 
   private subscribe(): void {
@@ -132,18 +167,24 @@ export class PresenceProcess implements Server<PresenceMessage> {
         },
         { queue: 'agentcom-hub' },
       ),
-      subscribeTyped(bus, n.subjects.agentAll('heartbeat'), HeartbeatSchema, (_hb, m) => {
+      subscribeTyped(bus, n.subjects.agentAll('heartbeat'), HeartbeatSchema, (hb, m) => {
         const id = agentOf(m.subject);
-        if (!id) return;
-        const reg = this.registrations.get(id);
-        if (!reg) return; // unknown agents must hello first
-        const r = this.presence.beat(id, Date.now());
-        if (r.joined || this.unconfirmed.delete(id)) this.up(reg, 'heartbeat');
-        this.arm();
+        if (id) this.heartbeat(id, hb);
       }),
       subscribeTyped(bus, n.subjects.agentAll('goodbye'), GoodbyeSchema, (bye, m) => {
         const id = agentOf(m.subject);
-        if (id && this.presence.goodbye(id)) this.down(id, `goodbye${bye.reason ? `: ${bye.reason}` : ''}`);
+        if (!id) return;
+        const reg = this.registrations.get(id);
+        // A goodbye of an old session (its last words, late) does not end the live one.
+        if (
+          reg &&
+          bye.session !== undefined &&
+          reg.hello.session !== undefined &&
+          bye.session !== reg.hello.session
+        )
+          return;
+        this.lastBeat.delete(id);
+        if (this.presence.goodbye(id)) this.down(id, `goodbye${bye.reason ? `: ${bye.reason}` : ''}`);
       }),
     );
   }
@@ -156,16 +197,53 @@ export class PresenceProcess implements Server<PresenceMessage> {
     }
     const spec = agentInboxConsumerSpec(bus.names, id, { ackWaitMs: this.input.inboxAckWaitMs ?? 30_000 });
     await ensureConsumer(bus, spec);
+    const newSession =
+      existing !== null && hello.session !== undefined && existing.value.hello.session !== hello.session;
+    if (newSession) {
+      // The previous process is gone: what it pulled and never acked comes back to this one now.
+      const pending = await redeliverUnacked(bus, spec.stream, spec.durable);
+      if (pending > 0)
+        this.log.info(
+          { agent_id: id, phase: 'session', pending },
+          'new session: redelivering what the old one left unacknowledged',
+        );
+    }
     const reg: AgentRegistration = { v: 1, id, hello, registeredAt: Date.now(), hubId: this.input.hubId };
     await this.kv.put(id, reg);
     this.register(reg, Date.now());
-    this.log.info({ agent_id: id, phase: 'hello', slots: hello.slots }, 'agent connected');
+    this.log.info(
+      { agent_id: id, phase: 'hello', slots: hello.slots, session: hello.session, new_session: newSession },
+      'agent connected',
+    );
     return {
       v: 1,
       ok: true,
       heartbeatIntervalMs: this.input.heartbeatIntervalMs,
       inbox: { stream: spec.stream, consumer: spec.durable },
     };
+  }
+
+  private heartbeat(id: AgentId, hb: Heartbeat): void {
+    const reg = this.registrations.get(id);
+    if (!reg) return; // unknown agents must hello first
+    const live = reg.hello.session;
+    if (hb.session !== undefined && live !== undefined && hb.session !== live) return; // not the live session
+    const now = Date.now();
+    const r = this.presence.beat(id, now);
+    if (r.joined || this.unconfirmed.delete(id)) this.up(reg, 'heartbeat', false);
+    if (hb.running) {
+      const beat: AgentBeat = {
+        type: 'agent_beat',
+        agentId: id,
+        session: hb.session,
+        running: hb.running as TaskId[],
+        finished: (hb.finished ?? []) as TaskId[],
+        at: now,
+      };
+      this.lastBeat.set(id, beat);
+      this.tell(beat);
+    }
+    this.arm();
   }
 
   /**
@@ -177,10 +255,11 @@ export class PresenceProcess implements Server<PresenceMessage> {
     const prev = this.registrations.get(reg.id);
     if (prev && prev.registeredAt > reg.registeredAt) return;
     this.registrations.set(reg.id, reg);
+    if (prev?.hello.session !== reg.hello.session) this.lastBeat.delete(reg.id);
     this.presence.beat(reg.id, now);
     if (announce) {
       this.unconfirmed.delete(reg.id);
-      this.up(reg, prev ? 'hello again' : 'hello');
+      this.up(reg, prev ? 'hello again' : 'hello', true);
     } else {
       this.unconfirmed.add(reg.id);
     }
@@ -190,25 +269,41 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private forget(id: AgentId, why: string): void {
     this.registrations.delete(id);
     this.unconfirmed.delete(id);
+    this.lastBeat.delete(id);
     if (this.presence.goodbye(id)) this.down(id, why);
   }
 
-  private up(reg: AgentRegistration, why: string): void {
-    const msg: AgentUp = {
+  /**
+   * `withHolding` only for a hello that just happened: what a session held when it said hello a
+   * while ago says nothing about what it holds now (its beats do).
+   */
+  private upMessage(reg: AgentRegistration, withHolding: boolean): AgentUp {
+    return {
       type: 'agent_up',
       agentId: reg.id,
       capabilities: reg.hello.capabilities,
       queues: reg.hello.queues,
       slots: reg.hello.slots,
+      session: reg.hello.session,
+      holding: withHolding ? (reg.hello.holding as TaskId[] | undefined) : undefined,
+      at: reg.registeredAt,
     };
+  }
+
+  private up(reg: AgentRegistration, why: string, withHolding: boolean): void {
     this.log.debug({ agent_id: reg.id, phase: 'up', why }, 'agent up');
-    for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+    this.tell(this.upMessage(reg, withHolding));
   }
 
   private down(id: AgentId, reason: string): void {
     this.unconfirmed.delete(id);
+    this.lastBeat.delete(id);
     this.log.info({ agent_id: id, phase: 'offline', reason }, 'agent offline');
     const msg: AgentDown = { type: 'agent_down', agentId: id, reason };
+    this.tell(msg);
+  }
+
+  private tell(msg: AgentUp | AgentDown | AgentBeat): void {
     for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
   }
 

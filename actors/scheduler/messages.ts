@@ -4,7 +4,7 @@
  * something changed; the scheduler's state is derived, so a lost message only delays a decision
  * until the next change or sweep, it never loses a task.
  */
-import type { AgentId, Capability, QueueName } from '../../src/protocol/ids.js';
+import type { AgentId, Capability, QueueName, TaskId } from '../../src/protocol/ids.js';
 import type { TaskChanged } from '../task-queue/index.js';
 
 export type AgentUp = {
@@ -13,9 +13,25 @@ export type AgentUp = {
   capabilities: readonly Capability[];
   queues: readonly QueueName[];
   slots: number;
+  /** The session of its latest hello, and what that session said it holds (when it said). */
+  session?: string | undefined;
+  holding?: readonly TaskId[] | undefined;
+  /** Hub time of the hello. */
+  at: number;
 };
 
 export type AgentDown = { type: 'agent_down'; agentId: AgentId; reason: string };
+
+/** A heartbeat of the agent's live session that said what it holds. */
+export type AgentBeat = {
+  type: 'agent_beat';
+  agentId: AgentId;
+  session?: string | undefined;
+  running: readonly TaskId[];
+  finished: readonly TaskId[];
+  /** Hub time of the beat. */
+  at: number;
+};
 
 export type SchedulerStatsReply = {
   leader: boolean;
@@ -31,5 +47,6 @@ export type SchedulerMessage =
   | TaskChanged
   | AgentUp
   | AgentDown
+  | AgentBeat
   | { type: 'tick' }
   | { type: 'stats'; reply?: (s: SchedulerStatsReply) => void };

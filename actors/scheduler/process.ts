@@ -4,8 +4,10 @@
  * `tasks_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
  * "pump" for when the current callback is done, which hands out as many assignments as the index
- * allows — with two timers as a safety net: the earliest delayed task, and a periodic sweep that
- * reclaims stuck, overdue, unaccepted and long-blocked assignments. It runs only on the hub that
+ * allows — with a timer for the earliest delayed task. It carries out the lifeline's decisions
+ * (lifeline.ts, the one place that decides reclaims): at once for an agent gone offline or a live
+ * session that does not hold what it was given, and in a periodic sweep for the timeouts (stuck,
+ * overdue, unaccepted, long-blocked). It runs only on the hub that
  * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
  * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right
  * after any restart.
@@ -15,14 +17,9 @@ import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import {
-  type AssignReply,
-  type ReclaimReason,
-  type SweepTimeouts,
-  sweepReason,
-  type TaskQueueMessage,
-} from '../task-queue/index.js';
-import type { SchedulerMessage, SchedulerStatsReply } from './messages.js';
+import type { AssignReply, ReclaimReason, TaskQueueMessage } from '../task-queue/index.js';
+import { notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
+import type { AgentBeat, AgentUp, SchedulerMessage, SchedulerStatsReply } from './messages.js';
 import { Scheduler } from './state.js';
 
 const RECLAIM_RETRY_MS = 10_000;
@@ -32,7 +29,14 @@ export interface SchedulerInput {
   log: Logger;
   /** Registered name of the TaskQueue. */
   taskQueue: string;
+  /** Registered name of Presence, asked at start for the agents online now. */
+  presence?: string;
   timeouts: SweepTimeouts;
+  /**
+   * How old an accepted assignment's last sign of life must be before a live session of the same
+   * process that does not list it loses it (lifeline.ts `not_held`; default 10 s).
+   */
+  notHeldGraceMs?: number;
   sweepIntervalMs: number;
   /** Assignments handed out per pump before yielding the event loop (default 512). */
   batch?: number;
@@ -71,6 +75,15 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     );
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
     for (const t of snap.value) s.onTask(t);
+    if (input.presence) {
+      // The agents online now, and what their live sessions hold (presence runs on every hub).
+      const online = await call<(AgentUp | AgentBeat)[]>(
+        input.presence,
+        { type: 'online' },
+        { registry: input.registry },
+      );
+      if (online.ok) for (const m of online.value) s.handle(m);
+    }
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
@@ -91,7 +104,22 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
           slots: msg.slots,
           busy: this.busy(msg.agentId),
         });
+        if (msg.holding)
+          this.reconcile(msg.agentId, {
+            session: msg.session,
+            holding: new Set(msg.holding),
+            finished: new Set(),
+            at: msg.at,
+          });
         break;
+      case 'agent_beat':
+        this.reconcile(msg.agentId, {
+          session: msg.session,
+          holding: new Set(msg.running),
+          finished: new Set(msg.finished),
+          at: msg.at,
+        });
+        return;
       case 'agent_down':
         this.index.removeAgent(msg.agentId);
         this.reclaimAll(msg.agentId, msg.reason);
@@ -143,6 +171,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         capabilities: task.capabilities,
         enqueuedAt: task.createdAt,
         ...(task.notBefore !== undefined ? { notBefore: task.notBefore } : {}),
+        ...(task.flaggedAgents.length > 0 ? { avoid: task.flaggedAgents } : {}),
       });
     } else if (this.index.hasTask(task.id)) {
       this.index.removeTask(task.id);
@@ -262,6 +291,20 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       if (reason) this.reclaim(task, reason);
     }
     this.schedulePump();
+  }
+
+  /** The lifeline's `not_held`: what the agent's live session does not hold goes back to the queue. */
+  private reconcile(agentId: AgentId, view: SessionView): void {
+    const held = this.holding.get(agentId);
+    if (!held) return;
+    const tasks: TaskRecord[] = [];
+    for (const id of held) {
+      const t = this.open.get(id);
+      if (t) tasks.push(t);
+    }
+    const grace = this.input.notHeldGraceMs ?? 10_000;
+    for (const t of notHeld(tasks, view, grace))
+      this.reclaim(t, 'not_held', `session ${view.session ?? '(none)'} does not hold it`);
   }
 
   private reclaimAll(agentId: AgentId, why: string): void {

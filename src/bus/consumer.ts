@@ -33,11 +33,10 @@ import type { Bus } from './connection.js';
 import { deadLetter } from './dlq.js';
 import { Histogram } from './metrics.js';
 import { type ConsumerSpec, ensureConsumer } from './provision.js';
+import { redeliverUnacked } from './redeliver.js';
 
 /** Publish-to-dispatch latency is recorded for one message in this many (a power of two). */
 const P2D_SAMPLE = 4;
-/** `adoptUnacked`: the most sequence numbers it asks the server to redeliver. */
-const ADOPT_SCAN_MAX = 100_000;
 
 // --- Outcomes ---
 
@@ -129,10 +128,9 @@ export interface ConsumerRunnerOptions<T> {
    * At start, before pulling, have the server redeliver at once what this durable delivered
    * earlier and never saw acknowledged (held by a process that died: it would come back only
    * after ack_wait). The runner sends a NAK for each sequence between the durable's ack floor and
-   * its last delivered one, on the durable's ack subject (`$JS.ACK.<stream>.<durable>.…`, the
-   * format of ADR-15; the server ignores sequences that are not pending). These are ordinary
-   * redeliveries: they count toward max_deliver, run within `concurrency`, and are settled as
-   * usual, so a message that crashes every process handling it still ends in the DLQ. Only for a
+   * its last delivered one (redeliver.ts). These are ordinary redeliveries: they count toward
+   * max_deliver, run within `concurrency`, and are settled as usual, so a message that crashes
+   * every process handling it still ends in the DLQ. Only for a
    * durable that one process consumes at a time (e.g. behind a lease): messages in flight in
    * another live consumer of the durable would be handled twice at once. Default false.
    */
@@ -215,7 +213,7 @@ class Runner<T> implements ConsumerRunner {
 
   async start(): Promise<void> {
     if (this.opts.provision !== false) await ensureConsumer(this.bus, this.spec);
-    if (this.opts.adoptUnacked) await this.adoptUnacked();
+    if (this.opts.adoptUnacked) await redeliverUnacked(this.bus, this.spec.stream, this.spec.durable);
     await this.attach();
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.timer.unref();
@@ -239,27 +237,6 @@ class Runner<T> implements ConsumerRunner {
     void messages.closed().then(
       (err) => this.onClosed(gen, err),
       (err) => this.onClosed(gen, err),
-    );
-  }
-
-  /** See `ConsumerRunnerOptions.adoptUnacked`. */
-  private async adoptUnacked(): Promise<void> {
-    const { stream, durable } = this.spec;
-    const info = await this.bus.jsm.consumers.info(stream, durable);
-    if (info.num_ack_pending === 0) return;
-    const first = info.ack_floor.stream_seq + 1;
-    const last = Math.min(info.delivered.stream_seq, first + ADOPT_SCAN_MAX - 1);
-    // An ack subject names the delivery's stream and consumer sequences; the server checks the
-    // consumer sequence only against its range, so the last delivered one serves for all.
-    const dseq = info.delivered.consumer_seq;
-    const nak = new TextEncoder().encode('-NAK');
-    for (let seq = first; seq <= last; seq++) {
-      this.bus.nc.publish(`$JS.ACK.${stream}.${durable}.1.${seq}.${dseq}.${Date.now()}000000.0`, nak);
-    }
-    await this.bus.nc.flush();
-    this.bus.log.info(
-      { stream, consumer: durable, ack_pending: info.num_ack_pending, first_seq: first, last_seq: last },
-      'asked for the redelivery of what a previous consumer left unacknowledged',
     );
   }
 

@@ -16,5 +16,6 @@ export { defaultLogger } from './log.js';
 export * from './metrics.js';
 export * from './provision.js';
 export * from './publish.js';
+export * from './redeliver.js';
 export * from './service.js';
 export * from './status.js';
