@@ -1,20 +1,29 @@
 /**
  * @module leader/lease
- * Leader election: a KV record `{ holder, expiresAt }` changed only with
- * compare-and-set. The holder renews it well before it expires; another hub takes it over only
- * after `expiresAt` has passed. Two hubs can therefore never both believe they hold a live lease
- * for longer than the clock skew between them; assignments stay safe even then, because every
- * task write is itself compare-and-set and fenced by generation.
+ * Leader election: a KV record `{ holder, expiresAt }` changed only with compare-and-set. The holder
+ * renews it well before it expires; another hub takes it over after `expiresAt` has passed, or
+ * earlier when the holder's NATS connection is known to be gone (`takeOver`, decided by the caller).
+ * Two hubs can therefore never both believe they hold a live lease for longer than the clock skew
+ * between them, or than a holder that lost its connection takes to notice; assignments stay safe
+ * even then, because every task write is itself compare-and-set and fenced by generation.
  */
 import type { TypedKv } from '../../src/bus/kv.js';
 import type { Lease } from '../../src/protocol/registration.js';
 
 export const LEASE_KEY = 'scheduler';
 
+/** The lease as last read, when another hub held it. */
+export interface SeenLease {
+  holder: string;
+  expiresAt: number;
+  revision: number;
+}
+
 export class LeaseKeeper {
   private revision: number | undefined;
   private held = false;
   private heldUntil = 0;
+  private other: SeenLease | undefined;
 
   constructor(
     private readonly kv: TypedKv<Lease>,
@@ -32,17 +41,37 @@ export class LeaseKeeper {
     return this.held ? this.heldUntil : 0;
   }
 
+  /** Another hub's live lease, as the last `refresh` found it (undefined when none). */
+  get heldByOther(): SeenLease | undefined {
+    return this.other;
+  }
+
   /** Acquire or renew; resolves with whether this hub holds the lease now. Never throws on CAS loss. */
   async refresh(): Promise<boolean> {
     const now = this.now();
     const next: Lease = { v: 1, holder: this.holder, expiresAt: now + this.ttlMs };
     const current = await this.kv.get(LEASE_KEY);
+    this.other = undefined;
     if (!current) {
       const r = await this.kv.create(LEASE_KEY, next);
       return this.set(r.ok ? r.revision : undefined, next.expiresAt);
     }
-    if (current.value.holder !== this.holder && current.value.expiresAt > now) return this.set(undefined, 0);
+    if (current.value.holder !== this.holder && current.value.expiresAt > now) {
+      this.other = { ...current.value, revision: current.revision };
+      return this.set(undefined, 0);
+    }
     const r = await this.kv.update(LEASE_KEY, next, current.revision);
+    return this.set(r.ok ? r.revision : undefined, next.expiresAt);
+  }
+
+  /**
+   * Take the lease from a holder whose connection is gone, before it expires: compare-and-set on
+   * the revision seen, so a holder that renewed meanwhile keeps it.
+   */
+  async takeOver(seen: SeenLease): Promise<boolean> {
+    const next: Lease = { v: 1, holder: this.holder, expiresAt: this.now() + this.ttlMs };
+    const r = await this.kv.update(LEASE_KEY, next, seen.revision);
+    if (r.ok) this.other = undefined;
     return this.set(r.ok ? r.revision : undefined, next.expiresAt);
   }
 

@@ -1,22 +1,32 @@
 /**
  * @module leader/process
- * The Leader actor: leader election for a deployment with several hubs. It renews a KV lease
- * (lease.ts) every third of its lifetime; while this hub holds it, the hub's work tree (TaskQueue,
- * Agents, Presence, Scheduler, API, DLQ forwarder, status) runs as the only child of the `work-slot`
- * dynamic supervisor, and on every other hub it does not run at all. So exactly one hub consumes
- * submissions and reports and writes task records in the normal case; compare-and-set on every
- * record still protects the short overlap when a leader loses the lease mid-write.
- * If the lease cannot be renewed before it runs out (NATS unreachable, process starved), the work
- * tree is stopped: another hub may take over right after expiry. A standby takes over within one
- * lease lifetime of the leader's death; a leader that stops gracefully releases the lease at once.
+ * The Leader actor: leader election for a deployment with several hubs. While this hub holds the
+ * KV lease (lease.ts) its work tree (TaskQueue, Agents, Scheduler, API, DLQ forwarder, status) runs
+ * as the only child of the `work-slot` dynamic supervisor; on every other hub it does not run at
+ * all. So exactly one hub consumes submissions and reports and writes task records in the normal
+ * case; compare-and-set on every record still protects the short overlap when a leader loses the
+ * lease mid-write.
+ *
+ * Timing. The leader renews every third of `leaseTtlMs`. A standby checks every `probeMs`: it takes
+ * the lease once it has expired, and at once when the holder's NATS connection is gone: every hub
+ * answers on `<p>.hub.<hubId>.alive` while connected, and a request there that gets "no responders"
+ * (the server has no subscription of the holder's, because its connection closed: a killed or
+ * crashed process) lets the standby take the lease with compare-and-set on the revision it saw. A
+ * holder that is alive but slow (a timeout) keeps its lease until it expires, so load never moves
+ * the lease. A leader that cannot renew before its lease runs out (NATS unreachable, process
+ * starved) stops its work tree; after a reconnect it checks the lease at once. A leader that stops
+ * gracefully releases the lease, and a standby takes it at its next probe.
  */
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv } from '../../src/bus/kv.js';
-import { LeaseSchema } from '../../src/protocol/registration.js';
+import { type CoreSubscription, requestTyped, subscribeTyped } from '../../src/bus/subscribe.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import { HubAliveSchema, LeaseSchema } from '../../src/protocol/registration.js';
 import type { ChildSpecInput, DynamicSupervisor, Pid, Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import { LeaseKeeper } from './lease.js';
+import { LeaseKeeper, type SeenLease } from './lease.js';
 
 export interface LeaderInput {
   bus: Bus;
@@ -24,6 +34,8 @@ export interface LeaderInput {
   log: Logger;
   hubId: string;
   leaseTtlMs: number;
+  /** How often a standby looks at the lease and probes its holder (default 250 ms). */
+  probeMs?: number;
   /** Registered name of the one-slot dynamic supervisor the work tree runs in. */
   workSlot: string;
   /** The work tree, started while the lease is held. */
@@ -40,6 +52,9 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private work: Pid | undefined;
   private busy = false;
   private stopped = false;
+  private lastRenew = 0;
+  private alive: CoreSubscription | undefined;
+  private offStatus: (() => void) | undefined;
 
   private constructor(
     private readonly input: LeaderInput,
@@ -52,7 +67,18 @@ export class LeaderProcess implements Server<LeaderMessage> {
   static async start(input: LeaderInput, ctx: ServerContext): Promise<LeaderProcess> {
     const kv = await openKv(input.bus, input.bus.names.buckets.leases, LeaseSchema);
     const l = new LeaderProcess(input, ctx, new LeaseKeeper(kv, input.hubId, input.leaseTtlMs));
-    l.timer = setInterval(() => ctx.send({ type: 'tick' }), Math.max(100, Math.floor(input.leaseTtlMs / 3)));
+    l.alive = subscribeTyped(
+      input.bus,
+      input.bus.names.subjects.hubAlive(input.hubId),
+      z.unknown(),
+      (_req, m) => m.respond({ v: 1, hubId: input.hubId, leader: l.lease.isHeld }),
+    );
+    await input.bus.nc.flush();
+    // Back from an outage: whether we still hold the lease is the first thing to know.
+    l.offStatus = input.bus.onStatus((e) => {
+      if (e.type === 'reconnect') ctx.send({ type: 'tick' });
+    });
+    l.timer = setInterval(() => ctx.send({ type: 'tick' }), l.probeMs());
     l.timer.unref();
     ctx.send({ type: 'tick' });
     return l;
@@ -75,14 +101,34 @@ export class LeaderProcess implements Server<LeaderMessage> {
   async terminate(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.offStatus?.();
+    this.alive?.unsubscribe();
     await this.stopWork('hub stopping');
     await this.lease.release().catch(() => {});
   }
 
+  private probeMs(): number {
+    return Math.max(50, Math.min(this.input.probeMs ?? 250, Math.floor(this.input.leaseTtlMs / 3)));
+  }
+
   private async step(): Promise<void> {
-    let held: boolean;
+    // The holder renews every third of the lifetime; a standby looks at every tick.
+    const renewDue = !this.lease.isHeld || Date.now() - this.lastRenew >= this.input.leaseTtlMs / 3;
+    let held = this.lease.isHeld;
     try {
-      held = await this.lease.refresh();
+      if (renewDue) held = await this.lease.refresh();
+      if (renewDue && held) this.lastRenew = Date.now();
+      const other = this.lease.heldByOther;
+      if (!held && other && (await this.holderGone(other))) {
+        held = await this.lease.takeOver(other);
+        if (held) {
+          this.lastRenew = Date.now();
+          this.log.info(
+            { phase: 'lease', from: other.holder },
+            'took the lease from a hub whose connection is gone',
+          );
+        }
+      }
     } catch (err) {
       // Cannot reach the lease: keep working only while the lease we last renewed still runs.
       held = this.lease.isHeld && Date.now() < this.lease.expiresAt - this.input.leaseTtlMs / 3;
@@ -90,6 +136,25 @@ export class LeaderProcess implements Server<LeaderMessage> {
     }
     if (held && !this.work?.alive) await this.startWork();
     else if (!held && this.work) await this.stopWork('lease lost');
+  }
+
+  /** True only when the server says nobody answers for the holder: its connection is closed. */
+  private async holderGone(seen: SeenLease): Promise<boolean> {
+    try {
+      await requestTyped(
+        this.input.bus,
+        this.input.bus.names.subjects.hubAlive(seen.holder),
+        z.unknown(),
+        {},
+        HubAliveSchema,
+        // A probe in flight when the holder died gets no answer at all; the next one, a tick later,
+        // gets "no responders". Waiting longer than a tick would only delay that one.
+        this.probeMs(),
+      );
+      return false;
+    } catch (err) {
+      return err instanceof AgentComError && err.code === ERROR_CODES.UNAVAILABLE;
+    }
   }
 
   private async startWork(): Promise<void> {
@@ -102,11 +167,15 @@ export class LeaderProcess implements Server<LeaderMessage> {
       if (typeof child.pid === 'object') this.work = child.pid;
       return;
     }
+    const started = Date.now();
     const r = await slot.startChild(this.input.work);
     if (!r.ok || !r.value.pid)
       throw new Error(`work tree failed to start: ${JSON.stringify(r.ok ? 'ignored' : r.error)}`);
     this.work = r.value.pid;
-    this.log.info({ phase: 'leader', hub: this.input.hubId }, 'took the scheduler lease; work started');
+    this.log.info(
+      { phase: 'leader', hub: this.input.hubId, start_ms: Date.now() - started },
+      'took the scheduler lease; work started',
+    );
   }
 
   private async stopWork(why: string): Promise<void> {
