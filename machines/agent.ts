@@ -4,14 +4,14 @@
  * The top-level state is an aggregate of the per-task detail in `context.tasks`: idle (no tasks),
  * assigned (something awaits accept and nothing is being worked on), working (at least one task
  * accepted and not blocked), blocked (every held task is blocked); done and failed are transient and
- * fall through to whichever of those applies. Timeouts are deadlines in context checked on TICK (not
- * `after`, whose timers are lost on persist/restore, xstate#5331), so a persisted snapshot restores
- * with its clocks intact. Side effects are emitted events (`reclaim`, `flagged`) that the process
- * layer handles (`actor.on(...)`); the machine itself does no I/O and reads no clock.
+ * fall through to whichever of those applies. The only side effect is an emitted `flagged` event
+ * (the process logs it); the machine does no I/O and reads no clock.
  *
- * Not the state of record: the task queue is. The process forwards a report here only after the task
- * queue applied it, so a report about a task the FSM does not hold is adopted (self-healing after a
- * restore or a race), and a stale generation is ignored.
+ * A mirror, not the state of record: the task queue is, and no timeout is decided here (the
+ * scheduler's lifeline, actors/scheduler/lifeline.ts, is the one place that reclaims). The process
+ * forwards a change here only after the task queue applied it, so a report about a task the FSM
+ * does not hold is adopted, a stale generation is ignored, and `SYNC` replaces the held tasks with
+ * what the records say (after a restore from an old snapshot, or any missed event).
  */
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AgentId, Capability, QueueName, TaskId } from '../src/protocol/ids.js';
@@ -30,25 +30,10 @@ export interface TaskSlot {
   blockedAt: number | null;
 }
 
-export interface AgentTimeouts {
-  /** An assignment not accepted within this is reclaimed and the agent flagged (default 30 s). */
-  acceptMs: number;
-  /** A working task without progress for this long is reclaimed as stuck (default 5 min). */
-  progressMs: number;
-  /** A task blocked this long is released for reassignment (default 10 min). */
-  blockedMs: number;
-}
-
-export const DEFAULT_AGENT_TIMEOUTS: AgentTimeouts = {
-  acceptMs: 30_000,
-  progressMs: 300_000,
-  blockedMs: 600_000,
-};
-
 export interface FlagRecord {
   at: number;
   taskId: TaskId;
-  reason: 'rejected' | 'accept_timeout';
+  reason: 'rejected' | 'accept_timeout' | 'stuck';
 }
 
 export interface AgentContext {
@@ -59,13 +44,12 @@ export interface AgentContext {
   connectedAt: number | null;
   /** taskId -> detail; JSON-safe (a record, not a Map) so snapshots persist. */
   tasks: Record<string, TaskSlot>;
-  timeouts: AgentTimeouts;
   /** Counters for this session (reset on CONNECT from offline). */
   completed: number;
   failed: number;
   rejected: number;
   tokensUsed: number;
-  /** Total flags (rejections, accept timeouts) and the last few. */
+  /** Total flags (rejections, accept timeouts, stuck) and the last few. */
   flags: number;
   recentFlags: FlagRecord[];
   lastOutcome: { taskId: TaskId; outcome: 'done' | 'failed'; at: number } | null;
@@ -73,7 +57,6 @@ export interface AgentContext {
 
 export interface AgentInput {
   agentId: AgentId;
-  timeouts?: Partial<AgentTimeouts>;
 }
 
 interface TaskEventBase {
@@ -94,16 +77,17 @@ export type AgentEvent =
   | ({ type: 'UNBLOCKED' } & TaskEventBase)
   | ({ type: 'COMPLETED'; tokensUsed?: number } & TaskEventBase)
   | ({ type: 'FAILED'; tokensUsed?: number } & TaskEventBase)
-  /** The task queue took the task away (reclaim, cancel, overdue). */
-  | ({ type: 'RECLAIMED' } & TaskEventBase)
-  | { type: 'TICK'; now: number };
+  /** The task queue took the task away (reclaim, cancel, overdue); `reason` is the reclaim's. */
+  | ({ type: 'RECLAIMED'; reason?: string } & TaskEventBase)
+  /** What the records say the agent holds now: replaces the held tasks. */
+  | { type: 'SYNC'; tasks: Record<string, TaskSlot>; at: number };
 
-export type ReclaimCause = 'accept_timeout' | 'stuck' | 'blocked_timeout' | 'agent_offline';
-
-export type AgentEmitted =
-  /** Ask the task queue to reclaim this assignment (the FSM has already let go of it). */
-  | { type: 'reclaim'; agentId: AgentId; taskId: TaskId; generation: number; reason: ReclaimCause }
-  | { type: 'flagged'; agentId: AgentId; taskId: TaskId; reason: FlagRecord['reason'] };
+export type AgentEmitted = {
+  type: 'flagged';
+  agentId: AgentId;
+  taskId: TaskId;
+  reason: FlagRecord['reason'];
+};
 
 const RECENT_FLAGS_MAX = 10;
 
@@ -227,46 +211,14 @@ function applyTaskEvent(ctx: AgentContext, e: TaskEvent): Partial<AgentContext> 
         rejected: ctx.rejected + 1,
         ...addFlag(ctx, { at: e.at, taskId: e.taskId, reason: 'rejected' }),
       };
-    case 'RECLAIMED':
-      return { tasks: withoutTask(ctx.tasks, e.taskId) };
+    case 'RECLAIMED': {
+      const flagged = e.reason === 'accept_timeout' || e.reason === 'stuck' ? e.reason : null;
+      return {
+        tasks: withoutTask(ctx.tasks, e.taskId),
+        ...(flagged ? addFlag(ctx, { at: e.at, taskId: e.taskId, reason: flagged }) : {}),
+      };
+    }
   }
-}
-
-/** Which held tasks are past a deadline at `now`, and why. */
-export function overdueTasks(
-  ctx: Pick<AgentContext, 'tasks' | 'timeouts'>,
-  now: number,
-): Array<{ taskId: TaskId; generation: number; reason: Exclude<ReclaimCause, 'agent_offline'> }> {
-  const out: Array<{ taskId: TaskId; generation: number; reason: Exclude<ReclaimCause, 'agent_offline'> }> =
-    [];
-  const t = ctx.timeouts;
-  for (const [taskId, s] of Object.entries(ctx.tasks)) {
-    const reason =
-      s.phase === 'assigned' && now - s.assignedAt >= t.acceptMs
-        ? 'accept_timeout'
-        : s.phase === 'working' && now - s.lastProgressAt >= t.progressMs
-          ? 'stuck'
-          : s.phase === 'blocked' && s.blockedAt !== null && now - s.blockedAt >= t.blockedMs
-            ? 'blocked_timeout'
-            : null;
-    if (reason) out.push({ taskId: taskId as TaskId, generation: s.generation, reason });
-  }
-  return out;
-}
-
-/** The earliest deadline among held tasks (for the process to schedule the next TICK), or null. */
-export function nextDeadline(ctx: Pick<AgentContext, 'tasks' | 'timeouts'>): number | null {
-  let min: number | null = null;
-  for (const s of Object.values(ctx.tasks)) {
-    const d =
-      s.phase === 'assigned'
-        ? s.assignedAt + ctx.timeouts.acceptMs
-        : s.phase === 'working'
-          ? s.lastProgressAt + ctx.timeouts.progressMs
-          : (s.blockedAt ?? s.lastProgressAt) + ctx.timeouts.blockedMs;
-    if (min === null || d < min) min = d;
-  }
-  return min;
 }
 
 // --- Machine ---
@@ -274,16 +226,16 @@ export function nextDeadline(ctx: Pick<AgentContext, 'tasks' | 'timeouts'>): num
 const onlineHandlers = {
   CONNECT: { target: 'route', actions: 'declare' },
   DISCONNECT: { target: 'offline', actions: 'dropAll' },
+  SYNC: { target: 'route', actions: 'sync' },
   ASSIGN: { guard: 'canAssign', target: 'route', actions: 'applyTask' },
   ACCEPTED: { guard: 'applies', target: 'route', actions: 'applyTask' },
   PROGRESS: { guard: 'applies', target: 'route', actions: 'applyTask' },
   BLOCKED: { guard: 'applies', target: 'route', actions: 'applyTask' },
   UNBLOCKED: { guard: 'holds', target: 'route', actions: 'applyTask' },
   REJECTED: { guard: 'holds', target: 'route', actions: ['applyTask', 'emitRejectedFlag'] },
-  RECLAIMED: { guard: 'holds', target: 'route', actions: 'applyTask' },
+  RECLAIMED: { guard: 'holds', target: 'route', actions: ['applyTask', 'emitReclaimFlag'] },
   COMPLETED: { guard: 'holds', target: 'done', actions: 'applyTask' },
   FAILED: { guard: 'holds', target: 'failed', actions: 'applyTask' },
-  TICK: { guard: 'deadlinePassed', target: 'route', actions: 'expire' },
 } as const;
 
 export const agentMachine = setup({
@@ -297,8 +249,6 @@ export const agentMachine = setup({
     canAssign: ({ context, event }) => canAssign(context, event),
     applies: ({ context, event }) => applies(context, event),
     holds: ({ context, event }) => holds(context, event),
-    deadlinePassed: ({ context, event }) =>
-      event.type === 'TICK' && overdueTasks(context, event.now).length > 0,
     isWorking: ({ context }) => aggregate(context) === 'working',
     isAssigned: ({ context }) => aggregate(context) === 'assigned',
     isBlocked: ({ context }) => aggregate(context) === 'blocked',
@@ -320,41 +270,14 @@ export const agentMachine = setup({
       if (event.type !== 'REJECTED') return;
       enqueue.emit({ type: 'flagged', agentId: context.agentId, taskId: event.taskId, reason: 'rejected' });
     }),
-    expire: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'TICK') return;
-      const due = overdueTasks(context, event.now);
-      let tasks = context.tasks;
-      let flags = { flags: context.flags, recentFlags: context.recentFlags };
-      for (const d of due) {
-        tasks = withoutTask(tasks, d.taskId);
-        if (d.reason === 'accept_timeout') {
-          flags = addFlag(
-            { ...context, ...flags },
-            { at: event.now, taskId: d.taskId, reason: 'accept_timeout' },
-          );
-          enqueue.emit({
-            type: 'flagged',
-            agentId: context.agentId,
-            taskId: d.taskId,
-            reason: 'accept_timeout',
-          });
-        }
-        enqueue.emit({ type: 'reclaim', agentId: context.agentId, ...d });
-      }
-      enqueue.assign({ tasks, ...flags });
+    emitReclaimFlag: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'RECLAIMED' || (event.reason !== 'accept_timeout' && event.reason !== 'stuck'))
+        return;
+      enqueue.emit({ type: 'flagged', agentId: context.agentId, taskId: event.taskId, reason: event.reason });
     }),
-    dropAll: enqueueActions(({ context, enqueue }) => {
-      for (const [taskId, s] of Object.entries(context.tasks)) {
-        enqueue.emit({
-          type: 'reclaim',
-          agentId: context.agentId,
-          taskId: taskId as TaskId,
-          generation: s.generation,
-          reason: 'agent_offline',
-        });
-      }
-      enqueue.assign({ tasks: {}, connectedAt: null });
-    }),
+    sync: assign(({ event }) => (event.type === 'SYNC' ? { tasks: { ...event.tasks } } : {})),
+    // The hub reclaims everything an offline agent held (lifeline.ts); the mirror lets go now.
+    dropAll: assign({ tasks: {}, connectedAt: null }),
   },
 }).createMachine({
   id: 'agent',
@@ -366,7 +289,6 @@ export const agentMachine = setup({
     slots: 0,
     connectedAt: null,
     tasks: {},
-    timeouts: { ...DEFAULT_AGENT_TIMEOUTS, ...input.timeouts },
     completed: 0,
     failed: 0,
     rejected: 0,

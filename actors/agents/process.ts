@@ -2,20 +2,17 @@
  * @module agents/process
  * The Agents actor: one AgentFSM (machines/agent.ts) per known agent, each its own supervised
  * XState actor under the `agent-fsms` dynamic supervisor. It turns what the other actors report
- * (task record changes, agents up and down) into FSM events, ticks the FSMs so their deadlines
- * fire, and carries out what they emit (a reclaim request to the TaskQueue, a flag in the log).
- * Snapshots are written to KV (`<agentId>.fsm` in the agents bucket) at most once per flush period
- * per agent, so a restarted hub restores every agent; the FSM is a view, not the state of record,
- * and it adopts reports about tasks it did not know, so a snapshot that is a second old heals.
+ * (task record changes, agents up and down) into FSM events and logs what they emit (flags). The
+ * FSMs decide nothing: reclaims are the scheduler's lifeline's. Snapshots are written to KV
+ * (`<agentId>.fsm` in the agents bucket) at most once per flush period per agent, so a restarted hub
+ * restores every agent; the FSM is a view, not the state of record. Every tick, each FSM whose held
+ * tasks differ from what the records say is sent a `SYNC` with the records' view, so after any
+ * fault (a restore from an old snapshot, a missed event, a write that failed) the view converges
+ * within a tick of the records being readable.
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import {
-  type AgentEmitted,
-  type AgentEvent,
-  type AgentTimeouts,
-  agentMachine,
-} from '../../machines/agent.js';
+import { type AgentEmitted, type AgentEvent, agentMachine, type TaskSlot } from '../../machines/agent.js';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
@@ -29,7 +26,7 @@ import {
   type Registry,
 } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import type { AgentDown, AgentUp } from '../scheduler/index.js';
+import type { AgentBeat, AgentDown, AgentUp } from '../scheduler/index.js';
 import type { TaskChanged } from '../task-queue/index.js';
 
 export const FsmSnapshotSchema = z.object({ v: z.literal(1), snapshot: z.unknown() });
@@ -42,7 +39,9 @@ export interface AgentsInput {
   /** Registered name of the dynamic supervisor holding the FSMs. */
   fsmSupervisor: string;
   taskQueue: string;
-  timeouts: AgentTimeouts;
+  /** Registered name of Presence, asked at start for the agents online now. */
+  presence?: string;
+  /** Period of the check that the FSMs mirror the records (ms). */
   tickMs: number;
   /** Snapshot write period per agent (default 1000 ms). */
   flushMs?: number;
@@ -55,7 +54,17 @@ export type AgentsMessage =
   | { type: 'tick' }
   | { type: 'state'; agentId: AgentId; reply?: (s: unknown) => void };
 
-type Seen = Pick<TaskRecord, 'status' | 'generation' | 'assignee' | 'lastProgressAt' | 'lastReport'>;
+type Seen = Pick<
+  TaskRecord,
+  | 'status'
+  | 'generation'
+  | 'assignee'
+  | 'assignedAt'
+  | 'acceptedAt'
+  | 'lastProgressAt'
+  | 'blockedAt'
+  | 'lastReport'
+>;
 
 export class AgentsProcess implements Server<AgentsMessage> {
   private readonly seen = new Map<TaskId, Seen>();
@@ -89,6 +98,15 @@ export class AgentsProcess implements Server<AgentsMessage> {
       { registry: input.registry },
     );
     if (snap.ok) for (const t of snap.value) a.onTask(t);
+    if (input.presence) {
+      const online = await call<(AgentUp | AgentBeat)[]>(
+        input.presence,
+        { type: 'online' },
+        { registry: input.registry },
+      );
+      if (online.ok) for (const m of online.value) if (m.type === 'agent_up') a.handle(m);
+    }
+    a.sync();
     a.tickTimer = setInterval(() => ctx.send({ type: 'tick' }), input.tickMs);
     a.tickTimer.unref();
     a.flushTimer = setInterval(() => void a.flush(), input.flushMs ?? 1000);
@@ -115,7 +133,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
         this.send(msg.agentId, { type: 'DISCONNECT', at, reason: msg.reason });
         return;
       case 'tick':
-        for (const id of this.knownAgents()) this.send(id, { type: 'TICK', now: at });
+        this.sync();
         return;
       case 'state': {
         const pid = this.pid(msg.agentId);
@@ -143,11 +161,18 @@ export class AgentsProcess implements Server<AgentsMessage> {
       // The old assignment ended (reclaimed, rejected, or superseded by a new generation).
       const rejected =
         task.lastReport?.type === 'rejected' && task.lastReport.generation === prev!.generation;
-      this.send(prev!.assignee!, {
-        type: rejected ? 'REJECTED' : 'RECLAIMED',
-        ...base,
-        generation: prev!.generation,
-      });
+      if (rejected) this.send(prev!.assignee!, { type: 'REJECTED', ...base, generation: prev!.generation });
+      else {
+        // The reclaim's reason, when the write that ended the assignment is the last one in history.
+        const last = task.history[task.history.length - 1];
+        const reason = last && last.from === prev!.status ? last.reason : undefined;
+        this.send(prev!.assignee!, {
+          type: 'RECLAIMED',
+          ...base,
+          generation: prev!.generation,
+          ...(reason ? { reason } : {}),
+        });
+      }
     }
     if (held) {
       const ev = { ...base, generation: task.generation };
@@ -173,11 +198,53 @@ export class AgentsProcess implements Server<AgentsMessage> {
         status: task.status,
         generation: task.generation,
         assignee: task.assignee,
+        assignedAt: task.assignedAt,
+        acceptedAt: task.acceptedAt,
         lastProgressAt: task.lastProgressAt,
+        blockedAt: task.blockedAt,
         lastReport: task.lastReport,
       });
     } else {
       this.seen.delete(task.id);
+    }
+  }
+
+  // --- Convergence ---
+
+  /** Sends `SYNC` to every running FSM whose held tasks (ids, generations) differ from the records. */
+  private sync(): void {
+    const held = new Map<AgentId, Record<string, TaskSlot>>();
+    const now = Date.now();
+    for (const [taskId, t] of this.seen) {
+      if (!isActive(t.status) || !t.assignee) continue;
+      const tasks = held.get(t.assignee) ?? {};
+      held.set(t.assignee, tasks);
+      tasks[taskId] = {
+        generation: t.generation,
+        phase: t.status as TaskSlot['phase'],
+        assignedAt: t.assignedAt ?? now,
+        acceptedAt: t.acceptedAt,
+        lastProgressAt: t.lastProgressAt ?? t.assignedAt ?? now,
+        blockedAt: t.blockedAt,
+      };
+    }
+    for (const id of this.knownAgents()) {
+      const pid = this.pid(id);
+      if (!pid) continue;
+      const snap = pid.actor.getSnapshot();
+      if (snap.value === 'offline') continue;
+      const want = held.get(id) ?? {};
+      if (sameHolding(snap.context.tasks, want)) continue;
+      this.log.info(
+        {
+          agent_id: id,
+          phase: 'sync',
+          had: Object.keys(snap.context.tasks).length,
+          holds: Object.keys(want).length,
+        },
+        'agent view differed from the records; synced',
+      );
+      this.send(id, { type: 'SYNC', tasks: want, at: now });
     }
   }
 
@@ -218,7 +285,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
         const sup = this.input.registry.whereis(this.input.fsmSupervisor) as DynamicSupervisor | undefined;
         if (!sup?.alive) throw new Error('agent FSM supervisor is not running');
         const spec = actorChild(`agent-${agentId}`, agentMachine, {
-          input: { agentId, timeouts: this.input.timeouts },
+          input: { agentId },
           ...(snapshot ? { snapshot: snapshot as never } : {}),
           name: `agent:${agentId}`,
         });
@@ -228,7 +295,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
           this.log.warn({ agent_id: agentId, error: r.error }, 'FSM snapshot not restorable; starting fresh');
           const fresh = await sup.startChild(
             actorChild(`agent-${agentId}`, agentMachine, {
-              input: { agentId, timeouts: this.input.timeouts },
+              input: { agentId },
               name: `agent:${agentId}`,
             }),
           );
@@ -250,17 +317,6 @@ export class AgentsProcess implements Server<AgentsMessage> {
   private hook(agentId: AgentId, pid: ActorPid<typeof agentMachine>): void {
     if (this.hooked.has(pid.actor)) return;
     this.hooked.add(pid.actor);
-    pid.actor.on('reclaim', (e: Extract<AgentEmitted, { type: 'reclaim' }>) => {
-      this.log.info(
-        { agent_id: agentId, task_id: e.taskId, phase: 'reclaim', reason: e.reason },
-        'FSM timeout',
-      );
-      cast(
-        this.input.taskQueue,
-        { type: 'reclaim', taskId: e.taskId, reason: e.reason, generation: e.generation },
-        this.input.registry,
-      );
-    });
     pid.actor.on('flagged', (e: Extract<AgentEmitted, { type: 'flagged' }>) => {
       this.log.warn(
         { agent_id: agentId, task_id: e.taskId, phase: 'flagged', reason: e.reason },
@@ -285,4 +341,10 @@ export class AgentsProcess implements Server<AgentsMessage> {
       }),
     );
   }
+}
+
+function sameHolding(a: Record<string, TaskSlot>, b: Record<string, TaskSlot>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => b[k]?.generation === a[k]!.generation && b[k]?.phase === a[k]!.phase);
 }
