@@ -11,6 +11,13 @@
  * (`<task>:<generation>:<type>`), retried with the same id, so a report is stored once however
  * often it is sent. Delivery is at-least-once: after a crash between `accepted` and the ack, the
  * assignment is delivered again and the handler runs again (the sidecar's local queue narrows this).
+ *
+ * Sessions (docs/protocol.md §10): each client is one session (a new id per process start, kept
+ * across reconnects), named in its hello, heartbeats, reports and goodbye, so the hub can tell a
+ * restarted agent from a reconnected one. Heartbeats list what it holds and what it finished lately.
+ * A refused report comes back as a `notice`; one that says `stop` aborts the handler's signal. An
+ * assignment this client already finished (same task and generation, redelivered after a lost ack)
+ * is acked and not run again.
  */
 import { type Logger, pino } from 'pino';
 import { type Bus, type BusConnectOptions, connectBus } from '../bus/connection.js';
@@ -22,15 +29,17 @@ import {
   type AgentHelloInput,
   AgentHelloSchema,
   type AssignedTask,
+  FINISHED_MAX,
   GoodbyeSchema,
   HeartbeatSchema,
   type InboxMessage,
   InboxMessageSchema,
+  type InboxNotice,
   type Report,
   ReportSchema,
 } from '../protocol/agent.js';
 import { AgentComError } from '../protocol/errors.js';
-import { type AgentId, AgentIdSchema, type TaskId } from '../protocol/ids.js';
+import { type AgentId, AgentIdSchema, newSessionId, type TaskId } from '../protocol/ids.js';
 import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
 
@@ -53,7 +62,19 @@ export interface AgentClientOptions {
    * `accepted`): one report instead of two. A progress, block or unblock sends `accepted` at once.
    */
   acceptDelayMs?: number;
+  /**
+   * This session's id (default: a new random one). One per process start: a sidecar that
+   * reconnects keeps it, a restarted process gets a new one.
+   */
+  session?: string;
+  /** Called for every notice (a refused report) the hub sends, after the client acted on it. */
+  onNotice?: (notice: InboxNotice) => void;
 }
+
+/** How long a finished task stays in the heartbeat's `finished` list (its report may still be on its way). */
+const FINISHED_LIST_MS = 60_000;
+/** How many finished assignments the client remembers, so a redelivered one is not run again. */
+const FINISHED_REMEMBER = 1024;
 
 /** What to do with an inbox message after `receive()`'s callback: remove it, or redeliver later. */
 export type InboxDisposition = { type: 'ack' } | { type: 'redeliver'; delayMs: number };
@@ -86,7 +107,10 @@ interface Running {
 
 export class AgentClient {
   readonly agentId: AgentId;
+  readonly session: string;
   private readonly running = new Map<TaskId, Running>();
+  /** Assignments this session finished (outcome stored), oldest first: task -> generation and time. */
+  private readonly finished = new Map<TaskId, { generation: number; at: number }>();
   private runner: ConsumerRunner | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private progressSeq = 0;
@@ -101,8 +125,10 @@ export class AgentClient {
     private readonly log: Logger,
     private readonly runningProvider: (() => readonly string[]) | undefined,
     private readonly acceptDelayMs: number,
+    private readonly onNoticeHook: ((n: InboxNotice) => void) | undefined,
   ) {
     this.agentId = agentId;
+    this.session = hello.session!;
   }
 
   /** Connect and say hello. @throws AgentComError when the hub refuses the hello. */
@@ -117,9 +143,16 @@ export class AgentClient {
       ...opts.connection,
       logger: log,
     });
-    const hello: AgentHelloInput = { v: 1, ...opts.hello };
+    const session = opts.session ?? newSessionId();
+    const hello: AgentHelloInput = { v: 1, ...opts.hello, session };
     try {
-      const reply = await sayHello(bus, agentId, hello, opts.helloTimeoutMs);
+      const held = opts.runningTasks?.() ?? [];
+      const reply = await sayHello(
+        bus,
+        agentId,
+        { ...hello, holding: [...held] as TaskId[] },
+        opts.helloTimeoutMs,
+      );
       const client = new AgentClient(
         bus,
         agentId,
@@ -128,12 +161,13 @@ export class AgentClient {
         log,
         opts.runningTasks,
         Math.max(0, opts.acceptDelayMs ?? 0),
+        opts.onNotice,
       );
       client.startHeartbeat();
       // After an outage, say hello again: the hub may have restarted or expired us meanwhile.
       bus.onStatus((e) => {
         if (e.type === 'reconnect' && !client.stopped) {
-          void sayHello(bus, agentId, hello, 30_000).catch((err) =>
+          void sayHello(bus, agentId, client.helloNow(), 30_000).catch((err) =>
             log.warn({ err }, 'hello after reconnect failed'),
           );
         }
@@ -182,13 +216,34 @@ export class AgentClient {
     return [...this.running.keys()];
   }
 
-  /** Publish a report (sidecars relay reports this way). */
+  /** Task ids this session finished lately, newest last (the heartbeat's `finished`). */
+  recentlyFinished(now = Date.now()): TaskId[] {
+    const out: TaskId[] = [];
+    for (const [id, f] of this.finished) if (now - f.at < FINISHED_LIST_MS) out.push(id);
+    return out.slice(-FINISHED_MAX);
+  }
+
+  /** Whether this session already finished this assignment (same task and generation). */
+  hasFinished(taskId: string, generation: number): boolean {
+    return this.finished.get(taskId as TaskId)?.generation === generation;
+  }
+
+  /**
+   * Publish a report (sidecars relay reports this way), in this session's name. Once an outcome
+   * (completed, failed, rejected) is stored, the assignment counts as finished.
+   */
   async report(report: Report, seq?: number): Promise<void> {
     const suffix = seq === undefined ? '' : `:${seq}`;
-    await publish(this.bus, this.bus.names.subjects.agentReport(this.agentId), ReportSchema, report, {
+    const r: Report = report.session === undefined ? { ...report, session: this.session } : report;
+    await publish(this.bus, this.bus.names.subjects.agentReport(this.agentId), ReportSchema, r, {
       msgId: `${report.taskId}:${report.generation}:${report.type}${suffix}`,
       retries: 10,
     });
+    if (r.type === 'completed' || r.type === 'failed' || r.type === 'rejected') {
+      this.finished.delete(r.taskId);
+      this.finished.set(r.taskId, { generation: r.generation, at: Date.now() });
+      if (this.finished.size > FINISHED_REMEMBER) this.finished.delete(this.finished.keys().next().value!);
+    }
   }
 
   /**
@@ -206,6 +261,7 @@ export class AgentClient {
     if (opts.goodbye !== false) {
       publishCore(this.bus, this.bus.names.subjects.agentGoodbye(this.agentId), GoodbyeSchema, {
         v: 1,
+        session: this.session,
         ...(opts.reason ? { reason: opts.reason } : {}),
       });
     }
@@ -215,6 +271,10 @@ export class AgentClient {
   // --- Inbox ---
 
   private async onInbox(msg: InboxMessage, handler: TaskHandler): Promise<Outcome> {
+    if (msg.type === 'notice') {
+      this.onNotice(msg);
+      return outcome.ack();
+    }
     if (msg.type === 'cancel') {
       const r = this.running.get(msg.taskId);
       if (r && r.generation <= msg.generation) {
@@ -229,6 +289,7 @@ export class AgentClient {
     }
     const current = this.running.get(msg.taskId);
     if (current && current.generation >= msg.generation) return outcome.ack(); // redelivered
+    if (this.hasFinished(msg.taskId, msg.generation)) return outcome.ack(); // done already; its ack was lost
     if (this.stopped) return outcome.retry(0);
     if (!current && this.slotsInUse() >= this.slots()) {
       await this.report({
@@ -330,6 +391,36 @@ export class AgentClient {
     }
   }
 
+  /**
+   * A refused report. `stop`: the assignment is over for this agent (finished, reclaimed,
+   * reassigned): the handler's signal is aborted and its outcome will not be reported.
+   */
+  onNotice(n: InboxNotice): void {
+    const r = this.running.get(n.taskId);
+    const stops = n.stop && r !== undefined && r.generation === n.generation;
+    this.log.info(
+      {
+        task_id: n.taskId,
+        generation: n.generation,
+        phase: 'notice',
+        report: n.report,
+        code: n.code,
+        stop: stops,
+      },
+      `report refused: ${n.message}`,
+    );
+    if (stops) {
+      this.running.delete(n.taskId);
+      r.abort.abort(new Error(`stopped by the hub: ${n.code}: ${n.message}`));
+    }
+    this.onNoticeHook?.(n);
+  }
+
+  /** The hello to send now: this session, holding what it holds now. */
+  private helloNow(): AgentHelloInput {
+    return { ...this.hello, holding: [...(this.runningProvider?.() ?? this.runningTasks())] as TaskId[] };
+  }
+
   private slotsInUse(): number {
     let n = 0;
     for (const r of this.running.values()) if (!r.reporting) n++;
@@ -343,10 +434,13 @@ export class AgentClient {
   private startHeartbeat(): void {
     const beat = () => {
       try {
+        const now = Date.now();
         publishCore(this.bus, this.bus.names.subjects.agentHeartbeat(this.agentId), HeartbeatSchema, {
           v: 1,
-          at: Date.now(),
+          at: now,
+          session: this.session,
           running: (this.runningProvider?.() ?? this.runningTasks()) as TaskId[],
+          finished: this.recentlyFinished(now),
         });
       } catch (err) {
         this.log.debug({ err }, 'heartbeat not sent');

@@ -47,6 +47,14 @@ export const SidecarConfigSchema = z
         cwd: z.string().optional().describe('Working directory of the wake command (default: the work dir).'),
         env: z.record(z.string(), z.string()).optional().describe('Extra environment for the wake command.'),
         timeoutMs: z.int().positive().default(600_000).describe('Kill a wake command running longer (ms).'),
+        maxFailures: z
+          .int()
+          .min(1)
+          .max(100)
+          .default(3)
+          .describe(
+            'After this many failed wakes in a row for one task (non-zero exit, a signal, or no start), the sidecar reports the task failed (code wake_failed, with the exit code and the end of stderr) so it moves on',
+          ),
       })
       .optional()
       .describe('Run when work arrives; without it the agent is expected to watch tasks/ itself.'),

@@ -8,6 +8,7 @@
  *   <workDir>/results/<taskId>.json        written by the agent (or `agentcom task complete|fail`)
  *   <workDir>/results/<taskId>.progress.json   written by `agentcom task progress`
  *   <workDir>/rejected/                    result files the sidecar could not use, with the reason
+ *   <workDir>/notices/<taskId>.json        the hub refused a report about this task (why, and whether to stop)
  *
  * Every file is written atomically (temp file, fsync, rename), so a reader never sees half of one.
  * A result file may carry the task file's `generation`; a result for another generation is stale.
@@ -29,7 +30,9 @@ export interface SidecarPaths {
   tasksDir: string;
   resultsDir: string;
   rejectedDir: string;
+  noticesDir: string;
   taskFile(taskId: string): string;
+  noticeFile(taskId: string): string;
   resultFile(taskId: string): string;
   progressFile(taskId: string): string;
 }
@@ -43,6 +46,8 @@ export function sidecarPaths(workDir: string): SidecarPaths {
     tasksDir,
     resultsDir,
     rejectedDir: join(workDir, 'rejected'),
+    noticesDir: join(workDir, 'notices'),
+    noticeFile: (id) => join(workDir, 'notices', `${id}.json`),
     taskFile: (id) => join(tasksDir, `${id}.json`),
     resultFile: (id) => join(resultsDir, `${id}.json`),
     progressFile: (id) => join(resultsDir, `${id}.progress.json`),

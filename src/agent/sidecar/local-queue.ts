@@ -7,10 +7,16 @@
  * Rules: an assignment is kept once per task, at its highest generation (a redelivered or older one
  * is a duplicate; a newer one supersedes the old); a cancel removes the entry only for a generation
  * at least as new as the entry's (an old cancel never removes a newer assignment); an entry leaves
- * the queue once its outcome report is stored.
+ * the queue once its outcome report is stored, and is remembered in `finished` (the last
+ * FINISHED_KEPT), so an assignment redelivered after it was done (its inbox ack lost) is not run again.
  */
 import { z } from 'zod';
-import { AssignedTaskSchema, type InboxAssign, type InboxCancel } from '../../protocol/agent.js';
+import {
+  AssignedTaskSchema,
+  type InboxAssign,
+  type InboxCancel,
+  type InboxNotice,
+} from '../../protocol/agent.js';
 import { AgentIdSchema, type TaskId, TaskIdSchema } from '../../protocol/ids.js';
 
 export const LocalTaskSchema = z.object({
@@ -25,17 +31,25 @@ export const LocalTaskSchema = z.object({
 });
 export type LocalTask = z.infer<typeof LocalTaskSchema>;
 
+/** Finished assignments remembered in queue.json. */
+export const FINISHED_KEPT = 256;
+
 export const LocalQueueSchema = z
   .object({
     v: z.literal(1),
     agentId: AgentIdSchema,
     tasks: z.array(LocalTaskSchema),
+    finished: z
+      .array(z.object({ taskId: TaskIdSchema, generation: z.int().nonnegative() }))
+      .max(FINISHED_KEPT)
+      .default([])
+      .describe('Assignments whose outcome was relayed, oldest first.'),
   })
   .describe('The sidecar’s queue.json.');
 export type LocalQueue = z.infer<typeof LocalQueueSchema>;
 
 export function emptyQueue(agentId: string): LocalQueue {
-  return { v: 1, agentId: AgentIdSchema.parse(agentId), tasks: [] };
+  return { v: 1, agentId: AgentIdSchema.parse(agentId), tasks: [], finished: [] };
 }
 
 export function find(q: LocalQueue, taskId: string): LocalTask | undefined {
@@ -44,10 +58,14 @@ export function find(q: LocalQueue, taskId: string): LocalTask | undefined {
 
 export type ReceiveResult =
   | { kind: 'new'; queue: LocalQueue; superseded?: LocalTask }
-  | { kind: 'duplicate'; entry: LocalTask };
+  | { kind: 'duplicate'; entry: LocalTask }
+  /** This assignment's outcome was already relayed. */
+  | { kind: 'finished' };
 
 /** An assignment arrived. */
 export function receive(q: LocalQueue, msg: InboxAssign, now: number): ReceiveResult {
+  if (q.finished.some((f) => f.taskId === msg.taskId && f.generation === msg.generation))
+    return { kind: 'finished' };
   const existing = find(q, msg.taskId);
   if (existing && existing.generation >= msg.generation) return { kind: 'duplicate', entry: existing };
   const entry: LocalTask = {
@@ -97,10 +115,22 @@ export function cancel(q: LocalQueue, msg: InboxCancel): { queue: LocalQueue; re
   return { queue: { ...q, tasks: q.tasks.filter((t) => t !== existing) }, removed: existing };
 }
 
-/** The outcome report of this assignment is stored: forget it. */
+/**
+ * A notice about a refused report: when it says `stop` for the generation held, the entry is
+ * removed (like a cancel) and returned.
+ */
+export function stopNotice(q: LocalQueue, n: InboxNotice): { queue: LocalQueue; removed?: LocalTask } {
+  const existing = find(q, n.taskId);
+  if (!n.stop || !existing || existing.generation !== n.generation) return { queue: q };
+  return { queue: { ...q, tasks: q.tasks.filter((t) => t !== existing) }, removed: existing };
+}
+
+/** The outcome report of this assignment is stored: forget it, and remember that it is done. */
 export function finish(q: LocalQueue, taskId: string, generation: number): LocalQueue {
   const tasks = q.tasks.filter((t) => !(t.taskId === taskId && t.generation === generation));
-  return tasks.length === q.tasks.length ? q : { ...q, tasks };
+  if (tasks.length === q.tasks.length) return q;
+  const finished = [...q.finished, { taskId: taskId as TaskId, generation }].slice(-FINISHED_KEPT);
+  return { ...q, tasks, finished };
 }
 
 export function taskIds(q: LocalQueue): TaskId[] {

@@ -15,6 +15,13 @@
  *   file); reports carry deterministic message ids, so relaying twice after a crash is harmless.
  * - Result files that are not valid, or are for an assignment the sidecar no longer holds, are
  *   moved to `rejected/` with the reason, never silently dropped.
+ * - One session per sidecar process (kept across reconnects); its hello lists what queue.json holds.
+ * - A notice (a refused report) is written to `notices/<taskId>.json` for the agent; one that says
+ *   `stop` ends the assignment like a cancel. An assignment already relayed (queue.json's `finished`)
+ *   is acked and not handed to the agent again.
+ * - A wake command that fails `wake.maxFailures` times in a row for a task ends it: the sidecar
+ *   reports it failed (code `wake_failed`, with the exit code and the end of stderr, retryable), so
+ *   the hub gives it to another agent and the operator sees why.
  * All queue changes run one at a time (one writer for queue.json).
  */
 import { existsSync } from 'node:fs';
@@ -23,7 +30,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SidecarEvent } from '../../../machines/sidecar.js';
 import { readSeedFile } from '../../bus/nkeys.js';
-import type { InboxAssign, InboxMessage, Report } from '../../protocol/agent.js';
+import type { InboxAssign, InboxMessage, InboxNotice, Report } from '../../protocol/agent.js';
+import { newSessionId } from '../../protocol/ids.js';
 import { writeFileAtomic } from '../../runtime/atomic-file.js';
 import type { Registry } from '../../runtime/index.js';
 import { AgentClient, type InboxDisposition } from '../client.js';
@@ -42,7 +50,7 @@ import {
 } from './files.js';
 import * as lq from './local-queue.js';
 import { loadQueue, saveQueue } from './queue-store.js';
-import { Wakers } from './wakers.js';
+import { type WakeGiveUp, Wakers } from './wakers.js';
 
 /** A result file younger than this that fails to parse may still be being written: look again later. */
 const SETTLE_MS = 2_000;
@@ -57,6 +65,8 @@ export interface SidecarDeps {
 export class Sidecar {
   readonly paths: SidecarPaths;
   readonly wakers: Wakers;
+  /** This process's session (a restarted sidecar is a new session; a reconnect is not). */
+  readonly session = newSessionId();
   private queue: lq.LocalQueue;
   private client: AgentClient | undefined;
   private chain: Promise<unknown> = Promise.resolve();
@@ -70,7 +80,17 @@ export class Sidecar {
     this.paths = sidecarPaths(config.workDir);
     this.log = deps.log;
     this.queue = lq.emptyQueue(config.agentId);
-    this.wakers = new Wakers(config, this.paths, deps.registry, deps.log, (id) => !!lq.find(this.queue, id));
+    this.wakers = new Wakers(
+      config,
+      this.paths,
+      deps.registry,
+      deps.log,
+      (id) => !!lq.find(this.queue, id),
+      (id, why) =>
+        void this.serialized(() => this.wakeGaveUp(id, why)).catch((err) =>
+          this.log.error({ task_id: id, err }, 'could not report the failed wake'),
+        ),
+    );
   }
 
   /** Tasks held now. */
@@ -81,7 +101,13 @@ export class Sidecar {
   // --- machine actors ---
 
   async load(): Promise<{ held: number }> {
-    for (const d of [this.paths.workDir, this.paths.tasksDir, this.paths.resultsDir, this.paths.rejectedDir])
+    for (const d of [
+      this.paths.workDir,
+      this.paths.tasksDir,
+      this.paths.resultsDir,
+      this.paths.rejectedDir,
+      this.paths.noticesDir,
+    ])
       await mkdir(d, { recursive: true, mode: 0o700 });
     const r = await loadQueue(this.paths.queueFile, this.config.agentId);
     if (r.quarantined)
@@ -102,6 +128,7 @@ export class Sidecar {
     this.client = await AgentClient.connect({
       agentId,
       hello,
+      session: this.session,
       logger: this.log,
       helloTimeoutMs: 15_000,
       runningTasks: () => this.held(),
@@ -204,18 +231,17 @@ export class Sidecar {
     msg: InboxMessage,
     send: (e: SidecarEvent) => void,
   ): Promise<InboxDisposition> {
+    if (msg.type === 'notice') return this.onNotice(msg, send);
     if (msg.type === 'cancel') {
       const r = lq.cancel(this.queue, msg);
       if (!r.removed) return { type: 'ack' }; // stale cancel, or a task we no longer hold
-      this.queue = r.queue;
-      await this.save();
-      await this.wakers.stop(msg.taskId);
-      await this.removeTaskFiles(msg.taskId);
+      await this.drop(r.queue, msg.taskId);
       this.log.info({ task_id: msg.taskId, phase: 'cancelled', reason: msg.reason }, 'assignment cancelled');
       send({ type: 'TASK_CANCELLED', taskId: msg.taskId, held: this.queue.tasks.length });
       return { type: 'ack' };
     }
     const r = lq.receive(this.queue, msg, Date.now());
+    if (r.kind === 'finished') return { type: 'ack' }; // relayed already; this is a redelivery
     if (r.kind === 'duplicate' && (r.entry.state === 'accepted' || r.entry.generation > msg.generation))
       return { type: 'ack' };
     if (r.kind === 'new') {
@@ -247,6 +273,63 @@ export class Sidecar {
     await this.save();
     void this.wakers.wake(msg.taskId);
     return { type: 'ack' };
+  }
+
+  /** Ends an assignment the hub took back: the queue without it is saved, its wake and files go. */
+  private async drop(queue: lq.LocalQueue, taskId: string): Promise<void> {
+    this.queue = queue;
+    await this.save();
+    await this.wakers.stop(taskId);
+    await this.removeTaskFiles(taskId);
+  }
+
+  /** A refused report: the agent can read why in notices/; `stop` ends the assignment. */
+  private async onNotice(n: InboxNotice, send: (e: SidecarEvent) => void): Promise<InboxDisposition> {
+    await writeFileAtomic(
+      this.paths.noticeFile(n.taskId),
+      `${JSON.stringify({ ...n, receivedAt: Date.now() }, null, 2)}\n`,
+    );
+    const r = lq.stopNotice(this.queue, n);
+    this.log.info(
+      { task_id: n.taskId, generation: n.generation, phase: 'notice', code: n.code, stop: !!r.removed },
+      `report refused: ${n.message}`,
+    );
+    if (r.removed) {
+      await this.drop(r.queue, n.taskId);
+      send({ type: 'TASK_CANCELLED', taskId: n.taskId, held: this.queue.tasks.length });
+    }
+    return { type: 'ack' };
+  }
+
+  /** The wake command kept failing: report the task failed, so it moves on, and let it go. */
+  private async wakeGaveUp(taskId: string, why: WakeGiveUp): Promise<void> {
+    const entry = lq.find(this.queue, taskId);
+    const client = this.client;
+    if (!entry || !client) return;
+    const exit =
+      why.exitCode !== null
+        ? `exited with code ${why.exitCode}`
+        : why.signal
+          ? `was killed by ${why.signal}`
+          : why.reason;
+    const tail = why.stderrTail.trim();
+    const message = `wake command ${exit} (${why.attempts} attempts)${tail ? `; stderr: ${tail}` : ''}`.slice(
+      0,
+      4000,
+    );
+    await client.report({
+      v: 1,
+      type: 'failed',
+      taskId: entry.taskId,
+      generation: entry.generation,
+      at: Date.now(),
+      error: { code: 'wake_failed', message },
+      retryable: true,
+    });
+    this.queue = lq.finish(this.queue, entry.taskId, entry.generation);
+    await this.save();
+    await this.removeTaskFiles(entry.taskId);
+    this.log.warn({ task_id: entry.taskId, phase: 'wake_failed', generation: entry.generation }, message);
   }
 
   private async onResultFile(
@@ -298,10 +381,7 @@ export class Sidecar {
     }
     const res = file as ResultFile;
     await client.report(toReport(base, res));
-    this.queue = lq.finish(this.queue, entry.taskId, entry.generation);
-    await this.save();
-    await this.wakers.stop(entry.taskId);
-    await this.removeTaskFiles(entry.taskId);
+    await this.drop(lq.finish(this.queue, entry.taskId, entry.generation), entry.taskId);
     this.log.info({ task_id: entry.taskId, generation: entry.generation, phase: res.type }, 'result relayed');
     send({ type: 'TASK_REPORTED', taskId: entry.taskId, outcome: res.type, held: this.queue.tasks.length });
   }

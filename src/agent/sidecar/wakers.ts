@@ -5,8 +5,10 @@
  * when the sidecar stops. Children are `temporary`: the retry policy is here, because it depends on
  * the task: a wake that fails (non-zero exit or signal) is retried after 1 s, 2 s, 4 s ... 60 s only
  * while the task is still held; one stopped at its timeout is not retried (it would hang again).
- * Finishing or cancelling a task stops its wake and its retries. At most one wake runs per task, so
- * waking again while one runs is a no-op.
+ * After `wake.maxFailures` failures in a row it gives up on the task and says why (`onGiveUp`: the
+ * exit code or signal and the end of stderr), so the sidecar can report the task failed instead of
+ * holding it until the hub's stuck timeout. Finishing or cancelling a task stops its wake and its
+ * retries. At most one wake runs per task, so waking again while one runs is a no-op.
  */
 import type { Logger } from 'pino';
 import type { DynamicSupervisor } from '../../runtime/dynamic-supervisor.js';
@@ -17,12 +19,26 @@ import { SIDECAR_ENV, type SidecarPaths } from './files.js';
 export const WAKERS_NAME = 'wakers';
 
 const RETRY = { minMs: 1_000, maxMs: 60_000 };
+/** How much of a failed wake command's stderr is kept for the report. */
+const STDERR_TAIL_CHARS = 2_000;
+
+/** Why the sidecar stopped waking the agent for a task. */
+export interface WakeGiveUp {
+  attempts: number;
+  /** The last failure: the exit code and signal, or why it did not start. */
+  exitCode: number | null;
+  signal: string | null;
+  reason: string;
+  /** The end of the last attempt's stderr. */
+  stderrTail: string;
+}
 
 interface WakeState {
   pid: Pid | undefined;
   failures: number;
   retry: NodeJS.Timeout | undefined;
   timeout: NodeJS.Timeout | undefined;
+  stderr: string;
 }
 
 export class Wakers {
@@ -36,6 +52,8 @@ export class Wakers {
     private readonly log: Logger,
     /** Whether the task is still held (a retry for a finished task is skipped). */
     private readonly isHeld: (taskId: string) => boolean,
+    /** The wake command failed `maxFailures` times in a row for this task: no more retries. */
+    private readonly onGiveUp: (taskId: string, why: WakeGiveUp) => void = () => {},
   ) {}
 
   /** Wake the agent for this task (no-op without a wake command, or while one runs for it). */
@@ -46,6 +64,7 @@ export class Wakers {
       failures: 0,
       retry: undefined,
       timeout: undefined,
+      stderr: '',
     };
     this.tasks.set(taskId, state);
     if (state.pid?.alive || state.retry) return;
@@ -90,19 +109,25 @@ export class Wakers {
       [SIDECAR_ENV.taskFile]: this.paths.taskFile(taskId),
       [SIDECAR_ENV.resultFile]: this.paths.resultFile(taskId),
     };
+    state.stderr = '';
+    const onLine = (line: string, stream: 'stdout' | 'stderr') => {
+      if (stream === 'stderr') state.stderr = `${state.stderr}${line}\n`.slice(-STDERR_TAIL_CHARS);
+    };
     const r = await sup.startChild(
       processChild(
         `wake-${taskId}`,
-        { command, args, env, cwd: wake.cwd ?? this.paths.workDir, logLines: 'info' },
+        { command, args, env, cwd: wake.cwd ?? this.paths.workDir, logLines: 'info', onLine },
         { restart: 'temporary', shutdown: 5_000 },
       ),
     );
     if (!r.ok || !r.value.pid) {
-      this.log.error(
-        { task_id: taskId, phase: 'wake', error: r.ok ? 'ignored' : r.error },
-        'wake command did not start',
-      );
-      this.scheduleRetry(taskId, state);
+      const error = r.ok ? 'ignored' : r.error;
+      this.log.error({ task_id: taskId, phase: 'wake', error }, 'wake command did not start');
+      this.failed(taskId, state, {
+        exitCode: null,
+        signal: null,
+        reason: `did not start: ${JSON.stringify(error)}`,
+      });
       return;
     }
     const pid = r.value.pid;
@@ -127,16 +152,32 @@ export class Wakers {
         { task_id: taskId, phase: 'wake', reason: describeReason(reason) },
         'wake command failed',
       );
-      this.scheduleRetry(taskId, state);
+      const exit = typeof reason === 'object' && reason.kind === 'exit' ? reason : undefined;
+      this.failed(taskId, state, {
+        exitCode: exit?.code ?? null,
+        signal: exit?.signal ?? null,
+        reason: JSON.stringify(describeReason(reason)),
+      });
     });
   }
 
-  private scheduleRetry(taskId: string, state: WakeState): void {
+  /** One more failure in a row: retry later, or give up at `maxFailures`. */
+  private failed(taskId: string, state: WakeState, last: Omit<WakeGiveUp, 'attempts' | 'stderrTail'>): void {
     if (this.disposed || !this.isHeld(taskId)) {
       this.tasks.delete(taskId);
       return;
     }
     state.failures++;
+    const max = this.config.wake?.maxFailures ?? 3;
+    if (state.failures >= max) {
+      this.tasks.delete(taskId);
+      this.log.error(
+        { task_id: taskId, phase: 'wake', attempts: state.failures, reason: last.reason },
+        'wake command keeps failing; giving the task up',
+      );
+      this.onGiveUp(taskId, { ...last, attempts: state.failures, stderrTail: state.stderr });
+      return;
+    }
     const delay = Math.min(RETRY.maxMs, RETRY.minMs * 2 ** (state.failures - 1));
     state.retry = setTimeout(() => {
       state.retry = undefined;
