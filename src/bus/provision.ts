@@ -39,6 +39,8 @@ export interface StreamSpec {
   maxMsgSize?: number;
   discard?: 'old' | 'new';
   allowDirect?: boolean;
+  /** Copies kept by a nats-server cluster (1, 3 or 5; default 1). */
+  replicas?: number;
   description?: string;
 }
 
@@ -63,6 +65,8 @@ export interface BucketSpec {
   ttlMs?: number;
   maxBytes?: number;
   storage?: 'file' | 'memory';
+  /** Copies kept by a nats-server cluster (default 1). */
+  replicas?: number;
   description?: string;
 }
 
@@ -125,13 +129,16 @@ export interface TopologyOptions {
   /** What the DLQ keeps (default DEFAULT_DLQ_LIMITS). */
   dlq?: Partial<DlqLimits>;
   storage?: 'file' | 'memory';
+  /** Copies of every stream and bucket in a nats-server cluster (default 1; 3 in deploy/nats/cluster). */
+  replicas?: number;
 }
 
 /** The agentcom topology: every stream, the shared durables, and the KV buckets. */
 export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
   const storage = o.storage ?? 'file';
   const s = n.streams;
-  return {
+  const replicas = o.replicas ?? 1;
+  const t: Topology = {
     streams: [
       {
         name: s.submit,
@@ -171,6 +178,12 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       { bucket: n.buckets.agents, history: 1, storage, description: 'Agent registrations and FSM snapshots' },
       { bucket: n.buckets.leases, history: 1, storage, description: 'Scheduler lease' },
     ],
+  };
+  if (replicas === 1) return t;
+  return {
+    ...t,
+    streams: t.streams.map((x) => ({ ...x, replicas })),
+    buckets: t.buckets.map((x) => ({ ...x, replicas })),
   };
 }
 
@@ -277,6 +290,7 @@ function streamWanted(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     max_msg_size: spec.maxMsgSize ?? -1,
     discard: spec.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old,
     allow_direct: spec.allowDirect ?? false,
+    num_replicas: spec.replicas ?? 1,
   };
   if (spec.description) c.description = spec.description;
   return c;
@@ -330,6 +344,12 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<Provisio
       field: 'allow_direct',
       existing: existing.allow_direct ?? false,
       wanted: wanted.allow_direct,
+      mutable: true,
+    },
+    {
+      field: 'num_replicas',
+      existing: existing.num_replicas || 1,
+      wanted: wanted.num_replicas,
       mutable: true,
     },
     ...descriptionDiff(spec.description, existing.description),
@@ -416,6 +436,7 @@ export async function ensureBucket(bus: Bus, spec: BucketSpec): Promise<Provisio
       history,
       storage: STORAGE[spec.storage ?? 'file'],
       max_bytes: maxBytes,
+      replicas: spec.replicas ?? 1,
     };
     if (spec.ttlMs) opts.ttl = spec.ttlMs;
     if (spec.description) opts.description = spec.description;
@@ -433,6 +454,12 @@ export async function ensureBucket(bus: Bus, spec: BucketSpec): Promise<Provisio
     { field: 'history', existing: existing.max_msgs_per_subject, wanted: history, mutable: true },
     { field: 'ttl', existing: existing.max_age, wanted: maxAge, mutable: true },
     { field: 'max_bytes', existing: existing.max_bytes, wanted: maxBytes, mutable: true },
+    {
+      field: 'num_replicas',
+      existing: existing.num_replicas || 1,
+      wanted: spec.replicas ?? 1,
+      mutable: true,
+    },
   ]);
   if (conflicts.length) throw new ProvisionConflictError(`bucket ${spec.bucket}`, conflicts);
   if (!updates.length) return { kind: 'bucket', name: spec.bucket, action: 'unchanged', changed: [] };
@@ -441,6 +468,7 @@ export async function ensureBucket(bus: Bus, spec: BucketSpec): Promise<Provisio
     max_msgs_per_subject: history,
     max_age: maxAge,
     max_bytes: maxBytes,
+    num_replicas: spec.replicas ?? 1,
   });
   bus.log.info({ bucket: spec.bucket, changed: updates }, 'kv bucket updated');
   return { kind: 'bucket', name: spec.bucket, action: 'updated', changed: updates.map((u) => u.field) };

@@ -76,6 +76,14 @@ export const HubConfigSchema = z.object({
       'size of the whole dead-letter queue in bytes, no default; nats-server reserves this much of its JetStream storage for the DLQ',
     ),
   statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
+  replicas: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === 1 || n === 3 || n === 5, 'must be 1, 3 or 5')
+    .default(1)
+    .describe(
+      'copies of every stream and bucket; 3 (or 5) on a nats-server cluster (deploy/nats/cluster), 1 on a single server',
+    ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,6 +110,7 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   dlqMaxMsgs: 'AGENTCOM_DLQ_MAX_MSGS',
   dlqMaxBytes: 'AGENTCOM_DLQ_MAX_BYTES',
   statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
+  replicas: 'AGENTCOM_REPLICAS',
   logLevel: 'AGENTCOM_LOG_LEVEL',
 };
 

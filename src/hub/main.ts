@@ -107,6 +107,7 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
           await provision(
             b,
             defaultTopology(b.names, {
+              replicas: config.replicas,
               dlq: {
                 maxAgeMs: config.dlqMaxAgeMs,
                 maxMsgs: config.dlqMaxMsgs,

@@ -9,14 +9,16 @@
  *   └─ core                  (connects the bus and provisions streams, then starts:)
  *      services              rest_for_one
  *      ├─ bus                                the connection; stopped last, so it drains every ack
+ *      ├─ presence                           on every hub: hellos, heartbeats, sessions, so a hub
+ *      │                                     that takes over knows at once who is alive
  *      ├─ work-slot          dynamic         holds `work` while this hub holds the lease
- *      └─ leader                             renews the lease; starts / stops `work`
+ *      └─ leader                             renews the lease (and takes it from a leader whose
+ *         │                                  connection is gone); starts / stops `work`
  *         work               rest_for_one   later children are projections of earlier ones: when
  *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it; when the
  *         ├─ agents          one_for_all     scheduler crashes, only it restarts
  *         │  ├─ agent-fsms   dynamic         one AgentFSM per agent; a crashing FSM restarts alone
  *         │  └─ agents-manager               routes events to the FSMs (restarts with them)
- *         ├─ presence
  *         ├─ scheduler
  *         ├─ api
  *         ├─ dlq-forwarder
@@ -60,11 +62,30 @@ export interface ServicesDeps {
   version: string;
 }
 
-/** The `services` supervisor's children: the bus, and the leader that runs `work` while it can. */
+/**
+ * The `services` supervisor's children: the bus, presence, and the leader that runs `work` while it
+ * can.
+ */
 export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
   const { bus, registry, log, hubId } = deps;
+  const n = ACTOR_NAMES;
   return [
     serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
+    serverChild(
+      'presence',
+      PresenceProcess.start,
+      {
+        bus,
+        registry,
+        log,
+        hubId,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        missedBeats: config.missedBeats,
+        // Only the leader runs these; on a standby the casts find no one.
+        subscribers: [n.scheduler, n.agents],
+      },
+      { name: n.presence },
+    ),
     dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: ACTOR_NAMES.workSlot }),
     serverChild(
       'leader',
@@ -124,11 +145,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
             log,
             fsmSupervisor: n.agentFsms,
             taskQueue: n.taskQueue,
-            timeouts: {
-              acceptMs: config.acceptTimeoutMs,
-              progressMs: config.progressTimeoutMs,
-              blockedMs: config.blockedTimeoutMs,
-            },
+            presence: n.presence,
             tickMs: config.sweepIntervalMs,
           },
           { name: n.agents },
@@ -137,27 +154,16 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       { strategy: 'one_for_all' },
     ),
     serverChild(
-      'presence',
-      PresenceProcess.start,
-      {
-        bus,
-        registry,
-        log,
-        hubId,
-        heartbeatIntervalMs: config.heartbeatIntervalMs,
-        missedBeats: config.missedBeats,
-        subscribers: [n.scheduler, n.agents],
-      },
-      { name: n.presence },
-    ),
-    serverChild(
       'scheduler',
       SchedulerProcess.start,
       {
         registry,
         log,
         taskQueue: n.taskQueue,
+        presence: n.presence,
         timeouts,
+        // An outcome on its way from a live session is applied well within two heartbeats.
+        notHeldGraceMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
         sweepIntervalMs: config.sweepIntervalMs,
       },
       { name: n.scheduler },

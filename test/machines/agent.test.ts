@@ -7,7 +7,7 @@ import {
   agentMachine,
   aggregate,
   busy,
-  nextDeadline,
+  type TaskSlot,
 } from '../../machines/agent.js';
 import type { AgentId, Capability, QueueName, TaskId } from '../../src/protocol/ids.js';
 
@@ -15,7 +15,6 @@ const ID = 'agent-1' as AgentId;
 const t1 = 't1' as TaskId;
 const t2 = 't2' as TaskId;
 const t3 = 't3' as TaskId;
-const timeouts = { acceptMs: 1000, progressMs: 5000, blockedMs: 10_000 };
 
 function connect(slots = 1, at = 0): AgentEvent {
   return {
@@ -26,7 +25,7 @@ function connect(slots = 1, at = 0): AgentEvent {
     at,
   };
 }
-function ev<T extends Exclude<AgentEvent, { type: 'CONNECT' | 'DISCONNECT' | 'TICK' }>['type']>(
+function ev<T extends Exclude<AgentEvent, { type: 'CONNECT' | 'DISCONNECT' | 'SYNC' }>['type']>(
   type: T,
   taskId: TaskId,
   generation = 1,
@@ -37,7 +36,7 @@ function ev<T extends Exclude<AgentEvent, { type: 'CONNECT' | 'DISCONNECT' | 'TI
 
 function start(slots = 1) {
   const emitted: AgentEmitted[] = [];
-  const actor = createActor(agentMachine, { input: { agentId: ID, timeouts } });
+  const actor = createActor(agentMachine, { input: { agentId: ID } });
   actor.on('*', (e) => emitted.push(e));
   actor.start();
   actor.send(connect(slots));
@@ -102,65 +101,72 @@ describe('agent FSM transitions', () => {
     expect(value(actor)).toBe('idle');
   });
 
-  it('DISCONNECT -> offline and every held task is reclaimed', () => {
+  it('DISCONNECT -> offline; the mirror lets go of every held task and decides nothing', () => {
     const { actor, emitted } = start(2);
     actor.send(ev('ASSIGN', t1, 3));
     actor.send(ev('ASSIGN', t2, 1));
     actor.send({ type: 'DISCONNECT', at: 9 });
     expect(value(actor)).toBe('offline');
     expect(actor.getSnapshot().context.tasks).toEqual({});
-    expect(emitted).toEqual([
-      { type: 'reclaim', agentId: ID, taskId: t1, generation: 3, reason: 'agent_offline' },
-      { type: 'reclaim', agentId: ID, taskId: t2, generation: 1, reason: 'agent_offline' },
-    ]);
+    // The scheduler's lifeline reclaims; the FSM emits no reclaim of its own.
+    expect(emitted).toEqual([]);
     actor.send(ev('ASSIGN', t3));
     expect(value(actor)).toBe('offline');
   });
 });
 
-describe('timeouts on TICK', () => {
-  it('accept timeout: reclaim + flag, not before the deadline', () => {
-    const { actor, emitted } = start();
+describe('mirror of the records', () => {
+  it('a reclaim for an accept timeout or stuck flags the agent; other reclaims do not', () => {
+    const { actor, emitted } = start(2);
     actor.send(ev('ASSIGN', t1, 2, 100));
-    expect(nextDeadline(actor.getSnapshot().context)).toBe(1100);
-    actor.send({ type: 'TICK', now: 1099 });
-    expect(value(actor)).toBe('assigned');
-    expect(emitted).toEqual([]);
-    actor.send({ type: 'TICK', now: 1100 });
+    actor.send(ev('ASSIGN', t2, 1, 100));
+    actor.send({ type: 'RECLAIMED', taskId: t1, generation: 2, at: 1100, reason: 'accept_timeout' });
+    actor.send({ type: 'RECLAIMED', taskId: t2, generation: 1, at: 1200, reason: 'agent_offline' });
     expect(value(actor)).toBe('idle');
-    expect(emitted).toEqual([
-      { type: 'flagged', agentId: ID, taskId: t1, reason: 'accept_timeout' },
-      { type: 'reclaim', agentId: ID, taskId: t1, generation: 2, reason: 'accept_timeout' },
-    ]);
+    expect(emitted).toEqual([{ type: 'flagged', agentId: ID, taskId: t1, reason: 'accept_timeout' }]);
     expect(actor.getSnapshot().context.recentFlags).toEqual([
       { at: 1100, taskId: t1, reason: 'accept_timeout' },
     ]);
   });
 
-  it('blocked waits, then is released for reassignment after the blocked timeout', () => {
-    const { actor, emitted } = start();
-    actor.send(ev('ASSIGN', t1));
-    actor.send(ev('ACCEPTED', t1));
-    actor.send(ev('BLOCKED', t1, 1, 100));
-    actor.send({ type: 'TICK', now: 10_099 });
+  it('SYNC replaces the held tasks with what the records say (a stale view converges)', () => {
+    const { actor } = start(2);
+    actor.send(ev('ASSIGN', t1, 1, 100));
+    actor.send(ev('ACCEPTED', t1, 1, 110));
+    expect(value(actor)).toBe('working');
+    const slot: TaskSlot = {
+      generation: 4,
+      phase: 'blocked',
+      assignedAt: 200,
+      acceptedAt: 210,
+      lastProgressAt: 220,
+      blockedAt: 230,
+    };
+    actor.send({ type: 'SYNC', tasks: { [t2]: slot }, at: 300 });
     expect(value(actor)).toBe('blocked');
-    actor.send({ type: 'TICK', now: 10_100 });
+    expect(actor.getSnapshot().context.tasks).toEqual({ [t2]: slot });
+    actor.send({ type: 'SYNC', tasks: {}, at: 400 });
     expect(value(actor)).toBe('idle');
-    expect(emitted).toEqual([
-      { type: 'reclaim', agentId: ID, taskId: t1, generation: 1, reason: 'blocked_timeout' },
-    ]);
   });
 
-  it('a working task without progress is reclaimed as stuck; progress pushes the deadline', () => {
-    const { actor, emitted } = start();
-    actor.send(ev('ASSIGN', t1));
-    actor.send(ev('ACCEPTED', t1, 1, 0));
-    actor.send(ev('PROGRESS', t1, 1, 4000));
-    actor.send({ type: 'TICK', now: 8999 });
-    expect(value(actor)).toBe('working');
-    actor.send({ type: 'TICK', now: 9000 });
-    expect(value(actor)).toBe('idle');
-    expect(emitted.map((e) => e.type === 'reclaim' && e.reason)).toEqual(['stuck']);
+  it('an offline agent ignores SYNC (it holds nothing once the hub has reclaimed)', () => {
+    const actor = createActor(agentMachine, { input: { agentId: ID } }).start();
+    actor.send({
+      type: 'SYNC',
+      tasks: {
+        [t1]: {
+          generation: 1,
+          phase: 'working',
+          assignedAt: 0,
+          acceptedAt: 0,
+          lastProgressAt: 0,
+          blockedAt: null,
+        },
+      },
+      at: 1,
+    });
+    expect(value(actor)).toBe('offline');
+    expect(actor.getSnapshot().context.tasks).toEqual({});
   });
 });
 
@@ -226,7 +232,7 @@ describe('slots and fencing', () => {
 });
 
 describe('persistence', () => {
-  it('survives getPersistedSnapshot -> JSON -> restore, deadlines included', () => {
+  it('survives getPersistedSnapshot -> JSON -> restore', () => {
     const { actor } = start(2);
     actor.send(ev('ASSIGN', t1, 1, 100));
     actor.send(ev('ASSIGN', t2, 1, 100));
@@ -236,23 +242,16 @@ describe('persistence', () => {
 
     const emitted: AgentEmitted[] = [];
     const restored = createActor(agentMachine, {
-      input: { agentId: ID, timeouts },
+      input: { agentId: ID },
       snapshot: JSON.parse(json),
     });
     restored.on('*', (e) => emitted.push(e));
     restored.start();
     expect(restored.getSnapshot().value).toBe('working');
     expect(restored.getSnapshot().context).toEqual(JSON.parse(json).context);
-    restored.send({ type: 'TICK', now: 1100 });
-    expect(emitted).toContainEqual({
-      type: 'reclaim',
-      agentId: ID,
-      taskId: t1,
-      generation: 1,
-      reason: 'accept_timeout',
-    });
+    expect(emitted).toEqual([]);
     restored.send(ev('COMPLETED', t2, 1, 1200));
-    expect(restored.getSnapshot().value).toBe('idle');
+    expect(restored.getSnapshot().value).toBe('assigned');
     expect(JSON.parse(JSON.stringify(restored.getPersistedSnapshot())).context.completed).toBe(1);
   });
 });
@@ -277,7 +276,7 @@ describe('path coverage (xstate/graph)', () => {
         ] as const
       ).map((type) => ev(type, id, 1, at)),
     ),
-    { type: 'TICK', now: 1e9 },
+    { type: 'SYNC', tasks: {}, at },
   ];
   // only what guards and routing depend on: the state and each task's phase (counters would make it infinite)
   const serializeState = (s: {
@@ -291,11 +290,11 @@ describe('path coverage (xstate/graph)', () => {
         .map(([id, x]) => `${id}:${x.phase}`)
         .sort(),
     });
-  const opts = { events, serializeState, input: { agentId: ID, timeouts } } as const;
+  const opts = { events, serializeState, input: { agentId: ID } } as const;
 
   function replay(steps: Array<{ event: AgentEvent | { type: string } }>) {
     const emitted: AgentEmitted[] = [];
-    const actor = createActor(agentMachine, { input: { agentId: ID, timeouts } });
+    const actor = createActor(agentMachine, { input: { agentId: ID } });
     actor.on('*', (e) => emitted.push(e));
     actor.start();
     for (const s of steps) if (s.event.type !== 'xstate.init') actor.send(s.event as AgentEvent);
@@ -356,22 +355,22 @@ describe('path coverage (xstate/graph)', () => {
         'PROGRESS',
         'RECLAIMED',
         'REJECTED',
-        'TICK',
+        'SYNC',
         'UNBLOCKED',
       ].sort(),
     );
     expect(changes).toBeGreaterThan(50);
   });
 
-  it('done and failed are passed through (seen via lastOutcome) and emitted effects name held tasks', () => {
+  it('done and failed are passed through (seen via lastOutcome); only a rejection emits (a flag)', () => {
     const { actor, emitted } = replay([
       { event: connect(2) },
       { event: ev('ASSIGN', t1) },
       { event: ev('ASSIGN', t2) },
       { event: ev('COMPLETED', t1) },
-      { event: { type: 'TICK', now: 1e9 } },
+      { event: ev('REJECTED', t2) },
     ]);
     expect(actor.getSnapshot().context.lastOutcome).toMatchObject({ taskId: t1, outcome: 'done' });
-    expect(emitted.filter((e) => e.type === 'reclaim').map((e) => e.taskId)).toEqual([t2]);
+    expect(emitted).toEqual([{ type: 'flagged', agentId: ID, taskId: t2, reason: 'rejected' }]);
   });
 });
