@@ -21,7 +21,6 @@ import {
   type ActorPid,
   actorChild,
   call,
-  cast,
   type DynamicSupervisor,
   type Registry,
 } from '../../src/runtime/index.js';

@@ -36,7 +36,7 @@ import {
   DlqReplayResponseSchema,
 } from './dlq.js';
 import { WireErrorSchema } from './errors.js';
-import { AgentRegistrationSchema, HelloReplySchema, LeaseSchema } from './registration.js';
+import { AgentRegistrationSchema, HelloReplySchema, HubAliveSchema, LeaseSchema } from './registration.js';
 import { ProgressFileSchema, ResultFileSchema, TaskFileSchema } from './sidecar.js';
 import { BusStatusSchema } from './status.js';
 import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
@@ -74,6 +74,7 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
   entry('scheduler.lease', LeaseSchema),
+  entry('hub.alive', HubAliveSchema),
   entry('sidecar.progress', ProgressFileSchema),
   entry('sidecar.result', ResultFileSchema),
   entry('sidecar.task', TaskFileSchema),

@@ -24,6 +24,7 @@ import { startTestHub, type TestClient, testClient, timesEntered } from '../supp
 import { uniqueName } from '../support/names.js';
 import { useNatsServer } from '../support/nats-server.js';
 import { type SidecarProcess, sidecarProcess } from '../support/sidecar-process.js';
+import { spawnSimAgent } from '../support/sim-agents.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -51,7 +52,9 @@ describe('sidecar', { timeout: 90_000 }, () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const setup = async (opts: { hub?: Partial<HubConfig>; wake?: string[] | null; slots?: number } = {}) => {
+  const setup = async (
+    opts: { hub?: Partial<HubConfig>; wake?: string[] | null; slots?: number; wakeMaxFailures?: number } = {},
+  ) => {
     hub = await startTestHub(nats.url, prefix, opts.hub);
     client = await testClient(nats.url, prefix);
     const config: SidecarConfigInput = {
@@ -62,7 +65,12 @@ describe('sidecar', { timeout: 90_000 }, () => {
       workDir: 'work',
       ...(opts.wake === null
         ? {}
-        : { wake: { command: opts.wake ?? [process.execPath, fixture('wake-complete.mjs')] } }),
+        : {
+            wake: {
+              command: opts.wake ?? [process.execPath, fixture('wake-complete.mjs')],
+              ...(opts.wakeMaxFailures ? { maxFailures: opts.wakeMaxFailures } : {}),
+            },
+          }),
     };
     const file = join(dir, 'sidecar.json');
     await writeFile(file, JSON.stringify(config));
@@ -179,6 +187,39 @@ describe('sidecar', { timeout: 90_000 }, () => {
     expect(r.json<{ type: string; relayed: boolean }>()).toMatchObject({ type: 'completed', relayed: true });
     const [done] = await client!.settle([id]);
     expect(timesEntered(done!, 'done')).toBe(1);
+    // Its `recovering` for the old generation was refused: the notice is there for the agent to read.
+    await eventually(async () => {
+      const notice = JSON.parse(await readFile(paths.noticeFile(id), 'utf8'));
+      expect(notice).toMatchObject({
+        type: 'notice',
+        taskId: id,
+        report: 'recovering',
+        code: 'stale_generation',
+        stop: true,
+      });
+    });
+  });
+
+  it('a wake command that keeps failing: the task is reported failed with why, and moves to another agent', async () => {
+    await setup({ wake: ['sh', '-c', 'echo "agent binary not found" >&2; exit 127'], wakeMaxFailures: 2 });
+    const id = await client!.submit({
+      title: 'needs a working agent',
+      capabilities: ['code'],
+      backoff: { baseMs: 500, maxMs: 500 },
+    });
+    await sidecar!.waitFor('wake command keeps failing; giving the task up', { task_id: id }, 0, 30_000);
+    const other = await spawnSimAgent({ url: nats.url, prefix, agentId: 'other-1', capabilities: ['code'] });
+    try {
+      const [done] = await client!.settle([id], ['done'], 30_000);
+      expect(done!.assignee).toBe('other-1');
+      const failure = done!.history.find((e) => e.by === agentId && e.to === 'queued');
+      expect(failure?.reason).toMatch(
+        /wake command exited with code 127 \(2 attempts\); stderr: agent binary not found/,
+      );
+      expect(done!.flaggedAgents).toContain(agentId);
+    } finally {
+      await other.kill();
+    }
   });
 
   it('keeps its work across a hub and nats-server restart', async () => {

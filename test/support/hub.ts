@@ -118,12 +118,17 @@ export function useHubHarness(tag: string) {
     get prefix() {
       return state.prefix;
     },
-    /** Start the hub (with `hubOver` on top of the test settings), the client and these agents. */
+    /**
+     * Start the hub (with `hubOver` on top of the test settings), the client and these agents;
+     * `before(prefix)` runs first (to put state in place that the hub finds at start).
+     */
     async setup(
       agentConfigs: Omit<SimAgentConfig, 'url' | 'prefix'>[],
       hubOver: Partial<HubConfig> = {},
+      before?: (prefix: string) => Promise<void>,
     ): Promise<TestClient> {
       state.prefix = uniqueName(tag).replace(/_/g, '-').toLowerCase();
+      await before?.(state.prefix);
       state.hub = await startTestHub(nats.url, state.prefix, hubOver);
       state.client = await testClient(nats.url, state.prefix);
       state.agents = await Promise.all(
