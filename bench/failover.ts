@@ -6,7 +6,9 @@
  *           each kill the bench records kill -> lease held by the standby (the lease bucket's watch)
  *           and kill -> first new assignment (an `assign` for a (task, generation) never seen before,
  *           read from a core subscription on every inbox subject, after the lease changed hands).
- *           The killed hub is then started again as the new standby.
+ *           The killed hub is then started again as the new standby, and the next kill waits one
+ *           heartbeat interval, so that it has heard every agent (as a standby that has been up a
+ *           while has).
  *   load    the same two hubs under full end-to-end load (`--load-tasks` tasks, 100 publishes in
  *           flight, `--agents` agents of one slot): counts lease changes while the leader is alive.
  *   npx tsx bench/failover.ts [--kills 10] [--agents 6] [--load-tasks 20000] [--no-load] [--no-kills]
@@ -37,6 +39,7 @@ const flag = (name: string, def: number) => {
 const KILLS = flag('kills', 10);
 const AGENTS = flag('agents', 6);
 const LOAD_TASKS = flag('load-tasks', 20_000);
+const HEARTBEAT_MS = Number(process.env.AGENTCOM_HEARTBEAT_INTERVAL_MS ?? 5_000);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -223,6 +226,9 @@ async function kills() {
         `[failover] kill ${i + 1}: lease ${(tLease - t0).toFixed(0)} ms, first assignment ${(tAssign - t0).toFixed(0)} ms`,
       );
       await dead.start();
+      // A standby knows an agent is alive once it has heard one of its beats (every 5 s by default):
+      // the next kill waits until the restarted standby has.
+      await sleep(HEARTBEAT_MS + 500);
     }
   } finally {
     producing = false;

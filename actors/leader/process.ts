@@ -138,23 +138,29 @@ export class LeaderProcess implements Server<LeaderMessage> {
     else if (!held && this.work) await this.stopWork('lease lost');
   }
 
-  /** True only when the server says nobody answers for the holder: its connection is closed. */
+  /**
+   * True only when the server says nobody answers for the holder: its connection is closed. A probe
+   * in flight when the holder died gets no answer at all, so one that times out is sent again at
+   * once; a holder that is alive but slow times out twice and keeps its lease.
+   */
   private async holderGone(seen: SeenLease): Promise<boolean> {
-    try {
-      await requestTyped(
-        this.input.bus,
-        this.input.bus.names.subjects.hubAlive(seen.holder),
-        z.unknown(),
-        {},
-        HubAliveSchema,
-        // A probe in flight when the holder died gets no answer at all; the next one, a tick later,
-        // gets "no responders". Waiting longer than a tick would only delay that one.
-        this.probeMs(),
-      );
-      return false;
-    } catch (err) {
-      return err instanceof AgentComError && err.code === ERROR_CODES.UNAVAILABLE;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await requestTyped(
+          this.input.bus,
+          this.input.bus.names.subjects.hubAlive(seen.holder),
+          z.unknown(),
+          {},
+          HubAliveSchema,
+          Math.max(25, Math.floor(this.probeMs() / 2)),
+        );
+        return false;
+      } catch (err) {
+        if (!(err instanceof AgentComError)) return false;
+        if (err.code === ERROR_CODES.UNAVAILABLE) return true;
+      }
     }
+    return false;
   }
 
   private async startWork(): Promise<void> {
