@@ -2,5 +2,5 @@
  * @module leader
  * The Leader actor: holds the deployment's lease and runs the hub's work tree while it does.
  */
-export { LEASE_KEY, LeaseKeeper } from './lease.js';
+export { LEASE_KEY, LeaseClock, LeaseKeeper } from './lease.js';
 export { type LeaderInput, type LeaderMessage, LeaderProcess } from './process.js';

@@ -89,3 +89,27 @@ export class LeaseKeeper {
     return this.held;
   }
 }
+
+/**
+ * Until when this hub may act as the leader, by its own clock: the lease it last renewed, less a
+ * margin for clock skew between hubs. The work tree's writers consult it, so a hub that was stalled
+ * past its lease (a standby may have taken over) does nothing until the leader has checked again.
+ */
+export class LeaseClock {
+  #until = 0;
+
+  constructor(private readonly skewMarginMs = 250) {}
+
+  /** The lease was renewed (or taken) and runs until `expiresAt`. */
+  renewed(expiresAt: number): void {
+    this.#until = expiresAt - this.skewMarginMs;
+  }
+
+  clear(): void {
+    this.#until = 0;
+  }
+
+  holds(now = Date.now()): boolean {
+    return now < this.#until;
+  }
+}

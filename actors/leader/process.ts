@@ -11,7 +11,9 @@
  * the lease once it has expired, and at once when the holder's NATS connection is gone: every hub
  * answers on `<p>.hub.<hubId>.alive` while connected, and a request there that gets "no responders"
  * (the server has no subscription of the holder's, because its connection closed: a killed or
- * crashed process) lets the standby take the lease with compare-and-set on the revision it saw. A
+ * crashed process), and again half a second later with the lease not renewed meanwhile (a holder
+ * that only reconnected to another server is back by then), lets the standby take the lease with
+ * compare-and-set on the revision it saw. A
  * holder that is alive but slow (a timeout) keeps its lease until it expires, so load never moves
  * the lease. A leader that cannot renew before its lease runs out (NATS unreachable, process
  * starved) stops its work tree; after a reconnect it checks the lease at once. A leader that stops
@@ -26,7 +28,7 @@ import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { HubAliveSchema, LeaseSchema } from '../../src/protocol/registration.js';
 import type { ChildSpecInput, DynamicSupervisor, Pid, Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
-import { LeaseKeeper, type SeenLease } from './lease.js';
+import { type LeaseClock, LeaseKeeper, type SeenLease } from './lease.js';
 
 export interface LeaderInput {
   bus: Bus;
@@ -40,7 +42,14 @@ export interface LeaderInput {
   workSlot: string;
   /** The work tree, started while the lease is held. */
   work: ChildSpecInput;
+  /** Told every renewal and loss of the lease (the work tree's writers consult it). */
+  clock?: LeaseClock;
 }
+
+/** How long a lease holder must stay unanswered (and unrenewed) before a standby takes its lease. */
+const CONFIRM_GONE_MS = 500;
+/** Timeout of each request to the lease bucket. */
+const LEASE_REQUEST_TIMEOUT_MS = 1_000;
 
 export type LeaderMessage =
   | { type: 'tick' }
@@ -53,6 +62,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private busy = false;
   private stopped = false;
   private lastRenew = 0;
+  private workFailures = 0;
+  private starting: Promise<void> | undefined;
+  private workRetryAt = 0;
+  /** A lease holder that nobody answered for: since when, at which lease revision. */
+  private suspect: { holder: string; revision: number; since: number } | undefined;
   private alive: CoreSubscription | undefined;
   private offStatus: (() => void) | undefined;
 
@@ -65,7 +79,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
   }
 
   static async start(input: LeaderInput, ctx: ServerContext): Promise<LeaderProcess> {
-    const kv = await openKv(input.bus, input.bus.names.buckets.leases, LeaseSchema);
+    // A lease request that hangs while a cluster elects the bucket's new stream leader would hold
+    // the renewal past the lease: ask again soon instead.
+    const kv = await openKv(input.bus, input.bus.names.buckets.leases, LeaseSchema, {
+      apiTimeoutMs: LEASE_REQUEST_TIMEOUT_MS,
+    });
     const l = new LeaderProcess(input, ctx, new LeaseKeeper(kv, input.hubId, input.leaseTtlMs));
     l.alive = subscribeTyped(
       input.bus,
@@ -100,9 +118,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
 
   async terminate(): Promise<void> {
     this.stopped = true;
+    this.input.clock?.clear();
     clearInterval(this.timer);
     this.offStatus?.();
     this.alive?.unsubscribe();
+    await this.starting;
     await this.stopWork('hub stopping');
     await this.lease.release().catch(() => {});
   }
@@ -120,22 +140,39 @@ export class LeaderProcess implements Server<LeaderMessage> {
       if (renewDue && held) this.lastRenew = Date.now();
       const other = this.lease.heldByOther;
       if (!held && other && (await this.holderGone(other))) {
-        held = await this.lease.takeOver(other);
-        if (held) {
-          this.lastRenew = Date.now();
-          this.log.info(
-            { phase: 'lease', from: other.holder },
-            'took the lease from a hub whose connection is gone',
-          );
+        // Gone twice, CONFIRM_GONE_MS apart, with no renewal between: a holder whose connection
+        // only moved to another server (a node of the cluster died) is back well within that.
+        const s = this.suspect;
+        if (!s || s.holder !== other.holder || s.revision !== other.revision) {
+          this.suspect = { holder: other.holder, revision: other.revision, since: Date.now() };
+        } else if (Date.now() - s.since >= CONFIRM_GONE_MS) {
+          this.suspect = undefined;
+          held = await this.lease.takeOver(other);
+          if (held) {
+            this.lastRenew = Date.now();
+            this.log.info(
+              { phase: 'lease', from: other.holder },
+              'took the lease from a hub whose connection is gone',
+            );
+          }
         }
+      } else {
+        this.suspect = undefined;
       }
     } catch (err) {
       // Cannot reach the lease: keep working only while the lease we last renewed still runs.
       held = this.lease.isHeld && Date.now() < this.lease.expiresAt - this.input.leaseTtlMs / 3;
       this.log.warn({ err, phase: 'lease', held }, 'lease refresh failed');
     }
-    if (held && !this.work?.alive) await this.startWork();
-    else if (!held && this.work) await this.stopWork('lease lost');
+    if (held && this.lease.isHeld) this.input.clock?.renewed(this.lease.expiresAt);
+    else this.input.clock?.clear();
+    // The work tree starts beside the election steps, not inside one: a slow start (its first
+    // reads waiting on a cluster) must not hold up the renewals that keep the lease.
+    if (held && !this.work?.alive && !this.starting && Date.now() >= this.workRetryAt) {
+      this.starting = this.tryStartWork().finally(() => {
+        this.starting = undefined;
+      });
+    } else if (!held && this.work && !this.starting) await this.stopWork('lease lost');
   }
 
   /**
@@ -161,6 +198,25 @@ export class LeaderProcess implements Server<LeaderMessage> {
       }
     }
     return false;
+  }
+
+  /**
+   * A work tree that fails to start (its first reads timing out while a cluster elects stream
+   * leaders, say) is tried again at a later tick (0.25 s, 0.5 s … 10 s): the lease is kept meanwhile.
+   */
+  private async tryStartWork(): Promise<void> {
+    try {
+      await this.startWork();
+      this.workFailures = 0;
+    } catch (err) {
+      this.workFailures++;
+      const delay = Math.min(10_000, 250 * 2 ** (this.workFailures - 1));
+      this.workRetryAt = Date.now() + delay;
+      this.log.error(
+        { err, phase: 'leader', attempt: this.workFailures, retry_ms: delay },
+        'work tree failed to start',
+      );
+    }
   }
 
   private async startWork(): Promise<void> {

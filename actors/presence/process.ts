@@ -75,6 +75,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private readonly subs: CoreSubscription[] = [];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed tick is due (to notice a tick that comes late). */
+  private tickDueAt = Number.POSITIVE_INFINITY;
   private stopWatch: (() => void) | undefined;
 
   private constructor(
@@ -111,10 +113,23 @@ export class PresenceProcess implements Server<PresenceMessage> {
 
   handle(msg: PresenceMessage): void {
     switch (msg.type) {
-      case 'tick':
-        for (const id of this.presence.expired(Date.now())) this.down(id, 'missed heartbeats');
+      case 'tick': {
+        const now = Date.now();
+        // A tick that comes much later than it was set for means this process did not run (a
+        // stall, a long pause): the beats that arrived meanwhile wait unread behind this timer, so
+        // nobody is declared offline before they have been read.
+        if (now - this.tickDueAt > this.input.heartbeatIntervalMs) {
+          this.log.warn(
+            { phase: 'stall', late_ms: now - this.tickDueAt },
+            'presence ran late; reading beats first',
+          );
+          this.arm(now + this.input.heartbeatIntervalMs);
+          return;
+        }
+        for (const id of this.presence.expired(now)) this.down(id, 'missed heartbeats');
         this.arm();
         return;
+      }
       case 'agents':
         msg.reply?.(
           [...this.registrations.values()].map((registration) => ({
@@ -307,12 +322,14 @@ export class PresenceProcess implements Server<PresenceMessage> {
     for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
   }
 
-  /** One timer, for the earliest expiry. */
-  private arm(): void {
+  /** One timer, for the earliest expiry (or `at`, when later). */
+  private arm(at?: number): void {
     clearTimeout(this.timer);
-    const at = this.presence.nextDeadline();
-    if (at === null) return;
-    this.timer = setTimeout(() => this.ctx.send({ type: 'tick' }), Math.max(0, at - Date.now()) + 5);
+    const next = this.presence.nextDeadline();
+    if (next === null) return;
+    const due = Math.max(next, at ?? 0) + 5;
+    this.tickDueAt = due;
+    this.timer = setTimeout(() => this.ctx.send({ type: 'tick' }), Math.max(0, due - Date.now()));
     this.timer.unref();
   }
 }

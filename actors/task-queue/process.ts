@@ -24,7 +24,7 @@ import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
 import { encodeTrusted } from '../../src/protocol/envelope.js';
-import { ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
+import { AgentComError, ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { parseAgentSubject } from '../../src/protocol/subjects.js';
 import {
@@ -70,8 +70,20 @@ export interface TaskQueueInput {
   retention?: RetentionPolicy;
   /** Period of the retention sweep, ms (default 1000). */
   retentionSweepMs?: number;
+  /**
+   * Whether this hub may write now: it holds a lease that has not run out by its own clock. A hub
+   * that was stalled past its lease (another may lead now) must not act on what it decided before
+   * or during the stall; commands are refused as `unavailable` until the leader has checked the
+   * lease again. Default: always.
+   */
+  writable?: () => boolean;
 }
 
+/**
+ * Pull requests expire this fast: the server goes on filling the waiting pulls of a leader that is
+ * stalled rather than dead (they outlive the stall), and what lands there waits for ack_wait.
+ */
+const HUB_PULL_EXPIRES_MS = 2_000;
 /** Records removed per retention sweep at most (a backlog is worked off over the next sweeps). */
 const RETENTION_BATCH = 1_000;
 /** Removals in flight at once during a sweep. */
@@ -119,6 +131,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
       provision: false,
       adoptUnacked: true,
+      expiresMs: HUB_PULL_EXPIRES_MS,
       schema: TaskSubmitSchema,
       concurrency,
       handler: (submit, ctx) => tq.onSubmit(submit, ctx),
@@ -127,6 +140,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
       provision: false,
       adoptUnacked: true,
+      expiresMs: HUB_PULL_EXPIRES_MS,
       schema: ReportSchema,
       concurrency,
       handler: (report, ctx) => tq.onReport(report, ctx),
@@ -242,6 +256,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     command: TaskCommand,
     opts: { lingerMs?: number } = {},
   ): Promise<TaskCommandResult> {
+    if (this.input.writable && !this.input.writable())
+      throw new AgentComError(ERROR_CODES.UNAVAILABLE, 'this hub does not hold a live lease; not writing');
     const r = await this.store.apply(id, command, opts);
     if (r.ok && !r.duplicate) await this.runEffects(r.task, r.effects);
     return r;
@@ -251,7 +267,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   /** Removes the finished tasks that retention no longer keeps (one sweep at a time). */
   private sweepRetention(): void {
-    if (this.sweeping) return;
+    if (this.sweeping || (this.input.writable && !this.input.writable())) return;
     const policy = this.input.retention ?? DEFAULT_RETENTION;
     const due = expiredTasks(this.store.finished(), Date.now(), policy, RETENTION_BATCH);
     if (due.length === 0) return;

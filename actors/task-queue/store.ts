@@ -6,7 +6,8 @@
  * re-applies. Commands for one task are serialized, and commands that queue up behind an in-flight
  * write are applied together and written ONCE (e.g. `accepted` + `completed` of a fast agent): this
  * keeps JetStream writes per task low without weakening durability (no caller is answered before
- * the write that contains its change has been acknowledged by the server).
+ * the write that contains its change has been acknowledged by the server). A refusal decided on a
+ * cached record is checked against the bucket before it is returned.
  * It does not execute effects: the caller does, after the write. The cache is complete because only
  * the hub holding the lease runs a TaskQueue; a late write by a previous leader makes the next
  * compare-and-set on that task conflict, which re-reads it.
@@ -268,6 +269,12 @@ export class TaskStore {
         }
       }
       if (!changed || !current) {
+        // A refusal decided on the cached record may be wrong when another hub has written since
+        // (a leader that was stalled and resumed, for one): read the record once before answering.
+        if (attempt === 0 && base && results.some((r) => !r.ok)) {
+          const fresh = await this.read(id);
+          if (fresh && fresh.revision !== base.revision) continue;
+        }
         for (const [i, q] of batch.entries()) q.resolve(results[i]!);
         return;
       }

@@ -103,7 +103,14 @@ export interface Bus {
 /** Connection options for nats.js from our schema (exported for tests and tools). */
 export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): ConnectionOptions {
   const opts: ConnectionOptions = {
-    servers: o.servers,
+    // `nats://a:4222,nats://b:4222` (the NATS_URL convention) lists several servers.
+    servers:
+      typeof o.servers === 'string'
+        ? o.servers
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : o.servers,
     maxReconnectAttempts: o.maxReconnectAttempts,
     reconnectTimeWait: o.reconnectTimeWaitMs,
     pingInterval: o.pingIntervalMs,

@@ -8,7 +8,7 @@
  * (it is a bug, not an expected outcome); watchers report it as an entry with `error`.
  * The bucket must exist (see provision.ts); 2.9 gives watchers no event when a key's TTL expires.
  */
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream } from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
@@ -98,9 +98,18 @@ export async function openKv<T>(
      * is ever accepted from the bucket, and sizes are still checked.
      */
     validateWrites?: boolean;
+    /**
+     * Timeout of each request to the bucket, ms (default: the connection's JetStream API timeout).
+     * Shorter for a caller that would rather ask again soon than wait (the lease, while a cluster
+     * elects a new leader for the bucket's stream).
+     */
+    apiTimeoutMs?: number;
   } = {},
 ): Promise<TypedKv<T>> {
-  const kv: KV = await new Kvm(bus.nc).open(bucket);
+  const kvm = opts.apiTimeoutMs
+    ? new Kvm(jetstream(bus.nc, { timeout: opts.apiTimeoutMs }))
+    : new Kvm(bus.nc);
+  const kv: KV = await kvm.open(bucket);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const encode =
     opts.validateWrites === false

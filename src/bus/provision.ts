@@ -102,6 +102,16 @@ export class ProvisionConflictError extends Error {
 // --- Defaults ---
 
 export const CONSUMER_DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 1000 } as const;
+
+/**
+ * The hub's own durables (hub-intake, hub-reports). A leader that stalls (a long GC pause, a frozen
+ * VM, SIGSTOP) keeps what the server delivered to it, and keeps its waiting pull requests, which
+ * the server goes on filling, until they expire: only ack_wait brings those messages back to the
+ * new leader, so it is short here (handlers are short; the runner sends in-progress for a slow
+ * one). Every such redelivery counts, so max_deliver is higher than an agent inbox's: a message is
+ * dead-lettered after 20 deliveries, not after 5 hub faults.
+ */
+export const HUB_CONSUMER_DEFAULTS = { ackWaitMs: 5_000, maxDeliver: 20 } as const;
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
 
 /** How much the dead-letter queue keeps: past any limit its oldest letters are discarded. */
@@ -122,7 +132,7 @@ export const DEFAULT_DLQ_LIMITS: DlqLimits = { maxAgeMs: 30 * 24 * 60 * 60_000, 
 export interface TopologyOptions {
   /** SUBMIT dedupe window (the client idempotency window), ms; default 2 min. */
   submitDuplicateWindowMs?: number;
-  /** Applied to hub-intake and hub-reports. */
+  /** Applied to hub-intake and hub-reports (default HUB_CONSUMER_DEFAULTS). */
   hubConsumer?: Pick<ConsumerSpec, 'ackWaitMs' | 'maxDeliver' | 'maxAckPending'>;
   /** Task record history per key (default 5). */
   taskHistory?: number;
@@ -169,8 +179,20 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       advisoryStreamSpec(n, [...n.workQueueStreams], storage),
     ],
     consumers: [
-      { stream: s.submit, durable: n.consumers.hubIntake, ...o.hubConsumer, description: 'All hubs' },
-      { stream: s.reports, durable: n.consumers.hubReports, ...o.hubConsumer, description: 'All hubs' },
+      {
+        stream: s.submit,
+        durable: n.consumers.hubIntake,
+        ...HUB_CONSUMER_DEFAULTS,
+        ...o.hubConsumer,
+        description: 'All hubs',
+      },
+      {
+        stream: s.reports,
+        durable: n.consumers.hubReports,
+        ...HUB_CONSUMER_DEFAULTS,
+        ...o.hubConsumer,
+        description: 'All hubs',
+      },
       dlqForwarderSpec(n),
     ],
     buckets: [

@@ -18,10 +18,12 @@ import { defaultTopology, provision } from '../bus/provision.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import {
   type ChildSpecInput,
+  describeReason,
   type ExitReason,
   fnChild,
   processChild,
   Registry,
+  type StartResult,
   type Supervisor,
   startSupervisor,
 } from '../runtime/index.js';
@@ -30,6 +32,9 @@ import type { HubConfig } from './config.js';
 import { servicesTree } from './tree.js';
 
 export const HUB_VERSION = '0.1.0';
+
+/** Tries of one start of the core (0.5, 1, 2, 4 s apart) before it counts as failed. */
+const CORE_START_ATTEMPTS = 5;
 
 export interface HubHandle {
   readonly hubId: string;
@@ -92,46 +97,61 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
   }
 
   let bus: Bus | undefined;
+  /** Connects, provisions and starts the services tree once; `error` when any of it fails. */
+  const startCore = async (): Promise<StartResult> => {
+    const b = await connectBus({
+      servers: natsUrl,
+      name: `agentcom-hub-${hubId}`,
+      prefix: config.prefix,
+      logger: log,
+      ...(auth ? { nkeySeed: auth.hubSeed } : {}),
+    });
+    try {
+      await provision(
+        b,
+        defaultTopology(b.names, {
+          replicas: config.replicas,
+          dlq: {
+            maxAgeMs: config.dlqMaxAgeMs,
+            maxMsgs: config.dlqMaxMsgs,
+            ...(config.dlqMaxBytes !== undefined ? { maxBytes: config.dlqMaxBytes } : {}),
+          },
+        }),
+      );
+      const r = await startSupervisor(
+        servicesTree(config, { bus: b, registry, log, hubId, version: HUB_VERSION }),
+        { strategy: 'rest_for_one', intensity: 5, period: 10_000 },
+        { registry, logger: log, name: 'services' },
+      );
+      if (!r.ok) {
+        await b.drain();
+        return { kind: 'error', reason: r.error };
+      }
+      bus = b;
+      // Normally the `bus` child drains it; this covers a services tree that died abnormally.
+      r.value.onExit(() => void b.drain());
+      return { kind: 'ok', pid: r.value };
+    } catch (reason) {
+      await b.drain();
+      return { kind: 'error', reason };
+    }
+  };
   children.push(
     fnChild(
       'core',
       async () => {
-        const b = await connectBus({
-          servers: natsUrl,
-          name: `agentcom-hub-${hubId}`,
-          prefix: config.prefix,
-          logger: log,
-          ...(auth ? { nkeySeed: auth.hubSeed } : {}),
-        });
-        try {
-          await provision(
-            b,
-            defaultTopology(b.names, {
-              replicas: config.replicas,
-              dlq: {
-                maxAgeMs: config.dlqMaxAgeMs,
-                maxMsgs: config.dlqMaxMsgs,
-                ...(config.dlqMaxBytes !== undefined ? { maxBytes: config.dlqMaxBytes } : {}),
-              },
-            }),
+        // JetStream can be briefly unable to answer (a cluster electing stream leaders after a node
+        // died): a start that fails is tried again a few times before it counts as failed, so a
+        // hub started at such a moment does not exit.
+        for (let attempt = 1; ; attempt++) {
+          const r = await startCore();
+          if (r.kind !== 'error' || attempt >= CORE_START_ATTEMPTS) return r;
+          log.warn(
+            { phase: 'start', attempt, reason: describeReason({ kind: 'error', error: r.reason }) },
+            'core start failed; trying again',
           );
-        } catch (reason) {
-          await b.drain();
-          return { kind: 'error', reason };
+          await new Promise((res) => setTimeout(res, 500 * 2 ** (attempt - 1)));
         }
-        const r = await startSupervisor(
-          servicesTree(config, { bus: b, registry, log, hubId, version: HUB_VERSION }),
-          { strategy: 'rest_for_one', intensity: 5, period: 10_000 },
-          { registry, logger: log, name: 'services' },
-        );
-        if (!r.ok) {
-          await b.drain();
-          return { kind: 'error', reason: r.error };
-        }
-        bus = b;
-        // Normally the `bus` child drains it; this covers a services tree that died abnormally.
-        r.value.onExit(() => void b.drain());
-        return { kind: 'ok', pid: r.value };
       },
       [],
       // If NATS is unreachable the core keeps retrying with backoff instead of exhausting intensity.

@@ -27,7 +27,7 @@
 import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
-import { LeaderProcess } from '../../actors/leader/index.js';
+import { LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
 import { TaskQueue } from '../../actors/task-queue/index.js';
@@ -60,6 +60,8 @@ export interface ServicesDeps {
   log: Logger;
   hubId: string;
   version: string;
+  /** Whether the hub may write now (its lease has not run out by its own clock); default always. */
+  writable?: () => boolean;
 }
 
 /**
@@ -69,6 +71,7 @@ export interface ServicesDeps {
 export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
   const { bus, registry, log, hubId } = deps;
   const n = ACTOR_NAMES;
+  const clock = new LeaseClock();
   return [
     serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
     serverChild(
@@ -97,7 +100,8 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         hubId,
         leaseTtlMs: config.leaseTtlMs,
         workSlot: ACTOR_NAMES.workSlot,
-        work: supervisorChild('work', workTree(config, deps), {
+        clock,
+        work: supervisorChild('work', workTree(config, { ...deps, writable: () => clock.holds() }), {
           strategy: 'rest_for_one',
           intensity: 5,
           period: 10_000,
@@ -129,6 +133,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         scheduler: n.scheduler,
         retention: { maxAgeMs: config.retentionMs, maxCount: config.retentionCount },
         retentionSweepMs: config.sweepIntervalMs,
+        ...(deps.writable ? { writable: deps.writable } : {}),
       },
       { name: n.taskQueue },
     ),

@@ -9,8 +9,9 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { SimAgentConfig } from './sim-agents.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as SimAgentConfig;
+let session: string | undefined;
 const emit = (event: Record<string, unknown>) =>
-  process.stdout.write(`${JSON.stringify({ at: Date.now(), ...event })}\n`);
+  process.stdout.write(`${JSON.stringify({ at: Date.now(), session, ...event })}\n`);
 const attempts = new Map<string, number>();
 
 const client = await AgentClient.connect({
@@ -22,15 +23,19 @@ const client = await AgentClient.connect({
     slots: config.slots ?? 1,
   },
   logger: pino({ level: 'warn' }, pino.destination(2)),
+  onNotice: (n) =>
+    emit({ event: 'notice', taskId: n.taskId, generation: n.generation, code: n.code, stop: n.stop }),
 });
+session = client.session;
 if (config.mode !== 'silent') {
   await client.start(async (ctx) => {
     emit({ event: 'accepted', taskId: ctx.taskId, generation: ctx.generation, title: ctx.task.title });
     const n = (attempts.get(ctx.taskId) ?? 0) + 1;
     attempts.set(ctx.taskId, n);
-    if (config.workMs) {
+    const workMs = (config.workMs ?? 0) + Math.floor(Math.random() * (config.workJitterMs ?? 0));
+    if (workMs) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, config.workMs);
+        const t = setTimeout(resolve, workMs);
         ctx.signal.addEventListener('abort', () => {
           clearTimeout(t);
           resolve();

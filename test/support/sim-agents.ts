@@ -10,6 +10,7 @@ import { captureJsonLines } from './json-lines.js';
 export interface SimAgentEvent {
   at: number;
   event: string;
+  session?: string;
   taskId?: string;
   generation?: number;
   agentId?: string;
@@ -23,6 +24,8 @@ export interface SimAgentConfig {
   queues?: string[];
   slots?: number;
   workMs?: number;
+  /** Up to this many ms more per task, at random. */
+  workJitterMs?: number;
   failTimes?: number;
   retryable?: boolean;
   mode?: 'work' | 'silent';

@@ -172,7 +172,10 @@ export class Sidecar {
           ),
         this.deps.pollMs,
       );
-      this.log.info({ phase: 'online', held: this.queue.tasks.length }, 'sidecar online');
+      this.log.info(
+        { phase: 'online', held: this.queue.tasks.length, session: this.session },
+        'sidecar online',
+      );
     })().catch((err) => {
       if (active) send({ type: 'SERVE_FAILED', error: (err as Error).message });
     });
