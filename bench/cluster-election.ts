@@ -30,7 +30,12 @@ const samples: number[] = [];
 try {
   for (;;) {
     try {
-      await ensureStream(bus, { name: 'ELECTION', subjects: ['election.>'], retention: 'limits', replicas: 3 });
+      await ensureStream(bus, {
+        name: 'ELECTION',
+        subjects: ['election.>'],
+        retention: 'limits',
+        replicas: 3,
+      });
       break;
     } catch {
       await sleep(200);
@@ -49,7 +54,9 @@ try {
       } catch {}
     }
     samples.push(nowMs() - t0);
-    process.stderr.write(`[election] round ${round + 1}: leader ${leader} killed; writable again after ${samples.at(-1)!.toFixed(0)} ms\n`);
+    process.stderr.write(
+      `[election] round ${round + 1}: leader ${leader} killed; writable again after ${samples.at(-1)!.toFixed(0)} ms\n`,
+    );
     await cluster.restart(node);
     await sleep(3_000);
   }

@@ -6,6 +6,7 @@
  */
 
 export type { ConnectionEvent } from '../protocol/bus-messages.js';
+export * from './backup.js';
 export * from './connection.js';
 export * from './consumer.js';
 export * from './dlq.js';

@@ -62,6 +62,9 @@ export interface TypedKv<T> {
   /**
    * Every key's current value, read in one pass over the bucket (an ordered consumer delivering
    * the last message per key), not one request per key: for loading a whole bucket at start.
+   * A bucket whose stream has lost messages (a damaged store file) can announce more keys than it
+   * delivers: after ENTRIES_IDLE_MS without a message the read ends with what has arrived (logged),
+   * instead of waiting forever.
    */
   entries(): Promise<Map<string, KvValue<T>>>;
   /**
@@ -84,6 +87,9 @@ function isWrongLastSequence(err: unknown): boolean {
 function opOf(e: KvEntry): KvChange<unknown>['operation'] {
   return e.operation === 'DEL' ? 'delete' : e.operation === 'PURGE' ? 'purge' : 'put';
 }
+
+/** `entries()` stops waiting after this long without a message (see there). */
+const ENTRIES_IDLE_MS = 5_000;
 
 /** Opens an existing bucket with a value schema. */
 export async function openKv<T>(
@@ -189,8 +195,21 @@ export async function openKv<T>(
       const out = new Map<string, KvValue<T>>();
       if ((await kv.status()).values === 0) return out;
       const it = await kv.watch({ key: '>' });
+      const entries = it[Symbol.asyncIterator]();
       try {
-        for await (const e of it) {
+        for (;;) {
+          let timer: NodeJS.Timeout | undefined;
+          const idle = new Promise<'idle'>((r) => {
+            timer = setTimeout(() => r('idle'), ENTRIES_IDLE_MS);
+          });
+          const next = await Promise.race([entries.next(), idle]);
+          clearTimeout(timer);
+          if (next === 'idle') {
+            bus.log.warn({ bucket, read: out.size }, 'bucket announced more entries than it delivered; reading on with what arrived');
+            break;
+          }
+          if (next.done) break;
+          const e = next.value;
           // Later writes may follow the initial values: the newest revision of a key wins.
           if (e.operation === 'PUT') out.set(e.key, { value: decode(e.key, e), revision: e.revision });
           else out.delete(e.key);

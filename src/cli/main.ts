@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
+import { registerBackupCommands } from './backup.js';
 import { registerDlqCommands } from './dlq.js';
 import { EXIT } from './exit-codes.js';
 import { registerGitCommands } from './git.js';
@@ -43,6 +44,7 @@ const task = registerTaskCommands(program);
 registerTaskReportCommands(task);
 registerAgentCommands(program);
 registerDlqCommands(program);
+registerBackupCommands(program);
 registerSmokeCommand(program);
 registerGitCommands(program);
 

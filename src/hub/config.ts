@@ -76,6 +76,18 @@ export const HubConfigSchema = z.object({
       'size of the whole dead-letter queue in bytes, no default; nats-server reserves this much of its JetStream storage for the DLQ',
     ),
   statusIntervalMs: ms(5_000, 'period of the bus status gauge'),
+  backupDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('take scheduled backups of every stream and bucket into this directory (none without it)'),
+  backupIntervalMs: ms(6 * 60 * 60_000, 'period of the scheduled backups, default 6 hours'),
+  backupKeep: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(7)
+    .describe('scheduled backups kept; older ones are deleted'),
   replicas: z.coerce
     .number()
     .int()
@@ -110,6 +122,9 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   dlqMaxMsgs: 'AGENTCOM_DLQ_MAX_MSGS',
   dlqMaxBytes: 'AGENTCOM_DLQ_MAX_BYTES',
   statusIntervalMs: 'AGENTCOM_STATUS_INTERVAL_MS',
+  backupDir: 'AGENTCOM_BACKUP_DIR',
+  backupIntervalMs: 'AGENTCOM_BACKUP_INTERVAL_MS',
+  backupKeep: 'AGENTCOM_BACKUP_KEEP',
   replicas: 'AGENTCOM_REPLICAS',
   logLevel: 'AGENTCOM_LOG_LEVEL',
 };

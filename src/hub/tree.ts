@@ -22,11 +22,13 @@
  *         ├─ scheduler
  *         ├─ api
  *         ├─ dlq-forwarder
+ *         ├─ backup                          scheduled backups (with AGENTCOM_BACKUP_DIR)
  *         └─ status
  */
 import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
+import { BackupProcess } from '../../actors/backup/index.js';
 import { LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
@@ -189,6 +191,17 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       },
       undefined,
     ),
+    ...(config.backupDir
+      ? [
+          serverChild('backup', BackupProcess.start, {
+            bus,
+            log,
+            dir: config.backupDir,
+            intervalMs: config.backupIntervalMs,
+            keep: config.backupKeep,
+          }),
+        ]
+      : []),
     serverChild(
       'status',
       () => {
