@@ -172,12 +172,20 @@ async function getStored(bus: Bus, seq: number): Promise<StoredMsg | null> {
   );
 }
 
-/** Pages through the DLQ in sequence order. */
+/**
+ * A page stops growing past this many bytes of JSON, whatever `limit` says: dead letters carry their
+ * payloads (up to 256 KiB each), and a reply must fit in one NATS message (1 MiB by default).
+ */
+export const DLQ_PAGE_MAX_BYTES = 512 * 1024;
+
+/** Pages through the DLQ in sequence order (at most `limit` letters and about DLQ_PAGE_MAX_BYTES). */
 export async function listDeadLetters(bus: Bus, req: Partial<DlqListRequest> = {}): Promise<DlqListResponse> {
   const limit = Math.min(1000, Math.max(1, req.limit ?? 100));
   const filter = req.stream ? bus.names.subjects.dlqOfStream(req.stream) : bus.names.subjects.dlqAll;
   const items: DlqRecord[] = [];
   let seq = (req.after_seq ?? 0) + 1;
+  let bytes = 0;
+  let full = false;
   while (items.length < limit) {
     let sm: StoredMsg | null;
     try {
@@ -187,11 +195,19 @@ export async function listDeadLetters(bus: Bus, req: Partial<DlqListRequest> = {
       throw err;
     }
     if (!sm) break;
-    items.push(toDlqRecord(sm));
+    const rec = toDlqRecord(sm);
+    const size = JSON.stringify(rec).length;
+    // Always at least one letter per page, so paging moves on.
+    if (items.length > 0 && bytes + size > DLQ_PAGE_MAX_BYTES) {
+      full = true;
+      break;
+    }
+    items.push(rec);
+    bytes += size;
     seq = sm.seq + 1;
   }
   const last = items.at(-1);
-  return { v: 1, items, next_after_seq: items.length === limit && last ? last.seq : null };
+  return { v: 1, items, next_after_seq: (items.length === limit || full) && last ? last.seq : null };
 }
 
 export async function getDeadLetter(bus: Bus, seq: number): Promise<DlqRecord | null> {

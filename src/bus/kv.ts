@@ -205,7 +205,10 @@ export async function openKv<T>(
           const next = await Promise.race([entries.next(), idle]);
           clearTimeout(timer);
           if (next === 'idle') {
-            bus.log.warn({ bucket, read: out.size }, 'bucket announced more entries than it delivered; reading on with what arrived');
+            bus.log.warn(
+              { bucket, read: out.size },
+              'bucket announced more entries than it delivered; reading on with what arrived',
+            );
             break;
           }
           if (next.done) break;

@@ -12,7 +12,7 @@
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { validatePayload } from '../protocol/envelope.js';
+import { decodePayload, validatePayload } from '../protocol/envelope.js';
 import {
   AgentComError,
   ERROR_CODES,
@@ -96,17 +96,10 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
   };
 
   async function handle<I, O>(m: ServiceMsg, endpoint: string, def: EndpointDef<I, O>) {
-    let json: unknown;
-    try {
-      json = m.data.length ? JSON.parse(decoder.decode(m.data)) : {};
-    } catch (err) {
-      respondError(m, {
-        code: ERROR_CODES.INVALID_PAYLOAD,
-        message: `request is not JSON: ${(err as Error).message}`,
-      });
-      return;
-    }
-    const input = validatePayload(def.input, json, 'request');
+    // The same checks as every other subject (size, JSON, version, schema); an empty body is `{}`.
+    const input = m.data.length
+      ? decodePayload(def.input, m.data)
+      : validatePayload(def.input, {}, 'request');
     if (!input.ok) {
       respondError(m, input.error);
       return;

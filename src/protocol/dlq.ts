@@ -29,9 +29,23 @@ export const DlqRecordSchema = versioned(1, {
 }).describe('One dead letter');
 export type DlqRecord = z.infer<typeof DlqRecordSchema>;
 
+/** A stream name as it appears in a DLQ subject token: no dots, wildcards or spaces. */
+const StreamNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'stream name: 1-64 of A-Z a-z 0-9 _ -')
+  .describe('A stream name, e.g. AGENTCOM_SUBMIT');
+/** A stream sequence (a safe integer). */
+const SeqSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
 export const DlqListRequestSchema = versioned(1, {
-  stream: z.string().optional().describe('Only dead letters from this stream'),
-  after_seq: z.number().int().nonnegative().optional().describe('Page start: DLQ sequences above this'),
+  stream: StreamNameSchema.optional().describe('Only dead letters from this stream'),
+  after_seq: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe('Page start: DLQ sequences above this'),
   limit: z.number().int().min(1).max(1000).default(100).describe('Page size, default 100'),
 }).describe('dlq.list request');
 export type DlqListRequest = z.input<typeof DlqListRequestSchema>;
@@ -46,12 +60,10 @@ export const DlqListResponseSchema = versioned(1, {
 }).describe('dlq.list response');
 export type DlqListResponse = z.infer<typeof DlqListResponseSchema>;
 
-export const DlqGetRequestSchema = versioned(1, { seq: z.number().int().positive() }).describe(
-  'dlq.get request',
-);
+export const DlqGetRequestSchema = versioned(1, { seq: SeqSchema }).describe('dlq.get request');
 
 export const DlqReplayRequestSchema = versioned(1, {
-  seq: z.number().int().positive().describe('DLQ sequence to replay'),
+  seq: SeqSchema.describe('DLQ sequence to replay'),
   keep: z.boolean().default(false).describe('Keep the dead letter after replaying (default: delete it)'),
 }).describe('dlq.replay request');
 
@@ -66,8 +78,8 @@ export const DlqReplayResponseSchema = versioned(1, {
 export type DlqReplayResponse = z.infer<typeof DlqReplayResponseSchema>;
 
 export const DlqPurgeRequestSchema = versioned(1, {
-  seq: z.number().int().positive().optional().describe('One dead letter; omit to purge all (of `stream`)'),
-  stream: z.string().optional().describe('With no seq: purge only dead letters from this stream'),
+  seq: SeqSchema.optional().describe('One dead letter; omit to purge all (of `stream`)'),
+  stream: StreamNameSchema.optional().describe('With no seq: purge only dead letters from this stream'),
 }).describe('dlq.purge request');
 
 export const DlqPurgeResponseSchema = versioned(1, {
