@@ -94,7 +94,11 @@ export function checkHistory(events: readonly HistoryEvent[], records: readonly 
       const earlier = list.slice(0, i);
       const same = earlier.filter((p) => p.generation === s.generation);
       let cause: string;
-      if (same.length > 0) {
+      if (earlier.some((p) => p.generation > s.generation)) {
+        // An assignment already superseded, delivered from the inbox of a restarted agent before
+        // the cancel behind it: started, then stopped by that cancel.
+        cause = 'stale_assignment_delivered_late';
+      } else if (same.length > 0) {
         const prev = same[same.length - 1]!;
         const died = exits.some(
           (x) => x.proc === prev.proc && x.t >= prev.t && x.t <= s.t && x.signal !== null,

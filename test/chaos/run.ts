@@ -60,7 +60,7 @@ export interface ChaosOptions {
 export const CHAOS_DEFAULTS: ChaosOptions = {
   seed: 1,
   tasks: 10_000,
-  rate: 100,
+  rate: 40,
   hubs: 3,
   sdkAgents: 6,
   sidecarAgents: 2,
@@ -385,25 +385,21 @@ async function runFault(f: Fault, c: FaultContext): Promise<void> {
   switch (f.kind) {
     case 'kill_agent':
     case 'stall_agent': {
-      const a = c.agents[f.agent % c.agents.length]!;
-      const target = `${a.label}#${a.incarnation}`;
-      if (!a.proc || a.proc.exitCode !== null || a.proc.signalCode !== null || busy.has(a)) {
-        mark('start', target, 'agent already down');
+      // The scheduled agent, or the next one that is up (a kill of an agent still down from the
+      // last one would test nothing).
+      const up = (x: Proc) =>
+        x.proc && x.proc.exitCode === null && x.proc.signalCode === null && !busy.has(x);
+      const n = c.agents.length;
+      const a = Array.from({ length: n }, (_, i) => c.agents[(f.agent + i) % n]!).find(up);
+      if (!a) {
+        mark('start', 'agents', 'every agent is down');
         return;
       }
+      const target = `${a.label}#${a.incarnation}`;
       busy.add(a);
       try {
         mark('start', target);
-        if (f.kind === 'kill_agent') {
-          await a.kill();
-          await sleep(f.downMs);
-          await a.start();
-          c.onExit(a);
-        } else {
-          a.proc.kill('SIGSTOP');
-          await sleep(f.downMs);
-          a.proc.kill('SIGCONT');
-        }
+        await downFor(a, f.kind === 'kill_agent' ? 'kill' : 'stall', f.downMs, c);
         mark('end', target);
       } finally {
         busy.delete(a);
@@ -425,16 +421,7 @@ async function runFault(f: Fault, c: FaultContext): Promise<void> {
         return;
       }
       mark('start', `${h.label}#${h.incarnation}`);
-      if (f.kind === 'kill_hub') {
-        await h.kill();
-        await sleep(f.downMs);
-        await h.start();
-        c.onExit(h);
-      } else {
-        h.proc!.kill('SIGSTOP');
-        await sleep(f.downMs);
-        h.proc!.kill('SIGCONT');
-      }
+      await downFor(h, f.kind === 'kill_hub' ? 'kill' : 'stall', f.downMs, c);
       mark('end', `${h.label}#${h.incarnation}`);
       return;
     }
@@ -453,6 +440,20 @@ async function runFault(f: Fault, c: FaultContext): Promise<void> {
       mark('end', 'reports');
       return;
     }
+  }
+}
+
+/** SIGKILL and start again, or SIGSTOP and SIGCONT, `downMs` apart. */
+async function downFor(p: Proc, how: 'kill' | 'stall', downMs: number, c: FaultContext): Promise<void> {
+  if (how === 'kill') {
+    await p.kill();
+    await sleep(downMs);
+    await p.start();
+    c.onExit(p);
+  } else {
+    p.proc!.kill('SIGSTOP');
+    await sleep(downMs);
+    p.proc!.kill('SIGCONT');
   }
 }
 

@@ -20,6 +20,7 @@ import { AgentHelloSchema, InboxMessageSchema } from '../../src/protocol/agent.j
 import { AgentListReplySchema } from '../../src/protocol/api.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { HelloReplySchema, LeaseSchema } from '../../src/protocol/registration.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
 import { eventually } from '../support/eventually.js';
 import { type TestClient, testClient, timesEntered, useHubHarness } from '../support/hub.js';
 import { type HubProcess, hubProcessWith } from '../support/hub-process.js';
@@ -89,25 +90,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     await h.agents[0]!.kill();
     const again = await h.addAgent({ agentId: 'a3', workMs: 600_000 });
     // The assignment comes back, as when the inbox ack was lost near a server kill.
-    await publish(
-      client.bus,
-      client.bus.names.subjects.agentInbox('a3'),
-      InboxMessageSchema,
-      {
-        v: 1,
-        type: 'assign',
-        taskId: id as never,
-        generation: done!.generation,
-        task: {
-          title: 'done once',
-          description: '',
-          priority: 'normal',
-          queue: 'default' as never,
-          capabilities: [],
-        },
-      },
-      { msgId: `redelivery-${id}` },
-    );
+    await redeliverAssignment(client, 'a3', done!);
     await again.waitFor('aborted', (ev) => ev.some((e) => e.event === 'aborted' && e.taskId === id), 15_000);
     const after = await client.task(id);
     expect(after!.status).toBe('done');
@@ -118,25 +101,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     const client = await h.setup([{ agentId: 'a4', workMs: 0 }], SLOW_NETS);
     const id = await client.submit({ title: 'once' });
     const [done] = await client.settle([id]);
-    await publish(
-      client.bus,
-      client.bus.names.subjects.agentInbox('a4'),
-      InboxMessageSchema,
-      {
-        v: 1,
-        type: 'assign',
-        taskId: id as never,
-        generation: done!.generation,
-        task: {
-          title: 'once',
-          description: '',
-          priority: 'normal',
-          queue: 'default' as never,
-          capabilities: [],
-        },
-      },
-      { msgId: `redelivery-${id}` },
-    );
+    await redeliverAssignment(client, 'a4', done!);
     // A second, later task proves the redelivered one has been consumed by then (one slot, FIFO).
     const next = await client.submit({ title: 'next' });
     await client.settle([next]);
@@ -252,6 +217,23 @@ describe('failover', { timeout: 120_000 }, () => {
     }
   });
 });
+
+/** Publishes the assignment of `task` (its current generation) to `agentId`'s inbox again. */
+async function redeliverAssignment(client: TestClient, agentId: string, task: TaskRecord): Promise<void> {
+  await publish(
+    client.bus,
+    client.bus.names.subjects.agentInbox(agentId),
+    InboxMessageSchema,
+    {
+      v: 1,
+      type: 'assign',
+      taskId: task.id,
+      generation: task.generation,
+      task: { title: task.title, description: '', priority: 'normal', queue: task.queue, capabilities: [] },
+    },
+    { msgId: `redelivery-${task.id}` },
+  );
+}
 
 async function agentBus(url: string, prefix: string, agentId: string): Promise<Bus> {
   return connectBus({

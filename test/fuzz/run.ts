@@ -169,6 +169,8 @@ export async function runFuzz(opts: {
       AGENTCOM_PREFIX: prefix,
       AGENTCOM_LOG_LEVEL: 'warn',
       AGENTCOM_HEARTBEAT_INTERVAL_MS: '1000',
+      // Every refused input is a dead letter: the DLQ must keep them all to be counted.
+      AGENTCOM_DLQ_MAX_MSGS: '10000000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
