@@ -156,6 +156,8 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export async function runFuzz(opts: {
   perTarget: number;
   seed: number;
+  /** Only these subjects (names as in the result), e.g. `api.task.submit`; default all. */
+  only?: string[];
   log?: (l: string) => void;
 }): Promise<FuzzResult> {
   const log = opts.log ?? (() => {});
@@ -216,7 +218,7 @@ export async function runFuzz(opts: {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const ts = targets();
+    const ts = targets().filter((t) => !opts.only?.length || opts.only.includes(t.name));
     for (const [i, t] of ts.entries()) {
       const inputs = draw(payloads(t.valid), opts.perTarget, opts.seed + i).filter(
         (x) => !t.invalidOnly || (x.data.length > 0 && !verdict(t.schema, x.data).ok),
