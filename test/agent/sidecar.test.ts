@@ -205,7 +205,8 @@ describe('sidecar', { timeout: 90_000 }, () => {
     const id = await client!.submit({
       title: 'needs a working agent',
       capabilities: ['code'],
-      backoff: { baseMs: 500, maxMs: 500 },
+      backoff: { baseMs: 10_000, maxMs: 10_000 },
+      maxRetries: 5,
     });
     await sidecar!.waitFor('wake command keeps failing; giving the task up', { task_id: id }, 0, 30_000);
     const other = await spawnSimAgent({ url: nats.url, prefix, agentId: 'other-1', capabilities: ['code'] });

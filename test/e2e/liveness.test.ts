@@ -50,6 +50,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     const [done] = await client.settle([id], ['done'], 20_000);
     expect(timesEntered(done!, 'done')).toBe(1);
     expect(done!.history.some((e) => e.reason === 'not_held')).toBe(true);
+    await back.waitFor('its completion', () => back.completed().includes(id));
     expect(back.completed()).toEqual([id]);
   });
 
@@ -80,6 +81,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     const agent = await h.addAgent({ agentId: 'a2', workMs: 0 });
     const [done] = await client.settle([id], ['done'], 15_000);
     expect(done!.generation).toBe(1); // the same assignment, redelivered: no reclaim was needed
+    await agent.waitFor('its completion', () => agent.completed().includes(id));
     expect(agent.completed()).toEqual([id]);
   });
 
@@ -112,7 +114,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     const client = await h.setup([{ agentId: 'b1', failTimes: 1 }], SLOW_NETS);
     const first = await client.submit({
       title: 'fails on b1 once',
-      backoff: { baseMs: 6_000, maxMs: 6_000 },
+      backoff: { baseMs: 15_000, maxMs: 15_000 },
     });
     await h.agents[0]!.waitFor('failed', (ev) => ev.some((e) => e.event === 'failed' && e.taskId === first));
     const b2 = await h.addAgent({ agentId: 'b2' });
@@ -123,7 +125,7 @@ describe('liveness', { timeout: 90_000 }, () => {
     const [done] = await client.settle([first], ['done'], 30_000);
     expect(done!.assignee).toBe('b2');
     expect(done!.flaggedAgents).toEqual(['b1']);
-    expect(b2.completed()).toContain(first);
+    await b2.waitFor('its completion', () => b2.completed().includes(first));
   });
 
   it('the agent view converges at start: an FSM snapshot that still holds a finished task is synced', async () => {
@@ -190,6 +192,8 @@ describe('failover', { timeout: 120_000 }, () => {
         return l.value.holder;
       });
       const [dead, survivor] = leader === 'hub-a' ? [a, b] : [b, a];
+      // Still the holder when it dies: nothing but the probe can hand the lease on within 60 s.
+      expect((await leases.get(LEASE_KEY))?.value.holder).toBe(dead.hubId);
       await dead.kill();
       const killedAt = Date.now();
       await eventually(
@@ -200,9 +204,13 @@ describe('failover', { timeout: 120_000 }, () => {
         { timeout: 20_000 },
       );
       expect(Date.now() - killedAt).toBeLessThan(20_000);
-      expect(
-        survivor.lines.some((l) => l.includes('took the lease from a hub whose connection is gone')),
-      ).toBe(true);
+      // The log line may reach us a moment after the lease write.
+      await eventually(() =>
+        expect(
+          survivor.lines.some((l) => l.includes('took the lease from a hub whose connection is gone')),
+          survivor.lines.slice(-20).join('\n'),
+        ).toBe(true),
+      );
       // And it works: the new leader assigns.
       const agent = await spawnSimAgent({ url: nats.url, prefix, agentId: 'fo-1' });
       try {

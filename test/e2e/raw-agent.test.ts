@@ -112,6 +112,8 @@ interface Deployment {
   agentId: string;
   agent: RawAgent;
   client: Client;
+  /** SIGKILL the raw agent and start a new process under the same id (a new session). */
+  restart(): Promise<RawAgent>;
 }
 
 /**
@@ -213,6 +215,22 @@ function rawAgentScenarios(setup: (hub?: Partial<HubConfig>) => Promise<Deployme
     }
   });
 
+  it('a restart is a new session: its hello gets the held task taken back at once and given again', async () => {
+    // A presence window far beyond the wait below: only the new session's hello can free the task.
+    const d = await setup({ missedBeats: 200 });
+    const id = await d.client.submit({ title: 'hold across a restart' });
+    await d.agent.waitFor('holding', (ev) => ev.some((e) => e.event === 'holding' && e.taskId === id));
+    const again = await d.restart();
+    await again.waitFor('holding it again, at a new generation', (ev) =>
+      ev.some((e) => e.event === 'holding' && e.taskId === id && (e.generation ?? 0) > 1),
+    );
+    const t = (await d.client.task(id))!;
+    expect(t.history.some((h) => h.reason === 'not_held')).toBe(true);
+    expect(t.status).toBe('working');
+    expect(t.session).toMatch(/^s[0-9a-f]{20}$/);
+    noTrouble(again);
+  });
+
   it('says goodbye on SIGTERM and the hub marks it offline at once', async () => {
     // A presence timeout far beyond the wait below: only the goodbye can make it offline in time.
     const { client, agent, agentId } = await setup({ missedBeats: 200 });
@@ -252,9 +270,22 @@ describe('raw agent over a bare socket (docs/protocol.md §10)', () => {
     const agentId = 'raw-1';
     hub = await startTestHub(nats.url, prefix, over);
     client = await testClient(nats.url, prefix);
-    agent = spawnRawAgent({ url: nats.url, prefix, id: agentId, slots: 2 });
-    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
-    return { prefix, agentId, agent, client };
+    const spawn = async () => {
+      agent = spawnRawAgent({ url: nats.url, prefix, id: agentId, slots: 2 });
+      await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
+      return agent;
+    };
+    await spawn();
+    return {
+      prefix,
+      agentId,
+      agent: agent!,
+      client,
+      restart: async () => {
+        await agent?.kill();
+        return spawn();
+      },
+    };
   };
 
   rawAgentScenarios(setup);
@@ -329,15 +360,23 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
     fx = await startAuthFixture([{ id: agentId }], 'rawsec');
     hub = await startTestHub(fx.url, fx.prefix, { ...over, authDir: fx.dir });
     const client = await clientOver(await fx.connectAs('admin'));
-    agent = spawnRawAgent({
-      url: fx.url,
+    const seed = await fx.agentSeed(agentId);
+    const spawn = async () => {
+      agent = spawnRawAgent({ url: fx!.url, prefix: fx!.prefix, id: agentId, slots: 2, seed });
+      await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
+      return agent;
+    };
+    await spawn();
+    return {
       prefix: fx.prefix,
-      id: agentId,
-      slots: 2,
-      seed: await fx.agentSeed(agentId),
-    });
-    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
-    return { prefix: fx.prefix, agentId, agent, client };
+      agentId,
+      agent: agent!,
+      client,
+      restart: async () => {
+        await agent?.kill();
+        return spawn();
+      },
+    };
   };
 
   it('grants the agent exactly what §12 lists, and the server asks for a signed nonce', async () => {
