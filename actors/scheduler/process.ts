@@ -23,6 +23,8 @@ import type { AgentBeat, AgentUp, SchedulerMessage, SchedulerStatsReply } from '
 import { Scheduler } from './state.js';
 
 const RECLAIM_RETRY_MS = 10_000;
+/** A task whose assignment was not applied waits this long before it is picked again. */
+const ASSIGN_RETRY_MS = 100;
 
 export interface SchedulerInput {
   registry: Registry;
@@ -57,6 +59,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt: number | null = null;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly retryLater = new Set<TaskId>();
   private assigned = 0;
   private refused = 0;
   private stopped = false;
@@ -138,6 +142,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.retryTimer);
   }
 
   stats(): SchedulerStatsReply {
@@ -258,11 +263,30 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         this.open.delete(taskId);
         if (this.index.hasTask(taskId)) this.index.removeTask(taskId);
       } else if (t?.status === 'queued') {
-        // Still queued (e.g. the write failed): put it back in the index.
-        this.onTask({ ...t });
+        // Still queued (the write failed, or this hub may not write now): back in the index, but
+        // not at once. A refusal that needed no I/O would otherwise be picked, refused and put
+        // back again in an endless run of microtasks that starves the event loop, timers included.
+        this.requeueLater(taskId);
       }
     }
     this.schedulePump();
+  }
+
+  /** Puts refused tasks back into the index after ASSIGN_RETRY_MS (one timer for all of them). */
+  private requeueLater(taskId: TaskId): void {
+    this.retryLater.add(taskId);
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const ids = [...this.retryLater];
+      this.retryLater.clear();
+      for (const id of ids) {
+        const t = this.open.get(id);
+        if (t?.status === 'queued' && !this.index.hasTask(id)) this.onTask({ ...t });
+      }
+      this.schedulePump();
+    }, ASSIGN_RETRY_MS);
+    this.retryTimer.unref();
   }
 
   /** One timer for the earliest delayed task. */

@@ -1,0 +1,72 @@
+/**
+ * The scheduler process against a stand-in TaskQueue that refuses every assignment at once,
+ * without any I/O (as the real one does while its hub may not write: a lease that ran out during
+ * a stall). The refused task must wait before it is picked again: picking it again in the same run
+ * of microtasks starved the event loop, so no timer could fire and the hub hung for good.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AgentUp, SchedulerProcess } from '../../../actors/scheduler/index.js';
+import type { AgentId, QueueName } from '../../../src/protocol/ids.js';
+import type { TaskRecord } from '../../../src/protocol/task.js';
+import { exit, type Pid, Registry } from '../../../src/runtime/index.js';
+import { type Server, startServer } from '../../../src/runtime/server.js';
+import { assignedTo, submitted } from '../task-queue/helpers.js';
+
+describe('scheduler process', () => {
+  const pids: Pid[] = [];
+  afterEach(async () => {
+    for (const p of pids.splice(0)) exit(p, 'shutdown');
+  });
+
+  it('a task whose assignment is refused without I/O waits before it is picked again', async () => {
+    const registry = new Registry();
+    const queued: TaskRecord = { ...submitted(), status: 'queued' };
+    let assignCalls = 0;
+    // Stops refusing after 1,000 calls, so that the old behaviour (an endless microtask loop)
+    // ends and shows up as a count instead of a hung test.
+    const taskQueue: Server<{ type: string; reply?: (r: unknown) => void; picks?: unknown[] }> = {
+      handle(msg) {
+        if (msg.type === 'snapshot') msg.reply?.([queued]);
+        else if (msg.type === 'assign') {
+          assignCalls++;
+          const ok = assignCalls > 1_000;
+          msg.reply?.(
+            (msg.picks ?? []).map(() =>
+              ok
+                ? { ok: true, task: assignedTo('a1' as AgentId) }
+                : { ok: false, error: { code: 'unavailable', message: 'this hub may not write now' } },
+            ),
+          );
+        }
+      },
+    };
+    const tq = await startServer(() => taskQueue, undefined);
+    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
+    pids.push(tq.pid);
+    registry.register('tq', tq.pid);
+    const started = await startServer(SchedulerProcess.start, {
+      registry,
+      log: pino({ level: 'silent' }),
+      taskQueue: 'tq',
+      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
+      sweepIntervalMs: 60_000,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    const up: AgentUp = {
+      type: 'agent_up',
+      agentId: 'a1' as AgentId,
+      capabilities: [],
+      queues: ['default' as QueueName],
+      slots: 1,
+      at: Date.now(),
+    };
+    started.pid.send(up);
+    // Timers run (the loop is not starved), and the refused task was retried a few times, not
+    // a thousand.
+    await new Promise((r) => setTimeout(r, 350));
+    expect(assignCalls).toBeGreaterThanOrEqual(2);
+    expect(assignCalls).toBeLessThan(20);
+  });
+});
