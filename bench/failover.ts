@@ -11,7 +11,8 @@
  *           while has).
  *   load    the same two hubs under full end-to-end load (`--load-tasks` tasks, 100 publishes in
  *           flight, `--agents` agents of one slot): counts lease changes while the leader is alive.
- *   npx tsx bench/failover.ts [--kills 10] [--agents 6] [--load-tasks 20000] [--no-load] [--no-kills]
+ *   npx tsx bench/failover.ts [--kills 10] [--agents 6] [--load-tasks 20000] [--preload 0] [--no-load] [--no-kills]
+ * `--preload N` first runs N tasks to the end, so every takeover has N finished records to load.
  * Prints one JSON object (figures in ms) on stdout; progress on stderr. With FAILOVER_LOG=<path> each
  * hub's log lines are appended to <path>.<hub id>.
  */
@@ -40,6 +41,7 @@ const KILLS = flag('kills', 10);
 const AGENTS = flag('agents', 6);
 const LOAD_TASKS = flag('load-tasks', 20_000);
 const HEARTBEAT_MS = Number(process.env.AGENTCOM_HEARTBEAT_INTERVAL_MS ?? 5_000);
+const PRELOAD = flag('preload', 0);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -196,6 +198,16 @@ const summary = (xs: number[]) => {
 
 async function kills() {
   const stack = await startStack('failk');
+  if (PRELOAD > 0) {
+    // Finished tasks the new leader has to load before it works (retention keeps 50,000 by default).
+    await addConcurrently(PRELOAD, (k) => submitTask(stack.bus, { title: `pre${k}` }));
+    for (;;) {
+      const s = await request(stack.bus, 'task.stats', { v: 1 }, TaskStatsReplySchema, { timeoutMs: 10_000 });
+      if ((s.byStatus.done ?? 0) >= PRELOAD) break;
+      await sleep(200);
+    }
+    log(`[failover] ${PRELOAD} finished tasks in the bucket`);
+  }
   let producing = true;
   let k = 0;
   const producer = (async () => {
@@ -268,7 +280,7 @@ const out: Record<string, unknown> = {
   nproc: cpus().length,
   cpu: cpus()[0]?.model,
   node: process.version,
-  config: { kills: KILLS, agents: AGENTS, loadTasks: LOAD_TASKS },
+  config: { kills: KILLS, agents: AGENTS, loadTasks: LOAD_TASKS, preload: PRELOAD },
   loadavgStart: loadavg().map((x) => Number(x.toFixed(2))),
 };
 if (!args.includes('--no-kills')) out.kills = await kills();

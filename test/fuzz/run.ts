@@ -14,6 +14,7 @@
  * schema refuses, so the fuzzer cannot undo its own evidence.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -196,7 +197,9 @@ export async function runFuzz(opts: {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    createInterface({ input: hub.stdout! }).on('line', () => {});
+    // FUZZ_HUB_LOG=<file> keeps the hub's log (warnings and errors).
+    const keep = process.env.FUZZ_HUB_LOG ? createWriteStream(process.env.FUZZ_HUB_LOG) : undefined;
+    createInterface({ input: hub.stdout! }).on('line', (l) => keep?.write(`${l}\n`));
     return spawnSimAgent({ url: nats.url, prefix, agentId: 'real-1', queues: ['real'], slots: 4 });
   })();
   try {
