@@ -22,6 +22,7 @@ import {
 import { openKv } from '../../src/bus/kv.js';
 import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
+import { withdrawMessage } from '../../src/bus/withdraw.js';
 import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
 import { encodeTrusted } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
@@ -94,6 +95,8 @@ const RETENTION_LOG_EVERY_MS = 60_000;
 export class TaskQueue implements Server<TaskQueueMessage> {
   private intake: ConsumerRunner | undefined;
   private changed: TaskRecord[] = [];
+  /** The inbox sequence of each open assignment this process delivered (to withdraw it). */
+  private readonly inboxSeqs = new Map<TaskId, { generation: number; seq: number }>();
   private reports: ConsumerRunner | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -366,6 +369,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
           await this.sendInbox(e.agentId, assignMessage(task));
           break;
         case 'notify_cancel':
+          // Still waiting in the inbox, the assignment is taken back: a restarted agent would
+          // otherwise start it before it reads the cancel behind it.
+          await this.withdrawAssignment(e.taskId, e.generation);
           await this.sendInbox(e.agentId, {
             v: 1,
             type: 'cancel',
@@ -373,6 +379,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
             generation: e.generation,
             reason: e.reason,
           });
+          break;
+        case 'release':
+          if (this.inboxSeqs.get(e.taskId)?.generation === e.generation) this.inboxSeqs.delete(e.taskId);
           break;
         case 'dead_lettered':
           this.log.warn({ task_id: e.taskId, phase: 'dead', reason: e.reason }, 'task dead-lettered');
@@ -400,14 +409,23 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // redelivered or repeated refused report does not flood the agent's inbox.
     const kind = msg.type === 'notice' ? `notice:${msg.report}:${agentId}` : msg.type;
     try {
-      await publishRaw(this.input.bus, subject, encodeTrusted(msg), {
+      const ack = await publishRaw(this.input.bus, subject, encodeTrusted(msg), {
         msgId: `${msg.taskId}:${msg.generation}:${kind}`,
       });
+      if (msg.type === 'assign') this.inboxSeqs.set(msg.taskId, { generation: msg.generation, seq: ack.seq });
     } catch (err) {
       // The record is already durable; the accept-timeout sweep reclaims an assignment whose
       // delivery was lost, so this is logged, not retried forever.
       this.log.error({ task_id: msg.taskId, agent_id: agentId, err }, 'inbox publish failed');
     }
+  }
+
+  /** Deletes the inbox message of an assignment that ends before its agent acked it (withdraw.ts). */
+  private async withdrawAssignment(taskId: TaskId, generation: number): Promise<void> {
+    const sent = this.inboxSeqs.get(taskId);
+    if (sent?.generation !== generation) return;
+    this.inboxSeqs.delete(taskId);
+    await withdrawMessage(this.input.bus, this.input.bus.names.streams.inbox, sent.seq);
   }
 
   /**

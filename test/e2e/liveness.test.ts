@@ -17,7 +17,7 @@ import { publish } from '../../src/bus/publish.js';
 import { request } from '../../src/bus/service.js';
 import { requestTyped } from '../../src/bus/subscribe.js';
 import { AgentHelloSchema, InboxMessageSchema } from '../../src/protocol/agent.js';
-import { AgentListReplySchema } from '../../src/protocol/api.js';
+import { AgentListReplySchema, TaskReplySchema } from '../../src/protocol/api.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { HelloReplySchema, LeaseSchema } from '../../src/protocol/registration.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
@@ -97,6 +97,21 @@ describe('liveness', { timeout: 90_000 }, () => {
     const after = await client.task(id);
     expect(after!.status).toBe('done');
     expect(timesEntered(after!, 'done')).toBe(1);
+  });
+
+  it("an assignment taken back while it waited in a dead agent's inbox is not started when the agent returns", async () => {
+    const client = await h.setup([{ agentId: 'a5', workMs: 0 }], SLOW_NETS);
+    await h.agents[0]!.kill();
+    // Presence still counts a5 online (60 s window): the task goes to its inbox.
+    const id = await client.submit({ title: 'waits in a dead inbox' });
+    await client.settle([id], ['assigned']);
+    await request(client.bus, 'task.cancel', { v: 1, id, reason: 'not needed any more' }, TaskReplySchema);
+    const back = await h.addAgent({ agentId: 'a5', workMs: 0 });
+    // Proof that the inbox has been read: a later task is done by it.
+    const later = await client.submit({ title: 'after' });
+    await client.settle([later]);
+    await back.waitFor('the later task', () => back.completed().includes(later));
+    expect(back.events.filter((e) => e.taskId === id && e.event === 'accepted')).toEqual([]);
   });
 
   it('the same agent process does not run an assignment it already finished', async () => {
