@@ -18,6 +18,6 @@ export * from './metrics.js';
 export * from './provision.js';
 export * from './publish.js';
 export * from './redeliver.js';
-export * from './withdraw.js';
 export * from './service.js';
 export * from './status.js';
+export * from './withdraw.js';

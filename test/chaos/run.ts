@@ -200,16 +200,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}): Promise<Cha
             if (line.event === 'accepted') record({ t, kind: 'start', ...base, taskId, generation });
             else if (line.event === 'completed' || line.event === 'failed' || line.event === 'aborted')
               record({ t, kind: 'finish', ...base, taskId, generation, outcome: line.event });
-            else if (line.event === 'notice')
-              record({
-                t,
-                kind: 'notice',
-                ...base,
-                taskId,
-                generation,
-                code: String(line.code),
-                stop: Boolean(line.stop),
-              });
+            else if (line.event === 'notice') record(noticeEvent(t, base, taskId, generation, line));
           },
           (ev) => ev.event === 'ready',
         ),
@@ -254,16 +245,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}): Promise<Cha
               });
             else if (line.msg === 'assignment cancelled')
               record({ t, kind: 'finish', ...base, taskId, generation: -1, outcome: 'cancelled' });
-            else if (line.phase === 'notice')
-              record({
-                t,
-                kind: 'notice',
-                ...base,
-                taskId,
-                generation,
-                code: String(line.code),
-                stop: Boolean(line.stop),
-              });
+            else if (line.phase === 'notice') record(noticeEvent(t, base, taskId, generation, line));
           },
         ),
       );
@@ -365,6 +347,25 @@ export async function runChaos(options: Partial<ChaosOptions> = {}): Promise<Cha
     await cluster.dispose();
     if (!o.outDir) await rm(outDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** A notice an agent logged (SDK event or sidecar log line), as a history event. */
+function noticeEvent(
+  t: number,
+  base: { proc: string; agentId: string },
+  taskId: string,
+  generation: number,
+  line: Record<string, unknown>,
+): HistoryEvent {
+  return {
+    t,
+    kind: 'notice',
+    ...base,
+    taskId,
+    generation,
+    code: String(line.code),
+    stop: Boolean(line.stop),
+  };
 }
 
 interface FaultContext {
