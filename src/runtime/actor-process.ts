@@ -56,6 +56,9 @@ export function stopTree(actor: AnyActorRef): void {
   }
 }
 
+/** The actors whose `send` is running, innermost last (their transitions run inside it). */
+const stepping: Pid[] = [];
+
 export class ActorPid<TLogic extends AnyActorLogic = AnyActorLogic> extends Pid {
   readonly kind = 'actor';
   readonly actor: Actor<TLogic>;
@@ -113,13 +116,28 @@ export class ActorPid<TLogic extends AnyActorLogic = AnyActorLogic> extends Pid 
   }
 
   override send(event: { type: string }): void {
-    this.actor.send(event as never);
+    // XState runs the transition inside this call when the actor is idle: while it runs, this is
+    // the innermost process executing (see `_isBusy`).
+    stepping.push(this);
+    try {
+      this.actor.send(event as never);
+    } finally {
+      stepping.pop();
+    }
   }
 
+  /**
+   * True while this actor's own code runs and is the one calling: its transition is under way
+   * (XState's mailbox holds the event being processed in `_current`) and no other process's step
+   * is nested inside it. When B's action casts to A and A's action calls B, A is the caller: B is
+   * busy but the call is not B calling itself, and B answers after its current step.
+   */
   override _isBusy(): boolean {
-    // XState's mailbox holds the event being processed in `_current` while its transition runs.
     const a = this.actor as unknown as { mailbox?: { _current?: unknown }; _processingStatus?: number };
-    return a.mailbox?._current != null && a._processingStatus === 1;
+    const processing = a.mailbox?._current != null && a._processingStatus === 1;
+    if (!processing) return false;
+    const innermost = stepping[stepping.length - 1];
+    return innermost === undefined || innermost === this;
   }
 
   override _shutdown(reason: ExitReason): void {

@@ -177,6 +177,31 @@ describe('call and cast (notes §1.17)', () => {
     exit(holder.pid, 'shutdown');
   });
 
+  it('a call into a busy actor from another one nested in its step is not calling_self: it is answered after that step', async () => {
+    // B's action casts to A; A's action, running inside B's step, calls B.
+    let a: Pid | undefined;
+    let b: Pid | undefined;
+    let answer: Promise<unknown> | undefined;
+    const machineA = setup({}).createMachine({
+      on: { poke: { actions: () => void (answer = call(b!, { type: 'get' }, { timeout: 1000 })) } },
+    });
+    const machineB = setup({}).createMachine({
+      on: {
+        go: { actions: () => cast(a!, { type: 'poke' }) },
+        get: { actions: ({ event }) => (event as unknown as { reply: (v: string) => void }).reply('from b') },
+      },
+    });
+    const ha = spawnActor(machineA);
+    const hb = spawnActor(machineB);
+    if (ha.kind !== 'ok' || hb.kind !== 'ok') throw new Error('start');
+    a = ha.pid;
+    b = hb.pid;
+    b.send({ type: 'go' });
+    expect(await answer).toEqual({ ok: true, value: 'from b' });
+    exit(a, 'shutdown');
+    exit(b, 'shutdown');
+  });
+
   it('a call through a dynamic supervisor child works and the default timeout is 5000 ms', async () => {
     const sup = unwrap(await startDynamicSupervisor());
     const p = unwrap(await sup.startChild({ id: 'c', start: { kind: 'actor', logic: worker } })).pid!;
