@@ -183,7 +183,13 @@ describe('call and cast (notes §1.17)', () => {
     let b: Pid | undefined;
     let answer: Promise<unknown> | undefined;
     const machineA = setup({}).createMachine({
-      on: { poke: { actions: () => void (answer = call(b!, { type: 'get' }, { timeout: 1000 })) } },
+      on: {
+        poke: {
+          actions: () => {
+            answer = call(b!, { type: 'get' }, { timeout: 1000 });
+          },
+        },
+      },
     });
     const machineB = setup({}).createMachine({
       on: {
