@@ -17,7 +17,7 @@ import { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 import type { ReportListener } from './reports.js';
-import { addRestart } from './restart-intensity.js';
+import { RestartWindow } from './restart-intensity.js';
 import type { Result } from './result.js';
 import { err, ok } from './result.js';
 import { isExpectedShutdownReason, terminate, terminateConcurrently } from './shutdown.js';
@@ -72,10 +72,9 @@ export class DynamicSupervisor extends SupervisorBase {
   readonly kind = 'dynamic_supervisor';
   /** Keyed by the current pid; a child waiting to restart stays under its old pid (Elixir). */
   private readonly children = new Map<Pid, DynChild>();
-  private restarts: readonly number[] = [];
+  private readonly restarts: RestartWindow;
   private readonly maxChildren: number;
   private readonly extraArgs: readonly unknown[];
-  private readonly limits: { intensity: number; period: number };
 
   /** @internal use `startDynamicSupervisor`. */
   constructor(opts: DynamicSupervisorOptions) {
@@ -83,7 +82,10 @@ export class DynamicSupervisor extends SupervisorBase {
     this.maxChildren =
       opts.maxChildren === undefined || opts.maxChildren === 'infinity' ? Infinity : opts.maxChildren;
     this.extraArgs = opts.extraArgs ?? [];
-    this.limits = { intensity: opts.intensity ?? DEFAULT_INTENSITY, period: opts.period ?? DEFAULT_PERIOD };
+    this.restarts = new RestartWindow({
+      intensity: opts.intensity ?? DEFAULT_INTENSITY,
+      period: opts.period ?? DEFAULT_PERIOD,
+    });
   }
 
   /** The spec's `id` is required but ignored; `significant: true` is rejected. */
@@ -226,9 +228,7 @@ export class DynamicSupervisor extends SupervisorBase {
   }
 
   private async restart(oldPid: Pid, child: DynChild): Promise<void> {
-    const decision = addRestart(this.restarts, this.env.clock.now(), this.limits);
-    this.restarts = decision.restarts;
-    if (!decision.allowed) {
+    if (!this.restarts.add(this.env.clock.now())) {
       this.report({ type: 'reached_max_restart_intensity' });
       this.children.delete(oldPid);
       this.state = 'terminating';

@@ -3,9 +3,15 @@
  * The supervisor's mailbox: operations (admin calls, child exits, restart retries) run one at a
  * time, in arrival order, like a gen_server. An operation may be async; the next one starts only
  * when it has finished. Errors thrown by an operation are reported to `onError`, never lost.
+ * A long run of operations (a child that keeps failing to start and is retried through the
+ * mailbox, as OTP's try_again_restart) yields to the event loop every YIELD_AFTER_MS, so timers,
+ * I/O and other processes are never starved; the order of operations is unchanged by it.
  */
 
 type Op = () => void | Promise<void>;
+
+/** A drain that has run this long without a break lets the event loop turn once. */
+const YIELD_AFTER_MS = 2;
 
 export class OpQueue {
   // A ring of head index + array: `shift()` is O(n) on large arrays, and a burst of 100k
@@ -69,7 +75,12 @@ export class OpQueue {
   }
 
   private async drain(): Promise<void> {
+    let since = performance.now();
     while (this.head < this.items.length) {
+      if (performance.now() - since >= YIELD_AFTER_MS) {
+        await new Promise<void>((r) => setImmediate(r));
+        since = performance.now();
+      }
       const op = this.items[this.head]!;
       this.items[this.head] = undefined as unknown as Op;
       this.head++;

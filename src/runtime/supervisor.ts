@@ -19,7 +19,7 @@ import { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 import type { ReportListener } from './reports.js';
-import { addRestart } from './restart-intensity.js';
+import { RestartWindow } from './restart-intensity.js';
 import type { Result } from './result.js';
 import { err, ok } from './result.js';
 import { isExpectedShutdownReason, terminate } from './shutdown.js';
@@ -114,13 +114,14 @@ export class Supervisor extends SupervisorBase {
   /** Start order. */
   private children: Child[] = [];
   private readonly byId = new Map<string, Child>();
-  private restarts: readonly number[] = [];
+  private readonly restarts: RestartWindow;
   private readonly logger: Logger | undefined;
 
   /** @internal use `startSupervisor`. */
   constructor(flags: NormalizedFlags, opts: SupervisorOptions) {
     super(opts);
     this.flags = flags;
+    this.restarts = new RestartWindow(flags);
     this.logger = opts.logger;
   }
 
@@ -343,9 +344,7 @@ export class Supervisor extends SupervisorBase {
 
   /** One restart attempt: counts toward intensity, then applies the strategy. */
   private async restart(child: Child): Promise<void> {
-    const decision = addRestart(this.restarts, this.env.clock.now(), this.flags);
-    this.restarts = decision.restarts;
-    if (!decision.allowed) {
+    if (!this.restarts.add(this.env.clock.now())) {
       this.report({ type: 'reached_max_restart_intensity', childId: child.spec.id });
       clearRetry(child);
       this.state = 'terminating';

@@ -184,4 +184,16 @@ describe('startDynamicSupervisor (notes §1.15)', () => {
     });
     await sup.stop();
   });
+
+  it('a child that keeps failing to restart never starves the event loop: timers fire between retries', async () => {
+    const calls = { n: 0 };
+    const sup = unwrap(await startDynamicSupervisor({ intensity: 20_000, period: HOUR }));
+    const p = unwrap(await sup.startChild(spec({ start: W.sequence(['ok', 'error'], calls) }))).pid!;
+    crash(p);
+    const atTimer = await new Promise<number>((r) => setTimeout(() => r(calls.n), 5));
+    expect(atTimer).toBeGreaterThan(1);
+    expect(atTimer).toBeLessThan(20_000);
+    expect(sup.alive).toBe(true);
+    await sup.stop();
+  });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addRestart } from '../../src/runtime/index.js';
+import { RestartWindow } from '../../src/runtime/restart-intensity.js';
 
 describe('addRestart', () => {
   it('allows `intensity` restarts in the window and refuses the next one', () => {
@@ -89,5 +90,42 @@ describe('addRestart properties', () => {
         }
       }),
     );
+  });
+});
+
+describe('RestartWindow (the supervisors\' incremental form)', () => {
+  it('decides every attempt as addRestart does, including after the window is compacted', () => {
+    // Large intensities and tiny gaps push the window past its compaction threshold (1024 stale
+    // entries), small ones exercise the edges.
+    const scenario = fc.record({
+      intensity: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 200, max: 800 })),
+      period: fc.integer({ min: 1, max: 1500 }),
+      gaps: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 2000, maxLength: 5000 }),
+    });
+    fc.assert(
+      fc.property(scenario, ({ intensity, period, gaps }) => {
+        const limits = { intensity, period };
+        const window = new RestartWindow(limits);
+        let w: readonly number[] = [];
+        let now = 0;
+        for (const g of gaps) {
+          now += g;
+          const reference = addRestart(w, now, limits);
+          if (window.add(now) !== reference.allowed) return false;
+          if (!reference.allowed) return true;
+          w = reference.restarts;
+        }
+        return true;
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('counts exactly at the limit long after its storage was compacted', () => {
+    // One restart per ms with period 999 keeps exactly 1000 in the window: always allowed. After
+    // 3000 of them (past the compaction threshold) one more in the same ms is the 1001st.
+    const window = new RestartWindow({ intensity: 1000, period: 999 });
+    for (let t = 0; t < 3000; t++) expect(window.add(t)).toBe(true);
+    expect(window.add(2999)).toBe(false);
   });
 });

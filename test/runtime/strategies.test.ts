@@ -160,6 +160,23 @@ describe('failed restarts (notes §1.9)', () => {
     );
   });
 
+  it('a child that keeps failing to start never starves the event loop: timers fire between retries', async () => {
+    const calls = { n: 0 };
+    const sup = unwrap(
+      await startSupervisor([{ id: 'c', start: W.sequence(['ok', 'error'], calls) }], {
+        intensity: 20_000,
+        period: HOUR,
+      }),
+    );
+    crash(await pidOf(sup, 'c'));
+    // A timer set now fires while the supervisor is still retrying, long before the 20,000th try.
+    const atTimer = await new Promise<number>((r) => setTimeout(() => r(calls.n), 5));
+    expect(atTimer).toBeGreaterThan(1);
+    expect(atTimer).toBeLessThan(20_000);
+    expect(sup.alive).toBe(true);
+    await sup.stop();
+  });
+
   it('a restarting child is reported `restarting`, refuses restart/delete, and terminateChild stops the loop', async () => {
     const calls = { n: 0 };
     const spec: ChildSpecInput = { id: 'c', start: W.sequence(['ok', 'error'], calls) };
