@@ -93,9 +93,9 @@ describe('addRestart properties', () => {
   });
 });
 
-describe('RestartWindow (the supervisors\' incremental form)', () => {
+describe("RestartWindow (the supervisors' incremental form)", () => {
   it('decides every attempt as addRestart does, including after the window is compacted', () => {
-    // Large intensities and tiny gaps push the window past its compaction threshold (1024 stale
+    // Long runs of tiny gaps push the window past its compaction threshold (1024 stale
     // entries), small ones exercise the edges.
     const scenario = fc.record({
       intensity: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 200, max: 800 })),
