@@ -115,6 +115,12 @@ describe('sidecar', { timeout: 90_000 }, () => {
     const a = await client!.submit({ title: 'hold-a', capabilities: ['code'] });
     const b = await client!.submit({ title: 'hold-b', capabilities: ['code'] });
     await client!.settle([a, b], ['working']);
+    // The hub can apply an `accepted` report before the sidecar stores the acceptance in queue.json
+    // (it saves after the report is acknowledged): wait for the file, so that both are `recovering`.
+    await waitUntil(
+      async () => (await queueFile(paths)).tasks.filter((t) => t.state === 'accepted').length === 2,
+      'both acceptances stored in queue.json',
+    );
     await sidecar!.kill();
 
     // The assignments were on disk before they were acked.
