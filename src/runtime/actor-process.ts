@@ -2,7 +2,9 @@
  * @module actor-process
  * Runs one XState v5 actor as its own root (its own system) and maps its life to OTP exits:
  * error (thrown action/guard, unhandled invoked failure) -> `{ kind: 'error', error }`; final
- * state -> `normal`; stopped by its supervisor -> the requested reason; force-stopped -> `killed`.
+ * state -> the reason its output names (`{ exitReason }`), else the reason a shutdown request
+ * asked for, else `normal`; stopped by its supervisor -> the requested reason; force-stopped ->
+ * `killed`.
  * An `error` observer is attached before `start()`, so XState never rethrows globally; the
  * orphaned children of a crashed actor are stopped; a user `inspect` callback is wrapped so it can
  * never break the actor. It does NOT persist snapshots or restart anything.
@@ -11,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Actor, AnyActorLogic, AnyActorRef, InspectionEvent, Snapshot } from 'xstate';
 import { createActor } from 'xstate';
 import type { ExitReason } from './exit-reason.js';
-import { errorReason } from './exit-reason.js';
+import { errorReason, isExitReason } from './exit-reason.js';
 import { Pid } from './pid.js';
 
 /** The event a `trapExit` actor receives when its supervisor asks it to stop. */
@@ -56,6 +58,22 @@ export function stopTree(actor: AnyActorRef): void {
   }
 }
 
+/**
+ * The reason a final state names in its output (`{ exitReason }`). One that is not an exit
+ * reason is a crash that says so, rather than a silent `normal`.
+ */
+function chosenExitReason(snapshot: { status: string; output?: unknown }): ExitReason | undefined {
+  if (snapshot.status !== 'done') return undefined;
+  const out = snapshot.output as { exitReason?: unknown } | null | undefined;
+  if (typeof out !== 'object' || out === null || !('exitReason' in out)) return undefined;
+  if (isExitReason(out.exitReason)) return out.exitReason;
+  return errorReason(
+    new TypeError(
+      `invalid exitReason in final output: ${JSON.stringify(out.exitReason)} (expected 'normal', 'shutdown', 'killed' or { kind: 'shutdown' | 'error' | 'exit', ... })`,
+    ),
+  );
+}
+
 /** The actors whose `send` is running, innermost last (their transitions run inside it). */
 const stepping: Pid[] = [];
 
@@ -96,8 +114,10 @@ export class ActorPid<TLogic extends AnyActorLogic = AnyActorLogic> extends Pid 
         this._exit(errorReason(e));
       },
       complete: () => {
-        // A final state, or a stop() by someone other than the supervisor: both are OTP `normal`.
-        this._exit(this.pendingReason ?? 'normal');
+        // A final state may name its exit reason in its output (`{ exitReason }`, as an Erlang
+        // process calls exit(Reason)); otherwise it exits with the reason a shutdown request asked
+        // for, or `normal` (a final state, or a stop() by someone other than the supervisor).
+        this._exit(chosenExitReason(this.actor.getSnapshot()) ?? this.pendingReason ?? 'normal');
       },
     });
   }
@@ -138,6 +158,10 @@ export class ActorPid<TLogic extends AnyActorLogic = AnyActorLogic> extends Pid 
     if (!processing) return false;
     const innermost = stepping[stepping.length - 1];
     return innermost === undefined || innermost === this;
+  }
+
+  override _trapsExits(): boolean {
+    return this.opts?.trapExit === true;
   }
 
   override _shutdown(reason: ExitReason): void {

@@ -22,6 +22,20 @@ export type ExitReason =
 export const shutdownWith = (detail: unknown): ExitReason => ({ kind: 'shutdown', detail });
 export const errorReason = (error: unknown): ExitReason => ({ kind: 'error', error });
 
+/** True if `v` has the shape of an exit reason (for reasons chosen by user code at run time). */
+export function isExitReason(v: unknown): v is ExitReason {
+  if (v === 'normal' || v === 'shutdown' || v === 'killed') return true;
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  if (r.kind === 'shutdown') return 'detail' in r;
+  if (r.kind === 'error') return 'error' in r;
+  if (r.kind === 'exit')
+    return (
+      (typeof r.code === 'number' || r.code === null) && (typeof r.signal === 'string' || r.signal === null)
+    );
+  return false;
+}
+
 /** OTP's `normal | shutdown | {shutdown, _}`: the reasons that do not restart a transient child. */
 export function isNormalExit(reason: ExitReason): boolean {
   return (

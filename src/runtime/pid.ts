@@ -80,6 +80,11 @@ export abstract class Pid {
     return false;
   }
 
+  /** @internal true if exit signals reach the process as messages (OTP `trap_exit`). */
+  _trapsExits(): boolean {
+    return false;
+  }
+
   /** @internal Ask the process to stop with `reason`, running its graceful cleanup. */
   abstract _shutdown(reason: ExitReason): void;
   /** @internal Stop at once; the process exits `killed`. */
@@ -122,11 +127,14 @@ function safeCall(l: ExitListener, pid: Pid, reason: ExitReason): void {
 
 /**
  * OTP `exit(Pid, Reason)`: send an exit signal. `'kill'` stops the process at once (it exits
- * `killed`); any other reason asks it to stop gracefully and exit with that reason (a `trapExit`
- * actor gets its shutdown event). Never throws; a dead pid is left alone.
+ * `killed`, untrappable); `'normal'` is ignored unless the process traps exits (OTP drops a
+ * `normal` exit signal to a process that does not trap); any other reason, `'killed'` included,
+ * is an ordinary signal: the process stops gracefully and exits with that reason (a `trapExit`
+ * actor gets its shutdown event and may end otherwise). Never throws; a dead pid is left alone.
  */
 export function exit(pid: Pid, reason: ExitReason | 'kill'): void {
   if (!pid.alive) return;
-  if (reason === 'kill' || reason === 'killed') pid._kill();
+  if (reason === 'kill') pid._kill();
+  else if (reason === 'normal' && !pid._trapsExits()) return;
   else pid._shutdown(reason);
 }
