@@ -224,9 +224,11 @@ function rawAgentScenarios(setup: (hub?: Partial<HubConfig>) => Promise<Deployme
     await again.waitFor('holding it again, at a new generation', (ev) =>
       ev.some((e) => e.event === 'holding' && e.taskId === id && (e.generation ?? 0) > 1),
     );
+    // The agent says `holding` once its `accepted` report is stored; the hub applies it after.
+    await waitUntil(async () => (await d.client.task(id))?.status === 'working', 'task working again');
     const t = (await d.client.task(id))!;
     expect(t.history.some((h) => h.reason === 'not_held')).toBe(true);
-    expect(t.status).toBe('working');
+    expect(t.generation).toBeGreaterThan(1);
     expect(t.session).toMatch(/^s[0-9a-f]{20}$/);
     noTrouble(again);
   });
