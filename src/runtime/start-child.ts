@@ -59,6 +59,14 @@ async function startAsync(
   tag: unknown,
 ): Promise<StartResult> {
   const start = spec.start;
+  // Register before start, as for actors: a taken name fails the start without running it.
+  // Supervisors check their own name (inside startSupervisor); a name taken while an async start
+  // ran is caught after it.
+  const selfNamed = start.kind === 'supervisor' || start.kind === 'dynamic_supervisor';
+  if (spec.name !== undefined && !selfNamed) {
+    const holder = env.registry.whereis(spec.name);
+    if (holder) return { kind: 'error', reason: { kind: 'already_started', pid: holder } };
+  }
   let result: StartResult;
   try {
     switch (start.kind) {
@@ -86,8 +94,7 @@ async function startAsync(
   }
   if (result.kind !== 'ok') return result;
   const pid = result.pid;
-  // Supervisors register their own name (inside startSupervisor), everything else here.
-  if (spec.name !== undefined && start.kind !== 'supervisor' && start.kind !== 'dynamic_supervisor') {
+  if (spec.name !== undefined && !selfNamed) {
     const r = env.registry.register(spec.name, pid);
     if (!r.ok) {
       pid._kill();

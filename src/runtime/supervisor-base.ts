@@ -56,9 +56,13 @@ export abstract class SupervisorBase extends Pid {
     return this.reporter.subscribe(listener);
   }
 
-  /** Stop every child (in the subclass's order), then exit with `reason`. */
+  /**
+   * Stop every child (in the subclass's order), then exit with `reason`. A stop while one is under
+   * way waits for that one to finish (the reason is the first stop's); a dead supervisor answers
+   * `noproc`.
+   */
   async stop(reason: ExitReason = 'shutdown'): Promise<Result<void, NoProc>> {
-    if (this.state !== 'running') return err({ kind: 'noproc' });
+    if (this.state === 'dead') return err({ kind: 'noproc' });
     this._shutdown(reason);
     await this.exited;
     return ok(undefined);

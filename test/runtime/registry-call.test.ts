@@ -6,12 +6,13 @@ import {
   call,
   cast,
   exit,
+  processChild,
   Registry,
   spawnActor,
   startDynamicSupervisor,
   startSupervisor,
 } from '../../src/runtime/index.js';
-import { exitOf, pidOf, unwrap, W, worker } from './support.js';
+import { exitOf, fnStart, pidOf, unwrap, W, worker } from './support.js';
 
 type CounterEvent =
   | { type: 'inc' }
@@ -98,6 +99,61 @@ describe('registry (notes §1.16)', () => {
       error: { kind: 'already_started', pid: holder.pid },
     });
     expect(unwrap(await sup.whichChildren())).toEqual([]);
+    await sup.stop();
+    exit(holder.pid, 'kill');
+  });
+
+  it('a custom-function or OS-process child whose name is taken is never started', async () => {
+    const registry = new Registry();
+    const holder = spawnActor(worker);
+    if (holder.kind !== 'ok') throw new Error('start');
+    registry.register('taken', holder.pid);
+    const sup = unwrap(await startSupervisor([], {}, { registry }));
+    let starts = 0;
+    const fn = fnStart(() => {
+      starts++;
+      return spawnActor(worker);
+    });
+    expect(await sup.startChild({ id: 'f', start: fn, name: 'taken' })).toEqual({
+      ok: false,
+      error: { kind: 'already_started', pid: holder.pid },
+    });
+    expect(starts).toBe(0);
+    const proc = processChild('p', {
+      command: process.execPath,
+      args: ['-e', 'setTimeout(() => {}, 60000)'],
+    });
+    expect(await sup.startChild({ ...proc, name: 'taken' })).toEqual({
+      ok: false,
+      error: { kind: 'already_started', pid: holder.pid },
+    });
+    expect(unwrap(await sup.whichChildren())).toEqual([]);
+
+    // Free, the name is registered for the function's pid.
+    registry.unregister('taken');
+    expect(unwrap(await sup.startChild({ id: 'f', start: fn, name: 'taken' })).pid).toBe(
+      registry.whereis('taken'),
+    );
+    expect(starts).toBe(1);
+
+    // Taken while an async start ran: the start loses, and what it started is stopped.
+    let raced: Pid | undefined;
+    let other: Pid | undefined;
+    const racing = fnStart(async () => {
+      const o = spawnActor(worker);
+      if (o.kind !== 'ok') throw new Error('start');
+      other = o.pid;
+      registry.register('race', o.pid);
+      const r = spawnActor(worker);
+      if (r.kind === 'ok') raced = r.pid;
+      return r;
+    });
+    expect(await sup.startChild({ id: 'r', start: racing, name: 'race' })).toEqual({
+      ok: false,
+      error: { kind: 'already_started', pid: other },
+    });
+    expect(raced?.alive).toBe(false);
+    if (other) exit(other, 'kill');
     await sup.stop();
     exit(holder.pid, 'kill');
   });

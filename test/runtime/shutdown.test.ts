@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fromCallback, fromPromise, setup } from 'xstate';
-import type { ChildSpecInput } from '../../src/runtime/index.js';
+import type { ActorPid, ChildSpecInput } from '../../src/runtime/index.js';
 import { actorChild, startSupervisor } from '../../src/runtime/index.js';
 import { exitOf, HOUR, pidOf, recorder, unwrap, W } from './support.js';
 
@@ -28,6 +28,30 @@ describe('shutdown protocol (notes §1.11)', () => {
     await sup.stop();
     expect(p.exitReason).toBe('shutdown');
     expect(rec.reports.some((r) => r.type === 'shutdown_error')).toBe(false);
+  });
+
+  it('a second stop while the first is under way waits for the exit; a stop after it is noproc', async () => {
+    const sup = unwrap(
+      await startSupervisor([actorChild('g', graceful, { trapExit: true, shutdown: 2000 })], flags),
+    );
+    const p = (await pidOf(sup, 'g')) as ActorPid;
+    const first = sup.stop();
+    // The second stop comes while the supervisor is terminating (its child is cleaning up).
+    await new Promise<void>((resolve) => {
+      if (p.actor.getSnapshot().matches('cleaning')) return resolve();
+      const sub = p.actor.subscribe((s) => {
+        if (s.matches('cleaning')) {
+          sub.unsubscribe();
+          resolve();
+        }
+      });
+    });
+    const second = sup.stop();
+    expect(await second).toEqual({ ok: true, value: undefined });
+    expect(p.exitReason).toBe('shutdown'); // the child was stopped before the second stop answered
+    expect(sup.alive).toBe(false);
+    expect(await first).toEqual({ ok: true, value: undefined });
+    expect(await sup.stop()).toEqual({ ok: false, error: { kind: 'noproc' } });
   });
 
   it('a child that ignores the shutdown request is killed after its timeout', async () => {
