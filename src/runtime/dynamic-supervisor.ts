@@ -4,7 +4,8 @@
  * Map keyed by pid (O(1) per operation), restarted one_for_one with `extraArgs` prepended on every
  * (re)start, capped by `maxChildren` (restarting children count). Shutdown is concurrent, with
  * one timer per distinct shutdown value. A child whose restart returns `ignore` is dropped.
- * It does NOT support significant children or autoShutdown (Elixir rejects them too).
+ * It does NOT support significant children or autoShutdown (Elixir rejects them too): an option it
+ * does not have is a `supervisor_data` error, never ignored.
  */
 import type { Logger } from 'pino';
 import { backoffDelay, nextAttempt } from './backoff.js';
@@ -35,6 +36,8 @@ import type { FlagsError } from './supervisor-flags.js';
 import { DEFAULT_INTENSITY, DEFAULT_PERIOD, isIntensity, isPeriod } from './supervisor-flags.js';
 
 export interface DynamicSupervisorOptions {
+  /** Only `one_for_one` (the default), as in Elixir. */
+  strategy?: 'one_for_one';
   /** Default `infinity`. `0` rejects every start. */
   maxChildren?: number | 'infinity';
   /** Prepended to every child's start arguments (fn starts; `inputFrom` of actor starts). */
@@ -53,7 +56,11 @@ export interface DynamicSupervisorOptions {
 export type DynamicSupervisorStartError =
   | {
       readonly kind: 'supervisor_data';
-      readonly reason: FlagsError | { kind: 'invalid_max_children'; value: unknown };
+      readonly reason:
+        | FlagsError
+        | { kind: 'invalid_max_children'; value: unknown }
+        /** An option a dynamic supervisor does not have (`autoShutdown`, a typo): never ignored. */
+        | { kind: 'unknown_option'; key: string };
     }
   | { readonly kind: 'already_started'; readonly pid: Pid };
 
@@ -287,9 +294,27 @@ function startError(reason: unknown): DynamicStartChildError {
   return { kind: 'start_error', reason };
 }
 
+const OPTION_KEYS: ReadonlySet<string> = new Set<keyof DynamicSupervisorOptions>([
+  'strategy',
+  'maxChildren',
+  'extraArgs',
+  'intensity',
+  'period',
+  'name',
+  'logger',
+  'registry',
+  'clock',
+  'onReport',
+]);
+
 export async function startDynamicSupervisor(
   opts: DynamicSupervisorOptions = {},
 ): Promise<Result<DynamicSupervisor, DynamicSupervisorStartError>> {
+  for (const key of Object.keys(opts))
+    if (!OPTION_KEYS.has(key))
+      return err({ kind: 'supervisor_data', reason: { kind: 'unknown_option', key } });
+  if (opts.strategy !== undefined && opts.strategy !== 'one_for_one')
+    return err({ kind: 'supervisor_data', reason: { kind: 'invalid_strategy', value: opts.strategy } });
   if (opts.intensity !== undefined && !isIntensity(opts.intensity))
     return err({ kind: 'supervisor_data', reason: { kind: 'invalid_intensity', value: opts.intensity } });
   if (opts.period !== undefined && !isPeriod(opts.period))

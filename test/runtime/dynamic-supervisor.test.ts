@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { ChildSpecInput, StartResult } from '../../src/runtime/index.js';
-import { exit, spawnActor, startDynamicSupervisor } from '../../src/runtime/index.js';
+import {
+  dynamicSupervisorChild,
+  exit,
+  spawnActor,
+  startDynamicSupervisor,
+  startSupervisor,
+} from '../../src/runtime/index.js';
 import { cnt, crash, exitOf, fnStart, HOUR, recorder, stopNormal, unwrap, W, wc, worker } from './support.js';
 
 const spec = (extra: Partial<ChildSpecInput> = {}): ChildSpecInput => ({
@@ -164,6 +170,31 @@ describe('startDynamicSupervisor (notes §1.15)', () => {
     expect(await startDynamicSupervisor({ maxChildren: -1 })).toMatchObject({
       ok: false,
       error: { kind: 'supervisor_data', reason: { kind: 'invalid_max_children' } },
+    });
+    // An option it does not have is an error, never silently ignored (Elixir's DynamicSupervisor
+    // has no automatic shutdown); `strategy` is only ever one_for_one.
+    for (const key of ['autoShutdown', 'maxchildren', 'significant'])
+      expect(await startDynamicSupervisor({ [key]: 'any_significant' } as never)).toEqual({
+        ok: false,
+        error: { kind: 'supervisor_data', reason: { kind: 'unknown_option', key } },
+      });
+    expect(await startDynamicSupervisor({ strategy: 'one_for_all' } as never)).toEqual({
+      ok: false,
+      error: { kind: 'supervisor_data', reason: { kind: 'invalid_strategy', value: 'one_for_all' } },
+    });
+    const sup = unwrap(await startDynamicSupervisor({ strategy: 'one_for_one', name: undefined }));
+    await sup.stop();
+    // As a child of a static supervisor, the same error fails the start.
+    const parent = await startSupervisor([
+      dynamicSupervisorChild('d', { autoShutdown: 'any_significant' } as never),
+    ]);
+    expect(parent).toMatchObject({
+      ok: false,
+      error: {
+        kind: 'failed_to_start_child',
+        id: 'd',
+        reason: { kind: 'supervisor_data', reason: { kind: 'unknown_option', key: 'autoShutdown' } },
+      },
     });
   });
 
