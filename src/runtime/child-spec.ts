@@ -2,7 +2,8 @@
  * @module child-spec
  * Child specifications as data, validated before anything starts, in OTP's check order
  * (id, start, restart, significant, type, shutdown, then our extras: name, backoff); the first
- * failure wins and is returned as a `SpecError` value, never thrown. Unknown keys are ignored.
+ * failure wins and is returned as a `SpecError` value, never thrown. Unknown keys are ignored. A
+ * start is checked by its kind's definition (start-kind.ts).
  * `normalizeSpec` fills every default, so `getChildSpec` shows what the supervisor really uses.
  */
 import type { Logger } from 'pino';
@@ -15,6 +16,8 @@ import type { OsProcessOptions } from './os-process.js';
 import type { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import type { Shutdown } from './shutdown.js';
+import type { Launch } from './start-kind.js';
+import { startKindOf } from './start-kind.js';
 import type { AutoShutdown, SupervisorFlags } from './supervisor-flags.js';
 
 export type { Shutdown };
@@ -33,22 +36,32 @@ export interface StartContext {
   readonly registry: Registry;
 }
 
-/** How to start a child. Build them with the helpers in `index.ts` or write them by hand. */
+/** Every start names its kind; one built by a helper also carries its launch function. */
+interface StartBase {
+  readonly kind: string;
+  readonly launch?: Launch;
+}
+
+/**
+ * How to start a child: built by the helpers (`actorChild`, `supervisorChild`, ...) or written by
+ * hand in one of the shapes below; any other kind carries its own `launch` (start-kind.ts).
+ */
 export type ChildStart =
-  | ({ readonly kind: 'actor'; readonly logic: AnyActorLogic } & ActorStartOptions)
-  | {
+  | (StartBase & { readonly kind: 'actor'; readonly logic: AnyActorLogic } & ActorStartOptions)
+  | (StartBase & {
       readonly kind: 'supervisor';
       readonly children: readonly ChildSpecInput[];
       readonly flags?: SupervisorFlags;
-    }
-  | { readonly kind: 'dynamic_supervisor'; readonly options?: DynamicSupervisorOptions }
-  | ({ readonly kind: 'process' } & OsProcessOptions)
-  | {
+    })
+  | (StartBase & { readonly kind: 'dynamic_supervisor'; readonly options?: DynamicSupervisorOptions })
+  | (StartBase & { readonly kind: 'process' } & OsProcessOptions)
+  | (StartBase & {
       readonly kind: 'fn';
       /** Called as `fn(...extraArgs, ...args)`; may also throw (a failed start). */
       readonly fn: (...args: unknown[]) => StartResult | Promise<StartResult>;
       readonly args?: readonly unknown[];
-    };
+    })
+  | (StartBase & { readonly launch: Launch });
 
 /** A child spec as written by users: only `id` and `start` are required. */
 export interface ChildSpecInput {
@@ -66,6 +79,16 @@ export interface ChildSpecInput {
   readonly name?: string;
   /** Opt-in delayed restarts (see backoff.ts). */
   readonly backoff?: BackoffOptions;
+}
+
+/** Spec fields other than `id` and `start`, as the child builders take them. */
+export type ChildOptions = Omit<ChildSpecInput, 'id' | 'start'>;
+
+/** A spec from its id, start and options (options left `undefined` are left out). */
+export function childSpec(id: string, start: ChildStart, opts: ChildOptions = {}): ChildSpecInput {
+  const out: Record<string, unknown> = { id, start };
+  for (const [k, v] of Object.entries(opts)) if (v !== undefined) out[k] = v;
+  return out as unknown as ChildSpecInput;
 }
 
 /** A child spec with every default filled in. */
@@ -98,20 +121,17 @@ export type SpecError =
   /** `checkChildSpecs` was given something that is not an array. */
   | { readonly kind: 'badarg'; readonly value: unknown };
 
-const START_KINDS = new Set(['actor', 'supervisor', 'dynamic_supervisor', 'process', 'fn']);
-const SUPERVISOR_STARTS = new Set(['supervisor', 'dynamic_supervisor']);
-
+/** A known kind checks its own shape; an unknown one must carry its launch function. */
 function checkStart(start: unknown): SpecError | undefined {
   if (start === undefined) return { kind: 'missing_start' };
   if (typeof start !== 'object' || start === null) return { kind: 'invalid_start', value: start };
   const s = start as Record<string, unknown>;
-  if (typeof s.kind !== 'string' || !START_KINDS.has(s.kind)) return { kind: 'invalid_start', value: start };
-  const bad =
-    (s.kind === 'actor' && (typeof s.logic !== 'object' || s.logic === null)) ||
-    (s.kind === 'supervisor' && !Array.isArray(s.children)) ||
-    (s.kind === 'process' && typeof s.command !== 'string') ||
-    (s.kind === 'fn' && typeof s.fn !== 'function');
-  return bad ? { kind: 'invalid_start', value: start } : undefined;
+  if (typeof s.kind !== 'string') return { kind: 'invalid_start', value: start };
+  if (s.launch !== undefined && typeof s.launch !== 'function')
+    return { kind: 'invalid_start', value: start };
+  const def = startKindOf(s.kind);
+  const ok = def ? def.check(s) : typeof s.launch === 'function';
+  return ok ? undefined : { kind: 'invalid_start', value: start };
 }
 
 function isShutdown(v: unknown): boolean {
@@ -179,7 +199,7 @@ function checkSpec(spec: unknown, autoShutdown: AutoShutdown | undefined): SpecE
 }
 
 export function normalizeSpec(s: ChildSpecInput): ChildSpec {
-  const type: ChildType = s.type ?? (SUPERVISOR_STARTS.has(s.start.kind) ? 'supervisor' : 'worker');
+  const type: ChildType = s.type ?? startKindOf(s.start.kind)?.type ?? 'worker';
   return {
     id: s.id,
     start: s.start,

@@ -10,9 +10,9 @@
  */
 import { type AnyActorRef, fromCallback } from 'xstate';
 import { spawnActor } from './actor-process.js';
-import type { ChildSpecInput, StartResult } from './child-spec.js';
+import type { ChildOptions, ChildSpecInput, StartResult } from './child-spec.js';
 import type { ExitReason } from './exit-reason.js';
-import { type ChildOptions, fnChild } from './index.js';
+import { fnChild } from './fn-child.js';
 
 export interface Server<M extends { type: string } = { type: string }> {
   handle(message: M): void | Promise<void>;

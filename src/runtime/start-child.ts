@@ -1,26 +1,18 @@
 /**
  * @module start-child
- * Turns a validated child spec into a running process: one place for every start kind (XState
- * actor, supervisor, dynamic supervisor, OS process, custom function). The owner is attached
- * before the process can exit, and the spec's `name` is registered in the same step as the start
- * (before an actor's `start()`, OTP's "register before init"); a taken name fails the start with
- * `{ kind: 'already_started', pid }`. It does NOT retry or count restarts.
+ * Turns a validated child spec into a running process, whatever its kind (start-kind.ts): the
+ * spec's name is checked before the start runs and registered before the process runs code of
+ * its own (OTP's "register before init"); a taken name fails the start with
+ * `{ kind: 'already_started', pid }` and a process started meanwhile under it is killed. The
+ * owner is attached before the process can exit unseen. What a start returns is checked. It
+ * does NOT retry or count restarts.
  */
-import type { Logger } from 'pino';
-import { ActorPid } from './actor-process.js';
 import type { ChildSpec, StartResult } from './child-spec.js';
-import type { Clock } from './clock.js';
-import { startDynamicSupervisor } from './dynamic-supervisor.js';
-import { startOsProcess } from './os-process.js';
 import type { Pid, PidOwner } from './pid.js';
-import type { Registry } from './registry.js';
-import { startSupervisor } from './supervisor.js';
+import type { Attach, StartEnv } from './start-kind.js';
+import { startKindOf } from './start-kind.js';
 
-export interface StartEnv {
-  readonly logger: Logger | undefined;
-  readonly registry: Registry;
-  readonly clock: Clock;
-}
+export type { StartEnv } from './start-kind.js';
 
 const NO_ARGS: readonly unknown[] = [];
 
@@ -32,79 +24,54 @@ export function startChildProcess(
   tag: unknown,
 ): StartResult | Promise<StartResult> {
   const start = spec.start;
-  if (start.kind === 'actor') {
-    // The synchronous path matters: it is the restart-latency and 100k-children hot path.
-    let pid: ActorPid;
-    try {
-      pid = new ActorPid(start.logic, start, extraArgs ?? NO_ARGS, env.logger);
-    } catch (e) {
-      return { kind: 'error', reason: e };
-    }
-    if (spec.name !== undefined) {
-      const r = env.registry.register(spec.name, pid);
-      if (!r.ok) return { kind: 'error', reason: { kind: 'already_started', pid: r.error.pid } };
+  const def = startKindOf(start.kind);
+  const launch = start.launch ?? def?.launch;
+  if (!launch) return { kind: 'error', reason: { kind: 'invalid_start', value: start } };
+  const name = def?.registersOwnName ? undefined : spec.name;
+  if (name !== undefined) {
+    const holder = env.registry.whereis(name);
+    if (holder) return alreadyStarted(holder);
+  }
+  let attached: Pid | undefined;
+  const attach: Attach = (pid) => {
+    if (name !== undefined) {
+      const r = env.registry.register(name, pid);
+      if (!r.ok) return alreadyStarted(r.error.pid);
     }
     pid._setOwner(owner, tag);
-    const s = pid.start();
-    return s.ok ? { kind: 'ok', pid } : { kind: 'error', reason: s.error };
-  }
-  return startAsync(spec, extraArgs ?? NO_ARGS, env, owner, tag);
-}
-
-async function startAsync(
-  spec: ChildSpec,
-  extraArgs: readonly unknown[],
-  env: StartEnv,
-  owner: PidOwner,
-  tag: unknown,
-): Promise<StartResult> {
-  const start = spec.start;
-  // Register before start, as for actors: a taken name fails the start without running it.
-  // Supervisors check their own name (inside startSupervisor); a name taken while an async start
-  // ran is caught after it.
-  const selfNamed = start.kind === 'supervisor' || start.kind === 'dynamic_supervisor';
-  if (spec.name !== undefined && !selfNamed) {
-    const holder = env.registry.whereis(spec.name);
-    if (holder) return { kind: 'error', reason: { kind: 'already_started', pid: holder } };
-  }
-  let result: StartResult;
+    attached = pid;
+    return undefined;
+  };
+  const finish = (returned: unknown): StartResult => {
+    const r = checkStartResult(returned);
+    if (r.kind !== 'ok' || r.pid === attached) return r;
+    // Launched without attaching (custom functions, OS processes, supervisors): attach now; a
+    // name taken while an async start ran loses to its holder.
+    const refused = attach(r.pid);
+    if (refused) r.pid._kill();
+    return refused ?? r;
+  };
+  let returned: StartResult | Promise<StartResult>;
   try {
-    switch (start.kind) {
-      case 'supervisor': {
-        const r = await startSupervisor(start.children, start.flags, { ...env, name: spec.name });
-        result = r.ok ? { kind: 'ok', pid: r.value } : { kind: 'error', reason: r.error };
-        break;
-      }
-      case 'dynamic_supervisor': {
-        const r = await startDynamicSupervisor({ ...env, ...start.options, name: spec.name });
-        result = r.ok ? { kind: 'ok', pid: r.value } : { kind: 'error', reason: r.error };
-        break;
-      }
-      case 'process':
-        result = await startOsProcess(start, env.logger);
-        break;
-      case 'fn':
-        result = checkStartResult(await start.fn(...extraArgs, ...(start.args ?? NO_ARGS)));
-        break;
-      default:
-        return { kind: 'error', reason: { kind: 'invalid_start', value: start } };
-    }
+    returned = launch(spec, extraArgs ?? NO_ARGS, env, attach);
   } catch (e) {
     return { kind: 'error', reason: e };
   }
-  if (result.kind !== 'ok') return result;
-  const pid = result.pid;
-  if (spec.name !== undefined && !selfNamed) {
-    const r = env.registry.register(spec.name, pid);
-    if (!r.ok) {
-      pid._kill();
-      return { kind: 'error', reason: { kind: 'already_started', pid: r.error.pid } };
-    }
-  }
-  pid._setOwner(owner, tag);
-  return result;
+  // The synchronous path matters: actor starts are the restart-latency and 100k-children hot path.
+  if (isThenable(returned))
+    return Promise.resolve(returned).then(finish, (reason: unknown) => ({ kind: 'error', reason }));
+  return finish(returned);
 }
 
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+function alreadyStarted(pid: Pid): StartResult {
+  return { kind: 'error', reason: { kind: 'already_started', pid } };
+}
+
+/** OTP's `{ok, Pid} | {ok, Pid, Info} | ignore | {error, R}`; anything else is `bad_return`. */
 function checkStartResult(r: unknown): StartResult {
   if (typeof r === 'object' && r !== null) {
     const k = (r as { kind?: unknown }).kind;
@@ -115,6 +82,3 @@ function checkStartResult(r: unknown): StartResult {
   }
   return { kind: 'error', reason: { kind: 'bad_return', value: r } };
 }
-
-/** @internal re-exported for custom start functions that wrap an existing Pid. */
-export type { Pid };
