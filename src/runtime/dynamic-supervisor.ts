@@ -8,20 +8,18 @@
  * does not have is a `supervisor_data` error, never ignored.
  */
 import type { Logger } from 'pino';
-import { backoffDelay, nextAttempt } from './backoff.js';
+import { ChildRestart } from './child-restart.js';
 import type { ChildSpec, ChildSpecInput, StartResult } from './child-spec.js';
 import { validateChildSpec } from './child-spec.js';
 import type { Clock } from './clock.js';
 import type { ExitReason } from './exit-reason.js';
-import { isNormalExit } from './exit-reason.js';
-import { Pid } from './pid.js';
+import type { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 import type { ReportListener } from './reports.js';
-import { RestartWindow } from './restart-intensity.js';
 import type { Result } from './result.js';
 import { err, ok } from './result.js';
-import { isExpectedShutdownReason, terminate, terminateConcurrently } from './shutdown.js';
+import { terminateConcurrently } from './shutdown.js';
 import { startChildProcess } from './start-child.js';
 import type {
   ChildCounts,
@@ -31,7 +29,7 @@ import type {
   StartChildError,
   StartedChild,
 } from './supervisor.js';
-import { SupervisorBase } from './supervisor-base.js';
+import { SupervisorBase, startChildError } from './supervisor-base.js';
 import type { FlagsError } from './supervisor-flags.js';
 import { DEFAULT_INTENSITY, DEFAULT_PERIOD, isIntensity, isPeriod } from './supervisor-flags.js';
 
@@ -66,33 +64,23 @@ export type DynamicSupervisorStartError =
 
 export type DynamicStartChildError = StartChildError | { readonly kind: 'max_children' };
 
-// One small record per child: the 100k-children budget is ~8 KB each, XState takes ~4 KB.
-class DynChild {
-  restarting = false;
-  attempt = 0;
-  startedAt = 0;
-  timer: NodeJS.Timeout | undefined = undefined;
-  constructor(readonly spec: ChildSpec) {}
-}
+// One small record per child (a ChildRestart): the 100k-children budget is ~8 KB each, XState
+// takes ~4 KB.
+type DynChild = ChildRestart;
 
 export class DynamicSupervisor extends SupervisorBase {
   readonly kind = 'dynamic_supervisor';
   /** Keyed by the current pid; a child waiting to restart stays under its old pid (Elixir). */
   private readonly children = new Map<Pid, DynChild>();
-  private readonly restarts: RestartWindow;
   private readonly maxChildren: number;
   private readonly extraArgs: readonly unknown[];
 
   /** @internal use `startDynamicSupervisor`. */
   constructor(opts: DynamicSupervisorOptions) {
-    super(opts);
+    super(opts, { intensity: opts.intensity ?? DEFAULT_INTENSITY, period: opts.period ?? DEFAULT_PERIOD });
     this.maxChildren =
       opts.maxChildren === undefined || opts.maxChildren === 'infinity' ? Infinity : opts.maxChildren;
     this.extraArgs = opts.extraArgs ?? [];
-    this.restarts = new RestartWindow({
-      intensity: opts.intensity ?? DEFAULT_INTENSITY,
-      period: opts.period ?? DEFAULT_PERIOD,
-    });
   }
 
   /** The spec's `id` is required but ignored; `significant: true` is rejected. */
@@ -107,7 +95,7 @@ export class DynamicSupervisor extends SupervisorBase {
         const spec = v.value;
         if (spec.significant) return err({ kind: 'invalid_significant', value: true });
         if (this.children.size >= this.maxChildren) return err({ kind: 'max_children' });
-        const child = new DynChild(spec);
+        const child = new ChildRestart(spec);
         const r = this.startOne(child);
         return r instanceof Promise ? r.then((x) => this.afterStart(child, x)) : this.afterStart(child, r);
       },
@@ -115,7 +103,7 @@ export class DynamicSupervisor extends SupervisorBase {
   }
 
   private afterStart(child: DynChild, r: StartResult): Result<StartedChild, DynamicStartChildError> {
-    if (r.kind === 'error') return err(startError(r.reason));
+    if (r.kind === 'error') return err(startChildError(r.reason));
     if (r.kind === 'ignore') return ok({ pid: undefined });
     this.children.set(r.pid, child);
     return ok(r.info === undefined ? { pid: r.pid } : { pid: r.pid, info: r.info });
@@ -127,8 +115,8 @@ export class DynamicSupervisor extends SupervisorBase {
       const child = this.children.get(pid);
       if (!child) return err({ kind: 'not_found' });
       this.children.delete(pid);
-      clearRetry(child);
-      if (pid.alive) await this.stopOne(pid, child);
+      child.clearRetry();
+      if (pid.alive) await this.stopByShutdownSpec(pid, child.spec, undefined);
       return ok(undefined);
     });
   }
@@ -172,7 +160,7 @@ export class DynamicSupervisor extends SupervisorBase {
     if (this.state === 'dead') return;
     this.state = 'dead';
     for (const [pid, c] of this.children) {
-      clearRetry(c);
+      c.clearRetry();
       pid._kill();
     }
     this.children.clear();
@@ -190,25 +178,17 @@ export class DynamicSupervisor extends SupervisorBase {
 
   private started(child: DynChild, r: StartResult): StartResult {
     if (r.kind === 'ok') {
-      child.restarting = false;
-      if (child.spec.backoff) child.startedAt = this.env.clock.now();
+      child.started(this.env.clock.now());
       this.report({ type: 'progress', pid: r.pid });
     }
     return r;
-  }
-
-  private async stopOne(pid: Pid, child: DynChild): Promise<void> {
-    const reason = await terminate(pid, child.spec.shutdown);
-    if (!isExpectedShutdownReason(reason, child.spec.shutdown, child.spec.restart === 'permanent')) {
-      this.report({ type: 'shutdown_error', pid, reason });
-    }
   }
 
   /** All at once (OTP simple_one_for_one / Elixir DynamicSupervisor), one timer per shutdown value. */
   protected async terminateAll(): Promise<void> {
     const list: { pid: Pid; shutdown: ChildSpec['shutdown'] }[] = [];
     for (const [pid, c] of this.children) {
-      clearRetry(c);
+      c.clearRetry();
       list.push({ pid, shutdown: c.spec.shutdown });
     }
     this.children.clear();
@@ -219,28 +199,24 @@ export class DynamicSupervisor extends SupervisorBase {
     if (this.state !== 'running') return;
     const child = this.children.get(pid);
     if (!child || child.restarting) return;
-    const { restart } = child.spec;
-    const normal = isNormalExit(reason);
-    if (restart === 'permanent' || !normal) this.report({ type: 'child_terminated', pid, reason });
-    if (restart === 'temporary' || (restart === 'transient' && normal)) {
+    if (!this.exitNeedsRestart(child.spec, pid, reason, undefined)) {
       this.children.delete(pid);
       return;
     }
     child.restarting = true;
     if (child.spec.backoff) {
-      this.scheduleBackoff(pid, child, this.env.clock.now() - child.startedAt);
+      this.delayRestart(child, this.env.clock.now() - child.startedAt, undefined, () =>
+        this.retry(pid, child),
+      );
       return;
     }
     await this.restart(pid, child);
   }
 
   private async restart(oldPid: Pid, child: DynChild): Promise<void> {
-    if (!this.restarts.add(this.env.clock.now())) {
-      this.report({ type: 'reached_max_restart_intensity' });
+    if (!this.countRestart()) {
       this.children.delete(oldPid);
-      this.state = 'terminating';
-      await this.terminateAll();
-      this.die('shutdown');
+      await this.giveUp(undefined);
       return;
     }
     const r = await this.startOne(child);
@@ -254,44 +230,13 @@ export class DynamicSupervisor extends SupervisorBase {
       this.children.delete(oldPid);
       return;
     }
-    this.report({ type: 'start_error', reason: r.reason });
-    child.restarting = true;
-    if (child.spec.backoff) this.scheduleBackoff(oldPid, child, 0);
-    else this.queue.push(() => this.retry(oldPid, child));
+    this.retryLater(child, undefined, r.reason, () => this.retry(oldPid, child));
   }
 
   private retry(oldPid: Pid, child: DynChild): Promise<void> | undefined {
     if (this.state !== 'running' || this.children.get(oldPid) !== child || !child.restarting) return;
     return this.restart(oldPid, child);
   }
-
-  private scheduleBackoff(oldPid: Pid, child: DynChild, ranFor: number): void {
-    const b = child.spec.backoff!;
-    const attempt = nextAttempt(child.attempt, ranFor, b);
-    const delay = backoffDelay(attempt, b);
-    child.attempt = attempt + 1;
-    this.report({ type: 'restart_scheduled', delay, attempt });
-    child.timer = setTimeout(() => {
-      child.timer = undefined;
-      this.queue.push(() => this.retry(oldPid, child));
-    }, delay);
-  }
-}
-
-function clearRetry(c: DynChild): void {
-  c.restarting = false;
-  if (c.timer) {
-    clearTimeout(c.timer);
-    c.timer = undefined;
-  }
-}
-
-function startError(reason: unknown): DynamicStartChildError {
-  const r = reason as { kind?: unknown; pid?: unknown } | null;
-  if (r && typeof r === 'object' && r.kind === 'already_started' && r.pid instanceof Pid) {
-    return { kind: 'already_started', pid: r.pid };
-  }
-  return { kind: 'start_error', reason };
 }
 
 const OPTION_KEYS: ReadonlySet<string> = new Set<keyof DynamicSupervisorOptions>([

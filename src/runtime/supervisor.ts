@@ -9,23 +9,21 @@
  * It does NOT keep children added with startChild across its own restart by a parent (OTP).
  */
 import type { Logger } from 'pino';
-import { backoffDelay, nextAttempt } from './backoff.js';
+import { ChildRestart } from './child-restart.js';
 import type { ChildSpec, ChildSpecInput, ChildType, SpecError, StartResult } from './child-spec.js';
 import { checkChildSpecs, validateChildSpec } from './child-spec.js';
 import type { Clock } from './clock.js';
 import type { ExitReason } from './exit-reason.js';
-import { isNormalExit, shutdownWith } from './exit-reason.js';
-import { Pid } from './pid.js';
+import { shutdownWith } from './exit-reason.js';
+import type { Pid } from './pid.js';
 import type { Registry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 import type { ReportListener } from './reports.js';
-import { RestartWindow } from './restart-intensity.js';
 import type { Result } from './result.js';
 import { err, ok } from './result.js';
-import { isExpectedShutdownReason, terminate } from './shutdown.js';
 import { startChildProcess } from './start-child.js';
 import { planRestart } from './strategy.js';
-import { type NoProc, SupervisorBase } from './supervisor-base.js';
+import { type NoProc, SupervisorBase, startChildError } from './supervisor-base.js';
 import type { FlagsError, NormalizedFlags, SupervisorFlags } from './supervisor-flags.js';
 import { validateFlags } from './supervisor-flags.js';
 
@@ -97,15 +95,8 @@ export type DeleteChildError =
   | { readonly kind: 'running' }
   | { readonly kind: 'restarting' };
 
-interface Child {
-  spec: ChildSpec;
-  pid: Pid | undefined;
-  /** OTP's `{restarting, OldPid}`: a restart failed and a retry is pending. */
-  restarting: boolean;
-  /** Backoff bookkeeping; untouched when the spec has no backoff. */
-  attempt: number;
-  startedAt: number;
-  timer: NodeJS.Timeout | undefined;
+class Child extends ChildRestart {
+  pid: Pid | undefined = undefined;
 }
 
 export class Supervisor extends SupervisorBase {
@@ -114,15 +105,11 @@ export class Supervisor extends SupervisorBase {
   /** Start order. */
   private children: Child[] = [];
   private readonly byId = new Map<string, Child>();
-  private readonly restarts: RestartWindow;
-  private readonly logger: Logger | undefined;
 
   /** @internal use `startSupervisor`. */
   constructor(flags: NormalizedFlags, opts: SupervisorOptions) {
-    super(opts);
+    super(opts, flags);
     this.flags = flags;
-    this.restarts = new RestartWindow(flags);
-    this.logger = opts.logger;
   }
 
   // --- Public API -------------------------------------------------------------------------
@@ -138,9 +125,9 @@ export class Supervisor extends SupervisorBase {
           ? err({ kind: 'already_started', pid: existing.pid })
           : err({ kind: 'already_present' });
       }
-      const child = newChild(spec);
+      const child = new Child(spec);
       const r = await this.startOne(child);
-      if (r.kind === 'error') return err(startError(r.reason));
+      if (r.kind === 'error') return err(startChildError(r.reason));
       if (r.kind === 'ignore' && spec.restart === 'temporary') return ok({ pid: undefined });
       this.add(child);
       return ok(r.kind === 'ok' ? { pid: r.pid, info: r.info } : { pid: undefined });
@@ -225,7 +212,7 @@ export class Supervisor extends SupervisorBase {
     this.state = 'dead';
     for (let i = this.children.length - 1; i >= 0; i--) {
       const c = this.children[i]!;
-      clearRetry(c);
+      c.clearRetry();
       c.pid?._kill();
       c.pid = undefined;
     }
@@ -237,7 +224,7 @@ export class Supervisor extends SupervisorBase {
   async _init(specs: readonly ChildSpec[]): Promise<Result<Supervisor, SupervisorStartError>> {
     return this.queue.run(async () => {
       for (const spec of specs) {
-        const child = newChild(spec);
+        const child = new Child(spec);
         const r = await this.startOne(child);
         if (r.kind === 'error') {
           this.report({ type: 'start_error', childId: spec.id, reason: r.reason });
@@ -270,8 +257,7 @@ export class Supervisor extends SupervisorBase {
     const r = await startChildProcess(child.spec, undefined, this.env, this, child);
     if (r.kind === 'ok') {
       child.pid = r.pid;
-      child.restarting = false;
-      if (child.spec.backoff) child.startedAt = this.env.clock.now();
+      child.started(this.env.clock.now());
       this.report({ type: 'progress', childId: child.spec.id, pid: r.pid });
     } else {
       child.pid = undefined;
@@ -281,14 +267,10 @@ export class Supervisor extends SupervisorBase {
 
   /** Stop a child by its shutdown spec; its exit will be ignored by handleExit. */
   private async stopChild(child: Child): Promise<void> {
-    clearRetry(child);
+    child.clearRetry();
     const pid = child.pid;
     child.pid = undefined;
-    if (!pid) return;
-    const reason = await terminate(pid, child.spec.shutdown);
-    if (!isExpectedShutdownReason(reason, child.spec.shutdown, child.spec.restart === 'permanent')) {
-      this.report({ type: 'shutdown_error', childId: child.spec.id, pid, reason });
-    }
+    if (pid) await this.stopByShutdownSpec(pid, child.spec, child.spec.id);
   }
 
   /** One at a time, newest first (OTP): each child fully stopped before the next is signalled. */
@@ -306,13 +288,9 @@ export class Supervisor extends SupervisorBase {
     // Stale exits (a child we stopped ourselves, an incarnation already replaced) are ignored:
     // that is how bystanders of one_for_all / rest_for_one never restart or auto-shut down.
     if (!child || child.pid !== pid || this.byId.get(child.spec.id) !== child) return;
-    const { restart, significant } = child.spec;
-    const normal = isNormalExit(reason);
-    if (restart === 'permanent' || !normal) {
-      this.report({ type: 'child_terminated', childId: child.spec.id, pid, reason });
-    }
+    const { id, restart, significant } = child.spec;
     child.pid = undefined;
-    if (restart === 'temporary' || (restart === 'transient' && normal)) {
+    if (!this.exitNeedsRestart(child.spec, pid, reason, id)) {
       if (restart === 'temporary') this.remove(child);
       if (significant && this.autoShutdownTriggered(child)) {
         this.report({ type: 'auto_shutdown', childId: child.spec.id });
@@ -323,7 +301,7 @@ export class Supervisor extends SupervisorBase {
       return;
     }
     if (child.spec.backoff) {
-      this.scheduleBackoff(child, this.env.clock.now() - child.startedAt);
+      this.delayRestart(child, this.env.clock.now() - child.startedAt, id, () => this.retry(child));
       return;
     }
     await this.restart(child);
@@ -344,12 +322,9 @@ export class Supervisor extends SupervisorBase {
 
   /** One restart attempt: counts toward intensity, then applies the strategy. */
   private async restart(child: Child): Promise<void> {
-    if (!this.restarts.add(this.env.clock.now())) {
-      this.report({ type: 'reached_max_restart_intensity', childId: child.spec.id });
-      clearRetry(child);
-      this.state = 'terminating';
-      await this.terminateAll();
-      this.die('shutdown');
+    if (!this.countRestart()) {
+      child.clearRetry();
+      await this.giveUp(child.spec.id);
       return;
     }
     const plan = planRestart(this.flags.strategy, this.children, this.children.indexOf(child));
@@ -359,15 +334,11 @@ export class Supervisor extends SupervisorBase {
     }
     for (const c of plan.start) {
       if (this.byId.get(c.spec.id) !== c) continue; // a temporary sibling removed above
-      clearRetry(c);
+      c.clearRetry();
       const r = await this.startOne(c);
       if (r.kind === 'error') {
-        // OTP: mark it restarting and retry through the mailbox, so pending requests (a
-        // terminateChild, a shutdown) get in first. Children after it stay `undefined`.
-        this.report({ type: 'start_error', childId: c.spec.id, reason: r.reason });
-        c.restarting = true;
-        if (c.spec.backoff) this.scheduleBackoff(c, 0);
-        else this.queue.push(() => this.retry(c));
+        // OTP: the children after it stay `undefined` until its retry succeeds.
+        this.retryLater(c, c.spec.id, r.reason, () => this.retry(c));
         return;
       }
       if (r.kind === 'ok') this.report({ type: 'restarted', childId: c.spec.id, pid: r.pid });
@@ -378,45 +349,11 @@ export class Supervisor extends SupervisorBase {
     if (this.state !== 'running' || !child.restarting || this.byId.get(child.spec.id) !== child) return;
     return this.restart(child);
   }
-
-  private scheduleBackoff(child: Child, ranFor: number): void {
-    const b = child.spec.backoff!;
-    const attempt = nextAttempt(child.attempt, ranFor, b);
-    const delay = backoffDelay(attempt, b);
-    child.attempt = attempt + 1;
-    child.restarting = true;
-    this.report({ type: 'restart_scheduled', childId: child.spec.id, delay, attempt });
-    child.timer = setTimeout(() => {
-      child.timer = undefined;
-      this.queue.push(() => this.retry(child));
-    }, delay);
-  }
-}
-
-function newChild(spec: ChildSpec): Child {
-  return { spec, pid: undefined, restarting: false, attempt: 0, startedAt: 0, timer: undefined };
-}
-
-function clearRetry(c: Child): void {
-  c.restarting = false;
-  if (c.timer) {
-    clearTimeout(c.timer);
-    c.timer = undefined;
-  }
 }
 
 function slot(c: Child): ChildSlot {
   if (c.restarting) return 'restarting';
   return c.pid?.alive ? c.pid : 'undefined';
-}
-
-function startError(reason: unknown): StartChildError {
-  const r = reason as { kind?: unknown; pid?: unknown } | null;
-  // A name clash is passed through unwrapped, as OTP does for `{already_started, Pid}`.
-  if (r && typeof r === 'object' && r.kind === 'already_started' && r.pid instanceof Pid) {
-    return { kind: 'already_started', pid: r.pid };
-  }
-  return { kind: 'start_error', reason };
 }
 
 /**
