@@ -167,6 +167,13 @@ describe('sidecar', { timeout: 90_000 }, () => {
     const { paths } = await setup({ wake: null, slots: 1 });
     const id = await client!.submit({ title: 'slow', capabilities: ['code'] });
     await client!.settle([id], ['working']);
+    // The hub can apply the `accepted` report before the sidecar stores the acceptance in
+    // queue.json (it saves after the report is acknowledged): wait for the file, so that the
+    // restarted sidecar reports `recovering` (not `accepted` again) for the old generation.
+    await waitUntil(
+      async () => (await queueFile(paths)).tasks.some((t) => t.taskId === id && t.state === 'accepted'),
+      'the acceptance stored in queue.json',
+    );
     await sidecar!.kill();
     // Offline (missed beats) -> reclaimed: generation raised, a cancel waits in the inbox.
     await eventually(

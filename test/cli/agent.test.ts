@@ -325,9 +325,11 @@ describe('agentcom agent remove', () => {
     await closed; // the server dropped its live connection at the reload
     expect(existsSync(join(agentDir('r1'), 'agent.nk'))).toBe(false);
     expect(await readFile(authDirPaths(authDir).config, 'utf8')).not.toContain('agent r1');
-    const t = await api.get(task.id);
-    expect(t.assignee).not.toBe('r1');
-    expect((await api.agents()).agents.map((a) => a.id)).not.toContain('r1');
+    // The hub's presence sees the removal mark and reclaims after the API has answered: wait for it.
+    await eventually(async () => {
+      expect((await api.get(task.id)).assignee).not.toBe('r1');
+      expect((await api.agents()).agents.map((a) => a.id)).not.toContain('r1');
+    });
   });
 
   it('lets a removed id be added again: the hub restores it and it may hello', async () => {

@@ -171,6 +171,8 @@ function rawAgentScenarios(setup: (hub?: Partial<HubConfig>) => Promise<Deployme
       await agent.waitFor('holding the task', (ev) =>
         ev.some((e) => e.event === 'holding' && e.taskId === id),
       );
+      // The agent says `holding` once its `accepted` report is stored; the hub applies it after.
+      await waitUntil(async () => (await client.task(id))?.status === 'working', 'task working');
       // Beats naming the task, for longer than the presence timeout: the hub keeps the assignment.
       const timeoutMs = TEST_HUB_SETTINGS.heartbeatIntervalMs * TEST_HUB_SETTINGS.missedBeats;
       await waitUntil(() => {
