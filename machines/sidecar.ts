@@ -11,10 +11,11 @@
  *
  * The machine does no I/O: `loadQueue`, `connect`, `serve` and `shutdown` are actors the sidecar
  * process provides with `.provide()`. Reconnects after the first connect are the NATS client's job
- * (with the same backoff); `serve` reports them as DISCONNECTED/RECONNECTED. A failed load is a
+ * (with the same backoff, minus jitter); `serve` reports them as DISCONNECTED/RECONNECTED. A failed load is a
  * crash, left to the supervisor.
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { exponentialDelay } from '../src/runtime/backoff.js';
 
 export interface SidecarBackoff {
   /** First wait after a failed connect, ms (default 1000). */
@@ -25,9 +26,12 @@ export interface SidecarBackoff {
 
 export const DEFAULT_SIDECAR_BACKOFF: SidecarBackoff = { minMs: 1_000, maxMs: 60_000 };
 
-/** Wait before connect attempt number `attempt` + 1, after `attempt` failures: min, 2*min ... max. */
+/**
+ * Wait before connect attempt number `attempt` + 1, after `attempt` failures: min, 2*min ... max.
+ * No jitter, so the machine stays deterministic: the hello retries inside a connect have it.
+ */
 export function connectDelay(attempt: number, b: SidecarBackoff): number {
-  return Math.min(b.maxMs, b.minMs * 2 ** Math.max(0, attempt - 1));
+  return exponentialDelay(attempt - 1, { min: b.minMs, max: b.maxMs });
 }
 
 export interface SidecarInput {

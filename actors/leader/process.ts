@@ -26,6 +26,7 @@ import { openKv } from '../../src/bus/kv.js';
 import { type CoreSubscription, requestTyped, subscribeTyped } from '../../src/bus/subscribe.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { HubAliveSchema, LeaseSchema } from '../../src/protocol/registration.js';
+import { exponentialDelay } from '../../src/runtime/backoff.js';
 import type { ChildSpecInput, DynamicSupervisor, Pid, Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import { type LeaseClock, LeaseKeeper, type SeenLease } from './lease.js';
@@ -50,6 +51,8 @@ export interface LeaderInput {
 const CONFIRM_GONE_MS = 500;
 /** Timeout of each request to the lease bucket. */
 const LEASE_REQUEST_TIMEOUT_MS = 1_000;
+/** Waits before starting a failed work tree again: 0.25 s, 0.5 s ... 10 s (no jitter: one leader). */
+const WORK_RETRY_BACKOFF = { min: 250, max: 10_000 };
 
 export type LeaderMessage =
   | { type: 'tick' }
@@ -210,7 +213,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
       this.workFailures = 0;
     } catch (err) {
       this.workFailures++;
-      const delay = Math.min(10_000, 250 * 2 ** (this.workFailures - 1));
+      const delay = exponentialDelay(this.workFailures - 1, WORK_RETRY_BACKOFF);
       this.workRetryAt = Date.now() + delay;
       this.log.error(
         { err, phase: 'leader', attempt: this.workFailures, retry_ms: delay },

@@ -61,6 +61,7 @@ import {
   type TaskStatus,
   type TaskSubmit,
 } from '../../src/protocol/task.js';
+import { exponentialDelay } from '../../src/runtime/backoff.js';
 
 // --- Commands, effects, results ---
 
@@ -241,7 +242,8 @@ export function refusalNotice(
 
 /**
  * Retry delay for the `retry`-th retry (1-based): min(maxMs, baseMs * 2^(retry-1)), minus up to
- * `jitterRatio` of it (`u` in [0, 1)). Never below 1 ms.
+ * `jitterRatio` of it (`u` in [0, 1)), through the shared {@link exponentialDelay}. Whole ms, never
+ * below 1 ms.
  */
 export function backoffDelay(
   backoff: { baseMs: number; maxMs: number },
@@ -249,8 +251,12 @@ export function backoffDelay(
   u: number,
   jitterRatio = DEFAULT_TASK_QUEUE_CONFIG.jitterRatio,
 ): number {
-  const exp = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(Math.max(retry - 1, 0), 52));
-  return Math.max(1, Math.round(exp * (1 - jitterRatio * Math.min(Math.max(u, 0), 1))));
+  const d = exponentialDelay(
+    retry - 1,
+    { min: backoff.baseMs, max: backoff.maxMs },
+    { jitter: jitterRatio, random: () => u },
+  );
+  return Math.max(1, Math.round(d));
 }
 
 // --- Hub commands ---

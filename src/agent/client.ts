@@ -42,6 +42,7 @@ import { AgentComError } from '../protocol/errors.js';
 import { type AgentId, AgentIdSchema, newSessionId, type TaskId } from '../protocol/ids.js';
 import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 
 export interface AgentClientOptions {
   /** Connection (servers, prefix, credentials, TLS). */
@@ -515,7 +516,14 @@ function pickFilter(spec: { filterSubject?: string }): { filterSubject?: string 
   return spec.filterSubject ? { filterSubject: spec.filterSubject } : {};
 }
 
-/** Hello, retried with backoff (1 s, 2 s, 4 s ... 60 s) until a hub answers or the timeout passes. */
+/**
+ * Hello retry waits: 1 s, 2 s, 4 s ... 60 s, each minus up to 20% jitter, since every agent of a hub
+ * that went away retries at the same moment.
+ */
+const HELLO_BACKOFF = { min: 1_000, max: 60_000 };
+const HELLO_JITTER = { jitter: 0.2 };
+
+/** Hello, retried with backoff ({@link HELLO_BACKOFF}) until a hub answers or the timeout passes. */
 async function sayHello(
   bus: Bus,
   agentId: AgentId,
@@ -537,7 +545,7 @@ async function sayHello(
       return reply;
     } catch (err) {
       if (err instanceof AgentComError && err.code !== 'timeout' && err.code !== 'unavailable') throw err;
-      const wait = Math.min(60_000, 1000 * 2 ** attempt);
+      const wait = exponentialDelay(attempt, HELLO_BACKOFF, HELLO_JITTER);
       if (Date.now() + wait > deadline) throw err;
       await new Promise((r) => setTimeout(r, wait));
     }

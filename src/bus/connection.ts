@@ -21,6 +21,7 @@ import { z } from 'zod';
 import './nats-patches.js';
 import type { ConnectionEvent } from '../protocol/bus-messages.js';
 import { DEFAULT_PREFIX, type Names, names } from '../protocol/subjects.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 import { defaultLogger, type Logger } from './log.js';
 import { BusMetrics } from './metrics.js';
 
@@ -61,7 +62,7 @@ export const BusConnectOptionsSchema = z.object({
     })
     .optional()
     .describe(
-      'Exponential reconnect waits instead of reconnectTimeWaitMs: retry at once, then min, 2*min ... max (the sidecar uses 1 s ... 60 s)',
+      'Exponential reconnect waits instead of reconnectTimeWaitMs: retry at once, then min, 2*min ... max, each minus up to 20% random jitter (the sidecar uses 1 s ... 60 s)',
     ),
   pingIntervalMs: z.number().int().positive().default(20_000).describe('Client PING interval, ms'),
   timeoutMs: z.number().int().positive().default(5_000).describe('Connect timeout per attempt, ms'),
@@ -138,23 +139,32 @@ export function toNatsOptions(o: z.output<typeof BusConnectOptionsSchema>): Conn
 }
 
 /**
- * Exponential reconnect waits. nats.js asks `reconnectDelayHandler` for the minimum time between two
- * dials of a server on every turn of its reconnect loop, and calls `reconnectToServer` once right
- * before each dial; counting dials there makes the wait grow per dial, not per loop turn. The
- * caller calls `connected()` on every successful (re)connect to start over.
+ * Fraction of a reconnect wait that jitter may remove: every client of a server that goes away loses
+ * it at the same moment, and jitter spreads their dials.
  */
-export function exponentialReconnect(b: { minMs: number; maxMs: number }): Pick<
-  ConnectionOptions,
-  'reconnectDelayHandler' | 'reconnectToServer' | 'reconnectJitter'
-> & {
+export const RECONNECT_JITTER = 0.2;
+
+/**
+ * Exponential reconnect waits with jitter. nats.js asks `reconnectDelayHandler` for the minimum time
+ * between two dials of a server on every turn of its reconnect loop, and calls `reconnectToServer`
+ * once right before each dial; counting dials (and drawing the jitter) there makes the wait grow per
+ * dial, not per loop turn, and keeps it the same across the turns between two dials. The caller
+ * calls `connected()` on every successful (re)connect to start over.
+ */
+export function exponentialReconnect(
+  b: { minMs: number; maxMs: number },
+  random: () => number = Math.random,
+): Pick<ConnectionOptions, 'reconnectDelayHandler' | 'reconnectToServer' | 'reconnectJitter'> & {
   connected(): void;
 } {
   let dials = 0; // since the last successful connect
+  let u = 0; // this dial's jitter draw
   return {
     reconnectJitter: 0,
-    reconnectDelayHandler: () => reconnectWait(dials, b),
+    reconnectDelayHandler: () => reconnectWait(dials, b, u),
     reconnectToServer: () => {
       dials++;
+      u = random();
       return null;
     },
     connected: () => {
@@ -163,10 +173,18 @@ export function exponentialReconnect(b: { minMs: number; maxMs: number }): Pick<
   };
 }
 
-/** Minimum wait before the next dial after `dials` dials without success: 0, min, 2*min ... max. */
-export function reconnectWait(dials: number, b: { minMs: number; maxMs: number }): number {
+/**
+ * Minimum wait before the next dial after `dials` dials without success: 0, then min, 2*min ... max,
+ * each minus up to {@link RECONNECT_JITTER} of it (`u` in [0, 1): 0 is no jitter). Whole ms.
+ */
+export function reconnectWait(dials: number, b: { minMs: number; maxMs: number }, u = 0): number {
   if (dials <= 0) return 0;
-  return Math.min(b.maxMs, b.minMs * 2 ** (dials - 1));
+  const d = exponentialDelay(
+    dials - 1,
+    { min: b.minMs, max: b.maxMs },
+    { jitter: RECONNECT_JITTER, random: () => u },
+  );
+  return Math.round(d);
 }
 
 /**

@@ -4,7 +4,7 @@
  * promise from the client), validates each payload, and calls the handler with at most
  * `concurrency` messages in flight. The handler returns an {@link Outcome}:
  *   - `ack`: done; the message is removed (work-queue streams).
- *   - `retry`: `nak(delay)`, the delay exponential with jitter from the delivery count (2.9's nak
+ *   - `retry`: `nak(delay)`, the delay exponential from the delivery count, minus jitter (2.9's nak
  *     ignores `backoff`), or `delayMs`. A handler that throws is a retry. On the last allowed
  *     delivery a retry becomes a dead letter with code `max_deliveries`.
  *   - `dead_letter`: copied to the DLQ with the reason, then `term()`.
@@ -29,6 +29,7 @@ import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, decodePayload } from '../protocol/envelope.js';
 import { ERROR_CODES, type ErrorCode, type WireError } from '../protocol/errors.js';
 import { HEADERS } from '../protocol/headers.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 import type { Bus } from './connection.js';
 import { deadLetter } from './dlq.js';
 import { Histogram } from './metrics.js';
@@ -63,21 +64,31 @@ export interface RetryPolicy {
   baseMs: number;
   /** Upper bound, ms (default 60 000). */
   maxMs: number;
-  /** Relative jitter, 0..1 (default 0.2: the delay is scaled by a random factor in [0.8, 1.2]). */
+  /** Relative jitter, 0..1 (default 0.2: the delay is scaled by a random factor in (0.8, 1]). */
   jitter: number;
 }
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 1_000, maxMs: 60_000, jitter: 0.2 };
 
-/** `min(maxMs, baseMs * 2^(deliveryCount-1))`, scaled by a factor in `[1-jitter, 1+jitter]`. */
+/** `min(maxMs, baseMs * 2^(deliveryCount-1))` minus up to `jitter` of it, whole ms (shared backoff). */
 export function retryDelay(
   deliveryCount: number,
   policy: RetryPolicy = DEFAULT_RETRY,
   rand = Math.random,
 ): number {
-  const exp = policy.baseMs * 2 ** Math.max(0, Math.min(deliveryCount - 1, 30));
-  const d = Math.min(policy.maxMs, exp) * (1 - policy.jitter + 2 * policy.jitter * rand());
-  return Math.max(0, Math.round(Math.min(policy.maxMs, d)));
+  const d = exponentialDelay(
+    deliveryCount - 1,
+    { min: policy.baseMs, max: policy.maxMs },
+    { jitter: policy.jitter, random: rand },
+  );
+  return Math.max(0, Math.round(d));
 }
+
+/**
+ * Waits between attempts to re-provision a lost durable: 100 ms, 200 ms ... 5 s, minus up to 20%
+ * jitter, since every runner on a stream (one per agent) loses its durable at the same moment.
+ */
+const RECOVERY_BACKOFF = { min: 100, max: 5_000 };
+const RECOVERY_JITTER = { jitter: 0.2 };
 
 // --- Context ---
 
@@ -295,7 +306,7 @@ class Runner<T> implements ConsumerRunner {
             { err, stream: this.spec.stream, consumer: this.spec.durable, attempt },
             'consumer recovery failed',
           );
-          await sleep(Math.min(5_000, 100 * 2 ** attempt));
+          await sleep(exponentialDelay(attempt, RECOVERY_BACKOFF, RECOVERY_JITTER));
         }
       }
     })().finally(() => {

@@ -13,6 +13,7 @@ import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodePayload } from '../protocol/envelope.js';
 import { childTraceparent, HEADERS, randomHex } from '../protocol/headers.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 import type { Bus } from './connection.js';
 
 export interface PublishOptions {
@@ -30,7 +31,7 @@ export interface PublishOptions {
   timeoutMs?: number;
   /** Attempts after the first on timeout/disconnect (default 5). */
   retries?: number;
-  /** First retry delay, ms (default 100); doubles per attempt up to 2 s, with jitter. */
+  /** First retry delay, ms (default 100); doubles per attempt up to 2 s, minus up to half of it (jitter). */
   retryBaseMs?: number;
   /** Payload limit in bytes (default 256 KiB). */
   maxBytes?: number;
@@ -50,6 +51,8 @@ export interface PublishResult {
 }
 
 const RETRY_MAX_DELAY_MS = 2_000;
+/** A retry waits between half and all of its exponential delay. */
+const RETRY_JITTER = { jitter: 0.5 };
 
 /** Errors after which the same publish may be retried with the same message id. */
 export function isRetryablePublishError(err: unknown): boolean {
@@ -144,7 +147,7 @@ export async function publishRaw(
         throw err;
       }
       metrics.publishRetries++;
-      const delay = Math.min(RETRY_MAX_DELAY_MS, base * 2 ** attempt) * (0.5 + Math.random() * 0.5);
+      const delay = exponentialDelay(attempt, { min: base, max: RETRY_MAX_DELAY_MS }, RETRY_JITTER);
       log.debug(
         { err, msg_id: msgId, subject, attempt: attempt + 1, delay_ms: Math.round(delay) },
         'publish retry',

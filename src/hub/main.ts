@@ -16,6 +16,7 @@ import { findNatsServer, natsServerArgs, stopOrphanedServer, waitForNats } from 
 import { readSeedFile } from '../bus/nkeys.js';
 import { defaultTopology, provision } from '../bus/provision.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 import {
   type ChildSpecInput,
   describeReason,
@@ -35,6 +36,8 @@ export const HUB_VERSION = '0.1.0';
 
 /** Tries of one start of the core (0.5, 1, 2, 4 s apart) before it counts as failed. */
 const CORE_START_ATTEMPTS = 5;
+/** The waits between those tries (no jitter: one hub's own start). */
+const CORE_START_BACKOFF = { min: 500, max: 4_000 };
 
 export interface HubHandle {
   readonly hubId: string;
@@ -150,7 +153,7 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
             { phase: 'start', attempt, reason: describeReason({ kind: 'error', error: r.reason }) },
             'core start failed; trying again',
           );
-          await new Promise((res) => setTimeout(res, 500 * 2 ** (attempt - 1)));
+          await new Promise((res) => setTimeout(res, exponentialDelay(attempt - 1, CORE_START_BACKOFF)));
         }
       },
       [],

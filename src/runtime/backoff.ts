@@ -1,18 +1,64 @@
 /**
  * @module backoff
- * Akka BackoffSupervisor delays as pure functions: `min * factor^n` capped at `max`, then jitter
- * (`randomFactor`) applied AFTER the cap, so a delay can reach `max * (1 + jitter)`. The attempt
- * counter resets once a child has run for `resetAfter` ms. Opt-in; OTP restarts immediately.
+ * The one place that computes exponential delays with jitter: every retry loop in the project calls
+ * {@link exponentialDelay}. One rule: `d = min(max, min * factor^attempt)`, then jitter REMOVES up
+ * to `jitter` of it, so a delay lies in `[(1 - jitter) * d, d]` and never exceeds `max`. Huge
+ * attempts give `max`, never NaN or Infinity. Pure: the random source is a parameter, so a caller
+ * that must replay (the task queue) passes a deterministic one. Delays are not rounded.
+ *
+ * Also the supervision runtime's opt-in Akka-style restart backoff (`backoff` on a child spec):
+ * the same delays, with an attempt counter that resets once a child has run for `resetAfter` ms.
+ * Unlike Akka's `randomFactor`, jitter shortens a delay instead of lengthening it. OTP itself
+ * restarts immediately. See docs/runtime.md §2.8.
  */
+
+/** The exponential part: attempt 0 waits `min`, each further attempt `factor` times more, up to `max`. */
+export interface ExponentialBackoff {
+  /** Delay of attempt 0, ms (>= 0). */
+  min: number;
+  /** Cap, ms (>= min): no delay exceeds it, jitter included. */
+  max: number;
+  /** Growth per attempt (>= 1). Default 2. */
+  factor?: number;
+}
+
+export interface JitterOptions {
+  /** Fraction of the delay that jitter may remove, in [0, 1]. Default 0: no jitter. */
+  jitter?: number;
+  /** U[0,1), called once per delay when `jitter` > 0; clamped to [0, 1]. Default Math.random. */
+  random?: () => number;
+}
+
+/**
+ * Delay before retry `attempt` (0-based; negative or NaN counts as 0):
+ * `min(max, min * factor^attempt) * (1 - jitter * U)`, U from `random`.
+ */
+export function exponentialDelay(attempt: number, b: ExponentialBackoff, j: JitterOptions = {}): number {
+  const { min, max } = b;
+  const factor = b.factor ?? 2;
+  const n = attempt > 0 ? attempt : 0; // NaN > 0 is false
+  // factor ** n may overflow to Infinity: anything not below max (Infinity included) is max.
+  const grown = factor > 1 && min > 0 ? min * factor ** n : min;
+  const capped = grown < max ? grown : max;
+  const jitter = clampUnit(j.jitter ?? 0);
+  if (jitter === 0) return capped;
+  return capped * (1 - jitter * clampUnit((j.random ?? Math.random)()));
+}
+
+function clampUnit(x: number): number {
+  return x > 0 ? (x < 1 ? x : 1) : 0; // NaN -> 0
+}
+
+// --- Supervision (child spec `backoff`) ---
 
 export interface BackoffOptions {
   /** First delay, ms (> 0). */
   min: number;
-  /** Cap before jitter, ms (>= min). */
+  /** Cap, ms (>= min); jitter only shortens delays, so none exceeds it. */
   max: number;
   /** Growth per attempt (>= 1). Default 2. */
   factor?: number;
-  /** Akka's randomFactor in [0, 1]: delay * (1 + U[0,1) * jitter). Default 0.2. */
+  /** Fraction in [0, 1] that jitter may remove: delay * (1 - U[0,1) * jitter). Default 0.2. */
   jitter?: number;
   /** A child that ran this long (ms) is considered stable: its attempt counter resets. Default `min`. */
   resetAfter?: number;
@@ -45,8 +91,7 @@ export function backoffDelay(
   b: NormalizedBackoff,
   random: () => number = Math.random,
 ): number {
-  const base = Math.min(b.max, b.min * b.factor ** attempt);
-  return base * (1 + random() * b.jitter);
+  return exponentialDelay(attempt, b, { jitter: b.jitter, random });
 }
 
 /** The attempt number to use after a crash: 0 again when the child had been stable long enough. */

@@ -16,7 +16,15 @@ export {
   spawnActor,
   stopTree,
 } from './actor-process.js';
-export { type BackoffOptions, backoffDelay, type NormalizedBackoff, nextAttempt } from './backoff.js';
+export {
+  type BackoffOptions,
+  backoffDelay,
+  type ExponentialBackoff,
+  exponentialDelay,
+  type JitterOptions,
+  type NormalizedBackoff,
+  nextAttempt,
+} from './backoff.js';
 export {
   type CallError,
   type CallEvent,

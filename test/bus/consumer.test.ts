@@ -102,15 +102,16 @@ describe('runConsumer()', () => {
     }
   });
 
-  it('computes exponential delays with bounded jitter', () => {
+  it('computes exponential delays, jitter only shortening them', () => {
     const p = { baseMs: 1_000, maxMs: 10_000, jitter: 0.2 };
-    expect(retryDelay(1, p, () => 0.5)).toBe(1_000);
-    expect(retryDelay(2, p, () => 0.5)).toBe(2_000);
-    expect(retryDelay(4, p, () => 0.5)).toBe(8_000);
-    expect(retryDelay(9, p, () => 0.5)).toBe(10_000);
-    expect(retryDelay(1, p, () => 0)).toBe(800);
-    expect(retryDelay(1, p, () => 0.999999)).toBe(1_200);
-    expect(retryDelay(9, p, () => 0.999999)).toBe(10_000);
+    expect(retryDelay(1, p, () => 0)).toBe(1_000);
+    expect(retryDelay(2, p, () => 0)).toBe(2_000);
+    expect(retryDelay(4, p, () => 0)).toBe(8_000);
+    expect(retryDelay(9, p, () => 0)).toBe(10_000);
+    expect(retryDelay(1, p, () => 0.5)).toBe(900);
+    expect(retryDelay(1, p, () => 0.999999)).toBe(800);
+    expect(retryDelay(9, p, () => 0.999999)).toBe(8_000);
+    expect(retryDelay(10_000, p, () => 0)).toBe(10_000);
   });
 
   it('keeps a slow handler in progress: no redelivery while it runs past ack_wait', async () => {

@@ -11,6 +11,7 @@
  * retries. At most one wake runs per task, so waking again while one runs is a no-op.
  */
 import type { Logger } from 'pino';
+import { exponentialDelay } from '../../runtime/backoff.js';
 import type { DynamicSupervisor } from '../../runtime/dynamic-supervisor.js';
 import { describeReason, isNormalExit, type Pid, processChild, type Registry } from '../../runtime/index.js';
 import type { ResolvedSidecarConfig } from '../sidecar-config.js';
@@ -18,7 +19,8 @@ import { SIDECAR_ENV, type SidecarPaths } from './files.js';
 
 export const WAKERS_NAME = 'wakers';
 
-const RETRY = { minMs: 1_000, maxMs: 60_000 };
+/** Waits before retrying a failed wake command: 1 s, 2 s, 4 s ... 60 s (no jitter: a local command). */
+const RETRY = { min: 1_000, max: 60_000 };
 /** How much of a failed wake command's stderr is kept for the report. */
 const STDERR_TAIL_CHARS = 2_000;
 
@@ -178,7 +180,7 @@ export class Wakers {
       this.onGiveUp(taskId, { ...last, attempts: state.failures, stderrTail: state.stderr });
       return;
     }
-    const delay = Math.min(RETRY.maxMs, RETRY.minMs * 2 ** (state.failures - 1));
+    const delay = exponentialDelay(state.failures - 1, RETRY);
     state.retry = setTimeout(() => {
       state.retry = undefined;
       if (this.tasks.get(taskId) === state && this.isHeld(taskId)) void this.launch(taskId, state);
