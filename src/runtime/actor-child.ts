@@ -4,6 +4,7 @@
  * own root actor (actor-process.ts). The pid is created, its name registered and its owner
  * attached before the actor starts, so its first actions can already be reached by name; an
  * error in its initial state is a failed start.
+ * See docs/runtime.md §1.2.
  */
 import type { AnyActorLogic } from 'xstate';
 import { ActorPid, type ActorStartOptions } from './actor-process.js';

@@ -8,6 +8,7 @@
  * An `error` observer is attached before `start()`, so XState never rethrows globally; the
  * orphaned children of a crashed actor are stopped; a user `inspect` callback is wrapped so it can
  * never break the actor. It does NOT persist snapshots or restart anything.
+ * See docs/runtime.md §1.1, §2.1.
  */
 import type { Logger } from 'pino';
 import type { Actor, AnyActorLogic, AnyActorRef, InspectionEvent, Snapshot } from 'xstate';

@@ -9,6 +9,7 @@
  * @example An XState machine answering a call:
  *   on: { get: { actions: ({ context, event }) => event.reply(context.count) } }
  *   const r = await call<number>('counter', { type: 'get' });   // { ok: true, value: 3 }
+ * See docs/runtime.md §2.14.
  */
 import type { ExitReason } from './exit-reason.js';
 import type { Pid } from './pid.js';

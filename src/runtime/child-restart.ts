@@ -1,6 +1,6 @@
 /**
  * @module child-restart
- * What both supervisors keep per child to restart it (docs/runtime.md, "Restarts"): whether a
+ * What both supervisors keep per child to restart it (docs/runtime.md §2.7, §2.8): whether a
  * retry is pending (OTP's `restarting`), the backoff attempt, when the child last started, and the
  * pending backoff timer. It does NOT decide whether or when to restart (the supervisors do).
  */

@@ -5,6 +5,7 @@
  * failure wins and is returned as a `SpecError` value, never thrown. Unknown keys are ignored. A
  * start is checked by its kind's definition (start-kind.ts).
  * `normalizeSpec` fills every default, so `getChildSpec` shows what the supervisor really uses.
+ * See docs/runtime.md §2.3.
  */
 import type { Logger } from 'pino';
 import type { AnyActorLogic } from 'xstate';

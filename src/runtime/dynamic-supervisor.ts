@@ -6,6 +6,7 @@
  * one timer per distinct shutdown value. A child whose restart returns `ignore` is dropped.
  * It does NOT support significant children or autoShutdown (Elixir rejects them too): an option it
  * does not have is a `supervisor_data` error, never ignored.
+ * See docs/runtime.md §2.9.
  */
 import type { Logger } from 'pino';
 import { ChildRestart } from './child-restart.js';

@@ -3,6 +3,7 @@
  * Exit reasons, classified as OTP/Elixir do: `normal`, `shutdown` and `{ kind: 'shutdown' }` are
  * normal (a transient child is not restarted, no `child_terminated` report unless permanent);
  * everything else is abnormal. Reasons are plain data so they can be logged and compared.
+ * See docs/runtime.md §2.1.
  */
 
 export type ExitReason =

@@ -4,6 +4,7 @@
  * (or resolves to) `{ kind: 'ok', pid } | { kind: 'ignore' } | { kind: 'error', reason }`; a
  * throw or rejection is a failed start, anything else is `bad_return`. The pid it returns is
  * attached (named, owned) after it returns; a name already taken fails the start before `fn` runs.
+ * See docs/runtime.md §1.2.
  */
 import { type ChildOptions, type ChildSpecInput, childSpec, type StartResult } from './child-spec.js';
 import { defineStartKind, type Launch } from './start-kind.js';

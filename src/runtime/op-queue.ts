@@ -6,6 +6,7 @@
  * A long run of operations (a child that keeps failing to start and is retried through the
  * mailbox, as OTP's try_again_restart) yields to the event loop every YIELD_AFTER_MS, so timers,
  * I/O and other processes are never starved; the order of operations is unchanged by it.
+ * See docs/runtime.md §1.4.
  */
 
 type Op = () => void | Promise<void>;

@@ -6,6 +6,7 @@
  * `{ kind: 'exit', code, signal }` (abnormal); after our SIGTERM -> the requested reason; after our
  * SIGKILL -> `killed`. Stopping sends SIGTERM (or `stopSignal`), then SIGKILL after the shutdown timeout.
  * It does NOT kill grandchildren the program spawns itself (no process groups).
+ * See docs/runtime.md §1.1.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';

@@ -4,6 +4,7 @@
  * supervisor, an OS process, or anything a custom start function wraps). A restart always makes a
  * new Pid. A Pid exits exactly once; its exit reason is final, and exit listeners run once.
  * It does NOT restart itself: that is the supervisor's job.
+ * See docs/runtime.md §1.1, §2.2.
  */
 import type { ExitReason } from './exit-reason.js';
 

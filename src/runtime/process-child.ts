@@ -2,6 +2,7 @@
  * @module process-child
  * The `process` child kind: an OS program supervised like any child (os-process.ts): SIGTERM on
  * shutdown, SIGKILL after the timeout, exit 0 is `normal`.
+ * See docs/runtime.md §1.2.
  */
 import { type ChildOptions, type ChildSpecInput, childSpec } from './child-spec.js';
 import { type OsProcessOptions, startOsProcess } from './os-process.js';

@@ -5,6 +5,7 @@
  * removed when it exits); a new registration may take over a dead holder's name at once, so a
  * restarted child re-registers in the same step as its start. It does NOT buffer messages for a
  * name whose holder is restarting: lookups then miss, and `call` fails with `noproc` (OTP).
+ * See docs/runtime.md §2.13.
  */
 import type { Pid } from './pid.js';
 import type { Result } from './result.js';

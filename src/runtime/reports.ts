@@ -4,6 +4,7 @@
  * reached_max_restart_intensity, shutdown; plus restarted and restart_scheduled) delivered to
  * subscribers and logged with pino (fields `actor`, `phase`, `child_id`, `reason`). A listener
  * that throws is logged and otherwise ignored: it can never break a supervisor.
+ * See docs/runtime.md §2.15.
  */
 import type { Logger } from 'pino';
 import type { ExitReason } from './exit-reason.js';

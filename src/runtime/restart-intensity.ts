@@ -4,6 +4,7 @@
  * per supervisor, shared by all its children. With `intensity = N`, the (N+1)-th restart within
  * `period` ms is refused. Timestamps are milliseconds and the window is inclusive
  * (`t >= now - period`), OTP's rule at ms rather than whole-second granularity.
+ * See docs/runtime.md §2.6.
  */
 
 export interface IntensityLimits {

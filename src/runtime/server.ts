@@ -7,6 +7,7 @@
  * so it is supervised like any other child. A throwing or rejecting `handle`, or `ctx.crash(err)`
  * from background work, ends it with `{ kind: 'error' }`. Messages are handed over in order; an
  * async `handle` is NOT awaited before the next message (servers that need that serialize inside).
+ * See docs/runtime.md §1.1.
  */
 import { type AnyActorRef, fromCallback } from 'xstate';
 import { spawnActor } from './actor-process.js';

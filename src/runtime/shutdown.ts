@@ -5,6 +5,7 @@
  * timeout, then kill. Resolves with the child's observed exit reason, which may be its own if it
  * died on its own meanwhile. It does NOT decide whether that reason was acceptable (see
  * `isExpectedShutdownReason`).
+ * See docs/runtime.md §2.10.
  */
 import type { ExitReason } from './exit-reason.js';
 import { isNormalExit } from './exit-reason.js';

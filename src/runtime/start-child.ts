@@ -6,6 +6,7 @@
  * `{ kind: 'already_started', pid }` and a process started meanwhile under it is killed. The
  * owner is attached before the process can exit unseen. What a start returns is checked. It
  * does NOT retry or count restarts.
+ * See docs/runtime.md §1.2.
  */
 import type { ChildSpec, StartResult } from './child-spec.js';
 import type { Pid, PidOwner } from './pid.js';

@@ -1,6 +1,6 @@
 /**
  * @module start-kind
- * How the kernel starts a child without knowing what it is (docs/runtime.md, "Child kinds"). A
+ * How the kernel starts a child without knowing what it is (docs/runtime.md §1.2). A
  * child spec's `start` names its kind and carries its own `launch` function (OTP's `{M, F, A}`);
  * a hand-written start without one (`{ kind: 'actor', logic }`) gets it from the kind's
  * definition, kept in an open table that each kind's own module fills. It does NOT start

@@ -4,6 +4,7 @@
  * order and the index of the one to restart, which siblings to terminate (reverse start order)
  * and which children to start (start order). The failed child itself is already dead and is not
  * in `terminate`. Removing temporary siblings is the caller's job.
+ * See docs/runtime.md §2.5.
  */
 import type { Strategy } from './supervisor-flags.js';
 

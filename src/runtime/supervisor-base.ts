@@ -3,7 +3,7 @@
  * What the static and the dynamic supervisor share: the one-at-a-time mailbox (gen_server
  * semantics: requests and child exits are handled in order; a dead supervisor answers `noproc`),
  * supervision reports, the stop protocol (stop the children, then exit with the reason), and the
- * restart machinery (docs/runtime.md, "Restarts"): what an exit means for each restart type, the
+ * restart machinery (docs/runtime.md §2.7, §2.8): what an exit means for each restart type, the
  * intensity window and giving up when it is exceeded, retrying a failed restart through the
  * mailbox or after a backoff delay, and stopping one child by its shutdown spec. Subclasses say
  * which children a restart touches and how they are stopped all together.

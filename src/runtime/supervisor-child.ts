@@ -3,6 +3,7 @@
  * The `supervisor` and `dynamic_supervisor` child kinds: nested supervisors (type `supervisor`,
  * shutdown `infinity` by default). They register their own name before starting their children,
  * and inherit the parent's logger, registry and clock.
+ * See docs/runtime.md §1.2.
  */
 import { type ChildOptions, type ChildSpecInput, childSpec } from './child-spec.js';
 import { type DynamicSupervisorOptions, startDynamicSupervisor } from './dynamic-supervisor.js';

@@ -3,6 +3,7 @@
  * Supervisor flags with Elixir's defaults (one_for_one, 3 restarts in 5000 ms, autoShutdown
  * never), validated in OTP's order (strategy, intensity, period, autoShutdown). Unknown keys are
  * ignored. Errors are values (`FlagsError`), never thrown.
+ * See docs/runtime.md §2.3.
  */
 
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';

@@ -7,6 +7,7 @@
  * retried through the mailbox, each retry counting toward intensity; significant children and
  * autoShutdown. Requests and child exits are handled one at a time, in order (a gen_server).
  * It does NOT keep children added with startChild across its own restart by a parent (OTP).
+ * See docs/runtime.md §2.4-§2.7, §2.10-§2.12.
  */
 import type { Logger } from 'pino';
 import { ChildRestart } from './child-restart.js';

@@ -5,7 +5,7 @@ import { exitOf, HOUR, pidOf, recorder, unwrap } from './support.js';
 
 const flags = { intensity: 5, period: HOUR };
 
-describe('XState actors as supervised processes (notes xstate-v5 §1)', () => {
+describe('XState actors as supervised processes (docs/runtime.md §1.1, §2.1)', () => {
   it('maps a thrown action, a throwing guard and an unhandled invoked failure to { kind: error }', async () => {
     const boom = new Error('boom');
     const machines = {

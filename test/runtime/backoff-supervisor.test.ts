@@ -4,7 +4,7 @@ import { crash, exitOf, HOUR, pidOf, recorder, unwrap, W, wc } from './support.j
 
 const backoff = { min: 20, max: 80, jitter: 0, resetAfter: HOUR };
 
-describe('backoff restarts (opt-in, notes §3.3)', () => {
+describe('backoff restarts (opt-in, docs/runtime.md §2.8)', () => {
   it('schedules growing delays, reports the child `restarting` while waiting, then restarts it', async () => {
     const sup = unwrap(
       await startSupervisor([{ id: 'c', start: W.ok(), backoff }], { intensity: 10, period: HOUR }),

@@ -15,7 +15,7 @@ const spec = (extra: Partial<ChildSpecInput> = {}): ChildSpecInput => ({
   ...extra,
 });
 
-describe('startDynamicSupervisor (notes §1.15)', () => {
+describe('startDynamicSupervisor (docs/runtime.md §2.9)', () => {
   it('starts children on demand; ids need not be unique; whichChildren ids are undefined', async () => {
     const sup = unwrap(await startDynamicSupervisor({ intensity: 2, period: HOUR }));
     expect(await cnt(sup)).toEqual([0, 0, 0, 0]);
@@ -57,7 +57,7 @@ describe('startDynamicSupervisor (notes §1.15)', () => {
     await Promise.all([sup.stop(), none.stop()]);
   });
 
-  it('prepends extraArgs to the start arguments, on start and on restart (scenario E34)', async () => {
+  it('prepends extraArgs to the start arguments, on start and on restart', async () => {
     const seen: unknown[][] = [];
     const start = {
       kind: 'fn' as const,

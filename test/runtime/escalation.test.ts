@@ -3,7 +3,7 @@ import type { Supervisor } from '../../src/runtime/index.js';
 import { ManualClock, startSupervisor, supervisorChild } from '../../src/runtime/index.js';
 import { crash, exitOf, HOUR, pidOf, recorder, unwrap, W, wc } from './support.js';
 
-describe('restart intensity and escalation (notes §1.8, §1.10)', () => {
+describe('restart intensity and escalation (docs/runtime.md §2.6)', () => {
   it('the (N+1)-th restart within the period ends the supervisor with shutdown', async () => {
     const sup = unwrap(await startSupervisor([{ id: 'c', start: W.ok() }], { intensity: 2, period: HOUR }));
     const rec = recorder(sup);

@@ -42,7 +42,7 @@ const counter = setup({
   },
 });
 
-describe('registry (notes §1.16)', () => {
+describe('registry (docs/runtime.md §2.13)', () => {
   it('names are unique; lookups never return a dead pid; the name is freed on exit', async () => {
     const reg = new Registry();
     const a = spawnActor(worker);
@@ -88,7 +88,7 @@ describe('registry (notes §1.16)', () => {
     expect(registry.whereis('counter')).toBeUndefined();
   });
 
-  it('a start whose name is held by a live process fails with already_started (scenario B17)', async () => {
+  it('a start whose name is held by a live process fails with already_started', async () => {
     const registry = new Registry();
     const holder = spawnActor(worker);
     if (holder.kind !== 'ok') throw new Error('start');
@@ -159,7 +159,7 @@ describe('registry (notes §1.16)', () => {
   });
 });
 
-describe('call and cast (notes §1.17)', () => {
+describe('call and cast (docs/runtime.md §2.14)', () => {
   async function counterPid() {
     const r = spawnActor(counter);
     if (r.kind !== 'ok') throw new Error('start');

@@ -18,7 +18,7 @@ const graceful = setup({
   },
 });
 
-describe('shutdown protocol (notes §1.11)', () => {
+describe('shutdown protocol (docs/runtime.md §2.10)', () => {
   it('a trapExit machine that finishes its cleanup in time exits with shutdown', async () => {
     const sup = unwrap(
       await startSupervisor([actorChild('g', graceful, { trapExit: true, shutdown: 2000 })], flags),
@@ -162,7 +162,7 @@ describe('shutdown protocol (notes §1.11)', () => {
   });
 });
 
-describe('significant children and autoShutdown (notes §1.12)', () => {
+describe('significant children and autoShutdown (docs/runtime.md §2.11)', () => {
   const sig = (id: string, restart: 'transient' | 'temporary'): ChildSpecInput => ({
     id,
     start: W.ok(),

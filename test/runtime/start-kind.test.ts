@@ -1,6 +1,6 @@
 /**
  * Child kinds are open: a start carries its own launch function, or names a kind defined in the
- * table; the kernel knows none of them by name (docs/runtime.md, "Child kinds").
+ * table; the kernel knows none of them by name (docs/runtime.md §1.2).
  */
 import { describe, expect, it } from 'vitest';
 import type { Launch } from '../../src/runtime/index.js';

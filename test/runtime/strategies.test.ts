@@ -22,7 +22,7 @@ function tracked(id: string, log: string[], extra: Partial<ChildSpecInput> = {})
   };
 }
 
-describe('restart strategies (notes §1.7, scenarios E)', () => {
+describe('restart strategies (docs/runtime.md §2.5)', () => {
   it('E28 one_for_all restarts everyone; two more crashes end the supervisor', async () => {
     const sup = unwrap(
       await startSupervisor(
@@ -140,7 +140,7 @@ describe('restart strategies (notes §1.7, scenarios E)', () => {
   });
 });
 
-describe('failed restarts (notes §1.9)', () => {
+describe('failed restarts (docs/runtime.md §2.7)', () => {
   it('retries a child that fails to start again; each retry counts toward intensity', async () => {
     const calls = { n: 0 };
     const sup = unwrap(

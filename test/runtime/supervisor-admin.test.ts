@@ -5,7 +5,7 @@ import { cnt, crash, exitOf, HOUR, pidOf, recorder, stopNormal, unwrap, W, wc } 
 
 const flags = { strategy: 'one_for_one' as const, intensity: 2, period: HOUR };
 
-describe('admin API (notes §1.13, scenario B13 child_adm)', () => {
+describe('admin API (docs/runtime.md §2.12)', () => {
   it('follows OTP return values step by step', async () => {
     const spec: ChildSpecInput = { id: 'child1', start: W.ok(), shutdown: 1000 };
     const sup = unwrap(await startSupervisor([spec], flags));
@@ -62,7 +62,7 @@ describe('admin API (notes §1.13, scenario B13 child_adm)', () => {
   });
 });
 
-describe('restart types x exit reasons (notes §1.2, scenarios C18-C21)', () => {
+describe('restart types x exit reasons (docs/runtime.md §2.1)', () => {
   const endings: [string, (p: import('../../src/runtime/index.js').Pid) => void, boolean][] = [
     ['normal (final state)', stopNormal, true],
     ['shutdown', (p) => exit(p, 'shutdown'), true],

@@ -5,7 +5,7 @@ import { cnt, exitOf, fnStart, HOUR, recorder, unwrap, W, wc, worker } from './s
 
 const flags = { strategy: 'one_for_one' as const, intensity: 2, period: HOUR };
 
-describe('supervisor start-up (notes §1.5, scenarios A)', () => {
+describe('supervisor start-up (docs/runtime.md §2.4)', () => {
   it('A1 starts with no children and exits shutdown on an exit signal', async () => {
     const sup = unwrap(await startSupervisor([], flags));
     exit(sup, 'shutdown');
