@@ -79,9 +79,16 @@ async function restartLatency(crashes: number) {
   };
 }
 
-async function dynamicChildren(n: number) {
+/** Lets what the previous phase left behind (a stopped tree's pending callbacks) be collected. */
+async function settledHeap(): Promise<number> {
+  await new Promise<void>((r) => setImmediate(r));
   gc?.();
-  const heap0 = process.memoryUsage().heapUsed;
+  gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+async function dynamicChildren(n: number) {
+  const heap0 = await settledHeap();
   const r = await startDynamicSupervisor();
   if (!r.ok) throw new Error('start');
   const sup = r.value;

@@ -23,6 +23,11 @@ export class OpQueue {
 
   constructor(private readonly onError: (e: unknown) => void) {}
 
+  /** @internal Operations queued and not yet started. */
+  get pending(): number {
+    return this.items.length - this.head;
+  }
+
   push(op: Op): void {
     this.items.push(op);
     if (!this.running) {

@@ -89,7 +89,9 @@ export abstract class SupervisorBase extends Pid {
 
   /** @internal */
   _onChildExit(pid: Pid, reason: ExitReason): void {
-    if (this.state === 'dead') return;
+    // Only a running supervisor acts on an exit: while it terminates, the exits of the children it
+    // stops are expected, and queueing 100k of them would hold every stopped child until drained.
+    if (this.state !== 'running') return;
     this.queue.push(() => this.handleExit(pid, reason));
   }
 

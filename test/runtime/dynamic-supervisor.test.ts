@@ -162,6 +162,15 @@ describe('startDynamicSupervisor (docs/runtime.md §2.9)', () => {
     expect(pids.map((p) => p.exitReason)).toEqual(Array(5).fill('killed'));
   });
 
+  it('once stopped, holds nothing of its children: their exits during the stop are not queued', async () => {
+    const sup = unwrap(await startDynamicSupervisor());
+    for (let i = 0; i < 20_000; i++) unwrap(await sup.startChild(spec()));
+    await sup.stop();
+    // A stopped supervisor whose mailbox still held 20k exit notices kept every child reachable
+    // until the queue drained, which waits on the event loop.
+    expect((sup as unknown as { queue: { pending: number } }).queue.pending).toBe(0);
+  });
+
   it('validates its options', async () => {
     expect(await startDynamicSupervisor({ intensity: -1 })).toMatchObject({
       ok: false,
