@@ -45,7 +45,11 @@ export interface LeaderInput {
   work: ChildSpecInput;
   /** Told every renewal and loss of the lease (the work tree's writers consult it). */
   clock?: LeaseClock;
+  /** Told when this hub starts leading (its work tree runs) or stands by (`holder` leads). */
+  onRole?: (role: HubRole) => void;
 }
+
+export type HubRole = { role: 'leader' } | { role: 'standby'; holder: string | undefined };
 
 /** How long a lease holder must stay unanswered (and unrenewed) before a standby takes its lease. */
 const CONFIRM_GONE_MS = 500;
@@ -72,6 +76,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private suspect: { holder: string; revision: number; since: number } | undefined;
   private alive: CoreSubscription | undefined;
   private offStatus: (() => void) | undefined;
+  private role: HubRole['role'] | undefined;
 
   private constructor(
     private readonly input: LeaderInput,
@@ -162,6 +167,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
       } else {
         this.suspect = undefined;
       }
+      if (!held && other) this.tellRole({ role: 'standby', holder: other.holder });
     } catch (err) {
       // Cannot reach the lease: keep working only while the lease we last renewed still runs.
       held = this.lease.isHeld && Date.now() < this.lease.expiresAt - this.input.leaseTtlMs / 3;
@@ -241,6 +247,17 @@ export class LeaderProcess implements Server<LeaderMessage> {
       { phase: 'leader', hub: this.input.hubId, start_ms: Date.now() - started },
       'took the scheduler lease; work started',
     );
+    this.tellRole({ role: 'leader' });
+  }
+
+  private tellRole(r: HubRole): void {
+    if (this.role === r.role) return;
+    this.role = r.role;
+    try {
+      this.input.onRole?.(r);
+    } catch (err) {
+      this.log.warn({ err, phase: 'leader' }, 'role listener threw');
+    }
   }
 
   private async stopWork(why: string): Promise<void> {
@@ -250,5 +267,6 @@ export class LeaderProcess implements Server<LeaderMessage> {
     const slot = this.input.registry.whereis(this.input.workSlot) as DynamicSupervisor | undefined;
     this.log.info({ phase: 'standby', why }, 'stopping work');
     await slot?.terminateChild(pid);
+    if (!this.stopped) this.tellRole({ role: 'standby', holder: this.lease.heldByOther?.holder });
   }
 }

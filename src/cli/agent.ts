@@ -28,7 +28,6 @@ import {
   revokeAgentCredentials,
 } from '../hub/auth/agent-credentials.js';
 import {
-  AUTH_DIR_ENV,
   type AuthDirPaths,
   assertPrefix,
   authDirPaths,
@@ -46,8 +45,10 @@ import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { AgentIdSchema, CapabilitySchema, QueueNameSchema } from '../protocol/ids.js';
 import {
   type ConnectionFlags,
+  findAuthDir,
   type ResolvedConnection,
   resolveConnection,
+  serverRequiresAuth,
   withBus,
   withConnectionFlags,
 } from './connection.js';
@@ -179,7 +180,7 @@ function wakeArgv(text: string): unknown {
  * it exists (a deployment without authentication has none).
  */
 function resolveAuthDir(flags: ConnectionFlags, useDefault: 'always' | 'if-present'): string | undefined {
-  const given = flags.authDir ?? (process.env[AUTH_DIR_ENV] || undefined);
+  const given = findAuthDir(flags);
   if (given) return given;
   if (useDefault === 'always') return DEFAULT_AUTH_DIR;
   return existsSync(authDirPaths(DEFAULT_AUTH_DIR).registry) ? DEFAULT_AUTH_DIR : undefined;
@@ -229,6 +230,13 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
         { path: ['id'] },
       );
   }
+  // Credentials on a server that lets anyone in would protect nothing: refuse before writing any.
+  if (!(await serverRequiresAuth(conn)))
+    throw new AgentComError(
+      ERROR_CODES.INVALID_STATE,
+      `the server at ${conn.servers} lets any client in: its hub runs without authentication, so agent credentials would not be checked. Stop the hub and start it with \`agentcom hub --auth-dir ${authDir}\` (it creates the directory and keeps the tasks it has), then add agents; nothing was written`,
+      { path: ['authDir'] },
+    );
   return withBus(conn, async (bus: Bus) => {
     out.progress(`adding agent ${input.id}`);
     // A directory made here is for a server not started with it yet: it proposes the hub's

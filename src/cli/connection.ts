@@ -5,11 +5,15 @@
  * connection errors into structured ones: `unavailable` (nothing listening) or `forbidden`
  * (credentials refused), each with a hint on what to do.
  */
+
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import { AUTH_DIR_ENV, authDirPaths } from '../hub/auth/auth-dir.js';
+import { AuthRegistrySchema } from '../hub/auth/registry.js';
+import { DEFAULT_DATA_DIR, readHubFile } from '../hub/hub-file.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { HubClient } from './hub-client.js';
 
@@ -28,7 +32,10 @@ export interface ConnectionFlags {
 /** Adds `--nats-url`, `--prefix`, `--nkey`, `--timeout` and `--json` to a command. */
 export function withConnectionFlags(cmd: Command): Command {
   return cmd
-    .option('--nats-url <url>', `NATS server of the hub (env NATS_URL, default ${DEFAULT_NATS_URL})`)
+    .option(
+      '--nats-url <url>',
+      `NATS server of the hub (env NATS_URL or AGENTCOM_NATS_PORT; else the hub.json of the hub started here; default ${DEFAULT_NATS_URL})`,
+    )
     .option('--prefix <prefix>', 'subject/stream prefix (env AGENTCOM_PREFIX, default agentcom)')
     .option('--nkey <file>', 'file holding an NKey user seed to authenticate with (env AGENTCOM_NKEY_FILE)')
     .option(
@@ -48,12 +55,24 @@ export interface ResolvedConnection {
   timeoutMs: number;
 }
 
-/** Flags over environment over defaults. @throws AgentComError `invalid_payload` for a bad value. */
+/**
+ * Where the hub is, first found wins: the flags; the environment (NATS_URL, else
+ * AGENTCOM_NATS_PORT on this machine; AGENTCOM_PREFIX; AGENTCOM_AUTH_DIR); the hub.json that
+ * `agentcom hub` wrote into its data directory (AGENTCOM_DATA_DIR, default `.agentcom` here); the
+ * listen address of the auth directory in use; the defaults. An auth directory found any of these
+ * ways signs in with its admin seed unless --nkey or AGENTCOM_NKEY_FILE names another.
+ * @throws AgentComError `invalid_payload` for a bad value.
+ */
 export function resolveConnection(
   flags: ConnectionFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): ResolvedConnection {
-  const servers = flags.natsUrl ?? (env.NATS_URL || DEFAULT_NATS_URL);
+  const hubFile = readHubFile(env.AGENTCOM_DATA_DIR || DEFAULT_DATA_DIR);
+  const authDir = findAuthDir(flags, env, hubFile);
+  const servers =
+    flags.natsUrl ??
+    (env.NATS_URL || portUrl(env.AGENTCOM_NATS_PORT) || hubFile?.natsUrl || authDirUrl(authDir)) ??
+    DEFAULT_NATS_URL;
   if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(servers))
     throw new AgentComError(
       ERROR_CODES.INVALID_PAYLOAD,
@@ -71,16 +90,62 @@ export function resolveConnection(
         path: ['timeout'],
       },
     );
-  // --nkey, then AGENTCOM_NKEY_FILE, then the auth directory's admin seed.
-  const authDir = flags.authDir ?? (env[AUTH_DIR_ENV] || undefined);
   return {
     servers,
-    prefix: flags.prefix ?? (env.AGENTCOM_PREFIX || 'agentcom'),
+    prefix: flags.prefix ?? (env.AGENTCOM_PREFIX || hubFile?.prefix || 'agentcom'),
     nkeyFile:
       flags.nkey ?? (env.AGENTCOM_NKEY_FILE || (authDir ? authDirPaths(authDir).adminSeed : undefined)),
     authDir,
     timeoutMs,
   };
+}
+
+/** The auth directory: --auth-dir, else AGENTCOM_AUTH_DIR, else the one the hub started here runs with. */
+export function findAuthDir(
+  flags: { authDir?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+  hubFile = readHubFile(env.AGENTCOM_DATA_DIR || DEFAULT_DATA_DIR),
+): string | undefined {
+  return flags.authDir ?? (env[AUTH_DIR_ENV] || hubFile?.authDir);
+}
+
+/**
+ * Whether the server refuses a client without credentials. One without authentication accepts
+ * anyone, whatever credentials they bring: per-agent credentials would mean nothing there.
+ */
+export async function serverRequiresAuth(conn: ResolvedConnection): Promise<boolean> {
+  try {
+    const bus = await connectCli({ ...conn, nkeyFile: undefined }, 'agentcom-cli-auth-probe');
+    await bus.drain();
+    return false;
+  } catch (err) {
+    if (err instanceof AgentComError && err.code === ERROR_CODES.FORBIDDEN) return true;
+    throw err;
+  }
+}
+
+/** AGENTCOM_NATS_PORT (the hub's embedded server on this machine) as a URL. */
+function portUrl(port: string | undefined): string | undefined {
+  if (!port) return undefined;
+  const n = Number(port);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      `AGENTCOM_NATS_PORT must be a port number (1-65535), got ${JSON.stringify(port)}`,
+      { path: ['natsPort'] },
+    );
+  return `nats://127.0.0.1:${n}`;
+}
+
+/** The server address an auth directory was written for (its agents.json), if it has one. */
+function authDirUrl(authDir: string | undefined): string | undefined {
+  if (!authDir) return undefined;
+  try {
+    const r = AuthRegistrySchema.safeParse(JSON.parse(readFileSync(authDirPaths(authDir).registry, 'utf8')));
+    return r.success ? `nats://${r.data.listen}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Connect once; never waits for a server that is not there. */

@@ -1,10 +1,18 @@
 /**
  * `agentcom hub`: validate configuration (flags over environment), start the hub, and shut it down
- * gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ * gracefully on SIGTERM/SIGINT (a second signal exits at once). On a terminal it prints a banner
+ * and warnings (hub-banner.ts); otherwise pino JSON. A hub with an embedded nats-server writes
+ * `<dataDir>/hub.json` (hub-file.ts) so that the CLI finds it.
  */
-import { loadHubConfig } from '../hub/config.js';
-import { startHub } from '../hub/main.js';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import type { HubRole } from '../../actors/leader/index.js';
+import { type HubConfig, loadHubConfig } from '../hub/config.js';
+import { writeHubFile } from '../hub/hub-file.js';
+import { HUB_VERSION, startHub } from '../hub/main.js';
 import { AgentComError } from '../protocol/errors.js';
+import { chooseLogFormat, LOG_FORMAT_ENV, prettyDestination, roleLines, startedLines } from './hub-banner.js';
 
 export interface HubFlags {
   natsUrl?: string;
@@ -14,12 +22,16 @@ export interface HubFlags {
   hubId?: string;
   authDir?: string;
   logLevel?: string;
+  logFormat?: string;
 }
 
 export async function runHub(flags: HubFlags): Promise<number> {
-  let config: ReturnType<typeof loadHubConfig>;
+  const { logFormat, ...configFlags } = flags;
+  let config: HubConfig;
+  let format: ReturnType<typeof chooseLogFormat>;
   try {
-    config = loadHubConfig(flags);
+    config = loadHubConfig(configFlags);
+    format = chooseLogFormat(logFormat, process.env[LOG_FORMAT_ENV], process.stdout.isTTY === true);
   } catch (err) {
     if (err instanceof AgentComError) {
       process.stderr.write(`agentcom hub: ${err.message}\n`);
@@ -27,9 +39,26 @@ export async function runHub(flags: HubFlags): Promise<number> {
     }
     throw err;
   }
+  const hubId = config.hubId ?? `${hostname()}-${process.pid}`;
+  const pretty = format === 'pretty';
+  // On a terminal, info logs would bury the banner: warnings and worse, unless a level was asked for.
+  const levelAsked = flags.logLevel !== undefined || !!process.env.AGENTCOM_LOG_LEVEL;
+  const logger = pretty
+    ? pino({ level: levelAsked ? config.logLevel : 'warn' }, prettyDestination(process.stderr))
+    : pino({ level: config.logLevel, base: { hub: hubId } });
+  const say = (lines: string[]) => {
+    if (pretty) process.stdout.write(`${lines.join('\n')}\n`);
+  };
+  // The role can be known before the banner's first lines are out (a single hub leads at once).
+  let bannerShown = false;
+  let pendingRole: HubRole | undefined;
+  const onRole = (role: HubRole) => {
+    if (bannerShown) say(roleLines(role));
+    else pendingRole = role;
+  };
   let hub: Awaited<ReturnType<typeof startHub>>;
   try {
-    hub = await startHub(config);
+    hub = await startHub({ ...config, hubId }, { logger, onRole });
   } catch (err) {
     // A configuration the hub can only check while starting (e.g. an auth directory of another prefix).
     if (err instanceof AgentComError) {
@@ -38,11 +67,39 @@ export async function runHub(flags: HubFlags): Promise<number> {
     }
     throw err;
   }
+  const dataDir = resolve(config.dataDir);
+  if (hub.embedded)
+    await writeHubFile(dataDir, {
+      v: 1,
+      natsUrl: hub.natsUrl,
+      prefix: config.prefix,
+      ...(hub.authDir ? { authDir: hub.authDir } : {}),
+      hubId,
+      embedded: true,
+      pid: process.pid,
+      startedAt: Date.now(),
+    }).catch((err) =>
+      logger.warn({ err, phase: 'start' }, 'could not write hub.json; the CLI needs --nats-url'),
+    );
+  say(
+    startedLines({
+      version: HUB_VERSION,
+      hubId,
+      natsUrl: hub.natsUrl,
+      embedded: hub.embedded,
+      dataDir,
+      authDir: hub.authDir,
+      prefix: config.prefix,
+    }),
+  );
+  bannerShown = true;
+  if (pendingRole) say(roleLines(pendingRole));
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals > 1) process.exit(130);
     hub.log.info({ phase: 'shutdown', signal: sig }, 'signal received; shutting down');
+    say(['stopping (a second Ctrl-C stops at once)']);
     void hub.stop();
   };
   process.on('SIGTERM', onSignal);

@@ -35,6 +35,10 @@ program
     'NATS users and permissions (e.g. deploy/nats, created if missing); default: no authentication (env AGENTCOM_AUTH_DIR)',
   )
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTCOM_LOG_LEVEL)')
+  .option(
+    '--log-format <format>',
+    'pretty (a banner and warnings; the default on a terminal) or json (pino; the default otherwise) (env AGENTCOM_LOG_FORMAT)',
+  )
   .action(async (flags: HubFlags) => {
     process.exitCode = await runHub(flags);
   });

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DEFAULT_DLQ_LIMITS } from '../bus/provision.js';
 import { fromZodError } from '../protocol/errors.js';
+import { DEFAULT_DATA_DIR } from './hub-file.js';
 
 const ms = (def: number, what: string) =>
   z.coerce.number().int().positive().default(def).describe(`${what} (ms)`);
@@ -17,7 +18,13 @@ export const HubConfigSchema = z.object({
     .regex(/^(nats|tls|ws|wss):\/\/[^\s]+$/, 'must be a nats:// (or tls://) URL')
     .optional()
     .describe('NATS server URL; when absent the hub spawns and supervises a local nats-server'),
-  dataDir: z.string().min(1).default('.agentcom').describe('directory for the embedded nats-server store'),
+  dataDir: z
+    .string()
+    .min(1)
+    .default(DEFAULT_DATA_DIR)
+    .describe(
+      'directory for the embedded nats-server store, and hub.json, which tells the CLI how to reach this hub',
+    ),
   natsPort: z.coerce
     .number()
     .int()

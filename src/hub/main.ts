@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Logger, pino } from 'pino';
+import type { HubRole } from '../../actors/leader/index.js';
 import { type Bus, connectBus } from '../bus/connection.js';
 import { findNatsServer, natsServerArgs, stopOrphanedServer, waitForNats } from '../bus/nats-server.js';
 import { readSeedFile } from '../bus/nkeys.js';
@@ -30,6 +31,7 @@ import {
 } from '../runtime/index.js';
 import { ensureAuthDir, listenAddressOf } from './auth/auth-dir.js';
 import type { HubConfig } from './config.js';
+import { carryStoreAcrossAuth } from './store-account.js';
 import { servicesTree } from './tree.js';
 
 export const HUB_VERSION = '0.1.0';
@@ -43,6 +45,10 @@ export interface HubHandle {
   readonly hubId: string;
   /** The NATS URL the hub uses (the embedded server's when it spawned one). */
   readonly natsUrl: string;
+  /** Whether it spawned its own nats-server. */
+  readonly embedded: boolean;
+  /** The auth directory it runs with (absolute), if any. */
+  readonly authDir: string | undefined;
   readonly registry: Registry;
   readonly root: Supervisor;
   readonly log: Logger;
@@ -54,7 +60,13 @@ export interface HubHandle {
   readonly exited: Promise<ExitReason>;
 }
 
-export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<HubHandle> {
+export interface StartHubOptions {
+  logger?: Logger;
+  /** Told when this hub starts leading (assigning work) or stands by behind another hub. */
+  onRole?: (role: HubRole) => void;
+}
+
+export async function startHub(config: HubConfig, opts: StartHubOptions = {}): Promise<HubHandle> {
   const hubId = config.hubId ?? `${hostname()}-${process.pid}`;
   const log = opts.logger ?? pino({ level: config.logLevel, base: { hub: hubId } });
   const registry = new Registry();
@@ -78,6 +90,17 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
       throw new AgentComError(
         ERROR_CODES.CONFLICT,
         `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
+      );
+    const carried = await carryStoreAcrossAuth(storeDir, auth !== undefined);
+    if (carried.kind === 'moved')
+      log.warn(
+        { phase: 'start', from: carried.from, to: carried.to },
+        `authentication turned ${auth ? 'on' : 'off'}: the deployment's data moved to account ${carried.to}, so every task, agent and dead letter carries over`,
+      );
+    else if (carried.kind === 'both')
+      log.warn(
+        { phase: 'start', hidden: carried.hiddenDir },
+        `the store holds data of both auth modes: this hub uses account ${carried.used}; the data of ${carried.hidden} (${carried.hiddenDir}) is not visible until the hub runs ${auth ? 'without' : 'with'} --auth-dir again`,
       );
     natsUrl = `nats://127.0.0.1:${port}`;
     children.push(
@@ -122,7 +145,14 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
         }),
       );
       const r = await startSupervisor(
-        servicesTree(config, { bus: b, registry, log, hubId, version: HUB_VERSION }),
+        servicesTree(config, {
+          bus: b,
+          registry,
+          log,
+          hubId,
+          version: HUB_VERSION,
+          ...(opts.onRole ? { onRole: opts.onRole } : {}),
+        }),
         { strategy: 'rest_for_one', intensity: 5, period: 10_000 },
         { registry, logger: log, name: 'services' },
       );
@@ -175,6 +205,8 @@ export async function startHub(config: HubConfig, opts: { logger?: Logger } = {}
   return {
     hubId,
     natsUrl,
+    embedded: config.natsUrl === undefined,
+    authDir: auth?.root,
     registry,
     root,
     log,

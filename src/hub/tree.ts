@@ -29,7 +29,7 @@ import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
 import { BackupProcess } from '../../actors/backup/index.js';
-import { LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
+import { type HubRole, LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
 import { TaskQueue } from '../../actors/task-queue/index.js';
@@ -64,6 +64,8 @@ export interface ServicesDeps {
   version: string;
   /** Whether the hub may write now (its lease has not run out by its own clock); default always. */
   writable?: () => boolean;
+  /** Told when this hub starts leading or stands by. */
+  onRole?: (role: HubRole) => void;
 }
 
 /**
@@ -103,6 +105,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         leaseTtlMs: config.leaseTtlMs,
         workSlot: ACTOR_NAMES.workSlot,
         clock,
+        ...(deps.onRole ? { onRole: deps.onRole } : {}),
         work: supervisorChild('work', workTree(config, { ...deps, writable: () => clock.holds() }), {
           strategy: 'rest_for_one',
           intensity: 5,

@@ -3,6 +3,8 @@
  * what a user would see: stdout, stderr and the exit code. `json()` parses stdout of a `--json` run.
  */
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -33,9 +35,16 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Where the CLI looks for a hub.json unless a test says otherwise: nowhere that exists, so that a
+ * hub a developer runs in this checkout (`.agentcom/hub.json`) never answers a test's command.
+ */
+const NO_HUB_FILE_DIR = join(tmpdir(), 'agentcom-tests-no-hub-file');
+
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const base = { ...process.env, AGENTCOM_DATA_DIR: NO_HUB_FILE_DIR, ...opts.env };
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', tsx, cli, ...args], {
       env,

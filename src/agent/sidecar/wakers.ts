@@ -10,12 +10,26 @@
  * holding it until the hub's stuck timeout. Finishing or cancelling a task stops its wake and its
  * retries. At most one wake runs per task, so waking again while one runs is a no-op.
  */
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { exponentialDelay } from '../../runtime/backoff.js';
 import type { DynamicSupervisor } from '../../runtime/dynamic-supervisor.js';
 import { describeReason, isNormalExit, type Pid, processChild, type Registry } from '../../runtime/index.js';
 import type { ResolvedSidecarConfig } from '../sidecar-config.js';
 import { SIDECAR_ENV, type SidecarPaths } from './files.js';
+
+/**
+ * The directory of the `agentcom` command of this installation (bin/ beside src/ in a checkout,
+ * beside dist/ in a package), put first on a wake command's PATH.
+ */
+const AGENTCOM_BIN_DIR = [
+  new URL('../../../bin/', import.meta.url),
+  new URL('../../../../bin/', import.meta.url),
+]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(join(dir, 'agentcom')));
 
 export const WAKERS_NAME = 'wakers';
 
@@ -105,6 +119,8 @@ export class Wakers {
     const [command, ...args] = wake.command as [string, ...string[]];
     const env: Record<string, string> = {
       ...wake.env,
+      // A wake script that calls `agentcom task complete ...` finds this installation's command.
+      PATH: [AGENTCOM_BIN_DIR, wake.env?.PATH ?? process.env.PATH ?? ''].filter(Boolean).join(delimiter),
       [SIDECAR_ENV.agentId]: this.config.agentId,
       [SIDECAR_ENV.workDir]: this.paths.workDir,
       [SIDECAR_ENV.taskId]: taskId,
