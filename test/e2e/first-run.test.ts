@@ -19,12 +19,18 @@ import { waitUntil } from '../support/eventually.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The environment of a new user's shell: nothing of ours set. */
+/**
+ * The environment of a new user's shell: nothing of ours set, and not the variables `npm test`
+ * sets for its own script (npm's config, such as where its cache is, stays).
+ */
 function userEnv(): Record<string, string> {
+  const ours = (k: string) =>
+    k.startsWith('AGENTCOM_') ||
+    k === 'NATS_URL' ||
+    k.startsWith('npm_package_') ||
+    k.startsWith('npm_lifecycle_');
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !k.startsWith('AGENTCOM_') && k !== 'NATS_URL' && !k.startsWith('npm_'))
-      env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !ours(k)) env[k] = v;
   return env;
 }
 
