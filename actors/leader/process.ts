@@ -97,7 +97,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
       input.bus,
       input.bus.names.subjects.hubAlive(input.hubId),
       z.unknown(),
-      (_req, m) => m.respond({ v: 1, hubId: input.hubId, leader: l.lease.isHeld }),
+      (_req, m) => m.respond({ v: 1, hubId: input.hubId, leader: l.lease.isHeld, now: Date.now() }),
     );
     await input.bus.nc.flush();
     // Back from an outage: whether we still hold the lease is the first thing to know.

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
 import { registerBackupCommands } from './backup.js';
 import { registerDlqCommands } from './dlq.js';
+import { registerDoctorCommand } from './doctor.js';
 import { EXIT } from './exit-codes.js';
 import { registerGitCommands } from './git.js';
 import { type HubFlags, runHub } from './hub.js';
@@ -50,6 +51,7 @@ registerAgentCommands(program);
 registerDlqCommands(program);
 registerBackupCommands(program);
 registerSmokeCommand(program);
+registerDoctorCommand(program);
 registerGitCommands(program);
 
 try {

@@ -53,6 +53,11 @@ export const HubAliveSchema = z
     v: z.literal(1),
     hubId: z.string().min(1).max(64),
     leader: z.boolean().describe('Whether it runs the work (holds the lease) now.'),
+    now: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("The hub's clock when it answered (epoch ms): clock-skew checks."),
   })
   .describe('A hub process is up and connected.');
 export type HubAlive = z.infer<typeof HubAliveSchema>;

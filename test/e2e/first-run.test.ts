@@ -162,6 +162,9 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     procs.push(hub.p);
     await hub.waitFor('the banner says ready', (l) => l.startsWith('ready.'));
     expect(hub.lines.join('\n')).toMatch(/auth\s+on/);
+    const doctor = await run(agentcom, ['doctor'], work);
+    expect(doctor.code, doctor.out).toBe(0);
+    expect(doctor.out).toMatch(/ok\s+auth files: 2 seeds/);
     const kept = await run(agentcom, ['task', 'get', beforeId, '--json'], work);
     expect(kept.code, kept.out).toBe(0);
     expect(JSON.parse(kept.out).task.title).toBe('written before auth');
