@@ -17,9 +17,14 @@
  * Seeds are written 0600 and never printed or logged.
  */
 
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { AGENTCOM_BIN_DIR } from '../agent/install-dir.js';
+import { sidecarUnit, sidecarUnitName, userUnitDir } from '../agent/sidecar/service-unit.js';
 import type { Bus } from '../bus/connection.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import {
@@ -43,6 +48,7 @@ import { SLOTS_MAX } from '../protocol/agent.js';
 import type { AgentListReply, AgentRemoveReply } from '../protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { AgentIdSchema, CapabilitySchema, QueueNameSchema } from '../protocol/ids.js';
+import { writeFileAtomic } from '../runtime/atomic-file.js';
 import {
   type ConnectionFlags,
   findAuthDir,
@@ -85,7 +91,11 @@ export function registerAgentCommands(program: Command): void {
         '--wake <command>',
         'the sidecar\'s wake command, run when work arrives: words split on spaces, or a JSON array (e.g. "openclaw cron wake --mode now")',
       )
-      .option('--force', 'replace the credentials of an existing agent (the old seed stops working)'),
+      .option('--force', 'replace the credentials of an existing agent (the old seed stops working)')
+      .option(
+        '--service',
+        'also install its sidecar as a systemd user service (written and enabled; the commands are printed where systemd is absent)',
+      ),
   ).action((flags: AddFlags) => runCommand('agent add', flags, (out) => addAgent(flags, out)));
 
   withConnectionFlags(
@@ -112,6 +122,7 @@ interface AddFlags extends ConnectionFlags {
   out?: string;
   wake?: string;
   force?: boolean;
+  service?: boolean;
 }
 
 interface RemoveFlags extends ConnectionFlags {
@@ -276,6 +287,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
     // A removed agent's registration refuses its hellos; clear it so the new credentials are usable.
     const restore = await askHub(() => new HubClient(bus, conn.timeoutMs).restoreAgent(input.id));
     const sidecarCommand = `agentcom sidecar --config ${created.sidecarFile}`;
+    const service = flags.service ? await installSidecarService(input.id, created.sidecarFile) : undefined;
     const a = created.agent;
     out.result(
       {
@@ -289,6 +301,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
         verified: access,
         hub: restore.ok ? { restored: restore.value.restored } : { error: restore.error.toWire() },
         sidecarCommand,
+        ...(service ? { service } : {}),
       },
       [
         `${created.replaced ? 'replaced the credentials of' : 'added'} agent ${a.id} (${a.name}): capabilities ${a.capabilities.join(',') || '(none)'}; queues ${a.queues.join(',')}; slots ${a.slots}; may submit tasks: ${a.canSubmit ? 'yes' : 'no'}`,
@@ -303,7 +316,8 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
             ? `  the hub had ${a.id} as removed: restored, it may hello again`
             : ''
           : `  the hub did not answer (${restore.error.message}); if ${a.id} was removed before, run this again once the hub is up`,
-        `start its sidecar with: ${sidecarCommand}`,
+        ...(service ? serviceLines(service) : []),
+        service?.enabled ? '' : `start its sidecar with: ${sidecarCommand}`,
       ].filter(Boolean),
     );
     if (access.ok) return undefined;
@@ -315,6 +329,70 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
     );
     return EXIT.FAILURE;
   });
+}
+
+// --- add --service ---
+
+const execFileAsync = promisify(execFile);
+
+interface ServiceInstall {
+  unitFile: string;
+  /** Enabled and started with `systemctl --user`. */
+  enabled: boolean;
+  /** Why it was not enabled (systemd absent, or systemctl failed). */
+  reason?: string;
+  /** What to run where systemd is available. */
+  commands: string[];
+}
+
+/** Writes the sidecar's user unit and enables it, or says how where systemd is absent. */
+async function installSidecarService(agentId: string, sidecarFile: string): Promise<ServiceInstall> {
+  if (!AGENTCOM_BIN_DIR)
+    throw new AgentComError(
+      ERROR_CODES.INTERNAL,
+      'cannot find this installation of agentcom (bin/agentcom.js)',
+    );
+  const name = sidecarUnitName(agentId);
+  const unitFile = join(userUnitDir(), name);
+  await writeFileAtomic(
+    unitFile,
+    sidecarUnit({
+      agentId,
+      node: process.execPath,
+      agentcomJs: join(AGENTCOM_BIN_DIR, 'agentcom.js'),
+      sidecarConfig: resolve(sidecarFile),
+    }),
+    { mode: 0o644 },
+  );
+  const commands = ['systemctl --user daemon-reload', `systemctl --user enable --now ${name}`];
+  const systemctl = (...args: string[]) =>
+    execFileAsync('systemctl', ['--user', ...args], { timeout: 15_000 });
+  try {
+    await systemctl('show-environment');
+  } catch (err) {
+    return { unitFile, enabled: false, reason: `no systemd user manager here (${firstLine(err)})`, commands };
+  }
+  try {
+    await systemctl('daemon-reload');
+    await systemctl('enable', '--now', name);
+    return { unitFile, enabled: true, commands };
+  } catch (err) {
+    return { unitFile, enabled: false, reason: `systemctl failed: ${firstLine(err)}`, commands };
+  }
+}
+
+function serviceLines(s: ServiceInstall): string[] {
+  return s.enabled
+    ? [`  wrote ${s.unitFile} and enabled it: the sidecar runs now and at every login`]
+    : [
+        `  wrote ${s.unitFile}; not enabled: ${s.reason}`,
+        `  on a machine with systemd: ${s.commands.join(' && ')} (and loginctl enable-linger to start it at boot)`,
+      ];
+}
+
+function firstLine(err: unknown): string {
+  const e = err as { stderr?: string; message?: string };
+  return (e.stderr?.trim() || e.message || String(err)).split('\n')[0]!;
 }
 
 // --- list ---

@@ -127,6 +127,50 @@ describe('agentcom agent add', () => {
     });
   });
 
+  it('--service writes a systemd user unit for the sidecar; without systemd it prints the commands', async () => {
+    const config = join(root, 'xdg-config');
+    const r = await runCli(
+      [
+        'agent',
+        'add',
+        '--id',
+        'svc1',
+        '--name',
+        'Service one',
+        '--capabilities',
+        'code',
+        '--service',
+        '--json',
+        '--auth-dir',
+        authDir,
+        '--nats-url',
+        url,
+        '--prefix',
+        prefix,
+      ],
+      // No systemctl on this PATH: the machine without systemd.
+      { env: { AGENTCOM_AUTH_DIR: undefined, XDG_CONFIG_HOME: config, PATH: join(root, 'no-bin') } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const unitFile = join(config, 'systemd', 'user', 'agentcom-sidecar-svc1.service');
+    expect(r.json()).toMatchObject({
+      service: {
+        unitFile,
+        enabled: false,
+        reason: expect.stringContaining('no systemd user manager'),
+        commands: [
+          'systemctl --user daemon-reload',
+          'systemctl --user enable --now agentcom-sidecar-svc1.service',
+        ],
+      },
+    });
+    const unit = await readFile(unitFile, 'utf8');
+    expect(unit).toContain(`ExecStart=${process.execPath} `);
+    expect(unit).toMatch(/bin\/agentcom\.js sidecar --config \S+\/agents\/svc1\/sidecar\.json\n/);
+    expect(unit).toContain('Restart=always');
+    expect(await mode(unitFile)).toBe(0o644);
+  });
+
   it('prints one JSON document with --json', async () => {
     const r = await agent([
       'add',

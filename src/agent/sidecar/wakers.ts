@@ -10,26 +10,14 @@
  * holding it until the hub's stuck timeout. Finishing or cancelling a task stops its wake and its
  * retries. At most one wake runs per task, so waking again while one runs is a no-op.
  */
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter } from 'node:path';
 import type { Logger } from 'pino';
 import { exponentialDelay } from '../../runtime/backoff.js';
 import type { DynamicSupervisor } from '../../runtime/dynamic-supervisor.js';
 import { describeReason, isNormalExit, type Pid, processChild, type Registry } from '../../runtime/index.js';
+import { AGENTCOM_BIN_DIR } from '../install-dir.js';
 import type { ResolvedSidecarConfig } from '../sidecar-config.js';
 import { SIDECAR_ENV, type SidecarPaths } from './files.js';
-
-/**
- * The directory of the `agentcom` command of this installation (bin/ beside src/ in a checkout,
- * beside dist/ in a package), put first on a wake command's PATH.
- */
-const AGENTCOM_BIN_DIR = [
-  new URL('../../../bin/', import.meta.url),
-  new URL('../../../../bin/', import.meta.url),
-]
-  .map((u) => fileURLToPath(u))
-  .find((dir) => existsSync(join(dir, 'agentcom')));
 
 export const WAKERS_NAME = 'wakers';
 
