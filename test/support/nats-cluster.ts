@@ -1,14 +1,17 @@
 /**
  * A 3-node nats-server cluster for tests and the chaos suite: JetStream on every node, free
- * loopback client and route ports (never 4222), one temporary store per node. The config each node
- * gets is the shape of deploy/nats/cluster/n*.conf with ports and paths filled in. Nodes can be
+ * loopback client and route ports (never 4222), one temporary store per node. Each node runs
+ * deploy/nats/cluster/n*.conf itself, with ports and paths filled in, so the chaos suite tests the
+ * configs operators deploy. Nodes can be
  * SIGKILLed and restarted one at a time on the same port and store; `url` lists every node, so a
  * client fails over to the others. Resolves once the cluster answers JetStream requests.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { connectBus } from '../../src/bus/connection.js';
 import { findNatsServer, freePort, waitForNats } from '../../src/bus/nats-server.js';
@@ -56,27 +59,29 @@ async function waitForMetaLeader(servers: string[], timeoutMs = 30_000): Promise
   }
 }
 
-/** The config of one node (the shape of deploy/nats/cluster/n1.conf). */
-export function clusterNodeConfig(o: {
-  name: string;
-  port: number;
-  routePort: number;
-  routePorts: number[];
-  storeDir: string;
-  clusterName?: string;
-}): string {
+const DEPLOY_CLUSTER = fileURLToPath(new URL('../../deploy/nats/cluster/', import.meta.url));
+
+/** Replaces what `pattern` matches, which must be exactly one place of the deploy config. */
+function fill(text: string, pattern: RegExp, value: string, what: string): string {
+  const found = text.match(new RegExp(pattern, `${pattern.flags}g`))?.length ?? 0;
+  if (found !== 1) throw new Error(`deploy/nats/cluster config: expected one ${what}, found ${found}`);
+  return text.replace(pattern, value);
+}
+
+/**
+ * Node `index`'s config: deploy/nats/cluster/n<index+1>.conf itself, the very file operators
+ * deploy, with loopback ports and a temporary store put in place of its addresses and paths.
+ */
+export function clusterNodeConfig(
+  index: number,
+  o: { port: number; routePort: number; routePorts: number[]; storeDir: string },
+): string {
+  let text = readFileSync(join(DEPLOY_CLUSTER, `n${index + 1}.conf`), 'utf8');
+  text = fill(text, /^listen: .*$/m, `listen: 127.0.0.1:${o.port}`, 'client listen');
+  text = fill(text, /^ {2}listen: .*$/m, `  listen: 127.0.0.1:${o.routePort}`, 'cluster listen');
+  text = fill(text, /store_dir: ".*"/, `store_dir: "${o.storeDir}"`, 'store_dir');
   const routes = o.routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
-  return `server_name: ${o.name}
-listen: 127.0.0.1:${o.port}
-jetstream {
-  store_dir: "${o.storeDir}"
-}
-cluster {
-  name: ${o.clusterName ?? 'agentcom'}
-  listen: 127.0.0.1:${o.routePort}
-  routes: [ ${routes} ]
-}
-`;
+  return fill(text, /routes: \[[^\]]*\]/, `routes: [ ${routes} ]`, 'routes list');
 }
 
 export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
@@ -90,8 +95,7 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
     const file = join(root, `n${i + 1}.conf`);
     await writeFile(
       file,
-      clusterNodeConfig({
-        name: `n${i + 1}`,
+      clusterNodeConfig(i, {
         port: ports[i]!,
         routePort: routePorts[i]!,
         routePorts,
