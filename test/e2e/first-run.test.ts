@@ -105,7 +105,7 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     await rm(root, { recursive: true, force: true });
   });
 
-  it('npm ci leaves a working `npx agentcom`, with no engine warning', async () => {
+  it('npm ci leaves a working `npx agentcom`, with no engine warning; generated files pass the lint', async () => {
     expect((await run('git', ['clone', '-q', repo, clone], root)).code).toBe(0);
     // From the npm cache CI's own `npm ci` filled: no network, the same lockfile.
     const ci = await run(
@@ -116,6 +116,13 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     );
     expect(ci.out).not.toContain('EBADENGINE');
     expect(ci.code, ci.out).toBe(0);
+    // What `agent add` and the hub generate (git-ignored, unformatted) never fails the lint step.
+    await run('mkdir', ['-p', join(clone, 'deploy/nats/agents/w1'), join(clone, '.agentcom')], root);
+    await writeFile(join(clone, 'deploy/nats/agents.json'), '{"v":1,  "agents" :[]}');
+    await writeFile(join(clone, 'deploy/nats/agents/w1/sidecar.json'), '{"agentId":"w1",  "x" :1}');
+    await writeFile(join(clone, '.agentcom/hub.json'), '{"v":1,  "natsUrl" :"nats://127.0.0.1:4223"}');
+    const lint = await run('npx', ['biome', 'check', '.'], clone);
+    expect(lint.code, lint.out).toBe(0);
     const help = await run('npx', ['agentcom', '--help'], clone);
     expect(help.code, help.out).toBe(0);
     expect(help.out).toContain('Usage: agentcom');
