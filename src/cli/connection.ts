@@ -13,7 +13,7 @@ import { type Bus, connectBus } from '../bus/connection.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import { AUTH_DIR_ENV, authDirPaths } from '../hub/auth/auth-dir.js';
 import { AuthRegistrySchema } from '../hub/auth/registry.js';
-import { DEFAULT_DATA_DIR, readHubFile } from '../hub/hub-file.js';
+import { DEFAULT_DATA_DIR, type HubFile, readHubFile } from '../hub/hub-file.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { HubClient } from './hub-client.js';
 
@@ -67,7 +67,7 @@ export function resolveConnection(
   flags: ConnectionFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): ResolvedConnection {
-  const hubFile = readHubFile(env.AGENTCOM_DATA_DIR || DEFAULT_DATA_DIR);
+  const hubFile = hubFileFor(flags, env);
   const authDir = findAuthDir(flags, env, hubFile);
   const servers =
     flags.natsUrl ??
@@ -100,11 +100,20 @@ export function resolveConnection(
   };
 }
 
+/**
+ * The hub.json of the hub started here, when nothing else names a server: once --nats-url,
+ * NATS_URL or AGENTCOM_NATS_PORT has, its prefix and auth directory belong to another hub.
+ */
+function hubFileFor(flags: { natsUrl?: string | undefined }, env: NodeJS.ProcessEnv): HubFile | undefined {
+  if (flags.natsUrl || env.NATS_URL || env.AGENTCOM_NATS_PORT) return undefined;
+  return readHubFile(env.AGENTCOM_DATA_DIR || DEFAULT_DATA_DIR);
+}
+
 /** The auth directory: --auth-dir, else AGENTCOM_AUTH_DIR, else the one the hub started here runs with. */
 export function findAuthDir(
-  flags: { authDir?: string | undefined },
+  flags: { authDir?: string | undefined; natsUrl?: string | undefined },
   env: NodeJS.ProcessEnv = process.env,
-  hubFile = readHubFile(env.AGENTCOM_DATA_DIR || DEFAULT_DATA_DIR),
+  hubFile = hubFileFor(flags, env),
 ): string | undefined {
   return flags.authDir ?? (env[AUTH_DIR_ENV] || hubFile?.authDir);
 }

@@ -8,7 +8,7 @@
  * unreachable at the right address). It holds no secret. A file that is not valid is ignored by
  * readers, never trusted in part.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../runtime/atomic-file.js';
@@ -39,11 +39,20 @@ export async function writeHubFile(dataDir: string, info: HubFile): Promise<void
   await writeFileAtomic(hubFilePath(dataDir), `${JSON.stringify(HubFileSchema.parse(info), null, 2)}\n`);
 }
 
-/** The hub file of `dataDir`, or undefined when there is none or it is not valid. */
+/**
+ * The hub file of `dataDir`, or undefined when there is none, it is not valid, or it is not to be
+ * trusted: a file another user owns, or others may write, could send the CLI's requests (and its
+ * admin signature) to a server of their choosing, so it is ignored (as git ignores a repository
+ * another user owns).
+ */
 export function readHubFile(dataDir: string): HubFile | undefined {
+  const path = hubFilePath(dataDir);
   let text: string;
   try {
-    text = readFileSync(hubFilePath(dataDir), 'utf8');
+    const st = statSync(path);
+    if ((st.mode & 0o022) !== 0 || (process.getuid !== undefined && st.uid !== process.getuid()))
+      return undefined;
+    text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }

@@ -29,8 +29,9 @@ import {
   type Supervisor,
   startSupervisor,
 } from '../runtime/index.js';
-import { ensureAuthDir, listenAddressOf } from './auth/auth-dir.js';
+import { authDirPaths, ensureAuthDir, listenAddressOf } from './auth/auth-dir.js';
 import type { HubConfig } from './config.js';
+import { readHubFile } from './hub-file.js';
 import { carryStoreAcrossAuth } from './store-account.js';
 import { servicesTree } from './tree.js';
 
@@ -82,15 +83,24 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await mkdir(storeDir, { recursive: true });
     const port = config.natsPort;
     // With auth the config file names the pid file (a reloadable server takes no -P); without, -P.
-    const pidFile = auth ? auth.pidFile : resolve(config.dataDir, 'nats-server.pid');
-    const orphan = await stopOrphanedServer(pidFile);
-    if (orphan.kind === 'stopped')
-      log.warn({ phase: 'start', pid: orphan.pid }, 'stopped the nats-server a killed hub left running');
-    else if (orphan.kind === 'owned')
-      throw new AgentComError(
-        ERROR_CODES.CONFLICT,
-        `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
-      );
+    const plainPidFile = resolve(config.dataDir, 'nats-server.pid');
+    const pidFile = auth ? auth.pidFile : plainPidFile;
+    // Any server on this store, whichever mode (and auth directory) it was started with: the one
+    // hub.json names from the last start included, so that the store is never moved from under a
+    // running server.
+    const previousAuthDir = readHubFile(config.dataDir)?.authDir;
+    const pidFiles = new Set([pidFile, plainPidFile]);
+    if (previousAuthDir) pidFiles.add(authDirPaths(previousAuthDir).pidFile);
+    for (const file of pidFiles) {
+      const orphan = await stopOrphanedServer(file);
+      if (orphan.kind === 'stopped')
+        log.warn({ phase: 'start', pid: orphan.pid }, 'stopped the nats-server a killed hub left running');
+      else if (orphan.kind === 'owned')
+        throw new AgentComError(
+          ERROR_CODES.CONFLICT,
+          `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
+        );
+    }
     const carried = await carryStoreAcrossAuth(storeDir, auth !== undefined);
     if (carried.kind === 'moved')
       log.warn(

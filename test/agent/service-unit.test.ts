@@ -14,6 +14,9 @@ describe('sidecarUnit', () => {
       'ExecStart=/usr/bin/node "/opt/agent com/bin/agentcom.js" sidecar --config /home/a/agents/w1/sidecar.json\n',
     );
     expect(unit).toContain('WantedBy=default.target');
+    expect(
+      sidecarUnit({ agentId: 'w', node: '/n', agentcomJs: '/a/100%/$HOME/x.js', sidecarConfig: '/c' }),
+    ).toContain('ExecStart=/n /a/100%%/$$HOME/x.js sidecar --config /c\n');
     expect(sidecarUnitName('w1')).toBe('agentcom-sidecar-w1.service');
   });
 

@@ -43,8 +43,10 @@ describe('agentcom doctor', { timeout: 60_000 }, () => {
     });
     expect(last.code, last.r.stderr).toBe(0);
     const byName = Object.fromEntries(last.report.checks.map((c) => [c.name, c]));
-    for (const name of ['nats-server', 'jetstream', 'provisioning', 'lease', 'clock'])
+    for (const name of ['nats-server', 'jetstream', 'provisioning', 'lease'])
       expect(byName[name]?.status, `${name}: ${byName[name]?.detail}`).toBe('ok');
+    // Same machine: the skew is only the estimate's error, which a loaded machine can stretch.
+    expect(['ok', 'warn'], byName.clock?.detail).toContain(byName.clock?.status);
     expect(byName['nats-server']!.detail).toMatch(/version 2\.\d+/);
     expect(byName.lease!.detail).toContain(hub!.hubId);
     expect(['ok', 'warn']).toContain(byName.disk!.status); // the CI machine's disk is not ours to judge

@@ -3,7 +3,7 @@
  * then AGENTCOM_NATS_PORT, then the hub.json the hub wrote into its data directory, then the auth
  * directory's address, then the default; and what `agentcom hub` shows on a terminal.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,7 +50,22 @@ describe('resolveConnection', () => {
     expect(resolveConnection({}, env).servers).toBe('nats://10.0.0.1:4222');
     expect(resolveConnection({}, { ...env, NATS_URL: '' }).servers).toBe('nats://127.0.0.1:4400');
     expect(resolveConnection({ prefix: 'p' }, env).prefix).toBe('p');
+    // Once a server is named elsewhere, the file's prefix and auth directory (another hub's) do not apply.
+    await writeHubFile(data, hubFile('/srv/auth'));
+    expect(resolveConnection({}, env)).toMatchObject({ prefix: 'agentcom', authDir: undefined });
+    expect(
+      resolveConnection({ natsUrl: 'nats://flag:1' }, { AGENTCOM_DATA_DIR: data }).authDir,
+    ).toBeUndefined();
     expect(resolveConnection({}, { ...env, AGENTCOM_PREFIX: 'envp' }).prefix).toBe('envp');
+  });
+
+  it('ignores a hub.json that others may write', async () => {
+    const data = await tempDir();
+    await writeHubFile(data, hubFile());
+    expect(readHubFile(data)?.natsUrl).toBe('nats://127.0.0.1:4301');
+    await chmod(join(data, 'hub.json'), 0o666);
+    expect(readHubFile(data)).toBeUndefined();
+    expect(resolveConnection({}, { AGENTCOM_DATA_DIR: data }).servers).toBe(DEFAULT_NATS_URL);
   });
 
   it('refuses an AGENTCOM_NATS_PORT that is not a port', () => {

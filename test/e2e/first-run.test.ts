@@ -149,6 +149,18 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     const beforeId = before.out.split('\n')[0]!.trim();
     expect(beforeId).toMatch(/^[a-z0-9]{10,}$/);
 
+    // A second hub on the same data directory, with auth and another port, is refused before it
+    // moves the store from under the running one.
+    const second = await run(
+      agentcom,
+      ['hub', '--nats-port', String(await freePort()), '--auth-dir', 'auth-2', '--log-format', 'json'],
+      work,
+    );
+    expect(second.code, second.out).toBe(2);
+    expect(second.out).toContain('is in use');
+    expect(existsSync(join(work, '.agentcom/nats/jetstream/$G'))).toBe(true);
+    expect((await run(agentcom, ['task', 'get', beforeId], work)).code).toBe(0);
+
     // 3. Credentials against a hub without auth are refused, and nothing is written.
     const refused = await run(
       agentcom,
@@ -217,10 +229,15 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     const last = JSON.parse(done.out.trim().split('\n').at(-1)!);
     expect(last.task ?? last).toMatchObject({ status: 'done', result: { by: 'wake.sh' } });
     // The task from before auth has no capability to wait for: the same agent did it.
-    await waitUntil(async () => {
-      const r = await run(agentcom, ['task', 'get', beforeId, '--json'], work);
-      return JSON.parse(r.out).task.status === 'done';
-    }, 'the task submitted before auth done');
+    // Each look is a CLI process (1-3 s on a loaded machine): a deadline of a minute.
+    await waitUntil(
+      async () => {
+        const r = await run(agentcom, ['task', 'get', beforeId, '--json'], work);
+        return JSON.parse(r.out).task.status === 'done';
+      },
+      'the task submitted before auth done',
+      { timeout: 60_000 },
+    );
 
     expect(await sidecar.stop()).toBe(0);
     expect(await hub.stop()).toBe(0);

@@ -22,8 +22,14 @@ export function userUnitDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'systemd', 'user');
 }
 
-/** systemd splits ExecStart on spaces: a path with one is quoted. */
-const arg = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/(["\\])/g, '\\$1')}"` : s);
+/**
+ * One ExecStart word: systemd expands `%` specifiers and `$` variables there, and splits on
+ * spaces, so `%` and `$` are doubled and a word with a space or a quote is quoted.
+ */
+function arg(word: string): string {
+  const s = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return /[\s"\\]/.test(s) ? `"${s.replace(/(["\\])/g, '\\$1')}"` : s;
+}
 
 export function sidecarUnit(u: SidecarUnitInput): string {
   return [
