@@ -75,6 +75,8 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   let natsUrl = config.natsUrl;
   const storeDir = resolve(config.dataDir, 'nats');
   const serverName = `agentcom-${hubId}`.replace(/[^\w-]/g, '_');
+  // Before anything is written (the auth directory included): no other server may hold this store.
+  if (!natsUrl) await claimStore(config, log);
   const auth = config.authDir
     ? await prepareAuth(config.authDir, config, { storeDir, serverName })
     : undefined;
@@ -83,24 +85,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await mkdir(storeDir, { recursive: true });
     const port = config.natsPort;
     // With auth the config file names the pid file (a reloadable server takes no -P); without, -P.
-    const plainPidFile = resolve(config.dataDir, 'nats-server.pid');
-    const pidFile = auth ? auth.pidFile : plainPidFile;
-    // Any server on this store, whichever mode (and auth directory) it was started with: the one
-    // hub.json names from the last start included, so that the store is never moved from under a
-    // running server.
-    const previousAuthDir = readHubFile(config.dataDir)?.authDir;
-    const pidFiles = new Set([pidFile, plainPidFile]);
-    if (previousAuthDir) pidFiles.add(authDirPaths(previousAuthDir).pidFile);
-    for (const file of pidFiles) {
-      const orphan = await stopOrphanedServer(file);
-      if (orphan.kind === 'stopped')
-        log.warn({ phase: 'start', pid: orphan.pid }, 'stopped the nats-server a killed hub left running');
-      else if (orphan.kind === 'owned')
-        throw new AgentComError(
-          ERROR_CODES.CONFLICT,
-          `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
-        );
-    }
+    const pidFile = auth ? auth.pidFile : plainPidFile(config);
     const carried = await carryStoreAcrossAuth(storeDir, auth !== undefined);
     if (carried.kind === 'moved')
       log.warn(
@@ -232,6 +217,30 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       return stopping;
     },
   };
+}
+
+const plainPidFile = (config: HubConfig) => resolve(config.dataDir, 'nats-server.pid');
+
+/**
+ * Stops the nats-server a killed hub left on this store, or refuses when a live hub's server holds
+ * it. Every server the store may have had is looked for, whichever mode (and auth directory) it
+ * was started with, hub.json's from the last start included, so the store is never moved or
+ * opened twice under a running server.
+ */
+async function claimStore(config: HubConfig, log: Logger): Promise<void> {
+  const pidFiles = new Set([plainPidFile(config)]);
+  for (const dir of [config.authDir, readHubFile(config.dataDir)?.authDir])
+    if (dir) pidFiles.add(authDirPaths(dir).pidFile);
+  for (const file of pidFiles) {
+    const orphan = await stopOrphanedServer(file);
+    if (orphan.kind === 'stopped')
+      log.warn({ phase: 'start', pid: orphan.pid }, 'stopped the nats-server a killed hub left running');
+    else if (orphan.kind === 'owned')
+      throw new AgentComError(
+        ERROR_CODES.CONFLICT,
+        `the data directory ${config.dataDir} is in use: its nats-server (pid ${orphan.pid}) belongs to process ${orphan.parent}`,
+      );
+  }
 }
 
 interface HubAuth {

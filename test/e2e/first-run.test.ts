@@ -159,6 +159,7 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     expect(second.code, second.out).toBe(2);
     expect(second.out).toContain('is in use');
     expect(existsSync(join(work, '.agentcom/nats/jetstream/$G'))).toBe(true);
+    expect(existsSync(join(work, 'auth-2'))).toBe(false); // refused before writing anything
     expect((await run(agentcom, ['task', 'get', beforeId], work)).code).toBe(0);
 
     // 3. Credentials against a hub without auth are refused, and nothing is written.
