@@ -39,6 +39,7 @@ import {
   ReportSchema,
 } from '../protocol/agent.js';
 import { AgentComError } from '../protocol/errors.js';
+import { randomHex } from '../protocol/headers.js';
 import { type AgentId, AgentIdSchema, newSessionId, type TaskId } from '../protocol/ids.js';
 import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
@@ -236,10 +237,16 @@ export class AgentClient {
   async report(report: Report, seq?: number): Promise<void> {
     const suffix = seq === undefined ? '' : `:${seq}`;
     const r: Report = report.session === undefined ? { ...report, session: this.session } : report;
-    await publish(this.bus, this.bus.names.subjects.agentReport(this.agentId), ReportSchema, r, {
-      msgId: `${report.taskId}:${report.generation}:${report.type}${suffix}`,
-      retries: 10,
-    });
+    const subject = this.bus.names.subjects.agentReport(this.agentId);
+    const msgId = `${report.taskId}:${report.generation}:${report.type}${suffix}`;
+    const ack = await publish(this.bus, subject, ReportSchema, r, { msgId, retries: 10 });
+    if (ack.duplicate)
+      // The stream already held this id: an earlier copy of this report (a retry whose PubAck was
+      // lost, a relay after a restart), or another agent's message that took the id first to
+      // silence this one (ids are predictable, and the stream deduplicates across all agents). A
+      // copy under an id nobody can guess is stored either way; the hub applies a report once, so
+      // a second copy of one it has applied is a no-op (docs/protocol.md §10).
+      await publish(this.bus, subject, ReportSchema, r, { msgId: `${msgId}:${randomHex(16)}`, retries: 10 });
     if (r.type === 'completed' || r.type === 'failed' || r.type === 'rejected') {
       this.finished.delete(r.taskId);
       this.finished.set(r.taskId, { generation: r.generation, at: Date.now() });

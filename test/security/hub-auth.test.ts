@@ -117,69 +117,84 @@ describe('a hub whose agents each have their own credentials', () => {
     await fx?.dispose();
   });
 
-  it("refuses a completion from A for B's task, even with B's generation; B's own completion counts", async () => {
-    const api = new HubClient(admin);
-    let held: (ctx: TaskContext) => void = () => {};
-    const holding = new Promise<TaskContext>((resolve) => {
-      held = resolve;
-    });
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const b = await connectAgent('b', ['b-only']);
-    await b.start(async (ctx) => {
-      held(ctx);
-      await released;
-      return { type: 'completed', result: { by: 'b' } };
-    });
-    const a = await connectAgent('a', []);
-    await a.start(async () => ({ type: 'completed', result: { by: 'a (assigned)' } }));
+  it.each([
+    ['a message id of its own', () => 'forged-1'],
+    // Report ids are predictable and the reports stream deduplicates across agents: A taking the id
+    // first must not make the server drop B's real report as a duplicate.
+    [
+      "the message id B's own completion will carry",
+      (taskId: string, gen: number) => `${taskId}:${gen}:completed`,
+    ],
+  ])(
+    "refuses a completion from A for B's task with %s, even with B's generation; B's own completion counts",
+    async (_, forgedId) => {
+      const api = new HubClient(admin);
+      let held: (ctx: TaskContext) => void = () => {};
+      const holding = new Promise<TaskContext>((resolve) => {
+        held = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const b = await connectAgent('b', ['b-only']);
+      await b.start(async (ctx) => {
+        held(ctx);
+        await released;
+        return { type: 'completed', result: { by: 'b' } };
+      });
+      const a = await connectAgent('a', []);
+      await a.start(async () => ({ type: 'completed', result: { by: 'a (assigned)' } }));
 
-    const submitted = await eventually(
-      () => api.submit({ title: 'only b', description: 'held by b', capabilities: ['b-only'] }),
-      { timeout: 15_000, interval: 100 },
-    );
-    const ctx = await holding;
-    const working = await eventually(async () => {
-      const t = await api.get(submitted.id);
-      if (t.status !== 'working') throw new Error(`task is ${t.status}`);
-      return t;
-    });
-    expect(working.assignee).toBe('b');
-    expect(ctx.generation).toBe(working.generation);
+      const submitted = await eventually(
+        () => api.submit({ title: 'only b', description: 'held by b', capabilities: ['b-only'] }),
+        { timeout: 15_000, interval: 100 },
+      );
+      const ctx = await holding;
+      const working = await eventually(async () => {
+        const t = await api.get(submitted.id);
+        if (t.status !== 'working') throw new Error(`task is ${t.status}`);
+        return t;
+      });
+      expect(working.assignee).toBe('b');
+      expect(ctx.generation).toBe(working.generation);
 
-    // A reports B's task as completed, with B's generation, on the only report subject it may use.
-    const n = a.bus.names;
-    const forged = JSON.stringify({
-      v: 1,
-      type: 'completed',
-      taskId: submitted.id,
-      generation: working.generation,
-      at: Date.now(),
-      result: { by: 'a (forged)' },
-    });
-    const ack = await a.bus.js.publish(n.subjects.agentReport('a'), forged, { msgID: 'forged-1' });
-    // Wait until the hub has handled it (acked: the reports durable's ack floor passes it).
-    await eventually(async () => {
-      const ci = await admin.jsm.consumers.info(n.streams.reports, n.consumers.hubReports);
-      if (ci.ack_floor.stream_seq < ack.seq)
-        throw new Error(`ack floor ${ci.ack_floor.stream_seq} < ${ack.seq}`);
-    });
-    const after = await api.get(submitted.id);
-    expect(after.status).toBe('working');
-    expect(after.assignee).toBe('b');
-    expect(after.generation).toBe(working.generation);
-    expect(after.result ?? null).toBeNull();
+      // A reports B's task as completed, with B's generation, on the only report subject it may use.
+      const n = a.bus.names;
+      const forged = JSON.stringify({
+        v: 1,
+        type: 'completed',
+        taskId: submitted.id,
+        generation: working.generation,
+        at: Date.now(),
+        result: { by: 'a (forged)' },
+      });
+      const ack = await a.bus.js.publish(n.subjects.agentReport('a'), forged, {
+        msgID: forgedId(submitted.id, working.generation),
+      });
+      // Wait until the hub has handled it (acked: the reports durable's ack floor passes it).
+      await eventually(async () => {
+        const ci = await admin.jsm.consumers.info(n.streams.reports, n.consumers.hubReports);
+        if (ci.ack_floor.stream_seq < ack.seq)
+          throw new Error(`ack floor ${ci.ack_floor.stream_seq} < ${ack.seq}`);
+      });
+      const after = await api.get(submitted.id);
+      expect(after.status).toBe('working');
+      expect(after.assignee).toBe('b');
+      expect(after.generation).toBe(working.generation);
+      expect(after.result ?? null).toBeNull();
 
-    release();
-    const done = await eventually(async () => {
-      const t = await api.get(submitted.id);
-      if (t.status !== 'done') throw new Error(`task is ${t.status}`);
-      return t;
-    });
-    expect(done.assignee).toBe('b');
-    expect(done.result).toEqual({ by: 'b' });
-  });
+      release();
+      const done = await eventually(async () => {
+        const t = await api.get(submitted.id);
+        if (t.status !== 'done') throw new Error(`task is ${t.status}`);
+        return t;
+      });
+      expect(done.assignee).toBe('b');
+      expect(done.result).toEqual({ by: 'b' });
+      // The next case connects a and b again: these sessions must not take its assignment.
+      await Promise.all([a.stop(), b.stop()]);
+    },
+  );
 
   it('lets only an agent added with --can-submit submit tasks', async () => {
     const a = await fx.connectAgent('a');
