@@ -23,7 +23,12 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv } from '../../src/bus/kv.js';
-import { type CoreSubscription, requestTyped, subscribeTyped } from '../../src/bus/subscribe.js';
+import {
+  type CoreMessageContext,
+  type CoreSubscription,
+  requestTyped,
+  subscribeTyped,
+} from '../../src/bus/subscribe.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { HubAliveSchema, LeaseSchema } from '../../src/protocol/registration.js';
 import { exponentialDelay } from '../../src/runtime/backoff.js';
@@ -75,6 +80,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
   /** A lease holder that nobody answered for: since when, at which lease revision. */
   private suspect: { holder: string; revision: number; since: number } | undefined;
   private alive: CoreSubscription | undefined;
+  private allAlive: CoreSubscription | undefined;
   private offStatus: (() => void) | undefined;
   private role: HubRole['role'] | undefined;
 
@@ -93,12 +99,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
       apiTimeoutMs: LEASE_REQUEST_TIMEOUT_MS,
     });
     const l = new LeaderProcess(input, ctx, new LeaseKeeper(kv, input.hubId, input.leaseTtlMs));
-    l.alive = subscribeTyped(
-      input.bus,
-      input.bus.names.subjects.hubAlive(input.hubId),
-      z.unknown(),
-      (_req, m) => m.respond({ v: 1, hubId: input.hubId, leader: l.lease.isHeld, now: Date.now() }),
-    );
+    const answer = (_req: unknown, m: CoreMessageContext) => {
+      m.respond({ v: 1, hubId: input.hubId, leader: l.lease.isHeld, now: Date.now() });
+    };
+    l.alive = subscribeTyped(input.bus, input.bus.names.subjects.hubAlive(input.hubId), z.unknown(), answer);
+    l.allAlive = subscribeTyped(input.bus, input.bus.names.subjects.hubsAlive, z.unknown(), answer);
     await input.bus.nc.flush();
     // Back from an outage: whether we still hold the lease is the first thing to know.
     l.offStatus = input.bus.onStatus((e) => {
@@ -130,6 +135,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
     clearInterval(this.timer);
     this.offStatus?.();
     this.alive?.unsubscribe();
+    this.allAlive?.unsubscribe();
     await this.starting;
     await this.stopWork('hub stopping');
     await this.lease.release().catch(() => {});

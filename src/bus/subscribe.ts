@@ -91,3 +91,34 @@ export async function requestTyped<I, O>(
   if (!r.ok) throw AgentComError.fromWire(r.error);
   return r.value;
 }
+
+/**
+ * Request/reply to every responder at once: the replies that arrive within `waitMs`, each
+ * validated (an invalid one is skipped, not fatal: one bad responder must not hide the others).
+ * None is an empty list, not an error.
+ */
+export async function requestAllTyped<I, O>(
+  bus: Bus,
+  subject: string,
+  inputSchema: z.ZodType<I>,
+  input: I,
+  outputSchema: z.ZodType<O>,
+  waitMs: number,
+): Promise<{ reply: O; at: number }[]> {
+  const out: { reply: O; at: number }[] = [];
+  try {
+    const replies = await bus.nc.requestMany(subject, encodePayload(inputSchema, input), {
+      strategy: 'timer',
+      maxWait: waitMs,
+    });
+    for await (const m of replies) {
+      const r = decodePayload(outputSchema, m.data);
+      if (r.ok) out.push({ reply: r.value, at: Date.now() });
+    }
+  } catch (err) {
+    // No responders at all: nobody answers, which is the caller's finding, not an error.
+    if ((err as Error).name !== 'NoRespondersError' && !/no responders/i.test((err as Error).message))
+      throw err;
+  }
+  return out;
+}

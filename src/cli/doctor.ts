@@ -2,8 +2,8 @@
  * @module cli/doctor
  * `agentcom doctor`: checks a deployment the way an operator would before trusting it, and says
  * what to do about each problem: the nats-server version and JetStream, every stream, consumer and
- * bucket the hub provisions, the lease holder and whether it answers, the clock skew to it, the
- * auth directory's file permissions, and free disk space. Read-only: it changes nothing. Exit 0
+ * bucket the hub provisions, the lease holder and whether it answers, every hub that answers and the
+ * clock skew to each, the auth directory's file permissions, and free disk space. Read-only: it changes nothing. Exit 0
  * when no check failed (warnings allowed), 1 otherwise, 69 when NATS cannot be reached at all.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { LEASE_KEY } from '../../actors/leader/index.js';
 import type { Bus } from '../bus/connection.js';
 import { openKv } from '../bus/kv.js';
 import { defaultTopology } from '../bus/provision.js';
-import { requestTyped } from '../bus/subscribe.js';
+import { requestAllTyped, requestTyped } from '../bus/subscribe.js';
 import { authDirPaths } from '../hub/auth/auth-dir.js';
 import { DEFAULT_DATA_DIR } from '../hub/hub-file.js';
 import { HubAliveSchema, LeaseSchema } from '../protocol/registration.js';
@@ -60,6 +60,7 @@ async function doctor(flags: ConnectionFlags, out: Output): Promise<ExitCode | u
     checks.push(await jetStreamCheck(bus));
     checks.push(await topologyCheck(bus));
     checks.push(...(await leaseChecks(bus, conn.timeoutMs)));
+    checks.push(await hubsCheck(bus, Math.min(conn.timeoutMs, 1_500)));
   } finally {
     await bus.drain().catch(() => undefined);
   }
@@ -254,6 +255,49 @@ async function leaseChecks(bus: Bus, timeoutMs: number): Promise<Check[]> {
       },
     ];
   }
+}
+
+/** Every hub answers the all-hubs subject: how many, who leads, and the worst clock skew among them. */
+async function hubsCheck(bus: Bus, waitMs: number): Promise<Check> {
+  const t0 = Date.now();
+  const replies = await requestAllTyped(
+    bus,
+    bus.names.subjects.hubsAlive,
+    z.unknown(),
+    {},
+    HubAliveSchema,
+    waitMs,
+  );
+  if (replies.length === 0)
+    return {
+      name: 'hubs',
+      status: 'fail',
+      detail: 'no hub answers',
+      fix: 'start `agentcom hub` (with this prefix); a second one on another machine is a standby that takes over',
+    };
+  // Each reply's clock against the midpoint of its own round trip; replies come back at different times.
+  const skews = replies
+    .filter((r) => r.reply.now !== undefined)
+    .map((r) => ({ hub: r.reply.hubId, skew: (r.reply.now as number) - (t0 + r.at) / 2 }));
+  const worst = skews.reduce((a, b) => (Math.abs(b.skew) > Math.abs(a.skew) ? b : a), { hub: '', skew: 0 });
+  const leaders = replies.filter((r) => r.reply.leader).map((r) => r.reply.hubId);
+  const list = replies.map((r) => `${r.reply.hubId}${r.reply.leader ? ' (leader)' : ''}`).join(', ');
+  const detail = `${replies.length} answer: ${list}; largest clock difference to this machine ${Math.abs(Math.round(worst.skew))} ms${worst.hub ? ` (${worst.hub})` : ''}`;
+  if (leaders.length > 1)
+    return {
+      name: 'hubs',
+      status: 'fail',
+      detail: `${detail}; more than one says it leads`,
+      fix: 'check the clocks (NTP) and the network between the hubs; the lease decides, and the extra leader stops at its next renewal',
+    };
+  if (Math.abs(worst.skew) >= SKEW_WARN_MS)
+    return {
+      name: 'hubs',
+      status: Math.abs(worst.skew) >= SKEW_FAIL_MS ? 'fail' : 'warn',
+      detail,
+      fix: 'run NTP (chrony or systemd-timesyncd) on every hub machine: leases, deadlines and retention use wall-clock time',
+    };
+  return { name: 'hubs', status: 'ok', detail };
 }
 
 /** Seeds must be readable by their owner only. */

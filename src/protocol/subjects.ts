@@ -86,6 +86,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       busStatus: `${p}.status.bus`,
       /** Answered by every hub process while its connection is up (a standby probes the leader). */
       hubAlive: (hubId: string) => `${p}.hub.${hubId.replace(/[^A-Za-z0-9_-]/g, '_')}.alive`,
+      /** Answered by every hub process at once (`agentcom doctor` lists the hubs and their clocks). */
+      hubsAlive: `${p}.hubs.alive`,
       event: (name: string) => `${p}.event.${name}`,
       eventAll: `${p}.event.>`,
       /** Dead letter of a message that failed on `stream`/`consumer`. */

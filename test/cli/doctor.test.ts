@@ -49,6 +49,8 @@ describe('agentcom doctor', { timeout: 60_000 }, () => {
     expect(['ok', 'warn'], byName.clock?.detail).toContain(byName.clock?.status);
     expect(byName['nats-server']!.detail).toMatch(/version 2\.\d+/);
     expect(byName.lease!.detail).toContain(hub!.hubId);
+    expect(['ok', 'warn'], byName.hubs?.detail).toContain(byName.hubs?.status);
+    expect(byName.hubs!.detail).toContain(`1 answer: ${hub!.hubId} (leader)`);
     expect(['ok', 'warn']).toContain(byName.disk!.status); // the CI machine's disk is not ours to judge
   });
 
@@ -56,7 +58,7 @@ describe('agentcom doctor', { timeout: 60_000 }, () => {
     const { code, report } = await doctor('nobody-here');
     expect(code).toBe(1);
     const failed = report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
-    expect(failed).toEqual(expect.arrayContaining(['provisioning', 'lease']));
+    expect(failed).toEqual(expect.arrayContaining(['provisioning', 'lease', 'hubs']));
     for (const c of report.checks.filter((x) => x.status === 'fail')) expect(c.fix).toBeTruthy();
   });
 
