@@ -444,7 +444,8 @@ async function mergeAgents(
   for (const r of registered ?? []) {
     const credentials = paths && (await hasSeedFile(paths, r)) ? 'yes' : 'seed missing';
     const row = byId.get(r.id);
-    if (row) Object.assign(row, { name: row.name ?? r.name, credentials, canSubmit: r.canSubmit });
+    // The name the operator gave `agent add --name` wins over the one the agent says in its hello.
+    if (row) Object.assign(row, { name: r.name, credentials, canSubmit: r.canSubmit });
     else
       byId.set(r.id, {
         id: r.id,

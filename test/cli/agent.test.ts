@@ -281,6 +281,24 @@ describe('agentcom agent add --out', () => {
 });
 
 describe('agentcom agent list', () => {
+  it('shows the name given to agent add, not the one the agent says in its hello', async () => {
+    const add = await agent(['add', '--id', 'n1', '--name', 'Operator name', '--capabilities', '']);
+    expect(add.code, add.stderr).toBe(0);
+    const client = await AgentClient.connect({
+      agentId: 'n1',
+      connection: { servers: url, prefix, nkeySeed: await readSeedFile(join(agentDir('n1'), 'agent.nk')) },
+      hello: { name: 'Agent says', capabilities: [] },
+      logger: silent,
+      helloTimeoutMs: 10_000,
+    });
+    clients.push(client);
+    const r = await agent(['list', '--json']);
+    const row = r
+      .json<{ agents: { id: string; name: string; online: boolean }[] }>()
+      .agents.find((a) => a.id === 'n1');
+    expect(row).toMatchObject({ name: 'Operator name', online: true });
+  });
+
   it("merges the hub's view with the credentials in the auth directory", async () => {
     const human = await agent(['list']);
     expect(human.code, human.stderr).toBe(0);
