@@ -384,7 +384,10 @@ export class TaskQueue implements Server<TaskQueueMessage> {
           if (this.inboxSeqs.get(e.taskId)?.generation === e.generation) this.inboxSeqs.delete(e.taskId);
           break;
         case 'dead_lettered':
-          this.log.warn({ task_id: e.taskId, phase: 'dead', reason: e.reason }, 'task dead-lettered');
+          this.log.warn(
+            { task_id: e.taskId, phase: 'dead', reason: e.reason },
+            'task dead: out of retries (agentcom dlq list shows it)',
+          );
           break;
         case 'flag_agent':
           this.log.warn({ task_id: e.taskId, agent_id: e.agentId, phase: 'flagged' }, e.reason);

@@ -10,9 +10,10 @@ import type { Command } from 'commander';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import { describeDeadLetter, dlqRows, flagError, parseIntFlag } from './format.js';
+import { deadTaskRows, describeDeadLetter, dlqRows, flagError, parseIntFlag } from './format.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
+import { parseTaskId } from './task.js';
 
 /** A `<seq>` argument: a positive integer. */
 function parseSeq(text: string): number {
@@ -42,9 +43,20 @@ async function listCommand(f: ListFlags, out: Output): Promise<ExitCode> {
   };
   return withHub(f, async (hub) => {
     const page = await hub.dlqList(req);
-    out.result(page, page.items.length ? dlqRows(page.items) : []);
+    // Tasks that ran out of retries are the other half of "what failed for good": on the first
+    // page (not when a stream or a later page is asked for), beside the dead letters.
+    const first = f.stream === undefined && f.after === undefined;
+    const dead = first ? (await hub.list({ status: ['dead'], limit: req.limit })).tasks : [];
+    out.result(first ? { ...page, dead_tasks: dead } : page, [
+      ...(page.items.length ? dlqRows(page.items) : []),
+      ...(dead.length
+        ? ['', `dead tasks (out of retries, newest first): ${dead.length}`, ...deadTaskRows(dead)]
+        : []),
+    ]);
     if (!page.items.length) out.note(f.stream ? `no dead letters from ${f.stream}` : 'the DLQ is empty');
     else if (page.next_after_seq !== null) out.note(`more: --after ${page.next_after_seq}`);
+    if (dead.length)
+      out.note('retry a dead task with `agentcom dlq replay <task id>` (the same as `agentcom task retry`)');
     return EXIT.OK;
   });
 }
@@ -63,6 +75,15 @@ async function replayCommand(
   f: ConnectionFlags & { keep?: boolean },
   out: Output,
 ): Promise<ExitCode> {
+  // A dead task (its id, as `dlq list` shows it) is retried: one place to recover either kind.
+  if (!/^\d+$/.test(seqArg.trim())) {
+    const id = parseTaskId(seqArg);
+    return withHub(f, async (hub) => {
+      const t = await hub.retry(id);
+      out.result({ v: 1, task: t }, `retried task ${t.id}: ${t.status} again, retries reset`);
+      return EXIT.OK;
+    });
+  }
   const seq = parseSeq(seqArg);
   return withHub(f, async (hub) => {
     const r = await hub.dlqReplay(seq, { keep: f.keep === true });
@@ -101,7 +122,7 @@ export function registerDlqCommands(program: Command): void {
   const dlq = program.command('dlq').description('inspect, replay and purge dead letters');
 
   withConnectionFlags(dlq.command('list'))
-    .description('list dead letters, oldest first')
+    .description('list dead letters, oldest first, and the tasks that ran out of retries')
     .option('--stream <stream>', 'only dead letters consumed from this stream (e.g. AGENTCOM_SUBMIT)')
     .option('--limit <n>', 'page size, 1-1000 (default 100)')
     .option('--after <seq>', 'start after this sequence (the next page, as printed)')
@@ -115,8 +136,8 @@ export function registerDlqCommands(program: Command): void {
     );
 
   withConnectionFlags(dlq.command('replay'))
-    .description('republish a dead letter to its original subject, then delete it')
-    .argument('<seq>', 'dead-letter sequence')
+    .description('republish a dead letter to its original subject, then delete it; or retry a dead task')
+    .argument('<seq>', 'dead-letter sequence, or the id of a dead task (as `dlq list` shows them)')
     .option('--keep', 'keep the dead letter after replaying it')
     .action((seq: string, f: ConnectionFlags & { keep?: boolean }) =>
       runCommand('dlq replay', f, (out) => replayCommand(seq, f, out)),

@@ -243,6 +243,21 @@ export function dlqRows(items: DlqRecord[], now = Date.now()): string[] {
   );
 }
 
+/** Tasks out of retries (status `dead`), beside the dead letters: one place to find what failed for good. */
+export function deadTaskRows(tasks: TaskRecord[], now = Date.now()): string[] {
+  return table(
+    ['TASK', 'AGE', 'RETRIES', 'LAST ASSIGNEE', 'ERROR', 'TITLE'],
+    tasks.map((t) => [
+      t.id,
+      formatAge(t.completedAt ?? t.createdAt, now),
+      String(t.retryCount),
+      t.assignee ?? '-',
+      truncate(t.error ? `${t.error.code}: ${t.error.message}` : '-', 60),
+      truncate(t.title, 40),
+    ]),
+  );
+}
+
 /** A dead letter for people, payload last (pretty-printed when it is JSON). */
 export function describeDeadLetter(d: DlqRecord): string[] {
   const rows: [string, string][] = [

@@ -89,7 +89,9 @@ export const MaxRetriesSchema = z
   .int()
   .min(0)
   .max(100)
-  .describe('Automatic retries after the first attempt before the task is dead-lettered.');
+  .describe(
+    'Automatic retries after the first attempt; after them the task is `dead` (listed by `agentcom dlq list`).',
+  );
 export const BackoffSchema = z
   .object({
     baseMs: z

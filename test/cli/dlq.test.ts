@@ -4,7 +4,9 @@
  * intake dead-letters itself, and a valid one written with `deadLetter()` as if the intake had
  * given up on it (so replaying it creates a task).
  */
+import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
 import { deadLetter } from '../../src/bus/dlq.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import type { DlqListResponse, DlqRecord } from '../../src/protocol/dlq.js';
@@ -148,5 +150,40 @@ describe('dlq purge', () => {
       /^agentcom dlq list: cannot reach NATS at nats:\/\/127\.0\.0\.1:1 .*is the hub running\?/,
     );
     expect(r.code).toBe(69);
+  });
+});
+
+describe('dead tasks beside the dead letters', () => {
+  it('lists the tasks out of retries in dlq list, and dlq replay <task id> retries one', async () => {
+    // An agent that fails every task, and a task with no retries: it ends dead.
+    const agent = await AgentClient.connect({
+      agentId: 'failer',
+      connection: { servers: h.url, prefix: h.prefix },
+      hello: { capabilities: ['fails'] },
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await agent.start(async () => ({ type: 'failed', error: { message: 'always' } }));
+      const task = await h.api.submit({ title: 'doomed', capabilities: ['fails'], maxRetries: 0 });
+      await eventually(async () => expect((await h.api.get(task.id)).status).toBe('dead'));
+      await agent.stop();
+
+      const [text, json] = await Promise.all([cli('dlq', 'list'), cli('dlq', 'list', '--json')]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(/dead tasks \(out of retries, newest first\): \d+/);
+      expect(text.stdout).toMatch(new RegExp(`${task.id}\\s+\\S+\\s+0\\s+failer\\s+agent_error: always`));
+      expect(text.stderr).toContain('agentcom dlq replay <task id>');
+      const page = json.json<{ dead_tasks: { id: string; status: string }[] }>();
+      expect(page.dead_tasks.find((t) => t.id === task.id)).toMatchObject({ status: 'dead' });
+
+      const retried = await cli('dlq', 'replay', task.id);
+      expect(retried.code, retried.stderr).toBe(0);
+      expect(retried.stdout).toContain(`retried task ${task.id}: queued again`);
+      expect((await h.api.get(task.id)).status).toBe('queued');
+      const bad = await cli('dlq', 'replay', 'not/an-id');
+      expect(bad.code).toBe(2);
+    } finally {
+      await agent.stop({ goodbye: false }).catch(() => undefined);
+    }
   });
 });
