@@ -59,8 +59,9 @@ async function doctor(flags: ConnectionFlags, out: Output): Promise<ExitCode | u
     checks.push(serverCheck(bus));
     checks.push(await jetStreamCheck(bus));
     checks.push(await topologyCheck(bus));
-    checks.push(...(await leaseChecks(bus, conn.timeoutMs)));
-    checks.push(await hubsCheck(bus, Math.min(conn.timeoutMs, 1_500)));
+    const hubs = await askHubs(bus, Math.min(conn.timeoutMs, 1_500));
+    checks.push(...(await leaseChecks(bus, hubs, conn.timeoutMs)));
+    checks.push(hubsCheck(hubs));
   } finally {
     await bus.drain().catch(() => undefined);
   }
@@ -179,7 +180,45 @@ async function exists(info: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
-async function leaseChecks(bus: Bus, timeoutMs: number): Promise<Check[]> {
+const NTP_FIX =
+  'run NTP (chrony or systemd-timesyncd) on every hub machine: leases, deadlines and retention use wall-clock time';
+
+/** A hub's answer, with its clock against the midpoint of the round trip that brought it. */
+interface HubAnswer {
+  hubId: string;
+  leader: boolean;
+  /** The hub's clock minus this machine's, ms; undefined for a hub that does not report its clock. */
+  skew: number | undefined;
+}
+
+const answerOf = (reply: z.infer<typeof HubAliveSchema>, sentAt: number, at: number): HubAnswer => ({
+  hubId: reply.hubId,
+  leader: reply.leader,
+  skew: reply.now === undefined ? undefined : reply.now - (sentAt + at) / 2,
+});
+
+const skewStatus = (skew: number): CheckStatus =>
+  Math.abs(skew) >= SKEW_FAIL_MS ? 'fail' : Math.abs(skew) >= SKEW_WARN_MS ? 'warn' : 'ok';
+
+/** Every hub, asked at once on the all-hubs subject. */
+async function askHubs(bus: Bus, waitMs: number): Promise<HubAnswer[]> {
+  const sentAt = Date.now();
+  const replies = await requestAllTyped(
+    bus,
+    bus.names.subjects.hubsAlive,
+    z.unknown(),
+    {},
+    HubAliveSchema,
+    waitMs,
+  );
+  return replies.map((r) => answerOf(r.reply, sentAt, r.at));
+}
+
+/**
+ * The lease, and whether its holder answers and how far its clock is: from the hubs' answers, or,
+ * for a holder that does not answer the all-hubs subject (a hub older than it), by asking it alone.
+ */
+async function leaseChecks(bus: Bus, hubs: HubAnswer[], timeoutMs: number): Promise<Check[]> {
   let lease: z.infer<typeof LeaseSchema> | null;
   try {
     const kv = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
@@ -211,93 +250,67 @@ async function leaseChecks(bus: Bus, timeoutMs: number): Promise<Check[]> {
     status: 'ok',
     detail: `held by ${lease.holder}, expires in ${Math.round((lease.expiresAt - now) / 1000)} s unless renewed`,
   };
-  const t0 = Date.now();
-  try {
-    const alive = await requestTyped(
-      bus,
-      bus.names.subjects.hubAlive(lease.holder),
-      z.unknown(),
-      {},
-      HubAliveSchema,
-      timeoutMs,
-    );
-    const t1 = Date.now();
-    if (alive.now === undefined)
+  let holder = hubs.find((h) => h.hubId === lease.holder);
+  if (!holder) {
+    const sentAt = Date.now();
+    try {
+      const reply = await requestTyped(
+        bus,
+        bus.names.subjects.hubAlive(lease.holder),
+        z.unknown(),
+        {},
+        HubAliveSchema,
+        timeoutMs,
+      );
+      holder = answerOf(reply, sentAt, Date.now());
+    } catch (err) {
       return [
         leaseCheck,
-        { name: 'clock', status: 'warn', detail: `${lease.holder} does not report its clock (an older hub)` },
+        {
+          name: 'leader',
+          status: 'fail',
+          detail: `${lease.holder} holds the lease but does not answer: ${(err as Error).message}`,
+          fix: 'a standby takes the lease once the holder is confirmed gone; if there is no standby, restart `agentcom hub`',
+        },
       ];
-    const skew = alive.now - (t0 + t1) / 2;
-    const detail = `${lease.holder} is ${Math.abs(Math.round(skew))} ms ${skew >= 0 ? 'ahead of' : 'behind'} this machine (round trip ${t1 - t0} ms)`;
-    const status: CheckStatus =
-      Math.abs(skew) >= SKEW_FAIL_MS ? 'fail' : Math.abs(skew) >= SKEW_WARN_MS ? 'warn' : 'ok';
-    return [
-      leaseCheck,
-      {
-        name: 'clock',
-        status,
-        detail,
-        ...(status === 'ok'
-          ? {}
-          : {
-              fix: 'run NTP (chrony or systemd-timesyncd) on every hub machine: leases, deadlines and retention use wall-clock time',
-            }),
-      },
-    ];
-  } catch (err) {
-    return [
-      leaseCheck,
-      {
-        name: 'leader',
-        status: 'fail',
-        detail: `${lease.holder} holds the lease but does not answer: ${(err as Error).message}`,
-        fix: 'a standby takes the lease once the holder is confirmed gone; if there is no standby, restart `agentcom hub`',
-      },
-    ];
+    }
   }
+  if (holder.skew === undefined)
+    return [
+      leaseCheck,
+      { name: 'clock', status: 'warn', detail: `${lease.holder} does not report its clock (an older hub)` },
+    ];
+  const status = skewStatus(holder.skew);
+  const detail = `${lease.holder} is ${Math.abs(Math.round(holder.skew))} ms ${holder.skew >= 0 ? 'ahead of' : 'behind'} this machine`;
+  return [leaseCheck, { name: 'clock', status, detail, ...(status === 'ok' ? {} : { fix: NTP_FIX }) }];
 }
 
-/** Every hub answers the all-hubs subject: how many, who leads, and the worst clock skew among them. */
-async function hubsCheck(bus: Bus, waitMs: number): Promise<Check> {
-  const t0 = Date.now();
-  const replies = await requestAllTyped(
-    bus,
-    bus.names.subjects.hubsAlive,
-    z.unknown(),
-    {},
-    HubAliveSchema,
-    waitMs,
-  );
-  if (replies.length === 0)
+/** How many hubs answer, which leads (more than one is a failure), and the largest clock skew among them. */
+function hubsCheck(hubs: HubAnswer[]): Check {
+  if (hubs.length === 0)
     return {
       name: 'hubs',
       status: 'fail',
       detail: 'no hub answers',
       fix: 'start `agentcom hub` (with this prefix); a second one on another machine is a standby that takes over',
     };
-  // Each reply's clock against the midpoint of its own round trip; replies come back at different times.
-  const skews = replies
-    .filter((r) => r.reply.now !== undefined)
-    .map((r) => ({ hub: r.reply.hubId, skew: (r.reply.now as number) - (t0 + r.at) / 2 }));
-  const worst = skews.reduce((a, b) => (Math.abs(b.skew) > Math.abs(a.skew) ? b : a), { hub: '', skew: 0 });
-  const leaders = replies.filter((r) => r.reply.leader).map((r) => r.reply.hubId);
-  const list = replies.map((r) => `${r.reply.hubId}${r.reply.leader ? ' (leader)' : ''}`).join(', ');
-  const detail = `${replies.length} answer: ${list}; largest clock difference to this machine ${Math.abs(Math.round(worst.skew))} ms${worst.hub ? ` (${worst.hub})` : ''}`;
-  if (leaders.length > 1)
+  const worst = hubs.reduce<HubAnswer | undefined>(
+    (a, b) =>
+      b.skew !== undefined && (a?.skew === undefined || Math.abs(b.skew) > Math.abs(a.skew)) ? b : a,
+    undefined,
+  );
+  const skew = worst?.skew ?? 0;
+  const list = hubs.map((h) => `${h.hubId}${h.leader ? ' (leader)' : ''}`).join(', ');
+  const detail = `${hubs.length} answer: ${list}; largest clock difference to this machine ${Math.abs(Math.round(skew))} ms${worst ? ` (${worst.hubId})` : ''}`;
+  if (hubs.filter((h) => h.leader).length > 1)
     return {
       name: 'hubs',
       status: 'fail',
       detail: `${detail}; more than one says it leads`,
       fix: 'check the clocks (NTP) and the network between the hubs; the lease decides, and the extra leader stops at its next renewal',
     };
-  if (Math.abs(worst.skew) >= SKEW_WARN_MS)
-    return {
-      name: 'hubs',
-      status: Math.abs(worst.skew) >= SKEW_FAIL_MS ? 'fail' : 'warn',
-      detail,
-      fix: 'run NTP (chrony or systemd-timesyncd) on every hub machine: leases, deadlines and retention use wall-clock time',
-    };
-  return { name: 'hubs', status: 'ok', detail };
+  const status = skewStatus(skew);
+  return { name: 'hubs', status, detail, ...(status === 'ok' ? {} : { fix: NTP_FIX }) };
 }
 
 /** Seeds must be readable by their owner only. */

@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -117,7 +117,8 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     expect(ci.out).not.toContain('EBADENGINE');
     expect(ci.code, ci.out).toBe(0);
     // What `agent add` and the hub generate (git-ignored, unformatted) never fails the lint step.
-    await run('mkdir', ['-p', join(clone, 'deploy/nats/agents/w1'), join(clone, '.agentcom')], root);
+    await mkdir(join(clone, 'deploy/nats/agents/w1'), { recursive: true });
+    await mkdir(join(clone, '.agentcom'), { recursive: true });
     await writeFile(join(clone, 'deploy/nats/agents.json'), '{"v":1,  "agents" :[]}');
     await writeFile(join(clone, 'deploy/nats/agents/w1/sidecar.json'), '{"agentId":"w1",  "x" :1}');
     await writeFile(join(clone, '.agentcom/hub.json'), '{"v":1,  "natsUrl" :"nats://127.0.0.1:4223"}');
@@ -131,7 +132,7 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
 
   it('runs a hub, finds it without flags, turns auth on keeping the tasks, and an agent does one', async () => {
     expect(existsSync(agentcom)).toBe(true);
-    await run('mkdir', ['-p', work], root);
+    await mkdir(work, { recursive: true });
     const port = String(await freePort());
 
     // 1. A plain hub, as `npm start` runs it, here with its banner.

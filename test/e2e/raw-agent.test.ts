@@ -117,6 +117,40 @@ interface Deployment {
 }
 
 /**
+ * A raw agent process (started and waited for) in a deployment; `track` is told of every process,
+ * so that the test's teardown can kill the current one.
+ */
+async function deployment(
+  o: { url: string; prefix: string; agentId: string; client: Client; seed?: string },
+  track: (agent: RawAgent) => void,
+): Promise<Deployment> {
+  let agent: RawAgent | undefined;
+  const spawn = async () => {
+    agent = spawnRawAgent({
+      url: o.url,
+      prefix: o.prefix,
+      id: o.agentId,
+      slots: 2,
+      ...(o.seed ? { seed: o.seed } : {}),
+    });
+    track(agent);
+    await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
+    return agent;
+  };
+  const first = await spawn();
+  return {
+    prefix: o.prefix,
+    agentId: o.agentId,
+    agent: first,
+    client: o.client,
+    restart: async () => {
+      await agent?.kill();
+      return spawn();
+    },
+  };
+}
+
+/**
  * What the raw agent must do against a real hub; `setup` starts the hub (with these settings over
  * TEST_HUB_SETTINGS), the client and the raw agent (slots 2), and waits until the agent is ready.
  */
@@ -274,22 +308,9 @@ describe('raw agent over a bare socket (docs/protocol.md §10)', () => {
     const agentId = 'raw-1';
     hub = await startTestHub(nats.url, prefix, over);
     client = await testClient(nats.url, prefix);
-    const spawn = async () => {
-      agent = spawnRawAgent({ url: nats.url, prefix, id: agentId, slots: 2 });
-      await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
-      return agent;
-    };
-    await spawn();
-    return {
-      prefix,
-      agentId,
-      agent: agent!,
-      client,
-      restart: async () => {
-        await agent?.kill();
-        return spawn();
-      },
-    };
+    return deployment({ url: nats.url, prefix, agentId, client }, (a) => {
+      agent = a;
+    });
   };
 
   rawAgentScenarios(setup);
@@ -365,22 +386,9 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
     hub = await startTestHub(fx.url, fx.prefix, { ...over, authDir: fx.dir });
     const client = await clientOver(await fx.connectAs('admin'));
     const seed = await fx.agentSeed(agentId);
-    const spawn = async () => {
-      agent = spawnRawAgent({ url: fx!.url, prefix: fx!.prefix, id: agentId, slots: 2, seed });
-      await agent.waitFor('ready', (ev) => ev.some((e) => e.event === 'ready'), 15_000);
-      return agent;
-    };
-    await spawn();
-    return {
-      prefix: fx.prefix,
-      agentId,
-      agent: agent!,
-      client,
-      restart: async () => {
-        await agent?.kill();
-        return spawn();
-      },
-    };
+    return deployment({ url: fx.url, prefix: fx.prefix, agentId, client, seed }, (a) => {
+      agent = a;
+    });
   };
 
   it('grants the agent exactly what §12 lists, and the server asks for a signed nonce', async () => {
