@@ -101,9 +101,27 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
   });
 
   afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    // A hub stopped gracefully stops its nats-server; SIGKILL only what did not stop in time (a
+    // SIGKILLed hub would leave its server running).
+    const running = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+    await Promise.all(
+      running.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              p.kill('SIGKILL');
+              resolve();
+            }, 20_000);
+            p.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
     await rm(root, { recursive: true, force: true });
-  });
+  }, 30_000);
 
   it('npm ci leaves a working `npx agentcom`, with no engine warning; generated files pass the lint', async () => {
     expect((await run('git', ['clone', '-q', repo, clone], root)).code).toBe(0);
