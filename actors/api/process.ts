@@ -24,11 +24,13 @@ import {
 } from '../../src/protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import type { TaskId } from '../../src/protocol/ids.js';
+import type { Suspension } from '../../src/protocol/limits.js';
 import type { AgentRegistration } from '../../src/protocol/registration.js';
+import { parseSubmitter } from '../../src/protocol/subjects.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
-import { clearAgentRemoved, markAgentRemoved } from '../presence/index.js';
+import { clearAgentRemoved, clearSuspension, markAgentRemoved } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
 import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/index.js';
 
@@ -67,6 +69,18 @@ export class ApiProcess implements Server {
       input: TaskSubmitRequestSchema,
       description: 'Submit a task; replies with its record (idempotent with idempotencyKey).',
       handler: async (submit) => taskOrThrow(await tq<AssignReply>({ type: 'submit', submit })),
+    });
+    // An agent allowed to submit calls `task.submit.<its id>`, the only one its permissions allow:
+    // the hub reads the submitter from the subject (idempotency keys and rates are per submitter).
+    svc.addEndpoint('task.submit.*', {
+      input: TaskSubmitRequestSchema,
+      description: 'Submit a task as the agent named by the last subject token (per-agent permissions).',
+      handler: async (submit, ctx) => {
+        const submitter = parseSubmitter(bus.names, ctx.subject);
+        if (!submitter)
+          throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `not a submit subject: ${ctx.subject}`);
+        return taskOrThrow(await tq<AssignReply>({ type: 'submit', submit, submitter }));
+      },
     });
     svc.addEndpoint('task.get', {
       input: TaskRefSchema,
@@ -144,7 +158,8 @@ export class ApiProcess implements Server {
             };
           }),
         );
-        return { v: 1, agents };
+        const suspended = await ask<Suspension[]>(input.names.presence, { type: 'suspended' });
+        return { v: 1, agents, suspended };
       },
     });
     const heldTasks = async (agentId: string): Promise<string[]> => {
@@ -178,12 +193,16 @@ export class ApiProcess implements Server {
     });
     svc.addEndpoint('agent.restore', {
       input: AgentRefSchema,
-      description: 'Allow a removed agent to hello again (it registers afresh).',
-      handler: async ({ id }): Promise<AgentRestoreReply> => ({
-        v: 1,
-        id,
-        restored: await clearAgentRemoved(bus, id),
-      }),
+      description: 'Allow a removed or suspended agent to hello again (it registers afresh).',
+      handler: async ({ id }): Promise<AgentRestoreReply> => {
+        const unremoved = await clearAgentRemoved(bus, id);
+        const unsuspended = await clearSuspension(bus, id);
+        if (unsuspended)
+          input.log
+            .child({ actor: 'api' })
+            .info({ agent_id: id, phase: 'restored' }, 'agent suspension ended by an operator');
+        return { v: 1, id, restored: unremoved || unsuspended, unsuspended };
+      },
     });
     registerDlqEndpoints(svc, bus);
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');

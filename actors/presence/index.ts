@@ -3,4 +3,10 @@
  * The Presence actor: agent hellos, heartbeats and goodbyes; reports agents up and down.
  */
 export { type PresenceInput, type PresenceMessage, PresenceProcess } from './process.js';
-export { clearAgentRemoved, markAgentRemoved, type RemoveResult } from './registrations.js';
+export {
+  clearAgentRemoved,
+  clearSuspension,
+  markAgentRemoved,
+  openSuspensions,
+  type RemoveResult,
+} from './registrations.js';

@@ -15,10 +15,17 @@
  * reconcile; beats of any other session (a dead process's last beat still in flight) are ignored.
  * Registrations survive hub restarts; liveness does not (after a restart each known agent gets one
  * full timeout to beat again, and is announced on its first beat).
+ *
+ * Limits (docs/security.md, "Rate limits" and "Suspension"): hellos are rate limited per agent (`rate_limited` with a
+ * retry-after). Presence keeps the violation tracker: invalid hellos, and the malformed or forged
+ * messages the TaskQueue tells it of, count; at the threshold the agent is suspended (config
+ * bucket). A suspended agent is forgotten at once (its work reclaimed) on every hub, its hellos are
+ * refused `suspended` until the suspension ends or an operator restores it.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
 import { agentInboxConsumerSpec, ensureConsumer } from '../../src/bus/provision.js';
 import { redeliverUnacked } from '../../src/bus/redeliver.js';
 import { type CoreSubscription, subscribeTyped } from '../../src/bus/subscribe.js';
@@ -31,6 +38,7 @@ import {
 } from '../../src/protocol/agent.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { type AgentId, AgentIdSchema, type TaskId } from '../../src/protocol/ids.js';
+import { rateFor, SUSPENSION_KEYS, type Suspension, violationPolicy } from '../../src/protocol/limits.js';
 import {
   type AgentRegistration,
   AgentRegistrationSchema,
@@ -38,9 +46,12 @@ import {
 } from '../../src/protocol/registration.js';
 import { parseAgentSubject } from '../../src/protocol/subjects.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
+import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AgentBeat, AgentDown, AgentUp } from '../scheduler/index.js';
+import { openSuspensions, suspendAgent } from './registrations.js';
 import { Presence } from './state.js';
+import { suspensionMs, ViolationTracker } from './violations.js';
 
 export interface PresenceInput {
   bus: Bus;
@@ -63,7 +74,11 @@ export type PresenceMessage =
    * call: every online agent as an `agent_up`, followed by the latest `agent_beat` of its live
    * session when there was one (what a leader that starts now needs to know).
    */
-  | { type: 'online'; reply?: (msgs: (AgentUp | AgentBeat)[]) => void };
+  | { type: 'online'; reply?: (msgs: (AgentUp | AgentBeat)[]) => void }
+  /** cast: an invalid message of this agent (it counts toward suspension). */
+  | { type: 'violation'; agentId: AgentId; reason: string }
+  /** call: the suspensions in force now. */
+  | { type: 'suspended'; reply?: (s: Suspension[]) => void };
 
 export class PresenceProcess implements Server<PresenceMessage> {
   private readonly presence: Presence;
@@ -77,33 +92,56 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private timer: NodeJS.Timeout | undefined;
   /** When the armed tick is due (to notice a tick that comes late). */
   private tickDueAt = Number.POSITIVE_INFINITY;
-  private stopWatch: (() => void) | undefined;
+  private readonly stopWatches: (() => void)[] = [];
+  /** Suspensions seen in the config bucket (ended ones are dropped when next looked at). */
+  private readonly suspensions = new Map<AgentId, Suspension>();
+  private readonly violations = new ViolationTracker();
+  /** Agents whose suspension is being written (violations meanwhile are not counted again). */
+  private readonly suspending = new Set<AgentId>();
+  private readonly hellos: KeyedRateLimiter;
 
   private constructor(
     private readonly input: PresenceInput,
     private readonly ctx: ServerContext,
     private readonly kv: TypedKv<AgentRegistration>,
+    private readonly suspensionKv: TypedKv<Suspension>,
+    private readonly limits: LiveLimits,
   ) {
     this.presence = new Presence({ intervalMs: input.heartbeatIntervalMs, missedBeats: input.missedBeats });
     this.log = input.log.child({ actor: 'presence' });
+    this.hellos = new KeyedRateLimiter((id) => rateFor(this.limits.current, id, 'hellos'));
   }
 
   static async start(input: PresenceInput, ctx: ServerContext): Promise<PresenceProcess> {
-    const kv = await openKv(input.bus, input.bus.names.buckets.agents, AgentRegistrationSchema);
-    const p = new PresenceProcess(input, ctx, kv);
+    const { bus } = input;
+    const kv = await openKv(bus, bus.names.buckets.agents, AgentRegistrationSchema);
+    const suspensionKv = await openSuspensions(bus);
+    const p = new PresenceProcess(input, ctx, kv, suspensionKv, await openLiveLimits(bus));
+    p.stopWatches.push(() => p.limits.stop());
     const now = Date.now();
+    for (const key of await suspensionKv.keys(SUSPENSION_KEYS)) {
+      const got = await suspensionKv.get(key);
+      if (got && got.value.until > now) p.suspensions.set(got.value.agentId, got.value);
+    }
     // Registrations are the single-token keys; `<id>.fsm` keys hold the AgentFSM snapshots.
     for (const key of await kv.keys('*')) {
       const got = await kv.get(key);
-      if (got && !got.value.removed) p.register(got.value, now, false);
+      if (got && !got.value.removed && !p.suspendedNow(got.value.id, now)) p.register(got.value, now, false);
     }
     const watch = await kv.watch({ key: '*', updatesOnly: true });
-    p.stopWatch = () => watch.stop();
+    p.stopWatches.push(() => watch.stop());
     void (async () => {
       for await (const c of watch) {
-        if (c.value && !c.value.removed) p.register(c.value, Date.now());
-        else if (c.operation !== 'put' || c.value?.removed) p.forget(c.key as AgentId, 'removed');
+        const id = c.key as AgentId;
+        if (c.value && !c.value.removed && !p.suspendedNow(id, Date.now())) p.register(c.value, Date.now());
+        else if (c.operation !== 'put' || c.value?.removed) p.forget(id, 'removed');
       }
+    })().catch(() => {});
+    const suspended = await suspensionKv.watch({ key: SUSPENSION_KEYS, updatesOnly: true });
+    p.stopWatches.push(() => suspended.stop());
+    void (async () => {
+      for await (const c of suspended)
+        p.onSuspension(c.key.slice(c.key.indexOf('.') + 1) as AgentId, c.value);
     })().catch(() => {});
     p.subscribe();
     p.arm();
@@ -149,12 +187,69 @@ export class PresenceProcess implements Server<PresenceMessage> {
         msg.reply?.(out);
         return;
       }
+      case 'violation':
+        this.violation(msg.agentId, msg.reason);
+        return;
+      case 'suspended': {
+        const now = Date.now();
+        msg.reply?.([...this.suspensions.values()].filter((s) => s.until > now));
+        return;
+      }
     }
+  }
+
+  // --- Violations and suspensions ---
+
+  private suspendedNow(id: AgentId, now: number): Suspension | undefined {
+    const s = this.suspensions.get(id);
+    if (s && s.until <= now) this.suspensions.delete(id);
+    return s && s.until > now ? s : undefined;
+  }
+
+  private violation(agentId: AgentId, reason: string): void {
+    const now = Date.now();
+    if (this.suspending.has(agentId) || this.suspendedNow(agentId, now)) return;
+    const policy = violationPolicy(this.limits.current);
+    if (!this.violations.record(agentId, now, policy)) {
+      this.log.debug({ agent_id: agentId, phase: 'violation', reason }, 'invalid message');
+      return;
+    }
+    this.suspending.add(agentId);
+    suspendAgent(this.suspensionKv, agentId, reason, now, (count) => suspensionMs(policy, count))
+      .then((s) => {
+        this.log.warn(
+          {
+            agent_id: agentId,
+            phase: 'suspended',
+            until: new Date(s.until).toISOString(),
+            count: s.count,
+            threshold: policy.threshold,
+            reason,
+          },
+          `agent suspended: ${policy.threshold} invalid messages within ${policy.windowMs} ms`,
+        );
+        this.onSuspension(agentId, s);
+      })
+      .catch((err) =>
+        this.log.warn({ agent_id: agentId, err }, 'suspension not written; the next violation retries'),
+      )
+      .finally(() => this.suspending.delete(agentId));
+  }
+
+  /** A suspension written (by this hub or another) or ended. */
+  private onSuspension(agentId: AgentId, s: Suspension | null): void {
+    if (!s || s.until <= Date.now()) {
+      if (this.suspensions.delete(agentId))
+        this.log.info({ agent_id: agentId, phase: 'restored' }, 'agent suspension ended');
+      return;
+    }
+    this.suspensions.set(agentId, s);
+    if (this.registrations.has(agentId)) this.forget(agentId, 'suspended');
   }
 
   terminate(): void {
     clearTimeout(this.timer);
-    this.stopWatch?.();
+    for (const stop of this.stopWatches) stop();
     for (const s of this.subs) s.unsubscribe();
   }
 
@@ -180,7 +275,13 @@ export class PresenceProcess implements Server<PresenceMessage> {
           if (!id) return;
           m.respond(await this.hello(id, hello));
         },
-        { queue: 'agentcom-hub' },
+        {
+          queue: 'agentcom-hub',
+          onInvalid: (error, subject) => {
+            const id = agentOf(subject);
+            if (id) this.violation(id, `invalid hello: ${error.message}`);
+          },
+        },
       ),
       subscribeTyped(bus, n.subjects.agentAll('heartbeat'), HeartbeatSchema, (hb, m) => {
         const id = agentOf(m.subject);
@@ -206,6 +307,26 @@ export class PresenceProcess implements Server<PresenceMessage> {
 
   private async hello(id: AgentId, hello: AgentHello): Promise<HelloReply> {
     const { bus } = this.input;
+    const now = Date.now();
+    const suspended = this.suspendedNow(id, now);
+    if (suspended)
+      return {
+        v: 1,
+        ok: false,
+        error: {
+          code: ERROR_CODES.SUSPENDED,
+          message: `agent ${id} is suspended until ${new Date(suspended.until).toISOString()}: ${suspended.reason}`,
+          retryAfterMs: suspended.until - now,
+        },
+      };
+    // Each hello provisions a durable and writes a record: a hello loop must not cost that each time.
+    const wait = this.hellos.take(id, now);
+    if (wait > 0)
+      return {
+        v: 1,
+        ok: false,
+        error: { code: ERROR_CODES.RATE_LIMITED, message: `too many hellos from ${id}`, retryAfterMs: wait },
+      };
     const existing = await this.kv.get(id);
     if (existing?.value.removed) {
       return { v: 1, ok: false, error: { code: ERROR_CODES.FORBIDDEN, message: `agent ${id} was removed` } };

@@ -10,11 +10,16 @@
  *   is not rewritten without the flag, which would announce an agent that may not be connected.
  *
  * Both are compare-and-set against concurrent hellos, and idempotent.
+ *
+ * Suspensions (docs/security.md, "Suspension") are kept apart, in the config bucket (`suspended.<id>`), so an
+ * agent that never said hello can be suspended too; presence writes them when the violation
+ * tracker says so, restore deletes them, and every hub follows them (KV watch).
  */
 import type { Bus } from '../../src/bus/connection.js';
-import { openKv } from '../../src/bus/kv.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { type AgentId, AgentIdSchema } from '../../src/protocol/ids.js';
+import { type Suspension, SuspensionSchema, suspensionKey } from '../../src/protocol/limits.js';
 import { AgentRegistrationSchema } from '../../src/protocol/registration.js';
 
 const ATTEMPTS = 5;
@@ -46,6 +51,42 @@ export async function clearAgentRemoved(bus: Bus, agentId: AgentId | string): Pr
     if (r.ok) return true;
   }
   throw conflict(id);
+}
+
+export function openSuspensions(bus: Bus): Promise<TypedKv<Suspension>> {
+  return openKv(bus, bus.names.buckets.config, SuspensionSchema);
+}
+
+/** Suspends the agent from `now`, for longer each time (violations.ts suspensionMs). */
+export async function suspendAgent(
+  kv: TypedKv<Suspension>,
+  agentId: AgentId,
+  reason: string,
+  now: number,
+  lengthMs: (count: number) => number,
+): Promise<Suspension> {
+  const prev = await kv.get(suspensionKey(agentId));
+  const count = (prev?.value.count ?? 0) + 1;
+  const s: Suspension = {
+    v: 1,
+    agentId,
+    at: now,
+    until: now + lengthMs(count),
+    reason: reason.slice(0, 500),
+    count,
+  };
+  await kv.put(suspensionKey(agentId), s);
+  return s;
+}
+
+/** Ends the agent's suspension (and forgets its count); returns whether it was suspended now. */
+export async function clearSuspension(bus: Bus, agentId: AgentId | string): Promise<boolean> {
+  const id = AgentIdSchema.parse(agentId);
+  const kv = await openSuspensions(bus);
+  const got = await kv.get(suspensionKey(id));
+  if (!got) return false;
+  await kv.delete(suspensionKey(id));
+  return got.value.until > Date.now();
 }
 
 function conflict(id: AgentId): AgentComError {

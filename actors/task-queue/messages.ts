@@ -23,7 +23,13 @@ export type TaskQueueMessage =
   /** call: every task record known (the scheduler rebuilds its index from it). */
   | { type: 'snapshot'; reply?: (tasks: TaskRecord[]) => void }
   /** call: submit from inside the hub (the API and the bus intake use the same path). */
-  | { type: 'submit'; submit: TaskSubmitInput; reply?: (r: AssignReply) => void }
+  | {
+      type: 'submit';
+      submit: TaskSubmitInput;
+      /** The submitting agent (its API subject); absent for trusted clients. */
+      submitter?: string;
+      reply?: (r: AssignReply) => void;
+    }
   /** call: cancel or manually retry a task (`by` is recorded in its history). */
   | { type: 'cancel'; taskId: TaskId; reason?: string; by?: string; reply?: (r: AssignReply) => void }
   | { type: 'retry'; taskId: TaskId; by?: string; reply?: (r: AssignReply) => void }

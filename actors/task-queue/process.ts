@@ -20,6 +20,7 @@ import {
   runConsumer,
 } from '../../src/bus/consumer.js';
 import { openKv } from '../../src/bus/kv.js';
+import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
 import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { withdrawMessage } from '../../src/bus/withdraw.js';
@@ -27,7 +28,8 @@ import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol
 import { encodeTrusted } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
-import { parseAgentSubject } from '../../src/protocol/subjects.js';
+import { type RateKind, type RateLimit, rateFor } from '../../src/protocol/limits.js';
+import { parseAgentSubject, parseSubmitter } from '../../src/protocol/subjects.js';
 import {
   type TaskRecord,
   TaskRecordSchema,
@@ -36,6 +38,7 @@ import {
 } from '../../src/protocol/task.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { cast, type Registry } from '../../src/runtime/index.js';
+import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
 import { listTasks } from './query.js';
@@ -67,6 +70,8 @@ export interface TaskQueueInput {
   acceptLingerMs?: number;
   /** Registered name of the scheduler, told of a task before its first write (so it can join it). */
   scheduler?: string;
+  /** Registered name of presence, told of every invalid message of an agent (it suspends). */
+  presence?: string;
   /** How long and how many finished tasks are kept (default DEFAULT_RETENTION: 7 days, 50,000). */
   retention?: RetentionPolicy;
   /** Period of the retention sweep, ms (default 1000). */
@@ -104,12 +109,25 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private removedSinceLog = 0;
   private lastRetentionLog = 0;
   private readonly log: Logger;
+  /** Per-agent token buckets (protocol/limits.ts); rates are read from the live limits each time. */
+  private readonly rates: Record<'reports' | 'refusals' | 'submits' | 'submitsDeferred', KeyedRateLimiter>;
+  /** Refused reports not answered (over the refusals budget) since the last one that was. */
+  private readonly dropped = new Map<AgentId, number>();
 
   private constructor(
     private readonly input: TaskQueueInput,
     private readonly store: TaskStore,
+    private readonly limits: LiveLimits,
   ) {
     this.log = input.log.child({ actor: 'task-queue' });
+    const limiter = (kind: RateKind) => new KeyedRateLimiter((id) => this.rateOf(id, kind));
+    this.rates = {
+      reports: limiter('reports'),
+      refusals: limiter('refusals'),
+      submits: limiter('submits'),
+      // Deferral keeps its own clock: it spends ahead (reserve) where an API refusal only takes.
+      submitsDeferred: new KeyedRateLimiter((id) => this.rateOf(id, 'submits'), { reserve: true }),
+    };
   }
 
   static async start(input: TaskQueueInput, _ctx: ServerContext): Promise<TaskQueue> {
@@ -121,7 +139,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const loadStart = performance.now();
     await store.load();
     const loadMs = Math.round(performance.now() - loadStart);
-    const tq = new TaskQueue(input, store);
+    const tq = new TaskQueue(input, store, await openLiveLimits(bus));
     store.onChange((t) => tq.publishChange(t));
     const n = bus.names;
     const concurrency = input.concurrency ?? 256;
@@ -138,6 +156,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       schema: TaskSubmitSchema,
       concurrency,
       handler: (submit, ctx) => tq.onSubmit(submit, ctx),
+      onInvalid: (error, subject) => tq.onInvalid(error, subject),
     });
     tq.reports = await runConsumer(bus, {
       spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
@@ -147,6 +166,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       schema: ReportSchema,
       concurrency,
       handler: (report, ctx) => tq.onReport(report, ctx),
+      onInvalid: (error, subject) => tq.onInvalid(error, subject),
     });
     tq.resendRecentAssignments();
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
@@ -180,7 +200,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.([...this.store.all()].map((s) => s.record));
         return;
       case 'submit':
-        this.reply(this.submit(msg.submit), msg.reply);
+        this.reply(this.submit(msg.submit, undefined, msg.submitter ?? null), msg.reply);
         return;
       case 'cancel':
         this.reply(this.command(msg.taskId, { type: 'cancel', reason: msg.reason, by: msg.by }), msg.reply);
@@ -219,15 +239,29 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
     // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
     await this.store.stop();
+    this.limits.stop();
   }
 
   // --- Commands ---
 
-  async submit(raw: unknown, msgId?: string): Promise<AssignReply> {
+  async submit(raw: unknown, msgId?: string, submitter: string | null = null): Promise<AssignReply> {
     const parsed = TaskSubmitSchema.safeParse(raw);
     if (!parsed.success) return { ok: false, error: fromZodError(parsed.error, 'task').toWire() };
     const now = Date.now();
-    const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now });
+    if (submitter !== null) {
+      // An API caller waits for the answer, so it is refused and told when to come back.
+      const wait = this.rates.submits.take(submitter, now);
+      if (wait > 0)
+        return {
+          ok: false,
+          error: {
+            code: ERROR_CODES.RATE_LIMITED,
+            message: `${submitter} submits more than ${this.rateOf(submitter, 'submits')?.perSecond ?? 0} tasks a second`,
+            retryAfterMs: wait,
+          },
+        };
+    }
+    const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now, submitter });
     const command = { type: 'submit' as const, id, submit: parsed.data };
     const r = await this.apply(id, command, this.announce(id, command));
     return r.ok ? { ok: true, task: r.task } : r;
@@ -308,12 +342,21 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   // --- Consumers ---
 
   private async onSubmit(submit: TaskSubmit, ctx: MessageContext): Promise<Outcome> {
+    const submitter = parseSubmitter(this.input.bus.names, ctx.subject);
+    if (submitter === undefined) return outcome.deadLetter(`not a submit subject: ${ctx.subject}`);
     const id = taskIdForSubmit({
       idempotencyKey: submit.idempotencyKey,
       msgId: ctx.msgId ?? undefined,
       now: ctx.publishedAt.getTime(),
+      submitter,
     });
-    const command = { type: 'submit' as const, id, submit };
+    // Already stored by the server, a submission over its sender's rate is not refused (nothing is
+    // lost) but deferred: it becomes eligible at the rate the sender may submit, so a flood cannot
+    // crowd other submitters' tasks out of the queue (docs/security.md, "Rate limits").
+    const wait = submitter === null ? 0 : this.rates.submitsDeferred.take(submitter, Date.now());
+    const deferred =
+      wait > 0 ? { ...submit, notBefore: Math.max(submit.notBefore ?? 0, Date.now() + wait) } : submit;
+    const command = { type: 'submit' as const, id, submit: deferred };
     const r = await this.apply(id, command, this.announce(id, command));
     if (!r.ok) return outcome.deadLetter(r.error.message, r.error.code);
     this.log.debug({ task_id: id, phase: 'submitted', duplicate: r.duplicate }, 'task submitted');
@@ -327,24 +370,85 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const command = commandFromReport(agentId, report);
     // An `accepted` lingers so that the `completed` of a fast agent shares its write.
     const linger = command.type === 'accept' ? { lingerMs: this.input.acceptLingerMs ?? 5 } : {};
-    const r = await this.apply(report.taskId, command, linger);
     const fields = {
       task_id: report.taskId,
       agent_id: agentId,
       phase: report.type,
       generation: report.generation,
     };
+    // Informational reports cost a write each and may come at any rate; the ones that start or
+    // end an assignment apply at most once each, so they are never limited (docs/security.md, "Rate limits").
+    if (RATE_LIMITED_REPORTS.has(report.type)) {
+      const wait = this.rates.reports.take(agentId, Date.now());
+      if (wait > 0) {
+        if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
+          this.violation(agentId, `report about a task it does not hold: ${report.taskId}`);
+        await this.refuse(agentId, report, {
+          code: ERROR_CODES.RATE_LIMITED,
+          message: `more than ${this.rateOf(agentId, 'reports')?.perSecond ?? 0} ${report.type} reports a second; this one was not applied`,
+          retryAfterMs: wait,
+        });
+        return outcome.ack();
+      }
+    }
+    const r = await this.apply(report.taskId, command, linger);
     if (r.ok) {
       this.log.debug({ ...fields, duplicate: r.duplicate }, 'report applied');
       return outcome.ack();
     }
-    this.log.info({ ...fields, code: r.error.code }, `report refused: ${r.error.message}`);
-    // The sender is told, so that it stops work that can no longer count (docs/protocol.md §10).
+    if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
+      this.violation(agentId, `report refused (${r.error.code}): ${r.error.message}`);
+    await this.refuse(agentId, report, r.error);
+    return outcome.ack();
+  }
+
+  /**
+   * Tells the sender of a refused report, so that it stops work that can no longer count
+   * (docs/protocol.md §10), within its refusals budget: beyond it, a flood of bad reports is
+   * dropped with a count, so it can fill neither the inbox stream nor the log.
+   */
+  private async refuse(agentId: AgentId, report: Report, error: WireError): Promise<void> {
+    if (this.rates.refusals.take(agentId, Date.now()) > 0) {
+      this.dropped.set(agentId, (this.dropped.get(agentId) ?? 0) + 1);
+      return;
+    }
+    const dropped = this.dropped.get(agentId);
+    this.dropped.delete(agentId);
+    this.log.info(
+      {
+        task_id: report.taskId,
+        agent_id: agentId,
+        phase: report.type,
+        generation: report.generation,
+        code: error.code,
+        ...(dropped ? { dropped_since: dropped } : {}),
+      },
+      `report refused: ${error.message}`,
+    );
     await this.sendInbox(
       agentId,
-      refusalNotice(this.store.get(report.taskId)?.record, agentId, report, r.error),
+      refusalNotice(this.store.get(report.taskId)?.record, agentId, report, error),
     );
-    return outcome.ack();
+  }
+
+  /** Invalid traffic counts toward the agent's suspension (presence keeps the count). */
+  private violation(agentId: AgentId, reason: string): void {
+    if (this.input.presence)
+      cast(this.input.presence, { type: 'violation', agentId, reason }, this.input.registry);
+  }
+
+  /** A malformed report or submission of an agent: dead-lettered within its refusals budget. */
+  private onInvalid(error: WireError, subject: string): 'dead_letter' | 'drop' {
+    const n = this.input.bus.names;
+    const reporter = parseAgentSubject(n, subject);
+    const agentId = reporter?.kind === 'report' ? reporter.agentId : parseSubmitter(n, subject);
+    if (!agentId) return 'dead_letter';
+    this.violation(agentId as AgentId, `malformed message on ${subject}: ${error.message}`);
+    return this.rates.refusals.take(agentId, Date.now()) > 0 ? 'drop' : 'dead_letter';
+  }
+
+  private rateOf(agentId: string, kind: RateKind): RateLimit | null {
+    return rateFor(this.limits.current, agentId, kind);
   }
 
   // --- Effects ---
@@ -452,6 +556,25 @@ export class TaskQueue implements Server<TaskQueueMessage> {
  * margin for clock skew between hubs.
  */
 const RESEND_ASSIGN_WITHIN_MS = DEFAULT_DUPLICATE_WINDOW_MS / 2;
+
+/** The reports that may come at any rate (see onReport). */
+const RATE_LIMITED_REPORTS: ReadonlySet<Report['type']> = new Set([
+  'progress',
+  'blocked',
+  'unblocked',
+  'recovering',
+]);
+
+/**
+ * Whether a refused report is one no honest agent sends: about a task that does not exist, about
+ * a generation the task never had, or about an assignment of this generation held by another
+ * agent. A stale generation, a finished task or one an operator requeued (no assignee) is the
+ * ordinary race of a reclaim, a cancel or a retry and is not.
+ */
+function isForgedReport(agentId: AgentId, report: Report, task: TaskRecord | undefined): boolean {
+  if (!task || report.generation > task.generation) return true;
+  return report.generation === task.generation && task.assignee !== null && task.assignee !== agentId;
+}
 
 function ioError(err: unknown): WireError {
   return { code: ERROR_CODES.UNAVAILABLE, message: err instanceof Error ? err.message : String(err) };

@@ -236,6 +236,7 @@ export function refusalNotice(
     report: report.type,
     code: error.code,
     message: clip(error.message),
+    ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
     stop,
   };
 }

@@ -38,12 +38,14 @@ import {
   type Report,
   ReportSchema,
 } from '../protocol/agent.js';
-import { AgentComError } from '../protocol/errors.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { randomHex } from '../protocol/headers.js';
 import { type AgentId, AgentIdSchema, newSessionId, type TaskId } from '../protocol/ids.js';
 import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
+import type { TaskSubmitInput } from '../protocol/task.js';
 import { exponentialDelay } from '../runtime/backoff.js';
+import { submitTask } from './submit.js';
 
 export interface AgentClientOptions {
   /** Connection (servers, prefix, credentials, TLS). */
@@ -239,19 +241,33 @@ export class AgentClient {
     const r: Report = report.session === undefined ? { ...report, session: this.session } : report;
     const subject = this.bus.names.subjects.agentReport(this.agentId);
     const msgId = `${report.taskId}:${report.generation}:${report.type}${suffix}`;
-    const ack = await publish(this.bus, subject, ReportSchema, r, { msgId, retries: 10 });
+    const ack = await publishWithinBacklog(() =>
+      publish(this.bus, subject, ReportSchema, r, { msgId, retries: 10 }),
+    );
     if (ack.duplicate)
       // The stream already held this id: an earlier copy of this report (a retry whose PubAck was
       // lost, a relay after a restart), or another agent's message that took the id first to
       // silence this one (ids are predictable, and the stream deduplicates across all agents). A
       // copy under an id nobody can guess is stored either way; the hub applies a report once, so
       // a second copy of one it has applied is a no-op (docs/protocol.md §10).
-      await publish(this.bus, subject, ReportSchema, r, { msgId: `${msgId}:${randomHex(16)}`, retries: 10 });
+      await publishWithinBacklog(() =>
+        publish(this.bus, subject, ReportSchema, r, { msgId: `${msgId}:${randomHex(16)}`, retries: 10 }),
+      );
     if (r.type === 'completed' || r.type === 'failed' || r.type === 'rejected') {
       this.finished.delete(r.taskId);
       this.finished.set(r.taskId, { generation: r.generation, at: Date.now() });
       if (this.finished.size > FINISHED_REMEMBER) this.finished.delete(this.finished.keys().next().value!);
     }
+  }
+
+  /**
+   * Submit a task as this agent (its credentials must allow it: `agent add --can-submit`), on its
+   * own submit subject; idempotency keys are this agent's own (docs/protocol.md §7).
+   * @throws AgentComError `rate_limited` (with `retryAfterMs`) when its backlog of unprocessed
+   *   submissions is full.
+   */
+  submit(task: Omit<TaskSubmitInput, 'v'>): Promise<{ taskId: TaskId; duplicate: boolean }> {
+    return submitTask(this.bus, task, { submitter: this.agentId });
   }
 
   /**
@@ -551,9 +567,36 @@ async function sayHello(
       if (!reply.ok) throw AgentComError.fromWire(reply.error);
       return reply;
     } catch (err) {
-      if (err instanceof AgentComError && err.code !== 'timeout' && err.code !== 'unavailable') throw err;
-      const wait = exponentialDelay(attempt, HELLO_BACKOFF, HELLO_JITTER);
+      // Too many hellos: the hub says when the next one is welcome. Suspended (and every other
+      // refusal) is thrown: the error carries its `retryAfterMs`.
+      const limited = err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED;
+      if (err instanceof AgentComError && !limited && err.code !== 'timeout' && err.code !== 'unavailable')
+        throw err;
+      const wait = limited
+        ? ((err as AgentComError).retryAfterMs ?? 1_000)
+        : exponentialDelay(attempt, HELLO_BACKOFF, HELLO_JITTER);
       if (Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+/** How long a report waits, in all, for room in this agent's backlog of unprocessed reports. */
+const BACKLOG_WAIT_MS = 60_000;
+
+/**
+ * Publishes, waiting as told while the agent's report backlog is full (`rate_limited`: the hub is
+ * behind on this agent's reports), up to BACKLOG_WAIT_MS; other errors are thrown at once.
+ */
+async function publishWithinBacklog<T>(send: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + BACKLOG_WAIT_MS;
+  for (;;) {
+    try {
+      return await send();
+    } catch (err) {
+      const wait =
+        err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED ? err.retryAfterMs : undefined;
+      if (wait === undefined || Date.now() + wait > deadline) throw err;
       await new Promise((r) => setTimeout(r, wait));
     }
   }

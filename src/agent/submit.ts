@@ -1,12 +1,19 @@
 /**
  * @module agent/submit
- * Submitting tasks without a round trip to the hub: a JetStream publish to the submit stream whose
- * `Nats-Msg-Id` is the idempotency key (or a fresh task id), so a retried publish is stored once and
- * the task id is known before the hub has seen the task.
+ * Submitting tasks without a round trip to the hub: a JetStream publish to the submit stream, so
+ * the task id is known before the hub has seen the task. An agent submits on its own subject
+ * (`submitter`), which scopes its idempotency keys (protocol/task-id.ts); trusted clients use the
+ * shared one.
+ *
+ * The `Nats-Msg-Id` makes a retried publish stored once, but the stream dedupes message ids across
+ * every submitter, so a `duplicate` PubAck does not prove that this client's task exists: another
+ * client may have used the id first. A duplicate is therefore published once more under a fresh id;
+ * the hub dedupes on the task id, so a genuine retry still makes one task.
  */
 import type { Bus } from '../bus/connection.js';
 import { publishRaw } from '../bus/publish.js';
 import { encodeTrusted } from '../protocol/envelope.js';
+import { randomHex } from '../protocol/headers.js';
 import { newTaskId, type TaskId } from '../protocol/ids.js';
 import { type TaskSubmitInput, TaskSubmitSchema } from '../protocol/task.js';
 import { taskIdForSubmit } from '../protocol/task-id.js';
@@ -14,23 +21,45 @@ import { taskIdForSubmit } from '../protocol/task-id.js';
 export interface SubmitOptions {
   correlationId?: string;
   traceparent?: string;
+  /**
+   * The submitting agent's id when the connection is an agent's (its credentials allow only its own
+   * submit subject); absent for trusted clients.
+   */
+  submitter?: string;
 }
 
-/** Publish a task; resolves with its id once the server has stored it (or found it a duplicate). */
+/**
+ * Publish a task; resolves with its id once the server has stored it. `duplicate` is the server's
+ * view: its dedupe window held the message id (usually an earlier submit with the same key; the
+ * hub keeps the first task). The task exists either way.
+ * @throws AgentComError `rate_limited` (with `retryAfterMs`) when the submitter's backlog of
+ *   unprocessed submissions is full.
+ */
 export async function submitTask(
   bus: Bus,
   submit: Omit<TaskSubmitInput, 'v'>,
   opts: SubmitOptions = {},
 ): Promise<{ taskId: TaskId; duplicate: boolean }> {
   const payload = TaskSubmitSchema.parse({ v: 1, ...submit });
-  const msgId = payload.idempotencyKey ?? newTaskId();
-  const taskId = taskIdForSubmit({ idempotencyKey: payload.idempotencyKey, msgId, now: Date.now() });
+  const key = payload.idempotencyKey;
+  const submitter = opts.submitter ?? null;
+  // Without a key the id is new and unguessable, and it is the message id (task-id.ts).
+  const msgId =
+    key === undefined ? newTaskId() : `${taskIdForSubmit({ idempotencyKey: key, submitter, now: 0 })}`;
+  const taskId = taskIdForSubmit({ idempotencyKey: key, submitter, msgId, now: Date.now() });
+  const subject = submitter ? bus.names.subjects.taskSubmitAs(submitter) : bus.names.subjects.taskSubmit;
   // Validated just above (parse also applies the defaults): encoded without a second pass.
-  const r = await publishRaw(bus, bus.names.subjects.taskSubmit, encodeTrusted(payload), {
-    msgId,
-    retries: 10,
-    ...(opts.correlationId ? { correlationId: opts.correlationId } : {}),
-    ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
-  });
+  const data = encodeTrusted(payload);
+  const send = (id: string) =>
+    publishRaw(bus, subject, data, {
+      msgId: id,
+      retries: 10,
+      ...(opts.correlationId ? { correlationId: opts.correlationId } : {}),
+      ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
+    });
+  const r = await send(msgId);
+  // With a key, the hub computes the same task id from the payload and the subject whatever the
+  // message id, so the fresh one still dedupes there.
+  if (r.duplicate && key !== undefined) await send(`${msgId}:${randomHex(8)}`);
   return { taskId, duplicate: r.duplicate };
 }

@@ -11,7 +11,7 @@
  * While a handler runs, the runner sends `working()` every `heartbeatMs` (one timer per runner, not
  * per message), so a slow handler is not redelivered; `ctx.working()` is there for manual control.
  * A payload that is not JSON, fails its schema, has another `v` or exceeds `maxBytes` is
- * dead-lettered at once, without calling the handler. A DLQ write that fails turns into a retry.
+ * dead-lettered at once, without calling the handler (or dropped, when `onInvalid` says so). A DLQ write that fails turns into a retry.
  * Messages that hit max deliveries without ever being settled (process dead, ack_wait expired) are
  * moved by the advisory forwarder (dlq-forwarder.ts), not here.
  * The runner survives server restarts (the client re-pulls) and recovers at once when its durable
@@ -136,6 +136,12 @@ export interface ConsumerRunnerOptions<T> {
   /** Provision the durable before starting (default true). */
   provision?: boolean;
   /**
+   * Told of every invalid payload (with the subject, which names the sender on per-sender
+   * subjects); returns whether it is dead-lettered (the default) or dropped: acked and counted
+   * only, for a sender whose flood of bad messages must not fill the DLQ.
+   */
+  onInvalid?: (error: WireError, subject: string) => 'dead_letter' | 'drop';
+  /**
    * At start, before pulling, have the server redeliver at once what this durable delivered
    * earlier and never saw acknowledged (held by a process that died: it would come back only
    * after ack_wait). The runner sends a NAK for each sequence between the durable's ack floor and
@@ -155,6 +161,8 @@ export interface ConsumerStats {
   acked: number;
   nacked: number;
   deadLettered: number;
+  /** Invalid payloads acked without a dead letter (`onInvalid`). */
+  dropped: number;
   handlerErrors: number;
   recoveries: number;
   inFlight: number;
@@ -205,6 +213,7 @@ class Runner<T> implements ConsumerRunner {
     acked: 0,
     nacked: 0,
     deadLettered: 0,
+    dropped: 0,
     handlerErrors: 0,
     recoveries: 0,
   };
@@ -356,7 +365,10 @@ class Runner<T> implements ConsumerRunner {
     }
     const decoded = decodePayload(this.opts.schema, m.data, this.maxBytes);
     if (!decoded.ok) {
-      void this.deadLetterAndTerm(entry, decoded.error);
+      if (this.opts.onInvalid?.(decoded.error, m.subject) === 'drop') {
+        this.c.dropped++;
+        this.settle(entry, ACK);
+      } else void this.deadLetterAndTerm(entry, decoded.error);
       return;
     }
     let result: Outcome | Promise<Outcome>;

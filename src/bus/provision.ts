@@ -38,6 +38,11 @@ export interface StreamSpec {
   /** Largest accepted message, bytes; -1 = server limit. */
   maxMsgSize?: number;
   discard?: 'old' | 'new';
+  /**
+   * Messages kept per subject, new ones refused beyond it (`discard_new_per_subject`; error 10077
+   * on the publisher's PubAck). On a stream with one subject per sender, a sender's backlog.
+   */
+  maxMsgsPerSubject?: number;
   allowDirect?: boolean;
   /** Copies kept by a nats-server cluster (1, 3 or 5; default 1). */
   replicas?: number;
@@ -127,11 +132,18 @@ export interface DlqLimits {
    */
   maxBytes?: number;
 }
+/** Per-sender caps on the unprocessed messages of the SUBMIT and REPORTS streams. */
+export const DEFAULT_BACKLOGS = { submit: 10_000, report: 64 } as const;
+
 export const DEFAULT_DLQ_LIMITS: DlqLimits = { maxAgeMs: 30 * 24 * 60 * 60_000, maxMsgs: 100_000 };
 
 export interface TopologyOptions {
   /** SUBMIT dedupe window (the client idempotency window), ms; default 2 min. */
   submitDuplicateWindowMs?: number;
+  /** Unprocessed submissions kept per submitter (per submit subject); default 10,000. */
+  submitBacklog?: number;
+  /** Unprocessed reports kept per agent (per report subject); default 64. */
+  reportBacklog?: number;
   /** Applied to hub-intake and hub-reports (default HUB_CONSUMER_DEFAULTS). */
   hubConsumer?: Pick<ConsumerSpec, 'ackWaitMs' | 'maxDeliver' | 'maxAckPending'>;
   /** Task record history per key (default 5). */
@@ -152,10 +164,12 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
     streams: [
       {
         name: s.submit,
-        subjects: [n.subjects.taskSubmit],
+        subjects: [n.subjects.taskSubmit, n.subjects.taskSubmitAll],
         retention: 'workqueue',
         storage,
         duplicateWindowMs: o.submitDuplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
+        // A flooding submitter fills its own subject's quota, not the stream (docs/security.md, "Rate limits").
+        maxMsgsPerSubject: o.submitBacklog ?? DEFAULT_BACKLOGS.submit,
         description: 'Task submissions; Nats-Msg-Id is the client idempotency key',
       },
       {
@@ -173,6 +187,9 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         subjects: [n.subjects.agentAll('report')],
         retention: 'workqueue',
         storage,
+        // One agent's unprocessed reports are capped, so a flood waits ahead of another agent's
+        // report by at most this many messages and cannot fill the stream (docs/security.md, "Rate limits").
+        maxMsgsPerSubject: o.reportBacklog ?? DEFAULT_BACKLOGS.report,
         description: 'Agent reports to the hub; the agent id is the subject token',
       },
       dlqStreamSpec(n, storage, o.dlq),
@@ -199,6 +216,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       { bucket: n.buckets.tasks, history: o.taskHistory ?? 5, storage, description: 'Task records' },
       { bucket: n.buckets.agents, history: 1, storage, description: 'Agent registrations and FSM snapshots' },
       { bucket: n.buckets.leases, history: 1, storage, description: 'Scheduler lease' },
+      { bucket: n.buckets.config, history: 5, storage, description: 'Runtime settings (rate limits)' },
     ],
   };
   if (replicas === 1) return t;
@@ -310,7 +328,9 @@ function streamWanted(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     max_bytes: spec.maxBytes ?? -1,
     max_msgs: spec.maxMsgs ?? -1,
     max_msg_size: spec.maxMsgSize ?? -1,
-    discard: spec.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old,
+    discard: spec.discard === 'new' || spec.maxMsgsPerSubject ? DiscardPolicy.New : DiscardPolicy.Old,
+    max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
+    discard_new_per_subject: spec.maxMsgsPerSubject !== undefined,
     allow_direct: spec.allowDirect ?? false,
     num_replicas: spec.replicas ?? 1,
   };
@@ -362,6 +382,18 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<Provisio
     { field: 'max_msgs', existing: existing.max_msgs, wanted: wanted.max_msgs, mutable: true },
     { field: 'max_msg_size', existing: existing.max_msg_size, wanted: wanted.max_msg_size, mutable: true },
     { field: 'discard', existing: existing.discard, wanted: wanted.discard, mutable: true },
+    {
+      field: 'max_msgs_per_subject',
+      existing: existing.max_msgs_per_subject ?? -1,
+      wanted: wanted.max_msgs_per_subject,
+      mutable: true,
+    },
+    {
+      field: 'discard_new_per_subject',
+      existing: existing.discard_new_per_subject ?? false,
+      wanted: wanted.discard_new_per_subject,
+      mutable: true,
+    },
     {
       field: 'allow_direct',
       existing: existing.allow_direct ?? false,

@@ -7,11 +7,15 @@
  * jitter, so a retry after a lost PubAck is stored once and answered `duplicate: true`.
  * Publishes are independent promises: callers may keep thousands in flight; nothing is serialised.
  * Not retried: validation errors, expectation failures (`expect`), a closed or draining connection.
+ * A stream refusing the message because the subject's backlog is full (`max_msgs_per_subject` with
+ * `discard_new_per_subject`, JetStream error 10077) is thrown as an AgentComError `rate_limited`
+ * with a retry-after: it is the sender's own limit (provision.ts DEFAULT_BACKLOGS).
  */
 import { JetStreamApiError, type JetStreamPublishOptions, type StreamExpectations } from '@nats-io/jetstream';
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodePayload } from '../protocol/envelope.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { childTraceparent, HEADERS, randomHex } from '../protocol/headers.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import type { Bus } from './connection.js';
@@ -51,6 +55,10 @@ export interface PublishResult {
 }
 
 const RETRY_MAX_DELAY_MS = 2_000;
+/** JetStream's "maximum messages per subject exceeded" (a full per-subject backlog). */
+const SUBJECT_BACKLOG_FULL = 10077;
+/** How long a sender whose backlog is full is asked to wait: the hub drains one in well under this. */
+export const BACKLOG_RETRY_AFTER_MS = 100;
 /** A retry waits between half and all of its exponential delay. */
 const RETRY_JITTER = { jitter: 0.5 };
 
@@ -138,6 +146,15 @@ export async function publishRaw(
         attempts: attempt + 1,
       };
     } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === SUBJECT_BACKLOG_FULL) {
+        metrics.publishFailures++;
+        log.debug({ msg_id: msgId, subject }, 'publish refused: backlog full');
+        throw new AgentComError(
+          ERROR_CODES.RATE_LIMITED,
+          `${subject} already holds as many unprocessed messages as it may; try again later`,
+          { retryAfterMs: BACKLOG_RETRY_AFTER_MS, cause: err },
+        );
+      }
       if (attempt >= retries || !isRetryablePublishError(err) || bus.nc.isClosed()) {
         metrics.publishFailures++;
         log.warn(

@@ -37,6 +37,8 @@ export const SERVICE_ERROR_STATUS: Record<ErrorCode, number> = {
   duplicate: 409,
   unavailable: 503,
   timeout: 504,
+  rate_limited: 429,
+  suspended: 403,
   max_deliveries: 500,
   internal: 500,
 };
@@ -136,8 +138,8 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
     service,
     addEndpoint(endpoint, def) {
       const subject = `${bus.names.subjects.apiPrefix}.${endpoint}`;
-      // Endpoint names are single tokens: task.submit -> task-submit.
-      const iter = service.addEndpoint(endpoint.replace(/\./g, '-'), {
+      // Endpoint names are single tokens: task.submit -> task-submit, task.submit.* -> task-submit-as.
+      const iter = service.addEndpoint(endpoint.replace(/\.\*$/, '.as').replace(/\./g, '-'), {
         subject,
         metadata: { description: def.description ?? '' },
       });

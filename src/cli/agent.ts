@@ -104,6 +104,15 @@ export function registerAgentCommands(program: Command): void {
 
   withConnectionFlags(
     agent
+      .command('restore')
+      .description(
+        'let a suspended or removed agent connect and hello again now (a suspension otherwise ends by itself)',
+      )
+      .requiredOption('--id <id>', 'agent id'),
+  ).action((flags: RemoveFlags) => runCommand('agent restore', flags, (out) => restoreAgent(flags, out)));
+
+  withConnectionFlags(
+    agent
       .command('remove')
       .description('revoke an agent: the hub forgets it and reclaims its tasks, its credentials stop working')
       .requiredOption('--id <id>', 'agent id'),
@@ -407,6 +416,8 @@ interface AgentRow {
   /** `yes` (registry entry and seed), `seed missing`, `none` (unknown to the registry), or null (no auth dir). */
   credentials: 'yes' | 'seed missing' | 'none' | null;
   canSubmit: boolean | null;
+  /** Suspended now for invalid traffic (docs/security.md, "Suspension"). */
+  suspended: { until: number; reason: string; count: number } | null;
 }
 
 async function listAgents(flags: ConnectionFlags, out: Output): Promise<ExitCode | undefined> {
@@ -440,7 +451,25 @@ async function mergeAgents(
       completed: a.completed,
       credentials: registered ? 'none' : null,
       canSubmit: null,
+      suspended: null,
     });
+  // A suspended agent is not among the registered ones while it lasts: shown all the same.
+  for (const s of reply.suspended ?? []) {
+    const row = byId.get(s.agentId) ?? {
+      id: s.agentId,
+      name: null,
+      online: false,
+      state: 'suspended',
+      tasks: [],
+      completed: 0,
+      credentials: registered ? 'none' : null,
+      canSubmit: null,
+      suspended: null,
+    };
+    row.state = 'suspended';
+    row.suspended = { until: s.until, reason: s.reason, count: s.count };
+    byId.set(s.agentId, row);
+  }
   for (const r of registered ?? []) {
     const credentials = paths && (await hasSeedFile(paths, r)) ? 'yes' : 'seed missing';
     const row = byId.get(r.id);
@@ -456,6 +485,7 @@ async function mergeAgents(
         completed: 0,
         credentials,
         canSubmit: r.canSubmit,
+        suspended: null,
       });
   }
   return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -463,6 +493,7 @@ async function mergeAgents(
 
 function agentTable(rows: AgentRow[]): string[] {
   if (!rows.length) return ['no agents'];
+  const suspended = rows.filter((r) => r.suspended);
   const header = ['ID', 'NAME', 'ONLINE', 'STATE', 'TASKS', 'DONE', 'CREDENTIALS', 'SUBMIT'];
   const body = rows.map((r) => [
     r.id,
@@ -480,7 +511,34 @@ function agentTable(rows: AgentRow[]): string[] {
       .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  return [line(header), ...body.map(line)];
+  return [
+    line(header),
+    ...body.map(line),
+    ...suspended.map(
+      (r) =>
+        `${r.id}: suspended until ${new Date(r.suspended!.until).toISOString()} (suspension ${r.suspended!.count}): ${r.suspended!.reason}; \`agentcom agent restore --id ${r.id}\` ends it now`,
+    ),
+  ];
+}
+
+// --- restore ---
+
+async function restoreAgent(flags: RemoveFlags, out: Output): Promise<ExitCode | undefined> {
+  const id = checkFlags(z.object({ id: AgentIdSchema }), { id: flags.id }).id;
+  const conn = adminConnection(flags, resolveAuthDir(flags, 'if-present'));
+  const reply = await withBus(conn, async (bus: Bus) => {
+    const r = await askHub(() => new HubClient(bus, conn.timeoutMs).restoreAgent(id));
+    if (!r.ok) throw explainHubError(r.error, conn);
+    return r.value;
+  });
+  out.result(reply, [
+    reply.unsuspended
+      ? `${id}: suspension ended; it may connect and hello again now`
+      : reply.restored
+        ? `${id}: restored; it may hello again`
+        : `${id} was neither suspended nor removed: nothing to do`,
+  ]);
+  return undefined;
 }
 
 function explainHubError(err: AgentComError, conn: ResolvedConnection): AgentComError {

@@ -20,6 +20,8 @@ export const EXIT = {
   FORBIDDEN: 5,
   /** The hub or NATS could not be reached in time. */
   UNAVAILABLE: 69,
+  /** Over a rate limit: try again later (`EX_TEMPFAIL`; the error says after how long). */
+  RATE_LIMITED: 75,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -38,7 +40,10 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case 'duplicate':
       return EXIT.REFUSED;
     case 'forbidden':
+    case 'suspended':
       return EXIT.FORBIDDEN;
+    case 'rate_limited':
+      return EXIT.RATE_LIMITED;
     case 'unavailable':
     case 'timeout':
       return EXIT.UNAVAILABLE;

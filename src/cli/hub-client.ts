@@ -34,9 +34,14 @@ import type { TaskId } from '../protocol/ids.js';
 import type { TaskRecord, TaskSubmitInput } from '../protocol/task.js';
 
 export class HubClient {
+  /**
+   * `submitter`: the agent id when `bus` is an agent's connection: its submissions go to its own
+   * `task.submit.<id>` (the only submit endpoint its permissions allow).
+   */
   constructor(
     readonly bus: Bus,
     private readonly timeoutMs = 5_000,
+    private readonly submitter?: string,
   ) {}
 
   private call<O>(endpoint: string, input: unknown, schema: z.ZodType<O>): Promise<O> {
@@ -44,7 +49,8 @@ export class HubClient {
   }
 
   async submit(task: Omit<TaskSubmitInput, 'v'>): Promise<TaskRecord> {
-    return (await this.call('task.submit', { v: 1, ...task }, TaskReplySchema)).task;
+    const endpoint = this.submitter ? `task.submit.${this.submitter}` : 'task.submit';
+    return (await this.call(endpoint, { v: 1, ...task }, TaskReplySchema)).task;
   }
   async get(id: TaskId | string): Promise<TaskRecord> {
     return (await this.call('task.get', { v: 1, id }, TaskReplySchema)).task;

@@ -22,6 +22,7 @@
  *         ├─ scheduler
  *         ├─ api
  *         ├─ dlq-forwarder
+ *         ├─ auth-suspensions                 (with an auth dir) suspended agents out of the server config
  *         ├─ backup                          scheduled backups (with AGENTCOM_BACKUP_DIR)
  *         └─ status
  */
@@ -43,6 +44,8 @@ import {
   supervisorChild,
 } from '../runtime/index.js';
 import { serverChild } from '../runtime/server.js';
+import { authDirPaths } from './auth/auth-dir.js';
+import { startSuspensionSync } from './auth/suspensions.js';
 import type { HubConfig } from './config.js';
 
 /** Registered names of the hub's actors (in the hub's own registry). */
@@ -136,6 +139,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         log,
         subscribers: [n.scheduler, n.agents],
         scheduler: n.scheduler,
+        presence: n.presence,
         retention: { maxAgeMs: config.retentionMs, maxCount: config.retentionCount },
         retentionSweepMs: config.sweepIntervalMs,
         ...(deps.writable ? { writable: deps.writable } : {}),
@@ -194,6 +198,15 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       },
       undefined,
     ),
+    ...(config.authDir
+      ? [
+          serverChild('auth-suspensions', startSuspensionSync, {
+            bus,
+            log,
+            paths: authDirPaths(config.authDir),
+          }),
+        ]
+      : []),
     ...(config.backupDir
       ? [
           serverChild('backup', BackupProcess.start, {

@@ -148,6 +148,11 @@ export const InboxNoticeSchema = z
       .describe('The type of the refused report.'),
     code: ErrorCodeSchema.describe('Why it was refused (docs/protocol.md §1).'),
     message: z.string().max(1000).describe('Human-readable reason.'),
+    retryAfterMs: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('With code rate_limited: the report was not applied; one sent after this many ms can be.'),
     stop: z
       .boolean()
       .describe(

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { AgentHelloSchema } from './agent.js';
 import { AgentIdSchema, QueueNameSchema, TaskIdSchema } from './ids.js';
+import { SuspensionSchema } from './limits.js';
 import { PrioritySchema, TaskRecordSchema, TaskStatusSchema, TaskSubmitSchema } from './task.js';
 
 export const TaskSubmitRequestSchema = TaskSubmitSchema.describe(
@@ -84,8 +85,14 @@ export const AgentListReplySchema = z
         flags: z.int().nonnegative().describe('Rejections and accept timeouts.'),
       }),
     ),
+    suspended: z
+      .array(SuspensionSchema)
+      .optional()
+      .describe(
+        'Agents suspended now for invalid traffic (docs/security.md, "Suspension"); not in `agents` meanwhile.',
+      ),
   })
-  .describe('agent.list: every registered agent.');
+  .describe('agent.list: every registered agent, and the suspended ones.');
 export type AgentListReply = z.infer<typeof AgentListReplySchema>;
 
 export const AgentRefSchema = z
@@ -109,7 +116,11 @@ export const AgentRestoreReplySchema = z
   .object({
     v: z.literal(1),
     id: AgentIdSchema,
-    restored: z.boolean().describe('False when the agent was not removed (nothing to do).'),
+    restored: z.boolean().describe('False when the agent was neither removed nor suspended (nothing to do).'),
+    unsuspended: z
+      .boolean()
+      .optional()
+      .describe('True when this ended a suspension (docs/security.md, "Suspension"); it may hello at once.'),
   })
-  .describe('agent.restore: a removed agent may hello again (it registers afresh).');
+  .describe('agent.restore: a removed or suspended agent may hello again (it registers afresh).');
 export type AgentRestoreReply = z.infer<typeof AgentRestoreReplySchema>;

@@ -28,6 +28,16 @@ export const ERROR_CODES = {
   /** The hub or NATS could not be reached in time. */
   UNAVAILABLE: 'unavailable',
   TIMEOUT: 'timeout',
+  /**
+   * The sender is over one of its limits (rate or backlog; docs/security.md, "Rate limits"); nothing was
+   * applied. Try again after `retryAfterMs`.
+   */
+  RATE_LIMITED: 'rate_limited',
+  /**
+   * The agent is suspended for repeated invalid traffic (docs/security.md, "Suspension") until `retryAfterMs`
+   * has passed or an operator runs `agentcom agent restore`.
+   */
+  SUSPENDED: 'suspended',
   /** A handler failed more times than allowed. */
   MAX_DELIVERIES: 'max_deliveries',
   INTERNAL: 'internal',
@@ -41,6 +51,11 @@ export const WireErrorSchema = z.object({
   code: ErrorCodeSchema,
   message: z.string(),
   path: z.array(z.union([z.string(), z.number()])).optional(),
+  retryAfterMs: z
+    .int()
+    .nonnegative()
+    .optional()
+    .describe('With rate_limited and suspended: when to try again, ms from now.'),
 });
 export type WireError = z.infer<typeof WireErrorSchema>;
 
@@ -48,19 +63,30 @@ export type WireError = z.infer<typeof WireErrorSchema>;
 export class AgentComError extends Error {
   readonly code: ErrorCode;
   readonly path: (string | number)[] | undefined;
-  constructor(code: ErrorCode, message: string, opts: { path?: (string | number)[]; cause?: unknown } = {}) {
+  /** With `rate_limited` and `suspended`: when to try again, ms from now. */
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { path?: (string | number)[]; cause?: unknown; retryAfterMs?: number } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AgentComError';
     this.code = code;
     this.path = opts.path;
+    this.retryAfterMs = opts.retryAfterMs;
   }
   toWire(): WireError {
-    return this.path
-      ? { code: this.code, message: this.message, path: this.path }
-      : { code: this.code, message: this.message };
+    const w: WireError = { code: this.code, message: this.message };
+    if (this.path) w.path = this.path;
+    if (this.retryAfterMs !== undefined) w.retryAfterMs = this.retryAfterMs;
+    return w;
   }
   static fromWire(w: WireError): AgentComError {
-    return new AgentComError(w.code, w.message, w.path ? { path: w.path } : {});
+    return new AgentComError(w.code, w.message, {
+      ...(w.path ? { path: w.path } : {}),
+      ...(w.retryAfterMs !== undefined ? { retryAfterMs: w.retryAfterMs } : {}),
+    });
   }
 }
 

@@ -20,7 +20,7 @@ export interface SubjectPermissions {
 }
 
 export interface AgentPermissionOptions {
-  /** Whether the agent may submit tasks (`<p>.task.submit` and `<p>.api.task.submit`). */
+  /** Whether the agent may submit tasks (on its own `<p>.task.submit.<id>` and `<p>.api.task.submit.<id>`). */
   canSubmit?: boolean;
 }
 
@@ -45,7 +45,7 @@ function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string):
  * publishes captured by the REPORTS stream; the hub takes the agent id from the subject, so this
  * list is what makes a report's sender unforgeable); pulling from and reading the info of its own
  * inbox durable; acking (ack/nak/term/in-progress) that durable's messages; and, with `canSubmit`,
- * the task submission subjects. Not its own inbox subject: only the hub writes assignments.
+ * its own task submission subjects. Not its own inbox subject: only the hub writes assignments.
  *
  * Subscribe: only its reply inboxes ({@link agentInboxPrefix}).
  */
@@ -65,7 +65,9 @@ export function agentPermissions(
     consumerApi('INFO', stream, durable),
     `$JS.ACK.${stream}.${durable}.>`,
   ];
-  if (opts.canSubmit) publish.push(n.subjects.taskSubmit, n.subjects.api['task.submit']);
+  // Its own submit subjects, not the shared ones: the hub scopes idempotency keys and backlog
+  // limits by the submitter it reads from the subject.
+  if (opts.canSubmit) publish.push(n.subjects.taskSubmitAs(agentId), n.subjects.apiTaskSubmitAs(agentId));
   return {
     publish: { allow: publish },
     subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },

@@ -36,6 +36,7 @@ import {
   DlqReplayResponseSchema,
 } from './dlq.js';
 import { WireErrorSchema } from './errors.js';
+import { LimitsSchema, SuspensionSchema } from './limits.js';
 import { AgentRegistrationSchema, HelloReplySchema, HubAliveSchema, LeaseSchema } from './registration.js';
 import { ProgressFileSchema, ResultFileSchema, TaskFileSchema } from './sidecar.js';
 import { BusStatusSchema } from './status.js';
@@ -64,6 +65,8 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('agent.restore.reply', AgentRestoreReplySchema),
   entry('api.empty.request', EmptyRequestSchema),
   entry('bus.status', BusStatusSchema),
+  entry('config.limits', LimitsSchema),
+  entry('config.suspension', SuspensionSchema),
   entry('dlq.get.request', DlqGetRequestSchema),
   entry('dlq.list.request', DlqListRequestSchema),
   entry('dlq.list.response', DlqListResponseSchema),

@@ -75,7 +75,14 @@ export function names(prefix: string = DEFAULT_PREFIX) {
     subjects: {
       /** Everything of this deployment, for `nats sub`. */
       all: `${p}.>`,
+      /** Submissions of trusted clients (hub and admin users); agents have their own subject. */
       taskSubmit: `${p}.task.submit`,
+      /**
+       * Submissions of one agent allowed to submit. The submitter is the last token, so an
+       * idempotency key is scoped to it (task-id.ts) and its backlog is capped per subject.
+       */
+      taskSubmitAs: (submitter: string) => `${p}.task.submit.${submitter}`,
+      taskSubmitAll: `${p}.task.submit.*`,
       agent,
       agentAll,
       agentInbox: (agentId: string) => agent(agentId, 'inbox'),
@@ -97,6 +104,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       apiAll: `${p}.api.>`,
       apiPrefix: `${p}.api`,
       api,
+      /** The `task.submit` endpoint of one agent allowed to submit (scoped like taskSubmitAs). */
+      apiTaskSubmitAs: (submitter: string) => `${p}.api.task.submit.${submitter}`,
     },
     streams,
     /** The work-queue streams whose max-deliveries advisories are captured. */
@@ -115,6 +124,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       tasks: `${p}_tasks`,
       agents: `${p}_agents`,
       leases: `${p}_leases`,
+      /** Deployment settings changed at runtime (key `limits`: protocol/limits.ts). */
+      config: `${p}_config`,
     },
     service: {
       /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */
@@ -143,4 +154,21 @@ export function parseAgentSubject(
   const [agentId, kind] = rest as [string, string];
   if (!agentId || !(AGENT_SUBJECT_KINDS as readonly string[]).includes(kind)) return null;
   return { agentId, kind: kind as AgentSubjectKind };
+}
+
+/**
+ * The submitter of a submission subject (`<p>.task.submit[.<agentId>]` or the API's
+ * `<p>.api.task.submit[.<agentId>]`): the agent id, `null` for the trusted subject, `undefined`
+ * when the subject is neither. Taken from the subject, never from the payload: permissions let an
+ * agent publish only on its own.
+ */
+export function parseSubmitter(n: Names, subject: string): string | null | undefined {
+  for (const head of [n.subjects.taskSubmit, n.subjects.api['task.submit']]) {
+    if (subject === head) return null;
+    if (subject.startsWith(`${head}.`)) {
+      const rest = subject.slice(head.length + 1);
+      return rest && !rest.includes('.') ? rest : undefined;
+    }
+  }
+  return undefined;
 }

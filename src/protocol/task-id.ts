@@ -5,6 +5,12 @@
  * task, however late); otherwise the id is the submit message's `Nats-Msg-Id` when that is already a
  * valid task id (the SDK sends `newTaskId()`), or a time-prefixed hash of it. Clients can therefore
  * compute the id of what they submitted without waiting for the hub.
+ *
+ * Keys are scoped by submitter: an agent's key is hashed with its id (taken from its submit
+ * subject), so a key chosen by one agent can never name another's task; trusted clients (the
+ * shared subject) share one namespace. Message ids are not scoped (the stream dedupes on them
+ * across subjects), so a client must not take a `duplicate` PubAck as proof that its task exists
+ * (agent/submit.ts re-sends under a fresh id; the hub's id check is what dedupes).
  */
 import type { TaskId } from './ids.js';
 
@@ -21,10 +27,18 @@ export function fnv1a64(s: string): string {
   return h.toString(16).padStart(16, '0');
 }
 
-export function taskIdForSubmit(opts: { idempotencyKey?: string; msgId?: string; now: number }): TaskId {
+export function taskIdForSubmit(opts: {
+  idempotencyKey?: string;
+  msgId?: string;
+  now: number;
+  /** The submitting agent; absent or null for trusted clients. */
+  submitter?: string | null;
+}): TaskId {
   if (opts.idempotencyKey !== undefined) {
+    // Agent ids cannot contain NUL, so `<id>\0<key>` never equals another agent's or a trusted key.
+    const key = opts.submitter ? `${opts.submitter}\u0000${opts.idempotencyKey}` : opts.idempotencyKey;
     // Two independent halves make accidental collisions between distinct keys negligible.
-    return `k${fnv1a64(opts.idempotencyKey)}${fnv1a64(`${opts.idempotencyKey}\u0000salt`)}` as TaskId;
+    return `k${fnv1a64(key)}${fnv1a64(`${key}\u0000salt`)}` as TaskId;
   }
   if (opts.msgId !== undefined && VALID.test(opts.msgId)) return opts.msgId as TaskId;
   const body = opts.msgId ?? `${opts.now}:${Math.random()}`;

@@ -94,3 +94,46 @@ describe('publish()', () => {
     expect(bus.metrics.publishRetries).toBe(0);
   });
 });
+
+describe('a per-sender backlog (maxMsgsPerSubject)', () => {
+  it('refuses a sender whose subject is full with rate_limited and a retry-after; other senders are not affected', async () => {
+    const name = `${bus.names.streams.submit}_CAP`;
+    const subjectOf = (who: string) => `${bus.names.prefix}.cap.${who}`;
+    const created = await ensureStream(bus, {
+      name,
+      subjects: [`${bus.names.prefix}.cap.*`],
+      retention: 'workqueue',
+      maxMsgsPerSubject: 3,
+    });
+    expect(created.action).toBe('created');
+    const config = (await bus.jsm.streams.info(name)).config;
+    expect(config).toMatchObject({ max_msgs_per_subject: 3, discard_new_per_subject: true, discard: 'new' });
+    for (let i = 0; i < 3; i++) await publish(bus, subjectOf('flood'), Job, { v: 1, n: i });
+    const refused = await publish(bus, subjectOf('flood'), Job, { v: 1, n: 4 }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AgentComError);
+    expect(refused).toMatchObject({ code: 'rate_limited', retryAfterMs: expect.any(Number) });
+    expect((await bus.jsm.streams.info(name)).state.messages).toBe(3);
+    // Another sender's subject still has room.
+    expect((await publish(bus, subjectOf('honest'), Job, { v: 1, n: 1 })).duplicate).toBe(false);
+    // Provisioning the same spec again changes nothing; dropping the cap is an update.
+    expect(
+      (
+        await ensureStream(bus, {
+          name,
+          subjects: [`${bus.names.prefix}.cap.*`],
+          retention: 'workqueue',
+          maxMsgsPerSubject: 3,
+        })
+      ).action,
+    ).toBe('unchanged');
+    const lifted = await ensureStream(bus, {
+      name,
+      subjects: [`${bus.names.prefix}.cap.*`],
+      retention: 'workqueue',
+    });
+    expect(lifted).toMatchObject({ action: 'updated' });
+    expect(lifted.changed).toEqual(
+      expect.arrayContaining(['max_msgs_per_subject', 'discard_new_per_subject']),
+    );
+  });
+});

@@ -12,6 +12,10 @@
  *   - the hub process never exits, and every real task submitted during the run is done at the end.
  * Destructive endpoints (cancel, retry, remove, restore, replay, purge) get only inputs their
  * schema refuses, so the fuzzer cannot undo its own evidence.
+ * The fuzzed agents are whitelisted from rate limits (limits `overrides`, set before the hub
+ * starts), so every refused input of theirs is dead-lettered and can be counted: what limits do
+ * to a flood is test/security/flood.test.ts's. A full report backlog (`rate_limited`) is waited
+ * out and the same message published again, as an agent must.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -22,6 +26,8 @@ import type { z } from 'zod';
 import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { openKv } from '../../src/bus/kv.js';
+import { openLimitsKv } from '../../src/bus/live-limits.js';
+import { defaultTopology, provision } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { AgentHelloSchema, GoodbyeSchema, HeartbeatSchema, ReportSchema } from '../../src/protocol/agent.js';
 import {
@@ -38,7 +44,8 @@ import {
   DlqPurgeRequestSchema,
   DlqReplayRequestSchema,
 } from '../../src/protocol/dlq.js';
-import { ERROR_CODES } from '../../src/protocol/errors.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import { LIMITS_KEY, LimitsSchema } from '../../src/protocol/limits.js';
 import type { Names } from '../../src/protocol/subjects.js';
 import { TaskRecordSchema, TaskSubmitSchema } from '../../src/protocol/task.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
@@ -165,6 +172,10 @@ export async function runFuzz(opts: {
   const started = Date.now();
   const nats = await startNatsServer();
   const prefix = `fuzz${opts.seed}`;
+  const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'silent' }) });
+  await provision(bus, defaultTopology(bus.names));
+  const unlimited = Object.fromEntries(['fuzz-1', 'fuzz-2', 'fuzz-3'].map((id) => [id, 'unlimited']));
+  await (await openLimitsKv(bus)).put(LIMITS_KEY, LimitsSchema.parse({ v: 1, overrides: unlimited }));
   const hub = spawn(process.execPath, ['--import', 'tsx', here('../../src/cli/main.ts'), 'hub'], {
     env: {
       ...process.env,
@@ -185,7 +196,6 @@ export async function runFuzz(opts: {
   hub.stderr?.on('data', (d) => {
     stderr = (stderr + d).slice(-4000);
   });
-  const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'silent' }) });
   const agent = await (async () => {
     // The hub is up once its API answers.
     for (;;) {
@@ -291,7 +301,16 @@ async function fuzzTarget(bus: Bus, t: Target, inputs: FuzzInput[]): Promise<Tar
       if (t.kind === 'stream') {
         // A fresh message id per input (a valid task id): dedupe must not hide one.
         const msgId = `fz${report.sent}x${Math.random().toString(36).slice(2)}`;
-        await publishRaw(bus, subject, input.data, { msgId, retries: 5 });
+        for (;;) {
+          try {
+            await publishRaw(bus, subject, input.data, { msgId, retries: 5 });
+            break;
+          } catch (err) {
+            if (!(err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED)) throw err;
+            count('backlog_full');
+            await new Promise((r) => setTimeout(r, err.retryAfterMs ?? 100));
+          }
+        }
         stash.push({ target: t.name, expected, msgId });
         count(expected.ok ? 'valid' : `refused:${expected.code}`);
         continue;

@@ -64,12 +64,17 @@ describe('agent permissions', () => {
 
   it('adds task submission only with canSubmit', () => {
     const s = agentPermissions(n, 'a1', { canSubmit: true });
-    expect(allowed(s.publish.allow, 'acme.task.submit')).toBe(true);
-    expect(allowed(s.publish.allow, 'acme.api.task.submit')).toBe(true);
+    // Only on its own subjects: the hub reads the submitter from them (keys and rates are per agent).
+    expect(allowed(s.publish.allow, 'acme.task.submit.a1')).toBe(true);
+    expect(allowed(s.publish.allow, 'acme.api.task.submit.a1')).toBe(true);
+    expect(allowed(s.publish.allow, 'acme.task.submit')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.api.task.submit')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.task.submit.b1')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.api.task.submit.b1')).toBe(false);
     expect(allowed(s.publish.allow, 'acme.api.task.cancel')).toBe(false);
     expect(s.publish.allow.filter((x) => !a.publish.allow.includes(x))).toEqual([
-      'acme.task.submit',
-      'acme.api.task.submit',
+      'acme.task.submit.a1',
+      'acme.api.task.submit.a1',
     ]);
   });
 

@@ -36,6 +36,7 @@ describe('names()', () => {
       tasks: 'agentcom_tasks',
       agents: 'agentcom_agents',
       leases: 'agentcom_leases',
+      config: 'agentcom_config',
     });
     expect(n.service.name).toBe('agentcom');
   });

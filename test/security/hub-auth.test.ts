@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, type TaskContext } from '../../src/agent/client.js';
+import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { freePort } from '../../src/bus/nats-server.js';
 import { readSeedFile } from '../../src/bus/nkeys.js';
@@ -20,6 +21,7 @@ import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
 import { AgentComError } from '../../src/protocol/errors.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
+import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { eventually } from '../support/eventually.js';
 import { startTestHub, TEST_HUB_SETTINGS } from '../support/hub.js';
 import { uniqueName } from '../support/names.js';
@@ -106,7 +108,10 @@ describe('a hub whose agents each have their own credentials', () => {
   };
 
   beforeAll(async () => {
-    fx = await startAuthFixture([{ id: 'a' }, { id: 'b' }, { id: 'c', canSubmit: true }], 'hubsec');
+    fx = await startAuthFixture(
+      [{ id: 'a' }, { id: 'b' }, { id: 'c', canSubmit: true }, { id: 'd', canSubmit: true }],
+      'hubsec',
+    );
     hub = await startTestHub(fx.url, fx.prefix, { authDir: fx.dir });
     admin = await fx.connectAs('admin');
   });
@@ -203,8 +208,46 @@ describe('a hub whose agents each have their own credentials', () => {
     expect(refused.message).toMatch(PERMISSION_VIOLATION);
 
     const c = await fx.connectAgent('c');
-    const task = await new HubClient(c).submit({ title: 'from c', description: 'allowed' });
+    // Not on the shared endpoint: its own (the hub reads the submitter from the subject).
+    const shared = await denial(new HubClient(c).submit({ title: 'from c', description: 'shared' }));
+    expect(shared.message).toMatch(PERMISSION_VIOLATION);
+    const task = await new HubClient(c, 5_000, 'c').submit({ title: 'from c', description: 'allowed' });
     expect(task.title).toBe('from c');
     expect((await new HubClient(admin).get(task.id)).id).toBe(task.id);
+  });
+
+  it("never lets one submitter's idempotency key capture another's task, over the bus or the API", async () => {
+    const n = admin.names;
+    const api = new HubClient(admin);
+    const key = 'nightly-report';
+    const hostile = await fx.connectAgent('c');
+    const honest = await fx.connectAgent('d');
+    // C submits under the key first, and takes every message id D's submission could carry: the
+    // key itself and the task id D's key maps to (the stream dedupes message ids across subjects).
+    const dTaskId = taskIdForSubmit({ idempotencyKey: key, submitter: 'd', now: 0 });
+    const body = new TextEncoder().encode(JSON.stringify({ v: 1, title: 'from c', idempotencyKey: key }));
+    for (const msgID of [key, dTaskId])
+      await hostile.js.publish(n.subjects.taskSubmitAs('c'), body, { msgID });
+    const cTask = await new HubClient(hostile, 5_000, 'c').submit({
+      title: 'from c (api)',
+      idempotencyKey: key,
+    });
+    expect(cTask.title).toBe('from c');
+
+    const submitted = await submitTask(honest, { title: 'from d', idempotencyKey: key }, { submitter: 'd' });
+    expect(submitted.taskId).toBe(dTaskId);
+    expect(submitted.taskId).not.toBe(cTask.id);
+    const dTask = await eventually(() => api.get(dTaskId), { timeout: 10_000, interval: 50 });
+    expect(dTask.title).toBe('from d');
+    // D's own second submission with the key is D's first task (its key, its namespace), also via the API.
+    const again = await new HubClient(honest, 5_000, 'd').submit({
+      title: 'from d again',
+      idempotencyKey: key,
+    });
+    expect(again).toMatchObject({ id: dTaskId, title: 'from d' });
+    expect((await api.get(cTask.id)).title).toBe('from c');
+    // And C cannot submit as D: D's subjects are not in C's permissions.
+    const asD = await denial(hostile.js.publish(n.subjects.taskSubmitAs('d'), body));
+    expect(asD.message).toMatch(PERMISSION_VIOLATION);
   });
 });

@@ -192,12 +192,17 @@ describe('agent isolation (generated nats-server config)', () => {
     );
     expect(typed).toMatchObject({ code: 'forbidden' });
 
-    // C was added with canSubmit: the stream takes its submission, and the API request is let
-    // through (no hub runs in this file, so nobody answers it: no responders, not a violation).
+    // C was added with canSubmit: on its own subjects (not the shared ones, nor another agent's)
+    // the stream takes its submission, and the API request is let through (no hub runs in this
+    // file, so nobody answers it: no responders, not a violation).
     const c = await fx.connectAgent('c');
-    const ack = await c.js.publish(n.subjects.taskSubmit, task, { msgID: 'c-probe' });
+    for (const subject of [n.subjects.taskSubmit, n.subjects.taskSubmitAs('a')])
+      expect((await denial(c.js.publish(subject, task))).message).toMatch(PERMISSION_VIOLATION);
+    const ack = await c.js.publish(n.subjects.taskSubmitAs('c'), task, { msgID: 'c-probe' });
     expect(ack.stream).toBe(n.streams.submit);
-    const noHub = await denial(c.nc.request(n.subjects.api['task.submit'], task, { timeout: 2_000 }));
+    const shared = await denial(c.nc.request(n.subjects.api['task.submit'], task, { timeout: 2_000 }));
+    expect(shared.message).toMatch(PERMISSION_VIOLATION);
+    const noHub = await denial(c.nc.request(n.subjects.apiTaskSubmitAs('c'), task, { timeout: 2_000 }));
     expect(noHub.message).not.toMatch(PERMISSION_VIOLATION);
     expect(noHub.message).toMatch(/no responders|503/i);
   });

@@ -148,8 +148,8 @@ describe('agent.remove and agent.restore at the hub', () => {
     expect((refused as AgentComError).code).toBe('forbidden');
     expect(refused.message).toMatch(/removed/);
 
-    expect(await api.restoreAgent('r')).toEqual({ v: 1, id: 'r', restored: true });
-    expect(await api.restoreAgent('r')).toEqual({ v: 1, id: 'r', restored: false });
+    expect(await api.restoreAgent('r')).toEqual({ v: 1, id: 'r', restored: true, unsuspended: false });
+    expect(await api.restoreAgent('r')).toEqual({ v: 1, id: 'r', restored: false, unsuspended: false });
     const again = await connect('r');
     clients.push(again);
     await eventually(async () => {

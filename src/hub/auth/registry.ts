@@ -29,6 +29,13 @@ export const AuthAgentSchema = z
     publicKey: PublicKeySchema,
     dir: z.string().min(1).describe('Directory holding its agent.nk and sidecar.json.'),
     createdAt: z.int().nonnegative().describe('When its current credentials were created (epoch ms).'),
+    suspendedUntil: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'Suspended for invalid traffic until then (epoch ms): left out of the server config, so its connections are refused (written by the hub, docs/security.md, "Suspension").',
+      ),
   })
   .describe('An agent with NATS credentials.');
 export type AuthAgent = z.infer<typeof AuthAgentSchema>;
@@ -64,20 +71,45 @@ export function withoutAgent(reg: AuthRegistry, id: string): AuthRegistry {
 }
 
 /**
+ * The registry with each agent's `suspendedUntil` set from `active` (agent -> until; only those
+ * in force at `now`) and cleared for the others; null when nothing changes.
+ */
+export function withSuspensions(
+  reg: AuthRegistry,
+  active: ReadonlyMap<string, number>,
+  now: number,
+): AuthRegistry | null {
+  let changed = false;
+  const agents = reg.agents.map((a) => {
+    const until = active.get(a.id);
+    const want = until !== undefined && until > now ? until : undefined;
+    if (a.suspendedUntil === want) return a;
+    changed = true;
+    const { suspendedUntil: _, ...rest } = a;
+    return want === undefined ? rest : { ...rest, suspendedUntil: want };
+  });
+  return changed ? { ...reg, agents } : null;
+}
+
+/**
  * The server config for this registry. The hub and the admin get full access within the account:
  * the hub provisions streams, consumes every agent's reports and writes every inbox; the admin CLI
  * inspects and repairs all of it. Agents get only their own subjects (protocol/permissions.ts).
+ * An agent suspended at `now` has no user: the server refuses it (and drops its connections on
+ * reload) until a config written after the suspension ends.
  */
-export function natsConfigInput(reg: AuthRegistry, pidFile: string): NatsConfigInput {
+export function natsConfigInput(reg: AuthRegistry, pidFile: string, now = Date.now()): NatsConfigInput {
   const n = names(reg.prefix);
   const users: NatsConfigUser[] = [
     { nkey: reg.hub.publicKey, label: 'hub' },
     { nkey: reg.admin.publicKey, label: 'admin' },
-    ...reg.agents.map((a) => ({
-      nkey: a.publicKey,
-      label: `agent ${a.id}`,
-      permissions: agentPermissions(n, a.id, { canSubmit: a.canSubmit }),
-    })),
+    ...reg.agents
+      .filter((a) => !(a.suspendedUntil !== undefined && a.suspendedUntil > now))
+      .map((a) => ({
+        nkey: a.publicKey,
+        label: `agent ${a.id}`,
+        permissions: agentPermissions(n, a.id, { canSubmit: a.canSubmit }),
+      })),
   ];
   return {
     listen: reg.listen,

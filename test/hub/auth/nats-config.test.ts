@@ -54,7 +54,8 @@ describe('nats-server config rendering', () => {
     expect(text).toContain('subscribe: { allow: ["_INBOX.a.>"] }');
     expect(text).toContain('"acme.agent.b.report"');
     // Only b may submit.
-    expect(text.match(/"acme\.task\.submit"/g)).toHaveLength(1);
+    expect(text.match(/"acme\.task\.submit\.b"/g)).toHaveLength(1);
+    expect(text).not.toContain('"acme.task.submit"');
     expect(text.indexOf('# agent a')).toBeLessThan(text.indexOf('# agent b'));
     // Same input, same bytes (a rewrite that changes nothing changes no byte).
     expect(renderNatsConfig(natsConfigInput(reg, '/run/nats.pid'))).toBe(text);

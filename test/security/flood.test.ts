@@ -1,0 +1,220 @@
+/**
+ * Rate limits and the violation tracker (docs/security.md, "Rate limits" and "Suspension"), against real flooding agent
+ * processes (test/security/flooder.ts) with their own credentials, a real nats-server running the
+ * generated config and a real hub with the auth directory:
+ * - forged and malformed reports get the sender suspended: the server drops its connection and
+ *   refuses new ones, `agent list` shows it, an honest agent's task completes meanwhile, and
+ *   `agent restore` lets it back in;
+ * - progress reports beyond the rate are refused `rate_limited` (told with a retry-after), the
+ *   completion behind them still applies, and the sender is not suspended;
+ * - hellos beyond the rate are refused `rate_limited` with a retry-after;
+ * - API submissions beyond the rate are refused `rate_limited`; bus submissions are all kept and
+ *   spaced out in time (`notBefore`), so a flood cannot crowd out other submitters' tasks.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
+import type { Bus } from '../../src/bus/connection.js';
+import { openLimitsKv } from '../../src/bus/live-limits.js';
+import { defaultTopology, provision } from '../../src/bus/provision.js';
+import { HubClient } from '../../src/cli/hub-client.js';
+import type { HubHandle } from '../../src/hub/main.js';
+import { LIMITS_KEY, type LimitsInput, LimitsSchema } from '../../src/protocol/limits.js';
+import { agentInboxPrefix } from '../../src/protocol/permissions.js';
+import { eventually, waitUntil } from '../support/eventually.js';
+import { startTestHub } from '../support/hub.js';
+import { captureJsonLines } from '../support/json-lines.js';
+import { type AuthFixture, startAuthFixture } from './fixture.js';
+
+const silent = pino({ level: 'silent' });
+const script = fileURLToPath(new URL('./flooder.ts', import.meta.url));
+
+interface FlooderEvent {
+  at: number;
+  event: string;
+  [k: string]: unknown;
+}
+
+const LIMITS: LimitsInput = {
+  v: 1,
+  rates: {
+    reports: { perSecond: 5, burst: 5 },
+    hellos: { perSecond: 0.5, burst: 3 },
+    submits: { perSecond: 5, burst: 5 },
+    refusals: { perSecond: 5, burst: 20 },
+  },
+  violations: { threshold: 10, windowMs: 60_000, suspendMs: 60_000, maxSuspendMs: 60_000 },
+};
+
+describe('rate limits and suspension against flooding agents', () => {
+  let fx: AuthFixture;
+  let hub: HubHandle;
+  let admin: Bus;
+  let api: HubClient;
+  const procs: ChildProcess[] = [];
+  const clients: AgentClient[] = [];
+
+  const flood = async (agentId: string, mode: string, count: number) => {
+    const proc = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        script,
+        JSON.stringify({
+          url: fx.url,
+          prefix: fx.prefix,
+          agentId,
+          seed: await fx.agentSeed(agentId),
+          mode,
+          count,
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    procs.push(proc);
+    const { events, stderr } = captureJsonLines<FlooderEvent>(proc);
+    const waitFor = async (event: string, timeout = 20_000) => {
+      await waitUntil(
+        () => {
+          if (events.some((e) => e.event === 'error'))
+            throw new Error(`${agentId}: ${JSON.stringify(events)} ${stderr()}`);
+          return events.some((e) => e.event === event);
+        },
+        `${agentId}: ${event}`,
+        { timeout },
+      );
+      return events.find((e) => e.event === event)!;
+    };
+    return { proc, events, waitFor };
+  };
+
+  const connectHonest = async (id: string) => {
+    const client = await AgentClient.connect({
+      agentId: id,
+      connection: {
+        servers: fx.url,
+        prefix: fx.prefix,
+        nkeySeed: await fx.agentSeed(id),
+        inboxPrefix: agentInboxPrefix(id),
+      },
+      hello: { capabilities: ['honest'] },
+      logger: silent,
+      helloTimeoutMs: 15_000,
+    });
+    clients.push(client);
+    await client.start(async () => ({ type: 'completed', result: { ok: true } }));
+    return client;
+  };
+
+  beforeAll(async () => {
+    fx = await startAuthFixture(
+      [
+        { id: 'forger' },
+        { id: 'chatty' },
+        { id: 'greeter' },
+        { id: 'bulk', canSubmit: true },
+        { id: 'honest' },
+      ],
+      'flood',
+    );
+    admin = await fx.connectAs('admin');
+    // The limits are in place before the hub starts, so it begins with them.
+    await provision(admin, defaultTopology(admin.names));
+    await (await openLimitsKv(admin)).put(LIMITS_KEY, LimitsSchema.parse(LIMITS));
+    hub = await startTestHub(fx.url, fx.prefix, { authDir: fx.dir });
+    api = new HubClient(admin);
+    await eventually(() => api.stats(), { timeout: 15_000, interval: 100 });
+  });
+  afterEach(() => {
+    for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop({ goodbye: false }).catch(() => undefined)));
+    await hub?.stop();
+    await fx?.dispose();
+  });
+
+  it('suspends an agent that floods forged and malformed reports: the server drops it, agent list shows it, restore lets it back', async () => {
+    await connectHonest('honest');
+    const forger = await flood('forger', 'forged', 200);
+    // Its connection is closed by the server once the hub has suspended it and reloaded the config.
+    await forger.waitFor('disconnected');
+    const refused = await forger.waitFor('connect_refused');
+    expect(String(refused.message)).toMatch(/authorization/i);
+    const listed = await api.agents();
+    const s = listed.suspended?.find((x) => x.agentId === 'forger');
+    expect(s).toMatchObject({ agentId: 'forger', count: 1 });
+    expect(s!.until).toBeGreaterThan(Date.now());
+    expect(s!.reason).toMatch(/malformed|does not hold|refused/);
+    // Meanwhile an honest agent's work goes on.
+    const task = await api.submit({ title: 'honest work', capabilities: ['honest'] });
+    await eventually(async () => expect((await api.get(task.id)).status).toBe('done'), { timeout: 15_000 });
+    // The flood did not fill the DLQ: only what its refusals budget allowed was dead-lettered.
+    const dlq = await api.dlqList({ limit: 1000 });
+    expect(dlq.items.length).toBeLessThanOrEqual(20);
+
+    const restored = await api.restoreAgent('forger');
+    expect(restored).toMatchObject({ restored: true, unsuspended: true });
+    // The server takes it back once the hub has rewritten the config: the flooder reconnects.
+    await forger.waitFor('connected');
+    expect((await api.agents()).suspended?.some((x) => x.agentId === 'forger')).toBe(false);
+  });
+
+  it('refuses progress reports beyond the rate with rate_limited and a retry-after; the completion still applies and nobody is suspended', async () => {
+    const chatty = await flood('chatty', 'progress', 40);
+    await chatty.waitFor('ready');
+    const task = await api.submit({ title: 'chatty work', capabilities: ['flood'] });
+    await eventually(async () => expect((await api.get(task.id)).status).toBe('done'), { timeout: 15_000 });
+    const sent = await chatty.waitFor('progress_sent');
+    expect(sent).toMatchObject({ taskId: task.id, sent: 40, failed: 0 });
+    await waitUntil(() => chatty.events.some((e) => e.event === 'notice'), 'a rate_limited notice', {
+      timeout: 10_000,
+    });
+    const notices = chatty.events.filter((e) => e.event === 'notice');
+    expect(notices.every((n) => n.code === 'rate_limited' && n.stop === false)).toBe(true);
+    expect(notices[0]!.retryAfterMs).toBeGreaterThan(0);
+    // Rate limiting is not a violation.
+    expect((await api.agents()).suspended ?? []).toEqual([]);
+  });
+
+  it('refuses hellos beyond the rate with rate_limited and a retry-after', async () => {
+    const greeter = await flood('greeter', 'hellos', 6);
+    const { outcomes } = (await greeter.waitFor('hellos')) as unknown as {
+      outcomes: { ok: boolean; code?: string; retryAfterMs?: number }[];
+    };
+    expect(outcomes.slice(0, 3).every((o) => o.ok)).toBe(true);
+    const limited = outcomes.slice(3);
+    expect(limited.every((o) => !o.ok && o.code === 'rate_limited' && (o.retryAfterMs ?? 0) > 0)).toBe(true);
+  });
+
+  it('refuses API submissions beyond the rate; keeps every bus submission and spaces them out', async () => {
+    const bulk = await flood('bulk', 'submits', 10);
+    const { viaApi, viaBus } = (await bulk.waitFor('submits')) as unknown as {
+      viaApi: { ok: boolean; code?: string; retryAfterMs?: number }[];
+      viaBus: string[];
+    };
+    expect(viaApi.filter((o) => o.ok).length).toBeGreaterThanOrEqual(5);
+    const limited = viaApi.filter((o) => !o.ok);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.every((o) => o.code === 'rate_limited' && (o.retryAfterMs ?? 0) > 0)).toBe(true);
+    // Every bus submission is a task; those over the rate wait their turn (notBefore), 1/rate apart.
+    const records = await eventually(
+      async () => {
+        const out = await Promise.all(viaBus.map((id) => api.get(id)));
+        expect(out).toHaveLength(10);
+        return out;
+      },
+      { timeout: 10_000 },
+    );
+    const deferred = records
+      .map((r) => r.notBefore)
+      .filter((t): t is number => t !== undefined)
+      .sort((a, b) => a - b);
+    expect(deferred.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < deferred.length; i++)
+      expect(deferred[i]! - deferred[i - 1]!).toBeGreaterThanOrEqual(150);
+  });
+});
