@@ -38,7 +38,13 @@ import {
 } from '../../src/protocol/agent.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { type AgentId, AgentIdSchema, type TaskId } from '../../src/protocol/ids.js';
-import { rateFor, SUSPENSION_KEYS, type Suspension, violationPolicy } from '../../src/protocol/limits.js';
+import {
+  rateFor,
+  SUSPENSION_KEYS,
+  type Suspension,
+  suspensionKey,
+  violationPolicy,
+} from '../../src/protocol/limits.js';
 import {
   type AgentRegistration,
   AgentRegistrationSchema,
@@ -98,6 +104,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private readonly violations = new ViolationTracker();
   /** Agents whose suspension is being written (violations meanwhile are not counted again). */
   private readonly suspending = new Set<AgentId>();
+  /** Forgotten because suspended: taken back at their first beat once that is over (readmit). */
+  private readonly forgottenWhileSuspended = new Set<AgentId>();
   private readonly hellos: KeyedRateLimiter;
 
   private constructor(
@@ -206,6 +214,14 @@ export class PresenceProcess implements Server<PresenceMessage> {
     return s && s.until > now ? s : undefined;
   }
 
+  /** Re-reads a suspension this hub holds (a hello is rare enough to afford it). */
+  private async stillSuspended(id: AgentId): Promise<Suspension | undefined> {
+    const got = await this.suspensionKv.get(suspensionKey(id));
+    if (got && got.value.until > Date.now()) return got.value;
+    this.suspensions.delete(id);
+    return undefined;
+  }
+
   private violation(agentId: AgentId, reason: string): void {
     const now = Date.now();
     if (this.suspending.has(agentId) || this.suspendedNow(agentId, now)) return;
@@ -244,7 +260,19 @@ export class PresenceProcess implements Server<PresenceMessage> {
       return;
     }
     this.suspensions.set(agentId, s);
+    this.forgottenWhileSuspended.add(agentId);
     if (this.registrations.has(agentId)) this.forget(agentId, 'suspended');
+  }
+
+  /**
+   * A suspended agent that stayed connected (no auth directory to drop it) goes on beating without
+   * saying hello again: once its suspension is over, its first beat brings back its registration
+   * (still in the bucket), as a hub restart would.
+   */
+  private async readmit(id: AgentId): Promise<void> {
+    if (this.suspendedNow(id, Date.now()) || !this.forgottenWhileSuspended.delete(id)) return;
+    const got = await this.kv.get(id);
+    if (got && !got.value.removed && !this.registrations.has(id)) this.register(got.value, Date.now(), false);
   }
 
   terminate(): void {
@@ -308,7 +336,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private async hello(id: AgentId, hello: AgentHello): Promise<HelloReply> {
     const { bus } = this.input;
     const now = Date.now();
-    const suspended = this.suspendedNow(id, now);
+    // Ended by an operator a moment ago, perhaps, and this hub has not seen the delete yet.
+    const suspended = this.suspendedNow(id, now) && (await this.stillSuspended(id));
     if (suspended)
       return {
         v: 1,
@@ -361,7 +390,12 @@ export class PresenceProcess implements Server<PresenceMessage> {
 
   private heartbeat(id: AgentId, hb: Heartbeat): void {
     const reg = this.registrations.get(id);
-    if (!reg) return; // unknown agents must hello first
+    if (!reg) {
+      // Unknown agents must hello first; one forgotten for a suspension that is over is taken back.
+      if (this.forgottenWhileSuspended.has(id))
+        void this.readmit(id).catch((err) => this.log.warn({ agent_id: id, err }, 'readmission failed'));
+      return;
+    }
     const live = reg.hello.session;
     if (hb.session !== undefined && live !== undefined && hb.session !== live) return; // not the live session
     const now = Date.now();

@@ -9,23 +9,29 @@
  *   completion behind them still applies, and the sender is not suspended;
  * - hellos beyond the rate are refused `rate_limited` with a retry-after;
  * - API submissions beyond the rate are refused `rate_limited`; bus submissions are all kept and
- *   spaced out in time (`notBefore`), so a flood cannot crowd out other submitters' tasks.
+ *   spaced out in time (`notBefore`), so a flood cannot crowd out other submitters' tasks;
+ * - without an auth directory a suspended agent stays connected: it gets no work while suspended
+ *   and is taken back at its first heartbeat after.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openSuspensions } from '../../actors/presence/index.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { Bus } from '../../src/bus/connection.js';
 import { openLimitsKv } from '../../src/bus/live-limits.js';
 import { defaultTopology, provision } from '../../src/bus/provision.js';
 import { HubClient } from '../../src/cli/hub-client.js';
 import type { HubHandle } from '../../src/hub/main.js';
-import { LIMITS_KEY, type LimitsInput, LimitsSchema } from '../../src/protocol/limits.js';
+import type { AgentId } from '../../src/protocol/ids.js';
+import { LIMITS_KEY, type LimitsInput, LimitsSchema, suspensionKey } from '../../src/protocol/limits.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { eventually, waitUntil } from '../support/eventually.js';
-import { startTestHub } from '../support/hub.js';
+import { startTestHub, testClient } from '../support/hub.js';
 import { captureJsonLines } from '../support/json-lines.js';
+import { uniqueName } from '../support/names.js';
+import { startNatsServer } from '../support/nats-server.js';
 import { type AuthFixture, startAuthFixture } from './fixture.js';
 
 const silent = pino({ level: 'silent' });
@@ -216,5 +222,54 @@ describe('rate limits and suspension against flooding agents', () => {
     expect(deferred.length).toBeGreaterThanOrEqual(5);
     for (let i = 1; i < deferred.length; i++)
       expect(deferred[i]! - deferred[i - 1]!).toBeGreaterThanOrEqual(150);
+  });
+});
+
+describe('a suspension without an auth directory', () => {
+  it('stops the agent getting work while it lasts, and takes it back at its first beat after', async () => {
+    const server = await startNatsServer();
+    const prefix = uniqueName('susp').replace(/_/g, '-').toLowerCase();
+    const hub = await startTestHub(server.url, prefix);
+    const client = await testClient(server.url, prefix);
+    const agent = await AgentClient.connect({
+      agentId: 'x',
+      connection: { servers: server.url, prefix },
+      hello: { capabilities: ['x'] },
+      logger: silent,
+    });
+    try {
+      await agent.start(async () => ({ type: 'completed', result: { ok: true } }));
+      const api = new HubClient(client.bus);
+      await eventually(async () =>
+        expect((await api.agents()).agents.find((a) => a.id === 'x')?.online).toBe(true),
+      );
+      // As the violation tracker would write it (presence follows the bucket on every hub).
+      const kv = await openSuspensions(client.bus);
+      const until = Date.now() + 2_000;
+      await kv.put(suspensionKey('x'), {
+        v: 1,
+        agentId: 'x' as AgentId,
+        at: Date.now(),
+        until,
+        reason: 'test',
+        count: 1,
+      });
+      await eventually(async () => {
+        const list = await api.agents();
+        expect(list.agents.some((a) => a.id === 'x')).toBe(false);
+        expect(list.suspended?.map((s) => s.agentId)).toEqual(['x']);
+      });
+      const id = await client.submit({ title: 'for x', capabilities: ['x'] });
+      await eventually(async () => expect((await client.task(id))?.status).toBe('queued'));
+      // Still connected and beating (nothing drops it without an auth directory): taken back after.
+      const [done] = await client.settle([id], ['done'], 20_000);
+      expect(done!.assignee).toBe('x');
+      expect(done!.history.find((h) => h.to === 'assigned')!.at).toBeGreaterThanOrEqual(until);
+    } finally {
+      await agent.stop({ goodbye: false });
+      await client.close();
+      await hub.stop();
+      await server.dispose();
+    }
   });
 });
