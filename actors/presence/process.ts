@@ -134,14 +134,17 @@ export class PresenceProcess implements Server<PresenceMessage> {
     // Registrations are the single-token keys; `<id>.fsm` keys hold the AgentFSM snapshots.
     for (const key of await kv.keys('*')) {
       const got = await kv.get(key);
-      if (got && !got.value.removed && !p.suspendedNow(got.value.id, now)) p.register(got.value, now, false);
+      if (!got || got.value.removed) continue;
+      if (p.suspendedNow(got.value.id, now)) p.forgottenWhileSuspended.add(got.value.id);
+      else p.register(got.value, now, false);
     }
     const watch = await kv.watch({ key: '*', updatesOnly: true });
     p.stopWatches.push(() => watch.stop());
     void (async () => {
       for await (const c of watch) {
         const id = c.key as AgentId;
-        if (c.value && !c.value.removed && !p.suspendedNow(id, Date.now())) p.register(c.value, Date.now());
+        if (c.value && !c.value.removed && p.suspendedNow(id, Date.now())) p.forgottenWhileSuspended.add(id);
+        else if (c.value && !c.value.removed) p.register(c.value, Date.now());
         else if (c.operation !== 'put' || c.value?.removed) p.forget(id, 'removed');
       }
     })().catch(() => {});
@@ -336,6 +339,14 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private async hello(id: AgentId, hello: AgentHello): Promise<HelloReply> {
     const { bus } = this.input;
     const now = Date.now();
+    // Each hello provisions a durable and writes a record: a hello loop must not cost that each time.
+    const wait = this.hellos.take(id, now);
+    if (wait > 0)
+      return {
+        v: 1,
+        ok: false,
+        error: { code: ERROR_CODES.RATE_LIMITED, message: `too many hellos from ${id}`, retryAfterMs: wait },
+      };
     // Ended by an operator a moment ago, perhaps, and this hub has not seen the delete yet.
     const suspended = this.suspendedNow(id, now) && (await this.stillSuspended(id));
     if (suspended)
@@ -347,14 +358,6 @@ export class PresenceProcess implements Server<PresenceMessage> {
           message: `agent ${id} is suspended until ${new Date(suspended.until).toISOString()}: ${suspended.reason}`,
           retryAfterMs: suspended.until - now,
         },
-      };
-    // Each hello provisions a durable and writes a record: a hello loop must not cost that each time.
-    const wait = this.hellos.take(id, now);
-    if (wait > 0)
-      return {
-        v: 1,
-        ok: false,
-        error: { code: ERROR_CODES.RATE_LIMITED, message: `too many hellos from ${id}`, retryAfterMs: wait },
       };
     const existing = await this.kv.get(id);
     if (existing?.value.removed) {

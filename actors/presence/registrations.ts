@@ -57,7 +57,13 @@ export function openSuspensions(bus: Bus): Promise<TypedKv<Suspension>> {
   return openKv(bus, bus.names.buckets.config, SuspensionSchema);
 }
 
-/** Suspends the agent from `now`, for longer each time (violations.ts suspensionMs). */
+/** A suspension that ended this long ago no longer makes the next one longer. */
+const SUSPENSION_MEMORY_MS = 24 * 3_600_000;
+
+/**
+ * Suspends the agent from `now`, for longer each time (violations.ts suspensionMs) unless its last
+ * suspension ended more than a day ago.
+ */
 export async function suspendAgent(
   kv: TypedKv<Suspension>,
   agentId: AgentId,
@@ -66,7 +72,8 @@ export async function suspendAgent(
   lengthMs: (count: number) => number,
 ): Promise<Suspension> {
   const prev = await kv.get(suspensionKey(agentId));
-  const count = (prev?.value.count ?? 0) + 1;
+  const recent = prev !== null && now - prev.value.until < SUSPENSION_MEMORY_MS;
+  const count = recent ? prev.value.count + 1 : 1;
   const s: Suspension = {
     v: 1,
     agentId,

@@ -28,7 +28,12 @@ import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol
 import { encodeTrusted } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
-import { type RateKind, type RateLimit, rateFor } from '../../src/protocol/limits.js';
+import {
+  DEFAULT_MAX_SUBMIT_DEFER_MS,
+  type RateKind,
+  type RateLimit,
+  rateFor,
+} from '../../src/protocol/limits.js';
 import { parseAgentSubject, parseSubmitter } from '../../src/protocol/subjects.js';
 import {
   type TaskRecord,
@@ -110,7 +115,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private lastRetentionLog = 0;
   private readonly log: Logger;
   /** Per-agent token buckets (protocol/limits.ts); rates are read from the live limits each time. */
-  private readonly rates: Record<'reports' | 'refusals' | 'submits' | 'submitsDeferred', KeyedRateLimiter>;
+  private readonly rates: Record<'reports' | 'refusals' | 'submits', KeyedRateLimiter>;
   /** Refused reports not answered (over the refusals budget) since the last one that was. */
   private readonly dropped = new Map<AgentId, number>();
 
@@ -124,9 +129,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     this.rates = {
       reports: limiter('reports'),
       refusals: limiter('refusals'),
+      // One bucket for the bus and the API: the bus spends ahead (reserve), the API only takes.
       submits: limiter('submits'),
-      // Deferral keeps its own clock: it spends ahead (reserve) where an API refusal only takes.
-      submitsDeferred: new KeyedRateLimiter((id) => this.rateOf(id, 'submits'), { reserve: true }),
     };
   }
 
@@ -350,12 +354,22 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       now: ctx.publishedAt.getTime(),
       submitter,
     });
-    // Already stored by the server, a submission over its sender's rate is not refused (nothing is
-    // lost) but deferred: it becomes eligible at the rate the sender may submit, so a flood cannot
-    // crowd other submitters' tasks out of the queue (docs/security.md, "Rate limits").
-    const wait = submitter === null ? 0 : this.rates.submitsDeferred.take(submitter, Date.now());
+    // Already stored by the server, a submission over its sender's rate is not refused but deferred:
+    // it becomes eligible at the rate the sender may submit, so a flood cannot crowd other
+    // submitters' tasks out of the queue. More than maxSubmitDeferMs ahead of its rate, the sender
+    // is flooding: refused like a malformed message (docs/security.md, "Rate limits").
+    const now = Date.now();
+    const horizon = this.limits.current.maxSubmitDeferMs ?? DEFAULT_MAX_SUBMIT_DEFER_MS;
+    const wait = submitter === null ? 0 : this.rates.submits.reserve(submitter, now, horizon);
+    if (wait === null) {
+      const reason = `${submitter} submits more than ${horizon} ms ahead of its rate`;
+      this.violation(submitter as AgentId, reason);
+      return this.rates.refusals.take(submitter!, now) > 0
+        ? outcome.ack()
+        : outcome.deadLetter(reason, ERROR_CODES.RATE_LIMITED);
+    }
     const deferred =
-      wait > 0 ? { ...submit, notBefore: Math.max(submit.notBefore ?? 0, Date.now() + wait) } : submit;
+      wait > 0 ? { ...submit, notBefore: Math.max(submit.notBefore ?? 0, now + wait) } : submit;
     const command = { type: 'submit' as const, id, submit: deferred };
     const r = await this.apply(id, command, this.announce(id, command));
     if (!r.ok) return outcome.deadLetter(r.error.message, r.error.code);
@@ -514,7 +528,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const subject = this.input.bus.names.subjects.agentInbox(agentId);
     // One notice per agent, refused report type and generation within the dedupe window: a
     // redelivered or repeated refused report does not flood the agent's inbox.
-    const kind = msg.type === 'notice' ? `notice:${msg.report}:${agentId}` : msg.type;
+    const kind = msg.type === 'notice' ? `notice:${msg.report}:${msg.code}:${agentId}` : msg.type;
     try {
       const ack = await publishRaw(this.input.bus, subject, encodeTrusted(msg), {
         msgId: `${msg.taskId}:${msg.generation}:${kind}`,
@@ -566,13 +580,15 @@ const RATE_LIMITED_REPORTS: ReadonlySet<Report['type']> = new Set([
 ]);
 
 /**
- * Whether a refused report is one no honest agent sends: about a task that does not exist, about
- * a generation the task never had, or about an assignment of this generation held by another
- * agent. A stale generation, a finished task or one an operator requeued (no assignee) is the
+ * Whether a refused report is one no honest agent sends: about a generation the task never had,
+ * or about an assignment of this generation held by another agent. A stale generation, a finished task or one an operator requeued (no assignee) is the
  * ordinary race of a reclaim, a cancel or a retry and is not.
  */
 function isForgedReport(agentId: AgentId, report: Report, task: TaskRecord | undefined): boolean {
-  if (!task || report.generation > task.generation) return true;
+  // Unknown tasks do not count: a finished one is deleted after retention (seconds, at full
+  // load), and a sidecar relaying after a restart may well report about it.
+  if (!task) return false;
+  if (report.generation > task.generation) return true;
   return report.generation === task.generation && task.assignee !== null && task.assignee !== agentId;
 }
 

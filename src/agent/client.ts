@@ -23,7 +23,7 @@ import { type Logger, pino } from 'pino';
 import { type Bus, type BusConnectOptions, connectBus } from '../bus/connection.js';
 import { type ConsumerRunner, type Outcome, outcome, runConsumer } from '../bus/consumer.js';
 import { agentInboxConsumerSpec } from '../bus/provision.js';
-import { publish } from '../bus/publish.js';
+import { publish, waitForBacklog } from '../bus/publish.js';
 import { publishCore, requestTyped } from '../bus/subscribe.js';
 import {
   type AgentHelloInput,
@@ -235,22 +235,36 @@ export class AgentClient {
   /**
    * Publish a report (sidecars relay reports this way), in this session's name. Once an outcome
    * (completed, failed, rejected) is stored, the assignment counts as finished.
+   * While this agent's backlog of unprocessed reports is full (the hub is behind, or down; docs/
+   * security.md, "Rate limits"), a report waits for room for as long as the connection is open:
+   * none is given up, except a `progress`, which is dropped (the next one carries the news).
    */
   async report(report: Report, seq?: number): Promise<void> {
     const suffix = seq === undefined ? '' : `:${seq}`;
     const r: Report = report.session === undefined ? { ...report, session: this.session } : report;
     const subject = this.bus.names.subjects.agentReport(this.agentId);
     const msgId = `${report.taskId}:${report.generation}:${report.type}${suffix}`;
-    const ack = await publishWithinBacklog(() =>
-      publish(this.bus, subject, ReportSchema, r, { msgId, retries: 10 }),
-    );
+    const progress = r.type === 'progress';
+    const withinBacklog = <T>(send: () => Promise<T>) =>
+      waitForBacklog(send, {
+        maxWaitMs: progress ? 0 : Number.POSITIVE_INFINITY,
+        stop: () => this.bus.nc.isClosed(),
+      });
+    let ack: Awaited<ReturnType<typeof publish>>;
+    try {
+      ack = await withinBacklog(() => publish(this.bus, subject, ReportSchema, r, { msgId, retries: 10 }));
+    } catch (err) {
+      if (!(progress && err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED)) throw err;
+      this.log.debug({ task_id: r.taskId, phase: 'progress' }, 'progress dropped: report backlog full');
+      return;
+    }
     if (ack.duplicate)
       // The stream already held this id: an earlier copy of this report (a retry whose PubAck was
       // lost, a relay after a restart), or another agent's message that took the id first to
       // silence this one (ids are predictable, and the stream deduplicates across all agents). A
       // copy under an id nobody can guess is stored either way; the hub applies a report once, so
       // a second copy of one it has applied is a no-op (docs/protocol.md §10).
-      await publishWithinBacklog(() =>
+      await withinBacklog(() =>
         publish(this.bus, subject, ReportSchema, r, { msgId: `${msgId}:${randomHex(16)}`, retries: 10 }),
       );
     if (r.type === 'completed' || r.type === 'failed' || r.type === 'rejected') {
@@ -576,27 +590,6 @@ async function sayHello(
         ? ((err as AgentComError).retryAfterMs ?? 1_000)
         : exponentialDelay(attempt, HELLO_BACKOFF, HELLO_JITTER);
       if (Date.now() + wait > deadline) throw err;
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
-}
-
-/** How long a report waits, in all, for room in this agent's backlog of unprocessed reports. */
-const BACKLOG_WAIT_MS = 60_000;
-
-/**
- * Publishes, waiting as told while the agent's report backlog is full (`rate_limited`: the hub is
- * behind on this agent's reports), up to BACKLOG_WAIT_MS; other errors are thrown at once.
- */
-async function publishWithinBacklog<T>(send: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + BACKLOG_WAIT_MS;
-  for (;;) {
-    try {
-      return await send();
-    } catch (err) {
-      const wait =
-        err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED ? err.retryAfterMs : undefined;
-      if (wait === undefined || Date.now() + wait > deadline) throw err;
       await new Promise((r) => setTimeout(r, wait));
     }
   }

@@ -11,7 +11,7 @@
  * the hub dedupes on the task id, so a genuine retry still makes one task.
  */
 import type { Bus } from '../bus/connection.js';
-import { publishRaw } from '../bus/publish.js';
+import { publishRaw, waitForBacklog } from '../bus/publish.js';
 import { encodeTrusted } from '../protocol/envelope.js';
 import { randomHex } from '../protocol/headers.js';
 import { newTaskId, type TaskId } from '../protocol/ids.js';
@@ -32,8 +32,9 @@ export interface SubmitOptions {
  * Publish a task; resolves with its id once the server has stored it. `duplicate` is the server's
  * view: its dedupe window held the message id (usually an earlier submit with the same key; the
  * hub keeps the first task). The task exists either way.
- * @throws AgentComError `rate_limited` (with `retryAfterMs`) when the submitter's backlog of
- *   unprocessed submissions is full.
+ * While the submitter's backlog of unprocessed submissions is full (the hub is behind, or down),
+ * it waits as the server says, up to a minute.
+ * @throws AgentComError `rate_limited` (with `retryAfterMs`) when the backlog stays full longer.
  */
 export async function submitTask(
   bus: Bus,
@@ -43,7 +44,8 @@ export async function submitTask(
   const payload = TaskSubmitSchema.parse({ v: 1, ...submit });
   const key = payload.idempotencyKey;
   const submitter = opts.submitter ?? null;
-  // Without a key the id is new and unguessable, and it is the message id (task-id.ts).
+  // Without a key the message id is new and unguessable, and names the task (for an agent, hashed
+  // with its id: task-id.ts).
   const msgId =
     key === undefined ? newTaskId() : `${taskIdForSubmit({ idempotencyKey: key, submitter, now: 0 })}`;
   const taskId = taskIdForSubmit({ idempotencyKey: key, submitter, msgId, now: Date.now() });
@@ -51,12 +53,14 @@ export async function submitTask(
   // Validated just above (parse also applies the defaults): encoded without a second pass.
   const data = encodeTrusted(payload);
   const send = (id: string) =>
-    publishRaw(bus, subject, data, {
-      msgId: id,
-      retries: 10,
-      ...(opts.correlationId ? { correlationId: opts.correlationId } : {}),
-      ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
-    });
+    waitForBacklog(() =>
+      publishRaw(bus, subject, data, {
+        msgId: id,
+        retries: 10,
+        ...(opts.correlationId ? { correlationId: opts.correlationId } : {}),
+        ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
+      }),
+    );
   const r = await send(msgId);
   // With a key, the hub computes the same task id from the payload and the subject whatever the
   // message id, so the fresh one still dedupes there.

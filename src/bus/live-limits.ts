@@ -21,8 +21,9 @@ export function openLimitsKv(bus: Bus): Promise<TypedKv<Limits>> {
 
 export async function openLiveLimits(bus: Bus): Promise<LiveLimits> {
   const kv = await openLimitsKv(bus);
-  const watch = await kv.watch({ key: LIMITS_KEY });
-  let current = DEFAULT_LIMITS;
+  // Read before returning, so no message is judged by the defaults while the watch starts.
+  let current = (await kv.get(LIMITS_KEY).catch(() => null))?.value ?? DEFAULT_LIMITS;
+  const watch = await kv.watch({ key: LIMITS_KEY, updatesOnly: true });
   void (async () => {
     for await (const c of watch) {
       if (c.operation !== 'put') current = DEFAULT_LIMITS;

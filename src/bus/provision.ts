@@ -409,11 +409,48 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<Provisio
     ...descriptionDiff(spec.description, existing.description),
   ]);
   if (conflicts.length) throw new ProvisionConflictError(`stream ${spec.name}`, conflicts);
+  await deferCapOverBacklog(bus, spec.name, existing, wanted, updates);
   if (!updates.length) return { kind: 'stream', name: spec.name, action: 'unchanged', changed: [] };
   await bus.jsm.streams.update(spec.name, { ...existing, ...wanted } as StreamConfig);
   const changed = updates.map((u) => u.field);
   bus.log.info({ stream: spec.name, changed: updates }, 'stream updated');
   return { kind: 'stream', name: spec.name, action: 'updated', changed };
+}
+
+/**
+ * A per-subject cap put on (or lowered on) a stream whose subjects already hold more than it
+ * allows is not applied yet: nats-server 2.9 takes nothing away at the update, but at its next
+ * restart it trims every subject to the cap, oldest first, which would delete unprocessed
+ * messages. The cap is left as it is (logged), and the next provisioning, once the backlog has
+ * drained, applies it. Mutates `wanted` and `updates`.
+ */
+async function deferCapOverBacklog(
+  bus: Bus,
+  stream: string,
+  existing: StreamConfig,
+  wanted: Partial<StreamConfig>,
+  updates: { field: string }[],
+): Promise<void> {
+  const cap = wanted.max_msgs_per_subject ?? -1;
+  const before = existing.max_msgs_per_subject ?? -1;
+  if (cap <= 0 || (before > 0 && before <= cap)) return;
+  const counts = (await bus.jsm.streams.info(stream, { subjects_filter: '>' })).state.subjects ?? {};
+  const [subject, held] = Object.entries(counts).reduce<[string, number]>(
+    (top, e) => (e[1] > top[1] ? e : top),
+    ['', 0],
+  );
+  if (held <= cap) return;
+  wanted.max_msgs_per_subject = before;
+  wanted.discard_new_per_subject = existing.discard_new_per_subject ?? false;
+  wanted.discard = existing.discard;
+  for (const f of ['max_msgs_per_subject', 'discard_new_per_subject', 'discard']) {
+    const i = updates.findIndex((u) => u.field === f);
+    if (i >= 0) updates.splice(i, 1);
+  }
+  bus.log.warn(
+    { stream, subject, held, cap },
+    'per-subject cap not applied yet: a subject holds more than it allows (applied once drained)',
+  );
 }
 
 function consumerWanted(spec: ConsumerSpec): Partial<ConsumerConfig> {

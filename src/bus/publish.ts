@@ -55,8 +55,12 @@ export interface PublishResult {
 }
 
 const RETRY_MAX_DELAY_MS = 2_000;
-/** JetStream's "maximum messages per subject exceeded" (a full per-subject backlog). */
+/**
+ * JetStream's "maximum messages per subject exceeded" (a full per-subject backlog). 10077 is also
+ * the code of the stream-wide limits (messages, bytes), hence the description as well.
+ */
 const SUBJECT_BACKLOG_FULL = 10077;
+const SUBJECT_BACKLOG_FULL_TEXT = 'maximum messages per subject exceeded';
 /** How long a sender whose backlog is full is asked to wait: the hub drains one in well under this. */
 export const BACKLOG_RETRY_AFTER_MS = 100;
 /** A retry waits between half and all of its exponential delay. */
@@ -146,7 +150,11 @@ export async function publishRaw(
         attempts: attempt + 1,
       };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === SUBJECT_BACKLOG_FULL) {
+      if (
+        err instanceof JetStreamApiError &&
+        err.code === SUBJECT_BACKLOG_FULL &&
+        err.message.includes(SUBJECT_BACKLOG_FULL_TEXT)
+      ) {
         metrics.publishFailures++;
         log.debug({ msg_id: msgId, subject }, 'publish refused: backlog full');
         throw new AgentComError(
@@ -170,6 +178,31 @@ export async function publishRaw(
         'publish retry',
       );
       await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** How long, in all, {@link waitForBacklog} waits by default. */
+export const BACKLOG_WAIT_MS = 60_000;
+
+/**
+ * Runs a publish again, after the wait the refusal names, while the sender's backlog is full
+ * (`rate_limited`), for up to `maxWaitMs` in all; any other error is thrown at once. `stop` ends
+ * the waiting early (the client is closing).
+ */
+export async function waitForBacklog<T>(
+  send: () => Promise<T>,
+  opts: { maxWaitMs?: number; stop?: () => boolean } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.maxWaitMs ?? BACKLOG_WAIT_MS);
+  for (;;) {
+    try {
+      return await send();
+    } catch (err) {
+      const wait =
+        err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED ? err.retryAfterMs : undefined;
+      if (wait === undefined || Date.now() + wait > deadline || opts.stop?.()) throw err;
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }

@@ -12,19 +12,21 @@ import { z } from 'zod';
 import { AgentIdSchema } from './ids.js';
 
 export const RateSchema = z
-  .object({
+  .strictObject({
     perSecond: z.number().positive().max(1_000_000).describe('Sustained rate, per second.'),
     burst: z.int().min(1).max(1_000_000).describe('How many may arrive at once after a quiet period.'),
   })
   .describe('A token bucket: `burst` tokens, refilled at `perSecond`.');
 export type RateLimit = z.infer<typeof RateSchema>;
 
-const RatesSchema = z.object({
+const RatesSchema = z.strictObject({
   reports: RateSchema.describe(
     'Per agent: progress, blocked, unblocked and recovering reports. Reports that start or end an assignment (accepted, rejected, completed, failed) are never rate limited: at most one of each applies per assignment.',
   ),
   hellos: RateSchema.describe('Per agent: hellos (each provisions its inbox and writes its registration).'),
-  submits: RateSchema.describe('Per agent allowed to submit: task submissions (bus and API together).'),
+  submits: RateSchema.describe(
+    'Per agent allowed to submit: task submissions, bus and API together (the API is refused beyond it, the bus deferred).',
+  ),
   refusals: RateSchema.describe(
     'Per agent: answers to its refused or malformed messages (inbox notices, dead letters). Beyond this rate they are dropped and only counted, so a flood cannot fill the inbox or the DLQ.',
   ),
@@ -40,14 +42,14 @@ export const DEFAULT_RATES: Rates = {
 };
 
 export const ViolationPolicySchema = z
-  .object({
+  .strictObject({
     threshold: z
       .int()
       .min(1)
       .describe('Invalid messages within `windowMs` that suspend an agent (the original hub: 10 a minute).'),
     windowMs: z.int().min(1_000).describe('The sliding window in which violations are counted, ms.'),
     suspendMs: z.int().min(1_000).describe('First suspension, ms; each further one doubles it.'),
-    maxSuspendMs: z.int().min(1_000).describe('Longest suspension, ms.'),
+    maxSuspendMs: z.int().min(1_000).max(604_800_000).describe('Longest suspension, ms (at most 7 days).'),
   })
   .describe('When invalid traffic suspends an agent.');
 export type ViolationPolicy = z.infer<typeof ViolationPolicySchema>;
@@ -70,12 +72,22 @@ export const LimitsSchema = z
     violations: ViolationPolicySchema.partial()
       .default({})
       .describe('Suspension policy (omitted: built-in).'),
+    maxSubmitDeferMs: z
+      .int()
+      .min(0)
+      .max(86_400_000)
+      .optional()
+      .describe(
+        "How far ahead of its rate an agent's bus submissions are kept and deferred (default 60 s); beyond, they are refused and count as violations.",
+      ),
   })
+  .strict()
   .describe('Rate limits and the violation policy of a deployment (config bucket, key `limits`).');
 export type Limits = z.infer<typeof LimitsSchema>;
 export type LimitsInput = z.input<typeof LimitsSchema>;
 
 export const DEFAULT_LIMITS: Limits = { v: 1, rates: {}, overrides: {}, violations: {} };
+export const DEFAULT_MAX_SUBMIT_DEFER_MS = 60_000;
 
 /** The rate of `kind` that applies to `agentId`; `null` when it is whitelisted. */
 export function rateFor(limits: Limits, agentId: string, kind: RateKind): RateLimit | null {

@@ -6,9 +6,9 @@
  * valid task id (the SDK sends `newTaskId()`), or a time-prefixed hash of it. Clients can therefore
  * compute the id of what they submitted without waiting for the hub.
  *
- * Keys are scoped by submitter: an agent's key is hashed with its id (taken from its submit
- * subject), so a key chosen by one agent can never name another's task; trusted clients (the
- * shared subject) share one namespace. Message ids are not scoped (the stream dedupes on them
+ * Keys and message ids are scoped by submitter: an agent's key, or without one its message id, is
+ * hashed with its id (taken from its submit subject), so nothing one agent chooses can name another
+ * submitter's task; trusted clients (the shared subject) share one namespace. Message ids are not scoped (the stream dedupes on them
  * across subjects), so a client must not take a `duplicate` PubAck as proof that its task exists
  * (agent/submit.ts re-sends under a fresh id; the hub's id check is what dedupes).
  */
@@ -39,6 +39,12 @@ export function taskIdForSubmit(opts: {
     const key = opts.submitter ? `${opts.submitter}\u0000${opts.idempotencyKey}` : opts.idempotencyKey;
     // Two independent halves make accidental collisions between distinct keys negligible.
     return `k${fnv1a64(key)}${fnv1a64(`${key}\u0000salt`)}` as TaskId;
+  }
+  if (opts.submitter && opts.msgId !== undefined) {
+    // An agent's message id is its own choice: hashed with its id (prefix `a`, never a trusted
+    // client's id nor a keyed one), it can name no task but one of that agent's.
+    const scoped = `${opts.submitter}\u0000${opts.msgId}`;
+    return `a${fnv1a64(scoped)}${fnv1a64(`${scoped}\u0000salt`)}` as TaskId;
   }
   if (opts.msgId !== undefined && VALID.test(opts.msgId)) return opts.msgId as TaskId;
   const body = opts.msgId ?? `${opts.now}:${Math.random()}`;

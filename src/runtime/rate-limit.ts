@@ -31,23 +31,12 @@ export class KeyedRateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private sweepAt = SWEEP_EVERY;
 
-  private readonly reserve: boolean;
-
-  /**
-   * `rateOf` is asked on every call (limits change at runtime); `null` means unlimited.
-   * `reserve`: {@link take} always spends, going into debt, and returns when the spent token is
-   * there: for admitting everything but spacing it out at the rate (a queue, not a refusal).
-   */
-  constructor(
-    private readonly rateOf: (key: string) => Rate | null,
-    opts: { reserve?: boolean } = {},
-  ) {
-    this.reserve = opts.reserve ?? false;
-  }
+  /** `rateOf` is asked on every call (limits change at runtime); `null` means unlimited. */
+  constructor(private readonly rateOf: (key: string) => Rate | null) {}
 
   /**
    * Spends one token of `key`'s bucket. Returns 0 when it was there (admitted), otherwise the ms
-   * until the next token: refused and nothing spent, or with `reserve`, spent ahead and due then.
+   * until the next token (refused; nothing is spent).
    */
   take(key: string, now: number): number {
     const rate = this.rateOf(key);
@@ -57,11 +46,24 @@ export class KeyedRateLimiter {
       b.tokens -= 1;
       return 0;
     }
-    if (this.reserve) {
-      b.tokens -= 1;
-      return Math.max(1, Math.ceil((-b.tokens * 1000) / rate.perSecond));
-    }
     return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / rate.perSecond));
+  }
+
+  /**
+   * Spends one token ahead when none is there, going into debt, unless that puts the token more
+   * than `maxWaitMs` away; returns the ms until the spent token is due (0: at once), or `null`
+   * (refused; nothing spent). For admitting what comes too fast but spacing it out at the rate
+   * (a queue, not a refusal); {@link take} on the same key sees the debt and refuses until it is
+   * paid.
+   */
+  reserve(key: string, now: number, maxWaitMs: number): number | null {
+    const rate = this.rateOf(key);
+    if (!rate) return 0;
+    const b = this.refill(key, rate, now);
+    const wait = b.tokens >= 1 ? 0 : Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / rate.perSecond));
+    if (wait > maxWaitMs) return null;
+    b.tokens -= 1;
+    return wait;
   }
 
   /** Buckets held (senders seen recently). */

@@ -137,3 +137,20 @@ describe('a per-sender backlog (maxMsgsPerSubject)', () => {
     );
   });
 });
+
+describe('putting a per-subject cap on a stream with a backlog', () => {
+  it('waits until no subject holds more than the cap (a restart would trim the excess away)', async () => {
+    const name = `${bus.names.streams.submit}_LATE`;
+    const spec = { name, subjects: [`${bus.names.prefix}.late.*`], retention: 'workqueue' as const };
+    await ensureStream(bus, spec);
+    for (let i = 0; i < 5; i++) await publish(bus, `${bus.names.prefix}.late.a`, Job, { v: 1, n: i });
+    const deferred = await ensureStream(bus, { ...spec, maxMsgsPerSubject: 3 });
+    expect(deferred.action).toBe('unchanged');
+    expect((await bus.jsm.streams.info(name)).config.max_msgs_per_subject).toBe(-1);
+    expect((await bus.jsm.streams.info(name)).state.messages).toBe(5);
+    await bus.jsm.streams.purge(name);
+    const applied = await ensureStream(bus, { ...spec, maxMsgsPerSubject: 3 });
+    expect(applied.action).toBe('updated');
+    expect((await bus.jsm.streams.info(name)).config.max_msgs_per_subject).toBe(3);
+  });
+});

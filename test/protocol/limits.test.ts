@@ -47,10 +47,12 @@ describe('KeyedRateLimiter', () => {
     );
   });
 
-  it('with reserve, admits everything and spaces what is over the rate', () => {
-    const l = new KeyedRateLimiter(() => rate, { reserve: true });
-    const waits = Array.from({ length: 6 }, () => l.take('a', 0));
-    expect(waits).toEqual([0, 0, 0, 100, 200, 300]);
+  it('reserve admits what is over the rate up to a horizon, spaced at the rate; take sees the debt', () => {
+    const l = new KeyedRateLimiter(() => rate);
+    const waits = Array.from({ length: 7 }, () => l.reserve('a', 0, 300));
+    expect(waits).toEqual([0, 0, 0, 100, 200, 300, null]);
+    expect(l.take('a', 0)).toBe(400);
+    expect(l.take('a', 400)).toBe(0);
   });
 
   it('treats null as unlimited and forgets idle buckets', () => {
@@ -89,6 +91,14 @@ describe('limits', () => {
     expect(r.success).toBe(false);
     expect(r.error?.issues[0]?.path).toEqual(['rates', 'reports', 'perSecond']);
     expect(LimitsSchema.safeParse({ v: 1, overrides: { 'not an id!': 'unlimited' } }).success).toBe(false);
+    // A typo is refused, not stored as a setting that does nothing.
+    expect(LimitsSchema.safeParse({ v: 1, rates: { report: { perSecond: 1, burst: 1 } } }).success).toBe(
+      false,
+    );
+    expect(
+      LimitsSchema.safeParse({ v: 1, overrides: { a: { hello: { perSecond: 1, burst: 1 } } } }).success,
+    ).toBe(false);
+    expect(LimitsSchema.safeParse({ v: 1, violation: {} }).success).toBe(false);
   });
 });
 
@@ -132,6 +142,13 @@ describe('submitters', () => {
     expect(id('a')).toBe(id('a'));
     // Unchanged for trusted clients: the ids of keys submitted before submitters existed.
     expect(id(null)).toBe(taskIdForSubmit({ idempotencyKey: 'k', now: 1 }));
+    // Without a key, an agent's message id is hashed with its id too (prefix a): it cannot name a
+    // keyed task, a trusted client's task, or another agent's.
+    const byMsg = (submitter: string | null, msgId: string) => taskIdForSubmit({ msgId, submitter, now: 0 });
+    expect(byMsg(null, 'order-42')).toBe('order-42');
+    expect(byMsg('a', 'order-42')).toMatch(/^a[0-9a-f]{32}$/);
+    expect(byMsg('a', id('b'))).not.toBe(id('b'));
+    expect(byMsg('a', 'm')).not.toBe(byMsg('b', 'm'));
   });
 });
 

@@ -9,7 +9,8 @@
  *   completion behind them still applies, and the sender is not suspended;
  * - hellos beyond the rate are refused `rate_limited` with a retry-after;
  * - API submissions beyond the rate are refused `rate_limited`; bus submissions are all kept and
- *   spaced out in time (`notBefore`), so a flood cannot crowd out other submitters' tasks;
+ *   made eligible no faster than the rate (`notBefore`), so a flood cannot crowd out other
+ *   submitters' tasks;
  * - without an auth directory a suspended agent stays connected: it gets no work while suspended
  *   and is taken back at its first heartbeat after.
  */
@@ -43,14 +44,19 @@ interface FlooderEvent {
   [k: string]: unknown;
 }
 
+/**
+ * Bursts only, in effect: rates so low that nothing refills while a test runs, however slow the
+ * machine (the bus-submit test sets its own, to see submissions spaced out).
+ */
 const LIMITS: LimitsInput = {
   v: 1,
   rates: {
-    reports: { perSecond: 5, burst: 5 },
-    hellos: { perSecond: 0.5, burst: 3 },
-    submits: { perSecond: 5, burst: 5 },
-    refusals: { perSecond: 5, burst: 20 },
+    reports: { perSecond: 0.01, burst: 5 },
+    hellos: { perSecond: 0.01, burst: 3 },
+    submits: { perSecond: 0.01, burst: 5 },
+    refusals: { perSecond: 0.01, burst: 20 },
   },
+  overrides: { spacer: { submits: { perSecond: 5, burst: 5 } } },
   violations: { threshold: 10, windowMs: 60_000, suspendMs: 60_000, maxSuspendMs: 60_000 },
 };
 
@@ -122,6 +128,7 @@ describe('rate limits and suspension against flooding agents', () => {
         { id: 'chatty' },
         { id: 'greeter' },
         { id: 'bulk', canSubmit: true },
+        { id: 'spacer', canSubmit: true },
         { id: 'honest' },
       ],
       'flood',
@@ -196,32 +203,32 @@ describe('rate limits and suspension against flooding agents', () => {
     expect(limited.every((o) => !o.ok && o.code === 'rate_limited' && (o.retryAfterMs ?? 0) > 0)).toBe(true);
   });
 
-  it('refuses API submissions beyond the rate; keeps every bus submission and spaces them out', async () => {
-    const bulk = await flood('bulk', 'submits', 10);
-    const { viaApi, viaBus } = (await bulk.waitFor('submits')) as unknown as {
-      viaApi: { ok: boolean; code?: string; retryAfterMs?: number }[];
-      viaBus: string[];
+  it('refuses API submissions beyond the rate with rate_limited and a retry-after', async () => {
+    const bulk = await flood('bulk', 'api-submits', 8);
+    const { outcomes } = (await bulk.waitFor('submits')) as unknown as {
+      outcomes: { ok: boolean; code?: string; retryAfterMs?: number }[];
     };
-    expect(viaApi.filter((o) => o.ok).length).toBeGreaterThanOrEqual(5);
-    const limited = viaApi.filter((o) => !o.ok);
-    expect(limited.length).toBeGreaterThan(0);
-    expect(limited.every((o) => o.code === 'rate_limited' && (o.retryAfterMs ?? 0) > 0)).toBe(true);
-    // Every bus submission is a task; those over the rate wait their turn (notBefore), 1/rate apart.
+    expect(outcomes.slice(0, 5).every((o) => o.ok)).toBe(true);
+    const limited = outcomes.slice(5);
+    expect(limited.every((o) => !o.ok && o.code === 'rate_limited' && (o.retryAfterMs ?? 0) > 0)).toBe(true);
+  });
+
+  it('keeps every bus submission beyond the rate and makes it eligible no faster than the rate', async () => {
+    const spacer = await flood('spacer', 'bus-submits', 15);
+    const { ids } = (await spacer.waitFor('submits')) as unknown as { ids: string[] };
     const records = await eventually(
       async () => {
-        const out = await Promise.all(viaBus.map((id) => api.get(id)));
-        expect(out).toHaveLength(10);
+        const out = await Promise.all(ids.map((id) => api.get(id)));
+        expect(out).toHaveLength(15);
         return out;
       },
       { timeout: 10_000 },
     );
-    const deferred = records
-      .map((r) => r.notBefore)
-      .filter((t): t is number => t !== undefined)
-      .sort((a, b) => a - b);
-    expect(deferred.length).toBeGreaterThanOrEqual(5);
-    for (let i = 1; i < deferred.length; i++)
-      expect(deferred[i]! - deferred[i - 1]!).toBeGreaterThanOrEqual(150);
+    // 5 at once, then 5 a second: whatever the intake's pace, the 15th is eligible at least 2 s
+    // after the first.
+    const eligible = records.map((r) => Math.max(r.createdAt, r.notBefore ?? 0)).sort((a, b) => a - b);
+    expect(eligible.at(-1)! - eligible[0]!).toBeGreaterThanOrEqual(1_950);
+    expect(records.filter((r) => r.notBefore !== undefined).length).toBeGreaterThan(0);
   });
 });
 
@@ -245,7 +252,7 @@ describe('a suspension without an auth directory', () => {
       );
       // As the violation tracker would write it (presence follows the bucket on every hub).
       const kv = await openSuspensions(client.bus);
-      const until = Date.now() + 2_000;
+      const until = Date.now() + 6_000;
       await kv.put(suspensionKey('x'), {
         v: 1,
         agentId: 'x' as AgentId,
@@ -260,7 +267,6 @@ describe('a suspension without an auth directory', () => {
         expect(list.suspended?.map((s) => s.agentId)).toEqual(['x']);
       });
       const id = await client.submit({ title: 'for x', capabilities: ['x'] });
-      await eventually(async () => expect((await client.task(id))?.status).toBe('queued'));
       // Still connected and beating (nothing drops it without an auth directory): taken back after.
       const [done] = await client.settle([id], ['done'], 20_000);
       expect(done!.assignee).toBe('x');

@@ -7,8 +7,8 @@
  *   progress  says hello, takes one assignment, sends `count` progress reports about it at once,
  *             then completes it; prints the notices the hub sent back.
  *   hellos    `count` hellos back to back; prints each reply's outcome.
- *   submits   `count` submissions through the API (its own endpoint), then `count` on its own
- *             submit subject; prints the outcomes.
+ *   api-submits  `count` submissions through the API (its own endpoint); prints the outcomes.
+ *   bus-submits  `count` submissions on its own submit subject, all at once; prints the task ids.
  *   argv: JSON { url, prefix, agentId, seed, mode, count }
  */
 import { pino } from 'pino';
@@ -26,7 +26,7 @@ interface Config {
   prefix: string;
   agentId: string;
   seed: string;
-  mode: 'forged' | 'progress' | 'hellos' | 'submits';
+  mode: 'forged' | 'progress' | 'hellos' | 'api-submits' | 'bus-submits';
   count: number;
 }
 
@@ -122,30 +122,36 @@ async function hellos(): Promise<void> {
   await bus.drain();
 }
 
-async function submits(): Promise<void> {
+async function apiSubmits(): Promise<void> {
   const bus = await connectBus({ ...connection, logger });
   const api = new HubClient(bus, 5_000, cfg.agentId);
-  const viaApi: { ok: boolean; code?: string; retryAfterMs?: number }[] = [];
+  const outcomes: { ok: boolean; code?: string; retryAfterMs?: number }[] = [];
   for (let i = 0; i < cfg.count; i++) {
     try {
       await api.submit({ title: `api ${i}`, capabilities: ['nobody'] });
-      viaApi.push({ ok: true });
+      outcomes.push({ ok: true });
     } catch (err) {
-      viaApi.push({ ok: false, code: codeOf(err), retryAfterMs: (err as AgentComError).retryAfterMs });
+      outcomes.push({ ok: false, code: codeOf(err), retryAfterMs: (err as AgentComError).retryAfterMs });
     }
   }
-  const viaBus = await Promise.all(
+  emit('submits', { outcomes });
+  await bus.drain();
+}
+
+async function busSubmits(): Promise<void> {
+  const bus = await connectBus({ ...connection, logger });
+  const ids = await Promise.all(
     Array.from({ length: cfg.count }, (_, i) =>
       submitTask(bus, { title: `bus ${i}`, capabilities: ['nobody'] }, { submitter: cfg.agentId }).then(
         (r) => r.taskId as string,
       ),
     ),
   );
-  emit('submits', { viaApi, viaBus });
+  emit('submits', { ids });
   await bus.drain();
 }
 
-const modes = { forged, progress, hellos, submits };
+const modes = { forged, progress, hellos, 'api-submits': apiSubmits, 'bus-submits': busSubmits };
 modes[cfg.mode]().catch((err) => {
   emit('error', { message: (err as Error).message, code: codeOf(err) });
   process.exit(1);

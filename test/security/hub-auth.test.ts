@@ -224,10 +224,20 @@ describe('a hub whose agents each have their own credentials', () => {
     const honest = await fx.connectAgent('d');
     // C submits under the key first, and takes every message id D's submission could carry: the
     // key itself and the task id D's key maps to (the stream dedupes message ids across subjects).
+    // The latter without a key: the message id C picks is then hashed with C's id, so taking the
+    // id of D's keyed task, or a readable id a trusted client might use, names a task of C's own.
     const dTaskId = taskIdForSubmit({ idempotencyKey: key, submitter: 'd', now: 0 });
     const body = new TextEncoder().encode(JSON.stringify({ v: 1, title: 'from c', idempotencyKey: key }));
-    for (const msgID of [key, dTaskId])
-      await hostile.js.publish(n.subjects.taskSubmitAs('c'), body, { msgID });
+    await hostile.js.publish(n.subjects.taskSubmitAs('c'), body, { msgID: key });
+    const keyless = new TextEncoder().encode(JSON.stringify({ v: 1, title: 'EVIL from c' }));
+    for (const msgID of [dTaskId, 'deploy-42']) {
+      await hostile.js.publish(n.subjects.taskSubmitAs('c'), keyless, { msgID });
+      const cOwn = taskIdForSubmit({ msgId: msgID, submitter: 'c', now: 0 });
+      expect(cOwn).not.toBe(msgID);
+      await eventually(async () => expect((await api.get(cOwn)).title).toBe('EVIL from c'), {
+        timeout: 10_000,
+      });
+    }
     const cTask = await new HubClient(hostile, 5_000, 'c').submit({
       title: 'from c (api)',
       idempotencyKey: key,
@@ -246,6 +256,8 @@ describe('a hub whose agents each have their own credentials', () => {
     });
     expect(again).toMatchObject({ id: dTaskId, title: 'from d' });
     expect((await api.get(cTask.id)).title).toBe('from c');
+    // A trusted client submitting with the message id deploy-42 later still gets its own task.
+    expect(await denial(api.get('deploy-42'))).toMatchObject({ code: 'not_found' });
     // And C cannot submit as D: D's subjects are not in C's permissions.
     const asD = await denial(hostile.js.publish(n.subjects.taskSubmitAs('d'), body));
     expect(asD.message).toMatch(PERMISSION_VIOLATION);

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { openSuspensions } from '../../../actors/presence/index.js';
 import type { Bus } from '../../bus/connection.js';
 import { SUSPENSION_KEYS } from '../../protocol/limits.js';
+import { exponentialDelay } from '../../runtime/backoff.js';
 import {
   type AuthDirPaths,
   readRegistry,
@@ -24,6 +25,9 @@ import {
 } from './auth-dir.js';
 import { withSuspensions } from './registry.js';
 import { reloadNatsServer } from './reload.js';
+
+/** Timers beyond 2^31 ms fire at once; an hour is plenty between checks. */
+const MAX_TIMER_MS = 3_600_000;
 
 export interface SuspensionSync {
   handle(): void;
@@ -46,6 +50,18 @@ export async function startSuspensionSync(input: {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   let warned = false;
+  let failures = 0;
+
+  /** Wakes up for the next end of a suspension (at most an hour ahead: timers overflow), or `ms`. */
+  const arm = (ms?: number) => {
+    clearTimeout(timer);
+    const now = Date.now();
+    const next = Math.min(...[...active.values()].filter((u) => u > now));
+    const wait = ms ?? (Number.isFinite(next) ? next - now + 5 : undefined);
+    if (wait === undefined) return;
+    timer = setTimeout(() => schedule(), Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+  };
 
   const sync = async () => {
     const now = Date.now();
@@ -65,18 +81,21 @@ export async function startSuspensionSync(input: {
         log.warn({ reason: r.reason }, `suspensions not enforced by the server: ${r.message}`);
       }
     }
-    // The next end of a suspension rewrites the config again.
-    clearTimeout(timer);
-    const next = Math.min(...[...active.values()].filter((u) => u > now));
-    if (Number.isFinite(next)) {
-      timer = setTimeout(() => schedule(), next - now + 5);
-      timer.unref();
-    }
   };
   const schedule = () => {
-    running = running
-      .then(sync)
-      .catch((err) => log.warn({ err }, 'suspension sync failed; the next change retries'));
+    running = running.then(sync).then(
+      () => {
+        failures = 0;
+        // The next end of a suspension rewrites the config again.
+        arm();
+      },
+      (err) => {
+        // A busy auth directory (another agentcom holds its lock), a full disk: try again soon.
+        const retryMs = exponentialDelay(failures++, { min: 1_000, max: 60_000 });
+        log.warn({ err, retry_ms: retryMs }, 'suspensions not written to the server config; retrying');
+        arm(retryMs);
+      },
+    );
     return running;
   };
 
