@@ -115,7 +115,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private lastRetentionLog = 0;
   private readonly log: Logger;
   /** Per-agent token buckets (protocol/limits.ts); rates are read from the live limits each time. */
-  private readonly rates: Record<'reports' | 'refusals' | 'submits', KeyedRateLimiter>;
+  private readonly rates: Record<'reports' | 'flood' | 'refusals' | 'submits', KeyedRateLimiter>;
   /** Refused reports not answered (over the refusals budget) since the last one that was. */
   private readonly dropped = new Map<AgentId, number>();
 
@@ -128,6 +128,10 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const limiter = (kind: RateKind) => new KeyedRateLimiter((id) => this.rateOf(id, kind));
     this.rates = {
       reports: limiter('reports'),
+      flood: new KeyedRateLimiter((id) => {
+        const r = this.rateOf(id, 'reports');
+        return r && { perSecond: r.perSecond * FLOOD_FACTOR, burst: r.burst * FLOOD_FACTOR };
+      }),
       refusals: limiter('refusals'),
       // One bucket for the bus and the API: the bus spends ahead (reserve), the API only takes.
       submits: limiter('submits'),
@@ -390,13 +394,19 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       phase: report.type,
       generation: report.generation,
     };
+    const now = Date.now();
+    const cached = this.store.get(report.taskId)?.record;
     // Informational reports cost a write each and may come at any rate; the ones that start or
     // end an assignment apply at most once each, so they are never limited (docs/security.md, "Rate limits").
     if (RATE_LIMITED_REPORTS.has(report.type)) {
-      const wait = this.rates.reports.take(agentId, Date.now());
+      const wait = this.rates.reports.take(agentId, now);
       if (wait > 0) {
-        if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
+        if (isForgedReport(agentId, report, cached))
           this.violation(agentId, `report about a task it does not hold: ${report.taskId}`);
+        // Ten times over its rate (burst included) is no burst but a flood: it counts.
+        if (this.rates.flood.take(agentId, now) > 0)
+          this.violation(agentId, `${report.type} reports at more than ${FLOOD_FACTOR} times its rate`);
+        if (!this.takeRefusal(agentId, now)) return outcome.ack();
         await this.refuse(agentId, report, {
           code: ERROR_CODES.RATE_LIMITED,
           message: `more than ${this.rateOf(agentId, 'reports')?.perSecond ?? 0} ${report.type} reports a second; this one was not applied`,
@@ -405,27 +415,42 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         return outcome.ack();
       }
     }
+    // A report the cached record refuses would cost a read of the bucket to confirm the refusal
+    // (store.ts) and a notice: from an agent whose refusals budget is spent, it is dropped here.
+    let refusalTaken = false;
+    if (!this.store.preview(report.taskId, command).ok) {
+      if (isForgedReport(agentId, report, cached))
+        this.violation(agentId, `report about an assignment it does not hold: ${report.taskId}`);
+      if (!this.takeRefusal(agentId, now)) return outcome.ack();
+      refusalTaken = true;
+    }
     const r = await this.apply(report.taskId, command, linger);
     if (r.ok) {
       this.log.debug({ ...fields, duplicate: r.duplicate }, 'report applied');
       return outcome.ack();
     }
-    if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
-      this.violation(agentId, `report refused (${r.error.code}): ${r.error.message}`);
+    if (!refusalTaken) {
+      if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
+        this.violation(agentId, `report refused (${r.error.code}): ${r.error.message}`);
+      if (!this.takeRefusal(agentId, Date.now())) return outcome.ack();
+    }
     await this.refuse(agentId, report, r.error);
     return outcome.ack();
   }
 
+  /** Spends one of the agent's refusals (false, counted as dropped, when none is left). */
+  private takeRefusal(agentId: AgentId, now: number): boolean {
+    if (this.rates.refusals.take(agentId, now) === 0) return true;
+    this.dropped.set(agentId, (this.dropped.get(agentId) ?? 0) + 1);
+    return false;
+  }
+
   /**
    * Tells the sender of a refused report, so that it stops work that can no longer count
-   * (docs/protocol.md §10), within its refusals budget: beyond it, a flood of bad reports is
-   * dropped with a count, so it can fill neither the inbox stream nor the log.
+   * (docs/protocol.md §10). Callers spend a refusal first (takeRefusal): beyond the budget, a flood
+   * of bad reports is dropped with a count, so it can fill neither the inbox stream nor the log.
    */
   private async refuse(agentId: AgentId, report: Report, error: WireError): Promise<void> {
-    if (this.rates.refusals.take(agentId, Date.now()) > 0) {
-      this.dropped.set(agentId, (this.dropped.get(agentId) ?? 0) + 1);
-      return;
-    }
     const dropped = this.dropped.get(agentId);
     this.dropped.delete(agentId);
     this.log.info(
@@ -570,6 +595,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
  * margin for clock skew between hubs.
  */
 const RESEND_ASSIGN_WITHIN_MS = DEFAULT_DUPLICATE_WINDOW_MS / 2;
+
+/** Informational reports at this many times an agent's rate count as violations (a flood). */
+const FLOOD_FACTOR = 10;
 
 /** The reports that may come at any rate (see onReport). */
 const RATE_LIMITED_REPORTS: ReadonlySet<Report['type']> = new Set([

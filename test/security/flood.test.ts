@@ -6,7 +6,8 @@
  *   refuses new ones, `agent list` shows it, an honest agent's task completes meanwhile, and
  *   `agent restore` lets it back in;
  * - progress reports beyond the rate are refused `rate_limited` (told with a retry-after), the
- *   completion behind them still applies, and the sender is not suspended;
+ *   completion behind them still applies, and the sender is not suspended; at ten times the rate
+ *   it is;
  * - hellos beyond the rate are refused `rate_limited` with a retry-after;
  * - API submissions beyond the rate are refused `rate_limited`; bus submissions are all kept and
  *   made eligible no faster than the rate (`notBefore`), so a flood cannot crowd out other
@@ -126,6 +127,7 @@ describe('rate limits and suspension against flooding agents', () => {
       [
         { id: 'forger' },
         { id: 'chatty' },
+        { id: 'racer' },
         { id: 'greeter' },
         { id: 'bulk', canSubmit: true },
         { id: 'spacer', canSubmit: true },
@@ -179,7 +181,7 @@ describe('rate limits and suspension against flooding agents', () => {
   it('refuses progress reports beyond the rate with rate_limited and a retry-after; the completion still applies and nobody is suspended', async () => {
     const chatty = await flood('chatty', 'progress', 40);
     await chatty.waitFor('ready');
-    const task = await api.submit({ title: 'chatty work', capabilities: ['flood'] });
+    const task = await api.submit({ title: 'chatty work', capabilities: ['chatty'] });
     await eventually(async () => expect((await api.get(task.id)).status).toBe('done'), { timeout: 15_000 });
     const sent = await chatty.waitFor('progress_sent');
     expect(sent).toMatchObject({ taskId: task.id, sent: 40, failed: 0 });
@@ -191,6 +193,21 @@ describe('rate limits and suspension against flooding agents', () => {
     expect(notices[0]!.retryAfterMs).toBeGreaterThan(0);
     // Rate limiting is not a violation.
     expect((await api.agents()).suspended ?? []).toEqual([]);
+  });
+
+  it('suspends an agent whose progress reports come at ten times its rate and more', async () => {
+    const racer = await flood('racer', 'progress-seq', 200);
+    await racer.waitFor('ready');
+    await api.submit({ title: 'racer work', capabilities: ['racer'] });
+    const s = await eventually(
+      async () => {
+        const found = (await api.agents()).suspended?.find((x) => x.agentId === 'racer');
+        expect(found).toBeDefined();
+        return found!;
+      },
+      { timeout: 15_000 },
+    );
+    expect(s.reason).toMatch(/times its rate/);
   });
 
   it('refuses hellos beyond the rate with rate_limited and a retry-after', async () => {

@@ -4,8 +4,9 @@
  * printing JSON lines (`{ event, ... }`) the test follows:
  *   forged    `count` well-formed reports about tasks it does not hold, and `count` malformed ones,
  *             as fast as it can; then keeps trying to reconnect (counting refusals) until killed.
- *   progress  says hello, takes one assignment, sends `count` progress reports about it at once,
- *             then completes it; prints the notices the hub sent back.
+ *   progress  says hello (capability: its own id), takes one assignment, sends `count` progress
+ *             reports about it at once, then completes it; prints the notices the hub sent back.
+ *   progress-seq  the same, one progress report after the other (each stored before the next).
  *   hellos    `count` hellos back to back; prints each reply's outcome.
  *   api-submits  `count` submissions through the API (its own endpoint); prints the outcomes.
  *   bus-submits  `count` submissions on its own submit subject, all at once; prints the task ids.
@@ -26,7 +27,7 @@ interface Config {
   prefix: string;
   agentId: string;
   seed: string;
-  mode: 'forged' | 'progress' | 'hellos' | 'api-submits' | 'bus-submits';
+  mode: 'forged' | 'progress' | 'progress-seq' | 'hellos' | 'api-submits' | 'bus-submits';
   count: number;
 }
 
@@ -81,12 +82,12 @@ async function forged(): Promise<void> {
   }
 }
 
-async function progress(): Promise<void> {
+async function progress(sequential = false): Promise<void> {
   const notices: InboxNotice[] = [];
   const client = await AgentClient.connect({
     agentId: cfg.agentId,
     connection,
-    hello: { capabilities: ['flood'] },
+    hello: { capabilities: [cfg.agentId] },
     logger,
     onNotice: (n) => {
       notices.push(n);
@@ -94,9 +95,12 @@ async function progress(): Promise<void> {
     },
   });
   await client.start(async (ctx) => {
-    const results = await Promise.allSettled(
-      Array.from({ length: cfg.count }, (_, i) => ctx.progress({ pct: i % 100, message: `step ${i}` })),
-    );
+    const send = (i: number) => ctx.progress({ pct: i % 100, message: `step ${i}` });
+    const results: PromiseSettledResult<void>[] = [];
+    if (sequential)
+      for (let i = 0; i < cfg.count && !ctx.signal.aborted; i++)
+        results.push(...(await Promise.allSettled([send(i)])));
+    else results.push(...(await Promise.allSettled(Array.from({ length: cfg.count }, (_, i) => send(i)))));
     emit('progress_sent', {
       taskId: ctx.taskId,
       sent: results.filter((r) => r.status === 'fulfilled').length,
@@ -151,7 +155,14 @@ async function busSubmits(): Promise<void> {
   await bus.drain();
 }
 
-const modes = { forged, progress, hellos, 'api-submits': apiSubmits, 'bus-submits': busSubmits };
+const modes = {
+  forged,
+  progress: () => progress(),
+  'progress-seq': () => progress(true),
+  hellos,
+  'api-submits': apiSubmits,
+  'bus-submits': busSubmits,
+};
 modes[cfg.mode]().catch((err) => {
   emit('error', { message: (err as Error).message, code: codeOf(err) });
   process.exit(1);
