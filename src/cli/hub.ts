@@ -56,7 +56,22 @@ export async function runHub(flags: HubFlags): Promise<number> {
     if (bannerShown) say(roleLines(role));
     else pendingRole = role;
   };
-  let hub: Awaited<ReturnType<typeof startHub>>;
+  // Signals are taken from the start: one that comes while the hub is starting (its nats-server
+  // spawned, its store claimed) stops it as soon as it is up, instead of killing the process with
+  // nothing cleaned up.
+  let hub: Awaited<ReturnType<typeof startHub>> | undefined;
+  let stopping = false;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    stopping = true;
+    logger.info({ phase: 'shutdown', signal: sig }, 'signal received; shutting down');
+    say(['stopping (a second Ctrl-C stops at once)']);
+    if (hub) void hub.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     hub = await startHub({ ...config, hubId }, { logger, onRole });
   } catch (err) {
@@ -94,16 +109,7 @@ export async function runHub(flags: HubFlags): Promise<number> {
   );
   bannerShown = true;
   if (pendingRole) say(roleLines(pendingRole));
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) process.exit(130);
-    hub.log.info({ phase: 'shutdown', signal: sig }, 'signal received; shutting down');
-    say(['stopping (a second Ctrl-C stops at once)']);
-    void hub.stop();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (stopping) void hub.stop();
   const reason = await hub.exited;
   return reason === 'shutdown' || reason === 'normal' ? 0 : 1;
 }

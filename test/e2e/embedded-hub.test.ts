@@ -2,7 +2,8 @@
  * `agentcom hub` with its embedded nats-server, killed with SIGKILL: the nats-server it spawned
  * outlives it (children are not killed with their parent) and holds the port and the store. The
  * restarted hub finds it through its pid file, stops it, starts its own on the same store, and
- * nothing submitted before is lost. A graceful stop leaves no nats-server behind.
+ * nothing submitted before is lost. A graceful stop leaves no nats-server behind, also when the
+ * signal comes while the hub is still starting.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,5 +63,33 @@ describe('the hub with an embedded nats-server', { timeout: 120_000 }, () => {
 
     expect(await hub.stop()).toBe(0);
     await waitUntil(() => !alive(serverPid), 'the embedded nats-server stopped with its hub');
+  });
+
+  it('stops cleanly when SIGTERM comes while it is still starting: exit 0, its nats-server stopped', async () => {
+    const startDir = await mkdtemp(join(tmpdir(), 'agentcom-embedded-'));
+    const port = await freePort();
+    const starting = hubProcessWith(
+      ['--data-dir', startDir, '--nats-port', String(port), '--prefix', uniqueName('embs').toLowerCase()],
+      'hub-embs',
+      { NATS_URL: '' },
+    );
+    try {
+      const started = starting.start().catch(() => undefined);
+      // The nats-server is spawned (its pid file written) before the hub is up.
+      const pidFile = join(startDir, 'nats-server.pid');
+      let pid = 0;
+      await waitUntil(async () => {
+        pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+        return pid > 0;
+      }, 'the embedded nats-server spawned');
+      const exited = new Promise<number | null>((r) => starting.proc.once('exit', (code) => r(code)));
+      starting.proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      await started;
+      await waitUntil(() => !alive(pid), 'the embedded nats-server stopped with its hub');
+    } finally {
+      await starting.kill();
+      await rm(startDir, { recursive: true, force: true });
+    }
   });
 });
