@@ -52,6 +52,7 @@ import {
   assignMessage,
   commandFromReport,
   refusalNotice,
+  resolveDelay,
   type TaskCommand,
   type TaskCommandResult,
   type TaskEffect,
@@ -270,7 +271,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         };
     }
     const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now, submitter });
-    const command = { type: 'submit' as const, id, submit: parsed.data };
+    const command = { type: 'submit' as const, id, submit: resolveDelay(parsed.data, now) };
     const r = await this.apply(id, command, this.announce(id, command));
     return r.ok ? { ok: true, task: r.task } : r;
   }
@@ -372,8 +373,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         ? outcome.ack()
         : outcome.deadLetter(reason, ERROR_CODES.RATE_LIMITED);
     }
+    const delayed = resolveDelay(submit, ctx.publishedAt.getTime());
     const deferred =
-      wait > 0 ? { ...submit, notBefore: Math.max(submit.notBefore ?? 0, now + wait) } : submit;
+      wait > 0 ? { ...delayed, notBefore: Math.max(delayed.notBefore ?? 0, now + wait) } : delayed;
     const command = { type: 'submit' as const, id, submit: deferred };
     const r = await this.apply(id, command, this.announce(id, command));
     if (!r.ok) return outcome.deadLetter(r.error.message, r.error.code);

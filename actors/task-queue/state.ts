@@ -52,6 +52,7 @@ import type { InboxAssign, InboxNotice, Report } from '../../src/protocol/agent.
 import { ERROR_CODES, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import {
+  delayMs,
   HISTORY_MAX,
   type HistoryEntry,
   isActive,
@@ -220,6 +221,17 @@ export function assignMessage(task: TaskRecord): InboxAssign {
  * over for it (the task is unknown, finished, reclaimed, reassigned or held by another agent): its
  * work is moot, and nothing it reports about that generation will be applied.
  */
+/**
+ * The submission with its `delay` turned into `notBefore`, counted from `at`, when the hub took it
+ * in (a stream message's stored time, so a redelivery gets the same answer); with `notBefore` too,
+ * the later of the two.
+ */
+export function resolveDelay(s: TaskSubmit, at: number): TaskSubmit {
+  if (s.delay === undefined) return s;
+  const { delay, ...rest } = s;
+  return { ...rest, notBefore: Math.max(rest.notBefore ?? 0, at + delayMs(delay)) };
+}
+
 export function refusalNotice(
   task: TaskRecord | undefined,
   agentId: AgentId,

@@ -7,6 +7,7 @@
  * Text here is for people and may change; scripts should use `--json`.
  */
 import type { DlqRecord } from '../protocol/dlq.js';
+import { parseDurationMs } from '../protocol/duration.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import type { HistoryEntry, TaskRecord } from '../protocol/task.js';
 
@@ -22,22 +23,18 @@ export function flagName(key: string): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /**
- * A duration such as `500ms`, `30s`, `10m`, `1h30m` or `2d` in ms. A unit is required: a bare
- * number is ambiguous (the shared `--timeout` takes ms, people mean seconds) and is refused.
+ * A duration such as `500ms`, `30s`, `10m`, `1h30m` or `2d` in ms (protocol/duration.ts). A unit
+ * is required: a bare number is ambiguous (the shared `--timeout` takes ms, people mean seconds)
+ * and is refused.
  */
 export function parseDuration(text: string, key: string): number {
-  const s = text.trim();
-  const parts = [...s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
-  const consumed = parts.map((p) => p[0]).join('');
-  if (!s || parts.length === 0 || consumed !== s)
+  const ms = parseDurationMs(text);
+  if (ms === null)
     throw flagError(
       key,
-      `${flagName(key)} must be a duration like 30s, 10m or 1h30m (units ms, s, m, h, d), got ${JSON.stringify(text)}`,
+      `${flagName(key)} must be a duration like 30s, 10m or 1h30m (units ms, s, m, h, d, w), got ${JSON.stringify(text)}`,
     );
-  const ms = Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_MS[p[2]!]!, 0));
   if (ms <= 0) throw flagError(key, `${flagName(key)} must be longer than 0, got ${JSON.stringify(text)}`);
   return ms;
 }

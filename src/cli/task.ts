@@ -78,6 +78,7 @@ interface SubmitFlags extends ConnectionFlags {
   maxRetries?: string;
   completeBy?: string;
   notBefore?: string;
+  delay?: string;
   idempotencyKey?: string;
   metadata?: string;
   wait?: boolean;
@@ -114,6 +115,7 @@ export function submitInput(title: string, f: SubmitFlags, now = Date.now()): Om
       );
   }
   if (f.notBefore !== undefined) input.notBefore = parseTime(f.notBefore, 'notBefore', now);
+  if (f.delay !== undefined) input.delay = parseDuration(f.delay, 'delay');
   if (f.idempotencyKey !== undefined) input.idempotencyKey = f.idempotencyKey;
   if (f.metadata !== undefined) input.metadata = parseJsonObject(f.metadata, 'metadata');
   checkFlags(TaskSubmitSchema, { v: 1, ...input }, { title: '<title>' });
@@ -371,6 +373,7 @@ export function registerTaskCommands(program: Command): Command {
     .option('--max-retries <n>', 'automatic retries before the task is dead (0-100, default 3)')
     .option('--complete-by <time>', 'deadline: ISO 8601 time or +duration (+2h)')
     .option('--not-before <time>', 'do not assign before: ISO 8601 time or +duration (+10m)')
+    .option('--delay <duration>', 'do not assign before this long after the hub takes it in (e.g. 4h, 1h30m)')
     .option('--idempotency-key <key>', 'a second submit with the same key returns the first task')
     .option('--metadata <json>', 'JSON object passed through to the agent')
     .option('--wait', 'follow the task until it finishes (exit 0 done, 1 failed/dead, 4 cancelled)')

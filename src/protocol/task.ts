@@ -6,6 +6,7 @@
  * well formed, not what is allowed next: the transition rules live in actors/task-queue/state.ts.
  */
 import { z } from 'zod';
+import { DURATION_PATTERN, parseDurationMs } from './duration.js';
 import {
   AgentIdSchema,
   CapabilitySchema,
@@ -111,6 +112,27 @@ export const CompleteBySchema = EpochMsSchema.describe(
 export const NotBeforeSchema = EpochMsSchema.describe(
   'Not assigned before this time (epoch ms): delayed tasks, and the retry backoff of a requeued task.',
 );
+/** The longest `delay` a submission may ask for. */
+export const MAX_DELAY_MS = 365 * 86_400_000;
+export const DelaySchema = z
+  .union([
+    z.int().min(0).max(MAX_DELAY_MS),
+    z
+      .string()
+      .max(32)
+      .regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 4h or 1h30m (units ms, s, m, h, d, w)')
+      .refine((s) => (parseDurationMs(s) ?? Number.POSITIVE_INFINITY) <= MAX_DELAY_MS, 'at most 365 days'),
+  ])
+  .describe(
+    'Not assigned before this long after the hub takes the submission in: ms, or a duration such as "4h" or "1h30m". With notBefore too, the later of the two.',
+  );
+export type Delay = z.infer<typeof DelaySchema>;
+
+/** A delay in ms (`DelaySchema` has checked it). */
+export function delayMs(delay: Delay): number {
+  return typeof delay === 'number' ? delay : (parseDurationMs(delay) ?? 0);
+}
+
 export const IdempotencyKeySchema = z
   .string()
   .min(1)
@@ -142,6 +164,7 @@ export const TaskSubmitSchema = z
     backoff: BackoffSchema.default({ baseMs: 1000, maxMs: 60_000 }),
     completeBy: CompleteBySchema.optional(),
     notBefore: NotBeforeSchema.optional(),
+    delay: DelaySchema.optional(),
     idempotencyKey: IdempotencyKeySchema.optional(),
     metadata: MetadataSchema.optional(),
     submittedBy: SubmittedBySchema.optional(),

@@ -91,6 +91,36 @@ describe('hub rules', () => {
     expect(done!.assignedAt!).toBeGreaterThanOrEqual(notBefore);
   });
 
+  it('a delay in human units counts from when the hub takes the submission in, over the bus and the API', async () => {
+    await setup({ agentId: 'a1' });
+    const before = Date.now();
+    const viaBus = await c.submit({ title: 'in a second', delay: '1s' });
+    const viaApi = (await api('task.submit', { v: 1, title: 'in 1.5 s', delay: 1_500 }, TaskReplySchema))
+      .task;
+    const after = Date.now();
+    // The later of notBefore and the delay.
+    const both = (
+      await api(
+        'task.submit',
+        { v: 1, title: 'both', notBefore: after + 5_000, delay: '1s' },
+        TaskReplySchema,
+      )
+    ).task;
+    expect(both.notBefore).toBe(after + 5_000);
+    expect(viaApi.notBefore).toBeGreaterThanOrEqual(before + 1_500);
+    expect(viaApi.notBefore).toBeLessThanOrEqual(Date.now() + 1_500);
+    const [bus, apiTask] = await c.settle([viaBus, viaApi.id]);
+    expect(bus!.notBefore).toBeGreaterThanOrEqual(before + 1_000);
+    expect(bus!.notBefore).toBeLessThanOrEqual(after + 1_000 + 1_000);
+    expect(bus!.assignedAt!).toBeGreaterThanOrEqual(bus!.notBefore!);
+    expect(apiTask!.assignedAt!).toBeGreaterThanOrEqual(apiTask!.notBefore!);
+    // Not a duration: refused at the boundary with the offending field named.
+    const bad = await api('task.submit', { v: 1, title: 'x', delay: '4 hours' }, TaskReplySchema).catch(
+      (e) => e,
+    );
+    expect(bad).toMatchObject({ code: 'invalid_payload', path: ['delay'] });
+  });
+
   it('routes by capability subset and by queue; work nobody can do waits', async () => {
     await setup(
       { agentId: 'gpu', capabilities: ['gpu', 'python'], queues: ['cognition'] },
