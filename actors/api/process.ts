@@ -26,7 +26,7 @@ import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import type { TaskId } from '../../src/protocol/ids.js';
 import type { Suspension } from '../../src/protocol/limits.js';
 import type { AgentRegistration } from '../../src/protocol/registration.js';
-import { parseSubmitter } from '../../src/protocol/subjects.js';
+import { parseSubmitSubject } from '../../src/protocol/subjects.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
@@ -72,14 +72,22 @@ export class ApiProcess implements Server {
     });
     // An agent allowed to submit calls `task.submit.<its id>`, the only one its permissions allow:
     // the hub reads the submitter from the subject (idempotency keys and rates are per submitter).
-    svc.addEndpoint('task.submit.*', {
+    svc.addEndpoint('task.submit.>', {
       input: TaskSubmitRequestSchema,
-      description: 'Submit a task as the agent named by the last subject token (per-agent permissions).',
+      description:
+        'Submit a task as the agent named by the subject (task.submit.<id>[.<queue>]; per-agent permissions).',
       handler: async (submit, ctx) => {
-        const submitter = parseSubmitter(bus.names, ctx.subject);
-        if (!submitter)
+        const from = parseSubmitSubject(bus.names, ctx.subject);
+        if (!from?.submitter)
           throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `not a submit subject: ${ctx.subject}`);
-        return taskOrThrow(await tq<AssignReply>({ type: 'submit', submit, submitter }));
+        return taskOrThrow(
+          await tq<AssignReply>({
+            type: 'submit',
+            submit,
+            submitter: from.submitter,
+            ...(from.queue !== undefined ? { queue: from.queue } : {}),
+          }),
+        );
       },
     });
     svc.addEndpoint('task.get', {

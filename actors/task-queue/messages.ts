@@ -28,6 +28,8 @@ export type TaskQueueMessage =
       submit: TaskSubmitInput;
       /** The submitting agent (its API subject); absent for trusted clients. */
       submitter?: string;
+      /** The queue its API subject names, which the task's must be (absent: any). */
+      queue?: string;
       reply?: (r: AssignReply) => void;
     }
   /** call: cancel or manually retry a task (`by` is recorded in its history). */

@@ -34,7 +34,7 @@ import {
   type RateLimit,
   rateFor,
 } from '../../src/protocol/limits.js';
-import { parseAgentSubject, parseSubmitter } from '../../src/protocol/subjects.js';
+import { parseAgentSubject, parseSubmitSubject } from '../../src/protocol/subjects.js';
 import {
   type TaskRecord,
   TaskRecordSchema,
@@ -209,7 +209,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.([...this.store.all()].map((s) => s.record));
         return;
       case 'submit':
-        this.reply(this.submit(msg.submit, undefined, msg.submitter ?? null), msg.reply);
+        this.reply(this.submit(msg.submit, undefined, msg.submitter ?? null, msg.queue), msg.reply);
         return;
       case 'cancel':
         this.reply(this.command(msg.taskId, { type: 'cancel', reason: msg.reason, by: msg.by }), msg.reply);
@@ -253,9 +253,16 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   // --- Commands ---
 
-  async submit(raw: unknown, msgId?: string, submitter: string | null = null): Promise<AssignReply> {
+  async submit(
+    raw: unknown,
+    msgId?: string,
+    submitter: string | null = null,
+    queue?: string,
+  ): Promise<AssignReply> {
     const parsed = TaskSubmitSchema.safeParse(raw);
     if (!parsed.success) return { ok: false, error: fromZodError(parsed.error, 'task').toWire() };
+    const wrongQueue = queueMismatch(queue, parsed.data);
+    if (wrongQueue) return { ok: false, error: { code: ERROR_CODES.FORBIDDEN, message: wrongQueue } };
     const now = Date.now();
     if (submitter !== null) {
       // An API caller waits for the answer, so it is refused and told when to come back.
@@ -351,8 +358,18 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   // --- Consumers ---
 
   private async onSubmit(submit: TaskSubmit, ctx: MessageContext): Promise<Outcome> {
-    const submitter = parseSubmitter(this.input.bus.names, ctx.subject);
-    if (submitter === undefined) return outcome.deadLetter(`not a submit subject: ${ctx.subject}`);
+    const from = parseSubmitSubject(this.input.bus.names, ctx.subject);
+    if (from === undefined) return outcome.deadLetter(`not a submit subject: ${ctx.subject}`);
+    const { submitter } = from;
+    const wrongQueue = queueMismatch(from.queue, submit);
+    if (wrongQueue) {
+      // Permissions allowed the subject's queue only: a payload naming another is an attempt to
+      // get round them.
+      this.violation(submitter as AgentId, wrongQueue);
+      return this.rates.refusals.take(submitter!, Date.now()) > 0
+        ? outcome.ack()
+        : outcome.deadLetter(wrongQueue, ERROR_CODES.FORBIDDEN);
+    }
     const id = taskIdForSubmit({
       idempotencyKey: submit.idempotencyKey,
       msgId: ctx.msgId ?? undefined,
@@ -482,7 +499,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private onInvalid(error: WireError, subject: string): 'dead_letter' | 'drop' {
     const n = this.input.bus.names;
     const reporter = parseAgentSubject(n, subject);
-    const agentId = reporter?.kind === 'report' ? reporter.agentId : parseSubmitter(n, subject);
+    const agentId =
+      reporter?.kind === 'report' ? reporter.agentId : parseSubmitSubject(n, subject)?.submitter;
     if (!agentId) return 'dead_letter';
     this.violation(agentId as AgentId, `malformed message on ${subject}: ${error.message}`);
     return this.rates.refusals.take(agentId, Date.now()) > 0 ? 'drop' : 'dead_letter';
@@ -597,6 +615,12 @@ export class TaskQueue implements Server<TaskQueueMessage> {
  * margin for clock skew between hubs.
  */
 const RESEND_ASSIGN_WITHIN_MS = DEFAULT_DUPLICATE_WINDOW_MS / 2;
+
+/** Why a submission whose subject names a queue may not go on: it names another (null: it may). */
+function queueMismatch(subjectQueue: string | undefined, submit: TaskSubmit): string | null {
+  if (subjectQueue === undefined || subjectQueue === submit.queue) return null;
+  return `submitted on the subject of queue ${subjectQueue} for queue ${submit.queue}`;
+}
 
 /** Informational reports at this many times an agent's rate count as violations (a flood). */
 const FLOOD_FACTOR = 10;

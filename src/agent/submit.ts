@@ -49,7 +49,10 @@ export async function submitTask(
   const msgId =
     key === undefined ? newTaskId() : `${taskIdForSubmit({ idempotencyKey: key, submitter, now: 0 })}`;
   const taskId = taskIdForSubmit({ idempotencyKey: key, submitter, msgId, now: Date.now() });
-  const subject = submitter ? bus.names.subjects.taskSubmitAs(submitter) : bus.names.subjects.taskSubmit;
+  // An agent names the queue in the subject: its permissions may allow only some queues.
+  const subject = submitter
+    ? bus.names.subjects.taskSubmitAs(submitter, payload.queue)
+    : bus.names.subjects.taskSubmit;
   // Validated just above (parse also applies the defaults): encoded without a second pass.
   const data = encodeTrusted(payload);
   const send = (id: string) =>

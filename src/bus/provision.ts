@@ -164,7 +164,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
     streams: [
       {
         name: s.submit,
-        subjects: [n.subjects.taskSubmit, n.subjects.taskSubmitAll],
+        subjects: [n.subjects.taskSubmit, n.subjects.taskSubmitAll, n.subjects.taskSubmitQueuedAll],
         retention: 'workqueue',
         storage,
         duplicateWindowMs: o.submitDuplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,

@@ -138,8 +138,8 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
     service,
     addEndpoint(endpoint, def) {
       const subject = `${bus.names.subjects.apiPrefix}.${endpoint}`;
-      // Endpoint names are single tokens: task.submit -> task-submit, task.submit.* -> task-submit-as.
-      const iter = service.addEndpoint(endpoint.replace(/\.\*$/, '.as').replace(/\./g, '-'), {
+      // Endpoint names are single tokens: task.submit -> task-submit, task.submit.> -> task-submit-as.
+      const iter = service.addEndpoint(endpoint.replace(/\.[*>]$/, '.as').replace(/\./g, '-'), {
         subject,
         metadata: { description: def.description ?? '' },
       });

@@ -47,7 +47,7 @@ import { type AccessCheck, checkAgentAccess, checkAgentRevoked, retryCheck } fro
 import { SLOTS_MAX } from '../protocol/agent.js';
 import type { AgentListReply, AgentRemoveReply } from '../protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
-import { AgentIdSchema, CapabilitySchema, QueueNameSchema } from '../protocol/ids.js';
+import { AgentIdSchema, CapabilitySchema, type QueueName, QueueNameSchema } from '../protocol/ids.js';
 import { writeFileAtomic } from '../runtime/atomic-file.js';
 import {
   type ConnectionFlags,
@@ -86,6 +86,10 @@ export function registerAgentCommands(program: Command): void {
       .option('--queues <list>', 'comma-separated queues it serves (default: default)')
       .option('--slots <n>', `tasks it may hold at once, 1-${SLOTS_MAX} (default 1)`)
       .option('--can-submit', 'allow it to submit tasks')
+      .option(
+        '--submit-queues <list>',
+        'allow it to submit tasks to these queues only (inter-agent triggers, e.g. action); implies --can-submit',
+      )
       .option('--out <dir>', 'directory for its agent.nk and sidecar.json (default <auth-dir>/agents/<id>)')
       .option(
         '--wake <command>',
@@ -128,6 +132,7 @@ interface AddFlags extends ConnectionFlags {
   queues?: string;
   slots?: string;
   canSubmit?: boolean;
+  submitQueues?: string;
   out?: string;
   wake?: string;
   force?: boolean;
@@ -145,6 +150,7 @@ const AddInputSchema = z.object({
   queues: z.array(QueueNameSchema).min(1).max(32),
   slots: z.coerce.number().int().min(1).max(SLOTS_MAX),
   canSubmit: z.boolean(),
+  submitQueues: z.array(QueueNameSchema).min(1, 'name at least one queue').max(32).optional(),
   out: z.string().min(1).optional(),
   wake: z.array(z.string().min(1)).min(1, 'must name a command').optional(),
   force: z.boolean(),
@@ -177,7 +183,9 @@ function parseAddFlags(flags: AddFlags): AddInput {
     capabilities: list(flags.capabilities),
     queues: flags.queues === undefined ? ['default'] : list(flags.queues),
     slots: flags.slots ?? '1',
-    canSubmit: flags.canSubmit === true,
+    // --submit-queues implies --can-submit, for those queues only.
+    canSubmit: flags.canSubmit === true || flags.submitQueues !== undefined,
+    submitQueues: flags.submitQueues === undefined ? undefined : list(flags.submitQueues),
     out: flags.out,
     wake: flags.wake === undefined ? undefined : wakeArgv(flags.wake),
     force: flags.force === true,
@@ -273,6 +281,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
       queues: input.queues,
       slots: input.slots,
       canSubmit: input.canSubmit,
+      ...(input.submitQueues ? { submitQueues: input.submitQueues as QueueName[] } : {}),
       servers: conn.servers,
       prefix: conn.prefix,
       force: input.force,
@@ -313,7 +322,7 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
         ...(service ? { service } : {}),
       },
       [
-        `${created.replaced ? 'replaced the credentials of' : 'added'} agent ${a.id} (${a.name}): capabilities ${a.capabilities.join(',') || '(none)'}; queues ${a.queues.join(',')}; slots ${a.slots}; may submit tasks: ${a.canSubmit ? 'yes' : 'no'}`,
+        `${created.replaced ? 'replaced the credentials of' : 'added'} agent ${a.id} (${a.name}): capabilities ${a.capabilities.join(',') || '(none)'}; queues ${a.queues.join(',')}; slots ${a.slots}; may submit tasks: ${a.canSubmit ? (a.submitQueues ? `to ${a.submitQueues.join(',')}` : 'yes') : 'no'}`,
         ...(ensured.created ? [`  created the auth directory ${paths.root} (hub.nk, admin.nk)`] : []),
         ...created.files.map((f) => `  wrote ${f.path} (${f.mode}): ${f.what}`),
         `  ${reloadLine(reload)}`,

@@ -49,7 +49,10 @@ export class HubClient {
   }
 
   async submit(task: Omit<TaskSubmitInput, 'v'>): Promise<TaskRecord> {
-    const endpoint = this.submitter ? `task.submit.${this.submitter}` : 'task.submit';
+    // An agent names the queue too: its permissions may allow only some queues.
+    const endpoint = this.submitter
+      ? `task.submit.${this.submitter}.${task.queue ?? 'default'}`
+      : 'task.submit';
     return (await this.call(endpoint, { v: 1, ...task }, TaskReplySchema)).task;
   }
   async get(id: TaskId | string): Promise<TaskRecord> {

@@ -22,6 +22,11 @@ export interface SubjectPermissions {
 export interface AgentPermissionOptions {
   /** Whether the agent may submit tasks (on its own `<p>.task.submit.<id>` and `<p>.api.task.submit.<id>`). */
   canSubmit?: boolean;
+  /**
+   * With `canSubmit`: the only queues it may submit to (inter-agent triggers: an agent that may
+   * enqueue work for the `action` queue and nothing else). Absent: any queue.
+   */
+  submitQueues?: readonly string[];
 }
 
 /**
@@ -67,7 +72,18 @@ export function agentPermissions(
   ];
   // Its own submit subjects, not the shared ones: the hub scopes idempotency keys and backlog
   // limits by the submitter it reads from the subject.
-  if (opts.canSubmit) publish.push(n.subjects.taskSubmitAs(agentId), n.subjects.apiTaskSubmitAs(agentId));
+  // With submitQueues, only the subjects naming those queues (the hub checks the payload's queue
+  // is the subject's): the server itself refuses a submission to any other queue.
+  if (opts.canSubmit && opts.submitQueues)
+    for (const q of opts.submitQueues)
+      publish.push(n.subjects.taskSubmitAs(agentId, q), n.subjects.apiTaskSubmitAs(agentId, q));
+  else if (opts.canSubmit)
+    publish.push(
+      n.subjects.taskSubmitAs(agentId),
+      n.subjects.taskSubmitAs(agentId, '*'),
+      n.subjects.apiTaskSubmitAs(agentId),
+      n.subjects.apiTaskSubmitAs(agentId, '*'),
+    );
   return {
     publish: { allow: publish },
     subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },

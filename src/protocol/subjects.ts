@@ -78,11 +78,15 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       /** Submissions of trusted clients (hub and admin users); agents have their own subject. */
       taskSubmit: `${p}.task.submit`,
       /**
-       * Submissions of one agent allowed to submit. The submitter is the last token, so an
-       * idempotency key is scoped to it (task-id.ts) and its backlog is capped per subject.
+       * Submissions of one agent allowed to submit, optionally naming the queue (`.<queue>`, which
+       * must be the payload's): the submitter is read from the subject, so an idempotency key is
+       * scoped to it (task-id.ts) and its backlog is capped per subject; the queue token lets
+       * permissions allow an agent some queues only.
        */
-      taskSubmitAs: (submitter: string) => `${p}.task.submit.${submitter}`,
+      taskSubmitAs: (submitter: string, queue?: string) =>
+        queue === undefined ? `${p}.task.submit.${submitter}` : `${p}.task.submit.${submitter}.${queue}`,
       taskSubmitAll: `${p}.task.submit.*`,
+      taskSubmitQueuedAll: `${p}.task.submit.*.*`,
       agent,
       agentAll,
       agentInbox: (agentId: string) => agent(agentId, 'inbox'),
@@ -105,7 +109,10 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       apiPrefix: `${p}.api`,
       api,
       /** The `task.submit` endpoint of one agent allowed to submit (scoped like taskSubmitAs). */
-      apiTaskSubmitAs: (submitter: string) => `${p}.api.task.submit.${submitter}`,
+      apiTaskSubmitAs: (submitter: string, queue?: string) =>
+        queue === undefined
+          ? `${p}.api.task.submit.${submitter}`
+          : `${p}.api.task.submit.${submitter}.${queue}`,
     },
     streams,
     /** The work-queue streams whose max-deliveries advisories are captured. */
@@ -157,18 +164,26 @@ export function parseAgentSubject(
 }
 
 /**
- * The submitter of a submission subject (`<p>.task.submit[.<agentId>]` or the API's
- * `<p>.api.task.submit[.<agentId>]`): the agent id, `null` for the trusted subject, `undefined`
- * when the subject is neither. Taken from the subject, never from the payload: permissions let an
- * agent publish only on its own.
+ * The submitter (and the queue, when the subject names one) of a submission subject:
+ * `<p>.task.submit[.<agentId>[.<queue>]]` or the API's `<p>.api.task.submit[.<agentId>[.<queue>]]`.
+ * `submitter` is null for the trusted subject; the result is undefined when the subject is neither.
+ * Taken from the subject, never from the payload: permissions let an agent publish only on its own.
  */
-export function parseSubmitter(n: Names, subject: string): string | null | undefined {
+export function parseSubmitSubject(
+  n: Names,
+  subject: string,
+): { submitter: string | null; queue?: string } | undefined {
   for (const head of [n.subjects.taskSubmit, n.subjects.api['task.submit']]) {
-    if (subject === head) return null;
-    if (subject.startsWith(`${head}.`)) {
-      const rest = subject.slice(head.length + 1);
-      return rest && !rest.includes('.') ? rest : undefined;
-    }
+    if (subject === head) return { submitter: null };
+    if (!subject.startsWith(`${head}.`)) continue;
+    const rest = subject.slice(head.length + 1).split('.');
+    if (rest.length > 2 || rest.some((t) => t === '')) return undefined;
+    return rest.length === 2 ? { submitter: rest[0]!, queue: rest[1]! } : { submitter: rest[0]! };
   }
   return undefined;
+}
+
+/** The submitter of a submission subject (see parseSubmitSubject). */
+export function parseSubmitter(n: Names, subject: string): string | null | undefined {
+  return parseSubmitSubject(n, subject)?.submitter;
 }

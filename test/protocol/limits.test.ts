@@ -15,7 +15,7 @@ import {
   LimitsSchema,
   rateFor,
 } from '../../src/protocol/limits.js';
-import { names, parseSubmitter } from '../../src/protocol/subjects.js';
+import { names, parseSubmitSubject, parseSubmitter } from '../../src/protocol/subjects.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 
@@ -131,7 +131,12 @@ describe('submitters', () => {
     expect(parseSubmitter(n, 'acme.task.submit.a1')).toBe('a1');
     expect(parseSubmitter(n, 'acme.api.task.submit')).toBeNull();
     expect(parseSubmitter(n, 'acme.api.task.submit.a1')).toBe('a1');
-    expect(parseSubmitter(n, 'acme.task.submit.a1.x')).toBeUndefined();
+    expect(parseSubmitSubject(n, 'acme.task.submit.a1.action')).toEqual({ submitter: 'a1', queue: 'action' });
+    expect(parseSubmitSubject(n, 'acme.api.task.submit.a1.action')).toEqual({
+      submitter: 'a1',
+      queue: 'action',
+    });
+    expect(parseSubmitter(n, 'acme.task.submit.a1.x.y')).toBeUndefined();
     expect(parseSubmitter(n, 'acme.agent.a1.report')).toBeUndefined();
   });
 

@@ -72,10 +72,28 @@ describe('agent permissions', () => {
     expect(allowed(s.publish.allow, 'acme.task.submit.b1')).toBe(false);
     expect(allowed(s.publish.allow, 'acme.api.task.submit.b1')).toBe(false);
     expect(allowed(s.publish.allow, 'acme.api.task.cancel')).toBe(false);
+    // Any queue: its own subject, with or without the queue token.
+    expect(allowed(s.publish.allow, 'acme.task.submit.a1.action')).toBe(true);
+    expect(allowed(s.publish.allow, 'acme.api.task.submit.a1.action')).toBe(true);
+    expect(allowed(s.publish.allow, 'acme.task.submit.b1.action')).toBe(false);
     expect(s.publish.allow.filter((x) => !a.publish.allow.includes(x))).toEqual([
       'acme.task.submit.a1',
+      'acme.task.submit.a1.*',
       'acme.api.task.submit.a1',
+      'acme.api.task.submit.a1.*',
     ]);
+  });
+
+  it('with submitQueues, allows submitting to those queues only (inter-agent triggers)', () => {
+    const s = agentPermissions(n, 'a1', { canSubmit: true, submitQueues: ['action', 'social'] });
+    for (const q of ['action', 'social']) {
+      expect(allowed(s.publish.allow, `acme.task.submit.a1.${q}`), q).toBe(true);
+      expect(allowed(s.publish.allow, `acme.api.task.submit.a1.${q}`), q).toBe(true);
+    }
+    expect(allowed(s.publish.allow, 'acme.task.submit.a1')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.task.submit.a1.cognition')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.api.task.submit.a1')).toBe(false);
+    expect(allowed(s.publish.allow, 'acme.task.submit')).toBe(false);
   });
 
   it('uses no wildcard that could reach past the agent', () => {

@@ -23,6 +23,8 @@ import { startNatsServer, type TestNatsServer } from '../support/nats-server.js'
 export interface AgentSpec {
   id: string;
   canSubmit?: boolean;
+  /** The only queues it may submit to (implies canSubmit). */
+  submitQueues?: string[];
 }
 
 export interface AuthFixture {
@@ -59,7 +61,8 @@ export async function startAuthFixture(agents: AgentSpec[], tag = 'sec'): Promis
       capabilities: [],
       queues: ['default' as QueueName],
       slots: 1,
-      canSubmit: spec.canSubmit === true,
+      canSubmit: spec.canSubmit === true || spec.submitQueues !== undefined,
+      ...(spec.submitQueues ? { submitQueues: spec.submitQueues as QueueName[] } : {}),
       servers,
       prefix,
     });

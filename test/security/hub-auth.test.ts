@@ -15,10 +15,12 @@ import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { freePort } from '../../src/bus/nats-server.js';
 import { readSeedFile } from '../../src/bus/nkeys.js';
+import { request } from '../../src/bus/service.js';
 import { HubClient } from '../../src/cli/hub-client.js';
 import { authDirPaths } from '../../src/hub/auth/auth-dir.js';
 import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
+import { TaskReplySchema } from '../../src/protocol/api.js';
 import { AgentComError } from '../../src/protocol/errors.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
@@ -109,7 +111,14 @@ describe('a hub whose agents each have their own credentials', () => {
 
   beforeAll(async () => {
     fx = await startAuthFixture(
-      [{ id: 'a' }, { id: 'b' }, { id: 'c', canSubmit: true }, { id: 'd', canSubmit: true }],
+      [
+        { id: 'a' },
+        { id: 'b' },
+        { id: 'c', canSubmit: true },
+        { id: 'd', canSubmit: true },
+        { id: 'insight', submitQueues: ['action'] },
+        { id: 'doer' },
+      ],
       'hubsec',
     );
     hub = await startTestHub(fx.url, fx.prefix, { authDir: fx.dir });
@@ -261,5 +270,79 @@ describe('a hub whose agents each have their own credentials', () => {
     // And C cannot submit as D: D's subjects are not in C's permissions.
     const asD = await denial(hostile.js.publish(n.subjects.taskSubmitAs('d'), body));
     expect(asD.message).toMatch(PERMISSION_VIOLATION);
+  });
+
+  it("triggers across queues: an agent allowed to submit to 'action' only enqueues work there from inside its task (seed 000's InsightAgent)", async () => {
+    const api = new HubClient(admin);
+    let refusedElsewhere: unknown;
+    const followUps: string[] = [];
+    const insight = await AgentClient.connect({
+      agentId: 'insight',
+      connection: {
+        servers: fx.url,
+        prefix: fx.prefix,
+        nkeySeed: await fx.agentSeed('insight'),
+        inboxPrefix: agentInboxPrefix('insight'),
+      },
+      hello: { queues: ['cognition'] },
+      logger: silent,
+      helloTimeoutMs: 15_000,
+    });
+    agents.push(insight);
+    await insight.start(async (ctx) => {
+      // Its insight becomes work for the action queue, which another agent serves.
+      const next = await insight.submit({ title: `act on ${ctx.task.title}`, queue: 'action' as never });
+      followUps.push(next.taskId);
+      // Any other queue is refused by the server itself.
+      refusedElsewhere = await insight
+        .submit({ title: 'not mine', queue: 'cognition' as never })
+        .catch((e) => e);
+      return { type: 'completed', result: { followUp: next.taskId } };
+    });
+    const doer = await AgentClient.connect({
+      agentId: 'doer',
+      connection: {
+        servers: fx.url,
+        prefix: fx.prefix,
+        nkeySeed: await fx.agentSeed('doer'),
+        inboxPrefix: agentInboxPrefix('doer'),
+      },
+      hello: { queues: ['action'] },
+      logger: silent,
+      helloTimeoutMs: 15_000,
+    });
+    agents.push(doer);
+    await doer.start(async () => ({ type: 'completed', result: { done: true } }));
+
+    const idea = await api.submit({ title: 'an insight', queue: 'cognition' as never });
+    const action = await eventually(
+      async () => {
+        expect((await api.get(idea.id)).status).toBe('done');
+        expect(followUps).toHaveLength(1);
+        const t = await api.get(followUps[0]!);
+        expect(t.status).toBe('done');
+        return t;
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    expect(action).toMatchObject({ title: 'act on an insight', queue: 'action', assignee: 'doer' });
+    expect(String((refusedElsewhere as Error).message)).toMatch(PERMISSION_VIOLATION);
+    // On a subject its permissions allow, a payload naming another queue is refused by the hub.
+    const sneaky = await denial(
+      new HubClient(insight.bus, 5_000, 'insight').submit({ title: 'sneaky', queue: 'cognition' as never }),
+    );
+    expect(sneaky.message).toMatch(PERMISSION_VIOLATION);
+    const viaApiSubject = await denial(
+      request(
+        insight.bus,
+        'task.submit.insight.action',
+        { v: 1, title: 'sneaky', queue: 'cognition' },
+        TaskReplySchema,
+        {
+          timeoutMs: 5_000,
+        },
+      ),
+    );
+    expect(viaApiSubject).toMatchObject({ code: 'forbidden' });
   });
 });

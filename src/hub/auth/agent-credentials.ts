@@ -36,6 +36,8 @@ export interface AgentCredentialsInput {
   queues: QueueName[];
   slots: number;
   canSubmit: boolean;
+  /** With canSubmit: the only queues it may submit to (absent: any). */
+  submitQueues?: QueueName[];
   /** Where the agent's files go (default `<authDir>/agents/<id>`). */
   outDir?: string;
   /** NATS server URL(s) the sidecar connects to. */
@@ -109,6 +111,7 @@ export async function createAgentCredentials(
       queues: input.queues,
       slots: input.slots,
       canSubmit: input.canSubmit,
+      ...(input.canSubmit && input.submitQueues?.length ? { submitQueues: input.submitQueues } : {}),
       publicKey: keys.publicKey,
       dir: recordedDir(paths, dir),
       createdAt: input.now ?? Date.now(),

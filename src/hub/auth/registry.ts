@@ -26,6 +26,12 @@ export const AuthAgentSchema = z
     queues: z.array(QueueNameSchema).min(1).max(32).describe('Named queues it serves.'),
     slots: z.int().min(1).max(SLOTS_MAX).describe('Tasks it may hold at once.'),
     canSubmit: z.boolean().describe('Whether its credentials allow submitting tasks.'),
+    submitQueues: z
+      .array(QueueNameSchema)
+      .min(1)
+      .max(32)
+      .optional()
+      .describe('With canSubmit: the only queues it may submit to (absent: any).'),
     publicKey: PublicKeySchema,
     dir: z.string().min(1).describe('Directory holding its agent.nk and sidecar.json.'),
     createdAt: z.int().nonnegative().describe('When its current credentials were created (epoch ms).'),
@@ -108,7 +114,10 @@ export function natsConfigInput(reg: AuthRegistry, pidFile: string, now = Date.n
       .map((a) => ({
         nkey: a.publicKey,
         label: `agent ${a.id}`,
-        permissions: agentPermissions(n, a.id, { canSubmit: a.canSubmit }),
+        permissions: agentPermissions(n, a.id, {
+          canSubmit: a.canSubmit,
+          ...(a.submitQueues ? { submitQueues: a.submitQueues } : {}),
+        }),
       })),
   ];
   return {
