@@ -425,6 +425,8 @@ interface AgentRow {
   /** `yes` (registry entry and seed), `seed missing`, `none` (unknown to the registry), or null (no auth dir). */
   credentials: 'yes' | 'seed missing' | 'none' | null;
   canSubmit: boolean | null;
+  /** With canSubmit: the only queues it may submit to (null: any, or unknown). */
+  submitQueues: string[] | null;
   /** Suspended now for invalid traffic (docs/security.md, "Suspension"). */
   suspended: { until: number; reason: string; count: number } | null;
 }
@@ -460,6 +462,7 @@ async function mergeAgents(
       completed: a.completed,
       credentials: registered ? 'none' : null,
       canSubmit: null,
+      submitQueues: null,
       suspended: null,
     });
   // A suspended agent is not among the registered ones while it lasts: shown all the same.
@@ -473,6 +476,7 @@ async function mergeAgents(
       completed: 0,
       credentials: registered ? 'none' : null,
       canSubmit: null,
+      submitQueues: null,
       suspended: null,
     };
     row.state = 'suspended';
@@ -483,7 +487,8 @@ async function mergeAgents(
     const credentials = paths && (await hasSeedFile(paths, r)) ? 'yes' : 'seed missing';
     const row = byId.get(r.id);
     // The name the operator gave `agent add --name` wins over the one the agent says in its hello.
-    if (row) Object.assign(row, { name: r.name, credentials, canSubmit: r.canSubmit });
+    const submitQueues = r.submitQueues ?? null;
+    if (row) Object.assign(row, { name: r.name, credentials, canSubmit: r.canSubmit, submitQueues });
     else
       byId.set(r.id, {
         id: r.id,
@@ -494,6 +499,7 @@ async function mergeAgents(
         completed: 0,
         credentials,
         canSubmit: r.canSubmit,
+        submitQueues,
         suspended: null,
       });
   }
@@ -512,7 +518,7 @@ function agentTable(rows: AgentRow[]): string[] {
     r.tasks.length ? r.tasks.join(',') : '-',
     String(r.completed),
     r.credentials ?? '-',
-    r.canSubmit === null ? '-' : r.canSubmit ? 'yes' : 'no',
+    r.canSubmit === null ? '-' : r.canSubmit ? (r.submitQueues?.join(',') ?? 'yes') : 'no',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: string[]) =>

@@ -197,6 +197,41 @@ describe('agentcom agent add', () => {
     expect(doc.verified.ok).toBe(true);
   });
 
+  it('--submit-queues lets it submit to those queues only, and says so', async () => {
+    const r = await agent([
+      'add',
+      '--id',
+      'trig1',
+      '--name',
+      'Trigger',
+      '--capabilities',
+      '',
+      '--submit-queues',
+      'action',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = r.json<{
+      agent: { canSubmit: boolean; submitQueues?: string[] };
+      verified: { ok: boolean };
+    }>();
+    expect(doc.agent).toMatchObject({ canSubmit: true, submitQueues: ['action'] });
+    expect(doc.verified.ok).toBe(true);
+    const bad = await agent([
+      'add',
+      '--id',
+      'trig2',
+      '--name',
+      'T',
+      '--capabilities',
+      '',
+      '--submit-queues',
+      'no way',
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--submit-queues/);
+  });
+
   it('refuses an existing id without --force (exit 4); --force replaces the key and the old seed stops working', async () => {
     const oldSeed = await readSeedFile(join(agentDir('j1'), 'agent.nk'));
     const refused = await agent(['add', '--id', 'j1', '--name', 'Again', '--capabilities', 'x']);
