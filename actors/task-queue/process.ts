@@ -42,7 +42,7 @@ import {
   TaskSubmitSchema,
 } from '../../src/protocol/task.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
-import { cast, type Registry } from '../../src/runtime/index.js';
+import { cast, exponentialDelay, type Registry } from '../../src/runtime/index.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
@@ -117,6 +117,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private readonly log: Logger;
   /** Per-agent token buckets (protocol/limits.ts); rates are read from the live limits each time. */
   private readonly rates: Record<'reports' | 'flood' | 'refusals' | 'submits', KeyedRateLimiter>;
+  /** Inbox publishes waiting to be tried again (sendInboxLater). */
+  private readonly redeliveries = new Set<NodeJS.Timeout>();
   /** Refused reports not answered (over the refusals budget) since the last one that was. */
   private readonly dropped = new Map<AgentId, number>();
 
@@ -244,6 +246,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   async terminate(): Promise<void> {
     clearInterval(this.retentionTimer);
     this.retentionTimer = undefined;
+    for (const t of this.redeliveries) clearTimeout(t);
+    this.redeliveries.clear();
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
     await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
     // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
@@ -569,7 +573,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
    * here from validated records by typed code (state.ts `assignMessage`, the cancel below), so they
    * are not re-validated on this hot path (size is still checked); agents validate what they receive.
    */
-  private async sendInbox(agentId: AgentId, msg: InboxMessage): Promise<void> {
+  private async sendInbox(agentId: AgentId, msg: InboxMessage, attempt = 0): Promise<void> {
     const subject = this.input.bus.names.subjects.agentInbox(agentId);
     // One notice per agent, refused report type and generation within the dedupe window: a
     // redelivered or repeated refused report does not flood the agent's inbox.
@@ -580,10 +584,35 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       });
       if (msg.type === 'assign') this.inboxSeqs.set(msg.taskId, { generation: msg.generation, seq: ack.seq });
     } catch (err) {
-      // The record is already durable; the accept-timeout sweep reclaims an assignment whose
-      // delivery was lost, so this is logged, not retried forever.
-      this.log.error({ task_id: msg.taskId, agent_id: agentId, err }, 'inbox publish failed');
+      // The record is already durable. A stream without a leader for longer than the publish's own
+      // retries (a NATS node lost, a cluster electing) would otherwise leave the assignment to the
+      // accept timeout: an assignment or cancel is published again, with the same id, a little
+      // later, while it still stands; the accept-timeout sweep stays the net.
+      const again =
+        msg.type !== 'notice' && attempt < REDELIVER_ATTEMPTS && this.retentionTimer !== undefined;
+      this.log.error(
+        { task_id: msg.taskId, agent_id: agentId, err, attempt: attempt + 1, again },
+        'inbox publish failed',
+      );
+      if (again) this.sendInboxLater(agentId, msg, attempt + 1);
     }
+  }
+
+  private sendInboxLater(agentId: AgentId, msg: InboxMessage, attempt: number): void {
+    const timer = setTimeout(
+      () => {
+        this.redeliveries.delete(timer);
+        const t = this.store.get(msg.taskId)?.record;
+        const stands =
+          msg.type === 'assign'
+            ? t?.status === 'assigned' && t.assignee === agentId && t.generation === msg.generation
+            : true;
+        if (stands) void this.sendInbox(agentId, msg, attempt);
+      },
+      exponentialDelay(attempt - 1, { min: 500, max: 5_000 }),
+    );
+    timer.unref();
+    this.redeliveries.add(timer);
   }
 
   /** Deletes the inbox message of an assignment that ends before its agent acked it (withdraw.ts). */
@@ -621,6 +650,9 @@ function queueMismatch(subjectQueue: string | undefined, submit: TaskSubmit): st
   if (subjectQueue === undefined || subjectQueue === submit.queue) return null;
   return `submitted on the subject of queue ${subjectQueue} for queue ${submit.queue}`;
 }
+
+/** Times a failed inbox publish is tried again (0.5, 1, 2, 4, 5, 5 ... s apart: about 40 s). */
+const REDELIVER_ATTEMPTS = 10;
 
 /** Informational reports at this many times an agent's rate count as violations (a flood). */
 const FLOOD_FACTOR = 10;
