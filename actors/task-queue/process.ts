@@ -26,7 +26,13 @@ import { publishRaw } from '../../src/bus/publish.js';
 import { withdrawMessage } from '../../src/bus/withdraw.js';
 import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
 import { encodeTrusted } from '../../src/protocol/envelope.js';
-import { AgentComError, ERROR_CODES, fromZodError, type WireError } from '../../src/protocol/errors.js';
+import {
+  AgentComError,
+  ERROR_CODES,
+  type ErrorCode,
+  fromZodError,
+  type WireError,
+} from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import {
   DEFAULT_MAX_SUBMIT_DEFER_MS,
@@ -369,10 +375,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     if (wrongQueue) {
       // Permissions allowed the subject's queue only: a payload naming another is an attempt to
       // get round them.
-      this.violation(submitter as AgentId, wrongQueue);
-      return this.rates.refusals.take(submitter!, Date.now()) > 0
-        ? outcome.ack()
-        : outcome.deadLetter(wrongQueue, ERROR_CODES.FORBIDDEN);
+      return this.refuseSubmission(submitter as AgentId, wrongQueue, ERROR_CODES.FORBIDDEN);
     }
     const id = taskIdForSubmit({
       idempotencyKey: submit.idempotencyKey,
@@ -389,10 +392,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const wait = submitter === null ? 0 : this.rates.submits.reserve(submitter, now, horizon);
     if (wait === null) {
       const reason = `${submitter} submits more than ${horizon} ms ahead of its rate`;
-      this.violation(submitter as AgentId, reason);
-      return this.rates.refusals.take(submitter!, now) > 0
-        ? outcome.ack()
-        : outcome.deadLetter(reason, ERROR_CODES.RATE_LIMITED);
+      return this.refuseSubmission(submitter as AgentId, reason, ERROR_CODES.RATE_LIMITED);
     }
     const delayed = resolveDelay(submit, ctx.publishedAt.getTime());
     const deferred =
@@ -438,27 +438,34 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         return outcome.ack();
       }
     }
-    // A report the cached record refuses would cost a read of the bucket to confirm the refusal
-    // (store.ts) and a notice: from an agent whose refusals budget is spent, it is dropped here.
-    let refusalTaken = false;
-    if (!this.store.preview(report.taskId, command).ok) {
+    // An agent with no refusals left is sending refused reports faster than it may be told: one
+    // the cached record refuses is dropped here, before the store reads the bucket to confirm the
+    // refusal (store.ts). Everyone else goes straight to the store.
+    if (!this.rates.refusals.has(agentId, now) && !this.store.preview(report.taskId, command).ok) {
       if (isForgedReport(agentId, report, cached))
         this.violation(agentId, `report about an assignment it does not hold: ${report.taskId}`);
-      if (!this.takeRefusal(agentId, now)) return outcome.ack();
-      refusalTaken = true;
+      this.takeRefusal(agentId, now);
+      return outcome.ack();
     }
     const r = await this.apply(report.taskId, command, linger);
     if (r.ok) {
       this.log.debug({ ...fields, duplicate: r.duplicate }, 'report applied');
       return outcome.ack();
     }
-    if (!refusalTaken) {
-      if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
-        this.violation(agentId, `report refused (${r.error.code}): ${r.error.message}`);
-      if (!this.takeRefusal(agentId, Date.now())) return outcome.ack();
-    }
+    if (isForgedReport(agentId, report, this.store.get(report.taskId)?.record))
+      this.violation(agentId, `report refused (${r.error.code}): ${r.error.message}`);
+    if (!this.takeRefusal(agentId, Date.now())) return outcome.ack();
     await this.refuse(agentId, report, r.error);
     return outcome.ack();
+  }
+
+  /**
+   * A stream submission an agent may not make: a violation, and a dead letter while its refusals
+   * budget lasts (then dropped and counted), so a flood of them cannot fill the DLQ.
+   */
+  private refuseSubmission(submitter: AgentId, reason: string, code: ErrorCode): Outcome {
+    this.violation(submitter, reason);
+    return this.takeRefusal(submitter, Date.now()) ? outcome.deadLetter(reason, code) : outcome.ack();
   }
 
   /** Spends one of the agent's refusals (false, counted as dropped, when none is left). */
@@ -507,7 +514,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       reporter?.kind === 'report' ? reporter.agentId : parseSubmitSubject(n, subject)?.submitter;
     if (!agentId) return 'dead_letter';
     this.violation(agentId as AgentId, `malformed message on ${subject}: ${error.message}`);
-    return this.rates.refusals.take(agentId, Date.now()) > 0 ? 'drop' : 'dead_letter';
+    return this.takeRefusal(agentId as AgentId, Date.now()) ? 'dead_letter' : 'drop';
   }
 
   private rateOf(agentId: string, kind: RateKind): RateLimit | null {

@@ -44,10 +44,9 @@ export async function submitTask(
   const payload = TaskSubmitSchema.parse({ v: 1, ...submit });
   const key = payload.idempotencyKey;
   const submitter = opts.submitter ?? null;
-  // Without a key the message id is new and unguessable, and names the task (for an agent, hashed
-  // with its id: task-id.ts).
-  const msgId =
-    key === undefined ? newTaskId() : `${taskIdForSubmit({ idempotencyKey: key, submitter, now: 0 })}`;
+  // With a key, the task id (which the key names) is the message id; without one the message id
+  // is new and unguessable, and names the task (for an agent, hashed with its id: task-id.ts).
+  const msgId = key === undefined ? newTaskId() : undefined;
   const taskId = taskIdForSubmit({ idempotencyKey: key, submitter, msgId, now: Date.now() });
   // An agent names the queue in the subject: its permissions may allow only some queues.
   const subject = submitter
@@ -64,9 +63,9 @@ export async function submitTask(
         ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
       }),
     );
-  const r = await send(msgId);
+  const r = await send(msgId ?? taskId);
   // With a key, the hub computes the same task id from the payload and the subject whatever the
   // message id, so the fresh one still dedupes there.
-  if (r.duplicate && key !== undefined) await send(`${msgId}:${randomHex(8)}`);
+  if (r.duplicate && key !== undefined) await send(`${taskId}:${randomHex(8)}`);
   return { taskId, duplicate: r.duplicate };
 }

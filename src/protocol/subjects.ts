@@ -182,8 +182,3 @@ export function parseSubmitSubject(
   }
   return undefined;
 }
-
-/** The submitter of a submission subject (see parseSubmitSubject). */
-export function parseSubmitter(n: Names, subject: string): string | null | undefined {
-  return parseSubmitSubject(n, subject)?.submitter;
-}

@@ -49,6 +49,12 @@ export class KeyedRateLimiter {
     return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / rate.perSecond));
   }
 
+  /** Whether a token is there now (nothing is spent). */
+  has(key: string, now: number): boolean {
+    const rate = this.rateOf(key);
+    return !rate || this.refill(key, rate, now).tokens >= 1;
+  }
+
   /**
    * Spends one token ahead when none is there, going into debt, unless that puts the token more
    * than `maxWaitMs` away; returns the ms until the spent token is due (0: at once), or `null`

@@ -15,7 +15,7 @@ import {
   LimitsSchema,
   rateFor,
 } from '../../src/protocol/limits.js';
-import { names, parseSubmitSubject, parseSubmitter } from '../../src/protocol/subjects.js';
+import { names, parseSubmitSubject } from '../../src/protocol/subjects.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 
@@ -27,8 +27,11 @@ describe('KeyedRateLimiter', () => {
     expect([0, 0, 0].map(() => l.take('a', 1_000))).toEqual([0, 0, 0]);
     expect(l.take('a', 1_000)).toBe(100);
     expect(l.take('a', 1_050)).toBe(50);
+    expect(l.has('a', 1_100)).toBe(true);
     expect(l.take('a', 1_100)).toBe(0);
+    expect(l.has('a', 1_100)).toBe(false);
     // Another key has its own bucket.
+    expect(l.has('b', 1_100)).toBe(true);
     expect(l.take('b', 1_100)).toBe(0);
   });
 
@@ -127,17 +130,17 @@ describe('submitters', () => {
   const n = names('acme');
 
   it('reads the submitter from the subject, never the payload', () => {
-    expect(parseSubmitter(n, 'acme.task.submit')).toBeNull();
-    expect(parseSubmitter(n, 'acme.task.submit.a1')).toBe('a1');
-    expect(parseSubmitter(n, 'acme.api.task.submit')).toBeNull();
-    expect(parseSubmitter(n, 'acme.api.task.submit.a1')).toBe('a1');
+    expect(parseSubmitSubject(n, 'acme.task.submit')).toEqual({ submitter: null });
+    expect(parseSubmitSubject(n, 'acme.task.submit.a1')).toEqual({ submitter: 'a1' });
+    expect(parseSubmitSubject(n, 'acme.api.task.submit')).toEqual({ submitter: null });
+    expect(parseSubmitSubject(n, 'acme.api.task.submit.a1')).toEqual({ submitter: 'a1' });
     expect(parseSubmitSubject(n, 'acme.task.submit.a1.action')).toEqual({ submitter: 'a1', queue: 'action' });
     expect(parseSubmitSubject(n, 'acme.api.task.submit.a1.action')).toEqual({
       submitter: 'a1',
       queue: 'action',
     });
-    expect(parseSubmitter(n, 'acme.task.submit.a1.x.y')).toBeUndefined();
-    expect(parseSubmitter(n, 'acme.agent.a1.report')).toBeUndefined();
+    expect(parseSubmitSubject(n, 'acme.task.submit.a1.x.y')).toBeUndefined();
+    expect(parseSubmitSubject(n, 'acme.agent.a1.report')).toBeUndefined();
   });
 
   it('scopes an idempotency key to its submitter; trusted clients keep one namespace', () => {

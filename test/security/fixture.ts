@@ -9,12 +9,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { AgentClient } from '../../src/agent/client.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { readSeedFile } from '../../src/bus/nkeys.js';
 import { createAgentCredentials } from '../../src/hub/auth/agent-credentials.js';
 import { AGENT_SEED_FILE, type AuthDirPaths, ensureAuthDir } from '../../src/hub/auth/auth-dir.js';
 import { reloadNatsServer } from '../../src/hub/auth/reload.js';
 import { checkAgentAccess, retryCheck } from '../../src/hub/auth/verify.js';
+import type { AgentHelloInput } from '../../src/protocol/agent.js';
 import type { AgentId, QueueName } from '../../src/protocol/ids.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { uniqueName } from '../support/names.js';
@@ -119,6 +121,26 @@ export async function startAuthFixture(agents: AgentSpec[], tag = 'sec'): Promis
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An SDK agent with its own credentials, as a sidecar runs one (the caller stops it). */
+export async function connectAgentClient(
+  fx: AuthFixture,
+  id: string,
+  hello: Omit<AgentHelloInput, 'v'>,
+): Promise<AgentClient> {
+  return AgentClient.connect({
+    agentId: id,
+    connection: {
+      servers: fx.url,
+      prefix: fx.prefix,
+      nkeySeed: await fx.agentSeed(id),
+      inboxPrefix: agentInboxPrefix(id),
+    },
+    hello,
+    logger: silent,
+    helloTimeoutMs: 15_000,
+  });
 }
 
 /** Resolves with the error a denied request, publish-with-ack or API call rejects with. */

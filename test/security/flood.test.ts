@@ -28,13 +28,12 @@ import { HubClient } from '../../src/cli/hub-client.js';
 import type { HubHandle } from '../../src/hub/main.js';
 import type { AgentId } from '../../src/protocol/ids.js';
 import { LIMITS_KEY, type LimitsInput, LimitsSchema, suspensionKey } from '../../src/protocol/limits.js';
-import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { eventually, waitUntil } from '../support/eventually.js';
 import { startTestHub, testClient } from '../support/hub.js';
 import { captureJsonLines } from '../support/json-lines.js';
 import { uniqueName } from '../support/names.js';
 import { startNatsServer } from '../support/nats-server.js';
-import { type AuthFixture, startAuthFixture } from './fixture.js';
+import { type AuthFixture, connectAgentClient, startAuthFixture } from './fixture.js';
 
 const silent = pino({ level: 'silent' });
 const script = fileURLToPath(new URL('./flooder.ts', import.meta.url));
@@ -105,18 +104,7 @@ describe('rate limits and suspension against flooding agents', () => {
   };
 
   const connectHonest = async (id: string) => {
-    const client = await AgentClient.connect({
-      agentId: id,
-      connection: {
-        servers: fx.url,
-        prefix: fx.prefix,
-        nkeySeed: await fx.agentSeed(id),
-        inboxPrefix: agentInboxPrefix(id),
-      },
-      hello: { capabilities: ['honest'] },
-      logger: silent,
-      helloTimeoutMs: 15_000,
-    });
+    const client = await connectAgentClient(fx, id, { capabilities: ['honest'] });
     clients.push(client);
     await client.start(async () => ({ type: 'completed', result: { ok: true } }));
     return client;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient, type TaskContext } from '../../src/agent/client.js';
+import type { AgentClient, TaskContext } from '../../src/agent/client.js';
 import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { freePort } from '../../src/bus/nats-server.js';
@@ -20,14 +20,20 @@ import { HubClient } from '../../src/cli/hub-client.js';
 import { authDirPaths } from '../../src/hub/auth/auth-dir.js';
 import { loadHubConfig } from '../../src/hub/config.js';
 import { type HubHandle, startHub } from '../../src/hub/main.js';
+import type { AgentHelloInput } from '../../src/protocol/agent.js';
 import { TaskReplySchema } from '../../src/protocol/api.js';
 import { AgentComError } from '../../src/protocol/errors.js';
-import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
 import { eventually } from '../support/eventually.js';
 import { startTestHub, TEST_HUB_SETTINGS } from '../support/hub.js';
 import { uniqueName } from '../support/names.js';
-import { type AuthFixture, denial, PERMISSION_VIOLATION, startAuthFixture } from './fixture.js';
+import {
+  type AuthFixture,
+  connectAgentClient,
+  denial,
+  PERMISSION_VIOLATION,
+  startAuthFixture,
+} from './fixture.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -92,19 +98,8 @@ describe('a hub whose agents each have their own credentials', () => {
   /** Lets B's handler finish (also in afterAll, so a failed test never leaves it hanging). */
   let release: () => void = () => {};
 
-  const connectAgent = async (id: string, capabilities: string[]) => {
-    const client = await AgentClient.connect({
-      agentId: id,
-      connection: {
-        servers: fx.url,
-        prefix: fx.prefix,
-        nkeySeed: await fx.agentSeed(id),
-        inboxPrefix: agentInboxPrefix(id),
-      },
-      hello: { capabilities },
-      logger: silent,
-      helloTimeoutMs: 15_000,
-    });
+  const connectAgent = async (id: string, hello: Omit<AgentHelloInput, 'v'>) => {
+    const client = await connectAgentClient(fx, id, hello);
     agents.push(client);
     return client;
   };
@@ -150,13 +145,13 @@ describe('a hub whose agents each have their own credentials', () => {
       const released = new Promise<void>((resolve) => {
         release = resolve;
       });
-      const b = await connectAgent('b', ['b-only']);
+      const b = await connectAgent('b', { capabilities: ['b-only'] });
       await b.start(async (ctx) => {
         held(ctx);
         await released;
         return { type: 'completed', result: { by: 'b' } };
       });
-      const a = await connectAgent('a', []);
+      const a = await connectAgent('a', { capabilities: [] });
       await a.start(async () => ({ type: 'completed', result: { by: 'a (assigned)' } }));
 
       const submitted = await eventually(
@@ -276,19 +271,7 @@ describe('a hub whose agents each have their own credentials', () => {
     const api = new HubClient(admin);
     let refusedElsewhere: unknown;
     const followUps: string[] = [];
-    const insight = await AgentClient.connect({
-      agentId: 'insight',
-      connection: {
-        servers: fx.url,
-        prefix: fx.prefix,
-        nkeySeed: await fx.agentSeed('insight'),
-        inboxPrefix: agentInboxPrefix('insight'),
-      },
-      hello: { queues: ['cognition'] },
-      logger: silent,
-      helloTimeoutMs: 15_000,
-    });
-    agents.push(insight);
+    const insight = await connectAgent('insight', { queues: ['cognition'] });
     await insight.start(async (ctx) => {
       // Its insight becomes work for the action queue, which another agent serves.
       const next = await insight.submit({ title: `act on ${ctx.task.title}`, queue: 'action' as never });
@@ -299,19 +282,7 @@ describe('a hub whose agents each have their own credentials', () => {
         .catch((e) => e);
       return { type: 'completed', result: { followUp: next.taskId } };
     });
-    const doer = await AgentClient.connect({
-      agentId: 'doer',
-      connection: {
-        servers: fx.url,
-        prefix: fx.prefix,
-        nkeySeed: await fx.agentSeed('doer'),
-        inboxPrefix: agentInboxPrefix('doer'),
-      },
-      hello: { queues: ['action'] },
-      logger: silent,
-      helloTimeoutMs: 15_000,
-    });
-    agents.push(doer);
+    const doer = await connectAgent('doer', { queues: ['action'] });
     await doer.start(async () => ({ type: 'completed', result: { done: true } }));
 
     const idea = await api.submit({ title: 'an insight', queue: 'cognition' as never });
