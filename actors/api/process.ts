@@ -32,6 +32,7 @@ import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
 import { clearAgentRemoved, clearSuspension, markAgentRemoved } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
+import { openScheduleStore, registerScheduleEndpoints } from '../schedules/index.js';
 import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/index.js';
 
 export interface ApiInput {
@@ -213,6 +214,9 @@ export class ApiProcess implements Server {
       },
     });
     registerDlqEndpoints(svc, bus);
+    registerScheduleEndpoints(svc, await openScheduleStore(bus), (submit) =>
+      tq<AssignReply>({ type: 'submit', submit }),
+    );
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
     return new ApiProcess(svc);
   }

@@ -217,6 +217,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       { bucket: n.buckets.agents, history: 1, storage, description: 'Agent registrations and FSM snapshots' },
       { bucket: n.buckets.leases, history: 1, storage, description: 'Scheduler lease' },
       { bucket: n.buckets.config, history: 5, storage, description: 'Runtime settings (rate limits)' },
+      { bucket: n.buckets.schedules, history: 1, storage, description: 'Schedules and their progress' },
     ],
   };
   if (replicas === 1) return t;

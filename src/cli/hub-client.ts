@@ -4,7 +4,7 @@
  * validates its reply; errors arrive as AgentComError with the hub's code (`not_found`,
  * `invalid_state`...), or `unavailable`/`timeout` when no hub answers.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Bus } from '../bus/connection.js';
 import { request } from '../bus/service.js';
 import {
@@ -31,6 +31,13 @@ import {
   DlqReplayResponseSchema,
 } from '../protocol/dlq.js';
 import type { TaskId } from '../protocol/ids.js';
+import {
+  ScheduleListReplySchema,
+  ScheduleReplySchema,
+  type ScheduleSpecInput,
+  ScheduleTriggerReplySchema,
+  type ScheduleView,
+} from '../protocol/schedule.js';
 import type { TaskRecord, TaskSubmitInput } from '../protocol/task.js';
 
 export class HubClient {
@@ -93,5 +100,23 @@ export class HubClient {
   }
   dlqPurge(req: { seq?: number; stream?: string } = {}): Promise<z.infer<typeof DlqPurgeResponseSchema>> {
     return this.call('dlq.purge', { v: 1, ...req }, DlqPurgeResponseSchema);
+  }
+  async scheduleCreate(spec: Omit<ScheduleSpecInput, 'v'>, opts: { replace?: boolean } = {}) {
+    const req = { v: 1, spec: { v: 1, ...spec }, replace: opts.replace ?? false };
+    return (await this.call('schedule.create', req, ScheduleReplySchema)).schedule;
+  }
+  async schedules(): Promise<ScheduleView[]> {
+    return (await this.call('schedule.list', { v: 1 }, ScheduleListReplySchema)).schedules;
+  }
+  /** `get`, `pause` or `resume` one schedule: the schedule after it. */
+  async schedule(op: 'get' | 'pause' | 'resume', name: string): Promise<ScheduleView> {
+    return (await this.call(`schedule.${op}`, { v: 1, name }, ScheduleReplySchema)).schedule;
+  }
+  async scheduleRemove(name: string): Promise<void> {
+    await this.call('schedule.remove', { v: 1, name }, z.object({ v: z.literal(1), name: z.string() }));
+  }
+  /** Submit the schedule's task now, once; its task id. */
+  async scheduleTrigger(name: string): Promise<string> {
+    return (await this.call('schedule.trigger', { v: 1, name }, ScheduleTriggerReplySchema)).taskId;
   }
 }

@@ -70,7 +70,7 @@ function checkFlags<T>(schema: z.ZodType<T>, value: unknown, argNames: Record<st
 
 // --- submit ---
 
-interface SubmitFlags extends ConnectionFlags {
+export interface SubmitFlags extends ConnectionFlags {
   description?: string;
   priority?: string;
   queue?: string;

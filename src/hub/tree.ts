@@ -20,6 +20,7 @@
  *         │  ├─ agent-fsms   dynamic         one AgentFSM per agent; a crashing FSM restarts alone
  *         │  └─ agents-manager               routes events to the FSMs (restarts with them)
  *         ├─ scheduler
+ *         ├─ schedules                      cron and interval schedules: a task per slot
  *         ├─ api
  *         ├─ dlq-forwarder
  *         ├─ auth-suspensions                 (with an auth dir) suspended agents out of the server config
@@ -33,6 +34,7 @@ import { BackupProcess } from '../../actors/backup/index.js';
 import { type HubRole, LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
+import { SchedulesProcess } from '../../actors/schedules/index.js';
 import { TaskQueue } from '../../actors/task-queue/index.js';
 import type { Bus } from '../bus/connection.js';
 import { startDlqForwarder } from '../bus/dlq-forwarder.js';
@@ -55,6 +57,7 @@ export const ACTOR_NAMES = {
   agents: 'agents',
   presence: 'presence',
   scheduler: 'scheduler',
+  schedules: 'schedules',
   workSlot: 'work-slot',
   leader: 'leader',
 } as const;
@@ -181,6 +184,12 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         sweepIntervalMs: config.sweepIntervalMs,
       },
       { name: n.scheduler },
+    ),
+    serverChild(
+      'schedules',
+      SchedulesProcess.start,
+      { bus, registry, log, taskQueue: n.taskQueue },
+      { name: n.schedules },
     ),
     serverChild('api', ApiProcess.start, {
       bus,

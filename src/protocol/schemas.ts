@@ -38,6 +38,15 @@ import {
 import { WireErrorSchema } from './errors.js';
 import { LimitsSchema, SuspensionSchema } from './limits.js';
 import { AgentRegistrationSchema, HelloReplySchema, HubAliveSchema, LeaseSchema } from './registration.js';
+import {
+  ScheduleCreateRequestSchema,
+  ScheduleListReplySchema,
+  ScheduleRecordSchema,
+  ScheduleRefSchema,
+  ScheduleReplySchema,
+  ScheduleStateSchema,
+  ScheduleTriggerReplySchema,
+} from './schedule.js';
 import { ProgressFileSchema, ResultFileSchema, TaskFileSchema } from './sidecar.js';
 import { BusStatusSchema } from './status.js';
 import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
@@ -77,6 +86,13 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
   entry('scheduler.lease', LeaseSchema),
+  entry('schedule.create.request', ScheduleCreateRequestSchema),
+  entry('schedule.list.reply', ScheduleListReplySchema),
+  entry('schedule.record', ScheduleRecordSchema),
+  entry('schedule.ref.request', ScheduleRefSchema),
+  entry('schedule.reply', ScheduleReplySchema),
+  entry('schedule.state', ScheduleStateSchema),
+  entry('schedule.trigger.reply', ScheduleTriggerReplySchema),
   entry('hub.alive', HubAliveSchema),
   entry('sidecar.progress', ProgressFileSchema),
   entry('sidecar.result', ResultFileSchema),

@@ -26,6 +26,13 @@ export const API_ENDPOINTS = [
   'dlq.get',
   'dlq.replay',
   'dlq.purge',
+  'schedule.create',
+  'schedule.list',
+  'schedule.get',
+  'schedule.pause',
+  'schedule.resume',
+  'schedule.remove',
+  'schedule.trigger',
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -133,6 +140,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       leases: `${p}_leases`,
       /** Deployment settings changed at runtime (key `limits`: protocol/limits.ts). */
       config: `${p}_config`,
+      /** Schedules: `spec.<name>` (the operator's) and `state.<name>` (the lease holder's); schedule.ts. */
+      schedules: `${p}_schedules`,
     },
     service: {
       /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */

@@ -6,7 +6,7 @@
  * well formed, not what is allowed next: the transition rules live in actors/task-queue/state.ts.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN, parseDurationMs } from './duration.js';
+import { durationField, durationFieldMs } from './duration.js';
 import {
   AgentIdSchema,
   CapabilitySchema,
@@ -114,24 +114,13 @@ export const NotBeforeSchema = EpochMsSchema.describe(
 );
 /** The longest `delay` a submission may ask for. */
 export const MAX_DELAY_MS = 365 * 86_400_000;
-export const DelaySchema = z
-  .union([
-    z.int().min(0).max(MAX_DELAY_MS),
-    z
-      .string()
-      .max(32)
-      .regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 4h or 1h30m (units ms, s, m, h, d, w)')
-      .refine((s) => (parseDurationMs(s) ?? Number.POSITIVE_INFINITY) <= MAX_DELAY_MS, 'at most 365 days'),
-  ])
-  .describe(
-    'Not assigned before this long after the hub takes the submission in: ms, or a duration such as "4h" or "1h30m". With notBefore too, the later of the two.',
-  );
+export const DelaySchema = durationField(0, MAX_DELAY_MS).describe(
+  'Not assigned before this long after the hub takes the submission in: ms, or a duration such as "4h" or "1h30m". With notBefore too, the later of the two.',
+);
 export type Delay = z.infer<typeof DelaySchema>;
 
 /** A delay in ms (`DelaySchema` has checked it). */
-export function delayMs(delay: Delay): number {
-  return typeof delay === 'number' ? delay : (parseDurationMs(delay) ?? 0);
-}
+export const delayMs: (delay: Delay) => number = durationFieldMs;
 
 export const IdempotencyKeySchema = z
   .string()

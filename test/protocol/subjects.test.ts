@@ -37,6 +37,7 @@ describe('names()', () => {
       agents: 'agentcom_agents',
       leases: 'agentcom_leases',
       config: 'agentcom_config',
+      schedules: 'agentcom_schedules',
     });
     expect(n.service.name).toBe('agentcom');
   });
