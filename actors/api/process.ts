@@ -27,9 +27,10 @@ import type { TaskId } from '../../src/protocol/ids.js';
 import type { Suspension } from '../../src/protocol/limits.js';
 import type { AgentRegistration } from '../../src/protocol/registration.js';
 import { parseSubmitSubject } from '../../src/protocol/subjects.js';
-import type { TaskRecord } from '../../src/protocol/task.js';
+import type { TaskRecord, TaskSubmitInput } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
+import { openFieldStore, registerFieldEndpoints } from '../field/index.js';
 import { clearAgentRemoved, clearSuspension, markAgentRemoved } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
 import { openScheduleStore, registerScheduleEndpoints } from '../schedules/index.js';
@@ -214,9 +215,9 @@ export class ApiProcess implements Server {
       },
     });
     registerDlqEndpoints(svc, bus);
-    registerScheduleEndpoints(svc, await openScheduleStore(bus), (submit) =>
-      tq<AssignReply>({ type: 'submit', submit }),
-    );
+    const submitTrusted = (submit: TaskSubmitInput) => tq<AssignReply>({ type: 'submit', submit });
+    registerScheduleEndpoints(svc, await openScheduleStore(bus), submitTrusted);
+    registerFieldEndpoints(svc, await openFieldStore(bus), submitTrusted);
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
     return new ApiProcess(svc);
   }

@@ -29,7 +29,7 @@
  */
 import type { AgentId, Capability, QueueName, TaskId } from '../../src/protocol/ids.js';
 import { PRIORITY_RANK, type Priority } from '../../src/protocol/task.js';
-import { IndexedHeap } from './heap.js';
+import { IndexedHeap } from '../../src/runtime/indexed-heap.js';
 
 export interface TaskSummary {
   id: TaskId;

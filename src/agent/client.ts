@@ -45,6 +45,7 @@ import { agentInboxPrefix } from '../protocol/permissions.js';
 import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
 import type { TaskSubmitInput } from '../protocol/task.js';
 import { exponentialDelay } from '../runtime/backoff.js';
+import { FieldClient } from './field.js';
 import { submitTask } from './submit.js';
 
 export interface AgentClientOptions {
@@ -282,6 +283,14 @@ export class AgentClient {
    */
   submit(task: Omit<TaskSubmitInput, 'v'>): Promise<{ taskId: TaskId; duplicate: boolean }> {
     return submitTask(this.bus, task, { submitter: this.agentId });
+  }
+
+  /**
+   * The stigmergy field as this agent: emit and claim the types its credentials allow
+   * (`agent add --emit/--claim`), release its claims, observe any pattern (docs/protocol.md §11b).
+   */
+  get field(): FieldClient {
+    return new FieldClient(this.bus, this.agentId);
   }
 
   /**

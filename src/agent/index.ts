@@ -9,4 +9,5 @@ export {
   type TaskHandler,
   type TaskOutcome,
 } from './client.js';
+export { FieldClient, type Observation, type Observed } from './field.js';
 export { type SubmitOptions, submitTask } from './submit.js';

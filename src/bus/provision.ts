@@ -148,6 +148,8 @@ export interface TopologyOptions {
   hubConsumer?: Pick<ConsumerSpec, 'ackWaitMs' | 'maxDeliver' | 'maxAckPending'>;
   /** Task record history per key (default 5). */
   taskHistory?: number;
+  /** How long the field's audit trail keeps events, ms (default 7 days; at most 1,000,000 events). */
+  fieldAuditMaxAgeMs?: number;
   /** What the DLQ keeps (default DEFAULT_DLQ_LIMITS). */
   dlq?: Partial<DlqLimits>;
   storage?: 'file' | 'memory';
@@ -193,6 +195,19 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         description: 'Agent reports to the hub; the agent id is the subject token',
       },
       dlqStreamSpec(n, storage, o.dlq),
+      {
+        name: s.field,
+        subjects: [n.subjects.fieldAuditAll],
+        retention: 'limits',
+        storage,
+        duplicateWindowMs: DEFAULT_DUPLICATE_WINDOW_MS,
+        maxAgeMs: o.fieldAuditMaxAgeMs ?? 7 * 86_400_000,
+        maxMsgs: 1_000_000,
+        discard: 'old',
+        // History pages are read with direct gets (by subject and start time).
+        allowDirect: true,
+        description: 'Audit trail of the stigmergy field: every emit, claim, release, expiry',
+      },
       advisoryStreamSpec(n, [...n.workQueueStreams], storage),
     ],
     consumers: [
@@ -218,6 +233,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       { bucket: n.buckets.leases, history: 1, storage, description: 'Scheduler lease' },
       { bucket: n.buckets.config, history: 5, storage, description: 'Runtime settings (rate limits)' },
       { bucket: n.buckets.schedules, history: 1, storage, description: 'Schedules and their progress' },
+      { bucket: n.buckets.field, history: 1, storage, description: 'Live pheromones of the stigmergy field' },
     ],
   };
   if (replicas === 1) return t;

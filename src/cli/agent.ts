@@ -47,6 +47,7 @@ import { type AccessCheck, checkAgentAccess, checkAgentRevoked, retryCheck } fro
 import { SLOTS_MAX } from '../protocol/agent.js';
 import type { AgentListReply, AgentRemoveReply } from '../protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
+import { PheromonePatternSchema } from '../protocol/field.js';
 import { AgentIdSchema, CapabilitySchema, type QueueName, QueueNameSchema } from '../protocol/ids.js';
 import { writeFileAtomic } from '../runtime/atomic-file.js';
 import {
@@ -90,6 +91,11 @@ export function registerAgentCommands(program: Command): void {
         '--submit-queues <list>',
         'allow it to submit tasks to these queues only (inter-agent triggers, e.g. action); implies --can-submit',
       )
+      .option(
+        '--emit <patterns>',
+        "pheromone types it may emit into the field, comma separated (e.g. 'request.>,error.*'; '*' for all)",
+      )
+      .option('--claim <patterns>', 'pheromone types it may claim (and release), comma separated')
       .option('--out <dir>', 'directory for its agent.nk and sidecar.json (default <auth-dir>/agents/<id>)')
       .option(
         '--wake <command>',
@@ -133,6 +139,8 @@ interface AddFlags extends ConnectionFlags {
   slots?: string;
   canSubmit?: boolean;
   submitQueues?: string;
+  emit?: string;
+  claim?: string;
   out?: string;
   wake?: string;
   force?: boolean;
@@ -151,6 +159,8 @@ const AddInputSchema = z.object({
   slots: z.coerce.number().int().min(1).max(SLOTS_MAX),
   canSubmit: z.boolean(),
   submitQueues: z.array(QueueNameSchema).min(1, 'name at least one queue').max(32).optional(),
+  emit: z.array(PheromonePatternSchema).min(1, 'name at least one type pattern').max(32).optional(),
+  claim: z.array(PheromonePatternSchema).min(1, 'name at least one type pattern').max(32).optional(),
   out: z.string().min(1).optional(),
   wake: z.array(z.string().min(1)).min(1, 'must name a command').optional(),
   force: z.boolean(),
@@ -186,6 +196,8 @@ function parseAddFlags(flags: AddFlags): AddInput {
     // --submit-queues implies --can-submit, for those queues only.
     canSubmit: flags.canSubmit === true || flags.submitQueues !== undefined,
     submitQueues: flags.submitQueues === undefined ? undefined : list(flags.submitQueues),
+    emit: flags.emit === undefined ? undefined : list(flags.emit),
+    claim: flags.claim === undefined ? undefined : list(flags.claim),
     out: flags.out,
     wake: flags.wake === undefined ? undefined : wakeArgv(flags.wake),
     force: flags.force === true,
@@ -282,6 +294,8 @@ async function addAgent(flags: AddFlags, out: Output): Promise<ExitCode | undefi
       slots: input.slots,
       canSubmit: input.canSubmit,
       ...(input.submitQueues ? { submitQueues: input.submitQueues as QueueName[] } : {}),
+      ...(input.emit ? { emitTypes: input.emit } : {}),
+      ...(input.claim ? { claimTypes: input.claim } : {}),
       servers: conn.servers,
       prefix: conn.prefix,
       force: input.force,

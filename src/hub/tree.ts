@@ -21,6 +21,7 @@
  *         │  └─ agents-manager               routes events to the FSMs (restarts with them)
  *         ├─ scheduler
  *         ├─ schedules                      cron and interval schedules: a task per slot
+ *         ├─ field                          pheromone expiry, offline agents' claims, completions
  *         ├─ api
  *         ├─ dlq-forwarder
  *         ├─ auth-suspensions                 (with an auth dir) suspended agents out of the server config
@@ -31,6 +32,7 @@ import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
 import { BackupProcess } from '../../actors/backup/index.js';
+import { FieldProcess } from '../../actors/field/index.js';
 import { type HubRole, LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
@@ -58,6 +60,7 @@ export const ACTOR_NAMES = {
   presence: 'presence',
   scheduler: 'scheduler',
   schedules: 'schedules',
+  field: 'field',
   workSlot: 'work-slot',
   leader: 'leader',
 } as const;
@@ -95,7 +98,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         missedBeats: config.missedBeats,
         // Only the leader runs these; on a standby the casts find no one.
-        subscribers: [n.scheduler, n.agents],
+        subscribers: [n.scheduler, n.agents, n.field],
       },
       { name: n.presence },
     ),
@@ -140,7 +143,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         bus,
         registry,
         log,
-        subscribers: [n.scheduler, n.agents],
+        subscribers: [n.scheduler, n.agents, n.field],
         scheduler: n.scheduler,
         presence: n.presence,
         retention: { maxAgeMs: config.retentionMs, maxCount: config.retentionCount },
@@ -191,6 +194,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       { bus, registry, log, taskQueue: n.taskQueue },
       { name: n.schedules },
     ),
+    serverChild('field', FieldProcess.start, { bus, log }, { name: n.field }),
     serverChild('api', ApiProcess.start, {
       bus,
       registry,

@@ -27,6 +27,10 @@ export interface AgentPermissionOptions {
    * enqueue work for the `action` queue and nothing else). Absent: any queue.
    */
   submitQueues?: readonly string[];
+  /** Pheromone type patterns it may emit (field.ts; `*` all types). Absent or empty: none. */
+  emitTypes?: readonly string[];
+  /** Pheromone type patterns it may claim. Absent or empty: none. */
+  claimTypes?: readonly string[];
 }
 
 /**
@@ -51,6 +55,11 @@ function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string):
  * list is what makes a report's sender unforgeable); pulling from and reading the info of its own
  * inbox durable; acking (ack/nak/term/in-progress) that durable's messages; and, with `canSubmit`,
  * its own task submission subjects. Not its own inbox subject: only the hub writes assignments.
+ *
+ * The stigmergy field: every agent may observe it (watch the `<p>_field` bucket: read its stream
+ * info, create, read and delete consumers on it, answer their flow control); it emits and claims
+ * through its own `field.emit|claim.<id>.<type>` endpoints, for the type patterns it is granted
+ * (`emitTypes`, `claimTypes`), and releases its own claims on `field.release.<id>`.
  *
  * Subscribe: only its reply inboxes ({@link agentInboxPrefix}).
  */
@@ -84,8 +93,26 @@ export function agentPermissions(
       n.subjects.apiTaskSubmitAs(agentId),
       n.subjects.apiTaskSubmitAs(agentId, '*'),
     );
+  publish.push(...fieldPermissions(n, agentId, opts));
   return {
     publish: { allow: publish },
     subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },
   };
+}
+
+/** The field part of {@link agentPermissions}. */
+function fieldPermissions(n: Names, agentId: string, opts: AgentPermissionOptions): string[] {
+  const kv = `KV_${n.buckets.field}`;
+  const typeFilter = (pattern: string) => (pattern === '*' ? '>' : pattern);
+  return [
+    `$JS.API.STREAM.INFO.${kv}`,
+    `$JS.API.CONSUMER.CREATE.${kv}`,
+    `$JS.API.CONSUMER.CREATE.${kv}.>`,
+    `$JS.API.CONSUMER.INFO.${kv}.>`,
+    `$JS.API.CONSUMER.DELETE.${kv}.>`,
+    `$JS.FC.${kv}.>`,
+    ...(opts.emitTypes ?? []).map((t) => n.subjects.apiFieldAs('emit', agentId, typeFilter(t))),
+    ...(opts.claimTypes ?? []).map((t) => n.subjects.apiFieldAs('claim', agentId, typeFilter(t))),
+    ...(opts.claimTypes?.length ? [n.subjects.apiFieldAs('release', agentId)] : []),
+  ];
 }

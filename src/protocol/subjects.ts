@@ -33,6 +33,15 @@ export const API_ENDPOINTS = [
   'schedule.resume',
   'schedule.remove',
   'schedule.trigger',
+  'field.emit',
+  'field.get',
+  'field.claim',
+  'field.release',
+  'field.remove',
+  'field.promote',
+  'field.list',
+  'field.stats',
+  'field.history',
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -70,6 +79,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
     dlq: `${P}_DLQ`,
     /** Captured max-deliveries advisories for the work-queue streams (WorkQueue). */
     advisories: `${P}_ADVISORIES`,
+    /** The stigmergy field's audit trail: every emit, claim, release, expiry (Limits; field.ts). */
+    field: `${P}_FIELD`,
   } as const;
   const agent = (agentId: string, kind: AgentSubjectKind) => `${p}.agent.${agentId}.${kind}`;
   const agentAll = (kind: AgentSubjectKind) => `${p}.agent.*.${kind}`;
@@ -115,6 +126,15 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       apiAll: `${p}.api.>`,
       apiPrefix: `${p}.api`,
       api,
+      /** Audit event of one pheromone: `<p>.field.audit.<event>.<id>.<type>` (field.ts). */
+      fieldAudit: (event: string, id: string, type: string) => `${p}.field.audit.${event}.${id}.${type}`,
+      fieldAuditAll: `${p}.field.audit.>`,
+      /**
+       * A field endpoint called by agent `agentId` (`<p>.api.field.<op>.<id>[.<type>]`): the hub
+       * takes the caller from the subject and, for emit and claim, the type its permissions allow.
+       */
+      apiFieldAs: (op: 'emit' | 'claim' | 'release', agentId: string, type?: string) =>
+        type === undefined ? `${p}.api.field.${op}.${agentId}` : `${p}.api.field.${op}.${agentId}.${type}`,
       /** The `task.submit` endpoint of one agent allowed to submit (scoped like taskSubmitAs). */
       apiTaskSubmitAs: (submitter: string, queue?: string) =>
         queue === undefined
@@ -142,6 +162,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       config: `${p}_config`,
       /** Schedules: `spec.<name>` (the operator's) and `state.<name>` (the lease holder's); schedule.ts. */
       schedules: `${p}_schedules`,
+      /** Live pheromones, key `<id>.<type>` (field.ts). */
+      field: `${p}_field`,
     },
     service: {
       /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */
@@ -190,4 +212,20 @@ export function parseSubmitSubject(
     return rest.length === 2 ? { submitter: rest[0]!, queue: rest[1]! } : { submitter: rest[0]! };
   }
   return undefined;
+}
+
+/**
+ * The caller and type an agent's field subject names (`<p>.api.field.<op>.<agentId>[.<type>]`),
+ * or undefined when `subject` is not one.
+ */
+export function parseFieldSubject(
+  n: Names,
+  op: 'emit' | 'claim' | 'release',
+  subject: string,
+): { agentId: string; type?: string } | undefined {
+  const head = `${n.subjects.apiPrefix}.field.${op}.`;
+  if (!subject.startsWith(head)) return undefined;
+  const [agentId, ...type] = subject.slice(head.length).split('.');
+  if (!agentId || type.some((t) => t === '')) return undefined;
+  return type.length ? { agentId, type: type.join('.') } : { agentId };
 }

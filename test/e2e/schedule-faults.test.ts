@@ -36,7 +36,9 @@ describe('schedules under hub faults', { timeout: 120_000 }, () => {
   const slotsOf = async (): Promise<number[]> => {
     const all = await client!.tasks.entries();
     const tasks = [...all.values()].map((e) => e.value as TaskRecord);
-    return tasks.filter((t) => t.metadata?.schedule === 'pulse').map((t) => Date.parse(String(t.metadata?.slot)));
+    return tasks
+      .filter((t) => t.metadata?.schedule === 'pulse')
+      .map((t) => Date.parse(String(t.metadata?.slot)));
   };
   /** Resolves once a task exists for a slot at or after `at`. */
   const firedPast = (at: number) =>
@@ -81,7 +83,10 @@ describe('schedules under hub faults', { timeout: 120_000 }, () => {
 
     const slots = (await slotsOf()).sort((x, y) => x - y);
     expect(new Set(slots).size).toBe(slots.length);
-    const expected = Array.from({ length: (slots.at(-1)! - slots[0]!) / 1000 + 1 }, (_, i) => slots[0]! + i * 1000);
+    const expected = Array.from(
+      { length: (slots.at(-1)! - slots[0]!) / 1000 + 1 },
+      (_, i) => slots[0]! + i * 1000,
+    );
     expect(slots).toEqual(expected);
     expect(slots.filter((s) => s > downAt && s < downAt + 2_500).length).toBeGreaterThanOrEqual(2);
     const state = await eventually(async () => {

@@ -28,6 +28,7 @@ describe('names()', () => {
       reports: 'AGENTCOM_REPORTS',
       dlq: 'AGENTCOM_DLQ',
       advisories: 'AGENTCOM_ADVISORIES',
+      field: 'AGENTCOM_FIELD',
     });
     expect(n.consumers.hubIntake).toBe('hub-intake');
     expect(n.consumers.hubReports).toBe('hub-reports');
@@ -38,6 +39,7 @@ describe('names()', () => {
       leases: 'agentcom_leases',
       config: 'agentcom_config',
       schedules: 'agentcom_schedules',
+      field: 'agentcom_field',
     });
     expect(n.service.name).toBe('agentcom');
   });

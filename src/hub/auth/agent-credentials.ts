@@ -38,6 +38,9 @@ export interface AgentCredentialsInput {
   canSubmit: boolean;
   /** With canSubmit: the only queues it may submit to (absent: any). */
   submitQueues?: QueueName[];
+  /** Pheromone type patterns it may emit and claim (absent: none). */
+  emitTypes?: string[];
+  claimTypes?: string[];
   /** Where the agent's files go (default `<authDir>/agents/<id>`). */
   outDir?: string;
   /** NATS server URL(s) the sidecar connects to. */
@@ -112,6 +115,8 @@ export async function createAgentCredentials(
       slots: input.slots,
       canSubmit: input.canSubmit,
       ...(input.canSubmit && input.submitQueues?.length ? { submitQueues: input.submitQueues } : {}),
+      ...(input.emitTypes?.length ? { emitTypes: input.emitTypes } : {}),
+      ...(input.claimTypes?.length ? { claimTypes: input.claimTypes } : {}),
       publicKey: keys.publicKey,
       dir: recordedDir(paths, dir),
       createdAt: input.now ?? Date.now(),

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { SLOTS_MAX } from '../../protocol/agent.js';
+import { PheromonePatternSchema } from '../../protocol/field.js';
 import { AgentIdSchema, CapabilitySchema, QueueNameSchema } from '../../protocol/ids.js';
 import { agentPermissions } from '../../protocol/permissions.js';
 import { names } from '../../protocol/subjects.js';
@@ -32,6 +33,16 @@ export const AuthAgentSchema = z
       .max(32)
       .optional()
       .describe('With canSubmit: the only queues it may submit to (absent: any).'),
+    emitTypes: z
+      .array(PheromonePatternSchema)
+      .max(32)
+      .optional()
+      .describe('Pheromone type patterns it may emit (absent: none).'),
+    claimTypes: z
+      .array(PheromonePatternSchema)
+      .max(32)
+      .optional()
+      .describe('Pheromone type patterns it may claim (absent: none).'),
     publicKey: PublicKeySchema,
     dir: z.string().min(1).describe('Directory holding its agent.nk and sidecar.json.'),
     createdAt: z.int().nonnegative().describe('When its current credentials were created (epoch ms).'),
@@ -117,6 +128,8 @@ export function natsConfigInput(reg: AuthRegistry, pidFile: string, now = Date.n
         permissions: agentPermissions(n, a.id, {
           canSubmit: a.canSubmit,
           ...(a.submitQueues ? { submitQueues: a.submitQueues } : {}),
+          ...(a.emitTypes ? { emitTypes: a.emitTypes } : {}),
+          ...(a.claimTypes ? { claimTypes: a.claimTypes } : {}),
         }),
       })),
   ];

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IndexedHeap } from '../../../actors/scheduler/heap.js';
 import { type AgentSummary, eligible, Scheduler, type TaskSummary } from '../../../actors/scheduler/state.js';
 import type { AgentId, Capability, QueueName, TaskId } from '../../../src/protocol/ids.js';
 import { PRIORITIES } from '../../../src/protocol/task.js';
+import { IndexedHeap } from '../../../src/runtime/indexed-heap.js';
 import { ReferenceScheduler } from './reference.js';
 
 const CAPS = ['git', 'gpu', 'ts', 'py'] as Capability[];

@@ -1,5 +1,5 @@
 /**
- * @module scheduler/heap
+ * @module indexed-heap
  * A binary min-heap of keyed entries with O(log n) insert, update, delete-by-key and pop, and O(1)
  * peek. Keys are unique; `set` inserts or re-positions. No I/O; mutable by design (the scheduler index
  * is derived in-memory state, and copying on each change would cost O(n)).

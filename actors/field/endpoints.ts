@@ -1,0 +1,170 @@
+/**
+ * @module field/endpoints
+ * The `field.*` endpoints of the hub's API. Trusted clients (hub and admin users) call
+ * `field.<op>` and may name who they act as (`by`). An agent calls its own
+ * `field.emit.<id>.<type>`, `field.claim.<id>.<type>` and `field.release.<id>`: the hub takes the
+ * caller from the subject (so `source` and `claimedBy` cannot be forged) and refuses a payload whose
+ * type is not the subject's (`forbidden`), so the types its permissions allow are the ones it can
+ * emit and claim. Reads (get, list, stats, history) are for trusted clients; agents observe by
+ * watching the bucket (docs/protocol.md §11b).
+ */
+import type { AgentcomService, RequestContext } from '../../src/bus/service.js';
+import { EmptyRequestSchema } from '../../src/protocol/api.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import {
+  FieldClaimReplySchema,
+  FieldEmitRequestSchema,
+  FieldHistoryReplySchema,
+  FieldHistoryRequestSchema,
+  FieldListReplySchema,
+  FieldListRequestSchema,
+  FieldPromoteRequestSchema,
+  FieldRefSchema,
+  FieldStatsReplySchema,
+  type Pheromone,
+  PheromoneReplySchema,
+} from '../../src/protocol/field.js';
+import { parseFieldSubject } from '../../src/protocol/subjects.js';
+import type { TaskSubmitInput } from '../../src/protocol/task.js';
+import type { AssignReply } from '../task-queue/index.js';
+import { auditHistory, countExpired, fieldCounts, listPheromones, livePheromones } from './query.js';
+import { claim, emit, end, type FieldStore, findKey, getLive, markPromoted, release } from './store.js';
+
+const one = (pheromone: Pheromone) => ({ v: 1 as const, pheromone });
+
+export function registerFieldEndpoints(
+  svc: AgentcomService,
+  store: FieldStore,
+  submit: (submit: TaskSubmitInput) => Promise<AssignReply>,
+): void {
+  const names = store.bus.names;
+  const keyOf = async (id: string) => {
+    const key = await findKey(store, id);
+    if (!key) throw new AgentComError(ERROR_CODES.NOT_FOUND, `pheromone ${id} is not in the field`);
+    return key;
+  };
+  /** The agent and type an agent's subject names; the type must be `type` when given. */
+  const caller = (op: 'emit' | 'claim' | 'release', ctx: RequestContext, type?: string) => {
+    const from = parseFieldSubject(names, op, ctx.subject);
+    if (!from)
+      throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `not a field ${op} subject: ${ctx.subject}`);
+    if (op !== 'release' && from.type === undefined)
+      throw new AgentComError(
+        ERROR_CODES.INVALID_PAYLOAD,
+        `field.${op}.<agent id>.<type>: the subject must name the type`,
+      );
+    if (type !== undefined && from.type !== undefined && from.type !== type)
+      throw new AgentComError(
+        ERROR_CODES.FORBIDDEN,
+        `the subject names type ${from.type}, the pheromone is ${type}: an agent emits and claims only the types its subject names`,
+      );
+    return from;
+  };
+
+  svc.addEndpoint('field.emit', {
+    input: FieldEmitRequestSchema,
+    output: PheromoneReplySchema,
+    description: 'Deposit a pheromone (trusted clients; `by` is recorded as its source).',
+    handler: async (req) => one((await emit(store, req, req.by ?? 'api')).pheromone),
+  });
+  svc.addEndpoint('field.emit.>', {
+    input: FieldEmitRequestSchema,
+    output: PheromoneReplySchema,
+    description: 'Deposit a pheromone as the agent the subject names (field.emit.<id>.<type>).',
+    handler: async (req, ctx) => {
+      const { agentId } = caller('emit', ctx, req.type);
+      return one((await emit(store, req, agentId)).pheromone);
+    },
+  });
+  svc.addEndpoint('field.claim', {
+    input: FieldRefSchema,
+    output: FieldClaimReplySchema,
+    description: 'Claim a pheromone (first responder wins; trusted clients claim as `by`).',
+    handler: async ({ id, by }) => ({ v: 1 as const, ...(await claim(store, await keyOf(id), by ?? 'api')) }),
+  });
+  svc.addEndpoint('field.claim.>', {
+    input: FieldRefSchema,
+    output: FieldClaimReplySchema,
+    description: 'Claim a pheromone as the agent the subject names (field.claim.<id>.<type>).',
+    handler: async ({ id }, ctx) => {
+      const { agentId, type } = caller('claim', ctx);
+      // The key names the type, so an agent allowed some types cannot reach another's pheromone.
+      return { v: 1 as const, ...(await claim(store, `${id}.${type}`, agentId)) };
+    },
+  });
+  svc.addEndpoint('field.release', {
+    input: FieldRefSchema,
+    output: PheromoneReplySchema,
+    description: 'Release any claim on a pheromone (trusted clients).',
+    handler: async ({ id, by }) => one(await release(store, await keyOf(id), by ?? 'api')),
+  });
+  svc.addEndpoint('field.release.>', {
+    input: FieldRefSchema,
+    output: PheromoneReplySchema,
+    description: 'Release the caller’s own claim (field.release.<id>); forbidden for another’s.',
+    handler: async ({ id }, ctx) => {
+      const { agentId } = caller('release', ctx);
+      return one(await release(store, await keyOf(id), agentId, { holder: agentId }));
+    },
+  });
+  svc.addEndpoint('field.remove', {
+    input: FieldRefSchema,
+    output: PheromoneReplySchema,
+    description: 'Withdraw a pheromone now (audited as removed).',
+    handler: async ({ id, by }) => {
+      const last = await end(store, await keyOf(id), 'removed', by ?? 'api');
+      if (!last) throw new AgentComError(ERROR_CODES.NOT_FOUND, `pheromone ${id} is not in the field`);
+      return one(last);
+    },
+  });
+  svc.addEndpoint('field.promote', {
+    input: FieldPromoteRequestSchema,
+    output: PheromoneReplySchema,
+    description: 'Turn a pheromone into a task; its completion emits completion.<type>.',
+    handler: async (req) => {
+      const key = await keyOf(req.id);
+      const { value: p } = await getLive(store, key);
+      if (p.taskId !== null) return one(p);
+      const r = await submit({
+        v: 1,
+        title: req.title ?? p.type,
+        description: JSON.stringify({ selector: p.selector, payload: p.payload }, null, 2),
+        ...(req.queue ? { queue: req.queue } : {}),
+        ...(req.priority ? { priority: req.priority } : {}),
+        idempotencyKey: `pheromone:${p.id}`,
+        submittedBy: `field:${p.source}`.slice(0, 64),
+        metadata: { pheromone: p.id, pheromoneType: p.type, selector: p.selector },
+      });
+      if (!r.ok) throw AgentComError.fromWire(r.error);
+      return one(await markPromoted(store, key, r.task.id, 'api'));
+    },
+  });
+  svc.addEndpoint('field.get', {
+    input: FieldRefSchema,
+    output: PheromoneReplySchema,
+    description: 'One live pheromone.',
+    handler: async ({ id }) => one((await getLive(store, await keyOf(id))).value),
+  });
+  svc.addEndpoint('field.list', {
+    input: FieldListRequestSchema,
+    output: FieldListReplySchema,
+    description: 'Live pheromones matching a pattern, newest first.',
+    handler: async (req) => ({ v: 1 as const, ...listPheromones(await livePheromones(store), req) }),
+  });
+  svc.addEndpoint('field.stats', {
+    input: EmptyRequestSchema,
+    output: FieldStatsReplySchema,
+    description: 'Counts: active, claimed, expired, live per type.',
+    handler: async () => ({
+      v: 1 as const,
+      ...fieldCounts(await livePheromones(store)),
+      expired: await countExpired(store),
+    }),
+  });
+  svc.addEndpoint('field.history', {
+    input: FieldHistoryRequestSchema,
+    output: FieldHistoryReplySchema,
+    description: 'The audit trail by pattern and time, oldest first.',
+    handler: async (req) => ({ v: 1 as const, ...(await auditHistory(store, req)) }),
+  });
+}

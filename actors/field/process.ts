@@ -1,0 +1,232 @@
+/**
+ * @module field/process
+ * The field's housekeeping (run by the hub holding the lease):
+ * - expiry: it follows the bucket and ends each pheromone when its ttl runs out (one timer for the
+ *   earliest expiry, a heap for the rest), so the lag is a timer's, not a sweep's; a new leader
+ *   ends at once what ran out while no hub led;
+ * - claims of an agent that goes offline (presence's `agent_down`) are released at once;
+ * - a task promoted from a pheromone, or carrying `metadata.completionPheromone`, emits
+ *   `completion.<type>` with its result when it is done (idempotent per task);
+ * - at start it finishes what a killed leader left half done: a record written `expired` or
+ *   `removed` but not deleted, and a revision whose audit event is missing.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import { type Pheromone, TYPE_MAX_TOKENS } from '../../src/protocol/field.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
+import { IndexedHeap } from '../../src/runtime/indexed-heap.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AgentDown } from '../scheduler/index.js';
+import type { TaskChanged } from '../task-queue/index.js';
+import { emit, end, type FieldStore, isGone, openFieldStore, reaudit, release } from './store.js';
+
+export interface FieldInput {
+  bus: Bus;
+  log: Logger;
+}
+
+export type FieldMessage =
+  | { type: 'changed'; key: string; pheromone: Pheromone | null; revision: number }
+  | { type: 'expire' }
+  | { type: 'retry_expiry'; key: string }
+  | AgentDown
+  | TaskChanged
+  | { type: 'agent_up' }
+  | { type: 'agent_beat' };
+
+/** Timers longer than this are re-armed (Node's limit is 2^31-1 ms). */
+const MAX_TIMER_MS = 86_400_000;
+
+/** The type a task's completion emits, or null when it emits none. */
+export function completionType(task: TaskRecord): string | null {
+  const m = task.metadata ?? {};
+  const base = typeof m.completionPheromone === 'string' ? m.completionPheromone : m.pheromoneType;
+  if (typeof base !== 'string' || !base) return null;
+  return ['completion', ...base.split('.')].slice(0, TYPE_MAX_TOKENS).join('.');
+}
+
+export class FieldProcess implements Server<FieldMessage> {
+  private readonly expiries = new IndexedHeap<string, number>((a, b) => a < b);
+  /** Live claims by claimant, for releasing an offline agent's. */
+  private readonly claims = new Map<string, Set<string>>();
+  private readonly claimant = new Map<string, string>();
+  /** Keys of the pheromones alive now. */
+  private readonly live = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopWatch: () => void = () => {};
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly log: Logger;
+  private stopped = false;
+
+  private constructor(
+    private readonly store: FieldStore,
+    input: FieldInput,
+    private readonly ctx: ServerContext,
+  ) {
+    this.log = input.log.child({ actor: 'field' });
+  }
+
+  static async start(input: FieldInput, ctx: ServerContext): Promise<FieldProcess> {
+    const store = await openFieldStore(input.bus);
+    const p = new FieldProcess(store, input, ctx);
+    // Revisions up to here were written before this hub led: their audit may be missing.
+    p.startSeq = (await input.bus.jsm.streams.info(`KV_${input.bus.names.buckets.field}`)).state.last_seq;
+    // One ordered watch: the current values, then every change, with no gap between them.
+    const watch = await store.kv.watch();
+    p.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const c of watch) {
+        const msg: FieldMessage = { type: 'changed', key: c.key, pheromone: c.value, revision: c.revision };
+        ctx.send(msg);
+      }
+    })().catch((err) => ctx.crash(err));
+    p.log.info({ phase: 'start', revision: p.startSeq }, 'field started');
+    return p;
+  }
+
+  private startSeq = 0;
+
+  /**
+   * What a killed leader may have left half done, for a revision written before this hub led: a
+   * record written `expired` or `removed` but not deleted, or a revision whose audit is missing.
+   */
+  private async repair(key: string, p: Pheromone, revision: number): Promise<void> {
+    if (isGone(p)) await end(this.store, key, p.event as 'expired', p.eventBy);
+    else if (!(await this.audited(p, revision))) await reaudit(this.store, p, revision);
+  }
+
+  /** Whether the audit trail's last event of this pheromone is this revision. */
+  private async audited(p: Pheromone, revision: number): Promise<boolean> {
+    const { bus } = this.store;
+    try {
+      const sm = await bus.jsm.direct.getMessage(bus.names.streams.field, {
+        last_by_subj: bus.names.subjects.fieldAudit(p.event, p.id, p.type),
+      });
+      return sm?.header.get('Nats-Msg-Id') === `${p.id}@${revision}`;
+    } catch {
+      return false;
+    }
+  }
+
+  handle(msg: FieldMessage): void {
+    switch (msg.type) {
+      case 'changed':
+        if (msg.pheromone && !isGone(msg.pheromone)) this.track(msg.key, msg.pheromone);
+        else this.untrack(msg.key);
+        if (msg.pheromone && msg.revision <= this.startSeq)
+          this.run(this.repair(msg.key, msg.pheromone, msg.revision), { key: msg.key, phase: 'repair' });
+        this.arm();
+        return;
+      case 'expire':
+        this.expireDue();
+        return;
+      case 'retry_expiry':
+        // The write failed (a lost lease, NATS away): try again shortly rather than never.
+        if (this.live.has(msg.key)) this.expiries.set(msg.key, Date.now() + 1_000);
+        this.arm();
+        return;
+      case 'agent_down':
+        this.releaseClaimsOf(msg.agentId, msg.reason);
+        return;
+      case 'tasks_changed':
+        for (const t of msg.tasks) if (t.status === 'done') this.emitCompletion(t);
+        return;
+      default:
+        return;
+    }
+  }
+
+  async terminate(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.stopWatch();
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private track(key: string, p: Pheromone): void {
+    this.live.add(key);
+    if (p.expiresAt !== null) this.expiries.set(key, p.expiresAt);
+    else this.expiries.delete(key);
+    const before = this.claimant.get(key);
+    if (before !== undefined && before !== p.claimedBy) this.claims.get(before)?.delete(key);
+    if (p.claimedBy !== null) {
+      this.claimant.set(key, p.claimedBy);
+      const set = this.claims.get(p.claimedBy) ?? new Set<string>();
+      this.claims.set(p.claimedBy, set);
+      set.add(key);
+    } else this.claimant.delete(key);
+  }
+
+  private untrack(key: string): void {
+    this.live.delete(key);
+    this.expiries.delete(key);
+    const holder = this.claimant.get(key);
+    if (holder !== undefined) this.claims.get(holder)?.delete(key);
+    this.claimant.delete(key);
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    const first = this.expiries.peek();
+    if (!first || this.stopped) return;
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, first.value - Date.now()));
+    this.timer = setTimeout(() => this.ctx.send({ type: 'expire' }), ms);
+    this.timer.unref();
+  }
+
+  private expireDue(): void {
+    const now = Date.now();
+    for (let e = this.expiries.peek(); e && e.value <= now; e = this.expiries.peek()) {
+      this.expiries.pop();
+      const key = e.key;
+      const retry: FieldMessage = { type: 'retry_expiry', key };
+      this.run(end(this.store, key, 'expired', 'hub'), { key, phase: 'expire' }, () => this.ctx.send(retry));
+    }
+    this.arm();
+  }
+
+  private releaseClaimsOf(agentId: string, reason: string): void {
+    const keys = [...(this.claims.get(agentId) ?? [])];
+    if (!keys.length) return;
+    this.log.info(
+      { agent_id: agentId, claims: keys.length, reason, phase: 'release' },
+      'releasing an offline agent’s claims',
+    );
+    for (const key of keys)
+      this.run(release(this.store, key, 'hub', { holder: agentId }), {
+        key,
+        agent_id: agentId,
+        phase: 'release',
+      });
+  }
+
+  private emitCompletion(task: TaskRecord): void {
+    const type = completionType(task);
+    if (!type) return;
+    const payload = {
+      task_id: task.id,
+      result: task.result ?? null,
+      ...(typeof task.metadata?.pheromone === 'string' ? { pheromone: task.metadata.pheromone } : {}),
+    };
+    // The task id is the idempotency key: a task seen done again (a restart) emits nothing new.
+    this.run(
+      emit(
+        this.store,
+        { v: 1, type, selector: '', payload, idempotencyKey: task.id },
+        `task:${task.id}`.slice(0, 64),
+      ),
+      { task_id: task.id, phase: 'completion' },
+    );
+  }
+
+  /** Run a write in the background; a failure is logged (the next leader's start repairs it). */
+  private run(p: Promise<unknown>, fields: Record<string, unknown>, onError?: () => void): void {
+    const tracked = p
+      .catch((err) => {
+        this.log.warn({ err, ...fields }, 'field write failed');
+        if (!this.stopped) onError?.();
+      })
+      .finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * @module field/store
+ * Every change to the stigmergy field, in one place: a compare-and-set write of the pheromone's key
+ * (`<id>.<type>` in `<p>_field`), then its audit event on `<p>.field.audit.<event>.<id>.<type>`
+ * (message id `<id>@<revision>`, so re-auditing a revision is deduplicated). Only the hub holding
+ * the lease calls these (its API and its Field actor), so nothing else writes the bucket.
+ *
+ * Claims are atomic because the write is compare-and-set: among concurrent claimants of an
+ * unclaimed pheromone exactly one update lands; the others re-read and find it claimed. An expiry
+ * or removal writes the final revision (`expired`/`removed`) and audits it before deleting the key,
+ * so a hub killed between the two leaves a record the next leader finishes (Field actor start).
+ */
+import type { Bus } from '../../src/bus/connection.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { publish } from '../../src/bus/publish.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import {
+  type FieldEmitRequest,
+  type FieldEvent,
+  type Pheromone,
+  PheromoneSchema,
+  ttlMs,
+} from '../../src/protocol/field.js';
+import { newId } from '../../src/protocol/ids.js';
+import { fnv1a64 } from '../../src/protocol/task-id.js';
+
+export interface FieldStore {
+  readonly bus: Bus;
+  readonly kv: TypedKv<Pheromone>;
+}
+
+export async function openFieldStore(bus: Bus): Promise<FieldStore> {
+  return { bus, kv: await openKv(bus, bus.names.buckets.field, PheromoneSchema) };
+}
+
+export const pheromoneKey = (p: Pick<Pheromone, 'id' | 'type'>) => `${p.id}.${p.type}`;
+
+/** True once a pheromone's last revision is written (its key is about to be deleted). */
+export function isGone(p: Pheromone): boolean {
+  return p.event === 'expired' || p.event === 'removed';
+}
+
+/** Live now: not gone and not past its expiry. */
+export function isLive(p: Pheromone, now: number): boolean {
+  return !isGone(p) && (p.expiresAt === null || p.expiresAt > now);
+}
+
+async function audit(store: FieldStore, p: Pheromone, revision: number): Promise<void> {
+  const n = store.bus.names;
+  await publish(store.bus, n.subjects.fieldAudit(p.event, p.id, p.type), PheromoneSchema, p, {
+    msgId: `${p.id}@${revision}`,
+  });
+}
+
+/** The id of an emit: with an idempotency key a hash of source and key, else time-ordered random. */
+export function pheromoneId(source: string, idempotencyKey: string | undefined, now: number): string {
+  if (idempotencyKey !== undefined) {
+    const k = `${source}\u0000${idempotencyKey}`;
+    return `k${fnv1a64(k)}${fnv1a64(`${k}\u0000salt`)}`;
+  }
+  return `p${now.toString(16).padStart(12, '0')}${newId().slice(0, 12)}`;
+}
+
+/** Deposit a pheromone; a repeated idempotency key returns the first (while it lives). */
+export async function emit(
+  store: FieldStore,
+  req: FieldEmitRequest,
+  source: string,
+  now = Date.now(),
+  id = pheromoneId(source, req.idempotencyKey, now),
+): Promise<{ pheromone: Pheromone; duplicate: boolean }> {
+  const ttl = req.ttl === undefined || req.ttl === null ? null : ttlMs(req.ttl);
+  const p: Pheromone = {
+    v: 1,
+    id,
+    type: req.type,
+    selector: req.selector,
+    payload: req.payload,
+    timestamp: now,
+    source,
+    ttl: ttl === null ? null : ttl / 1000,
+    expiresAt: ttl === null ? null : now + ttl,
+    claimedBy: null,
+    claimedAt: null,
+    taskId: null,
+    event: 'emitted',
+    eventAt: now,
+    eventBy: source,
+  };
+  const r = await store.kv.create(pheromoneKey(p), p);
+  if (!r.ok) {
+    const existing = await store.kv.get(pheromoneKey(p));
+    if (existing) return { pheromone: existing.value, duplicate: true };
+    // Deleted between the two reads: the key is free again.
+    return emit(store, req, source, now, id);
+  }
+  await audit(store, p, r.revision);
+  return { pheromone: p, duplicate: false };
+}
+
+/** The key of pheromone `id` (its type is part of the key), or null. */
+export async function findKey(store: FieldStore, id: string): Promise<string | null> {
+  const keys = await store.kv.keys(`${id}.>`);
+  return keys[0] ?? null;
+}
+
+export async function getLive(store: FieldStore, key: string, now = Date.now()) {
+  const got = await store.kv.get(key);
+  if (!got || !isLive(got.value, now))
+    throw new AgentComError(
+      ERROR_CODES.NOT_FOUND,
+      `pheromone ${key.split('.')[0]} is not in the field (expired or removed?)`,
+    );
+  return got;
+}
+
+/**
+ * Apply `change` to the live pheromone at `key` with compare-and-set, retried on conflict; `change`
+ * returns null to write nothing (the answer is then the current record). Audits what it writes.
+ */
+async function modify(
+  store: FieldStore,
+  key: string,
+  change: (p: Pheromone) => Pheromone | null,
+  now: number,
+): Promise<{ pheromone: Pheromone; changed: boolean }> {
+  for (;;) {
+    const { value, revision } = await getLive(store, key, now);
+    const next = change(value);
+    if (!next) return { pheromone: value, changed: false };
+    const r = await store.kv.update(key, next, revision);
+    if (!r.ok) continue;
+    await audit(store, next, r.revision);
+    return { pheromone: next, changed: true };
+  }
+}
+
+const event = (p: Pheromone, e: FieldEvent, by: string, now: number): Pheromone => ({
+  ...p,
+  event: e,
+  eventAt: now,
+  eventBy: by,
+});
+
+/** First responder wins: `claimed` is true for the claimant that holds it after the call. */
+export async function claim(store: FieldStore, key: string, claimant: string, now = Date.now()) {
+  const r = await modify(
+    store,
+    key,
+    (p) =>
+      p.claimedBy !== null
+        ? null
+        : { ...event(p, 'claimed', claimant, now), claimedBy: claimant, claimedAt: now },
+    now,
+  );
+  return { claimed: r.pheromone.claimedBy === claimant, pheromone: r.pheromone };
+}
+
+/**
+ * Give a claim back (idempotent when nobody holds it). `holder`: only that claimant's claim is
+ * released (an agent's own); absent, any claim (the hub, an operator). @throws forbidden otherwise.
+ */
+export async function release(
+  store: FieldStore,
+  key: string,
+  by: string,
+  opts: { holder?: string; now?: number } = {},
+): Promise<Pheromone> {
+  const now = opts.now ?? Date.now();
+  const r = await modify(
+    store,
+    key,
+    (p) => {
+      if (p.claimedBy === null) return null;
+      if (opts.holder !== undefined && p.claimedBy !== opts.holder)
+        throw new AgentComError(
+          ERROR_CODES.FORBIDDEN,
+          `pheromone ${p.id} is claimed by ${p.claimedBy}, not ${opts.holder}`,
+        );
+      return { ...event(p, 'released', by, now), claimedBy: null, claimedAt: null };
+    },
+    now,
+  );
+  return r.pheromone;
+}
+
+/** Mark promoted to `taskId` (claimed by the hub); a pheromone promoted before keeps its task. */
+export async function markPromoted(
+  store: FieldStore,
+  key: string,
+  taskId: string,
+  by: string,
+  now = Date.now(),
+) {
+  return (
+    await modify(
+      store,
+      key,
+      (p) => {
+        if (p.taskId !== null) return null;
+        if (p.claimedBy !== null && p.claimedBy !== 'hub')
+          throw new AgentComError(
+            ERROR_CODES.INVALID_STATE,
+            `pheromone ${p.id} is claimed by ${p.claimedBy}`,
+          );
+        return {
+          ...event(p, 'promoted', by, now),
+          claimedBy: 'hub',
+          claimedAt: now,
+          taskId: taskId as never,
+        };
+      },
+      now,
+    )
+  ).pheromone;
+}
+
+/**
+ * End a pheromone: write its last revision (`expired` or `removed`), audit it, delete the key.
+ * Safe to repeat (a record already ended is only deleted). Returns the last revision, or null when
+ * the key is gone.
+ */
+export async function end(
+  store: FieldStore,
+  key: string,
+  how: 'expired' | 'removed',
+  by: string,
+  now = Date.now(),
+): Promise<Pheromone | null> {
+  for (;;) {
+    const got = await store.kv.get(key);
+    if (!got) return null;
+    let last = got.value;
+    let revision = got.revision;
+    if (!isGone(last)) {
+      last = event(last, how, by, now);
+      const r = await store.kv.update(key, last, revision);
+      if (!r.ok) continue;
+      revision = r.revision;
+    }
+    await audit(store, last, revision);
+    const d = await store.kv.delete(key, { expectedRevision: revision });
+    if (!d.ok) continue;
+    return last;
+  }
+}
+
+/** Re-audit a revision whose audit may be missing (deduplicated within the stream's window). */
+export function reaudit(store: FieldStore, p: Pheromone, revision: number): Promise<void> {
+  return audit(store, p, revision);
+}
