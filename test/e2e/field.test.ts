@@ -43,16 +43,19 @@ const connect = async (agentId: string, queues = ['default']) => {
 };
 
 /** Collects what an observation delivers until `until` holds (with a deadline). */
-async function collect(it: AsyncIterable<Observed>, until: (seen: Observed[]) => boolean): Promise<Observed[]> {
+async function collect(
+  it: AsyncIterable<Observed>,
+  until: (seen: Observed[]) => boolean,
+): Promise<Observed[]> {
   const seen: Observed[] = [];
-  const done = (async () => {
+  // Ends when `until` holds or the observation is stopped.
+  void (async () => {
     for await (const o of it) {
       seen.push(o);
       if (until(seen)) return;
     }
   })();
   await waitUntil(() => until(seen), 'observations', { timeout: 15_000 });
-  await Promise.race([done, Promise.resolve()]);
   return seen;
 }
 
@@ -71,7 +74,12 @@ describe('emit and observe', () => {
     later.push(await f.emit('obs.request.review', { payload: { n: 4 } }));
     const seen = await seenPromise;
     o.stop();
-    expect(seen.filter((s) => s.initial).map((s) => s.pheromone.id).sort()).toEqual(before.map((p) => p.id).sort());
+    expect(
+      seen
+        .filter((s) => s.initial)
+        .map((s) => s.pheromone.id)
+        .sort(),
+    ).toEqual(before.map((p) => p.id).sort());
     expect(seen.filter((s) => !s.initial).map((s) => s.pheromone.id)).toEqual(later.map((p) => p.id));
     // obs.error.timeout matches two patterns and still came once per revision.
     expect(new Set(seen.map((s) => `${s.pheromone.id}@${s.revision}`)).size).toBe(seen.length);
@@ -144,7 +152,9 @@ describe('expiry, audit and counts', () => {
     await expect(api('field.get', { id: p.id }, PheromoneReplySchema)).rejects.toMatchObject({
       code: ERROR_CODES.NOT_FOUND,
     });
-    expect((await api('field.get', { id: permanent.id }, PheromoneReplySchema)).pheromone.expiresAt).toBeNull();
+    expect(
+      (await api('field.get', { id: permanent.id }, PheromoneReplySchema)).pheromone.expiresAt,
+    ).toBeNull();
     const trail = await api('field.history', { pattern: 'ttl.short' }, FieldHistoryReplySchema);
     expect(trail.events.map((e) => e.event)).toEqual(['emitted', 'expired']);
     const stats = await api('field.stats', {}, FieldStatsReplySchema);
@@ -165,7 +175,11 @@ describe('expiry, audit and counts', () => {
     expect(all.total).toBe(2);
     const hist = await api('field.history', { pattern: 'list.a.*', since: t0 }, FieldHistoryReplySchema);
     expect(hist.events.map((e) => e.event)).toEqual(['emitted', 'claimed']);
-    const paged = await api('field.history', { pattern: 'list.>', since: t0, limit: 1 }, FieldHistoryReplySchema);
+    const paged = await api(
+      'field.history',
+      { pattern: 'list.>', since: t0, limit: 1 },
+      FieldHistoryReplySchema,
+    );
     expect(paged).toMatchObject({ more: true });
     expect(paged.events).toHaveLength(1);
   });
@@ -204,7 +218,10 @@ describe('bad input', () => {
       [{ type: 'ok', payload: [1, 2] }, /payload/],
     ];
     for (const [input, message] of bad)
-      await expect(api('field.emit', input, PheromoneReplySchema), JSON.stringify(input).slice(0, 60)).rejects.toMatchObject({
+      await expect(
+        api('field.emit', input, PheromoneReplySchema),
+        JSON.stringify(input).slice(0, 60),
+      ).rejects.toMatchObject({
         code: ERROR_CODES.INVALID_PAYLOAD,
         message: expect.stringMatching(message),
       });
