@@ -290,7 +290,7 @@ export class AgentClient {
    * (`agent add --emit/--claim`), release its claims, observe any pattern (docs/protocol.md §11b).
    */
   get field(): FieldClient {
-    return new FieldClient(this.bus, this.agentId);
+    return new FieldClient(this.bus, { agentId: this.agentId });
   }
 
   /**

@@ -7,6 +7,7 @@
  * An agent calls its own endpoints (`field.emit.<id>.<type>`...): the hub takes it as the source
  * and the claimant from the subject, and its permissions say which types it may emit and claim.
  */
+import type { z } from 'zod';
 import type { Bus } from '../bus/connection.js';
 import { openKv } from '../bus/kv.js';
 import { request } from '../bus/service.js';
@@ -33,45 +34,53 @@ export interface Observation extends AsyncIterable<Observed> {
 }
 
 export class FieldClient {
-  /** `agentId`: the agent whose connection `bus` is; absent for trusted clients (hub, admin users). */
+  private readonly agentId: string | undefined;
+  private readonly by: string | undefined;
+  private readonly timeoutMs: number;
+
+  /**
+   * `agentId`: the agent whose connection `bus` is (it acts on its own subjects). Without it, a
+   * trusted client (hub, admin users) acting as `by` (default `api`).
+   */
   constructor(
     readonly bus: Bus,
-    private readonly agentId?: string,
-    private readonly timeoutMs = 5_000,
-  ) {}
+    opts: { agentId?: string; by?: string; timeoutMs?: number } = {},
+  ) {
+    this.agentId = opts.agentId;
+    this.by = opts.by;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+  }
 
   private endpoint(op: 'emit' | 'claim' | 'release', type?: string): string {
     if (this.agentId === undefined) return `field.${op}`;
     return type === undefined ? `field.${op}.${this.agentId}` : `field.${op}.${this.agentId}.${type}`;
   }
 
+  private call<O>(
+    op: 'emit' | 'claim' | 'release',
+    type: string | undefined,
+    body: object,
+    schema: z.ZodType<O>,
+  ) {
+    const by = this.agentId === undefined && this.by !== undefined ? { by: this.by } : {};
+    return request(this.bus, this.endpoint(op, type), { v: 1, ...by, ...body }, schema, {
+      timeoutMs: this.timeoutMs,
+    });
+  }
+
   /** Deposit a pheromone; its source is this agent. */
-  async emit(type: string, opts: Omit<FieldEmitInput, 'v' | 'type'> = {}): Promise<Pheromone> {
-    const r = await request(
-      this.bus,
-      this.endpoint('emit', type),
-      { v: 1, type, ...opts },
-      PheromoneReplySchema,
-      {
-        timeoutMs: this.timeoutMs,
-      },
-    );
-    return r.pheromone;
+  async emit(type: string, opts: Omit<FieldEmitInput, 'v' | 'type' | 'by'> = {}): Promise<Pheromone> {
+    return (await this.call('emit', type, { type, ...opts }, PheromoneReplySchema)).pheromone;
   }
 
   /** First responder wins: `claimed` says whether this caller holds it now. */
   claim(p: Pick<Pheromone, 'id' | 'type'>): Promise<{ claimed: boolean; pheromone: Pheromone }> {
-    return request(this.bus, this.endpoint('claim', p.type), { v: 1, id: p.id }, FieldClaimReplySchema, {
-      timeoutMs: this.timeoutMs,
-    });
+    return this.call('claim', p.type, { id: p.id }, FieldClaimReplySchema);
   }
 
   /** Give back this caller's claim (an agent may release only its own). */
   async release(p: Pick<Pheromone, 'id'>): Promise<Pheromone> {
-    const r = await request(this.bus, this.endpoint('release'), { v: 1, id: p.id }, PheromoneReplySchema, {
-      timeoutMs: this.timeoutMs,
-    });
-    return r.pheromone;
+    return (await this.call('release', undefined, { id: p.id }, PheromoneReplySchema)).pheromone;
   }
 
   /**

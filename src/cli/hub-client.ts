@@ -30,6 +30,13 @@ import {
   type DlqReplayResponse,
   DlqReplayResponseSchema,
 } from '../protocol/dlq.js';
+import {
+  FieldHistoryReplySchema,
+  FieldListReplySchema,
+  FieldStatsReplySchema,
+  type Pheromone,
+  PheromoneReplySchema,
+} from '../protocol/field.js';
 import type { TaskId } from '../protocol/ids.js';
 import {
   ScheduleListReplySchema,
@@ -118,5 +125,28 @@ export class HubClient {
   /** Submit the schedule's task now, once; its task id. */
   async scheduleTrigger(name: string): Promise<string> {
     return (await this.call('schedule.trigger', { v: 1, name }, ScheduleTriggerReplySchema)).taskId;
+  }
+  /** Live pheromones matching `pattern`, newest first. */
+  fieldList(req: { pattern?: string; claimed?: boolean; limit?: number } = {}) {
+    return this.call('field.list', { v: 1, ...req }, FieldListReplySchema);
+  }
+  fieldStats() {
+    return this.call('field.stats', { v: 1 }, FieldStatsReplySchema);
+  }
+  fieldHistory(req: { pattern?: string; since?: number; until?: number; limit?: number } = {}) {
+    return this.call('field.history', { v: 1, ...req }, FieldHistoryReplySchema);
+  }
+  /** `get` or `remove` a pheromone: its record (the last one for remove). */
+  async pheromone(op: 'get' | 'remove', id: string, by?: string): Promise<Pheromone> {
+    return (await this.call(`field.${op}`, { v: 1, id, ...(by ? { by } : {}) }, PheromoneReplySchema))
+      .pheromone;
+  }
+  async fieldPromote(req: {
+    id: string;
+    queue?: string;
+    priority?: string;
+    title?: string;
+  }): Promise<Pheromone> {
+    return (await this.call('field.promote', { v: 1, ...req }, PheromoneReplySchema)).pheromone;
   }
 }

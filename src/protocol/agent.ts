@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodeSchema } from './errors.js';
+import { PheromonePatternSchema } from './field.js';
 import { CapabilitySchema, type QueueName, QueueNameSchema, SessionIdSchema, TaskIdSchema } from './ids.js';
 import {
   CompleteBySchema,
@@ -49,6 +50,11 @@ export const AgentHelloSchema = z
       .max(SLOTS_MAX)
       .default(1)
       .describe('Concurrency: how many tasks the agent may hold at once (1-64).'),
+    observes: z
+      .array(PheromonePatternSchema)
+      .max(32)
+      .optional()
+      .describe('Pheromone patterns the agent observes in the field (shown on the pheromone map).'),
     name: z.string().min(1).max(100).optional().describe('Display name.'),
     version: z.string().min(1).max(64).optional().describe('Agent or sidecar software version.'),
     session: SessionIdSchema.optional().describe(
