@@ -19,7 +19,7 @@ export const MAP_MAX_PHEROMONES = 40;
 export function renderFieldMap(d: FieldMapData, now: number, width = 78): string[] {
   const inner = Math.max(40, width - 4);
   const row = (text: string) => `│ ${truncate(text, inner).padEnd(inner)} │`;
-  const lines = [`┌─ Pheromone Map ${'─'.repeat(Math.max(0, inner - 15))}┐`];
+  const lines = [`┌─ Pheromone Map ${'─'.repeat(inner - 14)}┐`];
   const shown = [...d.pheromones].sort((a, b) => b.timestamp - a.timestamp).slice(0, MAP_MAX_PHEROMONES);
   if (!d.agents.length) lines.push(row('(no agents registered)'));
   for (const a of d.agents) {
