@@ -36,6 +36,19 @@ import {
   DlqReplayResponseSchema,
 } from './dlq.js';
 import { WireErrorSchema } from './errors.js';
+import {
+  FieldClaimReplySchema,
+  FieldEmitRequestSchema,
+  FieldHistoryReplySchema,
+  FieldHistoryRequestSchema,
+  FieldListReplySchema,
+  FieldListRequestSchema,
+  FieldPromoteRequestSchema,
+  FieldRefSchema,
+  FieldStatsReplySchema,
+  PheromoneReplySchema,
+  PheromoneSchema,
+} from './field.js';
 import { LimitsSchema, SuspensionSchema } from './limits.js';
 import { AgentRegistrationSchema, HelloReplySchema, HubAliveSchema, LeaseSchema } from './registration.js';
 import {
@@ -85,6 +98,17 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('dlq.replay.request', DlqReplayRequestSchema),
   entry('dlq.replay.response', DlqReplayResponseSchema),
   entry('error', WireErrorSchema),
+  entry('field.claim.reply', FieldClaimReplySchema),
+  entry('field.emit.request', FieldEmitRequestSchema),
+  entry('field.history.reply', FieldHistoryReplySchema),
+  entry('field.history.request', FieldHistoryRequestSchema),
+  entry('field.list.reply', FieldListReplySchema),
+  entry('field.list.request', FieldListRequestSchema),
+  entry('field.pheromone', PheromoneSchema),
+  entry('field.promote.request', FieldPromoteRequestSchema),
+  entry('field.ref.request', FieldRefSchema),
+  entry('field.reply', PheromoneReplySchema),
+  entry('field.stats.reply', FieldStatsReplySchema),
   entry('scheduler.lease', LeaseSchema),
   entry('schedule.create.request', ScheduleCreateRequestSchema),
   entry('schedule.list.reply', ScheduleListReplySchema),
