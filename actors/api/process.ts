@@ -216,8 +216,9 @@ export class ApiProcess implements Server {
     });
     registerDlqEndpoints(svc, bus);
     const submitTrusted = (submit: TaskSubmitInput) => tq<AssignReply>({ type: 'submit', submit });
-    registerScheduleEndpoints(svc, await openScheduleStore(bus), submitTrusted);
-    registerFieldEndpoints(svc, await openFieldStore(bus), submitTrusted);
+    const field = await openFieldStore(bus);
+    registerScheduleEndpoints(svc, await openScheduleStore(bus), { submit: submitTrusted, field });
+    registerFieldEndpoints(svc, field, submitTrusted);
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
     return new ApiProcess(svc);
   }

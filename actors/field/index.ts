@@ -6,4 +6,14 @@
 export { registerFieldEndpoints } from './endpoints.js';
 export { completionType, type FieldInput, type FieldMessage, FieldProcess } from './process.js';
 export { auditHistory, fieldCounts, listPheromones, livePheromones } from './query.js';
-export { claim, emit, end, type FieldStore, openFieldStore, pheromoneKey, release } from './store.js';
+export {
+  claim,
+  emit,
+  end,
+  type FieldStore,
+  findKey,
+  isLive,
+  openFieldStore,
+  pheromoneKey,
+  release,
+} from './store.js';

@@ -7,7 +7,6 @@
  */
 import type { AgentcomService } from '../../src/bus/service.js';
 import { EmptyRequestSchema } from '../../src/protocol/api.js';
-import { AgentComError } from '../../src/protocol/errors.js';
 import {
   ScheduleCreateRequestSchema,
   ScheduleListReplySchema,
@@ -15,9 +14,8 @@ import {
   ScheduleReplySchema,
   ScheduleTriggerReplySchema,
 } from '../../src/protocol/schedule.js';
-import type { TaskSubmitInput } from '../../src/protocol/task.js';
-import type { AssignReply } from '../task-queue/index.js';
-import { slotSubmission } from './slots.js';
+import { carryOut, type FireDeps } from './fire.js';
+import { slotAction } from './slots.js';
 import {
   createSchedule,
   getSchedule,
@@ -28,11 +26,7 @@ import {
   type ScheduleStore,
 } from './store.js';
 
-export function registerScheduleEndpoints(
-  svc: AgentcomService,
-  store: ScheduleStore,
-  submit: (submit: TaskSubmitInput) => Promise<AssignReply>,
-): void {
+export function registerScheduleEndpoints(svc: AgentcomService, store: ScheduleStore, deps: FireDeps): void {
   const one = <T>(p: Promise<T>) => p.then((schedule) => ({ v: 1 as const, schedule }));
   svc.addEndpoint('schedule.create', {
     input: ScheduleCreateRequestSchema,
@@ -75,12 +69,13 @@ export function registerScheduleEndpoints(
   svc.addEndpoint('schedule.trigger', {
     input: ScheduleRefSchema,
     output: ScheduleTriggerReplySchema,
-    description: 'Submit the schedule’s task now, once (the slots and the overlap policy are untouched).',
+    description: 'Fire the schedule’s action now, once (the slots and the overlap policy are untouched).',
     handler: async ({ name }) => {
       const view = await getSchedule(store, name);
-      const r = await submit(slotSubmission(view, Date.now(), 'trigger'));
-      if (!r.ok) throw AgentComError.fromWire(r.error);
-      return { v: 1 as const, taskId: r.task.id };
+      const fired = await carryOut(slotAction(view, Date.now(), 'trigger'), deps);
+      return 'lastTaskId' in fired
+        ? { v: 1 as const, taskId: fired.lastTaskId }
+        : { v: 1 as const, pheromoneId: fired.lastPheromoneId };
     },
   });
 }

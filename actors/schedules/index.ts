@@ -11,8 +11,8 @@ export {
   planSlots,
   type SlotClock,
   type SlotPlan,
+  slotAction,
   slotClock,
-  slotSubmission,
 } from './slots.js';
 export {
   createSchedule,

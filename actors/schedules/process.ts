@@ -2,10 +2,11 @@
  * @module schedules/process
  * Fires schedules (run by the hub holding the lease). It follows the `spec.*` keys of the schedules
  * bucket, keeps one timer per active schedule for its next slot, and at a slot submits the slot's
- * task through the TaskQueue, then records the slot in `state.<name>` (compare-and-set).
+ * task through the TaskQueue or emits its pheromone into the field, then records the slot in
+ * `state.<name>` (compare-and-set).
  *
- * Exactly one task per slot: the submission's idempotency key names the schedule's incarnation and
- * the slot (slots.ts), so a hub that fires a slot another fired before it crashed, or two hubs
+ * Exactly one task (or pheromone) per slot: its idempotency key names the schedule's incarnation
+ * and the slot (slots.ts), so a hub that fires a slot another fired before it crashed, or two hubs
  * firing at once for a moment, submit the same task; the state's revision keeps their counts
  * straight. The submit comes before the state write, so a crash between them re-fires (the same
  * task) and never loses the slot. Which due slots fire is decided by planSlots (slots.ts). A
@@ -14,13 +15,14 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
-import type { TaskId } from '../../src/protocol/ids.js';
 import type { ScheduleRecord, ScheduleState } from '../../src/protocol/schedule.js';
 import { isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
+import { type FieldStore, findKey, isLive, openFieldStore } from '../field/index.js';
 import type { AssignReply } from '../task-queue/index.js';
-import { planSlots, slotClock, slotSubmission } from './slots.js';
+import { carryOut, type Fired } from './fire.js';
+import { planSlots, slotAction, slotClock } from './slots.js';
 import { currentState, openScheduleStore, type ScheduleStore, SPEC_KEYS, stateKey } from './store.js';
 
 export interface SchedulesInput {
@@ -54,13 +56,19 @@ export class SchedulesProcess implements Server<SchedulesMessage> {
   private constructor(
     private readonly input: SchedulesInput,
     private readonly store: ScheduleStore,
+    private readonly field: FieldStore,
     private readonly ctx: ServerContext,
   ) {
     this.log = input.log.child({ actor: 'schedules' });
   }
 
   static async start(input: SchedulesInput, ctx: ServerContext): Promise<SchedulesProcess> {
-    const p = new SchedulesProcess(input, await openScheduleStore(input.bus), ctx);
+    const p = new SchedulesProcess(
+      input,
+      await openScheduleStore(input.bus),
+      await openFieldStore(input.bus),
+      ctx,
+    );
     const watch = await p.store.specs.watch({ key: SPEC_KEYS });
     p.stopWatch = () => watch.stop();
     void (async () => {
@@ -145,6 +153,7 @@ export class SchedulesProcess implements Server<SchedulesMessage> {
       createdAt: record.createdAt,
       lastSlot: null,
       lastTaskId: null,
+      lastPheromoneId: null,
       lastFiredAt: null,
       fired: 0,
       skipped: 0,
@@ -180,34 +189,49 @@ export class SchedulesProcess implements Server<SchedulesMessage> {
     if (next !== null) this.arm(name, next - Date.now());
   }
 
-  /** Submit the slot's task (or skip it as an overlap); the state after it. */
+  /** Carry out the slot's action (or skip it as an overlap); the state after it. */
   private async fire(record: ScheduleRecord, slot: number, state: ScheduleState): Promise<ScheduleState> {
     const name = record.spec.name;
-    if (record.spec.overlap === 'skip' && state.lastTaskId && (await this.isOpen(state.lastTaskId))) {
-      this.log.info({ schedule: name, slot, task_id: state.lastTaskId, phase: 'overlap' }, 'slot skipped');
-      return { ...state, lastSlot: slot, skipped: state.skipped + 1, lastSkip: { slot, reason: 'overlap' } };
-    }
-    const r = await this.ask<AssignReply>({ type: 'submit', submit: slotSubmission(record, slot) });
-    if (!r.ok) {
-      // The spec was checked when it was stored; a refusal now (an unknown error is retried) means
-      // the task itself cannot be taken, and trying again would not change that.
-      if (r.error.code !== ERROR_CODES.INVALID_PAYLOAD) throw AgentComError.fromWire(r.error);
-      this.log.error({ schedule: name, slot, error: r.error }, 'slot task refused; slot skipped');
-      return { ...state, lastSlot: slot, skipped: state.skipped + 1, lastSkip: { slot, reason: 'invalid' } };
-    }
-    this.log.info({ schedule: name, slot, task_id: r.task.id, phase: 'fired' }, 'schedule fired');
-    return {
+    const skip = (reason: 'overlap' | 'invalid') => ({
       ...state,
       lastSlot: slot,
-      lastTaskId: r.task.id,
-      lastFiredAt: Date.now(),
-      fired: state.fired + 1,
-    };
+      skipped: state.skipped + 1,
+      lastSkip: { slot, reason },
+    });
+    if (record.spec.overlap === 'skip' && (await this.previousOpen(state))) {
+      this.log.info({ schedule: name, slot, phase: 'overlap' }, 'slot skipped: the previous one is open');
+      return skip('overlap');
+    }
+    const action = slotAction(record, slot);
+    let fired: Fired;
+    try {
+      fired = await carryOut(action, {
+        field: this.field,
+        submit: (submit) => this.ask<AssignReply>({ type: 'submit', submit }),
+      });
+    } catch (err) {
+      // The spec was checked when it was stored; a refusal now (other errors are retried) means the
+      // task or pheromone itself cannot be taken, and trying again would not change that.
+      if (!(err instanceof AgentComError) || err.code !== ERROR_CODES.INVALID_PAYLOAD) throw err;
+      this.log.error({ schedule: name, slot, err }, 'slot action refused; slot skipped');
+      return skip('invalid');
+    }
+    this.log.info({ schedule: name, slot, ...fired, phase: 'fired' }, 'schedule fired');
+    return { ...state, ...fired, lastSlot: slot, lastFiredAt: Date.now(), fired: state.fired + 1 };
   }
 
-  private async isOpen(taskId: TaskId): Promise<boolean> {
-    const task = await this.ask<TaskRecord | null>({ type: 'get', taskId });
-    return task !== null && !isTerminal(task.status);
+  /** The previous slot's task is unfinished, or its pheromone still in the field. */
+  private async previousOpen(state: ScheduleState): Promise<boolean> {
+    if (state.lastTaskId) {
+      const task = await this.ask<TaskRecord | null>({ type: 'get', taskId: state.lastTaskId });
+      if (task !== null && !isTerminal(task.status)) return true;
+    }
+    if (state.lastPheromoneId) {
+      const key = await findKey(this.field, state.lastPheromoneId);
+      const p = key ? await this.field.kv.get(key) : null;
+      return p !== null && isLive(p.value, Date.now());
+    }
+    return false;
   }
 
   private async write(name: string, state: ScheduleState, revision: number | null): Promise<number> {

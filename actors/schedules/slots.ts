@@ -12,6 +12,7 @@
  */
 import { Cron } from 'croner';
 import { durationFieldMs } from '../../src/protocol/duration.js';
+import type { FieldEmitRequest } from '../../src/protocol/field.js';
 import {
   MAX_CATCHUP_SLOTS,
   ON_TIME_GRACE_MS,
@@ -106,28 +107,48 @@ export function nextSlots(clock: SlotClock, from: number, n: number): number[] {
   return out;
 }
 
+/** What one slot does: a task to submit or a pheromone to emit (source `schedule:<name>`). */
+export type SlotAction =
+  | { type: 'task'; submit: TaskSubmitInput }
+  | { type: 'pheromone'; emit: FieldEmitRequest; source: string };
+
 /**
- * The submission a slot makes. Its idempotency key names the schedule's incarnation and the slot,
- * so every hub that fires the slot (a failover, two hubs for a moment) submits the same task.
+ * What a slot does. Its idempotency key names the schedule's incarnation and the slot, so every hub
+ * that fires the slot (a failover, two hubs for a moment) submits the same task or emits the same
+ * pheromone. A trigger (`schedule.trigger`) is keyed by its own time.
  */
-export function slotSubmission(
+export function slotAction(
   record: Pick<ScheduleRecord, 'spec' | 'createdAt'>,
   slot: number,
   kind: 'slot' | 'trigger' = 'slot',
-): TaskSubmitInput {
-  const { completeWithin, ...task } = record.spec.action.task;
+): SlotAction {
   const name = record.spec.name;
+  const idempotencyKey = `schedule:${name}:${record.createdAt}:${kind === 'trigger' ? 'trigger:' : ''}${slot}`;
+  const stamp = {
+    schedule: name,
+    slot: new Date(slot).toISOString(),
+    ...(kind === 'trigger' ? { triggered: true } : {}),
+  };
+  const source = `schedule:${name}`.slice(0, 64);
+  const action = record.spec.action;
+  if (action.type === 'pheromone') {
+    const p = action.pheromone;
+    return {
+      type: 'pheromone',
+      source,
+      emit: { v: 1, ...p, payload: { ...p.payload, ...stamp }, idempotencyKey },
+    };
+  }
+  const { completeWithin, ...task } = action.task;
   return {
-    v: 1,
-    ...task,
-    ...(completeWithin !== undefined ? { completeBy: slot + durationFieldMs(completeWithin) } : {}),
-    idempotencyKey: `schedule:${name}:${record.createdAt}:${kind === 'trigger' ? 'trigger:' : ''}${slot}`,
-    submittedBy: `schedule:${name}`.slice(0, 64),
-    metadata: {
-      ...task.metadata,
-      schedule: name,
-      slot: new Date(slot).toISOString(),
-      ...(kind === 'trigger' ? { triggered: true } : {}),
+    type: 'task',
+    submit: {
+      v: 1,
+      ...task,
+      ...(completeWithin !== undefined ? { completeBy: slot + durationFieldMs(completeWithin) } : {}),
+      idempotencyKey,
+      submittedBy: source,
+      metadata: { ...task.metadata, ...stamp },
     },
   };
 }

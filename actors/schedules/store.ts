@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import { FieldEmitRequestSchema } from '../../src/protocol/field.js';
 import {
   type ScheduleRecord,
   ScheduleRecordSchema,
@@ -18,7 +19,7 @@ import {
   type ScheduleView,
 } from '../../src/protocol/schedule.js';
 import { TaskSubmitSchema } from '../../src/protocol/task.js';
-import { cronProblem, nextSlots, slotClock, slotSubmission } from './slots.js';
+import { cronProblem, nextSlots, slotAction, slotClock } from './slots.js';
 
 export const specKey = (name: string) => `spec.${name}`;
 export const stateKey = (name: string) => `state.${name}`;
@@ -52,9 +53,14 @@ export function specProblem(spec: ScheduleSpec): string | null {
     const p = cronProblem(spec.cron, spec.timezone);
     if (p) return `cron: ${p}`;
   }
-  const sample = TaskSubmitSchema.safeParse(slotSubmission({ spec, createdAt: 0 }, Date.now()));
+  // A slot's task or pheromone, as a slot would make it (its metadata or payload grows).
+  const action = slotAction({ spec, createdAt: 0 }, Date.now());
+  const sample =
+    action.type === 'task'
+      ? TaskSubmitSchema.safeParse(action.submit)
+      : FieldEmitRequestSchema.safeParse(action.emit);
   if (!sample.success)
-    return `action.task: ${sample.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+    return `action.${action.type}: ${sample.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
   return null;
 }
 

@@ -122,9 +122,10 @@ export class HubClient {
   async scheduleRemove(name: string): Promise<void> {
     await this.call('schedule.remove', { v: 1, name }, z.object({ v: z.literal(1), name: z.string() }));
   }
-  /** Submit the schedule's task now, once; its task id. */
+  /** Fire the schedule's action now, once: the task id, or the pheromone id. */
   async scheduleTrigger(name: string): Promise<string> {
-    return (await this.call('schedule.trigger', { v: 1, name }, ScheduleTriggerReplySchema)).taskId;
+    const r = await this.call('schedule.trigger', { v: 1, name }, ScheduleTriggerReplySchema);
+    return r.taskId ?? r.pheromoneId ?? '';
   }
   /** Live pheromones matching `pattern`, newest first. */
   fieldList(req: { pattern?: string; claimed?: boolean; limit?: number } = {}) {

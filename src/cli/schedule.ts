@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { type ScheduleSpecInput, ScheduleSpecSchema, type ScheduleView } from '../protocol/schedule.js';
 import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import { flagError, formatTime, parseDuration, parseTime, table } from './format.js';
+import { flagError, formatTime, parseDuration, parseJsonObject, parseTime, table } from './format.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 import { type SubmitFlags, submitInput } from './task.js';
@@ -20,6 +20,10 @@ interface AddFlags extends SubmitFlags {
   every?: string;
   startAt?: string;
   title?: string;
+  emit?: string;
+  selector?: string;
+  payload?: string;
+  ttl?: string;
   completeWithin?: string;
   catchup?: string;
   catchupWindow?: string;
@@ -33,19 +37,11 @@ interface AddFlags extends SubmitFlags {
 export function specInput(name: string, f: AddFlags, now = Date.now()): Omit<ScheduleSpecInput, 'v'> {
   if ((f.cron === undefined) === (f.every === undefined))
     throw flagError('cron', 'give exactly one of --cron <expression> and --every <duration>');
-  if (f.title === undefined) throw flagError('title', '--title <title> is required (the task’s title)');
-  const { submittedBy: _by, ...task } = submitInput(f.title, f, now);
+  if ((f.title === undefined) === (f.emit === undefined))
+    throw flagError('title', 'give exactly one of --title <title> (a task) and --emit <type> (a pheromone)');
   const spec: Omit<ScheduleSpecInput, 'v'> = {
     name,
-    action: {
-      type: 'task',
-      task: {
-        ...task,
-        ...(f.completeWithin !== undefined
-          ? { completeWithin: parseDuration(f.completeWithin, 'completeWithin') }
-          : {}),
-      },
-    },
+    action: f.emit !== undefined ? pheromoneAction(f.emit, f) : taskAction(f.title!, f, now),
     ...(f.cron !== undefined ? { cron: f.cron } : {}),
     ...(f.tz !== undefined ? { timezone: f.tz } : {}),
     ...(f.every !== undefined ? { every: parseDuration(f.every, 'every') } : {}),
@@ -70,6 +66,33 @@ export function specInput(name: string, f: AddFlags, now = Date.now()): Omit<Sch
   return spec;
 }
 
+function taskAction(title: string, f: AddFlags, now: number): ScheduleSpecInput['action'] {
+  const { submittedBy: _by, ...task } = submitInput(title, f, now);
+  const within =
+    f.completeWithin !== undefined ? parseDuration(f.completeWithin, 'completeWithin') : undefined;
+  return { type: 'task', task: { ...task, ...(within !== undefined ? { completeWithin: within } : {}) } };
+}
+
+function pheromoneAction(type: string, f: AddFlags): ScheduleSpecInput['action'] {
+  return {
+    type: 'pheromone',
+    pheromone: {
+      type,
+      ...(f.selector !== undefined ? { selector: f.selector } : {}),
+      ...(f.payload !== undefined ? { payload: parseJsonObject(f.payload, 'payload') } : {}),
+      ...(f.ttl !== undefined ? { ttl: parseDuration(f.ttl, 'ttl') / 1000 } : {}),
+    },
+  };
+}
+
+/** What each slot does, in a few words. */
+function does(s: ScheduleView): string {
+  const a = s.spec.action;
+  return a.type === 'task'
+    ? `task "${a.task.title}" to queue ${a.task.queue ?? 'default'}, priority ${a.task.priority ?? 'normal'}`
+    : `pheromone ${a.pheromone.type}${a.pheromone.ttl ? ` (ttl ${a.pheromone.ttl}s)` : ''}`;
+}
+
 function when(s: ScheduleView): string {
   return s.spec.cron !== undefined
     ? `cron ${s.spec.cron} ${s.spec.timezone ?? 'UTC'}`
@@ -78,11 +101,13 @@ function when(s: ScheduleView): string {
 
 function rows(list: ScheduleView[]): string[] {
   return table(
-    ['NAME', 'WHEN', 'QUEUE', 'STATE', 'FIRED', 'SKIPPED', 'NEXT'],
+    ['NAME', 'WHEN', 'TARGET', 'STATE', 'FIRED', 'SKIPPED', 'NEXT'],
     list.map((s) => [
       s.spec.name,
       when(s),
-      String(s.spec.action.task.queue ?? 'default'),
+      s.spec.action.type === 'task'
+        ? String(s.spec.action.task.queue ?? 'default')
+        : `field ${s.spec.action.pheromone.type}`,
       s.spec.paused ? 'paused' : 'active',
       String(s.state?.fired ?? 0),
       String(s.state?.skipped ?? 0),
@@ -95,10 +120,10 @@ function describe(s: ScheduleView): string[] {
   const st = s.state;
   return [
     `schedule ${s.spec.name}: ${when(s)}${s.spec.paused ? ' (paused)' : ''}`,
-    `  task: "${s.spec.action.task.title}" to queue ${s.spec.action.task.queue ?? 'default'}, priority ${s.spec.action.task.priority ?? 'normal'}`,
+    `  each slot: ${does(s)}`,
     `  catch-up: ${s.spec.catchup} within ${s.spec.catchupWindow}; overlap: ${s.spec.overlap}`,
     `  created ${formatTime(s.createdAt)}, active since ${formatTime(s.since)}`,
-    `  fired ${st?.fired ?? 0}, skipped ${st?.skipped ?? 0}${st?.lastSlot ? `, last slot ${formatTime(st.lastSlot)}` : ''}${st?.lastTaskId ? ` (task ${st.lastTaskId})` : ''}`,
+    `  fired ${st?.fired ?? 0}, skipped ${st?.skipped ?? 0}${st?.lastSlot ? `, last slot ${formatTime(st.lastSlot)}` : ''}${st?.lastTaskId ? ` (task ${st.lastTaskId})` : ''}${st?.lastPheromoneId ? ` (pheromone ${st.lastPheromoneId})` : ''}`,
     ...(st?.lastSkip ? [`  last skipped: ${formatTime(st.lastSkip.slot)} (${st.lastSkip.reason})`] : []),
     `  next: ${s.nextRuns.length ? s.nextRuns.map(formatTime).join(', ') : '-'}`,
     ...(s.spec.note ? [`  note: ${s.spec.note}`] : []),
@@ -126,7 +151,11 @@ export function registerScheduleCommands(program: Command): void {
     .option('--tz <zone>', 'IANA time zone the cron expression is read in (default UTC)')
     .option('--every <duration>', 'interval instead of cron, e.g. 15m')
     .option('--start-at <time>', 'with --every: the first slot (ISO 8601 or +duration)')
-    .requiredOption('--title <title>', 'the task’s title')
+    .option('--title <title>', 'each slot submits a task with this title (or use --emit)')
+    .option('--emit <type>', 'each slot emits a pheromone of this type into the field instead of a task')
+    .option('--selector <text>', 'with --emit: the pheromone’s selector')
+    .option('--payload <json>', 'with --emit: the pheromone’s payload (JSON object)')
+    .option('--ttl <duration>', 'with --emit: the pheromone’s time to live (e.g. 10m; default permanent)')
     .option('--description <text>', 'what to do (up to 64 KiB)')
     .option('--priority <priority>', 'urgent|high|normal|low (default normal)')
     .option('--queue <name>', 'named queue (default "default")')
@@ -189,14 +218,13 @@ export function registerScheduleCommands(program: Command): void {
     );
 
   withConnectionFlags(schedule.command('trigger'))
-    .description('submit the schedule’s task now, once (prints the task id)')
+    .description('fire the schedule’s action now, once (prints the task or pheromone id)')
     .argument('<name>', 'schedule name')
     .action((name: string, f: ConnectionFlags) =>
       runCommand('schedule trigger', f, (out) =>
         withHub(f, async (hub) => {
-          const taskId = await hub.scheduleTrigger(name);
-          out.result({ v: 1, name, taskId }, taskId);
-          out.note(`follow it with: agentcom task watch ${taskId}`);
+          const id = await hub.scheduleTrigger(name);
+          out.result({ v: 1, name, id }, id);
           return EXIT.OK;
         }),
       ),

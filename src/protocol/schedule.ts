@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { durationField } from './duration.js';
+import { FieldEmitRequestSchema } from './field.js';
 import { TaskIdSchema } from './ids.js';
 import { EpochMsSchema, TaskSubmitSchema } from './task.js';
 
@@ -56,9 +57,21 @@ export const ScheduledTaskSchema = TaskSubmitSchema.omit({
   );
 export type ScheduledTask = z.infer<typeof ScheduledTaskSchema>;
 
+/** The pheromone each slot emits (source `schedule:<name>`). */
+export const ScheduledPheromoneSchema = FieldEmitRequestSchema.omit({
+  v: true,
+  by: true,
+  idempotencyKey: true,
+}).describe(
+  'The pheromone emitted at each slot: as in field.emit, without v, by and idempotencyKey (the slot sets those). Its payload gains `schedule` and `slot`.',
+);
+
 export const ScheduleActionSchema = z
   .discriminatedUnion('type', [
     z.object({ type: z.literal('task'), task: ScheduledTaskSchema }).describe('Submit a task.'),
+    z
+      .object({ type: z.literal('pheromone'), pheromone: ScheduledPheromoneSchema })
+      .describe('Emit a pheromone into the stigmergy field.'),
   ])
   .describe('What each slot does.');
 
@@ -100,7 +113,7 @@ export const ScheduleSpecSchema = z
       .enum(OVERLAP_POLICIES)
       .default('skip')
       .describe(
-        'A slot whose previous task is still open (not done, failed, dead or cancelled): skip it (default) or fire anyway.',
+        'A slot whose previous task is still open (not done, failed, dead or cancelled), or whose previous pheromone is still live and unclaimed: skip it (default) or fire anyway.',
       ),
     paused: z
       .boolean()
@@ -147,7 +160,15 @@ export const ScheduleStateSchema = z
       'The schedule incarnation this state belongs to (its record’s createdAt).',
     ),
     lastSlot: EpochMsSchema.nullable().describe('The latest slot handled (fired or skipped).'),
-    lastTaskId: TaskIdSchema.nullable().describe('The task the latest fired slot submitted.'),
+    lastTaskId: TaskIdSchema.nullable().describe(
+      'The task the latest fired slot submitted (task schedules).',
+    ),
+    lastPheromoneId: z
+      .string()
+      .max(64)
+      .nullable()
+      .default(null)
+      .describe('The pheromone the latest fired slot emitted (pheromone schedules).'),
     lastFiredAt: EpochMsSchema.nullable(),
     fired: z.int().nonnegative().describe('Slots that submitted a task.'),
     skipped: z
@@ -201,5 +222,9 @@ export const ScheduleListReplySchema = z
 export type ScheduleListReply = z.infer<typeof ScheduleListReplySchema>;
 
 export const ScheduleTriggerReplySchema = z
-  .object({ v: z.literal(1), taskId: TaskIdSchema })
-  .describe('schedule.trigger: the task submitted now (outside the slots; overlap not checked).');
+  .object({
+    v: z.literal(1),
+    taskId: TaskIdSchema.optional().describe('The task submitted (task schedules).'),
+    pheromoneId: z.string().max(64).optional().describe('The pheromone emitted (pheromone schedules).'),
+  })
+  .describe('schedule.trigger: what fired now (outside the slots; overlap not checked).');

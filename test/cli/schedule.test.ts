@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
+import { FieldClient } from '../../src/agent/field.js';
 import { specInput } from '../../src/cli/schedule.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
@@ -227,6 +228,58 @@ describe('firing', () => {
       await agent.stop();
       await h.api.schedule('pause', 'slow');
     }
+  });
+
+  it('a pheromone schedule emits into the field; overlap skip waits while its last pheromone is live', async () => {
+    const r = await h.cli(
+      'schedule',
+      'add',
+      'heart',
+      '--every',
+      '1s',
+      '--emit',
+      'heartbeat.clock',
+      '--payload',
+      '{"beat":1}',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('each slot: pheromone heartbeat.clock');
+    const field = new FieldClient(h.client.bus);
+    const beats = () => h.api.fieldList({ pattern: 'heartbeat.clock' });
+    const first = await eventually(
+      async () => {
+        const s = (await h.api.schedule('get', 'heart')).state;
+        if (!s || s.skipped < 1) throw new Error('no overlap skip yet');
+        return s;
+      },
+      { timeout: 15_000 },
+    );
+    expect(first.lastSkip?.reason).toBe('overlap');
+    const live = await beats();
+    expect(live.pheromones).toHaveLength(1);
+    expect(live.pheromones[0]).toMatchObject({
+      id: first.lastPheromoneId,
+      source: 'schedule:heart',
+      payload: { beat: 1, schedule: 'heart' },
+    });
+    // Once it leaves the field, the next slot emits again.
+    await h.api.pheromone('remove', first.lastPheromoneId!);
+    const next = await eventually(
+      async () => {
+        const l = await beats();
+        if (!l.pheromones.length) throw new Error('not emitted again yet');
+        return l.pheromones[0]!;
+      },
+      { timeout: 15_000 },
+    );
+    expect(next.id).not.toBe(first.lastPheromoneId);
+    await h.api.schedule('pause', 'heart');
+    const trig = await h.cli('schedule', 'trigger', 'heart');
+    expect(
+      (await field.claim({ id: trig.stdout.trim(), type: 'heartbeat.clock' })).pheromone.payload,
+    ).toMatchObject({
+      triggered: true,
+    });
   });
 
   it('trigger submits one task now; remove deletes the schedule and keeps its tasks', async () => {

@@ -5,8 +5,8 @@ import {
   nextSlots,
   planSlots,
   type SlotClock,
+  slotAction,
   slotClock,
-  slotSubmission,
 } from '../../../actors/schedules/slots.js';
 import {
   MAX_CATCHUP_SLOTS,
@@ -178,7 +178,7 @@ describe('planSlots', () => {
   });
 });
 
-describe('slotSubmission', () => {
+describe('slotAction', () => {
   const record = {
     spec: spec({
       every: '1h',
@@ -189,9 +189,14 @@ describe('slotSubmission', () => {
     }),
     createdAt: 42,
   };
+  const submitOf = (r: typeof record, slot: number, kind?: 'trigger') => {
+    const a = slotAction(r, slot, kind);
+    if (a.type !== 'task') throw new Error('not a task');
+    return a.submit;
+  };
 
   it('is a valid submission whose key names the incarnation and the slot', () => {
-    const a = slotSubmission(record, 3_600_000);
+    const a = submitOf(record, 3_600_000);
     expect(TaskSubmitSchema.parse(a)).toMatchObject({
       title: 'diary',
       queue: 'cognition',
@@ -200,10 +205,36 @@ describe('slotSubmission', () => {
       submittedBy: 'schedule:beat',
       metadata: { kind: 'nightly', schedule: 'beat', slot: '1970-01-01T01:00:00.000Z' },
     });
-    expect(slotSubmission(record, 3_600_000).idempotencyKey).toBe(a.idempotencyKey);
-    expect(slotSubmission({ ...record, createdAt: 43 }, 3_600_000).idempotencyKey).not.toBe(a.idempotencyKey);
-    expect(slotSubmission(record, 3_600_000, 'trigger').idempotencyKey).toBe(
-      'schedule:beat:42:trigger:3600000',
+    expect(submitOf(record, 3_600_000).idempotencyKey).toBe(a.idempotencyKey);
+    expect(submitOf({ ...record, createdAt: 43 }, 3_600_000).idempotencyKey).not.toBe(a.idempotencyKey);
+    expect(submitOf(record, 3_600_000, 'trigger').idempotencyKey).toBe('schedule:beat:42:trigger:3600000');
+  });
+
+  it('or a pheromone from the schedule, keyed the same way, its payload stamped with the slot', () => {
+    const a = slotAction(
+      {
+        spec: spec({
+          every: '1h',
+          action: {
+            type: 'pheromone',
+            pheromone: { type: 'heartbeat.clock', payload: { beat: true }, ttl: 60 },
+          },
+        }),
+        createdAt: 42,
+      },
+      3_600_000,
     );
+    expect(a).toEqual({
+      type: 'pheromone',
+      source: 'schedule:beat',
+      emit: {
+        v: 1,
+        type: 'heartbeat.clock',
+        selector: '',
+        ttl: 60,
+        payload: { beat: true, schedule: 'beat', slot: '1970-01-01T01:00:00.000Z' },
+        idempotencyKey: 'schedule:beat:42:3600000',
+      },
+    });
   });
 });
