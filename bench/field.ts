@@ -24,15 +24,16 @@
  *               revision; lag = seen (Date.now, the hub's clock) - expiresAt; `hubLagMs` is the
  *               record's eventAt - expiresAt (the hub's timer and write), `deliverMs` seen - eventAt.
  *   catchUp     `catchup-n` live pheromones (emitted `catchup-k` in flight): observe(['catchup.>'])
- *               and observe(['*']) -> all of them received as initial observations. Baseline: a KV
- *               watch over the raw bucket holding as many keys (and the keys of the earlier sections).
+ *               and observe(['*']) -> all of them received as initial observations. Baseline: KV
+ *               watches (`*.catchup.>`, `>`) over a plain bucket holding as many keys, and as many
+ *               other messages as the field's bucket holds then (the earlier sections' keys).
  *   npx tsx bench/field.ts [--quick] [--n 2000] [--rate 200] [--warmup 1] [--k 32] [--seconds 3]
  *     [--m 200] [--trusted-m m/4] [--c 20] [--claim-window 10] [--expiry-n 1000] [--catchup-n 10000] [--catchup-k 64]
  *     [--timeout 240] [--no-trusted-claims]
  * `--quick` divides the sizes by about 10 (flags given explicitly win). Prints one JSON document on
  * stdout (times in ms); progress on stderr. HUB_LOG=<path> keeps the hub's log lines in <path>.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -82,7 +83,10 @@ const CALL_TIMEOUT_MS = 40_000;
 const log = (line: string) => process.stderr.write(`[field] ${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const prefix = `fb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+/** The raw baseline's plain buckets (history 1, file storage, as the field's). */
 const RAW_BUCKET = `${prefix}_raw`;
+const RAW_THR_BUCKET = `${prefix}_rawthr`;
+const RAW_CU_BUCKET = `${prefix}_rawcu`;
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +473,7 @@ async function throughput(m: () => ReturnType<typeof meter>) {
   });
   const hubCost = await meterHub(hubRun.ops);
 
-  const kv: KV = await new Kvm((await bus('thr-raw')).nc).open(RAW_BUCKET);
+  const kv: KV = await new Kvm((await bus('thr-raw')).nc).open(RAW_THR_BUCKET);
   const put = (tag: string, i: number, payload: Record<string, unknown>) => {
     const id = rawId(tag, i);
     return kv.put(`${id}.thr.item`, JSON.stringify(record(id, 'thr.item', payload)));
@@ -705,8 +709,21 @@ async function catchUp() {
   const narrow = await observeAll(new FieldClient(await bus('cu-narrow')), ['catchup.>'], CATCHUP_N);
   const all = await observeAll(new FieldClient(await bus('cu-all')), ['*'], CATCHUP_N);
 
-  const kv = await new Kvm((await bus('cu-raw-put')).nc).open(RAW_BUCKET);
-  log(`catch-up: raw KV, ${CATCHUP_N} puts, ${CATCHUP_K} in flight, then a watch`);
+  const kv = await new Kvm((await bus('cu-raw-put')).nc).open(RAW_CU_BUCKET);
+  // As many other messages in the raw bucket as the field's holds besides the catch-up ones.
+  const fillers = Math.max(0, fieldKeys.messages - CATCHUP_N);
+  log(
+    `catch-up: raw KV, ${fillers} other keys, then ${CATCHUP_N} puts, ${CATCHUP_K} in flight, then a watch`,
+  );
+  const fill = await closedLoop(
+    CATCHUP_K,
+    (i) => {
+      const id = rawId('f', i);
+      return kv.put(`${id}.other.item`, JSON.stringify(record(id, 'other.item', { i })));
+    },
+    { total: fillers },
+  );
+  if (fill.errors) throw new Error(`raw catch-up fillers: ${fill.errors} failed (${fill.firstError})`);
   const put = await closedLoop(
     CATCHUP_K,
     (i) => {
@@ -716,8 +733,8 @@ async function catchUp() {
     { total: CATCHUP_N },
   );
   if (put.errors) throw new Error(`raw catch-up puts: ${put.errors} failed (${put.firstError})`);
-  const rawKeys = (await buses[0]!.jsm.streams.info(`KV_${RAW_BUCKET}`)).state;
-  const watcher = await new Kvm((await bus('cu-raw-watch')).nc).open(RAW_BUCKET);
+  const rawKeys = (await buses[0]!.jsm.streams.info(`KV_${RAW_CU_BUCKET}`)).state;
+  const watcher = await new Kvm((await bus('cu-raw-watch')).nc).open(RAW_CU_BUCKET);
   const rawWatch = async (key: string) => {
     const t0 = nowMs();
     const it = await watcher.watch({ key });
@@ -795,12 +812,28 @@ function commandLine(): string {
   return `npx tsx bench/field.ts${rest ? ` ${rest}` : ''}`;
 }
 
+/** The code measured: the commit, and the files that differ from it (a work tree being edited). */
+function sourceState(): { commit: string; dirty: string[] } | null {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: here('..'), encoding: 'utf8' });
+    return {
+      commit: git('rev-parse', 'HEAD').trim(),
+      dirty: git('status', '--porcelain', '--untracked-files=all', '--', 'src', 'actors', 'bench')
+        .split('\n')
+        .filter(Boolean),
+    };
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<Record<string, unknown>> {
   const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'field',
     command: commandLine(),
+    source: sourceState(),
     machine: {
       cpus: cpus().length,
       model: cpus()[0]?.model,
@@ -840,7 +873,8 @@ async function main(): Promise<Record<string, unknown>> {
       await sleep(500);
     }
   }
-  await new Kvm(admin.nc).create(RAW_BUCKET, { history: 1, storage: StorageType.File });
+  for (const b of [RAW_BUCKET, RAW_THR_BUCKET, RAW_CU_BUCKET])
+    await new Kvm(admin.nc).create(b, { history: 1, storage: StorageType.File });
   out.startupS = (nowMs() - tRun) / 1000;
   const m = () => meter({ hub: h.pid, nats: nats!.pid }, nats!);
 

@@ -14,15 +14,22 @@ import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { publish } from '../../src/bus/publish.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
-import {
-  type FieldEmitRequest,
-  type FieldEvent,
-  type Pheromone,
-  PheromoneSchema,
-  ttlMs,
-} from '../../src/protocol/field.js';
+import { type FieldEmitRequest, type Pheromone, PheromoneSchema, ttlMs } from '../../src/protocol/field.js';
 import { newId } from '../../src/protocol/ids.js';
 import { fnv1a64 } from '../../src/protocol/task-id.js';
+import {
+  type CasCell,
+  type Change,
+  casApply,
+  claimChange,
+  isGone,
+  isLive,
+  promoteChange,
+  releaseChange,
+  withEvent,
+} from './state.js';
+
+export { isGone, isLive } from './state.js';
 
 export interface FieldStore {
   readonly bus: Bus;
@@ -34,16 +41,6 @@ export async function openFieldStore(bus: Bus): Promise<FieldStore> {
 }
 
 export const pheromoneKey = (p: Pick<Pheromone, 'id' | 'type'>) => `${p.id}.${p.type}`;
-
-/** True once a pheromone's last revision is written (its key is about to be deleted). */
-export function isGone(p: Pheromone): boolean {
-  return p.event === 'expired' || p.event === 'removed';
-}
-
-/** Live now: not gone and not past its expiry. */
-export function isLive(p: Pheromone, now: number): boolean {
-  return !isGone(p) && (p.expiresAt === null || p.expiresAt > now);
-}
 
 async function audit(store: FieldStore, p: Pheromone, revision: number): Promise<void> {
   const n = store.bus.names;
@@ -114,105 +111,49 @@ export async function getLive(store: FieldStore, key: string, now = Date.now()) 
   return got;
 }
 
-/**
- * Apply `change` to the live pheromone at `key` with compare-and-set, retried on conflict; `change`
- * returns null to write nothing (the answer is then the current record). Audits what it writes.
- */
-async function modify(
-  store: FieldStore,
-  key: string,
-  change: (p: Pheromone) => Pheromone | null,
-  now: number,
-): Promise<{ pheromone: Pheromone; changed: boolean }> {
-  for (;;) {
-    const { value, revision } = await getLive(store, key, now);
-    const next = change(value);
-    if (!next) return { pheromone: value, changed: false };
-    const r = await store.kv.update(key, next, revision);
-    if (!r.ok) continue;
-    await audit(store, next, r.revision);
-    return { pheromone: next, changed: true };
+/** Apply `change` to the live pheromone at `key` (state.ts), then audit what it wrote. */
+async function modify(store: FieldStore, key: string, change: Change, now: number): Promise<Pheromone> {
+  const cell: CasCell<Pheromone> = {
+    get: () => store.kv.get(key),
+    update: (value, revision) => store.kv.update(key, value, revision),
+  };
+  try {
+    const r = await casApply(cell, change, now);
+    if (r.written !== null) await audit(store, r.pheromone, r.written);
+    return r.pheromone;
+  } catch (err) {
+    if (err instanceof AgentComError && err.code === ERROR_CODES.NOT_FOUND)
+      throw new AgentComError(
+        ERROR_CODES.NOT_FOUND,
+        `pheromone ${key.split('.')[0]} is not in the field (expired or removed?)`,
+      );
+    throw err;
   }
 }
 
-const event = (p: Pheromone, e: FieldEvent, by: string, now: number): Pheromone => ({
-  ...p,
-  event: e,
-  eventAt: now,
-  eventBy: by,
-});
-
 /** First responder wins: `claimed` is true for the claimant that holds it after the call. */
 export async function claim(store: FieldStore, key: string, claimant: string, now = Date.now()) {
-  const r = await modify(
-    store,
-    key,
-    (p) =>
-      p.claimedBy !== null
-        ? null
-        : { ...event(p, 'claimed', claimant, now), claimedBy: claimant, claimedAt: now },
-    now,
-  );
-  return { claimed: r.pheromone.claimedBy === claimant, pheromone: r.pheromone };
+  const pheromone = await modify(store, key, claimChange(claimant, now), now);
+  return { claimed: pheromone.claimedBy === claimant, pheromone };
 }
 
 /**
  * Give a claim back (idempotent when nobody holds it). `holder`: only that claimant's claim is
  * released (an agent's own); absent, any claim (the hub, an operator). @throws forbidden otherwise.
  */
-export async function release(
+export function release(
   store: FieldStore,
   key: string,
   by: string,
   opts: { holder?: string; now?: number } = {},
 ): Promise<Pheromone> {
   const now = opts.now ?? Date.now();
-  const r = await modify(
-    store,
-    key,
-    (p) => {
-      if (p.claimedBy === null) return null;
-      if (opts.holder !== undefined && p.claimedBy !== opts.holder)
-        throw new AgentComError(
-          ERROR_CODES.FORBIDDEN,
-          `pheromone ${p.id} is claimed by ${p.claimedBy}, not ${opts.holder}`,
-        );
-      return { ...event(p, 'released', by, now), claimedBy: null, claimedAt: null };
-    },
-    now,
-  );
-  return r.pheromone;
+  return modify(store, key, releaseChange(by, opts.holder, now), now);
 }
 
 /** Mark promoted to `taskId` (claimed by the hub); a pheromone promoted before keeps its task. */
-export async function markPromoted(
-  store: FieldStore,
-  key: string,
-  taskId: string,
-  by: string,
-  now = Date.now(),
-) {
-  return (
-    await modify(
-      store,
-      key,
-      (p) => {
-        if (p.taskId !== null) return null;
-        if (p.claimedBy !== null && p.claimedBy !== 'hub')
-          throw new AgentComError(
-            ERROR_CODES.INVALID_STATE,
-            `pheromone ${p.id} is claimed by ${p.claimedBy}`,
-          );
-        return {
-          ...event(p, 'promoted', by, now),
-          claimedBy: 'hub',
-          claimedAt: now,
-          taskId: taskId as never,
-        };
-      },
-      now,
-    )
-  ).pheromone;
+export function markPromoted(store: FieldStore, key: string, taskId: string, by: string, now = Date.now()) {
+  return modify(store, key, promoteChange(taskId, by, now), now);
 }
 
 /**
@@ -233,7 +174,7 @@ export async function end(
     let last = got.value;
     let revision = got.revision;
     if (!isGone(last)) {
-      last = event(last, how, by, now);
+      last = withEvent(last, how, by, now);
       const r = await store.kv.update(key, last, revision);
       if (!r.ok) continue;
       revision = r.revision;
