@@ -13,7 +13,7 @@
  *   throughput  `k` emits in flight from one client for `seconds` s (after a short warm-up), versus
  *               raw `put`s with the same concurrency; with CPU ms per op of each process and the
  *               server's messages per op.
- *   claims      `m` pheromones, `c` connections each claiming every one of them (`claim-window`
+ *   claims      (the trusted round runs last, after catch-up) `m` pheromones, `c` connections each claiming every one of them (`claim-window`
  *               claims in flight per connection, all going through them in the same order, so the
  *               `c` claims of a pheromone race each other). Two rounds: as agents (each connection
  *               its own `field.claim.<id>.<type>` subject) and as trusted clients (`field.claim`
@@ -244,7 +244,19 @@ let hub: ChildProcess | undefined;
 let hubLogFile: WriteStream | undefined;
 const buses: Bus[] = [];
 const observations: { stop(): void }[] = [];
-const hubLog = { lines: 0, warn: 0, error: 0, samples: [] as string[], byMsg: {} as Record<string, number> };
+const hubLog = {
+  lines: 0,
+  warn: 0,
+  error: 0,
+  /** Every log message (with its error's message) and how often. */
+  byMsg: {} as Record<string, number>,
+  /** Lease and role changes, with the section running then. */
+  roleEvents: [] as { section: string; atS: number; msg: string }[],
+  samples: [] as string[],
+};
+let section = 'startup';
+const tStart = nowMs();
+const ROLE_MSGS = /lease|stopping work|standby|took the|field started|api service started/;
 
 const gone = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
 
@@ -311,12 +323,14 @@ async function startHubProcess(url: string): Promise<ChildProcess> {
         const j = JSON.parse(l) as { level?: number | string; msg?: string; err?: { message?: string } };
         const lvl =
           typeof j.level === 'number' ? j.level : j.level === 'warn' ? 40 : j.level === 'error' ? 50 : 0;
+        const key = `${j.msg ?? '?'}${j.err?.message ? `: ${j.err.message.slice(0, 120)}` : ''}`;
+        hubLog.byMsg[key] = (hubLog.byMsg[key] ?? 0) + 1;
+        if (j.msg && ROLE_MSGS.test(j.msg))
+          hubLog.roleEvents.push({ section, atS: (nowMs() - tStart) / 1000, msg: key });
         if (lvl >= 40) {
           if (lvl >= 50) hubLog.error++;
           else hubLog.warn++;
-          const key = `${j.msg ?? '?'}${j.err?.message ? `: ${j.err.message.slice(0, 120)}` : ''}`;
-          hubLog.byMsg[key] = (hubLog.byMsg[key] ?? 0) + 1;
-          if (hubLog.samples.length < 5) hubLog.samples.push(l.slice(0, 600));
+          if (hubLog.samples.length < 3) hubLog.samples.push(l.slice(0, 400));
         }
       } catch {
         // not JSON
@@ -589,17 +603,16 @@ async function claimRound(
   };
 }
 
-async function claimContention(m: () => ReturnType<typeof meter>) {
-  const emitter = new FieldClient(await bus('claim-emitter'), { timeoutMs: CALL_TIMEOUT_MS });
+async function claimContention(mode: 'agent' | 'trusted', m: () => ReturnType<typeof meter>) {
+  const emitter = new FieldClient(await bus(`claim-emitter-${mode}`), { timeoutMs: CALL_TIMEOUT_MS });
   const claimers: Bus[] = [];
-  for (let i = 0; i < C; i++) claimers.push(await bus(`claimer-${i}`));
-  const agent = await claimRound('agent', emitter, claimers, m);
-  const trusted = TRUSTED_CLAIMS ? await claimRound('trusted', emitter, claimers, m) : null;
+  for (let i = 0; i < C; i++) claimers.push(await bus(`claimer-${mode}-${i}`));
+  const r = await claimRound(mode, emitter, claimers, m);
   for (const b of claimers) {
     buses.splice(buses.indexOf(b), 1);
     await b.drain().catch(() => {});
   }
-  return { agent, trusted };
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,6 +625,22 @@ async function expiry() {
   const obs = await observer.observe(['exp.>']);
   observations.push(obs);
   let otherEvents = 0;
+  // A second view of the same keys: a bare KV watch of the field's bucket, deletes included.
+  const rawView = new Map<string, { expiredPut: boolean; deleted: boolean }>();
+  const fieldBus = await bus('exp-raw-view');
+  const rawIt = await (await new Kvm(fieldBus.nc).open(fieldBus.names.buckets.field)).watch({
+    key: '*.exp.>',
+  });
+  observations.push(rawIt);
+  const rawReading = (async () => {
+    for await (const e of rawIt) {
+      const id = e.key.split('.')[0]!;
+      const v = rawView.get(id) ?? { expiredPut: false, deleted: false };
+      if (e.operation === 'PUT' && e.json<Pheromone>().event === 'expired') v.expiredPut = true;
+      if (e.operation === 'DEL' || e.operation === 'PURGE') v.deleted = true;
+      rawView.set(id, v);
+    }
+  })();
   const reading = (async () => {
     for await (const o of obs) {
       const now = Date.now();
@@ -634,14 +663,29 @@ async function expiry() {
     ttl: Number(ttl(i).toFixed(3)),
   }));
   const lastExpiry = Math.max(...pheromones.map((p) => p.expiresAt ?? 0));
-  await until(() => lag.size >= EXPIRY_N, Math.max(0, lastExpiry - Date.now()) + 15_000);
+  // Until every expiry is seen, or every key is deleted (then a second more for the observer).
+  const deleted = () => [...rawView.values()].filter((v) => v.deleted).length;
+  await until(
+    () => lag.size >= EXPIRY_N || deleted() >= EXPIRY_N,
+    Math.max(0, lastExpiry - Date.now()) + 15_000,
+  );
+  await until(() => lag.size >= EXPIRY_N, 1000);
   const waitedS = (nowMs() - tEmit) / 1000;
   obs.stop();
   await reading;
   // Every expired pheromone's key is deleted afterwards.
   await sleep(300);
+  rawIt.stop();
+  await rawReading;
   const kv = await openKv(buses[0]!, buses[0]!.names.buckets.field, PheromoneSchema);
   const left = (await kv.keys('*.exp.>')).length;
+  // The hub's audit trail: one `expired` event per pheromone it ended.
+  const n = fieldBus.names;
+  const audit = await fieldBus.jsm.streams.info(n.streams.field, {
+    subjects_filter: n.subjects.fieldAudit('expired', '*', 'exp.>'),
+  });
+  const audited = new Set(Object.keys(audit.state.subjects ?? {}).map((s) => s.split('.').at(-3)!));
+  const missed = pheromones.filter((p) => !lag.has(p.id));
   const vals = [...lag.values()];
   return {
     n: EXPIRY_N,
@@ -649,6 +693,20 @@ async function expiry() {
     expiredSeen: lag.size,
     allExpired: lag.size === EXPIRY_N,
     keysLeftAfter: left,
+    /** Pheromones of this section with an `expired` event in the hub's audit trail. */
+    expiredAudited: pheromones.filter((p) => audited.has(p.id)).length,
+    /** The bare KV watch of the same keys: `expired` revisions and deletes it saw. */
+    rawWatch: {
+      expiredPuts: [...rawView.values()].filter((v) => v.expiredPut).length,
+      deletes: [...rawView.values()].filter((v) => v.deleted).length,
+      deletedWithoutExpiredPut: [...rawView.values()].filter((v) => v.deleted && !v.expiredPut).length,
+    },
+    /** Pheromones whose `expired` revision the FieldClient never delivered (first 5). */
+    missedByObserver: missed.slice(0, 5).map((p) => ({
+      id: p.id,
+      audited: audited.has(p.id),
+      rawWatch: rawView.get(p.id) ?? null,
+    })),
     otherEvents,
     lagMs: dist(vals.map((v) => v.lag)),
     /** eventAt - expiresAt: the hub's timer and its write. */
@@ -879,6 +937,7 @@ async function main(): Promise<Record<string, unknown>> {
   const m = () => meter({ hub: h.pid, nats: nats!.pid }, nats!);
 
   const timed = async <T>(name: string, f: () => Promise<T>) => {
+    section = name;
     const t = nowMs();
     const r = await f();
     log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s`);
@@ -886,9 +945,16 @@ async function main(): Promise<Record<string, unknown>> {
   };
   out.emitObserveLatency = await timed('latency', () => latency(m));
   out.emitThroughput = await timed('throughput', () => throughput(m));
-  out.claimContention = await timed('claims', () => claimContention(m));
+  const claims: Record<string, unknown> = {};
+  out.claimContention = claims;
+  claims.agent = await timed('claims (agent)', () => claimContention('agent', m));
   out.expiryLag = await timed('expiry', () => expiry());
   out.catchUp = await timed('catch-up', () => catchUp());
+  // Last: each trusted claim lists the bucket's keys (a consumer per call), which loads the server.
+  claims.trusted = TRUSTED_CLAIMS
+    ? await timed('claims (trusted)', () => claimContention('trusted', m))
+    : null;
+  section = 'end';
   out.hub = { alive: !gone(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
   (out.machine as Record<string, unknown>).loadavgEnd = load();

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { registerDlqEndpoints } from '../../src/bus/dlq.js';
+import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
 import { type AgentcomService, createService } from '../../src/bus/service.js';
 import {
   type AgentListReply,
@@ -46,7 +47,10 @@ export interface ApiInput {
 }
 
 export class ApiProcess implements Server {
-  private constructor(private readonly service: AgentcomService) {}
+  private constructor(
+    private readonly service: AgentcomService,
+    private readonly limits: LiveLimits,
+  ) {}
 
   static async start(input: ApiInput): Promise<ApiProcess> {
     const { bus, registry } = input;
@@ -218,14 +222,16 @@ export class ApiProcess implements Server {
     const submitTrusted = (submit: TaskSubmitInput) => tq<AssignReply>({ type: 'submit', submit });
     const field = await openFieldStore(bus);
     registerScheduleEndpoints(svc, await openScheduleStore(bus), { submit: submitTrusted, field });
-    registerFieldEndpoints(svc, field, submitTrusted);
+    const limits = await openLiveLimits(bus);
+    registerFieldEndpoints(svc, field, submitTrusted, limits);
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
-    return new ApiProcess(svc);
+    return new ApiProcess(svc, limits);
   }
 
   handle(): void {}
 
   async terminate(): Promise<void> {
     await this.service.stop();
+    this.limits.stop();
   }
 }

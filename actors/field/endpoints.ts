@@ -8,6 +8,9 @@
  * emit and claim. Reads (get, list, stats, history) are for trusted clients; agents observe by
  * watching the bucket (docs/protocol.md §11b).
  */
+
+import type { LiveLimits } from '../../src/bus/live-limits.js';
+import { createPushedWatch, PUSHED_WATCH_HEARTBEAT_MS } from '../../src/bus/pushed-watch.js';
 import type { AgentcomService, RequestContext } from '../../src/bus/service.js';
 import { EmptyRequestSchema } from '../../src/protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
@@ -18,14 +21,22 @@ import {
   FieldHistoryRequestSchema,
   FieldListReplySchema,
   FieldListRequestSchema,
+  FieldObserveReplySchema,
+  type FieldObserveRequest,
+  FieldObserveRequestSchema,
   FieldPromoteRequestSchema,
   FieldRefSchema,
   FieldStatsReplySchema,
   type Pheromone,
   PheromoneReplySchema,
+  patternKeyFilter,
 } from '../../src/protocol/field.js';
+import { rateFor } from '../../src/protocol/limits.js';
+import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { parseFieldSubject } from '../../src/protocol/subjects.js';
 import type { TaskSubmitInput } from '../../src/protocol/task.js';
+import { fnv1a64 } from '../../src/protocol/task-id.js';
+import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { AssignReply } from '../task-queue/index.js';
 import { auditHistory, countExpired, fieldCounts, listPheromones, livePheromones } from './query.js';
 import { claim, emit, end, type FieldStore, findKey, getLive, markPromoted, release } from './store.js';
@@ -36,19 +47,22 @@ export function registerFieldEndpoints(
   svc: AgentcomService,
   store: FieldStore,
   submit: (submit: TaskSubmitInput) => Promise<AssignReply>,
+  limits: LiveLimits,
 ): void {
   const names = store.bus.names;
-  const keyOf = async (id: string) => {
-    const key = await findKey(store, id);
+  // An agent's emits, claims and releases share one bucket (protocol/limits.ts, `field`).
+  const rate = new KeyedRateLimiter((id) => rateFor(limits.current, id, 'field'));
+  const keyOf = async (id: string, type?: string) => {
+    const key = await findKey(store, id, type);
     if (!key) throw new AgentComError(ERROR_CODES.NOT_FOUND, `pheromone ${id} is not in the field`);
     return key;
   };
   /** The agent and type an agent's subject names; the type must be `type` when given. */
-  const caller = (op: 'emit' | 'claim' | 'release', ctx: RequestContext, type?: string) => {
+  const caller = (op: 'emit' | 'claim' | 'release' | 'observe', ctx: RequestContext, type?: string) => {
     const from = parseFieldSubject(names, op, ctx.subject);
     if (!from)
       throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `not a field ${op} subject: ${ctx.subject}`);
-    if (op !== 'release' && from.type === undefined)
+    if ((op === 'emit' || op === 'claim') && from.type === undefined)
       throw new AgentComError(
         ERROR_CODES.INVALID_PAYLOAD,
         `field.${op}.<agent id>.<type>: the subject must name the type`,
@@ -58,6 +72,11 @@ export function registerFieldEndpoints(
         ERROR_CODES.FORBIDDEN,
         `the subject names type ${from.type}, the pheromone is ${type}: an agent emits and claims only the types its subject names`,
       );
+    const wait = rate.take(from.agentId, Date.now());
+    if (wait > 0)
+      throw new AgentComError(ERROR_CODES.RATE_LIMITED, `agent ${from.agentId} is over its field rate`, {
+        retryAfterMs: wait,
+      });
     return from;
   };
 
@@ -80,7 +99,10 @@ export function registerFieldEndpoints(
     input: FieldRefSchema,
     output: FieldClaimReplySchema,
     description: 'Claim a pheromone (first responder wins; trusted clients claim as `by`).',
-    handler: async ({ id, by }) => ({ v: 1 as const, ...(await claim(store, await keyOf(id), by ?? 'api')) }),
+    handler: async ({ id, type, by }) => ({
+      v: 1 as const,
+      ...(await claim(store, await keyOf(id, type), by ?? 'api')),
+    }),
   });
   svc.addEndpoint('field.claim.>', {
     input: FieldRefSchema,
@@ -96,23 +118,23 @@ export function registerFieldEndpoints(
     input: FieldRefSchema,
     output: PheromoneReplySchema,
     description: 'Release any claim on a pheromone (trusted clients).',
-    handler: async ({ id, by }) => one(await release(store, await keyOf(id), by ?? 'api')),
+    handler: async ({ id, type, by }) => one(await release(store, await keyOf(id, type), by ?? 'api')),
   });
   svc.addEndpoint('field.release.>', {
     input: FieldRefSchema,
     output: PheromoneReplySchema,
     description: 'Release the caller’s own claim (field.release.<id>); forbidden for another’s.',
-    handler: async ({ id }, ctx) => {
+    handler: async ({ id, type }, ctx) => {
       const { agentId } = caller('release', ctx);
-      return one(await release(store, await keyOf(id), agentId, { holder: agentId }));
+      return one(await release(store, await keyOf(id, type), agentId, { holder: agentId }));
     },
   });
   svc.addEndpoint('field.remove', {
     input: FieldRefSchema,
     output: PheromoneReplySchema,
     description: 'Withdraw a pheromone now (audited as removed).',
-    handler: async ({ id, by }) => {
-      const last = await end(store, await keyOf(id), 'removed', by ?? 'api');
+    handler: async ({ id, type, by }) => {
+      const last = await end(store, await keyOf(id, type), 'removed', by ?? 'api');
       if (!last) throw new AgentComError(ERROR_CODES.NOT_FOUND, `pheromone ${id} is not in the field`);
       return one(last);
     },
@@ -139,11 +161,45 @@ export function registerFieldEndpoints(
       return one(await markPromoted(store, key, r.task.id, 'api'));
     },
   });
+  const observe = async (req: FieldObserveRequest, consumer: string) => {
+    const r = await createPushedWatch(store.bus, {
+      stream: `KV_${names.buckets.field}`,
+      name: consumer,
+      deliverSubject: req.deliverSubject,
+      filterSubject: `$KV.${names.buckets.field}.${patternKeyFilter(req.pattern)}`,
+      ...(req.startSeq !== undefined ? { startSeq: req.startSeq } : {}),
+    });
+    return { v: 1 as const, consumer, startedAt: r.startedAt, heartbeatMs: PUSHED_WATCH_HEARTBEAT_MS };
+  };
+  svc.addEndpoint('field.observe', {
+    input: FieldObserveRequestSchema,
+    output: FieldObserveReplySchema,
+    description:
+      'Have the server push the live pheromones matching a pattern, then every change, to an inbox.',
+    handler: (req) => observe(req, `fobs-t-${fnv1a64(req.deliverSubject)}`),
+  });
+  svc.addEndpoint('field.observe.>', {
+    input: FieldObserveRequestSchema,
+    output: FieldObserveReplySchema,
+    description:
+      'Observe as the agent the subject names (field.observe.<id>): delivered under its own inbox.',
+    handler: (req, ctx) => {
+      const { agentId } = caller('observe', ctx);
+      if (!req.deliverSubject.startsWith(`${agentInboxPrefix(agentId)}.`))
+        throw new AgentComError(
+          ERROR_CODES.FORBIDDEN,
+          `an agent observes into its own inbox: deliverSubject must start with ${agentInboxPrefix(agentId)}.`,
+          { path: ['deliverSubject'] },
+        );
+      // Named by agent and slot: one agent holds at most OBSERVE_SLOTS consumers.
+      return observe(req, `fobs-${agentId}-${req.slot}`);
+    },
+  });
   svc.addEndpoint('field.get', {
     input: FieldRefSchema,
     output: PheromoneReplySchema,
     description: 'One live pheromone.',
-    handler: async ({ id }) => one((await getLive(store, await keyOf(id))).value),
+    handler: async ({ id, type }) => one((await getLive(store, await keyOf(id, type))).value),
   });
   svc.addEndpoint('field.list', {
     input: FieldListRequestSchema,

@@ -4,7 +4,7 @@
  * pattern and time (direct gets on `<P>_FIELD`, so a page costs one request per event and no
  * consumer). Read-only; any hub may answer.
  */
-import type { StoredMsg } from '@nats-io/jetstream';
+import { firstSeqAtOrAfter, nextBySubject } from '../../src/bus/direct-get.js';
 import { decodePayload } from '../../src/protocol/envelope.js';
 import { type Pheromone, PheromoneSchema, patternTypeFilter, typeMatches } from '../../src/protocol/field.js';
 import { type FieldStore, isLive } from './store.js';
@@ -58,9 +58,13 @@ export async function auditHistory(
   const { bus } = store;
   const filter = bus.names.subjects.fieldAudit('*', '*', patternTypeFilter(req.pattern));
   const events: (Pheromone & { seq: number })[] = [];
-  let seq = req.since !== undefined ? await firstSeqAtOrAfter(store, req.since) : 1;
+  const stream = bus.names.streams.field;
+  let seq =
+    req.since !== undefined
+      ? await firstSeqAtOrAfter(bus, stream, req.since, bus.names.subjects.fieldAuditAll)
+      : 1;
   for (;;) {
-    const sm = await nextBySubject(store, seq, filter);
+    const sm = await nextBySubject(bus, stream, seq, filter);
     if (!sm) break;
     seq = sm.seq + 1;
     // Only the hub writes the trail; an event that does not decode (a hand-made publish) is skipped.
@@ -71,35 +75,4 @@ export async function auditHistory(
     events.push({ ...p.value, seq: sm.seq });
   }
   return { events, more: false };
-}
-
-/** The first audit message at or after `seq` on `subject` (wildcards allowed), or null. */
-async function nextBySubject(store: FieldStore, seq: number, subject: string): Promise<StoredMsg | null> {
-  try {
-    return await store.bus.jsm.direct.getMessage(store.bus.names.streams.field, {
-      seq,
-      next_by_subj: subject,
-    });
-  } catch (err) {
-    if ((err as { code?: number }).code === 404 || /not found/i.test(String(err))) return null;
-    throw err;
-  }
-}
-
-/**
- * The first sequence stored at or after `time`: a binary search over the stream's sequences with
- * direct gets (nats-server 2.9 has no direct get by start time; times rise with sequences).
- */
-async function firstSeqAtOrAfter(store: FieldStore, time: number): Promise<number> {
-  const { state } = await store.bus.jsm.streams.info(store.bus.names.streams.field);
-  let lo = state.first_seq;
-  let hi = state.last_seq + 1;
-  const all = store.bus.names.subjects.fieldAuditAll;
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    const sm = await nextBySubject(store, mid, all);
-    if (!sm || sm.time.getTime() >= time) hi = mid;
-    else lo = sm.seq + 1;
-  }
-  return lo;
 }

@@ -11,6 +11,7 @@
  * so a hub killed between the two leaves a record the next leader finishes (Field actor start).
  */
 import type { Bus } from '../../src/bus/connection.js';
+import { nextBySubject } from '../../src/bus/direct-get.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { publish } from '../../src/bus/publish.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
@@ -96,9 +97,13 @@ export async function emit(
 }
 
 /** The key of pheromone `id` (its type is part of the key), or null. */
-export async function findKey(store: FieldStore, id: string): Promise<string | null> {
-  const keys = await store.kv.keys(`${id}.>`);
-  return keys[0] ?? null;
+export async function findKey(store: FieldStore, id: string, type?: string): Promise<string | null> {
+  if (type !== undefined) return `${id}.${type}`;
+  // One direct get for the first message under `<id>.>` (its subject names the type), not a
+  // key listing: that creates a consumer per call and costs the server more the larger the bucket.
+  const prefix = `$KV.${store.bus.names.buckets.field}.`;
+  const sm = await nextBySubject(store.bus, `KV_${store.bus.names.buckets.field}`, 1, `${prefix}${id}.>`);
+  return sm ? sm.subject.slice(prefix.length) : null;
 }
 
 export async function getLive(store: FieldStore, key: string, now = Date.now()) {

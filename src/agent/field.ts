@@ -1,24 +1,26 @@
 /**
  * @module agent/field
  * The stigmergy field from an agent's side (or a trusted client's): emit, claim, release, and
- * observe by pattern. `observe` watches the field's bucket once per pattern: each watch first
- * delivers the live pheromones, then every change, from one ordered stream, so nothing falls in a
- * gap between the two; a pheromone matching several patterns is delivered once per revision.
+ * observe by pattern. `observe` has the server push, per pattern, the live pheromones and then
+ * every change, from one stream in order (bus/pushed-watch.ts), so nothing falls in a gap between
+ * the two; a pheromone matching several patterns is delivered once per revision.
  * An agent calls its own endpoints (`field.emit.<id>.<type>`...): the hub takes it as the source
  * and the claimant from the subject, and its permissions say which types it may emit and claim.
  */
 import type { z } from 'zod';
 import type { Bus } from '../bus/connection.js';
-import { openKv } from '../bus/kv.js';
+import { followPushedWatch, type PushedEntry } from '../bus/pushed-watch.js';
 import { request } from '../bus/service.js';
+import { decodePayload } from '../protocol/envelope.js';
 import {
   FieldClaimReplySchema,
   type FieldEmitInput,
+  FieldObserveReplySchema,
+  OBSERVE_SLOTS,
   type Pheromone,
   PheromonePatternSchema,
   PheromoneReplySchema,
   PheromoneSchema,
-  patternKeyFilter,
 } from '../protocol/field.js';
 
 export interface Observed {
@@ -27,7 +29,15 @@ export interface Observed {
   revision: number;
   /** True for the pheromones already live when the watch started (the catch-up), false after. */
   initial: boolean;
+  /**
+   * The pheromone has left the field: its final revision (`event` expired or removed), or its
+   * key's delete when that revision was replaced before it could be delivered (then `pheromone` is
+   * the last revision this observation saw).
+   */
+  gone: boolean;
 }
+
+const isEnded = (p: Pheromone) => p.event === 'expired' || p.event === 'removed';
 
 export interface Observation extends AsyncIterable<Observed> {
   stop(): void;
@@ -51,13 +61,13 @@ export class FieldClient {
     this.timeoutMs = opts.timeoutMs ?? 5_000;
   }
 
-  private endpoint(op: 'emit' | 'claim' | 'release', type?: string): string {
+  private endpoint(op: 'emit' | 'claim' | 'release' | 'observe', type?: string): string {
     if (this.agentId === undefined) return `field.${op}`;
     return type === undefined ? `field.${op}.${this.agentId}` : `field.${op}.${this.agentId}.${type}`;
   }
 
   private call<O>(
-    op: 'emit' | 'claim' | 'release',
+    op: 'emit' | 'claim' | 'release' | 'observe',
     type: string | undefined,
     body: object,
     schema: z.ZodType<O>,
@@ -75,46 +85,74 @@ export class FieldClient {
 
   /** First responder wins: `claimed` says whether this caller holds it now. */
   claim(p: Pick<Pheromone, 'id' | 'type'>): Promise<{ claimed: boolean; pheromone: Pheromone }> {
-    return this.call('claim', p.type, { id: p.id }, FieldClaimReplySchema);
+    return this.call(
+      'claim',
+      p.type,
+      { id: p.id, ...(p.type ? { type: p.type } : {}) },
+      FieldClaimReplySchema,
+    );
   }
 
   /** Give back this caller's claim (an agent may release only its own). */
-  async release(p: Pick<Pheromone, 'id'>): Promise<Pheromone> {
-    return (await this.call('release', undefined, { id: p.id }, PheromoneReplySchema)).pheromone;
+  async release(p: Pick<Pheromone, 'id'> & Partial<Pick<Pheromone, 'type'>>): Promise<Pheromone> {
+    const body = { id: p.id, ...(p.type ? { type: p.type } : {}) };
+    return (await this.call('release', undefined, body, PheromoneReplySchema)).pheromone;
   }
 
   /**
-   * The live pheromones matching any of `patterns` (`*`, `error.*`, `*.completion`, `request.>`),
-   * then every change to them (claimed, released, expired, removed), until `stop()`.
+   * The live pheromones matching any of `patterns` (`*`, `error.*`, `*.completion`, `request.>`;
+   * at most 16), then every change to them (claimed, released, expired, removed), until `stop()`.
+   * The hub has the server push them to this connection's inbox (`field.observe`); a gap in the
+   * delivery, or a silence, resumes from the last record seen, so none is missed or repeated.
    */
   async observe(patterns: string[]): Promise<Observation> {
+    if (patterns.length > OBSERVE_SLOTS) throw new Error(`at most ${OBSERVE_SLOTS} patterns`);
     for (const p of patterns) PheromonePatternSchema.parse(p);
-    const kv = await openKv(this.bus, this.bus.names.buckets.field, PheromoneSchema);
-    // Read before the watches start: what they deliver at or below it was live before observe().
-    const startedAt = (await this.bus.jsm.streams.info(`KV_${kv.bucket}`)).state.last_seq;
-    const watches = await Promise.all(patterns.map((p) => kv.watch({ key: patternKeyFilter(p) })));
     const queue: Observed[] = [];
     let wake: (() => void) | undefined;
     let stopped = false;
-    let live = watches.length;
-    // Per key, the newest revision delivered: a second pattern's copy of it is dropped.
-    const seen = new Map<string, number>();
-    for (const w of watches)
-      void (async () => {
-        for await (const c of w) {
-          if (c.operation !== 'put' || !c.value) {
-            seen.delete(c.key);
-            continue;
-          }
-          if ((seen.get(c.key) ?? 0) >= c.revision) continue;
-          seen.set(c.key, c.revision);
-          queue.push({ pheromone: c.value, revision: c.revision, initial: c.revision <= startedAt });
-          wake?.();
-        }
-      })().finally(() => {
-        live--;
-        wake?.();
-      });
+    // Per key, the newest revision delivered and its record: a second pattern's copy of a revision
+    // is dropped, and a delete is told with the last record seen.
+    const seen = new Map<string, { revision: number; pheromone: Pheromone }>();
+    const push = (o: Observed) => {
+      queue.push(o);
+      wake?.();
+    };
+    const onEntry = (e: PushedEntry) => {
+      const last = seen.get(e.key);
+      if (last && last.revision >= e.revision) return;
+      if (e.operation !== 'put') {
+        seen.delete(e.key);
+        // The key's final revision (expired/removed) can be replaced by its delete before it is
+        // delivered: then the delete is the news. Already told when that revision came.
+        if (last && !isEnded(last.pheromone))
+          push({ pheromone: last.pheromone, revision: e.revision, initial: e.initial, gone: true });
+        return;
+      }
+      const p = decodePayload(PheromoneSchema, e.data);
+      if (!p.ok) return; // only the hub writes the field; a record that does not decode is skipped
+      seen.set(e.key, { revision: e.revision, pheromone: p.value });
+      push({ pheromone: p.value, revision: e.revision, initial: e.initial, gone: isEnded(p.value) });
+    };
+    // The first delivery of every pattern, so the caller's first read already has the catch-up.
+    const opened = patterns.map(() => {
+      let ready: () => void = () => {};
+      return { promise: new Promise<void>((r) => (ready = r)), ready: () => ready() };
+    });
+    const watches = patterns.map((pattern, slot) =>
+      followPushedWatch(
+        this.bus,
+        this.bus.names.buckets.field,
+        async (deliverSubject, startSeq) => {
+          const body = { pattern, deliverSubject, slot, ...(startSeq !== undefined ? { startSeq } : {}) };
+          const r = await this.call('observe', undefined, body, FieldObserveReplySchema);
+          opened[slot]!.ready();
+          return r;
+        },
+        onEntry,
+      ),
+    );
+    await Promise.all(opened.map((o) => o.promise));
     const stop = () => {
       stopped = true;
       for (const w of watches) w.stop();
@@ -130,7 +168,7 @@ export class FieldClient {
               yield next;
               continue;
             }
-            if (stopped || live === 0) return;
+            if (stopped) return;
             await new Promise<void>((r) => {
               wake = r;
             });

@@ -90,6 +90,8 @@ export interface Bus {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly names: Names;
+  /** The reply-inbox prefix this connection subscribes under (`_INBOX`, or an agent's own). */
+  readonly inboxPrefix: string;
   readonly log: Logger;
   readonly metrics: BusMetrics;
   /** Subscribe to connection status events; returns the unsubscribe function. */
@@ -265,6 +267,7 @@ export async function connectBus(options: BusConnectOptions = {}): Promise<Bus> 
     js,
     jsm,
     names: n,
+    inboxPrefix: o.inboxPrefix ?? '_INBOX',
     log,
     metrics: new BusMetrics(),
     onStatus(listener) {

@@ -171,9 +171,9 @@ async function mapCommand(f: ConnectionFlags & { once?: boolean }, out: Output):
       for await (const o of observation) {
         if (o.initial) continue;
         const p = o.pheromone;
-        if (p.event === 'expired' || p.event === 'removed') {
+        if (o.gone) {
           live.delete(p.id);
-          if (p.event === 'expired') expired++;
+          if (p.event === 'expired' || (p.expiresAt !== null && p.expiresAt <= Date.now())) expired++;
         } else live.set(p.id, p);
         draw();
       }

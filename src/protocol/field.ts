@@ -167,7 +167,12 @@ export type FieldEmitRequest = z.infer<typeof FieldEmitRequestSchema>;
 export type FieldEmitInput = z.input<typeof FieldEmitRequestSchema>;
 
 export const FieldRefSchema = z
-  .object({ v: z.literal(1), id: PheromoneIdSchema, by: BySchema })
+  .object({
+    v: z.literal(1),
+    id: PheromoneIdSchema,
+    type: PheromoneTypeSchema.optional().describe('Its type, when known: saves the hub a lookup.'),
+    by: BySchema,
+  })
   .describe('field.get / field.claim / field.release / field.remove: which pheromone.');
 
 export const FieldPromoteRequestSchema = z
@@ -238,6 +243,56 @@ export const FieldHistoryReplySchema = z
     more: z.boolean().describe('More events match beyond limit (ask again with since after the last).'),
   })
   .describe('Audit events, oldest first.');
+
+/** Observations one agent may hold at once (its consumers are named by slot, so a new one replaces the old). */
+export const OBSERVE_SLOTS = 16;
+
+export const FieldObserveRequestSchema = z
+  .object({
+    v: z.literal(1),
+    pattern: PheromonePatternSchema,
+    deliverSubject: z
+      .string()
+      .max(200)
+      .regex(/^_INBOX(\.[A-Za-z0-9_-]+)+$/, 'deliverSubject must be a reply inbox subject (_INBOX.…)')
+      .describe(
+        "Where the server pushes the field's records: an agent's must be under its own `_INBOX.<id>.`.",
+      ),
+    slot: z
+      .int()
+      .min(0)
+      .max(OBSERVE_SLOTS - 1)
+      .default(0)
+      .describe('Which of the caller’s observations this is (0-15); a new one in a slot replaces the old.'),
+    startSeq: z
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'Resume: deliver every record at or after this stream sequence (default: the live ones, then changes).',
+      ),
+  })
+  .describe(
+    'field.observe: have the server push the live pheromones matching `pattern`, then every change, to `deliverSubject` (a consumer on KV_<p>_field the hub creates; §11b).',
+  );
+export type FieldObserveRequest = z.infer<typeof FieldObserveRequestSchema>;
+
+export const FieldObserveReplySchema = z
+  .object({
+    v: z.literal(1),
+    consumer: z
+      .string()
+      .describe('The consumer delivering (removed by the server 30 s after nobody listens).'),
+    startedAt: z
+      .int()
+      .nonnegative()
+      .describe('The bucket’s last sequence when it was created: records at or below it were live before.'),
+    heartbeatMs: z
+      .int()
+      .positive()
+      .describe('The consumer’s idle heartbeat: silence longer than 3× this means resume.'),
+  })
+  .describe('The observation: what to expect on deliverSubject.');
 
 /** Which types an agent may emit and claim (its permissions; `agentcom agent add --emit/--claim`). */
 export const FieldGrantSchema = z.object({

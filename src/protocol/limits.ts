@@ -27,6 +27,9 @@ const RatesSchema = z.strictObject({
   submits: RateSchema.describe(
     'Per agent allowed to submit: task submissions, bus and API together (the API is refused beyond it, the bus deferred).',
   ),
+  field: RateSchema.describe(
+    'Per agent: stigmergy field emits, claims and releases (the API refuses beyond it with rate_limited).',
+  ),
   refusals: RateSchema.describe(
     'Per agent: answers to its refused or malformed messages (inbox notices, dead letters). Beyond this rate they are dropped and only counted, so a flood cannot fill the inbox or the DLQ.',
   ),
@@ -39,6 +42,7 @@ export const DEFAULT_RATES: Rates = {
   hellos: { perSecond: 1, burst: 10 },
   submits: { perSecond: 200, burst: 2_000 },
   refusals: { perSecond: 5, burst: 20 },
+  field: { perSecond: 100, burst: 500 },
 };
 
 export const ViolationPolicySchema = z

@@ -56,8 +56,8 @@ function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string):
  * inbox durable; acking (ack/nak/term/in-progress) that durable's messages; and, with `canSubmit`,
  * its own task submission subjects. Not its own inbox subject: only the hub writes assignments.
  *
- * The stigmergy field: every agent may observe it (watch the `<p>_field` bucket: read its stream
- * info, create, read and delete consumers on it, answer their flow control); it emits and claims
+ * The stigmergy field: every agent may observe it (`field.observe.<id>`: the hub has the server
+ * push the bucket's records to the agent's own inbox); it emits and claims
  * through its own `field.emit|claim.<id>.<type>` endpoints, for the type patterns it is granted
  * (`emitTypes`, `claimTypes`), and releases its own claims on `field.release.<id>`.
  *
@@ -100,17 +100,16 @@ export function agentPermissions(
   };
 }
 
-/** The field part of {@link agentPermissions}. */
+/**
+ * The field part of {@link agentPermissions}. No JetStream API at all: a consumer's deliver subject
+ * is in the request body, out of reach of subject permissions, so an agent allowed to create one
+ * could have the server push the bucket's records to any subject (the API's included). The hub
+ * creates an agent's observations for it (`field.observe.<id>`), delivering under its own inbox.
+ */
 function fieldPermissions(n: Names, agentId: string, opts: AgentPermissionOptions): string[] {
-  const kv = `KV_${n.buckets.field}`;
   const typeFilter = (pattern: string) => (pattern === '*' ? '>' : pattern);
   return [
-    `$JS.API.STREAM.INFO.${kv}`,
-    `$JS.API.CONSUMER.CREATE.${kv}`,
-    `$JS.API.CONSUMER.CREATE.${kv}.>`,
-    `$JS.API.CONSUMER.INFO.${kv}.>`,
-    `$JS.API.CONSUMER.DELETE.${kv}.>`,
-    `$JS.FC.${kv}.>`,
+    n.subjects.apiFieldAs('observe', agentId),
     ...(opts.emitTypes ?? []).map((t) => n.subjects.apiFieldAs('emit', agentId, typeFilter(t))),
     ...(opts.claimTypes ?? []).map((t) => n.subjects.apiFieldAs('claim', agentId, typeFilter(t))),
     ...(opts.claimTypes?.length ? [n.subjects.apiFieldAs('release', agentId)] : []),

@@ -42,6 +42,7 @@ export const API_ENDPOINTS = [
   'field.list',
   'field.stats',
   'field.history',
+  'field.observe',
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -133,7 +134,7 @@ export function names(prefix: string = DEFAULT_PREFIX) {
        * A field endpoint called by agent `agentId` (`<p>.api.field.<op>.<id>[.<type>]`): the hub
        * takes the caller from the subject and, for emit and claim, the type its permissions allow.
        */
-      apiFieldAs: (op: 'emit' | 'claim' | 'release', agentId: string, type?: string) =>
+      apiFieldAs: (op: 'emit' | 'claim' | 'release' | 'observe', agentId: string, type?: string) =>
         type === undefined ? `${p}.api.field.${op}.${agentId}` : `${p}.api.field.${op}.${agentId}.${type}`,
       /** The `task.submit` endpoint of one agent allowed to submit (scoped like taskSubmitAs). */
       apiTaskSubmitAs: (submitter: string, queue?: string) =>
@@ -220,7 +221,7 @@ export function parseSubmitSubject(
  */
 export function parseFieldSubject(
   n: Names,
-  op: 'emit' | 'claim' | 'release',
+  op: 'emit' | 'claim' | 'release' | 'observe',
   subject: string,
 ): { agentId: string; type?: string } | undefined {
   const head = `${n.subjects.apiPrefix}.field.${op}.`;

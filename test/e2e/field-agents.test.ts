@@ -15,6 +15,7 @@ import { useHubHarness } from '../support/hub.js';
 import { captureJsonLines } from '../support/json-lines.js';
 
 type Line = {
+  at?: number;
   event: string;
   agentId?: string;
   id?: string;

@@ -5,10 +5,12 @@
  * gets. Agents here are SDK clients in this process; test/security/field-auth.test.ts runs them
  * under the generated permissions.
  */
+import { AckPolicy } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { FieldClient, type Observed } from '../../src/agent/field.js';
+import { openLimitsKv } from '../../src/bus/live-limits.js';
 import { request } from '../../src/bus/service.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import {
@@ -18,6 +20,7 @@ import {
   type Pheromone,
   PheromoneReplySchema,
 } from '../../src/protocol/field.js';
+import { LIMITS_KEY, LimitsSchema } from '../../src/protocol/limits.js';
 import { useCliHub } from '../support/cli-hub.js';
 import { eventually, waitUntil } from '../support/eventually.js';
 
@@ -202,6 +205,64 @@ describe('promotion to a task', () => {
       source: `task:${promoted.pheromone.taskId}`,
       payload: { task_id: promoted.pheromone.taskId, result: { reviewed: 'promo.review' }, pheromone: p.id },
     });
+  });
+});
+
+describe('hostile deliveries', () => {
+  it('records a JetStream consumer pushes at the API (no reply inbox) are dropped, not acted on', async () => {
+    const victim = await field().emit('hostile.victim');
+    const { jsm } = h.client.bus;
+    const stream = `KV_${h.client.bus.names.buckets.field}`;
+    // The attack the agents' permissions rule out (they may create no consumer), tried here with
+    // full access: the server pushes every record, a valid field.remove request body, at the API.
+    const ci = await jsm.consumers.add(stream, {
+      name: 'hostile',
+      deliver_subject: `${h.client.bus.names.subjects.apiPrefix}.field.remove`,
+      deliver_group: 'q',
+      ack_policy: AckPolicy.None,
+      filter_subject: `$KV.${h.client.bus.names.buckets.field}.${victim.id}.>`,
+    });
+    await eventually(async () => {
+      const info = await jsm.consumers.info(stream, ci.name);
+      if (info.delivered.consumer_seq < 1) throw new Error('not delivered yet');
+    });
+    // A core publish without a reply inbox, too.
+    h.client.bus.nc.publish(
+      `${h.client.bus.names.subjects.apiPrefix}.field.remove`,
+      JSON.stringify({ v: 1, id: victim.id }),
+    );
+    const after = await api('field.get', { id: victim.id }, PheromoneReplySchema);
+    expect(after.pheromone).toMatchObject({ id: victim.id, event: 'emitted' });
+    await jsm.consumers.delete(stream, ci.name);
+  });
+});
+
+describe('rates', () => {
+  it("an agent over its field rate is refused with rate_limited; another agent's emits are not", async () => {
+    await (await openLimitsKv(h.client.bus)).put(
+      LIMITS_KEY,
+      LimitsSchema.parse({ v: 1, overrides: { burster: { field: { perSecond: 0.5, burst: 2 } } } }),
+    );
+    const burster = await connect('burster');
+    const calm = await connect('calm');
+    // The hub follows the limits bucket; once it has, an emit beyond the burst is refused.
+    let refused: unknown;
+    await waitUntil(
+      async () => {
+        try {
+          await burster.field.emit('rate.burst');
+          return false;
+        } catch (err) {
+          refused = err;
+          return true;
+        }
+      },
+      'burster refused',
+      { timeout: 10_000 },
+    );
+    expect(refused).toMatchObject({ code: ERROR_CODES.RATE_LIMITED, retryAfterMs: expect.any(Number) });
+    expect((await calm.field.emit('rate.calm')).source).toBe('calm');
+    await (await openLimitsKv(h.client.bus)).delete(LIMITS_KEY);
   });
 });
 
