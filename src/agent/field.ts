@@ -135,9 +135,12 @@ export class FieldClient {
       push({ pheromone: p.value, revision: e.revision, initial: e.initial, gone: isEnded(p.value) });
     };
     // The first delivery of every pattern, so the caller's first read already has the catch-up.
+    // observe() resolves once every pattern's first consumer exists, and rejects with the hub's
+    // error (forbidden, unavailable...) when one cannot be made; later resumes retry on their own.
     const opened = patterns.map(() => {
-      let ready: () => void = () => {};
-      return { promise: new Promise<void>((r) => (ready = r)), ready: () => ready() };
+      const o = { resolve: () => {}, reject: (_err: unknown) => {}, promise: Promise.resolve() };
+      o.promise = new Promise<void>((resolve, reject) => Object.assign(o, { resolve, reject }));
+      return o;
     });
     const watches = patterns.map((pattern, slot) =>
       followPushedWatch(
@@ -146,13 +149,19 @@ export class FieldClient {
         async (deliverSubject, startSeq) => {
           const body = { pattern, deliverSubject, slot, ...(startSeq !== undefined ? { startSeq } : {}) };
           const r = await this.call('observe', undefined, body, FieldObserveReplySchema);
-          opened[slot]!.ready();
+          opened[slot]!.resolve();
           return r;
         },
         onEntry,
+        (err) => opened[slot]!.reject(err),
       ),
     );
-    await Promise.all(opened.map((o) => o.promise));
+    try {
+      await Promise.all(opened.map((o) => o.promise));
+    } catch (err) {
+      for (const w of watches) w.stop();
+      throw err;
+    }
     const stop = () => {
       stopped = true;
       for (const w of watches) w.stop();

@@ -262,6 +262,32 @@ describe('the stigmergy field under the generated permissions', () => {
     expect(seen.every((o) => o.pheromone.type.startsWith('request.'))).toBe(true);
   });
 
+  it('an agent observes only into its own inbox, and creates no consumer on the field itself', async () => {
+    // The hub makes an agent's observations; one delivering into another agent's inbox is refused.
+    const intoA = await denial(
+      request(
+        b.bus,
+        `field.observe.b`,
+        { v: 1, pattern: '*', deliverSubject: '_INBOX.a.stolen', slot: 0 },
+        PheromoneReplySchema,
+      ),
+    );
+    expectHubRefusal(intoA, ERROR_CODES.FORBIDDEN, 'B observes into A’s inbox');
+    // The attack that made this necessary: a consumer whose deliver subject is the API. The server
+    // refuses B the consumer API on the field's stream altogether.
+    const stream = `KV_${n.buckets.field}`;
+    const created = await denial(
+      b.bus.jsm.consumers.add(stream, {
+        name: 'b-evil',
+        deliver_subject: `${n.subjects.apiPrefix}.field.remove`,
+        deliver_group: 'q',
+        ack_policy: 'none' as never,
+      }),
+    );
+    expect(String(created.message)).toMatch(PERMISSION_VIOLATION);
+    await expect(admin.jsm.consumers.info(stream, 'b-evil')).rejects.toThrow(/consumer not found/i);
+  });
+
   it("no agent writes the field's bucket or its audit stream directly", async () => {
     const p = await a.field.emit(REVIEW, { payload: { honest: true } });
     const before = await stored(p);
