@@ -32,6 +32,8 @@ interface AsFlags extends ConnectionFlags {
   as?: string;
 }
 
+type IdCommand = (hub: HubClient, id: string, by: string, out: Output) => Promise<ExitCode>;
+
 function label(f: AsFlags): string {
   if (f.as !== undefined) return f.as;
   try {
@@ -230,52 +232,45 @@ export function registerFieldCommands(program: Command): void {
       runCommand('field watch', f, (out) => watchCommand(patterns, f, out)),
     );
 
-  withConnectionFlags(field.command('claim'))
-    .description(
-      'claim a pheromone (first responder wins): exit 0 when claimed, 4 when someone else holds it',
-    )
-    .argument('<id>', 'pheromone id')
-    .option('--as <label>', 'the claimant recorded (default cli:<user>)')
-    .action((id: string, f: AsFlags) =>
-      runCommand('field claim', f, (out) =>
-        withHub(f, async (hub) => {
-          const r = await new FieldClient(hub.bus, { by: label(f) }).claim({ id, type: '' });
-          out.result(
-            { v: 1, ...r },
-            r.claimed ? `claimed ${id}` : `${id} is claimed by ${r.pheromone.claimedBy}`,
-          );
-          return r.claimed ? EXIT.OK : EXIT.REFUSED;
-        }),
-      ),
-    );
-
-  withConnectionFlags(field.command('release'))
-    .description('release the claim on a pheromone')
-    .argument('<id>', 'pheromone id')
-    .option('--as <label>', 'who releases it (recorded; default cli:<user>)')
-    .action((id: string, f: AsFlags) =>
-      runCommand('field release', f, (out) =>
-        withHub(f, async (hub) => {
-          const p = await new FieldClient(hub.bus, { by: label(f) }).release({ id });
-          out.result({ v: 1, pheromone: p }, `released ${id}`);
-          return EXIT.OK;
-        }),
-      ),
-    );
-
-  withConnectionFlags(field.command('remove'))
-    .description('withdraw a pheromone now (audited as removed)')
-    .argument('<id>', 'pheromone id')
-    .option('--as <label>', 'who removes it (recorded; default cli:<user>)')
-    .action((id: string, f: AsFlags) =>
-      runCommand('field remove', f, (out) =>
-        withHub(f, async (hub) => {
-          const p = await hub.pheromone('remove', id, label(f));
-          out.result({ v: 1, pheromone: p }, `removed ${id}`);
-          return EXIT.OK;
-        }),
-      ),
-    );
+  // One pheromone, by id, as `--as`: claim (exit 4 when another holds it), release, remove.
+  const byId: Record<'claim' | 'release' | 'remove', { description: string; run: IdCommand }> = {
+    claim: {
+      description:
+        'claim a pheromone (first responder wins): exit 0 when claimed, 4 when someone else holds it',
+      run: async (hub, id, by, out) => {
+        const r = await new FieldClient(hub.bus, { by }).claim({ id, type: '' });
+        out.result(
+          { v: 1, ...r },
+          r.claimed ? `claimed ${id}` : `${id} is claimed by ${r.pheromone.claimedBy}`,
+        );
+        return r.claimed ? EXIT.OK : EXIT.REFUSED;
+      },
+    },
+    release: {
+      description: 'release the claim on a pheromone',
+      run: async (hub, id, by, out) => {
+        const p = await new FieldClient(hub.bus, { by }).release({ id });
+        out.result({ v: 1, pheromone: p }, `released ${id}`);
+        return EXIT.OK;
+      },
+    },
+    remove: {
+      description: 'withdraw a pheromone now (audited as removed)',
+      run: async (hub, id, by, out) => {
+        const p = await hub.pheromone('remove', id, by);
+        out.result({ v: 1, pheromone: p }, `removed ${id}`);
+        return EXIT.OK;
+      },
+    },
+  };
+  for (const [op, { description, run }] of Object.entries(byId))
+    withConnectionFlags(field.command(op))
+      .description(description)
+      .argument('<id>', 'pheromone id')
+      .option('--as <label>', 'who does it (recorded; default cli:<user>)')
+      .action((id: string, f: AsFlags) =>
+        runCommand(`field ${op}`, f, (out) => withHub(f, (hub) => run(hub, id, label(f), out))),
+      );
 
   withConnectionFlags(field.command('promote'))
     .description('turn a pheromone into a task; when the task is done, completion.<type> is emitted')
