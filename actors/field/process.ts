@@ -8,7 +8,9 @@
  * - a task promoted from a pheromone, or carrying `metadata.completionPheromone`, emits
  *   `completion.<type>` with its result when it is done (idempotent per task);
  * - at start it finishes what a killed leader left half done: a record written `expired` or
- *   `removed` but not deleted, and a revision whose audit event is missing.
+ *   `removed` but not deleted, and a revision whose audit event is missing;
+ * - an ended pheromone's delete marker is removed for good after ten minutes, so the bucket (and
+ *   every observer's catch-up) holds the live field, not its past (the audit trail keeps that).
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
@@ -23,16 +25,31 @@ import { emit, end, type FieldStore, isGone, openFieldStore, reaudit, release } 
 export interface FieldInput {
   bus: Bus;
   log: Logger;
+  /** How long an ended pheromone's delete marker is kept (default 10 min; tests shorten it). */
+  tombstoneKeepMs?: number;
+  /** How often markers past that are removed (default 1 min). */
+  tombstoneSweepMs?: number;
 }
 
 export type FieldMessage =
-  | { type: 'changed'; key: string; pheromone: Pheromone | null; revision: number }
+  | {
+      type: 'changed';
+      key: string;
+      pheromone: Pheromone | null;
+      revision: number;
+      operation: 'put' | 'delete' | 'purge';
+    }
+  | { type: 'sweep_tombstones' }
   | { type: 'expire' }
   | { type: 'retry_expiry'; key: string }
   | AgentDown
   | TaskChanged
   | { type: 'agent_up' }
   | { type: 'agent_beat' };
+
+/** How long an ended pheromone's delete marker is kept for observers resuming after a gap. */
+const TOMBSTONE_KEEP_MS = 10 * 60_000;
+const TOMBSTONE_SWEEP_MS = 60_000;
 
 /** Timers longer than this are re-armed (Node's limit is 2^31-1 ms). */
 const MAX_TIMER_MS = 86_400_000;
@@ -57,6 +74,11 @@ export class FieldProcess implements Server<FieldMessage> {
   private readonly pending = new Set<Promise<unknown>>();
   private readonly log: Logger;
   private stopped = false;
+  /** Deleted keys (an ended pheromone's marker) and when this hub saw them. */
+  private readonly tombstones = new Map<string, { revision: number; at: number }>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  private readonly tombstoneKeepMs: number;
 
   private constructor(
     private readonly store: FieldStore,
@@ -64,6 +86,7 @@ export class FieldProcess implements Server<FieldMessage> {
     private readonly ctx: ServerContext,
   ) {
     this.log = input.log.child({ actor: 'field' });
+    this.tombstoneKeepMs = input.tombstoneKeepMs ?? TOMBSTONE_KEEP_MS;
   }
 
   static async start(input: FieldInput, ctx: ServerContext): Promise<FieldProcess> {
@@ -76,10 +99,19 @@ export class FieldProcess implements Server<FieldMessage> {
     p.stopWatch = () => watch.stop();
     void (async () => {
       for await (const c of watch) {
-        const msg: FieldMessage = { type: 'changed', key: c.key, pheromone: c.value, revision: c.revision };
+        const msg: FieldMessage = {
+          type: 'changed',
+          key: c.key,
+          pheromone: c.value,
+          revision: c.revision,
+          operation: c.operation,
+        };
         ctx.send(msg);
       }
     })().catch((err) => ctx.crash(err));
+    const sweep: FieldMessage = { type: 'sweep_tombstones' };
+    p.sweeper = setInterval(() => ctx.send(sweep), input.tombstoneSweepMs ?? TOMBSTONE_SWEEP_MS);
+    p.sweeper.unref();
     p.log.info({ phase: 'start', revision: p.startSeq }, 'field started');
     return p;
   }
@@ -113,12 +145,18 @@ export class FieldProcess implements Server<FieldMessage> {
       case 'changed':
         if (msg.pheromone && !isGone(msg.pheromone)) this.track(msg.key, msg.pheromone);
         else this.untrack(msg.key);
+        if (msg.operation === 'delete')
+          this.tombstones.set(msg.key, { revision: msg.revision, at: Date.now() });
+        else this.tombstones.delete(msg.key);
         if (msg.pheromone && msg.revision <= this.startSeq)
           this.run(this.repair(msg.key, msg.pheromone, msg.revision), { key: msg.key, phase: 'repair' });
         this.arm();
         return;
       case 'expire':
         this.expireDue();
+        return;
+      case 'sweep_tombstones':
+        this.sweepTombstones();
         return;
       case 'retry_expiry':
         // The write failed (a lost lease, NATS away): try again shortly rather than never.
@@ -139,6 +177,7 @@ export class FieldProcess implements Server<FieldMessage> {
   async terminate(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.sweeper);
     this.stopWatch();
     await Promise.allSettled([...this.pending]);
   }
@@ -217,6 +256,20 @@ export class FieldProcess implements Server<FieldMessage> {
       ),
       { task_id: task.id, phase: 'completion' },
     );
+  }
+
+  /**
+   * An ended pheromone's delete marker stays in the bucket (every observer's catch-up would carry
+   * it forever); once no observer that fell behind can still need it, it is removed for good,
+   * unless the key was written again meanwhile (compare-and-set on the marker's revision).
+   */
+  private sweepTombstones(): void {
+    const before = Date.now() - this.tombstoneKeepMs;
+    for (const [key, t] of this.tombstones) {
+      if (t.at > before) continue;
+      this.tombstones.delete(key);
+      this.run(this.store.kv.remove(key, t.revision), { key, phase: 'tombstone' });
+    }
   }
 
   /** Run a write in the background; a failure is logged (the next leader's start repairs it). */
