@@ -1,37 +1,48 @@
 /**
- * Stigmergy field benchmark: what the hub's field costs on this machine, with raw NATS JetStream KV
- * measured in the same run, against the same nats-server, as the baseline (a plain bucket, history
- * 1, file storage, as the field's; values of the same size; no request/reply, validation or audit).
- * Processes: a private nats-server (free port, never 4222; its store removed at the end), one hub
- * (`agentcom hub --nats-url`, a separate process, as bench/hub.ts starts it) and this process, which
- * runs every client, each on its own connection.
- *   latency     a trusted FieldClient observes `bench.>` while another connection emits `n`
- *               pheromones (`bench.lat`, payload {seq, t}) at `rate`/s after `warmup` s of the same
- *               load (not measured); latency = observed - t (this process's clock). Baseline: `put`
- *               of a pheromone-shaped record into a plain bucket at the same rate, observed by a KV
- *               watch on another connection.
- *   throughput  `k` emits in flight from one client for `seconds` s (after a short warm-up), versus
- *               raw `put`s with the same concurrency; with CPU ms per op of each process and the
- *               server's messages per op.
- *   claims      (the trusted round runs last, after catch-up) `m` pheromones, `c` connections each claiming every one of them (`claim-window`
- *               claims in flight per connection, all going through them in the same order, so the
- *               `c` claims of a pheromone race each other). Two rounds: as agents (each connection
- *               its own `field.claim.<id>.<type>` subject) and as trusted clients (`field.claim`
- *               with `by`, on `trusted-m` pheromones: each such claim lists the bucket's keys first,
- *               see the report). Exactly one winner per pheromone is checked (replies and the stored
- *               record).
- *   expiry      `expiry-n` pheromones with ttls spread over 1-3 s; an observer records the `expired`
- *               revision; lag = seen (Date.now, the hub's clock) - expiresAt; `hubLagMs` is the
- *               record's eventAt - expiresAt (the hub's timer and write), `deliverMs` seen - eventAt.
- *   catchUp     `catchup-n` live pheromones (emitted `catchup-k` in flight): observe(['catchup.>'])
- *               and observe(['*']) -> all of them received as initial observations. Baseline: KV
- *               watches (`*.catchup.>`, `>`) over a plain bucket holding as many keys, and as many
- *               other messages as the field's bucket holds then (the earlier sections' keys).
- *   npx tsx bench/field.ts [--quick] [--n 2000] [--rate 200] [--warmup 1] [--k 32] [--seconds 3]
- *     [--m 200] [--trusted-m m/4] [--c 20] [--claim-window 10] [--expiry-n 1000] [--catchup-n 10000] [--catchup-k 64]
- *     [--timeout 240] [--no-trusted-claims]
- * `--quick` divides the sizes by about 10 (flags given explicitly win). Prints one JSON document on
- * stdout (times in ms); progress on stderr. HUB_LOG=<path> keeps the hub's log lines in <path>.
+ * Stigmergy field benchmark (issue 15): what the hub's field costs on this machine, with raw NATS
+ * JetStream KV measured in the same run, against the same nats-server, as the baseline (plain
+ * buckets, history 1, file storage, as the field's; values of the same shape; no request/reply,
+ * validation or audit). Processes: a private nats-server (free port, never 4222; its store removed
+ * at the end), one hub (`agentcom hub --nats-url`, a separate process, as bench/hub.ts starts it),
+ * `observer-procs` child processes holding the latency section's observers (bench/field-observers.ts:
+ * one Node process cannot take 50 observers at 1000/s without its own queueing showing as latency;
+ * their clocks' offsets from this one are measured and subtracted), and this process, which runs
+ * every other client, each on its own connection.
+ *   latency   `observers` agent connections each `FieldClient.observe(['lat.main.>'])` (through
+ *             the hub: `field.observe.<id>`, a push consumer delivering to its own inbox) while
+ *             `emitters` trusted connections emit `lat.main.item` (payload {seq, t}) at `rate`/s in
+ *             total, on one absolute schedule, `warmup` s (not measured) then `seconds` s;
+ *             latency = observed - t (wall clocks of one machine, the observer processes' offsets
+ *             measured and subtracted), one sample per (emit, observer) pair; missing pairs are
+ *             counted. Load comes from trusted connections, which the per-agent field rate (100/s)
+ *             does not limit. Baseline: `put`s of pheromone-shaped records at the same rate from as
+ *             many connections, observed by as many `kv.watch`es, each on its own connection, on a
+ *             plain bucket. `atReferenceRate`: the same, shorter, at `ref-rate`/s (a rate this
+ *             machine takes without saturating: what the path costs apart from queueing for CPU).
+ *   claims    `m` pheromones; for each in turn, `c` agent connections (`field.claim.<id>.<type>`)
+ *             all claim it at once (their sends start in a rotating order); per pheromone:
+ *             exactly one winner (replies, and the stored record), resolution = first claim sent
+ *             -> last claim answered, and every claim call's latency. Baseline: `c` connections
+ *             racing a KV `update` of the same key with the same expected revision (a loser then
+ *             `get`s the key to learn the winner, as the hub's reply tells it).
+ *   expiry    `expiry-n` pheromones with ttls spread over 1-3 s, observed by an agent; lag = the
+ *             first `gone` observation (the `expired` revision, or the key's delete when that
+ *             revision was replaced first) - expiresAt (wall clocks of one machine). Baseline (this
+ *             nats-server, 2.9, has no per-message TTL): a client timer per key that deletes it at
+ *             its expiresAt, observed by a `kv.watch`.
+ *   catchUp   `catchup-n` live pheromones; observe(['catchup.>']) and observe(['*']) -> all of them
+ *             received as initial observations. Baseline: KV watches over a plain bucket as large.
+ *   trusted   (last) the claim race of `trusted-m` pheromones by `c` trusted connections naming
+ *             only the id (`field.claim` with `by`): the hub finds the key with one direct get
+ *             (`keyLookupProbe` times that get alone, for the oldest and the newest key).
+ *   npx tsx bench/field.ts [--quick] [--rate 1000] [--observers 50] [--observer-procs 2]
+ *     [--emitters 4] [--warmup 1] [--seconds 4] [--ref-rate 200] [--no-ref] [--m 100] [--c 50]
+ *     [--expiry-n 1000] [--catchup-n 5000] [--catchup-k 64] [--trusted-m 50] [--timeout 240]
+ *     [--no-trusted-claims] [--no-catchup]
+ * `--quick` shortens the latency run and divides the counts by about 5-10 (observers, claimants
+ * and the rate stay; flags given explicitly win). Prints one JSON document on stdout (times in
+ * ms); progress on stderr. HUB_LOG=<path> keeps the hub's log lines in <path>;
+ * OBSERVERS_CPU_PROF=<dir> writes a CPU profile of each observer process there.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -43,8 +54,14 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
 import { FieldClient, type Observation } from '../src/agent/field.js';
 import { type Bus, connectBus } from '../src/bus/connection.js';
+import { nextBySubject } from '../src/bus/direct-get.js';
 import { openKv } from '../src/bus/kv.js';
+import { openLimitsKv } from '../src/bus/live-limits.js';
+import { AgentComError, ERROR_CODES } from '../src/protocol/errors.js';
 import { type Pheromone, PheromoneSchema } from '../src/protocol/field.js';
+import { DEFAULT_RATES, LIMITS_KEY, LimitsSchema } from '../src/protocol/limits.js';
+import { agentInboxPrefix } from '../src/protocol/permissions.js';
+import type { FromObservers, ObserverSession, ToObservers } from './field-observers.js';
 import { cpuSeconds, nowMs, ownCpuSeconds, percentile, sleep, withTimeout } from './peers/common.js';
 import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
 
@@ -62,21 +79,26 @@ const flag = (name: string, def: number, quick = def): number => {
   }
   return QUICK ? quick : def;
 };
-const N = flag('n', 2000, 200);
-const RATE = flag('rate', 200);
-const WARMUP_S = flag('warmup', 1, 0.3);
-const K = flag('k', 32);
-const SECONDS = flag('seconds', 3, 0.5);
-const MA = flag('m', 200, 20);
-const C = flag('c', 20);
-const CLAIM_WINDOW = flag('claim-window', 10);
-const EXPIRY_N = flag('expiry-n', 1000, 100);
-const CATCHUP_N = flag('catchup-n', 10_000, 1000);
+const RATE = flag('rate', 1000);
+const OBSERVERS = flag('observers', 50);
+const EMITTERS = flag('emitters', 4);
+/** Child processes the observers are spread over (one Node process cannot take 50 at 1000/s). */
+const OBSERVER_PROCS = flag('observer-procs', 2);
+/** A second, shorter latency run at this rate (0: none), as a reference below saturation. */
+const REF_RATE = args.includes('--no-ref') ? 0 : flag('ref-rate', 200);
+const WARMUP_S = flag('warmup', 1, 0.5);
+const SECONDS = flag('seconds', 4, 1);
+const MA = flag('m', 100, 20);
+const C = flag('c', 50);
+const EXPIRY_N = flag('expiry-n', 1000, 200);
+const CATCHUP_N = flag('catchup-n', 5000, 500);
 const CATCHUP_K = flag('catchup-k', 64);
+const TRUSTED_M = flag('trusted-m', 50, 10);
 const TIMEOUT_S = flag('timeout', 240);
 const TRUSTED_CLAIMS = !args.includes('--no-trusted-claims');
-/** Pheromones of the trusted claim round (each trusted claim first lists the bucket's keys: slow). */
-const TRUSTED_M = flag('trusted-m', Math.max(1, Math.round(MA / 4)), Math.max(1, Math.round(MA / 4)));
+const CATCHUP = !args.includes('--no-catchup');
+/** Claim rounds before the measured ones (connections' reply subscriptions, JIT). */
+const CLAIM_WARM = 3;
 /** Request timeout of every field call: long, so that queueing shows as latency, not as errors. */
 const CALL_TIMEOUT_MS = 40_000;
 
@@ -84,10 +106,14 @@ const log = (line: string) => process.stderr.write(`[field] ${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const prefix = `fb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 /** The raw baseline's plain buckets (history 1, file storage, as the field's). */
-const RAW_BUCKET = `${prefix}_raw`;
-const RAW_THR_BUCKET = `${prefix}_rawthr`;
-const RAW_CU_BUCKET = `${prefix}_rawcu`;
+const RAW = {
+  lat: `${prefix}_rawlat`,
+  claim: `${prefix}_rawclaim`,
+  exp: `${prefix}_rawexp`,
+  cu: `${prefix}_rawcu`,
+};
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const isRateLimited = (err: unknown) => err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED;
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
@@ -101,89 +127,124 @@ interface Dist {
   mean: number;
 }
 
-function dist(xs: readonly number[]): Dist {
-  const s = [...xs].sort((a, b) => a - b);
+function dist(xs: ArrayLike<number>): Dist {
+  const s = Float64Array.from(xs).sort();
+  const a = Array.from(s);
   return {
-    count: s.length,
-    p50: percentile(s, 50),
-    p90: percentile(s, 90),
-    p99: percentile(s, 99),
-    max: s.length ? s[s.length - 1]! : Number.NaN,
-    mean: s.length ? s.reduce((a, b) => a + b, 0) / s.length : Number.NaN,
+    count: a.length,
+    p50: percentile(a, 50),
+    p90: percentile(a, 90),
+    p99: percentile(a, 99),
+    max: a.length ? a[a.length - 1]! : Number.NaN,
+    mean: a.length ? a.reduce((x, y) => x + y, 0) / a.length : Number.NaN,
   };
 }
 
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
+const ratios = (h: Dist, r: Dist, keys: (keyof Dist)[] = ['p50', 'p90', 'p99', 'max']) =>
+  Object.fromEntries(keys.map((k) => [k, ratio(h[k], r[k])]));
 
-/** CPU ms per op of each process, and the server's messages per op, between start and `per(n)`. */
-function meter(pids: { hub: number | undefined; nats: number }, nats: NatsServer) {
-  const snap = () => ({ hub: cpuSeconds(pids.hub), nats: cpuSeconds(pids.nats), bench: ownCpuSeconds() });
+/**
+ * CPU of each process between start and `per(n)`: ms per op, and cores busy (CPU s / wall s; 2
+ * cores here, shared by all of them); the server's messages per op. `observers`: the observer
+ * child processes together.
+ */
+function meter(pids: { hub: number | undefined; nats: number; observers: number[] }, server: NatsServer) {
+  const snap = (): Record<string, number> => ({
+    hub: cpuSeconds(pids.hub),
+    nats: cpuSeconds(pids.nats),
+    bench: ownCpuSeconds(),
+    ...(pids.observers.length
+      ? { observers: pids.observers.reduce((a, pid) => a + cpuSeconds(pid), 0) }
+      : {}),
+  });
   const cpu0 = snap();
-  const traffic0 = nats.traffic().catch(() => null);
+  const t0 = nowMs();
+  const traffic0 = server.traffic().catch(() => null);
   return async (n: number) => {
     const cpu1 = snap();
-    const t0 = await traffic0;
-    const t1 = await nats.traffic().catch(() => null);
+    const wallS = (nowMs() - t0) / 1000;
+    const tr0 = await traffic0;
+    const tr1 = await server.traffic().catch(() => null);
     const cpuMsPerOp: Record<string, number> = {};
-    for (const k of Object.keys(cpu0) as (keyof typeof cpu0)[])
-      cpuMsPerOp[k] = ((cpu1[k] - cpu0[k]) * 1000) / Math.max(1, n);
+    const coresBusy: Record<string, number> = {};
+    for (const k of Object.keys(cpu0)) {
+      cpuMsPerOp[k] = ((cpu1[k]! - cpu0[k]!) * 1000) / Math.max(1, n);
+      coresBusy[k] = (cpu1[k]! - cpu0[k]!) / wallS;
+    }
     return {
       cpuMsPerOp,
+      coresBusy,
       natsMsgsPerOp:
-        t0 && t1
-          ? { in: (t1.inMsgs - t0.inMsgs) / Math.max(1, n), out: (t1.outMsgs - t0.outMsgs) / Math.max(1, n) }
+        tr0 && tr1
+          ? {
+              in: (tr1.inMsgs - tr0.inMsgs) / Math.max(1, n),
+              out: (tr1.outMsgs - tr0.outMsgs) / Math.max(1, n),
+            }
           : null,
     };
   };
 }
+type Meter = ReturnType<typeof meter>;
 
 // ---------------------------------------------------------------------------------------------
 // Load shapes
 
-/** `n` calls of `op(i)` on an absolute schedule at `rate`/s (none awaited before the next starts). */
+/**
+ * `n` calls of `op(i)` on an absolute schedule at `rate`/s, none awaited before the next starts
+ * (the calls due when the timer fires all go out then).
+ */
 async function steady(n: number, rate: number, op: (i: number) => Promise<unknown>) {
   const interval = 1000 / rate;
   const callMs: number[] = [];
   let errors = 0;
   let firstError: string | null = null;
+  let maxBehindMs = 0;
   const pending: Promise<void>[] = [];
   const t0 = nowMs();
-  for (let i = 0; i < n; i++) {
-    const d = t0 + i * interval - nowMs();
-    if (d > 0) await sleep(d);
-    const t = nowMs();
-    pending.push(
-      op(i).then(
-        () => {
-          callMs.push(nowMs() - t);
-        },
-        (err: unknown) => {
-          errors++;
-          firstError ??= errText(err);
-        },
-      ),
-    );
+  let i = 0;
+  while (i < n) {
+    const now = nowMs();
+    while (i < n && t0 + i * interval <= now) {
+      maxBehindMs = Math.max(maxBehindMs, now - (t0 + i * interval));
+      const t = nowMs();
+      pending.push(
+        op(i).then(
+          () => {
+            callMs.push(nowMs() - t);
+          },
+          (err: unknown) => {
+            errors++;
+            firstError ??= errText(err);
+          },
+        ),
+      );
+      i++;
+    }
+    if (i < n) await sleep(Math.max(0, t0 + i * interval - nowMs()));
   }
   const tSent = nowMs();
   await Promise.all(pending);
-  return { callMs, errors, firstError, achievedRate: n / ((tSent - t0) / 1000 || 1), tLastSend: tSent };
+  return {
+    callMs,
+    errors,
+    firstError,
+    /** Sends per second from the first to the last. */
+    achievedRate: (n - 1) / ((tSent - t0) / 1000 || 1),
+    /** How far behind its schedule a send went out at worst (this process busy). */
+    maxBehindMs,
+  };
 }
 
-/** `k` lanes each calling `op(i)` back to back until `seconds` have passed (or `total` calls made). */
-async function closedLoop(
-  k: number,
-  op: (i: number) => Promise<unknown>,
-  limit: { seconds?: number; total?: number },
-) {
+/** `k` lanes each calling `op(i)` back to back until `total` calls are made. */
+async function closedLoop(k: number, total: number, op: (i: number) => Promise<unknown>) {
   const callMs: number[] = [];
   let errors = 0;
   let firstError: string | null = null;
   let next = 0;
   const t0 = nowMs();
-  const end = limit.seconds === undefined ? Number.POSITIVE_INFINITY : t0 + limit.seconds * 1000;
-  const total = limit.total ?? Number.POSITIVE_INFINITY;
   const lane = async () => {
-    while (nowMs() < end && next < total) {
+    while (next < total) {
       const i = next++;
       const t = nowMs();
       try {
@@ -213,7 +274,7 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // The raw baseline's values: pheromone-shaped records, so the bytes stored match the field's
 
-function record(id: string, type: string, payload: Record<string, unknown>, ttlS: number | null = null) {
+function record(id: string, type: string, payload: Record<string, unknown>, ttlMs: number | null = null) {
   const now = Date.now();
   const p: Pheromone = {
     v: 1,
@@ -223,8 +284,8 @@ function record(id: string, type: string, payload: Record<string, unknown>, ttlS
     payload,
     timestamp: now,
     source: 'api',
-    ttl: ttlS,
-    expiresAt: ttlS === null ? null : now + ttlS * 1000,
+    ttl: ttlMs === null ? null : ttlMs / 1000,
+    expiresAt: ttlMs === null ? null : now + ttlMs,
     claimedBy: null,
     claimedAt: null,
     taskId: null,
@@ -243,6 +304,10 @@ let nats: NatsServer | undefined;
 let hub: ChildProcess | undefined;
 let hubLogFile: WriteStream | undefined;
 const buses: Bus[] = [];
+/** The run's first pheromone (emitted at start-up, never ended): the oldest key in the bucket. */
+let oldestLive: Pheromone | undefined;
+/** The observer child processes (ObserverProc), stopped at the end. */
+const observerProcs: { child: ChildProcess }[] = [];
 const observations: { stop(): void }[] = [];
 const hubLog = {
   lines: 0,
@@ -258,22 +323,23 @@ let section = 'startup';
 const tStart = nowMs();
 const ROLE_MSGS = /lease|stopping work|standby|took the|field started|api service started/;
 
-const gone = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
 
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const o of observations) o.stop();
+    for (const p of observerProcs) if (!exited(p.child)) p.child.kill('SIGTERM');
     await Promise.allSettled(
       buses.map((b) => withTimeout(b.drain(), 3000, 'drain').catch(() => b.nc.close())),
     );
-    if (hub && !gone(hub)) {
+    if (hub && !exited(hub)) {
       const h = hub;
-      const exited = new Promise<void>((r) => h.once('exit', () => r()));
+      const gone = new Promise<void>((r) => h.once('exit', () => r()));
       h.kill('SIGTERM');
-      await withTimeout(exited, 8000, 'hub SIGTERM').catch(async () => {
-        if (!gone(h)) h.kill('SIGKILL');
-        await withTimeout(exited, 2000, 'hub SIGKILL').catch(() => {});
+      await withTimeout(gone, 8000, 'hub SIGTERM').catch(async () => {
+        if (!exited(h)) h.kill('SIGKILL');
+        await withTimeout(gone, 2000, 'hub SIGKILL').catch(() => {});
       });
     }
     await nats?.stop();
@@ -282,7 +348,8 @@ function cleanup(): Promise<void> {
   return cleaning;
 }
 process.once('exit', () => {
-  if (hub && !gone(hub)) hub.kill('SIGKILL');
+  if (hub && !exited(hub)) hub.kill('SIGKILL');
+  for (const p of observerProcs) if (!exited(p.child)) p.child.kill('SIGKILL');
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(sig, () => {
@@ -342,15 +409,38 @@ async function startHubProcess(url: string): Promise<ChildProcess> {
   return child;
 }
 
-async function bus(name: string): Promise<Bus> {
+/** A connection; with `agentId`, an agent's (its reply inboxes under its own prefix). */
+async function bus(name: string, agentId?: string): Promise<Bus> {
   const b = await connectBus({
     servers: nats!.url,
     prefix,
     name,
+    ...(agentId ? { inboxPrefix: agentInboxPrefix(agentId) } : {}),
     logger: pino({ level: 'warn' }, pino.destination(2)),
   });
   buses.push(b);
   return b;
+}
+
+/** `n` connections named `${name}-<i>`, made 10 at a time. */
+async function busesNamed(name: string, n: number, agents: boolean): Promise<Bus[]> {
+  const out: Bus[] = [];
+  for (let i = 0; i < n; i += 10) {
+    const batch = Array.from({ length: Math.min(10, n - i) }, (_, j) => {
+      const id = `${name}-${i + j}`;
+      return bus(id, agents ? id : undefined);
+    });
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+async function closeAll(bs: Bus[]): Promise<void> {
+  for (const b of bs) {
+    const i = buses.indexOf(b);
+    if (i >= 0) buses.splice(i, 1);
+  }
+  await Promise.allSettled(bs.map((b) => withTimeout(b.drain(), 3000, 'drain').catch(() => b.nc.close())));
 }
 
 /** Emits `n` pheromones of `type`, `k` in flight; returns them in order, and the rate. */
@@ -362,275 +452,586 @@ async function emitMany(
   opts: (i: number) => { ttl?: number; payload?: Record<string, unknown> } = () => ({}),
 ) {
   const out: Pheromone[] = new Array(n);
-  const r = await closedLoop(
-    k,
-    async (i) => {
-      out[i] = await fc.emit(type, opts(i));
-    },
-    { total: n },
-  );
+  const r = await closedLoop(k, n, async (i) => {
+    out[i] = await fc.emit(type, opts(i));
+  });
   if (r.errors) throw new Error(`emitting ${type}: ${r.errors} of ${n} failed (${r.firstError})`);
   return { pheromones: out, seconds: r.seconds, perSec: r.opsPerSec, callMs: dist(r.callMs) };
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. emit -> observe latency
+// 1. emit -> observe latency, `OBSERVERS` observers, `RATE` emits/s
 
-async function latency(m: () => ReturnType<typeof meter>) {
-  const warm = Math.round(RATE * WARMUP_S);
-  // The field
-  const observer = new FieldClient(await bus('lat-observer'));
-  const emitter = new FieldClient(await bus('lat-emitter'), { timeoutMs: CALL_TIMEOUT_MS });
-  const seen = new Map<number, number>();
-  let bytes = 0;
-  const obs = await observer.observe(['bench.>']);
-  observations.push(obs);
-  const reading = (async () => {
-    for await (const o of obs) {
-      const t = nowMs();
-      const p = o.pheromone;
-      if (p.type !== 'bench.lat' || p.event !== 'emitted' || o.initial || p.payload.warm) continue;
-      const seq = p.payload.seq as number;
-      if (!seen.has(seq)) seen.set(seq, t - (p.payload.t as number));
-      bytes ||= JSON.stringify(p).length;
+/** One observer child process (bench/field-observers.ts), driven over IPC. */
+class ObserverProc {
+  readonly child: ChildProcess;
+  private readonly waiting = new Map<string, ((m: FromObservers) => void)[]>();
+  seen = 0;
+  /** Its clock minus ours, ms (measured by ping). */
+  offsetMs = 0;
+  rttMs = Number.NaN;
+
+  constructor(index: number) {
+    // OBSERVERS_CPU_PROF=<dir>: a CPU profile of each observer process, written there at its exit.
+    const prof = process.env.OBSERVERS_CPU_PROF;
+    const profArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+    this.child = spawn(process.execPath, [...profArgs, '--import', 'tsx', here('./field-observers.ts')], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env },
+    });
+    observerProcs.push(this);
+    this.child.on('message', (m: FromObservers) => {
+      if (m.type === 'seen') {
+        this.seen = m.seen;
+        return;
+      }
+      if (m.type === 'error') {
+        log(`observers ${index}: ${m.message}`);
+        this.failAll(m.message);
+        return;
+      }
+      this.waiting.get(m.type)?.shift()?.(m);
+    });
+    this.child.once('exit', (code, signal) => this.failAll(`exited (code ${code}, signal ${signal})`));
+  }
+
+  /** Every call waiting for an answer fails with `message`. */
+  private failAll(message: string) {
+    for (const list of this.waiting.values()) for (const w of list.splice(0)) w({ type: 'error', message });
+  }
+
+  private next<T extends FromObservers['type']>(type: T, ms = 60_000): Promise<FromObservers & { type: T }> {
+    return withTimeout(
+      new Promise<FromObservers & { type: T }>((resolve, reject) => {
+        const list = this.waiting.get(type) ?? [];
+        list.push((m) =>
+          m.type === 'error' ? reject(new Error(m.message)) : resolve(m as FromObservers & { type: T }),
+        );
+        this.waiting.set(type, list);
+      }),
+      ms,
+      `observers: ${type}`,
+    );
+  }
+
+  send(m: ToObservers) {
+    this.child.send(m);
+  }
+
+  /** The offset of its clock from ours: of 30 pings, the one with the shortest round trip. */
+  async measureClock() {
+    let best = { rtt: Number.POSITIVE_INFINITY, offset: 0 };
+    for (let id = 0; id < 30; id++) {
+      const t0 = nowMs();
+      const pong = this.next('pong', 5000);
+      this.send({ type: 'ping', id });
+      const { t } = await pong;
+      const t1 = nowMs();
+      if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: t - (t0 + t1) / 2 };
     }
-  })();
-  log(`latency: field, ${warm} warm-up + ${N} emits at ${RATE}/s`);
-  const w = await steady(warm, RATE, (i) =>
-    emitter.emit('bench.lat', { payload: { seq: i, t: 0, warm: true } }),
+    this.offsetMs = best.offset;
+    this.rttMs = best.rtt;
+  }
+
+  async start(session: ObserverSession) {
+    this.seen = 0;
+    const ready = this.next('ready');
+    this.send({ type: 'start', session });
+    return (await ready).observeCallMs;
+  }
+
+  async stop() {
+    const r = this.next('result');
+    this.send({ type: 'stop' });
+    return r;
+  }
+}
+
+/** The observers' names split over the child processes. */
+const shares = (names: string[], parts: number) =>
+  Array.from({ length: parts }, (_, i) => names.filter((_, j) => j % parts === i));
+
+/** Starts a session of `names` over the processes; returns a stop that merges the results. */
+async function startObservers(procs: ObserverProc[], base: Omit<ObserverSession, 'names'>, names: string[]) {
+  const t0 = nowMs();
+  const parts = shares(names, procs.length);
+  const calls = (await Promise.all(procs.map((p, i) => p.start({ ...base, names: parts[i]! })))).flat();
+  const allS = (nowMs() - t0) / 1000;
+  return {
+    observeCallMs: dist(calls),
+    observeAllS: allS,
+    seen: () => procs.reduce((a, p) => a + p.seen, 0),
+    async stop() {
+      const results = await Promise.all(procs.map((p) => p.stop()));
+      const all: number[] = [];
+      const perObserverP99: number[] = [];
+      let missing = 0;
+      let observersMissingAny = 0;
+      let duplicates = 0;
+      let otherObservations = 0;
+      let initialObservations = 0;
+      results.forEach((r, pi) => {
+        duplicates += r.duplicates;
+        otherObservations += r.otherObservations;
+        initialObservations += r.initialObservations;
+        const off = procs[pi]!.offsetMs;
+        for (const row of r.latencies) {
+          const mine: number[] = [];
+          for (const x of row) if (x !== null) mine.push(x - off);
+          all.push(...mine);
+          perObserverP99.push(dist(mine).p99);
+          if (mine.length < base.n) observersMissingAny++;
+          missing += base.n - mine.length;
+        }
+      });
+      return {
+        pairsExpected: base.n * names.length,
+        pairsSeen: all.length,
+        missing,
+        observersMissingAny,
+        duplicates,
+        latencyMs: dist(all),
+        perObserverP99Ms: { min: Math.min(...perObserverP99), max: Math.max(...perObserverP99) },
+        otherObservations,
+        initialObservations,
+      };
+    },
+  };
+}
+
+/** CPU seconds of the observer processes together. */
+const observersCpu = (procs: ObserverProc[]) => procs.reduce((a, p) => a + cpuSeconds(p.child.pid), 0);
+
+/**
+ * One latency run at `rate`: the field (agents observing, trusted emitters), then raw KV (as many
+ * watchers and putters), `warmupS` then `seconds` each. `tag` keeps runs apart (types, keys).
+ */
+async function latencyRun(
+  m: () => Meter,
+  procs: ObserverProc[],
+  o: { tag: string; rate: number; warmupS: number; seconds: number },
+) {
+  const warm = Math.round(o.rate * o.warmupS);
+  const n = Math.round(o.rate * o.seconds);
+  const url = nats!.url;
+  const type = `lat.${o.tag}.item`;
+  const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+
+  // The field: agents observing through the hub, trusted emitters.
+  log(
+    `latency ${o.tag}: ${OBSERVERS} agent observers in ${procs.length} processes, ${EMITTERS} trusted emitters`,
   );
+  const emitBuses = await busesNamed(`lat-emit-${o.tag}`, EMITTERS, false);
+  const emitters = emitBuses.map(
+    (b, i) => new FieldClient(b, { by: `lat-emit-${i}`, timeoutMs: CALL_TIMEOUT_MS }),
+  );
+  const hubCpu0 = observersCpu(procs);
+  const hubObs = await startObservers(
+    procs,
+    { mode: 'hub', url, prefix, pattern: `lat.${o.tag}.>`, n },
+    Array.from({ length: OBSERVERS }, (_, i) => `lat-obs-${i}`),
+  );
+  const emit = (i: number, payload: Record<string, unknown>) =>
+    emitters[i % EMITTERS]!.emit(type, { payload });
+  log(`latency ${o.tag}: field, ${warm} warm-up + ${n} emits at ${o.rate}/s`);
+  const w = await steady(warm, o.rate, (i) => emit(i, { seq: i, t: 0, warm: true }));
   if (w.errors) throw new Error(`latency warm-up: ${w.errors} emits failed (${w.firstError})`);
   const meterHub = m();
-  const hubRun = await steady(N, RATE, (i) => emitter.emit('bench.lat', { payload: { seq: i, t: nowMs() } }));
-  await until(() => seen.size >= N - hubRun.errors, 15_000);
-  const hubCost = await meterHub(N);
-  obs.stop();
-  await reading;
+  const hubRun = await steady(n, o.rate, (i) => emit(i, { seq: i, t: nowMs() }));
+  const hubCost = await meterHub(n);
+  const hubAllSeen = await until(() => hubObs.seen() >= (n - hubRun.errors) * OBSERVERS, 10_000);
+  const hubPairs = await hubObs.stop();
+  const hubObsCpuUs = ((observersCpu(procs) - hubCpu0) * 1e6) / ((warm + n) * OBSERVERS);
+  await closeAll(emitBuses);
 
-  // Raw KV: put on one connection, watch on another
-  const rawPut = await new Kvm((await bus('raw-put')).nc).open(RAW_BUCKET);
-  const rawWatch = await new Kvm((await bus('raw-watch')).nc).open(RAW_BUCKET);
-  const rawSeen = new Map<number, number>();
-  let rawBytes = 0;
-  const it = await rawWatch.watch({ key: '*.bench.>' });
-  observations.push(it);
-  const rawReading = (async () => {
-    for await (const e of it) {
-      const t = nowMs();
-      if (e.operation !== 'PUT') continue;
-      const p = e.json<Pheromone>();
-      if (p.payload.warm) continue;
-      const seq = p.payload.seq as number;
-      if (!rawSeen.has(seq)) rawSeen.set(seq, t - (p.payload.t as number));
-      rawBytes ||= e.length;
-    }
-  })();
-  const put = (tag: string, i: number, payload: Record<string, unknown>) => {
-    const id = rawId(tag, i);
-    return rawPut.put(`${id}.bench.lat`, JSON.stringify(record(id, 'bench.lat', payload)));
+  // Raw KV: as many putters and watchers, each on its own connection.
+  log(`latency ${o.tag}: raw KV, ${OBSERVERS} watchers in ${procs.length} processes, ${EMITTERS} putters`);
+  const putBuses = await busesNamed(`raw-put-${o.tag}`, EMITTERS, false);
+  const putKvs: KV[] = await Promise.all(putBuses.map((b) => new Kvm(b.nc).open(RAW.lat)));
+  const rawCpu0 = observersCpu(procs);
+  const rawObs = await startObservers(
+    procs,
+    { mode: 'raw', url, prefix, pattern: `*.lat.${o.tag}.>`, bucket: RAW.lat, n },
+    Array.from({ length: OBSERVERS }, (_, i) => `raw-watch-${i}`),
+  );
+  const put = (t: string, i: number, payload: Record<string, unknown>) => {
+    const id = rawId(`${o.tag}${t}`, i);
+    return putKvs[i % EMITTERS]!.put(`${id}.${type}`, JSON.stringify(record(id, type, payload)));
   };
-  log(`latency: raw KV, ${warm} warm-up + ${N} puts at ${RATE}/s`);
-  const rw = await steady(warm, RATE, (i) => put('w', i, { seq: i, t: 0, warm: true }));
+  log(`latency ${o.tag}: raw KV, ${warm} warm-up + ${n} puts at ${o.rate}/s`);
+  const rw = await steady(warm, o.rate, (i) => put('w', i, { seq: i, t: 0, warm: true }));
   if (rw.errors) throw new Error(`raw warm-up: ${rw.errors} puts failed (${rw.firstError})`);
   const meterRaw = m();
-  const rawRun = await steady(N, RATE, (i) => put('l', i, { seq: i, t: nowMs() }));
-  await until(() => rawSeen.size >= N - rawRun.errors, 15_000);
-  const rawCost = await meterRaw(N);
-  it.stop();
-  await rawReading;
+  const rawRun = await steady(n, o.rate, (i) => put('l', i, { seq: i, t: nowMs() }));
+  const rawCost = await meterRaw(n);
+  const rawAllSeen = await until(() => rawObs.seen() >= (n - rawRun.errors) * OBSERVERS, 10_000);
+  const rawPairs = await rawObs.stop();
+  const rawObsCpuUs = ((observersCpu(procs) - rawCpu0) * 1e6) / ((warm + n) * OBSERVERS);
+  await closeAll(putBuses);
 
-  const hubD = dist([...seen.values()]);
-  const rawD = dist([...rawSeen.values()]);
+  const { callMs: hubCalls, ...hubSched } = hubRun;
+  const { callMs: rawCalls, ...rawSched } = rawRun;
   return {
-    n: N,
-    rate: RATE,
-    warmupS: WARMUP_S,
+    rate: o.rate,
+    warmupS: o.warmupS,
+    seconds: o.seconds,
+    emits: n,
     hub: {
-      emitted: N - hubRun.errors,
-      errors: hubRun.errors,
-      firstError: hubRun.firstError,
-      observed: seen.size,
-      missing: N - seen.size,
-      achievedRate: hubRun.achievedRate,
-      latencyMs: hubD,
-      emitCallMs: dist(hubRun.callMs),
-      recordBytes: bytes,
+      ...hubSched,
+      allSeenWithin10s: hubAllSeen,
+      ...hubPairs,
+      emitCallMs: dist(hubCalls),
+      observeCallMs: hubObs.observeCallMs,
+      observeAllS: hubObs.observeAllS,
       ...hubCost,
+      /** Sum of coresBusy over the measured window: 2 means this 2-core machine was saturated. */
+      machineCoresBusy: sum(hubCost.coresBusy),
+      /** The observer processes' CPU per observation (warm-up included), µs: FieldClient.observe's cost. */
+      observerCpuUsPerObservation: hubObsCpuUs,
     },
     raw: {
-      put: N - rawRun.errors,
-      errors: rawRun.errors,
-      firstError: rawRun.firstError,
-      observed: rawSeen.size,
-      missing: N - rawSeen.size,
-      achievedRate: rawRun.achievedRate,
-      latencyMs: rawD,
-      putCallMs: dist(rawRun.callMs),
-      recordBytes: rawBytes,
+      ...rawSched,
+      allSeenWithin10s: rawAllSeen,
+      ...rawPairs,
+      putCallMs: dist(rawCalls),
+      watchCallMs: rawObs.observeCallMs,
+      watchAllS: rawObs.observeAllS,
       ...rawCost,
+      machineCoresBusy: sum(rawCost.coresBusy),
+      /** The watcher processes' CPU per observation (warm-up included), µs: kv.watch's cost. */
+      observerCpuUsPerObservation: rawObsCpuUs,
     },
-    ratioHubOverRaw: { p50: ratio(hubD.p50, rawD.p50), p99: ratio(hubD.p99, rawD.p99) },
+    ratioHubOverRaw: {
+      latency: ratios(hubPairs.latencyMs, rawPairs.latencyMs),
+      call: ratios(dist(hubCalls), dist(rawCalls), ['p50', 'p99']),
+      observerCpuPerObservation: ratio(hubObsCpuUs, rawObsCpuUs),
+    },
+  };
+}
+
+async function latency(m: () => Meter, procs: ObserverProc[]) {
+  const main = await latencyRun(m, procs, { tag: 'main', rate: RATE, warmupS: WARMUP_S, seconds: SECONDS });
+  // The same shape at a rate this machine takes without saturating (a reference, not issue 15's).
+  const ref = REF_RATE
+    ? await latencyRun(m, procs, { tag: 'ref', rate: REF_RATE, warmupS: 0.5, seconds: QUICK ? 1 : 2 })
+    : null;
+  return {
+    observers: OBSERVERS,
+    observerProcesses: procs.length,
+    /** Each observer process's clock minus this one's (subtracted from its latencies), and the ping's round trip. */
+    observerClocks: procs.map((p) => ({ offsetMs: p.offsetMs, rttMs: p.rttMs })),
+    emitters: EMITTERS,
+    load: 'emits from trusted connections in this process (not rate limited); observers are agents (field.observe.<id>), each on its own connection, in the observer processes',
+    ...main,
+    atReferenceRate: ref,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. emit throughput
+// 2. claim races, `C` claimants per pheromone
 
-async function throughput(m: () => ReturnType<typeof meter>) {
-  const emitter = new FieldClient(await bus('thr-emitter'), { timeoutMs: CALL_TIMEOUT_MS });
-  const warmS = Math.min(0.5, SECONDS / 4);
-  log(`throughput: field, ${K} in flight for ${SECONDS} s`);
-  await closedLoop(K, (i) => emitter.emit('thr.item', { payload: { i, warm: true } }), { seconds: warmS });
-  const meterHub = m();
-  const hubRun = await closedLoop(K, (i) => emitter.emit('thr.item', { payload: { i } }), {
-    seconds: SECONDS,
-  });
-  const hubCost = await meterHub(hubRun.ops);
-
-  const kv: KV = await new Kvm((await bus('thr-raw')).nc).open(RAW_THR_BUCKET);
-  const put = (tag: string, i: number, payload: Record<string, unknown>) => {
-    const id = rawId(tag, i);
-    return kv.put(`${id}.thr.item`, JSON.stringify(record(id, 'thr.item', payload)));
-  };
-  log(`throughput: raw KV, ${K} in flight for ${SECONDS} s`);
-  await closedLoop(K, (i) => put('tw', i, { i, warm: true }), { seconds: warmS });
-  const meterRaw = m();
-  const rawRun = await closedLoop(K, (i) => put('t', i, { i }), { seconds: SECONDS });
-  const rawCost = await meterRaw(rawRun.ops);
-  const { callMs: hubCalls, ...hubRest } = hubRun;
-  const { callMs: rawCalls, ...rawRest } = rawRun;
-  return {
-    k: K,
-    seconds: SECONDS,
-    hub: { ...hubRest, emitCallMs: dist(hubCalls), ...hubCost },
-    raw: { ...rawRest, putCallMs: dist(rawCalls), ...rawCost },
-    ratioHubOverRaw: { opsPerSec: ratio(hubRun.opsPerSec, rawRun.opsPerSec) },
-  };
+interface Race {
+  /** First claim sent -> last claim answered. */
+  resolutionMs: number[];
+  /** First claim sent -> the winner's answer. */
+  winnerMs: number[];
+  callMs: number[];
+  exactlyOne: number;
+  none: number;
+  several: number;
+  /** Every loser was told the winner. */
+  losersSawWinner: number;
+  winners: string[];
+  errors: number;
+  rateLimited: number;
+  firstError: string | null;
 }
 
-// ---------------------------------------------------------------------------------------------
-// 3. claim contention
-
-async function claimRound(
-  mode: 'agent' | 'trusted',
-  emitter: FieldClient,
-  claimers: Bus[],
-  m: () => ReturnType<typeof meter>,
-) {
-  const type = `claim.${mode}`;
-  const M = mode === 'agent' ? MA : TRUSTED_M;
-  const { pheromones } = await emitMany(emitter, M, 32, type);
-  const names = claimers.map((_, i) => `claimer-${mode}-${i}`);
-  const clients = claimers.map((b, i) =>
-    mode === 'agent'
-      ? new FieldClient(b, { agentId: names[i]!, timeoutMs: CALL_TIMEOUT_MS })
-      : new FieldClient(b, { by: names[i]!, timeoutMs: CALL_TIMEOUT_MS }),
-  );
-  const winners = new Map<string, string[]>();
-  const losersSaw = new Map<string, Set<string>>();
-  const callMs: number[] = [];
-  let errors = 0;
-  let firstError: string | null = null;
-  log(`claims (${mode}): ${C} connections x ${M} pheromones, ${CLAIM_WINDOW} in flight each`);
-  const cost = m();
-  const t0 = nowMs();
-  await Promise.all(
-    clients.map(async (fc, ci) => {
-      let next = 0;
-      const lane = async () => {
-        while (next < M) {
-          const p = pheromones[next++]!;
-          const t = nowMs();
-          try {
-            const r = await fc.claim(p);
-            callMs.push(nowMs() - t);
-            if (r.claimed) winners.set(p.id, [...(winners.get(p.id) ?? []), names[ci]!]);
-            else {
-              const s = losersSaw.get(p.id) ?? new Set<string>();
-              s.add(r.pheromone.claimedBy ?? '(none)');
-              losersSaw.set(p.id, s);
-            }
-          } catch (err) {
-            errors++;
-            firstError ??= errText(err);
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: CLAIM_WINDOW }, lane));
-    }),
-  );
-  const seconds = (nowMs() - t0) / 1000;
-  const claims = callMs.length + errors;
-  const costs = await cost(claims);
-  // The stored records: claimed by the one winner each reply named.
-  const kv = await openKv(claimers[0]!, claimers[0]!.names.buckets.field, PheromoneSchema);
-  let storedMatch = 0;
-  let losersConsistent = 0;
-  for (const p of pheromones) {
-    const w = winners.get(p.id);
-    const got = await kv.get(`${p.id}.${p.type}`);
-    if (w?.length === 1 && got?.value.claimedBy === w[0]) storedMatch++;
-    const saw = losersSaw.get(p.id);
-    if (w?.length === 1 && saw && saw.size === 1 && saw.has(w[0]!)) losersConsistent++;
-  }
-  const counts = [...winners.values()].map((w) => w.length);
-  const exactlyOne = pheromones.filter((p) => winners.get(p.id)?.length === 1).length;
-  return {
-    mode,
-    pheromones: M,
-    connections: C,
-    windowPerConnection: CLAIM_WINDOW,
-    claims,
-    errors,
-    firstError,
-    winners: counts.reduce((a, b) => a + b, 0),
-    pheromonesWithExactlyOneWinner: exactlyOne,
-    pheromonesWithNoWinner: M - winners.size,
-    pheromonesWithSeveralWinners: counts.filter((x) => x > 1).length,
-    /** Stored record's claimedBy is the winner. */
-    storedRecordsMatchWinner: storedMatch,
-    /** Every loser's reply named the winner. */
-    losersSawWinner: losersConsistent,
-    ok: exactlyOne === M && storedMatch === M && errors === 0,
-    seconds,
-    claimsPerSec: claims / seconds,
-    pheromonesPerSec: M / seconds,
-    claimCallMs: dist(callMs),
-    claimsOver1s: callMs.filter((x) => x > 1000).length,
-    claimsOver10s: callMs.filter((x) => x > 10_000).length,
-    callTimeoutMs: CALL_TIMEOUT_MS,
-    ...costs,
+/**
+ * Races `count` pheromones one after another: for each, every claimant's `claim(j)` starts at once
+ * (in an order rotating with j); `claim` returns whether it won and the holder it saw.
+ */
+async function races(
+  count: number,
+  claimants: number,
+  claim: (j: number, ci: number) => Promise<{ won: boolean; holder: string | null }>,
+  nameOf: (ci: number) => string,
+): Promise<Race> {
+  const r: Race = {
+    resolutionMs: [],
+    winnerMs: [],
+    callMs: [],
+    exactlyOne: 0,
+    none: 0,
+    several: 0,
+    losersSawWinner: 0,
+    winners: [],
+    errors: 0,
+    rateLimited: 0,
+    firstError: null,
   };
-}
-
-async function claimContention(mode: 'agent' | 'trusted', m: () => ReturnType<typeof meter>) {
-  const emitter = new FieldClient(await bus(`claim-emitter-${mode}`), { timeoutMs: CALL_TIMEOUT_MS });
-  const claimers: Bus[] = [];
-  for (let i = 0; i < C; i++) claimers.push(await bus(`claimer-${mode}-${i}`));
-  const r = await claimRound(mode, emitter, claimers, m);
-  for (const b of claimers) {
-    buses.splice(buses.indexOf(b), 1);
-    await b.drain().catch(() => {});
+  for (let j = 0; j < count; j++) {
+    const won: number[] = [];
+    const saw = new Set<string>();
+    let tWin = Number.NaN;
+    let tLast = 0;
+    const t0 = nowMs();
+    const calls: Promise<void>[] = [];
+    for (let k = 0; k < claimants; k++) {
+      const ci = (j + k) % claimants;
+      const t = nowMs();
+      calls.push(
+        claim(j, ci).then(
+          (x) => {
+            const now = nowMs();
+            r.callMs.push(now - t);
+            tLast = Math.max(tLast, now);
+            if (x.won) {
+              won.push(ci);
+              tWin = now;
+            } else saw.add(x.holder ?? '(none)');
+          },
+          (err: unknown) => {
+            tLast = Math.max(tLast, nowMs());
+            r.errors++;
+            if (isRateLimited(err)) r.rateLimited++;
+            r.firstError ??= errText(err);
+          },
+        ),
+      );
+    }
+    await Promise.all(calls);
+    r.resolutionMs.push(tLast - t0);
+    if (won.length === 1) {
+      r.exactlyOne++;
+      r.winnerMs.push(tWin - t0);
+      r.winners.push(nameOf(won[0]!));
+      if (saw.size === 1 && saw.has(nameOf(won[0]!))) r.losersSawWinner++;
+      else if (claimants === 1) r.losersSawWinner++;
+    } else if (won.length === 0) r.none++;
+    else r.several++;
   }
   return r;
 }
 
-// ---------------------------------------------------------------------------------------------
-// 4. expiry lag
+function raceSummary(r: Race, count: number) {
+  return {
+    pheromones: count,
+    claimsPerPheromone: C,
+    claims: r.callMs.length + r.errors,
+    errors: r.errors,
+    rateLimited: r.rateLimited,
+    firstError: r.firstError,
+    pheromonesWithExactlyOneWinner: r.exactlyOne,
+    pheromonesWithNoWinner: r.none,
+    pheromonesWithSeveralWinners: r.several,
+    /** Every loser's answer named the winner. */
+    losersSawWinner: r.losersSawWinner,
+    distinctWinners: new Set(r.winners).size,
+    resolutionMs: dist(r.resolutionMs),
+    winnerAnsweredMs: dist(r.winnerMs),
+    claimCallMs: dist(r.callMs),
+  };
+}
 
-async function expiry() {
-  const observer = new FieldClient(await bus('exp-observer'));
-  const emitter = new FieldClient(await bus('exp-emitter'), { timeoutMs: CALL_TIMEOUT_MS });
-  const lag = new Map<string, { lag: number; hubLag: number; deliver: number }>();
+/**
+ * What a trusted ref without a type costs the hub: its key lookup (store.ts findKey: a direct get
+ * of the first message under `$KV.<bucket>.<id>.>` from sequence 1), for the bucket's oldest and
+ * newest pheromone, against the typed path's exact-key get; LOOKUPS each, one at a time, with the
+ * server's CPU per lookup (/proc's 10 ms ticks: coarse).
+ */
+async function keyLookupProbe(b: Bus, m: () => Meter, oldest: Pheromone, newest: Pheromone) {
+  const LOOKUPS = 200;
+  const bucket = b.names.buckets.field;
+  const kv = await new Kvm(b.nc).open(bucket);
+  const time = async (f: () => Promise<unknown>) => {
+    const cost = m();
+    const ms: number[] = [];
+    for (let i = 0; i < LOOKUPS; i++) {
+      const t = nowMs();
+      await f();
+      ms.push(nowMs() - t);
+    }
+    const c = await cost(LOOKUPS);
+    return { ms: dist(ms), natsCpuMsPerLookup: c.cpuMsPerOp.nats };
+  };
+  const lookup = (p: Pheromone) => () => nextBySubject(b, `KV_${bucket}`, 1, `$KV.${bucket}.${p.id}.>`);
+  return {
+    bucketMessages: (await b.jsm.streams.info(`KV_${bucket}`)).state.messages,
+    wildcardNextBySubjectOldest: await time(lookup(oldest)),
+    wildcardNextBySubjectNewest: await time(lookup(newest)),
+    exactKeyGetNewest: await time(() => kv.get(`${newest.id}.${newest.type}`)),
+  };
+}
+
+/** The field's race: agents (`field.claim.<id>.<type>`), or trusted clients naming only the id. */
+async function claimRace(mode: 'agent' | 'trusted', m: () => Meter) {
+  const M = mode === 'agent' ? MA : TRUSTED_M;
+  const type = `claim.${mode}`;
+  const name = mode === 'agent' ? 'claim-a' : 'claim-t';
+  const emitterBus = await bus(`${name}-emitter`);
+  const emitter = new FieldClient(emitterBus, { timeoutMs: CALL_TIMEOUT_MS });
+  // The per-agent field rate: each claimant makes one claim per pheromone; beyond the burst (with
+  // some headroom) they are whitelisted, and the JSON says so.
+  let limits = 'defaults (trusted clients are not rate limited)';
+  if (mode === 'agent') {
+    const perAgent = M + CLAIM_WARM;
+    if (perAgent > DEFAULT_RATES.field.burst * 0.8) {
+      const overrides = Object.fromEntries(
+        Array.from({ length: C }, (_, i) => [`${name}-${i}`, 'unlimited']),
+      );
+      await (await openLimitsKv(emitterBus)).put(LIMITS_KEY, LimitsSchema.parse({ v: 1, overrides }));
+      await sleep(300);
+      limits = `overrides: the ${C} claimants 'unlimited' (${perAgent} claims each > 80% of the burst ${DEFAULT_RATES.field.burst})`;
+    } else
+      limits = `defaults (${DEFAULT_RATES.field.perSecond}/s, burst ${DEFAULT_RATES.field.burst} per agent; ${perAgent} claims each)`;
+  }
+  const bucketMessages = (await emitterBus.jsm.streams.info(`KV_${emitterBus.names.buckets.field}`)).state
+    .messages;
+  const { pheromones } = await emitMany(emitter, M + CLAIM_WARM, 32, type);
+  const lookupProbe =
+    mode === 'trusted' && oldestLive
+      ? await keyLookupProbe(emitterBus, m, oldestLive, pheromones.at(-1)!)
+      : undefined;
+  const claimBuses = await busesNamed(name, C, mode === 'agent');
+  const names = claimBuses.map((_, i) => `${name}-${i}`);
+  const clients = claimBuses.map((b, i) =>
+    mode === 'agent'
+      ? new FieldClient(b, { agentId: names[i]!, timeoutMs: CALL_TIMEOUT_MS })
+      : new FieldClient(b, { by: names[i]!, timeoutMs: CALL_TIMEOUT_MS }),
+  );
+  // Agents name the type in the subject; trusted clients here name only the id (a key lookup).
+  const ref = (p: Pheromone) => (mode === 'agent' ? p : { id: p.id, type: '' });
+  const claimOf = (off: number) => async (j: number, ci: number) => {
+    const r = await clients[ci]!.claim(ref(pheromones[off + j]!));
+    return { won: r.claimed, holder: r.pheromone.claimedBy };
+  };
+  log(`claims (${mode}): ${CLAIM_WARM} warm-up + ${M} pheromones, ${C} claimants each`);
+  await races(CLAIM_WARM, C, claimOf(0), (ci) => names[ci]!);
+  const cost = m();
+  const t0 = nowMs();
+  const r = await races(M, C, claimOf(CLAIM_WARM), (ci) => names[ci]!);
+  const seconds = (nowMs() - t0) / 1000;
+  const costs = await cost(M * C);
+  // The stored records: claimed by the one winner each reply named.
+  const kv = await openKv(emitterBus, emitterBus.names.buckets.field, PheromoneSchema);
+  let storedMatch = 0;
+  for (let j = 0; j < M; j++) {
+    const p = pheromones[CLAIM_WARM + j]!;
+    const got = await kv.get(`${p.id}.${p.type}`);
+    if (got && got.value.claimedBy !== null && r.winners.includes(got.value.claimedBy)) storedMatch++;
+  }
+  await closeAll([...claimBuses, emitterBus]);
+  const s = raceSummary(r, M);
+  return {
+    mode,
+    path:
+      mode === 'agent'
+        ? 'field.claim.<agent>.<type> (the key from the subject)'
+        : 'field.claim {id, by} without type (the hub finds the key: one direct get)',
+    limits,
+    fieldBucketMessagesBefore: bucketMessages,
+    ...(lookupProbe ? { keyLookupProbe: lookupProbe } : {}),
+    ...s,
+    storedRecordsMatchWinner: storedMatch,
+    ok: s.pheromonesWithExactlyOneWinner === M && storedMatch === M && s.errors === 0,
+    seconds,
+    claimsPerSec: (M * C) / seconds,
+    ...costs,
+  };
+}
+
+/** Raw: `C` connections racing `update(key, claimed, revision)`; a loser reads the winner. */
+async function rawClaimRace(m: () => Meter) {
+  const M = MA;
+  const putBus = await bus('raw-claim-put');
+  const kvPut = await new Kvm(putBus.nc).open(RAW.claim);
+  const keys: { key: string; revision: number; rec: Pheromone }[] = [];
+  await closedLoop(32, M + CLAIM_WARM, async (i) => {
+    const id = rawId('k', i);
+    const rec = record(id, 'claim.raw', {});
+    const key = `${id}.claim.raw`;
+    keys[i] = { key, revision: await kvPut.put(key, JSON.stringify(rec)), rec };
+  });
+  const claimBuses = await busesNamed('raw-claim', C, false);
+  const kvs = await Promise.all(claimBuses.map((b) => new Kvm(b.nc).open(RAW.claim)));
+  const names = claimBuses.map((_, i) => `raw-claim-${i}`);
+  const claimOf = (off: number) => async (j: number, ci: number) => {
+    const { key, revision, rec } = keys[off + j]!;
+    const now = Date.now();
+    const mine = { ...rec, claimedBy: names[ci]!, claimedAt: now, event: 'claimed', eventAt: now };
+    try {
+      await kvs[ci]!.update(key, JSON.stringify(mine), revision);
+      return { won: true, holder: names[ci]! };
+    } catch {
+      const got = await kvs[ci]!.get(key);
+      return { won: false, holder: got ? got.json<Pheromone>().claimedBy : null };
+    }
+  };
+  log(`claims (raw): ${CLAIM_WARM} warm-up + ${M} keys, ${C} connections each`);
+  await races(CLAIM_WARM, C, claimOf(0), (ci) => names[ci]!);
+  const cost = m();
+  const t0 = nowMs();
+  const r = await races(M, C, claimOf(CLAIM_WARM), (ci) => names[ci]!);
+  const seconds = (nowMs() - t0) / 1000;
+  const costs = await cost(M * C);
+  let storedMatch = 0;
+  for (let j = 0; j < M; j++) {
+    const got = await kvPut.get(keys[CLAIM_WARM + j]!.key);
+    const by = got?.json<Pheromone>().claimedBy;
+    if (by && r.winners.includes(by)) storedMatch++;
+  }
+  await closeAll([...claimBuses, putBus]);
+  const s = raceSummary(r, M);
+  return {
+    path: 'kv.update(key, value, expected revision) on a plain bucket; a loser then kv.get',
+    ...s,
+    storedRecordsMatchWinner: storedMatch,
+    ok: s.pheromonesWithExactlyOneWinner === M && storedMatch === M && s.errors === 0,
+    seconds,
+    claimsPerSec: (M * C) / seconds,
+    ...costs,
+  };
+}
+
+async function claims(m: () => Meter) {
+  const hubR = await claimRace('agent', m);
+  const rawR = await rawClaimRace(m);
+  return {
+    agent: hubR,
+    raw: rawR,
+    ratioHubOverRaw: {
+      resolution: ratios(hubR.resolutionMs, rawR.resolutionMs, ['p50', 'p99', 'max']),
+      claimCall: ratios(hubR.claimCallMs, rawR.claimCallMs, ['p50', 'p99', 'max']),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. expiry lag
+
+// ttls 1..3 s, in an order that mixes them (i * 7919 mod n is a permutation for n not a multiple of 7919).
+const ttlMsOf = (i: number) =>
+  Math.round(1000 + (2000 * ((i * 7919) % EXPIRY_N)) / Math.max(1, EXPIRY_N - 1));
+
+async function expiryHub() {
+  const obsBus = await bus('exp-obs', 'exp-obs');
+  const observer = new FieldClient(obsBus, { agentId: 'exp-obs' });
+  const emitBus = await bus('exp-emitter');
+  const emitter = new FieldClient(emitBus, { timeoutMs: CALL_TIMEOUT_MS });
+  /** Per pheromone, the first `gone` observation. */
+  const first = new Map<
+    string,
+    { kind: 'expired' | 'removed' | 'deleted'; lag: number; hubLag: number | null }
+  >();
+  let goneObservations = 0;
+  let otherEvents = 0;
   const obs = await observer.observe(['exp.>']);
   observations.push(obs);
-  let otherEvents = 0;
   // A second view of the same keys: a bare KV watch of the field's bucket, deletes included.
   const rawView = new Map<string, { expiredPut: boolean; deleted: boolean }>();
-  const fieldBus = await bus('exp-raw-view');
-  const rawIt = await (await new Kvm(fieldBus.nc).open(fieldBus.names.buckets.field)).watch({
-    key: '*.exp.>',
-  });
+  const viewBus = await bus('exp-raw-view');
+  const rawIt = await (await new Kvm(viewBus.nc).open(viewBus.names.buckets.field)).watch({ key: '*.exp.>' });
   observations.push(rawIt);
   const rawReading = (async () => {
     for await (const e of rawIt) {
@@ -643,84 +1044,147 @@ async function expiry() {
   })();
   const reading = (async () => {
     for await (const o of obs) {
-      const now = Date.now();
+      const now = nowMs();
       const p = o.pheromone;
-      if (p.event === 'expired' && p.expiresAt !== null) {
-        if (!lag.has(p.id))
-          lag.set(p.id, {
-            lag: now - p.expiresAt,
-            hubLag: p.eventAt - p.expiresAt,
-            deliver: now - p.eventAt,
-          });
-      } else if (p.event !== 'emitted') otherEvents++;
+      if (!o.gone) {
+        if (p.event !== 'emitted') otherEvents++;
+        continue;
+      }
+      goneObservations++;
+      if (first.has(p.id) || p.expiresAt === null) continue;
+      const kind = p.event === 'expired' ? 'expired' : p.event === 'removed' ? 'removed' : 'deleted';
+      first.set(p.id, {
+        kind,
+        lag: now - p.expiresAt,
+        hubLag: kind === 'expired' ? p.eventAt - p.expiresAt : null,
+      });
     }
   })();
-  // ttls 1..3 s, in an order that mixes them (i * 7919 mod n is a permutation for n not a multiple of 7919).
-  const ttl = (i: number) => 1 + (2 * ((i * 7919) % EXPIRY_N)) / Math.max(1, EXPIRY_N - 1);
   log(`expiry: ${EXPIRY_N} pheromones with ttl 1-3 s`);
   const tEmit = nowMs();
   const { pheromones, seconds } = await emitMany(emitter, EXPIRY_N, 32, 'exp.item', (i) => ({
-    ttl: Number(ttl(i).toFixed(3)),
+    ttl: ttlMsOf(i) / 1000,
   }));
   const lastExpiry = Math.max(...pheromones.map((p) => p.expiresAt ?? 0));
-  // Until every expiry is seen, or every key is deleted (then a second more for the observer).
-  const deleted = () => [...rawView.values()].filter((v) => v.deleted).length;
-  await until(
-    () => lag.size >= EXPIRY_N || deleted() >= EXPIRY_N,
-    Math.max(0, lastExpiry - Date.now()) + 15_000,
-  );
-  await until(() => lag.size >= EXPIRY_N, 1000);
+  await until(() => first.size >= EXPIRY_N, Math.max(0, lastExpiry - Date.now()) + 15_000);
   const waitedS = (nowMs() - tEmit) / 1000;
   obs.stop();
   await reading;
-  // Every expired pheromone's key is deleted afterwards.
-  await sleep(300);
+  await until(() => [...rawView.values()].filter((v) => v.deleted).length >= EXPIRY_N, 2000);
   rawIt.stop();
   await rawReading;
-  const kv = await openKv(buses[0]!, buses[0]!.names.buckets.field, PheromoneSchema);
+  const kv = await openKv(emitBus, emitBus.names.buckets.field, PheromoneSchema);
   const left = (await kv.keys('*.exp.>')).length;
   // The hub's audit trail: one `expired` event per pheromone it ended.
-  const n = fieldBus.names;
-  const audit = await fieldBus.jsm.streams.info(n.streams.field, {
+  const n = emitBus.names;
+  const audit = await emitBus.jsm.streams.info(n.streams.field, {
     subjects_filter: n.subjects.fieldAudit('expired', '*', 'exp.>'),
   });
   const audited = new Set(Object.keys(audit.state.subjects ?? {}).map((s) => s.split('.').at(-3)!));
-  const missed = pheromones.filter((p) => !lag.has(p.id));
-  const vals = [...lag.values()];
+  await closeAll([obsBus, emitBus, viewBus]);
+  const vals = [...first.values()];
+  const missed = pheromones.filter((p) => !first.has(p.id));
+  const hubLags = vals.flatMap((v) => (v.hubLag === null ? [] : [v.hubLag]));
   return {
-    n: EXPIRY_N,
     emitSeconds: seconds,
-    expiredSeen: lag.size,
-    allExpired: lag.size === EXPIRY_N,
+    seen: first.size,
+    allSeen: first.size === EXPIRY_N,
+    /** Which observation came first per pheromone: its `expired` revision, or the key's delete. */
+    firstBy: {
+      expired: vals.filter((v) => v.kind === 'expired').length,
+      deleted: vals.filter((v) => v.kind === 'deleted').length,
+      removed: vals.filter((v) => v.kind === 'removed').length,
+    },
+    goneObservations,
+    otherEvents,
     keysLeftAfter: left,
     /** Pheromones of this section with an `expired` event in the hub's audit trail. */
     expiredAudited: pheromones.filter((p) => audited.has(p.id)).length,
     /** The bare KV watch of the same keys: `expired` revisions and deletes it saw. */
-    rawWatch: {
+    rawWatchOfFieldBucket: {
       expiredPuts: [...rawView.values()].filter((v) => v.expiredPut).length,
       deletes: [...rawView.values()].filter((v) => v.deleted).length,
-      deletedWithoutExpiredPut: [...rawView.values()].filter((v) => v.deleted && !v.expiredPut).length,
     },
-    /** Pheromones whose `expired` revision the FieldClient never delivered (first 5). */
-    missedByObserver: missed.slice(0, 5).map((p) => ({
-      id: p.id,
-      audited: audited.has(p.id),
-      rawWatch: rawView.get(p.id) ?? null,
-    })),
-    otherEvents,
+    /** Pheromones never observed gone (first 5). */
+    missed: missed
+      .slice(0, 5)
+      .map((p) => ({ id: p.id, audited: audited.has(p.id), rawWatch: rawView.get(p.id) ?? null })),
+    /** expiresAt (the hub's Date.now) -> first gone observation (this process's wall clock, sub-ms). */
     lagMs: dist(vals.map((v) => v.lag)),
-    /** eventAt - expiresAt: the hub's timer and its write. */
-    hubLagMs: dist(vals.map((v) => v.hubLag)),
-    /** seen - eventAt: the write's way to the observer. */
-    deliverMs: dist(vals.map((v) => v.deliver)),
+    /** eventAt - expiresAt of the `expired` revisions: the hub's timer and write. */
+    hubLagMs: dist(hubLags),
     waitedS,
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// 5. late-subscriber catch-up
+async function expiryRaw() {
+  const putBus = await bus('rawexp-put');
+  const watchBus = await bus('rawexp-watch');
+  const kv = await new Kvm(putBus.nc).open(RAW.exp);
+  const seen = new Map<string, number>();
+  const expiresAt = new Map<string, number>();
+  const it = await (await new Kvm(watchBus.nc).open(RAW.exp)).watch({ key: '*.exp.>' });
+  observations.push(it);
+  const reading = (async () => {
+    for await (const e of it) {
+      if (e.operation === 'PUT') continue;
+      const at = expiresAt.get(e.key);
+      if (at !== undefined && !seen.has(e.key)) seen.set(e.key, nowMs() - at);
+    }
+  })();
+  const timers: NodeJS.Timeout[] = [];
+  let deleteErrors = 0;
+  log(`expiry (raw): ${EXPIRY_N} keys, a client timer deleting each at its expiresAt`);
+  const put = await closedLoop(32, EXPIRY_N, async (i) => {
+    const id = rawId('e', i);
+    const rec = record(id, 'exp.item', {}, ttlMsOf(i));
+    const key = `${id}.exp.item`;
+    const rev = await kv.put(key, JSON.stringify(rec));
+    expiresAt.set(key, rec.expiresAt!);
+    timers.push(
+      setTimeout(
+        () => {
+          kv.delete(key, { previousSeq: rev }).catch(() => deleteErrors++);
+        },
+        Math.max(0, rec.expiresAt! - Date.now()),
+      ),
+    );
+  });
+  if (put.errors) throw new Error(`raw expiry puts: ${put.errors} failed (${put.firstError})`);
+  const lastExpiry = Math.max(...expiresAt.values());
+  await until(() => seen.size >= EXPIRY_N, Math.max(0, lastExpiry - Date.now()) + 10_000);
+  for (const t of timers) clearTimeout(t);
+  it.stop();
+  await reading;
+  await closeAll([putBus, watchBus]);
+  return {
+    path: 'kv.put, then a setTimeout at expiresAt -> kv.delete (this nats-server has no per-message TTL); kv.watch sees the delete',
+    putSeconds: put.seconds,
+    seen: seen.size,
+    allSeen: seen.size === EXPIRY_N,
+    deleteErrors,
+    lagMs: dist([...seen.values()]),
+  };
+}
 
-async function observeAll(fc: FieldClient, patterns: string[], want: number) {
+async function expiry() {
+  const hubR = await expiryHub();
+  const rawR = await expiryRaw();
+  return {
+    n: EXPIRY_N,
+    ttlS: [1, 3],
+    hub: hubR,
+    raw: rawR,
+    ratioHubOverRaw: { lag: ratios(hubR.lagMs, rawR.lagMs, ['p50', 'p99', 'max']) },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. late-subscriber catch-up
+
+async function observeAll(agentId: string, patterns: string[], want: number) {
+  const b = await bus(agentId, agentId);
+  const fc = new FieldClient(b, { agentId, timeoutMs: CALL_TIMEOUT_MS });
   const t0 = nowMs();
   const obs: Observation = await fc.observe(patterns);
   observations.push(obs);
@@ -745,6 +1209,7 @@ async function observeAll(fc: FieldClient, patterns: string[], want: number) {
     () => false,
   );
   obs.stop();
+  await closeAll([b]);
   const ms = tAll - t0;
   return {
     patterns,
@@ -759,40 +1224,35 @@ async function observeAll(fc: FieldClient, patterns: string[], want: number) {
 }
 
 async function catchUp() {
-  const emitter = new FieldClient(await bus('cu-emitter'), { timeoutMs: CALL_TIMEOUT_MS });
+  const emitBus = await bus('cu-emitter');
+  const emitter = new FieldClient(emitBus, { timeoutMs: CALL_TIMEOUT_MS });
   log(`catch-up: emitting ${CATCHUP_N} pheromones, ${CATCHUP_K} in flight`);
   const emitted = await emitMany(emitter, CATCHUP_N, CATCHUP_K, 'catchup.item', (i) => ({ payload: { i } }));
-  const fieldKeys = (await buses[0]!.jsm.streams.info(`KV_${buses[0]!.names.buckets.field}`)).state;
+  const fieldState = (await emitBus.jsm.streams.info(`KV_${emitBus.names.buckets.field}`)).state;
   log(`catch-up: observe(['catchup.>']), then observe(['*'])`);
-  const narrow = await observeAll(new FieldClient(await bus('cu-narrow')), ['catchup.>'], CATCHUP_N);
-  const all = await observeAll(new FieldClient(await bus('cu-all')), ['*'], CATCHUP_N);
+  const narrow = await observeAll('cu-narrow', ['catchup.>'], CATCHUP_N);
+  const all = await observeAll('cu-all', ['*'], CATCHUP_N);
 
-  const kv = await new Kvm((await bus('cu-raw-put')).nc).open(RAW_CU_BUCKET);
+  const putBus = await bus('cu-raw-put');
+  const kv = await new Kvm(putBus.nc).open(RAW.cu);
   // As many other messages in the raw bucket as the field's holds besides the catch-up ones.
-  const fillers = Math.max(0, fieldKeys.messages - CATCHUP_N);
+  const fillers = Math.max(0, fieldState.messages - CATCHUP_N);
   log(
     `catch-up: raw KV, ${fillers} other keys, then ${CATCHUP_N} puts, ${CATCHUP_K} in flight, then a watch`,
   );
-  const fill = await closedLoop(
-    CATCHUP_K,
-    (i) => {
-      const id = rawId('f', i);
-      return kv.put(`${id}.other.item`, JSON.stringify(record(id, 'other.item', { i })));
-    },
-    { total: fillers },
-  );
+  const fill = await closedLoop(CATCHUP_K, fillers, (i) => {
+    const id = rawId('f', i);
+    return kv.put(`${id}.other.item`, JSON.stringify(record(id, 'other.item', { i })));
+  });
   if (fill.errors) throw new Error(`raw catch-up fillers: ${fill.errors} failed (${fill.firstError})`);
-  const put = await closedLoop(
-    CATCHUP_K,
-    (i) => {
-      const id = rawId('c', i);
-      return kv.put(`${id}.catchup.item`, JSON.stringify(record(id, 'catchup.item', { i })));
-    },
-    { total: CATCHUP_N },
-  );
+  const put = await closedLoop(CATCHUP_K, CATCHUP_N, (i) => {
+    const id = rawId('c', i);
+    return kv.put(`${id}.catchup.item`, JSON.stringify(record(id, 'catchup.item', { i })));
+  });
   if (put.errors) throw new Error(`raw catch-up puts: ${put.errors} failed (${put.firstError})`);
-  const rawKeys = (await buses[0]!.jsm.streams.info(`KV_${RAW_CU_BUCKET}`)).state;
-  const watcher = await new Kvm((await bus('cu-raw-watch')).nc).open(RAW_CU_BUCKET);
+  const rawState = (await putBus.jsm.streams.info(`KV_${RAW.cu}`)).state;
+  const watchBus = await bus('cu-raw-watch');
+  const watcher = await new Kvm(watchBus.nc).open(RAW.cu);
   const rawWatch = async (key: string) => {
     const t0 = nowMs();
     const it = await watcher.watch({ key });
@@ -832,6 +1292,7 @@ async function catchUp() {
   };
   const rawNarrow = await rawWatch('*.catchup.>');
   const rawAll = await rawWatch('>');
+  await closeAll([emitBus, putBus, watchBus]);
   return {
     n: CATCHUP_N,
     k: CATCHUP_K,
@@ -840,7 +1301,7 @@ async function catchUp() {
       emitsPerSec: emitted.perSec,
       emitCallMs: emitted.callMs,
       /** The field bucket's stream when observing began (live keys of every section, delete markers). */
-      bucketMessages: fieldKeys.messages,
+      bucketMessages: fieldState.messages,
       narrow,
       all,
     },
@@ -848,7 +1309,7 @@ async function catchUp() {
       putSeconds: put.seconds,
       putsPerSec: put.opsPerSec,
       putCallMs: dist(put.callMs),
-      bucketMessages: rawKeys.messages,
+      bucketMessages: rawState.messages,
       narrow: rawNarrow,
       all: rawAll,
     },
@@ -901,18 +1362,20 @@ async function main(): Promise<Record<string, unknown>> {
     },
     params: {
       quick: QUICK,
-      n: N,
       rate: RATE,
+      observers: OBSERVERS,
+      observerProcs: OBSERVER_PROCS,
+      refRate: REF_RATE || null,
+      emitters: EMITTERS,
       warmupS: WARMUP_S,
-      k: K,
       seconds: SECONDS,
       m: MA,
-      trustedM: TRUSTED_CLAIMS ? TRUSTED_M : null,
       c: C,
-      claimWindow: CLAIM_WINDOW,
+      claimWarmRounds: CLAIM_WARM,
       expiryN: EXPIRY_N,
-      catchupN: CATCHUP_N,
+      catchupN: CATCHUP ? CATCHUP_N : null,
       catchupK: CATCHUP_K,
+      trustedM: TRUSTED_CLAIMS ? TRUSTED_M : null,
       prefix,
     },
   };
@@ -924,38 +1387,49 @@ async function main(): Promise<Record<string, unknown>> {
   const probe = new FieldClient(admin, { timeoutMs: 2000 });
   for (let i = 0; ; i++) {
     try {
-      await probe.emit('probe.up');
+      oldestLive = await probe.emit('probe.up');
       break;
     } catch (err) {
       if (i >= 30) throw new Error(`the hub's field API never answered: ${errText(err)}`);
       await sleep(500);
     }
   }
-  for (const b of [RAW_BUCKET, RAW_THR_BUCKET, RAW_CU_BUCKET])
+  for (const b of Object.values(RAW))
     await new Kvm(admin.nc).create(b, { history: 1, storage: StorageType.File });
   out.startupS = (nowMs() - tRun) / 1000;
-  const m = () => meter({ hub: h.pid, nats: nats!.pid }, nats!);
+  const procs = Array.from({ length: OBSERVER_PROCS }, (_, i) => new ObserverProc(i));
+  for (const p of procs) await p.measureClock();
+  const m = () =>
+    meter(
+      {
+        hub: h.pid,
+        nats: nats!.pid,
+        observers: procs.filter((p) => !exited(p.child)).map((p) => p.child.pid ?? -1),
+      },
+      nats!,
+    );
 
   const timed = async <T>(name: string, f: () => Promise<T>) => {
     section = name;
     const t = nowMs();
     const r = await f();
-    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s`);
-    return { ...r, sectionS: (nowMs() - t) / 1000 };
+    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${load().join(' ')})`);
+    return { ...r, sectionS: (nowMs() - t) / 1000, loadavgAfter: load() };
   };
-  out.emitObserveLatency = await timed('latency', () => latency(m));
-  out.emitThroughput = await timed('throughput', () => throughput(m));
-  const claims: Record<string, unknown> = {};
-  out.claimContention = claims;
-  claims.agent = await timed('claims (agent)', () => claimContention('agent', m));
+  out.emitObserveLatency = await timed('latency', () => latency(m, procs));
+  for (const p of procs) {
+    const gone = new Promise<void>((r) => p.child.once('exit', () => r()));
+    p.send({ type: 'exit' });
+    await withTimeout(gone, 5000, 'observer process exit').catch(() => p.child.kill('SIGKILL'));
+  }
+  out.claimRace = await timed('claims', () => claims(m));
   out.expiryLag = await timed('expiry', () => expiry());
-  out.catchUp = await timed('catch-up', () => catchUp());
-  // Last: each trusted claim lists the bucket's keys (a consumer per call), which loads the server.
-  claims.trusted = TRUSTED_CLAIMS
-    ? await timed('claims (trusted)', () => claimContention('trusted', m))
+  out.catchUp = CATCHUP ? await timed('catch-up', () => catchUp()) : null;
+  out.trustedClaimRace = TRUSTED_CLAIMS
+    ? await timed('claims (trusted)', () => claimRace('trusted', m))
     : null;
   section = 'end';
-  out.hub = { alive: !gone(h), log: hubLog };
+  out.hub = { alive: !exited(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
   (out.machine as Record<string, unknown>).loadavgEnd = load();
   return out;
