@@ -43,7 +43,7 @@ export interface ApiInput {
   log: Logger;
   hubId: string;
   version: string;
-  names: { taskQueue: string; scheduler: string; presence: string; agents: string };
+  names: { taskQueue: string; scheduler: string; presence: string; agents: string; field: string };
 }
 
 export class ApiProcess implements Server {
@@ -223,7 +223,14 @@ export class ApiProcess implements Server {
     const field = await openFieldStore(bus);
     registerScheduleEndpoints(svc, await openScheduleStore(bus), { submit: submitTrusted, field });
     const limits = await openLiveLimits(bus);
-    registerFieldEndpoints(svc, field, submitTrusted, limits);
+    registerFieldEndpoints(svc, field, submitTrusted, limits, async (id) => {
+      const r = await call<string | null>(
+        input.names.field,
+        { type: 'key_of', id },
+        { registry, timeout: 2_000 },
+      );
+      return r.ok ? r.value : undefined;
+    });
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
     return new ApiProcess(svc, limits);
   }

@@ -48,12 +48,21 @@ export function registerFieldEndpoints(
   store: FieldStore,
   submit: (submit: TaskSubmitInput) => Promise<AssignReply>,
   limits: LiveLimits,
+  /** The Field actor's id -> key index (null when it is not running: a direct get then). */
+  indexedKey: (id: string) => Promise<string | null | undefined>,
 ): void {
   const names = store.bus.names;
   // An agent's emits, claims and releases share one bucket (protocol/limits.ts, `field`).
   const rate = new KeyedRateLimiter((id) => rateFor(limits.current, id, 'field'));
-  const keyOf = async (id: string, type?: string) => {
-    const key = await findKey(store, id, type);
+  /**
+   * The key of pheromone `id`: from `type` when the caller names it, else the Field actor's index.
+   * For a trusted caller an id the index does not hold yet (an emit a moment ago) is looked up in
+   * the bucket (one direct get, dearer the larger the bucket); an agent gets `not_found`, so no
+   * agent can make the server scan the bucket on demand.
+   */
+  const keyOf = async (id: string, type?: string, opts: { lookup: boolean } = { lookup: true }) => {
+    let key = type !== undefined ? `${id}.${type}` : await indexedKey(id).catch(() => undefined);
+    if (!key && opts.lookup) key = await findKey(store, id);
     if (!key) throw new AgentComError(ERROR_CODES.NOT_FOUND, `pheromone ${id} is not in the field`);
     return key;
   };
@@ -126,7 +135,9 @@ export function registerFieldEndpoints(
     description: 'Release the caller’s own claim (field.release.<id>); forbidden for another’s.',
     handler: async ({ id, type }, ctx) => {
       const { agentId } = caller('release', ctx);
-      return one(await release(store, await keyOf(id, type), agentId, { holder: agentId }));
+      return one(
+        await release(store, await keyOf(id, type, { lookup: false }), agentId, { holder: agentId }),
+      );
     },
   });
   svc.addEndpoint('field.remove', {

@@ -40,6 +40,8 @@ export type FieldMessage =
       operation: 'put' | 'delete' | 'purge';
     }
   | { type: 'sweep_tombstones' }
+  /** call: the key (`<id>.<type>`) of a live pheromone, or null; from the index the watch keeps. */
+  | { type: 'key_of'; id: string; reply?: (key: string | null) => void }
   | { type: 'expire' }
   | { type: 'retry_expiry'; key: string }
   | AgentDown
@@ -69,6 +71,8 @@ export class FieldProcess implements Server<FieldMessage> {
   private readonly claimant = new Map<string, string>();
   /** Keys of the pheromones alive now. */
   private readonly live = new Set<string>();
+  /** Pheromone id -> its key, for refs that do not name the type. */
+  private readonly keys = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private stopWatch: () => void = () => {};
   private readonly pending = new Set<Promise<unknown>>();
@@ -163,6 +167,9 @@ export class FieldProcess implements Server<FieldMessage> {
         if (this.live.has(msg.key)) this.expiries.set(msg.key, Date.now() + 1_000);
         this.arm();
         return;
+      case 'key_of':
+        msg.reply?.(this.keys.get(msg.id) ?? null);
+        return;
       case 'agent_down':
         this.releaseClaimsOf(msg.agentId, msg.reason);
         return;
@@ -184,6 +191,7 @@ export class FieldProcess implements Server<FieldMessage> {
 
   private track(key: string, p: Pheromone): void {
     this.live.add(key);
+    this.keys.set(p.id, key);
     if (p.expiresAt !== null) this.expiries.set(key, p.expiresAt);
     else this.expiries.delete(key);
     const before = this.claimant.get(key);
@@ -198,6 +206,7 @@ export class FieldProcess implements Server<FieldMessage> {
 
   private untrack(key: string): void {
     this.live.delete(key);
+    this.keys.delete(key.slice(0, key.indexOf('.')));
     this.expiries.delete(key);
     const holder = this.claimant.get(key);
     if (holder !== undefined) this.claims.get(holder)?.delete(key);

@@ -201,7 +201,13 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       log,
       hubId,
       version: deps.version,
-      names: { taskQueue: n.taskQueue, scheduler: n.scheduler, presence: n.presence, agents: n.agents },
+      names: {
+        taskQueue: n.taskQueue,
+        scheduler: n.scheduler,
+        presence: n.presence,
+        agents: n.agents,
+        field: n.field,
+      },
     }),
     serverChild(
       'dlq-forwarder',
