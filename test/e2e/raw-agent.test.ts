@@ -395,7 +395,7 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
     const d = await setup();
     const p = d.prefix;
     const P = p.toUpperCase();
-    // §12's table, transcribed (without --can-submit).
+    // §12's table, transcribed (without --can-submit, --emit or --claim).
     const documented = {
       publish: [
         `${p}.agent.${agentId}.hello`,
@@ -405,6 +405,7 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
         `$JS.API.CONSUMER.MSG.NEXT.${P}_INBOX.inbox-${agentId}`,
         `$JS.API.CONSUMER.INFO.${P}_INBOX.inbox-${agentId}`,
         `$JS.ACK.${P}_INBOX.inbox-${agentId}.>`,
+        `${p}.api.field.observe.${agentId}`,
       ],
       subscribe: [`_INBOX.${agentId}.>`],
     };
