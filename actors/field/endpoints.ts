@@ -158,6 +158,9 @@ export function registerFieldEndpoints(
       const key = await keyOf(req.id);
       const { value: p } = await getLive(store, key);
       if (p.taskId !== null) return one(p);
+      // Refused before the task exists: a claimant is doing this work already.
+      if (p.claimedBy !== null)
+        throw new AgentComError(ERROR_CODES.INVALID_STATE, `pheromone ${p.id} is claimed by ${p.claimedBy}`);
       const r = await submit({
         v: 1,
         title: req.title ?? p.type,

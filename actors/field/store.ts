@@ -10,6 +10,7 @@
  * or removal writes the final revision (`expired`/`removed`) and audits it before deleting the key,
  * so a hub killed between the two leaves a record the next leader finishes (Field actor start).
  */
+import { createHash } from 'node:crypto';
 import type { Bus } from '../../src/bus/connection.js';
 import { nextBySubject } from '../../src/bus/direct-get.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
@@ -17,7 +18,6 @@ import { publish } from '../../src/bus/publish.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { type FieldEmitRequest, type Pheromone, PheromoneSchema, ttlMs } from '../../src/protocol/field.js';
 import { newId } from '../../src/protocol/ids.js';
-import { fnv1a64 } from '../../src/protocol/task-id.js';
 import {
   type CasCell,
   type Change,
@@ -52,10 +52,10 @@ async function audit(store: FieldStore, p: Pheromone, revision: number): Promise
 
 /** The id of an emit: with an idempotency key a hash of source and key, else time-ordered random. */
 export function pheromoneId(source: string, idempotencyKey: string | undefined, now: number): string {
-  if (idempotencyKey !== undefined) {
-    const k = `${source}\u0000${idempotencyKey}`;
-    return `k${fnv1a64(k)}${fnv1a64(`${k}\u0000salt`)}`;
-  }
+  // SHA-256, not a fast hash: agents choose keys, and a key of theirs whose id another source's
+  // key would have must be out of reach.
+  if (idempotencyKey !== undefined)
+    return `k${createHash('sha256').update(`${source}\u0000${idempotencyKey}`).digest('hex').slice(0, 40)}`;
   return `p${now.toString(16).padStart(12, '0')}${newId().slice(0, 12)}`;
 }
 
@@ -88,6 +88,8 @@ export async function emit(
   const r = await store.kv.create(pheromoneKey(p), p);
   if (!r.ok) {
     const existing = await store.kv.get(pheromoneKey(p));
+    if (existing && existing.value.source !== source)
+      throw new AgentComError(ERROR_CODES.CONFLICT, `pheromone ${id} belongs to another source`);
     if (existing) return { pheromone: existing.value, duplicate: true };
     // Deleted between the two reads: the key is free again.
     return emit(store, req, source, now, id);

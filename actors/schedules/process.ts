@@ -217,7 +217,9 @@ export class SchedulesProcess implements Server<SchedulesMessage> {
       return skip('invalid');
     }
     this.log.info({ schedule: name, slot, ...fired, phase: 'fired' }, 'schedule fired');
-    return { ...state, ...fired, lastSlot: slot, lastFiredAt: Date.now(), fired: state.fired + 1 };
+    // The other kind's last id is cleared: after a replace it must not hold the new action back.
+    const last = { lastTaskId: null, lastPheromoneId: null, ...fired };
+    return { ...state, ...last, lastSlot: slot, lastFiredAt: Date.now(), fired: state.fired + 1 };
   }
 
   /** The previous slot's task is unfinished, or its pheromone still in the field. */

@@ -110,8 +110,13 @@ export function followPushedWatch(
       callback: (_err, m: Msg) => {
         if (mine !== generation) return;
         arm();
-        // An idle heartbeat (status 100): no data, nothing to check here.
-        if (!m.reply) return;
+        // An idle heartbeat (status 100) names the last consumer sequence sent: one this watcher
+        // never got (lost in a reconnect) means resume, even when nothing else arrives.
+        if (!m.reply) {
+          const sent = Number(m.headers?.get('Nats-Last-Consumer') ?? Number.NaN);
+          if (sent > lastDseq) resume();
+          return;
+        }
         const meta = m.reply.split('.');
         // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (the 2.9 form).
         const sseq = Number(meta[meta.length - 4]);

@@ -97,15 +97,23 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
     );
   };
 
+  let unanswerable = 0;
+  let unanswerableLoggedAt = 0;
   async function handle<I, O>(m: ServiceMsg, endpoint: string, def: EndpointDef<I, O>) {
     // A request comes with a reply inbox. A message pushed here by a JetStream consumer (reply
     // `$JS.ACK…`, or none with some ack policies) is no one's request: someone pointed a consumer's
     // deliver subject at the API. Nothing of it is acted on.
     if (!m.reply || m.reply.startsWith('$JS.')) {
-      log.warn(
-        { endpoint, subject: m.subject, reply: m.reply ?? null },
-        'api message without a reply inbox dropped',
-      );
+      // Counted, and logged at most every 10 s: a flood of them must not become a flood of logs.
+      unanswerable++;
+      const now = Date.now();
+      if (now - unanswerableLoggedAt >= 10_000) {
+        unanswerableLoggedAt = now;
+        log.warn(
+          { endpoint, subject: m.subject, reply: m.reply ?? null, dropped: unanswerable },
+          'api messages without a reply inbox dropped',
+        );
+      }
       return;
     }
     // The same checks as every other subject (size, JSON, version, schema); an empty body is `{}`.

@@ -113,7 +113,7 @@ export const ScheduleSpecSchema = z
       .enum(OVERLAP_POLICIES)
       .default('skip')
       .describe(
-        'A slot whose previous task is still open (not done, failed, dead or cancelled), or whose previous pheromone is still live and unclaimed: skip it (default) or fire anyway.',
+        'A slot whose previous task is still open (not done, failed, dead or cancelled), or whose previous pheromone is still in the field (claimed or not): skip it (default) or fire anyway.',
       ),
     paused: z
       .boolean()
