@@ -16,15 +16,31 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { type Pheromone, TYPE_MAX_TOKENS } from '../../src/protocol/field.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
+import { call, type Registry } from '../../src/runtime/index.js';
 import { IndexedHeap } from '../../src/runtime/indexed-heap.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AgentDown } from '../scheduler/index.js';
 import type { TaskChanged } from '../task-queue/index.js';
-import { emit, end, type FieldStore, isGone, openFieldStore, reaudit, release } from './store.js';
+import {
+  emit,
+  end,
+  type FieldStore,
+  isGone,
+  openFieldStore,
+  pheromoneId,
+  reaudit,
+  release,
+} from './store.js';
 
 export interface FieldInput {
   bus: Bus;
   log: Logger;
+  /** Where Presence and the TaskQueue are registered (absent: no reconcile, e.g. in unit tests). */
+  registry?: Registry;
+  presence?: string;
+  taskQueue?: string;
+  /** How soon after start the first reconcile runs (default 2 s; then with every sweep). */
+  reconcileAfterMs?: number;
   /** How long an ended pheromone's delete marker is kept (default 10 min; tests shorten it). */
   tombstoneKeepMs?: number;
   /** How often markers past that are removed (default 1 min). */
@@ -40,6 +56,7 @@ export type FieldMessage =
       operation: 'put' | 'delete' | 'purge';
     }
   | { type: 'sweep_tombstones' }
+  | { type: 'reconcile'; completions: boolean }
   /** call: the key (`<id>.<type>`) of a live pheromone, or null; from the index the watch keeps. */
   | { type: 'key_of'; id: string; reply?: (key: string | null) => void }
   | { type: 'expire' }
@@ -48,6 +65,11 @@ export type FieldMessage =
   | TaskChanged
   | { type: 'agent_up' }
   | { type: 'agent_beat' };
+
+/** The largest task result a completion pheromone carries whole (a payload holds 64 KiB). */
+const COMPLETION_RESULT_MAX = 48 * 1024;
+
+const completionSource = (task: TaskRecord) => `task:${task.id}`.slice(0, 64);
 
 /** How long an ended pheromone's delete marker is kept for observers resuming after a gap. */
 const TOMBSTONE_KEEP_MS = 10 * 60_000;
@@ -86,7 +108,7 @@ export class FieldProcess implements Server<FieldMessage> {
 
   private constructor(
     private readonly store: FieldStore,
-    input: FieldInput,
+    private readonly input: FieldInput,
     private readonly ctx: ServerContext,
   ) {
     this.log = input.log.child({ actor: 'field' });
@@ -116,6 +138,10 @@ export class FieldProcess implements Server<FieldMessage> {
     const sweep: FieldMessage = { type: 'sweep_tombstones' };
     p.sweeper = setInterval(() => ctx.send(sweep), input.tombstoneSweepMs ?? TOMBSTONE_SWEEP_MS);
     p.sweeper.unref();
+    // What a leader change may have dropped (casts to a Field actor that was not running yet):
+    // a soon after start, then with every sweep.
+    const reconcile: FieldMessage = { type: 'reconcile', completions: true };
+    setTimeout(() => ctx.send(reconcile), input.reconcileAfterMs ?? 2_000).unref();
     p.log.info({ phase: 'start', revision: p.startSeq }, 'field started');
     return p;
   }
@@ -161,10 +187,17 @@ export class FieldProcess implements Server<FieldMessage> {
         return;
       case 'sweep_tombstones':
         this.sweepTombstones();
+        this.run(this.reconcileClaims(), { phase: 'reconcile' });
+        return;
+      case 'reconcile':
+        this.run(this.reconcileClaims(), { phase: 'reconcile' });
+        if (msg.completions) this.run(this.reconcileCompletions(), { phase: 'reconcile' });
         return;
       case 'retry_expiry':
         // The write failed (a lost lease, NATS away): try again shortly rather than never.
-        if (this.live.has(msg.key)) this.expiries.set(msg.key, Date.now() + 1_000);
+        // Re-armed whether or not the key still looks live here (the `expired` revision may be
+        // written, its audit or delete not): end() finishes that, and ends nothing not yet due.
+        this.expiries.set(msg.key, Date.now() + 1_000);
         this.arm();
         return;
       case 'key_of':
@@ -228,9 +261,52 @@ export class FieldProcess implements Server<FieldMessage> {
       this.expiries.pop();
       const key = e.key;
       const retry: FieldMessage = { type: 'retry_expiry', key };
-      this.run(end(this.store, key, 'expired', 'hub'), { key, phase: 'expire' }, () => this.ctx.send(retry));
+      this.run(end(this.store, key, 'expired', 'hub', now, { dueBy: now }), { key, phase: 'expire' }, () =>
+        this.ctx.send(retry),
+      );
     }
     this.arm();
+  }
+
+  /**
+   * Claims held by registered agents that are offline now are released: an `agent_down` cast while
+   * no Field actor ran (a failover, a restart) is lost, and a release that failed is retried here.
+   */
+  private async reconcileClaims(): Promise<void> {
+    const { registry, presence } = this.input;
+    if (!registry || !presence || !this.claims.size) return;
+    const r = await call<{ registration: { id: string }; online: boolean }[]>(
+      presence,
+      { type: 'agents' },
+      { registry, timeout: 5_000 },
+    );
+    if (!r.ok) return;
+    for (const { registration, online } of r.value)
+      if (!online && this.claims.get(registration.id)?.size)
+        this.releaseClaimsOf(registration.id, 'offline (reconciled)');
+  }
+
+  /**
+   * Completion pheromones a leader change may have dropped: every done task that emits one and has
+   * no `emitted` event for it in the audit trail gets it now (its id is its task's, so once only).
+   */
+  private async reconcileCompletions(): Promise<void> {
+    const { registry, taskQueue } = this.input;
+    if (!registry || !taskQueue) return;
+    const r = await call<TaskRecord[]>(taskQueue, { type: 'snapshot' }, { registry, timeout: 10_000 });
+    if (!r.ok) return;
+    const { bus } = this.store;
+    for (const task of r.value) {
+      const type = task.status === 'done' ? completionType(task) : null;
+      if (!type) continue;
+      const id = pheromoneId(completionSource(task), task.id, 0);
+      const audited = await bus.jsm.direct
+        .getMessage(bus.names.streams.field, {
+          last_by_subj: bus.names.subjects.fieldAudit('emitted', id, type),
+        })
+        .catch(() => null);
+      if (!audited) this.emitCompletion(task);
+    }
   }
 
   private releaseClaimsOf(agentId: string, reason: string): void {
@@ -251,9 +327,11 @@ export class FieldProcess implements Server<FieldMessage> {
   private emitCompletion(task: TaskRecord): void {
     const type = completionType(task);
     if (!type) return;
+    // A result may be four times a payload's limit: a large one is named, not copied.
+    const size = JSON.stringify(task.result ?? null).length;
     const payload = {
       task_id: task.id,
-      result: task.result ?? null,
+      result: size > COMPLETION_RESULT_MAX ? { truncated: true, chars: size } : (task.result ?? null),
       ...(typeof task.metadata?.pheromone === 'string' ? { pheromone: task.metadata.pheromone } : {}),
     };
     // The task id is the idempotency key: a task seen done again (a restart) emits nothing new.
@@ -261,7 +339,7 @@ export class FieldProcess implements Server<FieldMessage> {
       emit(
         this.store,
         { v: 1, type, selector: '', payload, idempotencyKey: task.id },
-        `task:${task.id}`.slice(0, 64),
+        completionSource(task),
       ),
       { task_id: task.id, phase: 'completion' },
     );

@@ -174,12 +174,16 @@ export async function end(
   how: 'expired' | 'removed',
   by: string,
   now = Date.now(),
+  /** Expiry: end only a pheromone whose ttl has run out by then (a retry may find one that has not). */
+  opts: { dueBy?: number } = {},
 ): Promise<Pheromone | null> {
   for (;;) {
     const got = await store.kv.get(key);
     if (!got) return null;
     let last = got.value;
     let revision = got.revision;
+    if (opts.dueBy !== undefined && !isGone(last) && (last.expiresAt === null || last.expiresAt > opts.dueBy))
+      return null;
     if (!isGone(last)) {
       last = withEvent(last, how, by, now);
       const r = await store.kv.update(key, last, revision);

@@ -194,7 +194,12 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       { bus, registry, log, taskQueue: n.taskQueue },
       { name: n.schedules },
     ),
-    serverChild('field', FieldProcess.start, { bus, log }, { name: n.field }),
+    serverChild(
+      'field',
+      FieldProcess.start,
+      { bus, log, registry, presence: n.presence, taskQueue: n.taskQueue },
+      { name: n.field },
+    ),
     serverChild('api', ApiProcess.start, {
       bus,
       registry,

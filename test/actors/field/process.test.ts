@@ -6,23 +6,27 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FieldProcess } from '../../../actors/field/index.js';
-import { emit, openFieldStore, pheromoneKey } from '../../../actors/field/store.js';
+import { claim, emit, openFieldStore, pheromoneKey } from '../../../actors/field/store.js';
 import type { Bus } from '../../../src/bus/connection.js';
 import { defaultTopology, provision } from '../../../src/bus/provision.js';
 import { publish } from '../../../src/bus/publish.js';
 import { type Pheromone, PheromoneSchema } from '../../../src/protocol/field.js';
-import { exit, type Pid } from '../../../src/runtime/index.js';
-import { startServer } from '../../../src/runtime/server.js';
+import type { TaskRecord } from '../../../src/protocol/task.js';
+import { exit, type Pid, Registry } from '../../../src/runtime/index.js';
+import { type Server, startServer } from '../../../src/runtime/server.js';
 import { testBus } from '../../bus/support.js';
 import { eventually } from '../../support/eventually.js';
 import { useNatsServer } from '../../support/nats-server.js';
+import { submitted } from '../task-queue/helpers.js';
 
 const nats = useNatsServer();
 let bus: Bus | undefined;
 let pid: Pid | undefined;
+const standIns: Pid[] = [];
 afterEach(async () => {
   if (pid) exit(pid, 'shutdown');
   pid = undefined;
+  for (const s of standIns.splice(0)) exit(s, 'shutdown');
   await bus?.drain();
 });
 
@@ -83,7 +87,7 @@ describe('the Field actor', () => {
       last_by_subj: b.names.subjects.fieldAudit('expired', ended.id, ended.type),
     });
     expect(endedAudit?.seq).toBeGreaterThan(0);
-    // A second start finds nothing left to do: no second audit of the same revision.
+    // Re-auditing that revision is a duplicate the stream drops: the trail holds it once.
     await publish(
       b,
       b.names.subjects.fieldAudit('claimed', unaudited.id, unaudited.type),
@@ -116,6 +120,65 @@ describe('the Field actor', () => {
       id: p.id,
       event: 'expired',
       eventBy: 'hub',
+    });
+  });
+
+  it('after a leader change, releases the claims of agents now offline and emits completions it missed', async () => {
+    const { bus: b, store } = await setup();
+    const registry = new Registry();
+    // Stand-ins for Presence and the TaskQueue: a ghost agent went offline while no Field actor
+    // ran (its agent_down went nowhere), and a task finished then.
+    const presence: Server<{ type: string; reply?: (r: unknown) => void }> = {
+      handle: (m) =>
+        m.type === 'agents' ? m.reply?.([{ registration: { id: 'ghost' }, online: false }]) : undefined,
+    };
+    const done = {
+      ...submitted(),
+      id: 'tdone1',
+      status: 'done',
+      result: { summary: 'x'.repeat(60_000) },
+      metadata: { completionPheromone: 'diary' },
+    } as unknown as TaskRecord;
+    const taskQueue: Server<{ type: string; reply?: (r: unknown) => void }> = {
+      handle: (m) => (m.type === 'snapshot' ? m.reply?.([done]) : undefined),
+    };
+    for (const [name, server] of [
+      ['presence', presence],
+      ['tq', taskQueue],
+    ] as const) {
+      const r = await startServer(() => server, undefined);
+      if (r.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
+      registry.register(name, r.pid);
+      standIns.push(r.pid);
+    }
+    const p = (await emit(store, { v: 1, type: 'work.item', selector: '', payload: {} }, 'a')).pheromone;
+    await claim(store, pheromoneKey(p), 'ghost');
+    const r = await startServer(FieldProcess.start, {
+      bus: b,
+      log: pino({ level: 'silent' }),
+      registry,
+      presence: 'presence',
+      taskQueue: 'tq',
+      reconcileAfterMs: 50,
+    });
+    if (r.kind !== 'ok') throw new Error('field did not start');
+    pid = r.pid;
+    const released = await eventually(async () => {
+      const got = (await store.kv.get(pheromoneKey(p)))?.value;
+      if (got?.claimedBy !== null) throw new Error('still claimed');
+      return got;
+    });
+    expect(released).toMatchObject({ event: 'released', eventBy: 'hub' });
+    const completion = await eventually(async () => {
+      const all = await store.kv.entries();
+      const c = [...all.values()].map((e) => e.value).find((x) => x.type === 'completion.diary');
+      if (!c) throw new Error('no completion yet');
+      return c;
+    });
+    // A result larger than a payload may carry is named, not copied.
+    expect(completion).toMatchObject({
+      source: 'task:tdone1',
+      payload: { task_id: 'tdone1', result: { truncated: true } },
     });
   });
 });
