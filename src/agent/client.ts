@@ -290,8 +290,11 @@ export class AgentClient {
    * (`agent add --emit/--claim`), release its claims, observe any pattern (docs/protocol.md §11b).
    */
   get field(): FieldClient {
-    return new FieldClient(this.bus, { agentId: this.agentId });
+    // One per agent: its observations share the agent's 16 slots (a second client would reuse them).
+    this.fieldClient ??= new FieldClient(this.bus, { agentId: this.agentId });
+    return this.fieldClient;
   }
+  private fieldClient: FieldClient | undefined;
 
   /**
    * Stop: no new assignments, abort running handlers (their outcomes are still reported if they

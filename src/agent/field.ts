@@ -12,6 +12,7 @@ import type { Bus } from '../bus/connection.js';
 import { followPushedWatch, type PushedEntry } from '../bus/pushed-watch.js';
 import { request } from '../bus/service.js';
 import { decodePayload } from '../protocol/envelope.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import {
   FieldClaimReplySchema,
   type FieldEmitInput,
@@ -39,6 +40,9 @@ export interface Observed {
 
 const isEnded = (p: Pheromone) => p.event === 'expired' || p.event === 'removed';
 
+/** How long an observation remembers a deleted key (the hub removes its marker after 10 min). */
+const DELETED_KEPT_MS = 15 * 60_000;
+
 export interface Observation extends AsyncIterable<Observed> {
   stop(): void;
 }
@@ -47,6 +51,8 @@ export class FieldClient {
   private readonly agentId: string | undefined;
   private readonly by: string | undefined;
   private readonly timeoutMs: number;
+  /** Observation slots in use (0 … OBSERVE_SLOTS-1). */
+  private readonly slots = new Set<number>();
 
   /**
    * `agentId`: the agent whose connection `bus` is (it acts on its own subjects). Without it, a
@@ -106,26 +112,39 @@ export class FieldClient {
    * delivery, or a silence, resumes from the last record seen, so none is missed or repeated.
    */
   async observe(patterns: string[]): Promise<Observation> {
-    if (patterns.length > OBSERVE_SLOTS) throw new Error(`at most ${OBSERVE_SLOTS} patterns`);
     for (const p of patterns) PheromonePatternSchema.parse(p);
+    // Each pattern holds one of the caller's slots until stop(): the hub names an agent's consumer
+    // by slot, so two observations sharing one would keep replacing each other.
+    const free = Array.from({ length: OBSERVE_SLOTS }, (_, i) => i).filter((i) => !this.slots.has(i));
+    if (patterns.length > free.length)
+      throw new AgentComError(
+        ERROR_CODES.INVALID_STATE,
+        `at most ${OBSERVE_SLOTS} patterns observed at once per client (${this.slots.size} in use)`,
+      );
+    const mine = free.slice(0, patterns.length);
+    for (const s of mine) this.slots.add(s);
     const queue: Observed[] = [];
     let wake: (() => void) | undefined;
     let stopped = false;
     // Per key, the newest revision delivered and its record: a second pattern's copy of a revision
     // is dropped, and a delete is told with the last record seen.
-    const seen = new Map<string, { revision: number; pheromone: Pheromone }>();
+    const seen = new Map<string, { revision: number; pheromone: Pheromone | null; deletedAt?: number }>();
     const push = (o: Observed) => {
       queue.push(o);
       wake?.();
     };
+    let deletes = 0;
     const onEntry = (e: PushedEntry) => {
       const last = seen.get(e.key);
       if (last && last.revision >= e.revision) return;
       if (e.operation !== 'put') {
-        seen.delete(e.key);
+        // Kept (not forgotten) so that another pattern's late copy of an earlier revision is still
+        // dropped; forgotten once the hub has removed the marker itself (field/process.ts).
+        seen.set(e.key, { revision: e.revision, pheromone: null, deletedAt: Date.now() });
+        if (++deletes % 1_000 === 0) forgetDeletedBefore(Date.now() - DELETED_KEPT_MS);
         // The key's final revision (expired/removed) can be replaced by its delete before it is
         // delivered: then the delete is the news. Already told when that revision came.
-        if (last && !isEnded(last.pheromone))
+        if (last?.pheromone && !isEnded(last.pheromone))
           push({ pheromone: last.pheromone, revision: e.revision, initial: e.initial, gone: true });
         return;
       }
@@ -133,6 +152,9 @@ export class FieldClient {
       if (!p.ok) return; // only the hub writes the field; a record that does not decode is skipped
       seen.set(e.key, { revision: e.revision, pheromone: p.value });
       push({ pheromone: p.value, revision: e.revision, initial: e.initial, gone: isEnded(p.value) });
+    };
+    const forgetDeletedBefore = (t: number) => {
+      for (const [k, v] of seen) if (v.deletedAt !== undefined && v.deletedAt < t) seen.delete(k);
     };
     // The first delivery of every pattern, so the caller's first read already has the catch-up.
     // observe() resolves once every pattern's first consumer exists, and rejects with the hub's
@@ -142,27 +164,33 @@ export class FieldClient {
       o.promise = new Promise<void>((resolve, reject) => Object.assign(o, { resolve, reject }));
       return o;
     });
-    const watches = patterns.map((pattern, slot) =>
-      followPushedWatch(
+    const watches = patterns.map((pattern, i) => {
+      const slot = mine[i]!;
+      return followPushedWatch(
         this.bus,
         this.bus.names.buckets.field,
         async (deliverSubject, startSeq) => {
           const body = { pattern, deliverSubject, slot, ...(startSeq !== undefined ? { startSeq } : {}) };
           const r = await this.call('observe', undefined, body, FieldObserveReplySchema);
-          opened[slot]!.resolve();
+          opened[i]!.resolve();
           return r;
         },
         onEntry,
-        (err) => opened[slot]!.reject(err),
-      ),
-    );
+        (err) => opened[i]!.reject(err),
+      );
+    });
+    const release = () => {
+      for (const s of mine) this.slots.delete(s);
+    };
     try {
       await Promise.all(opened.map((o) => o.promise));
     } catch (err) {
       for (const w of watches) w.stop();
+      release();
       throw err;
     }
     const stop = () => {
+      if (!stopped) release();
       stopped = true;
       for (const w of watches) w.stop();
       wake?.();

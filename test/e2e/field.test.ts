@@ -102,6 +102,41 @@ describe('emit and observe', () => {
   });
 });
 
+describe('observations of one agent', () => {
+  it('two observe() calls of one agent both keep their streams (each holds its own slot)', async () => {
+    const a = await connect('double-observer');
+    const o1 = await a.field.observe(['dbl.x']);
+    const o2 = await a.field.observe(['dbl.>']);
+    const seen1 = collect(o1, (s) => s.length >= 2);
+    const seen2 = collect(o2, (s) => s.length >= 2);
+    await field().emit('dbl.x', { payload: { n: 1 } });
+    await field().emit('dbl.x', { payload: { n: 2 } });
+    expect((await seen1).map((o) => o.pheromone.payload.n)).toEqual([1, 2]);
+    expect((await seen2).map((o) => o.pheromone.payload.n)).toEqual([1, 2]);
+    o1.stop();
+    o2.stop();
+  });
+
+  it('a pheromone matching two patterns is told once per revision, and gone once, when it expires', async () => {
+    const f = field();
+    const o = await f.observe(['ovl.*', '*.short']);
+    const p = await f.emit('ovl.short', { ttl: 0.2 });
+    const seen: Observed[] = [];
+    let marker: Pheromone | undefined;
+    // Read until p is gone, then until a later pheromone on both patterns: both watches are then
+    // past p's last revision, so a late duplicate from either would be among what was read.
+    for await (const x of o) {
+      seen.push(x);
+      if (x.gone && x.pheromone.id === p.id)
+        marker = await f.emit('ovl.short', { payload: { marker: true } });
+      if (marker && seen.some((y) => y.pheromone.id === marker!.id)) break;
+    }
+    const mine = seen.filter((x) => x.pheromone.id === p.id);
+    expect(new Set(mine.map((x) => x.revision)).size).toBe(mine.length);
+    expect(mine.filter((x) => x.gone)).toHaveLength(1);
+  });
+});
+
 describe('claims', () => {
   it('among 20 concurrent claimants exactly one wins; the others see the winner', async () => {
     const p = await field().emit('claim.race', { payload: { job: 1 } });
