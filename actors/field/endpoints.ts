@@ -54,6 +54,7 @@ export function registerFieldEndpoints(
   const names = store.bus.names;
   // An agent's emits, claims and releases share one bucket (protocol/limits.ts, `field`).
   const rate = new KeyedRateLimiter((id) => rateFor(limits.current, id, 'field'));
+  const observeRate = new KeyedRateLimiter((id) => rateFor(limits.current, id, 'observes'));
   /**
    * The key of pheromone `id`: from `type` when the caller names it, else the Field actor's index.
    * For a trusted caller an id the index does not hold yet (an emit a moment ago) is looked up in
@@ -81,11 +82,16 @@ export function registerFieldEndpoints(
         ERROR_CODES.FORBIDDEN,
         `the subject names type ${from.type}, the pheromone is ${type}: an agent emits and claims only the types its subject names`,
       );
-    const wait = rate.take(from.agentId, Date.now());
+    // Opening an observation makes a consumer on the server: its own, smaller budget.
+    const wait = (op === 'observe' ? observeRate : rate).take(from.agentId, Date.now());
     if (wait > 0)
-      throw new AgentComError(ERROR_CODES.RATE_LIMITED, `agent ${from.agentId} is over its field rate`, {
-        retryAfterMs: wait,
-      });
+      throw new AgentComError(
+        ERROR_CODES.RATE_LIMITED,
+        `agent ${from.agentId} is over its field ${op} rate`,
+        {
+          retryAfterMs: wait,
+        },
+      );
     return from;
   };
 

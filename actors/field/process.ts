@@ -66,6 +66,8 @@ export type FieldMessage =
   | { type: 'agent_up' }
   | { type: 'agent_beat' };
 
+const REPAIRS_IN_FLIGHT = 16;
+
 /** The largest task result a completion pheromone carries whole (a payload holds 64 KiB). */
 const COMPLETION_RESULT_MAX = 48 * 1024;
 
@@ -147,6 +149,23 @@ export class FieldProcess implements Server<FieldMessage> {
   }
 
   private startSeq = 0;
+  /** Repairs waiting (a field of many thousand pheromones is checked at most REPAIRS_IN_FLIGHT at a time). */
+  private readonly repairs: (() => Promise<void>)[] = [];
+  private repairing = 0;
+
+  private pumpRepairs(): void {
+    while (this.repairing < REPAIRS_IN_FLIGHT && this.repairs.length && !this.stopped) {
+      const job = this.repairs.shift()!;
+      this.repairing++;
+      this.run(
+        job().finally(() => {
+          this.repairing--;
+          this.pumpRepairs();
+        }),
+        { phase: 'repair' },
+      );
+    }
+  }
 
   /**
    * What a killed leader may have left half done, for a revision written before this hub led: a
@@ -178,8 +197,11 @@ export class FieldProcess implements Server<FieldMessage> {
         if (msg.operation === 'delete')
           this.tombstones.set(msg.key, { revision: msg.revision, at: Date.now() });
         else this.tombstones.delete(msg.key);
-        if (msg.pheromone && msg.revision <= this.startSeq)
-          this.run(this.repair(msg.key, msg.pheromone, msg.revision), { key: msg.key, phase: 'repair' });
+        if (msg.pheromone && msg.revision <= this.startSeq) {
+          const { key, pheromone, revision } = msg;
+          this.repairs.push(() => this.repair(key, pheromone, revision));
+          this.pumpRepairs();
+        }
         this.arm();
         return;
       case 'expire':

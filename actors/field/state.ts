@@ -51,16 +51,19 @@ export const releaseChange =
     return { ...withEvent(p, 'released', by, now), claimedBy: null, claimedAt: null };
   };
 
-/** Claimed by the hub for `taskId`; a pheromone promoted before keeps its task. */
+/**
+ * Claimed by its task (`task:<id>`: no agent id holds a colon, so no agent can hold or release
+ * that claim); a pheromone promoted before keeps its task.
+ */
 export const promoteChange =
   (taskId: string, by: string, now: number): Change =>
   (p) => {
     if (p.taskId !== null) return null;
-    if (p.claimedBy !== null && p.claimedBy !== 'hub')
+    if (p.claimedBy !== null)
       throw new AgentComError(ERROR_CODES.INVALID_STATE, `pheromone ${p.id} is claimed by ${p.claimedBy}`);
     return {
       ...withEvent(p, 'promoted', by, now),
-      claimedBy: 'hub',
+      claimedBy: `task:${taskId}`.slice(0, 64),
       claimedAt: now,
       taskId: taskId as never,
     };

@@ -171,7 +171,7 @@ async function mapCommand(f: ConnectionFlags & { once?: boolean }, out: Output):
     draw();
     const consumed = (async () => {
       for await (const o of observation) {
-        if (o.initial) continue;
+        // The catch-up too: what was emitted between the list and the watch is drawn as well.
         const p = o.pheromone;
         if (o.gone) {
           live.delete(p.id);

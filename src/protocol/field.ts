@@ -184,7 +184,7 @@ export const FieldPromoteRequestSchema = z
     title: z.string().min(1).max(200).optional().describe('Default: the pheromone’s type.'),
   })
   .describe(
-    'field.promote: turn a pheromone into a task (claimed by `hub`, `taskId` set); when the task is done the hub emits `completion.<type>` with its result.',
+    'field.promote: turn an unclaimed pheromone into a task (then claimed by `task:<id>`, `taskId` set); when the task is done the hub emits `completion.<type>` with its result.',
   );
 
 export const PheromoneReplySchema = z

@@ -30,6 +30,9 @@ const RatesSchema = z.strictObject({
   field: RateSchema.describe(
     'Per agent: stigmergy field emits, claims and releases (the API refuses beyond it with rate_limited).',
   ),
+  observes: RateSchema.describe(
+    'Per agent: field observations opened (each makes a consumer on the server; the SDK opens one per pattern, and again after a gap).',
+  ),
   refusals: RateSchema.describe(
     'Per agent: answers to its refused or malformed messages (inbox notices, dead letters). Beyond this rate they are dropped and only counted, so a flood cannot fill the inbox or the DLQ.',
   ),
@@ -43,6 +46,7 @@ export const DEFAULT_RATES: Rates = {
   submits: { perSecond: 200, burst: 2_000 },
   refusals: { perSecond: 5, burst: 20 },
   field: { perSecond: 100, burst: 500 },
+  observes: { perSecond: 1, burst: 32 },
 };
 
 export const ViolationPolicySchema = z

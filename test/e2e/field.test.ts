@@ -230,7 +230,10 @@ describe('promotion to a task', () => {
     const p = await field().emit('promo.review', { payload: { file: 'main.py' } });
     const o = await field().observe(['completion.promo.review']);
     const promoted = await api('field.promote', { id: p.id, queue: 'promoq' }, PheromoneReplySchema);
-    expect(promoted.pheromone).toMatchObject({ event: 'promoted', claimedBy: 'hub' });
+    expect(promoted.pheromone).toMatchObject({
+      event: 'promoted',
+      claimedBy: `task:${promoted.pheromone.taskId}`,
+    });
     const again = await api('field.promote', { id: p.id, queue: 'promoq' }, PheromoneReplySchema);
     expect(again.pheromone.taskId).toBe(promoted.pheromone.taskId);
     const seen = await collect(o, (s) => s.length >= 1);
