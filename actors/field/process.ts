@@ -250,7 +250,7 @@ export class FieldProcess implements Server<FieldMessage> {
     if (p.expiresAt !== null) this.expiries.set(key, p.expiresAt);
     else this.expiries.delete(key);
     const before = this.claimant.get(key);
-    if (before !== undefined && before !== p.claimedBy) this.claims.get(before)?.delete(key);
+    if (before !== undefined && before !== p.claimedBy) this.unclaim(before, key);
     if (p.claimedBy !== null) {
       this.claimant.set(key, p.claimedBy);
       const set = this.claims.get(p.claimedBy) ?? new Set<string>();
@@ -264,8 +264,15 @@ export class FieldProcess implements Server<FieldMessage> {
     this.keys.delete(key.slice(0, key.indexOf('.')));
     this.expiries.delete(key);
     const holder = this.claimant.get(key);
-    if (holder !== undefined) this.claims.get(holder)?.delete(key);
+    if (holder !== undefined) this.unclaim(holder, key);
     this.claimant.delete(key);
+  }
+
+  /** Forget one claim of `holder`, and the holder once it has none (labels come and go). */
+  private unclaim(holder: string, key: string): void {
+    const set = this.claims.get(holder);
+    set?.delete(key);
+    if (set && !set.size) this.claims.delete(holder);
   }
 
   private arm(): void {
@@ -321,7 +328,7 @@ export class FieldProcess implements Server<FieldMessage> {
     for (const task of r.value) {
       const type = task.status === 'done' ? completionType(task) : null;
       if (!type) continue;
-      const id = pheromoneId(completionSource(task), task.id, 0);
+      const id = pheromoneId(completionSource(task), type, task.id, 0);
       const audited = await bus.jsm.direct
         .getMessage(bus.names.streams.field, {
           last_by_subj: bus.names.subjects.fieldAudit('emitted', id, type),

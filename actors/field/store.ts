@@ -51,11 +51,17 @@ async function audit(store: FieldStore, p: Pheromone, revision: number): Promise
 }
 
 /** The id of an emit: with an idempotency key a hash of source and key, else time-ordered random. */
-export function pheromoneId(source: string, idempotencyKey: string | undefined, now: number): string {
+export function pheromoneId(
+  source: string,
+  type: string,
+  idempotencyKey: string | undefined,
+  now: number,
+): string {
   // SHA-256, not a fast hash: agents choose keys, and a key of theirs whose id another source's
   // key would have must be out of reach.
   if (idempotencyKey !== undefined)
-    return `k${createHash('sha256').update(`${source}\u0000${idempotencyKey}`).digest('hex').slice(0, 40)}`;
+    // The type too: one id is one key (`<id>.<type>`), whatever types a source reuses a key for.
+    return `k${createHash('sha256').update(`${source}\u0000${type}\u0000${idempotencyKey}`).digest('hex').slice(0, 40)}`;
   return `p${now.toString(16).padStart(12, '0')}${newId().slice(0, 12)}`;
 }
 
@@ -65,7 +71,7 @@ export async function emit(
   req: FieldEmitRequest,
   source: string,
   now = Date.now(),
-  id = pheromoneId(source, req.idempotencyKey, now),
+  id = pheromoneId(source, req.type, req.idempotencyKey, now),
 ): Promise<{ pheromone: Pheromone; duplicate: boolean }> {
   const ttl = req.ttl === undefined || req.ttl === null ? null : ttlMs(req.ttl);
   const p: Pheromone = {

@@ -160,7 +160,9 @@ export const FieldEmitRequestSchema = z
       .min(1)
       .max(128)
       .optional()
-      .describe('A second emit with the same key from the same source returns the first pheromone.'),
+      .describe(
+        'A second emit of the same type with the same key from the same source returns the first pheromone (while it lives).',
+      ),
   })
   .describe('field.emit: deposit a pheromone. The source is the caller (its subject), never the payload.');
 export type FieldEmitRequest = z.infer<typeof FieldEmitRequestSchema>;
