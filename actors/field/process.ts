@@ -105,6 +105,7 @@ export class FieldProcess implements Server<FieldMessage> {
   /** Deleted keys (an ended pheromone's marker) and when this hub saw them. */
   private readonly tombstones = new Map<string, { revision: number; at: number }>();
   private sweeper: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
 
   private readonly tombstoneKeepMs: number;
 
@@ -143,7 +144,8 @@ export class FieldProcess implements Server<FieldMessage> {
     // What a leader change may have dropped (casts to a Field actor that was not running yet):
     // a soon after start, then with every sweep.
     const reconcile: FieldMessage = { type: 'reconcile', completions: true };
-    setTimeout(() => ctx.send(reconcile), input.reconcileAfterMs ?? 2_000).unref();
+    p.reconcileTimer = setTimeout(() => ctx.send(reconcile), input.reconcileAfterMs ?? 2_000);
+    p.reconcileTimer.unref();
     p.log.info({ phase: 'start', revision: p.startSeq }, 'field started');
     return p;
   }
@@ -240,6 +242,7 @@ export class FieldProcess implements Server<FieldMessage> {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.sweeper);
+    clearTimeout(this.reconcileTimer);
     this.stopWatch();
     await Promise.allSettled([...this.pending]);
   }
