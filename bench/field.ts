@@ -33,8 +33,9 @@
  *   catchUp   `catchup-n` live pheromones; observe(['catchup.>']) and observe(['*']) -> all of them
  *             received as initial observations. Baseline: KV watches over a plain bucket as large.
  *   trusted   (last) the claim race of `trusted-m` pheromones by `c` trusted connections naming
- *             only the id (`field.claim` with `by`): the hub finds the key with one direct get
- *             (`keyLookupProbe` times that get alone, for the oldest and the newest key).
+ *             only the id (`field.claim` with `by`): the hub finds the key in the Field actor's
+ *             index (`keyLookupProbe` times the direct get it falls back to, for the oldest and the
+ *             newest key).
  *   npx tsx bench/field.ts [--quick] [--rate 1000] [--observers 50] [--observer-procs 2]
  *     [--emitters 4] [--warmup 1] [--seconds 4] [--ref-rate 200] [--no-ref] [--m 100] [--c 50]
  *     [--expiry-n 1000] [--catchup-n 5000] [--catchup-k 64] [--trusted-m 50] [--timeout 240]
@@ -62,7 +63,15 @@ import { type Pheromone, PheromoneSchema } from '../src/protocol/field.js';
 import { DEFAULT_RATES, LIMITS_KEY, LimitsSchema } from '../src/protocol/limits.js';
 import { agentInboxPrefix } from '../src/protocol/permissions.js';
 import type { FromObservers, ObserverSession, ToObservers } from './field-observers.js';
-import { cpuSeconds, nowMs, ownCpuSeconds, percentile, sleep, withTimeout } from './peers/common.js';
+import {
+  cpuSeconds,
+  nowMs,
+  ownCpuSeconds,
+  percentile,
+  runBench,
+  sleep,
+  withTimeout,
+} from './peers/common.js';
 import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -928,7 +937,7 @@ async function claimRace(mode: 'agent' | 'trusted', m: () => Meter) {
     path:
       mode === 'agent'
         ? 'field.claim.<agent>.<type> (the key from the subject)'
-        : 'field.claim {id, by} without type (the hub finds the key: one direct get)',
+        : "field.claim {id, by} without type (the hub finds the key in the Field actor's index)",
     limits,
     fieldBucketMessagesBefore: bucketMessages,
     ...(lookupProbe ? { keyLookupProbe: lookupProbe } : {}),
@@ -1435,25 +1444,4 @@ async function main(): Promise<Record<string, unknown>> {
   return out;
 }
 
-const deadline = setTimeout(() => {
-  log(`run exceeded ${TIMEOUT_S} s: stopping everything`);
-  void cleanup().finally(() => process.exit(1));
-}, TIMEOUT_S * 1000);
-deadline.unref();
-
-let code = 0;
-try {
-  const out = await main();
-  process.stdout.write(
-    `${JSON.stringify(
-      out,
-      (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v),
-      2,
-    )}\n`,
-  );
-} catch (err) {
-  log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  code = 1;
-}
-await cleanup();
-process.exit(code);
+await runBench({ main, cleanup, timeoutS: TIMEOUT_S, log });

@@ -84,7 +84,15 @@ import type { AgentId, QueueName } from '../src/protocol/ids.js';
 import { SUSPENSION_KEYS, type Suspension, SuspensionSchema } from '../src/protocol/limits.js';
 import { type TaskRecord, TaskRecordSchema } from '../src/protocol/task.js';
 import { superviseServer } from './peers/child-server.js';
-import { cpuSeconds, nowMs, ownCpuSeconds, percentile, sleep, withTimeout } from './peers/common.js';
+import {
+  cpuSeconds,
+  nowMs,
+  ownCpuSeconds,
+  percentile,
+  runBench,
+  sleep,
+  withTimeout,
+} from './peers/common.js';
 import { natsServerVersion } from './peers/nats.js';
 
 const args = process.argv.slice(2);
@@ -882,25 +890,4 @@ async function main(): Promise<Record<string, unknown>> {
   return out;
 }
 
-const deadline = setTimeout(() => {
-  log(`run exceeded ${TIMEOUT_S} s: stopping everything`);
-  void cleanup().finally(() => process.exit(1));
-}, TIMEOUT_S * 1000);
-deadline.unref();
-
-let code = 0;
-try {
-  const out = await main();
-  console.log(
-    JSON.stringify(
-      out,
-      (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v),
-      2,
-    ),
-  );
-} catch (err) {
-  log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  code = 1;
-}
-await cleanup();
-process.exit(code);
+await runBench({ main, cleanup, timeoutS: TIMEOUT_S, log });

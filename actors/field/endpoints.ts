@@ -33,7 +33,7 @@ import {
 } from '../../src/protocol/field.js';
 import { rateFor } from '../../src/protocol/limits.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
-import { parseFieldSubject } from '../../src/protocol/subjects.js';
+import { kvStream, kvSubject, parseFieldSubject } from '../../src/protocol/subjects.js';
 import type { TaskSubmitInput } from '../../src/protocol/task.js';
 import { fnv1a64 } from '../../src/protocol/task-id.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
@@ -183,10 +183,10 @@ export function registerFieldEndpoints(
   });
   const observe = async (req: FieldObserveRequest, consumer: string) => {
     const r = await createPushedWatch(store.bus, {
-      stream: `KV_${names.buckets.field}`,
+      stream: kvStream(names.buckets.field),
       name: consumer,
       deliverSubject: req.deliverSubject,
-      filterSubject: `$KV.${names.buckets.field}.${patternKeyFilter(req.pattern)}`,
+      filterSubject: kvSubject(names.buckets.field, patternKeyFilter(req.pattern)),
       ...(req.startSeq !== undefined ? { startSeq: req.startSeq } : {}),
     });
     return { v: 1 as const, consumer, startedAt: r.startedAt, heartbeatMs: PUSHED_WATCH_HEARTBEAT_MS };

@@ -15,6 +15,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { type Pheromone, TYPE_MAX_TOKENS } from '../../src/protocol/field.js';
+import { kvStream } from '../../src/protocol/subjects.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import { IndexedHeap } from '../../src/runtime/indexed-heap.js';
@@ -62,9 +63,7 @@ export type FieldMessage =
   | { type: 'expire' }
   | { type: 'retry_expiry'; key: string }
   | AgentDown
-  | TaskChanged
-  | { type: 'agent_up' }
-  | { type: 'agent_beat' };
+  | TaskChanged;
 
 const REPAIRS_IN_FLIGHT = 16;
 
@@ -122,7 +121,7 @@ export class FieldProcess implements Server<FieldMessage> {
     const store = await openFieldStore(input.bus);
     const p = new FieldProcess(store, input, ctx);
     // Revisions up to here were written before this hub led: their audit may be missing.
-    p.startSeq = (await input.bus.jsm.streams.info(`KV_${input.bus.names.buckets.field}`)).state.last_seq;
+    p.startSeq = (await input.bus.jsm.streams.info(kvStream(input.bus.names.buckets.field))).state.last_seq;
     // One ordered watch: the current values, then every change, with no gap between them.
     const watch = await store.kv.watch();
     p.stopWatch = () => watch.stop();

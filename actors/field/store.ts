@@ -18,6 +18,7 @@ import { publish } from '../../src/bus/publish.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { type FieldEmitRequest, type Pheromone, PheromoneSchema, ttlMs } from '../../src/protocol/field.js';
 import { newId } from '../../src/protocol/ids.js';
+import { kvStream, kvSubject } from '../../src/protocol/subjects.js';
 import {
   type CasCell,
   type Change,
@@ -109,8 +110,9 @@ export async function findKey(store: FieldStore, id: string, type?: string): Pro
   if (type !== undefined) return `${id}.${type}`;
   // One direct get for the first message under `<id>.>` (its subject names the type), not a
   // key listing: that creates a consumer per call and costs the server more the larger the bucket.
-  const prefix = `$KV.${store.bus.names.buckets.field}.`;
-  const sm = await nextBySubject(store.bus, `KV_${store.bus.names.buckets.field}`, 1, `${prefix}${id}.>`);
+  const bucket = store.bus.names.buckets.field;
+  const prefix = kvSubject(bucket, '');
+  const sm = await nextBySubject(store.bus, kvStream(bucket), 1, kvSubject(bucket, `${id}.>`));
   return sm ? sm.subject.slice(prefix.length) : null;
 }
 

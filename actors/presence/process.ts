@@ -68,6 +68,8 @@ export interface PresenceInput {
   missedBeats: number;
   /** Registered names that receive `agent_up`, `agent_beat` and `agent_down` (absent ones are skipped). */
   subscribers: string[];
+  /** Registered names told `agent_down` only (the field releases claims; heartbeats are not its business). */
+  downSubscribers?: string[];
   /** Ack wait of each agent's inbox durable (default 30 s). */
   inboxAckWaitMs?: number;
 }
@@ -478,6 +480,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
 
   private tell(msg: AgentUp | AgentDown | AgentBeat): void {
     for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
+    if (msg.type === 'agent_down')
+      for (const name of this.input.downSubscribers ?? []) cast(name, msg, this.input.registry);
   }
 
   /** One timer, for the earliest expiry (or `at`, when later). */

@@ -516,3 +516,32 @@ export function postToParent(m: FromWorker): void {
 export function exitWithParent(): void {
   process.on('disconnect', () => process.exit(2));
 }
+
+/**
+ * A bench's ending: `main` under a deadline (past it, `cleanup` and exit 1), its result printed as
+ * one JSON document (fractions to 3 decimals), `cleanup`, and the exit status.
+ */
+export async function runBench(o: {
+  main: () => Promise<unknown>;
+  cleanup: () => Promise<void>;
+  timeoutS: number;
+  log: (line: string) => void;
+}): Promise<never> {
+  const deadline = setTimeout(() => {
+    o.log(`run exceeded ${o.timeoutS} s: stopping everything`);
+    void o.cleanup().finally(() => process.exit(1));
+  }, o.timeoutS * 1000);
+  deadline.unref();
+  let code = 0;
+  try {
+    const out = await o.main();
+    const round = (_k: string, v: unknown) =>
+      typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v;
+    process.stdout.write(`${JSON.stringify(out, round, 2)}\n`);
+  } catch (err) {
+    o.log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    code = 1;
+  }
+  await o.cleanup();
+  process.exit(code);
+}

@@ -19,6 +19,7 @@ import {
   encodeTrusted,
 } from '../protocol/envelope.js';
 import { AgentComError, type WireError } from '../protocol/errors.js';
+import { kvStream, kvSubject } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
 
 export interface KvValue<T> {
@@ -176,7 +177,7 @@ export async function openKv<T>(
       // write made to the key in between survives. Standard KV layout (ADR-8): stream KV_<bucket>,
       // subject $KV.<bucket>.<key>. A crash between the two steps leaves just the marker (a
       // deleted key, as `delete` would).
-      const subject = `$KV.${bucket}.${key}`;
+      const subject = kvSubject(bucket, key);
       const h = natsHeaders();
       h.set('KV-Operation', 'PURGE');
       h.set('Nats-Rollup', 'sub');
@@ -188,7 +189,7 @@ export async function openKv<T>(
         if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
         throw err;
       }
-      await bus.jsm.streams.purge(`KV_${bucket}`, { filter: subject, seq: markerSeq + 1 });
+      await bus.jsm.streams.purge(kvStream(bucket), { filter: subject, seq: markerSeq + 1 });
       return { ok: true };
     },
     async entries() {

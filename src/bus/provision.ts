@@ -19,7 +19,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
-import { maxDeliveriesAdvisorySubject, type Names } from '../protocol/subjects.js';
+import { kvStream, maxDeliveriesAdvisorySubject, type Names } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
 
 // --- Specs ---
@@ -531,7 +531,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<Prov
 }
 
 export async function ensureBucket(bus: Bus, spec: BucketSpec): Promise<ProvisionResult> {
-  const streamName = `KV_${spec.bucket}`;
+  const streamName = kvStream(spec.bucket);
   const history = spec.history ?? 1;
   const maxAge = nanos(spec.ttlMs ?? 0);
   const maxBytes = spec.maxBytes ?? -1;

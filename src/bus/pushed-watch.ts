@@ -13,6 +13,7 @@
  */
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { createInbox, type Msg, nanos } from '@nats-io/transport-node';
+import { kvSubject } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
 
 export const PUSHED_WATCH_HEARTBEAT_MS = 5_000;
@@ -80,7 +81,7 @@ export function followPushedWatch(
   onEntry: (e: PushedEntry) => void,
   onError: (err: unknown) => void = () => {},
 ): PushedWatch {
-  const prefix = `$KV.${bucket}.`;
+  const prefix = kvSubject(bucket, '');
   let stopped = false;
   let lastSeq = 0;
   let startedAt: number | undefined;

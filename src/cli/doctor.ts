@@ -19,6 +19,7 @@ import { requestAllTyped, requestTyped } from '../bus/subscribe.js';
 import { authDirPaths } from '../hub/auth/auth-dir.js';
 import { DEFAULT_DATA_DIR } from '../hub/hub-file.js';
 import { HubAliveSchema, LeaseSchema } from '../protocol/registration.js';
+import { kvStream } from '../protocol/subjects.js';
 import { type ConnectionFlags, connectCli, resolveConnection, withConnectionFlags } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { Output } from './output.js';
@@ -155,7 +156,7 @@ async function topologyCheck(bus: Bus): Promise<Check> {
     if (!(await exists(() => bus.jsm.consumers.info(c.stream, c.durable))))
       missing.push(`consumer ${c.stream}/${c.durable}`);
   for (const b of t.buckets)
-    if (!(await exists(() => bus.jsm.streams.info(`KV_${b.bucket}`)))) missing.push(`bucket ${b.bucket}`);
+    if (!(await exists(() => bus.jsm.streams.info(kvStream(b.bucket))))) missing.push(`bucket ${b.bucket}`);
   const total = t.streams.length + t.consumers.length + t.buckets.length;
   if (missing.length === 0)
     return {

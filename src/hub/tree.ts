@@ -98,7 +98,8 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         missedBeats: config.missedBeats,
         // Only the leader runs these; on a standby the casts find no one.
-        subscribers: [n.scheduler, n.agents, n.field],
+        subscribers: [n.scheduler, n.agents],
+        downSubscribers: [n.field],
       },
       { name: n.presence },
     ),

@@ -215,6 +215,11 @@ export function parseSubmitSubject(
   return undefined;
 }
 
+/** The stream of KV bucket `bucket` (the standard KV layout, ADR-8). */
+export const kvStream = (bucket: string): string => `KV_${bucket}`;
+/** The subject of `key` in KV bucket `bucket` (a filter when `key` holds wildcards). */
+export const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
+
 /**
  * The caller and type an agent's field subject names (`<p>.api.field.<op>.<agentId>[.<type>]`),
  * or undefined when `subject` is not one.
