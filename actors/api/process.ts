@@ -15,6 +15,8 @@ import {
   AgentRefSchema,
   type AgentRemoveReply,
   type AgentRestoreReply,
+  type AgentSuspendReply,
+  AgentSuspendRequestSchema,
   EmptyRequestSchema,
   TaskCancelRequestSchema,
   type TaskListReply,
@@ -27,15 +29,18 @@ import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import type { TaskId } from '../../src/protocol/ids.js';
 import type { Suspension } from '../../src/protocol/limits.js';
 import type { AgentRegistration } from '../../src/protocol/registration.js';
+import type { TimeoutValues } from '../../src/protocol/runtime-config.js';
 import { parseSubmitSubject } from '../../src/protocol/subjects.js';
 import type { TaskRecord, TaskSubmitInput } from '../../src/protocol/task.js';
 import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
+import { openAlertStore, registerAlertEndpoints } from '../alerts/index.js';
 import { openFieldStore, registerFieldEndpoints } from '../field/index.js';
-import { clearAgentRemoved, clearSuspension, markAgentRemoved } from '../presence/index.js';
+import { clearAgentRemoved, clearSuspension, markAgentRemoved, suspendAgentFor } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
 import { openScheduleStore, registerScheduleEndpoints } from '../schedules/index.js';
 import type { AssignReply, TaskQueueMessage, TaskQueueStats } from '../task-queue/index.js';
+import { type ControlEndpoints, registerControlEndpoints } from './control.js';
 
 export interface ApiInput {
   bus: Bus;
@@ -44,12 +49,15 @@ export interface ApiInput {
   hubId: string;
   version: string;
   names: { taskQueue: string; scheduler: string; presence: string; agents: string; field: string };
+  /** The hub's configured scheduler timeouts (`config.get` shows them beside the runtime overrides). */
+  timeouts: TimeoutValues;
 }
 
 export class ApiProcess implements Server {
   private constructor(
     private readonly service: AgentcomService,
     private readonly limits: LiveLimits,
+    private readonly controls: ControlEndpoints,
   ) {}
 
   static async start(input: ApiInput): Promise<ApiProcess> {
@@ -70,11 +78,17 @@ export class ApiProcess implements Server {
       if (!r.ok) throw AgentComError.fromWire(r.error);
       return { v: 1 as const, task: r.task };
     };
+    // Before the submit endpoints: they refuse while intake is paused (api/control.ts).
+    const limits = await openLiveLimits(bus);
+    const controls = await registerControlEndpoints(svc, { ...input, limits });
 
     svc.addEndpoint('task.submit', {
       input: TaskSubmitRequestSchema,
       description: 'Submit a task; replies with its record (idempotent with idempotencyKey).',
-      handler: async (submit) => taskOrThrow(await tq<AssignReply>({ type: 'submit', submit })),
+      handler: async (submit) => {
+        controls.assertIntake();
+        return taskOrThrow(await tq<AssignReply>({ type: 'submit', submit }));
+      },
     });
     // An agent allowed to submit calls `task.submit.<its id>`, the only one its permissions allow:
     // the hub reads the submitter from the subject (idempotency keys and rates are per submitter).
@@ -83,6 +97,7 @@ export class ApiProcess implements Server {
       description:
         'Submit a task as the agent named by the subject (task.submit.<id>[.<queue>]; per-agent permissions).',
       handler: async (submit, ctx) => {
+        controls.assertIntake();
         const from = parseSubmitSubject(bus.names, ctx.subject);
         if (!from?.submitter)
           throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `not a submit subject: ${ctx.subject}`);
@@ -218,11 +233,30 @@ export class ApiProcess implements Server {
         return { v: 1, id, restored: unremoved || unsuspended, unsuspended };
       },
     });
+    svc.addEndpoint('agent.suspend', {
+      input: AgentSuspendRequestSchema,
+      description: 'Suspend an agent for a while: forgotten on every hub, hellos refused until then.',
+      handler: async ({ id, forMs, reason }): Promise<AgentSuspendReply> => {
+        const regs = await ask<{ registration: AgentRegistration }[]>(input.names.presence, {
+          type: 'agents',
+        });
+        if (!regs.some((r) => r.registration.id === id))
+          throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${id} is not registered`);
+        const suspension = await suspendAgentFor(bus, id, forMs, reason);
+        input.log
+          .child({ actor: 'api' })
+          .info(
+            { agent_id: id, phase: 'suspended', until: suspension.until },
+            'agent suspended by an operator',
+          );
+        return { v: 1, suspension };
+      },
+    });
     registerDlqEndpoints(svc, bus);
     const submitTrusted = (submit: TaskSubmitInput) => tq<AssignReply>({ type: 'submit', submit });
     const field = await openFieldStore(bus);
     registerScheduleEndpoints(svc, await openScheduleStore(bus), { submit: submitTrusted, field });
-    const limits = await openLiveLimits(bus);
+    registerAlertEndpoints(svc, await openAlertStore(bus));
     registerFieldEndpoints(svc, field, submitTrusted, limits, async (id) => {
       const r = await call<string | null>(
         input.names.field,
@@ -232,7 +266,7 @@ export class ApiProcess implements Server {
       return r.ok ? r.value : undefined;
     });
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
-    return new ApiProcess(svc, limits);
+    return new ApiProcess(svc, limits, controls);
   }
 
   handle(): void {}
@@ -240,5 +274,6 @@ export class ApiProcess implements Server {
   async terminate(): Promise<void> {
     await this.service.stop();
     this.limits.stop();
+    this.controls.stop();
   }
 }

@@ -9,4 +9,5 @@ export {
   markAgentRemoved,
   openSuspensions,
   type RemoveResult,
+  suspendAgentFor,
 } from './registrations.js';

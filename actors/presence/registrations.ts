@@ -86,6 +86,16 @@ export async function suspendAgent(
   return s;
 }
 
+/** Suspends the agent by an operator's decision for `forMs` (counted like any other suspension). */
+export async function suspendAgentFor(
+  bus: Bus,
+  agentId: AgentId,
+  forMs: number,
+  reason: string,
+): Promise<Suspension> {
+  return suspendAgent(await openSuspensions(bus), agentId, reason, Date.now(), () => forMs);
+}
+
 /** Ends the agent's suspension (and forgets its count); returns whether it was suspended now. */
 export async function clearSuspension(bus: Bus, agentId: AgentId | string): Promise<boolean> {
   const id = AgentIdSchema.parse(agentId);

@@ -49,4 +49,17 @@ export type SchedulerMessage =
   | AgentDown
   | AgentBeat
   | { type: 'tick' }
-  | { type: 'stats'; reply?: (s: SchedulerStatsReply) => void };
+  | { type: 'stats'; reply?: (s: SchedulerStatsReply) => void }
+  /** Sent by the scheduler to itself when the control value or the timeout overrides change. */
+  | { type: 'config_changed' }
+  /**
+   * call: replies true once this scheduler follows revision `revision` (or later) of config key
+   * `key`, false when it does not within `timeoutMs` (or follows no config: started without a bus).
+   */
+  | {
+      type: 'sync_config';
+      key: 'control' | 'timeouts';
+      revision: number;
+      timeoutMs: number;
+      reply?: (applied: boolean) => void;
+    };

@@ -11,9 +11,22 @@
  * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
  * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right
  * after any restart.
+ * With a bus it follows the config bucket live: while the control value says assignment is paused
+ * it hands out nothing (the sweep and the reclaims go on; what is assigned stays assigned), and the
+ * change back to running is one more event that pumps at once; the sweep uses the timeouts in
+ * force at each tick, the runtime overrides over `timeouts` (protocol/runtime-config.ts). An
+ * assignment already being written when the pause arrives still lands.
  */
 import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import {
+  type LiveControl,
+  type LiveTimeouts,
+  openLiveControl,
+  openLiveTimeouts,
+} from '../../src/bus/live-config.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
+import { effectiveTimeouts } from '../../src/protocol/runtime-config.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import { call, cast, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
@@ -33,7 +46,13 @@ export interface SchedulerInput {
   taskQueue: string;
   /** Registered name of Presence, asked at start for the agents online now. */
   presence?: string;
+  /** The hub's configured timeouts; runtime overrides (config bucket, key `timeouts`) win over them. */
   timeouts: SweepTimeouts;
+  /**
+   * Followed for the control value (assignment paused or running) and the timeout overrides of the
+   * config bucket. Without it assignment always runs and `timeouts` always apply.
+   */
+  bus?: Bus;
   /**
    * How old an accepted assignment's last sign of life must be before a live session of the same
    * process that does not list it loses it (lifeline.ts `not_held`; default 10 s).
@@ -64,14 +83,28 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private assigned = 0;
   private refused = 0;
   private stopped = false;
+  private control: LiveControl | undefined;
+  private overrides: LiveTimeouts | undefined;
+  /** The assignment state and timeouts last logged (config_changed logs what changed). */
+  private paused = false;
+  private inForce: SweepTimeouts;
 
   private constructor(private readonly input: SchedulerInput) {
+    this.inForce = input.timeouts;
     this.index = new Scheduler({ agingMs: input.agingMs ?? 0 });
     this.log = input.log.child({ actor: 'scheduler' });
   }
 
   static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
     const s = new SchedulerProcess(input);
+    if (input.bus) {
+      [s.control, s.overrides] = await Promise.all([openLiveControl(input.bus), openLiveTimeouts(input.bus)]);
+      const changed = () => ctx.send({ type: 'config_changed' });
+      s.control.onChange(changed);
+      s.overrides.onChange(changed);
+      s.paused = s.assignmentPaused();
+      s.inForce = s.timeouts();
+    }
     const snap = await call<TaskRecord[]>(
       input.taskQueue,
       { type: 'snapshot' },
@@ -91,7 +124,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
-    s.log.info({ phase: 'start', open: s.open.size }, 'scheduler started');
+    s.log.info(
+      { phase: 'start', open: s.open.size, assignment: s.paused ? 'paused' : 'running', timeouts: s.inForce },
+      'scheduler started',
+    );
     return s;
   }
 
@@ -134,12 +170,23 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       case 'stats':
         msg.reply?.(this.stats());
         return;
+      case 'config_changed':
+        this.onConfigChanged();
+        break;
+      case 'sync_config': {
+        const live = msg.key === 'control' ? this.control : this.overrides;
+        if (!live) msg.reply?.(false);
+        else void live.waitFor(msg.revision, msg.timeoutMs).then((ok) => msg.reply?.(ok));
+        return;
+      }
     }
     this.schedulePump();
   }
 
   terminate(): void {
     this.stopped = true;
+    this.control?.stop();
+    this.overrides?.stop();
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
     clearTimeout(this.retryTimer);
@@ -156,6 +203,39 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       assigned: this.assigned,
       refused: this.refused,
     };
+  }
+
+  // --- Runtime config ---
+
+  private assignmentPaused(): boolean {
+    return this.control?.current.assignment === 'paused';
+  }
+
+  /** The timeouts in force now: the runtime overrides over the hub's configured ones. */
+  private timeouts(): SweepTimeouts {
+    return effectiveTimeouts(this.input.timeouts, this.overrides?.current ?? null);
+  }
+
+  /** Logs what changed; the pump that follows every message hands out work again after a resume. */
+  private onConfigChanged(): void {
+    const paused = this.assignmentPaused();
+    if (paused !== this.paused) {
+      this.paused = paused;
+      const c = this.control?.current;
+      this.log.info(
+        { phase: paused ? 'assignment_paused' : 'assignment_resumed', by: c?.by, reason: c?.reason },
+        paused ? 'assignment paused: queued tasks wait' : 'assignment resumed',
+      );
+    }
+    const t = this.timeouts();
+    if (
+      t.acceptTimeoutMs !== this.inForce.acceptTimeoutMs ||
+      t.progressTimeoutMs !== this.inForce.progressTimeoutMs ||
+      t.blockedTimeoutMs !== this.inForce.blockedTimeoutMs
+    ) {
+      this.inForce = t;
+      this.log.info({ phase: 'timeouts_changed', timeouts: t }, 'timeouts changed');
+    }
   }
 
   // --- Projection ---
@@ -223,7 +303,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   }
 
   private pump(): void {
-    if (this.stopped) return;
+    // Paused, nothing is picked: the index keeps every task, and the resume pumps again.
+    if (this.stopped || this.assignmentPaused()) return;
     const batch = this.input.batch ?? 512;
     const now = Date.now();
     const picks = this.index.nextAssignments(now, batch);
@@ -310,8 +391,9 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   private sweep(): void {
     const now = Date.now();
+    const timeouts = this.timeouts();
     for (const task of this.open.values()) {
-      const reason = sweepReason(task, now, this.input.timeouts);
+      const reason = sweepReason(task, now, timeouts);
       if (reason) this.reclaim(task, reason);
     }
     this.schedulePump();

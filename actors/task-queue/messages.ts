@@ -4,7 +4,7 @@
  * `call` messages carry `reply` (added by the runtime's `call`); casts do not.
  */
 
-import type { TaskListReply, TaskListRequest } from '../../src/protocol/api.js';
+import type { QueueStats, TaskListReply, TaskListRequest } from '../../src/protocol/api.js';
 import type { WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import type { TaskRecord, TaskSubmitInput } from '../../src/protocol/task.js';
@@ -40,7 +40,12 @@ export type TaskQueueMessage =
   /** call: a filtered page of tasks, newest first. */
   | { type: 'list'; request: TaskListRequest; reply?: (r: TaskListReply) => void }
   /** call: counts across all tasks. */
-  | { type: 'stats'; reply?: (r: TaskQueueStats) => void };
+  | { type: 'stats'; reply?: (r: TaskQueueStats) => void }
+  /**
+   * call: replies once this TaskQueue follows the control value of revision `revision` or later
+   * (intake stopped or started accordingly; true), or false when it has not within `timeoutMs`.
+   */
+  | { type: 'sync_control'; revision: number; timeoutMs: number; reply?: (applied: boolean) => void };
 
 export type TaskQueueStats = {
   total: number;
@@ -48,6 +53,8 @@ export type TaskQueueStats = {
   byQueue: Record<string, number>;
   byPriority: Record<string, number>;
   tokensUsed: number;
+  /** Queued tasks per named queue (query.ts `queueStats`, computed when asked). */
+  queues?: Record<string, QueueStats>;
 };
 
 /** Sent (cast) to every subscriber after each durable change of a task record. */

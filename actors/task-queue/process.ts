@@ -9,6 +9,9 @@
  * redelivered submits and reports are recognised (deterministic ids, generation fencing) and change
  * nothing. Refused reports (stale generation, not the assignee, a finished task) are logged and
  * acked, never applied; the sender gets a `notice` in its inbox saying why, and whether to stop.
+ * It follows the control value (protocol/control.ts): while intake is paused the intake durable is
+ * not pulled at all (submissions wait in SUBMIT, their delivery count untouched), and resuming
+ * starts pulling at once. Reports are applied either way.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
@@ -20,6 +23,7 @@ import {
   runConsumer,
 } from '../../src/bus/consumer.js';
 import { openKv } from '../../src/bus/kv.js';
+import { type LiveControl, openLiveControl } from '../../src/bus/live-config.js';
 import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
 import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
@@ -52,7 +56,7 @@ import { cast, exponentialDelay, type Registry } from '../../src/runtime/index.j
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
-import { listTasks } from './query.js';
+import { listTasks, queueStats } from './query.js';
 import { DEFAULT_RETENTION, expiredTasks, type RetentionPolicy } from './retention.js';
 import {
   assignMessage,
@@ -127,11 +131,17 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private readonly redeliveries = new Set<NodeJS.Timeout>();
   /** Refused reports not answered (over the refusals budget) since the last one that was. */
   private readonly dropped = new Map<AgentId, number>();
+  /** The last start or stop of the intake runner (one at a time, in the order the control changed). */
+  private intakeChange: Promise<void> = Promise.resolve();
+  private intakePaused = false;
+  private terminating = false;
 
   private constructor(
     private readonly input: TaskQueueInput,
     private readonly store: TaskStore,
     private readonly limits: LiveLimits,
+    private readonly control: LiveControl,
+    private readonly ctx: ServerContext,
   ) {
     this.log = input.log.child({ actor: 'task-queue' });
     const limiter = (kind: RateKind) => new KeyedRateLimiter((id) => this.rateOf(id, kind));
@@ -147,7 +157,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     };
   }
 
-  static async start(input: TaskQueueInput, _ctx: ServerContext): Promise<TaskQueue> {
+  static async start(input: TaskQueueInput, ctx: ServerContext): Promise<TaskQueue> {
     const { bus } = input;
     // Records written here come from the pure, property-tested state.ts: not re-validated on the
     // hot path (every read still is).
@@ -156,7 +166,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const loadStart = performance.now();
     await store.load();
     const loadMs = Math.round(performance.now() - loadStart);
-    const tq = new TaskQueue(input, store, await openLiveLimits(bus));
+    const [limits, control] = await Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
+    const tq = new TaskQueue(input, store, limits, control, ctx);
     store.onChange((t) => tq.publishChange(t));
     const n = bus.names;
     const concurrency = input.concurrency ?? 256;
@@ -165,16 +176,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables delivered
     // and never saw acked at its start was held by a hub that died; the server redelivers it now
     // instead of after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
-    tq.intake = await runConsumer(bus, {
-      spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
-      provision: false,
-      adoptUnacked: true,
-      expiresMs: HUB_PULL_EXPIRES_MS,
-      schema: TaskSubmitSchema,
-      concurrency,
-      handler: (submit, ctx) => tq.onSubmit(submit, ctx),
-      onInvalid: (error, subject) => tq.onInvalid(error, subject),
-    });
+    // The intake runs unless the control value says it is paused (followIntake).
+    control.onChange(() => void tq.followIntake().catch((err) => tq.ctx.crash(err)));
+    await tq.followIntake();
     tq.reports = await runConsumer(bus, {
       spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
       provision: false,
@@ -189,7 +193,10 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
     tq.sweepRetention();
-    tq.log.info({ phase: 'start', tasks: store.size, load_ms: loadMs }, 'task queue started');
+    tq.log.info(
+      { phase: 'start', tasks: store.size, load_ms: loadMs, intake: control.current.intake },
+      'task queue started',
+    );
     return tq;
   }
 
@@ -232,7 +239,15 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.(listTasks(this.store.all(), msg.request));
         return;
       case 'stats':
-        msg.reply?.(this.store.stats());
+        msg.reply?.({ ...this.store.stats(), queues: queueStats(this.store.all(), Date.now()) });
+        return;
+      case 'sync_control':
+        // The change that brought the revision has already queued its intake change (listeners
+        // run before waiters): wait for that too.
+        void this.control.waitFor(msg.revision, msg.timeoutMs).then(async (seen) => {
+          if (seen) await this.intakeChange.catch(() => undefined);
+          msg.reply?.(seen);
+        });
         return;
     }
   }
@@ -250,15 +265,63 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   }
 
   async terminate(): Promise<void> {
+    this.terminating = true;
+    this.control.stop();
     clearInterval(this.retentionTimer);
     this.retentionTimer = undefined;
     for (const t of this.redeliveries) clearTimeout(t);
     this.redeliveries.clear();
+    await this.intakeChange.catch(() => undefined);
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
     await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
     // Then what lingers (an API submit waiting for its assignment) is written, and waited for.
     await this.store.stop();
     this.limits.stop();
+  }
+
+  // --- Intake pause ---
+
+  /**
+   * Brings the intake runner in line with the control value: started while intake runs, stopped
+   * while it is paused. Changes run one at a time; each reads the value in force when it runs, so
+   * a burst of changes ends in the last one. Stopping waits for the submissions in hand to be
+   * written and acked, and hands back (nak) those pulled but not started: they count one delivery
+   * more, nothing else. Starting adopts what a stop left unacked (a pull in flight when it closed),
+   * so resuming takes everything in at once rather than after ack_wait.
+   * @throws what starting the runner throws (the bus is down): the actor crashes and restarts.
+   */
+  private followIntake(): Promise<void> {
+    const next = this.intakeChange.then(async () => {
+      if (this.terminating) return;
+      const paused = this.control.current.intake === 'paused';
+      if (paused && (this.intake || !this.intakePaused)) {
+        const runner = this.intake;
+        this.intake = undefined;
+        this.intakePaused = true;
+        await runner?.stop();
+        this.log.info({ phase: 'intake_paused' }, 'intake paused: submissions wait in the stream');
+      } else if (!paused && !this.intake) {
+        this.intake = await this.startIntake();
+        if (this.intakePaused) this.log.info({ phase: 'intake_resumed' }, 'intake resumed');
+        this.intakePaused = false;
+      }
+    });
+    this.intakeChange = next.catch(() => undefined);
+    return next;
+  }
+
+  private startIntake(): Promise<ConsumerRunner> {
+    const n = this.input.bus.names;
+    return runConsumer(this.input.bus, {
+      spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
+      provision: false,
+      adoptUnacked: true,
+      expiresMs: HUB_PULL_EXPIRES_MS,
+      schema: TaskSubmitSchema,
+      concurrency: this.input.concurrency ?? 256,
+      handler: (submit, ctx) => this.onSubmit(submit, ctx),
+      onInvalid: (error, subject) => this.onInvalid(error, subject),
+    });
   }
 
   // --- Commands ---

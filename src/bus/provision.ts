@@ -234,6 +234,13 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
       { bucket: n.buckets.config, history: 5, storage, description: 'Runtime settings (rate limits)' },
       { bucket: n.buckets.schedules, history: 1, storage, description: 'Schedules and their progress' },
       { bucket: n.buckets.field, history: 1, storage, description: 'Live pheromones of the stigmergy field' },
+      { bucket: n.buckets.tokens, history: 1, storage, description: 'HTTP gateway bearer tokens (hashed)' },
+      {
+        bucket: n.buckets.alerts,
+        history: 1,
+        storage,
+        description: 'Alert rules state and acknowledgements',
+      },
     ],
   };
   if (replicas === 1) return t;

@@ -16,32 +16,13 @@ import { decodePayload, validatePayload } from '../protocol/envelope.js';
 import {
   AgentComError,
   ERROR_CODES,
-  type ErrorCode,
+  ERROR_STATUS,
   type WireError,
   WireErrorSchema,
 } from '../protocol/errors.js';
 import { childTraceparent, HEADERS } from '../protocol/headers.js';
 import { API_ENDPOINTS, type ApiEndpoint } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
-
-/** Service error code (the numeric `Nats-Service-Error-Code`) for each wire code. */
-export const SERVICE_ERROR_STATUS: Record<ErrorCode, number> = {
-  invalid_payload: 400,
-  unsupported_version: 400,
-  payload_too_large: 413,
-  not_found: 404,
-  conflict: 409,
-  stale_generation: 409,
-  invalid_state: 409,
-  forbidden: 403,
-  duplicate: 409,
-  unavailable: 503,
-  timeout: 504,
-  rate_limited: 429,
-  suspended: 403,
-  max_deliveries: 500,
-  internal: 500,
-};
 
 export interface RequestContext {
   subject: string;
@@ -91,7 +72,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
 
   const respondError = (m: ServiceMsg, e: WireError) => {
     m.respondError(
-      SERVICE_ERROR_STATUS[e.code] ?? 500,
+      ERROR_STATUS[e.code] ?? 500,
       e.message.replace(/[\r\n]+/g, ' '),
       encoder.encode(JSON.stringify(e)),
     );

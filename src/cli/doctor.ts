@@ -3,7 +3,8 @@
  * `agentcom doctor`: checks a deployment the way an operator would before trusting it, and says
  * what to do about each problem: the nats-server version and JetStream, every stream, consumer and
  * bucket the hub provisions, the lease holder and whether it answers, every hub that answers and the
- * clock skew to each, the auth directory's file permissions, and free disk space. Read-only: it changes nothing. Exit 0
+ * clock skew to each, whether intake or assignment is paused, the auth directory's file permissions,
+ * and free disk space. Read-only: it changes nothing. Exit 0
  * when no check failed (warnings allowed), 1 otherwise, 69 when NATS cannot be reached at all.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -14,10 +15,12 @@ import { z } from 'zod';
 import { LEASE_KEY } from '../../actors/leader/index.js';
 import type { Bus } from '../bus/connection.js';
 import { openKv } from '../bus/kv.js';
+import { openControlKv } from '../bus/live-config.js';
 import { defaultTopology } from '../bus/provision.js';
 import { requestAllTyped, requestTyped } from '../bus/subscribe.js';
 import { authDirPaths } from '../hub/auth/auth-dir.js';
 import { DEFAULT_DATA_DIR } from '../hub/hub-file.js';
+import { CONTROL_KEY, describeControl } from '../protocol/control.js';
 import { HubAliveSchema, LeaseSchema } from '../protocol/registration.js';
 import { kvStream } from '../protocol/subjects.js';
 import { type ConnectionFlags, connectCli, resolveConnection, withConnectionFlags } from './connection.js';
@@ -63,6 +66,7 @@ async function doctor(flags: ConnectionFlags, out: Output): Promise<ExitCode | u
     const hubs = await askHubs(bus, Math.min(conn.timeoutMs, 1_500));
     checks.push(...(await leaseChecks(bus, hubs, conn.timeoutMs)));
     checks.push(hubsCheck(hubs));
+    checks.push(await controlCheck(bus));
   } finally {
     await bus.drain().catch(() => undefined);
   }
@@ -170,6 +174,31 @@ async function topologyCheck(bus: Bus): Promise<Check> {
     detail: `${missing.length} of ${total} missing: ${missing.join(', ')}`,
     fix: `start a hub with this prefix (${bus.names.prefix}); it provisions everything on start. A wrong --prefix also looks like this`,
   };
+}
+
+/** Intake or assignment paused (`agentcom pause`) is a warning: work waits until someone resumes. */
+export async function controlCheck(bus: Bus): Promise<Check> {
+  try {
+    const c = (await (await openControlKv(bus)).get(CONTROL_KEY))?.value;
+    if (!c || (c.intake === 'running' && c.assignment === 'running'))
+      return { name: 'control', status: 'ok', detail: 'intake and assignment running' };
+    const parts = [c.intake === 'paused' ? '--intake' : '', c.assignment === 'paused' ? '--assignment' : '']
+      .filter(Boolean)
+      .join(' ');
+    return {
+      name: 'control',
+      status: 'warn',
+      detail: describeControl(c),
+      fix: `work waits until it is resumed: agentcom resume ${parts}`,
+    };
+  } catch (err) {
+    return {
+      name: 'control',
+      status: 'warn',
+      detail: `the control value cannot be read: ${(err as Error).message}`,
+      fix: 'agentcom resume writes a valid one (both running)',
+    };
+  }
 }
 
 async function exists(info: () => Promise<unknown>): Promise<boolean> {

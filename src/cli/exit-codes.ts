@@ -40,6 +40,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case 'duplicate':
       return EXIT.REFUSED;
     case 'forbidden':
+    case 'unauthorized':
     case 'suspended':
       return EXIT.FORBIDDEN;
     case 'rate_limited':

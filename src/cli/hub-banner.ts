@@ -35,6 +35,8 @@ export interface BannerInfo {
   dataDir: string;
   authDir: string | undefined;
   prefix: string;
+  /** The gateway's URL; undefined when it is off or its port was taken. */
+  gatewayUrl?: string | undefined;
 }
 
 export function startedLines(b: BannerInfo): string[] {
@@ -45,6 +47,9 @@ export function startedLines(b: BannerInfo): string[] {
     b.authDir
       ? `  auth      on: per-agent NKey users in ${b.authDir}`
       : '  auth      off: any client that reaches the server is trusted (agentcom hub --auth-dir deploy/nats turns it on)',
+    b.gatewayUrl
+      ? `  HTTP      ${b.gatewayUrl} (API, /api/events, /metrics; a token: agentcom token add --name me --role admin)`
+      : '  HTTP      off (no gateway on this hub; see the log)',
   ];
 }
 

@@ -8,6 +8,16 @@ import { z } from 'zod';
 import type { Bus } from '../bus/connection.js';
 import { request } from '../bus/service.js';
 import {
+  type AlertConfigInput,
+  type AlertConfigReply,
+  AlertConfigReplySchema,
+  type AlertListReply,
+  AlertListReplySchema,
+  AlertReplySchema,
+  type AlertRule,
+  type AlertView,
+} from '../protocol/alert.js';
+import {
   type AgentListReply,
   AgentListReplySchema,
   type AgentRemoveReply,
@@ -21,6 +31,7 @@ import {
   type TaskStatsReply,
   TaskStatsReplySchema,
 } from '../protocol/api.js';
+import { type Control, ControlSchema, type HubControlRequestInput } from '../protocol/control.js';
 import {
   type DlqListResponse,
   DlqListResponseSchema,
@@ -38,6 +49,11 @@ import {
   PheromoneReplySchema,
 } from '../protocol/field.js';
 import type { TaskId } from '../protocol/ids.js';
+import {
+  type ConfigReply,
+  ConfigReplySchema,
+  type ConfigSetRequestInput,
+} from '../protocol/runtime-config.js';
 import {
   ScheduleListReplySchema,
   ScheduleReplySchema,
@@ -149,5 +165,53 @@ export class HubClient {
     title?: string;
   }): Promise<Pheromone> {
     return (await this.call('field.promote', { v: 1, ...req }, PheromoneReplySchema)).pheromone;
+  }
+
+  // --- Runtime control and config ---
+
+  /**
+   * Pause intake and/or assignment (both when neither is named); the control value after it, once
+   * the leading hub follows it.
+   */
+  pause(opts: Omit<HubControlRequestInput, 'v'> = {}): Promise<Control> {
+    return this.call('hub.pause', { v: 1, ...opts }, ControlSchema);
+  }
+  /** Resume intake and/or assignment (both when neither is named). */
+  resume(opts: Omit<HubControlRequestInput, 'v'> = {}): Promise<Control> {
+    return this.call('hub.resume', { v: 1, ...opts }, ControlSchema);
+  }
+  /** Whether intake and assignment run. */
+  control(): Promise<Control> {
+    return this.call('hub.control', { v: 1 }, ControlSchema);
+  }
+  /** The runtime settings in force: timeouts (with their source), limits, control. */
+  config(): Promise<ConfigReply> {
+    return this.call('config.get', { v: 1 }, ConfigReplySchema);
+  }
+  /** Change runtime settings (timeouts: ms or a duration; null back to the hub's value); all or nothing. */
+  setConfig(patch: Omit<ConfigSetRequestInput, 'v'>): Promise<ConfigReply> {
+    return this.call('config.set', { v: 1, ...patch }, ConfigReplySchema);
+  }
+
+  // --- Alerts ---
+
+  /** Every alert rule with its state (ok, firing, acknowledged), in rule order. */
+  alerts(): Promise<AlertListReply> {
+    return this.call('alert.list', { v: 1 }, AlertListReplySchema);
+  }
+  /** Acknowledge a firing rule (no notifications until it resolves); `invalid_state` when it is ok. */
+  async alertAck(rule: AlertRule, by?: string): Promise<AlertView> {
+    return (await this.call('alert.ack', { v: 1, rule, ...(by ? { by } : {}) }, AlertReplySchema)).alert;
+  }
+  /** The alert configuration in force (webhook secrets redacted) and every rule's effective settings. */
+  alertConfig(): Promise<AlertConfigReply> {
+    return this.call('alert.config.get', { v: 1 }, AlertConfigReplySchema);
+  }
+  /**
+   * Replace the alert configuration (validated by the hub: `invalid_payload` with the path). A
+   * webhook secret sent back as "<redacted>" keeps the stored one.
+   */
+  setAlertConfig(config: AlertConfigInput): Promise<AlertConfigReply> {
+    return this.call('alert.config.set', { v: 1, config }, AlertConfigReplySchema);
   }
 }

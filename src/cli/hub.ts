@@ -16,6 +16,9 @@ import { chooseLogFormat, LOG_FORMAT_ENV, prettyDestination, roleLines, startedL
 
 export interface HubFlags {
   natsUrl?: string;
+  http?: string;
+  httpHost?: string;
+  httpPort?: string;
   dataDir?: string;
   natsPort?: string;
   prefix?: string;
@@ -90,6 +93,7 @@ export async function runHub(flags: HubFlags): Promise<number> {
       prefix: config.prefix,
       ...(hub.authDir ? { authDir: hub.authDir } : {}),
       hubId,
+      ...(hub.gatewayUrl() ? { gatewayUrl: hub.gatewayUrl() } : {}),
       embedded: true,
       pid: process.pid,
       startedAt: Date.now(),
@@ -105,6 +109,7 @@ export async function runHub(flags: HubFlags): Promise<number> {
       dataDir,
       authDir: hub.authDir,
       prefix: config.prefix,
+      gatewayUrl: hub.gatewayUrl(),
     }),
   );
   bannerShown = true;

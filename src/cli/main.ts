@@ -6,11 +6,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
+import { registerAlertsCommands } from './alerts.js';
 import { registerBackupCommands } from './backup.js';
+import { registerControlCommands } from './control.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerDoctorCommand } from './doctor.js';
 import { EXIT } from './exit-codes.js';
 import { registerFieldCommands } from './field.js';
+import { registerGatewayCommand } from './gateway.js';
 import { registerGitCommands } from './git.js';
 import { type HubFlags, runHub } from './hub.js';
 import { registerLimitsCommands } from './limits.js';
@@ -19,6 +22,7 @@ import { registerSidecarCommand } from './sidecar.js';
 import { registerSmokeCommand } from './smoke.js';
 import { registerTaskCommands } from './task.js';
 import { registerTaskReportCommands } from './task-report.js';
+import { registerTokenCommands } from './token.js';
 
 const program = new Command()
   .name('agentcom')
@@ -38,6 +42,12 @@ program
     '--auth-dir <dir>',
     'NATS users and permissions (e.g. deploy/nats, created if missing); default: no authentication (env AGENTCOM_AUTH_DIR)',
   )
+  .option('--http <on|off>', 'the HTTP gateway on this hub, default on (env AGENTCOM_HTTP)')
+  .option('--http-host <addr>', 'address the gateway binds, default 127.0.0.1 (env AGENTCOM_HTTP_HOST)')
+  .option(
+    '--http-port <port>',
+    'port of the gateway, default 4280; 0: any free port (env AGENTCOM_HTTP_PORT)',
+  )
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTCOM_LOG_LEVEL)')
   .option(
     '--log-format <format>',
@@ -55,10 +65,14 @@ registerDlqCommands(program);
 registerScheduleCommands(program);
 registerFieldCommands(program);
 registerLimitsCommands(program);
+registerAlertsCommands(program);
+registerControlCommands(program);
 registerBackupCommands(program);
 registerSmokeCommand(program);
 registerDoctorCommand(program);
 registerGitCommands(program);
+registerGatewayCommand(program);
+registerTokenCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -45,6 +45,22 @@ export const HubConfigSchema = z.object({
     .describe(
       'auth directory (e.g. deploy/nats): NATS users and permissions; the hub connects with its hub.nk and runs the embedded server with its nats-server.conf. Absent: no authentication',
     ),
+  http: z
+    .enum(['on', 'off'])
+    .default('on')
+    .describe('the HTTP gateway (REST API, event stream, /metrics; docs/gateway.md) on every hub'),
+  httpHost: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('address the gateway binds (0.0.0.0 for every interface; it requires bearer tokens)'),
+  httpPort: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(4280)
+    .describe('port of the gateway (0: any free port); a port in use leaves this hub without one, logged'),
   heartbeatIntervalMs: ms(5_000, 'interval at which agents are expected to heartbeat'),
   missedBeats: z.coerce
     .number()
@@ -116,6 +132,9 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   prefix: 'AGENTCOM_PREFIX',
   hubId: 'AGENTCOM_HUB_ID',
   authDir: 'AGENTCOM_AUTH_DIR',
+  http: 'AGENTCOM_HTTP',
+  httpHost: 'AGENTCOM_HTTP_HOST',
+  httpPort: 'AGENTCOM_HTTP_PORT',
   heartbeatIntervalMs: 'AGENTCOM_HEARTBEAT_INTERVAL_MS',
   missedBeats: 'AGENTCOM_MISSED_BEATS',
   acceptTimeoutMs: 'AGENTCOM_ACCEPT_TIMEOUT_MS',

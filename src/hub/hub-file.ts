@@ -24,6 +24,11 @@ export const HubFileSchema = z.object({
   /** Absolute path of the auth directory the hub runs with; absent without authentication. */
   authDir: z.string().min(1).optional(),
   hubId: z.string().min(1),
+  /** The hub's HTTP gateway, when it listens (docs/gateway.md). */
+  gatewayUrl: z
+    .string()
+    .regex(/^https?:\/\/\S+$/)
+    .optional(),
   /** Whether the hub spawned its own nats-server. */
   embedded: z.boolean(),
   pid: z.number().int().positive(),

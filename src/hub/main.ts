@@ -55,6 +55,8 @@ export interface HubHandle {
   readonly log: Logger;
   /** The current bus connection (replaced when the core restarts). */
   bus(): Bus | undefined;
+  /** The HTTP gateway's URL (undefined while it is not listening, or with http off). */
+  gatewayUrl(): string | undefined;
   /** Graceful shutdown; resolves when everything has stopped. Safe to call twice. */
   stop(): Promise<void>;
   /** Resolves with the root's exit reason (after stop(), or when the tree gives up). */
@@ -65,6 +67,8 @@ export interface StartHubOptions {
   logger?: Logger;
   /** Told when this hub starts leading (assigning work) or stands by behind another hub. */
   onRole?: (role: HubRole) => void;
+  /** Told the gateway's URL whenever it (re)starts listening; null when its port was taken. */
+  onGateway?: (url: string | null) => void;
 }
 
 export async function startHub(config: HubConfig, opts: StartHubOptions = {}): Promise<HubHandle> {
@@ -118,6 +122,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   }
 
   let bus: Bus | undefined;
+  let gatewayUrl: string | undefined;
   /** Connects, provisions and starts the services tree once; `error` when any of it fails. */
   const startCore = async (): Promise<StartResult> => {
     const b = await connectBus({
@@ -147,6 +152,10 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
           hubId,
           version: HUB_VERSION,
           ...(opts.onRole ? { onRole: opts.onRole } : {}),
+          onGateway: (url) => {
+            gatewayUrl = url ?? undefined;
+            opts.onGateway?.(url);
+          },
         }),
         { strategy: 'rest_for_one', intensity: 5, period: 10_000 },
         { registry, logger: log, name: 'services' },
@@ -206,6 +215,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     root,
     log,
     bus: () => bus,
+    gatewayUrl: () => gatewayUrl,
     exited,
     stop() {
       stopping ??= (async () => {

@@ -12,8 +12,13 @@
  *      ├─ presence                           on every hub: hellos, heartbeats, sessions, so a hub
  *      │                                     that takes over knows at once who is alive
  *      ├─ work-slot          dynamic         holds `work` while this hub holds the lease
- *      └─ leader                             renews the lease (and takes it from a leader whose
- *         │                                  connection is gone); starts / stops `work`
+ *      ├─ leader                             renews the lease (and takes it from a leader whose
+ *      │                                     connection is gone); starts / stops `work`
+ *      ├─ hub-stats                          on every hub: its restarts, reconnects, event-loop lag
+ *      │                                     and lease on `<p>.hub.<id>.stats` (hub-stats.ts)
+ *      └─ gateway                            on every hub: HTTP API, events, /metrics (docs/gateway.md);
+ *                                            last, so its restart restarts nothing else
+ *      (work runs in work-slot while this hub leads:)
  *         work               rest_for_one   later children are projections of earlier ones: when
  *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it; when the
  *         ├─ agents          one_for_all     scheduler crashes, only it restarts
@@ -26,10 +31,12 @@
  *         ├─ dlq-forwarder
  *         ├─ auth-suspensions                 (with an auth dir) suspended agents out of the server config
  *         ├─ backup                          scheduled backups (with AGENTCOM_BACKUP_DIR)
+ *         ├─ alerts                          alert rules sampled; events to NATS and webhooks
  *         └─ status
  */
 import type { Logger } from 'pino';
 import { AgentsProcess } from '../../actors/agents/index.js';
+import { AlertsProcess } from '../../actors/alerts/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
 import { BackupProcess } from '../../actors/backup/index.js';
 import { FieldProcess } from '../../actors/field/index.js';
@@ -41,16 +48,19 @@ import { TaskQueue } from '../../actors/task-queue/index.js';
 import type { Bus } from '../bus/connection.js';
 import { startDlqForwarder } from '../bus/dlq-forwarder.js';
 import { startStatusPublisher } from '../bus/status.js';
+import { type RunningGateway, startGateway } from '../gateway/index.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 import {
   type ChildSpecInput,
   dynamicSupervisorChild,
   type Registry,
   supervisorChild,
 } from '../runtime/index.js';
-import { serverChild } from '../runtime/server.js';
+import { type Server, serverChild } from '../runtime/server.js';
 import { authDirPaths } from './auth/auth-dir.js';
 import { startSuspensionSync } from './auth/suspensions.js';
 import type { HubConfig } from './config.js';
+import { HubStatsProcess, hubCounters } from './hub-stats.js';
 
 /** Registered names of the hub's actors (in the hub's own registry). */
 export const ACTOR_NAMES = {
@@ -63,6 +73,7 @@ export const ACTOR_NAMES = {
   field: 'field',
   workSlot: 'work-slot',
   leader: 'leader',
+  alerts: 'alerts',
 } as const;
 
 export interface ServicesDeps {
@@ -75,6 +86,8 @@ export interface ServicesDeps {
   writable?: () => boolean;
   /** Told when this hub starts leading or stands by. */
   onRole?: (role: HubRole) => void;
+  /** Told the gateway's URL once it listens (null: it could not, e.g. its port is taken). */
+  onGateway?: (url: string | null) => void;
 }
 
 /**
@@ -85,6 +98,11 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
   const { bus, registry, log, hubId } = deps;
   const n = ACTOR_NAMES;
   const clock = new LeaseClock();
+  const counters = hubCounters(registry);
+  const onRole = (role: HubRole) => {
+    counters.role(role.role);
+    deps.onRole?.(role);
+  };
   return [
     serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
     serverChild(
@@ -115,7 +133,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         leaseTtlMs: config.leaseTtlMs,
         workSlot: ACTOR_NAMES.workSlot,
         clock,
-        ...(deps.onRole ? { onRole: deps.onRole } : {}),
+        onRole,
         work: supervisorChild('work', workTree(config, { ...deps, writable: () => clock.holds() }), {
           strategy: 'rest_for_one',
           intensity: 5,
@@ -124,7 +142,69 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
       },
       { name: ACTOR_NAMES.leader },
     ),
+    serverChild('hub-stats', HubStatsProcess.start, {
+      bus,
+      registry,
+      log,
+      hubId,
+      version: deps.version,
+      intervalMs: config.statusIntervalMs,
+      counters,
+      leader: n.leader,
+    }),
+    // Last, so that its restart restarts nothing else (rest_for_one), and it stops first.
+    ...(config.http === 'on'
+      ? [serverChild('gateway', startGatewayServer, { config, bus, log, onGateway: deps.onGateway })]
+      : []),
   ];
+}
+
+/**
+ * The gateway as a child. It never takes the hub down: a start that fails (its port in use, NATS
+ * not answering yet) is logged and tried again with backoff while the hub runs without it.
+ */
+async function startGatewayServer(input: {
+  config: HubConfig;
+  bus: Bus;
+  log: Logger;
+  onGateway: ((url: string | null) => void) | undefined;
+}): Promise<Server> {
+  const { config, bus } = input;
+  const log = input.log.child({ actor: 'gateway' });
+  let running: RunningGateway | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = async (n: number): Promise<void> => {
+    try {
+      const g = await startGateway({ bus, log: input.log, host: config.httpHost, port: config.httpPort });
+      if (stopped) return void (await g.close());
+      running = g;
+      log.info({ phase: 'start', url: g.url }, 'gateway listening');
+      input.onGateway?.(g.url);
+    } catch (err) {
+      if (stopped) return;
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (n === 0 || !inUse)
+        log.warn(
+          { phase: 'start', port: config.httpPort, err: inUse ? undefined : err },
+          inUse
+            ? 'gateway port in use: this hub runs without a gateway until it is free (or set --http-port)'
+            : 'gateway failed to start; trying again',
+        );
+      if (n === 0) input.onGateway?.(null);
+      timer = setTimeout(() => void attempt(n + 1), exponentialDelay(n, { min: 1_000, max: 30_000 }));
+    }
+  };
+  // The first try is awaited, so a hub that starts normally has its URL when it says it started.
+  await attempt(0);
+  return {
+    handle() {},
+    async terminate() {
+      stopped = true;
+      clearTimeout(timer);
+      await running?.close();
+    },
+  };
 }
 
 /** What the leading hub runs: the actors that consume, decide and write. */
@@ -178,6 +258,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       'scheduler',
       SchedulerProcess.start,
       {
+        bus,
         registry,
         log,
         taskQueue: n.taskQueue,
@@ -214,6 +295,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         agents: n.agents,
         field: n.field,
       },
+      timeouts,
     }),
     serverChild(
       'dlq-forwarder',
@@ -243,6 +325,12 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
           }),
         ]
       : []),
+    serverChild(
+      'alerts',
+      AlertsProcess.start,
+      { bus, registry, log, taskQueue: n.taskQueue, presence: n.presence },
+      { name: n.alerts },
+    ),
     serverChild(
       'status',
       () => {

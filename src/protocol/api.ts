@@ -53,6 +53,22 @@ export const TaskListReplySchema = z
   .describe('A page of tasks.');
 export type TaskListReply = z.infer<typeof TaskListReplySchema>;
 
+export const QueueStatsSchema = z
+  .object({
+    queued: z
+      .record(z.string(), z.int().nonnegative())
+      .describe('Queued tasks per priority (delayed ones included; priorities with none absent).'),
+    delayed: z.int().nonnegative().describe('Of those, tasks not yet eligible (notBefore in the future).'),
+    oldestReadyAgeMs: z
+      .int()
+      .nonnegative()
+      .describe(
+        'How long the longest-waiting eligible task has waited since it became eligible (queued, or its delay or retry backoff ended), ms by the hub’s clock; 0 when none is eligible.',
+      ),
+  })
+  .describe('The queued tasks of one named queue.');
+export type QueueStats = z.infer<typeof QueueStatsSchema>;
+
 export const TaskStatsReplySchema = z
   .object({
     v: z.literal(1),
@@ -61,6 +77,10 @@ export const TaskStatsReplySchema = z
     byQueue: z.record(z.string(), z.int().nonnegative()).describe('Open (not finished) tasks per queue.'),
     byPriority: z.record(z.string(), z.int().nonnegative()).describe('Queued tasks per priority.'),
     tokensUsed: z.int().nonnegative().describe('Sum over all tasks.'),
+    queues: z
+      .record(z.string(), QueueStatsSchema)
+      .optional()
+      .describe('Queued tasks per named queue (queues with no queued task are absent); older hubs omit it.'),
     scheduler: z
       .object({ leader: z.boolean(), ready: z.int(), delayed: z.int(), agents: z.int() })
       .nullable()
@@ -124,3 +144,23 @@ export const AgentRestoreReplySchema = z
   })
   .describe('agent.restore: a removed or suspended agent may hello again (it registers afresh).');
 export type AgentRestoreReply = z.infer<typeof AgentRestoreReplySchema>;
+
+export const AgentSuspendRequestSchema = z
+  .object({
+    v: z.literal(1),
+    id: AgentIdSchema,
+    forMs: z
+      .int()
+      .min(1_000)
+      .max(604_800_000)
+      .describe('How long, ms (1 s to 7 days); `agent.restore` ends it sooner.'),
+    reason: z.string().min(1).max(500).default('suspended by an operator'),
+  })
+  .describe(
+    'agent.suspend: the agent is forgotten at once on every hub (its tasks reclaimed) and its hellos are refused `suspended` until then.',
+  );
+
+export const AgentSuspendReplySchema = z
+  .object({ v: z.literal(1), suspension: SuspensionSchema })
+  .describe('The suspension in force.');
+export type AgentSuspendReply = z.infer<typeof AgentSuspendReplySchema>;

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   INVALID_STATE: 'invalid_state',
   /** The sender is not the party the operation belongs to (e.g. another agent's task). */
   FORBIDDEN: 'forbidden',
+  /** No credentials, or credentials that are not valid (HTTP: a missing, unknown or revoked bearer token). */
+  UNAUTHORIZED: 'unauthorized',
   /** A duplicate of something already applied; nothing was changed. */
   DUPLICATE: 'duplicate',
   /** The hub or NATS could not be reached in time. */
@@ -44,6 +46,29 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/**
+ * The status of each wire code: HTTP's, which the API service also sends as its numeric
+ * `Nats-Service-Error-Code`, so a NATS client and an HTTP client see one number for one outcome.
+ */
+export const ERROR_STATUS: Record<ErrorCode, number> = {
+  invalid_payload: 400,
+  unsupported_version: 400,
+  payload_too_large: 413,
+  not_found: 404,
+  conflict: 409,
+  stale_generation: 409,
+  invalid_state: 409,
+  forbidden: 403,
+  unauthorized: 401,
+  duplicate: 409,
+  unavailable: 503,
+  timeout: 504,
+  rate_limited: 429,
+  suspended: 403,
+  max_deliveries: 500,
+  internal: 500,
+};
 
 export const ErrorCodeSchema = z.enum(Object.values(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]);
 

@@ -13,10 +13,22 @@ import {
   ReportSchema,
 } from './agent.js';
 import {
+  AlertAckRequestSchema,
+  AlertConfigReplySchema,
+  AlertConfigSchema,
+  AlertConfigSetRequestSchema,
+  AlertEventSchema,
+  AlertListReplySchema,
+  AlertReplySchema,
+  AlertStateSchema,
+} from './alert.js';
+import {
   AgentListReplySchema,
   AgentRefSchema,
   AgentRemoveReplySchema,
   AgentRestoreReplySchema,
+  AgentSuspendReplySchema,
+  AgentSuspendRequestSchema,
   EmptyRequestSchema,
   TaskCancelRequestSchema,
   TaskListReplySchema,
@@ -25,6 +37,7 @@ import {
   TaskReplySchema,
   TaskStatsReplySchema,
 } from './api.js';
+import { ControlSchema, HubControlRequestSchema } from './control.js';
 import {
   DlqGetRequestSchema,
   DlqListRequestSchema,
@@ -53,6 +66,7 @@ import {
 } from './field.js';
 import { LimitsSchema, SuspensionSchema } from './limits.js';
 import { AgentRegistrationSchema, HelloReplySchema, HubAliveSchema, LeaseSchema } from './registration.js';
+import { ConfigReplySchema, ConfigSetRequestSchema, TimeoutsSchema } from './runtime-config.js';
 import {
   ScheduleCreateRequestSchema,
   ScheduleListReplySchema,
@@ -63,8 +77,9 @@ import {
   ScheduleTriggerReplySchema,
 } from './schedule.js';
 import { ProgressFileSchema, ResultFileSchema, TaskFileSchema } from './sidecar.js';
-import { BusStatusSchema } from './status.js';
+import { BusStatusSchema, HubStatsSchema } from './status.js';
 import { TaskRecordSchema, TaskSubmitSchema } from './task.js';
+import { TokenRecordSchema } from './token.js';
 
 export interface SchemaEntry {
   /** File name stem and `$id`: dotted lowercase, e.g. `task.submit`. */
@@ -87,10 +102,25 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('agent.remove.reply', AgentRemoveReplySchema),
   entry('agent.report', ReportSchema),
   entry('agent.restore.reply', AgentRestoreReplySchema),
+  entry('agent.suspend.request', AgentSuspendRequestSchema),
+  entry('agent.suspend.reply', AgentSuspendReplySchema),
+  entry('alert.ack.request', AlertAckRequestSchema),
+  entry('alert.config.reply', AlertConfigReplySchema),
+  entry('alert.config.set.request', AlertConfigSetRequestSchema),
+  entry('alert.event', AlertEventSchema),
+  entry('alert.list.reply', AlertListReplySchema),
+  entry('alert.reply', AlertReplySchema),
+  entry('alert.state', AlertStateSchema),
   entry('api.empty.request', EmptyRequestSchema),
   entry('bus.status', BusStatusSchema),
+  entry('config.alerts', AlertConfigSchema),
+  entry('config.control', ControlSchema),
   entry('config.limits', LimitsSchema),
+  entry('config.reply', ConfigReplySchema),
+  entry('config.set.request', ConfigSetRequestSchema),
   entry('config.suspension', SuspensionSchema),
+  entry('config.timeouts', TimeoutsSchema),
+  entry('token.record', TokenRecordSchema),
   entry('dlq.get.request', DlqGetRequestSchema),
   entry('dlq.list.request', DlqListRequestSchema),
   entry('dlq.list.response', DlqListResponseSchema),
@@ -122,6 +152,8 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('schedule.state', ScheduleStateSchema),
   entry('schedule.trigger.reply', ScheduleTriggerReplySchema),
   entry('hub.alive', HubAliveSchema),
+  entry('hub.control.request', HubControlRequestSchema),
+  entry('hub.stats', HubStatsSchema),
   entry('sidecar.progress', ProgressFileSchema),
   entry('sidecar.result', ResultFileSchema),
   entry('sidecar.task', TaskFileSchema),

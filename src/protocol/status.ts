@@ -58,3 +58,39 @@ export const BusStatusSchema = versioned(1, {
   local: BusCountersSchema.optional(),
 }).describe('Bus status gauge');
 export type BusStatus = z.infer<typeof BusStatusSchema>;
+
+/** Event-loop delay over one publishing interval, ms (Node's `monitorEventLoopDelay`). */
+export const EventLoopLagSchema = z.object({
+  p50_ms: z.number().nonnegative(),
+  p99_ms: z.number().nonnegative(),
+  max_ms: z.number().nonnegative(),
+  mean_ms: z.number().nonnegative(),
+});
+
+/**
+ * One hub process's own gauge, published by every hub (leader or standby) on
+ * `<prefix>.hub.<hubId>.stats` every status interval (core NATS, best effort). Counters count since
+ * the hub process started (they survive restarts of its core; a new process starts at 0).
+ */
+export const HubStatsSchema = versioned(1, {
+  hubId: z.string().min(1).max(64).describe('The publishing hub (its subject token is this id, sanitised)'),
+  version: z.string().max(64).describe('Hub software version'),
+  at: z.int().nonnegative().describe('Epoch ms of the sample, by the hub’s clock'),
+  intervalMs: z.int().positive().describe('Publishing period, ms: a hub silent for a few periods is gone'),
+  startedAt: z.int().nonnegative().describe('Epoch ms the hub process started counting'),
+  leader: z.boolean().describe('Whether it holds the lease and runs the work tree now'),
+  leaseAcquisitions: z.int().nonnegative().describe('Times this hub took the lease (became leader)'),
+  supervisorRestarts: z
+    .int()
+    .nonnegative()
+    .describe('Children restarted by any of its supervisors (supervision report `restarted`)'),
+  supervisorEscalations: z
+    .int()
+    .nonnegative()
+    .describe('Supervisors that exceeded their restart intensity and gave up'),
+  busReconnects: z.int().nonnegative().describe('NATS reconnects of its bus connection'),
+  busDisconnects: z.int().nonnegative().describe('NATS disconnects of its bus connection'),
+  eventLoopLag: EventLoopLagSchema.describe('Event-loop delay over the last interval'),
+  rssBytes: z.int().nonnegative().describe('Resident set size of the process'),
+}).describe('Per-hub process gauge');
+export type HubStats = z.infer<typeof HubStatsSchema>;

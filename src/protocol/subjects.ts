@@ -22,6 +22,7 @@ export const API_ENDPOINTS = [
   'agent.list',
   'agent.remove',
   'agent.restore',
+  'agent.suspend',
   'dlq.list',
   'dlq.get',
   'dlq.replay',
@@ -43,6 +44,15 @@ export const API_ENDPOINTS = [
   'field.stats',
   'field.history',
   'field.observe',
+  'hub.pause',
+  'hub.resume',
+  'hub.control',
+  'config.get',
+  'config.set',
+  'alert.list',
+  'alert.ack',
+  'alert.config.get',
+  'alert.config.set',
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -118,6 +128,9 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       hubAlive: (hubId: string) => `${p}.hub.${hubId.replace(/[^A-Za-z0-9_-]/g, '_')}.alive`,
       /** Answered by every hub process at once (`agentcom doctor` lists the hubs and their clocks). */
       hubsAlive: `${p}.hubs.alive`,
+      /** Each hub's own gauge (restarts, reconnects, event-loop lag, lease), every status interval. */
+      hubStats: (hubId: string) => `${p}.hub.${hubId.replace(/[^A-Za-z0-9_-]/g, '_')}.stats`,
+      hubStatsAll: `${p}.hub.*.stats`,
       event: (name: string) => `${p}.event.${name}`,
       eventAll: `${p}.event.>`,
       /** Dead letter of a message that failed on `stream`/`consumer`. */
@@ -130,6 +143,9 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       /** Audit event of one pheromone: `<p>.field.audit.<event>.<id>.<type>` (field.ts). */
       fieldAudit: (event: string, id: string, type: string) => `${p}.field.audit.${event}.${id}.${type}`,
       fieldAuditAll: `${p}.field.audit.>`,
+      /** An alert fired or resolved: `<p>.alert.<rule>` (alert.ts). */
+      alert: (rule: string) => `${p}.alert.${rule}`,
+      alertAll: `${p}.alert.>`,
       /**
        * A field endpoint called by agent `agentId` (`<p>.api.field.<op>.<id>[.<type>]`): the hub
        * takes the caller from the subject and, for emit and claim, the type its permissions allow.
@@ -165,6 +181,10 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       schedules: `${p}_schedules`,
       /** Live pheromones, key `<id>.<type>` (field.ts). */
       field: `${p}_field`,
+      /** Bearer tokens of the HTTP gateway, key `<id>` (token.ts); hashes only, never a secret. */
+      tokens: `${p}_tokens`,
+      /** Alerts: `rule.<name>` (their state: firing, acknowledged, last fired); alert.ts. */
+      alerts: `${p}_alerts`,
     },
     service: {
       /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */

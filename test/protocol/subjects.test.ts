@@ -40,6 +40,8 @@ describe('names()', () => {
       config: 'agentcom_config',
       schedules: 'agentcom_schedules',
       field: 'agentcom_field',
+      tokens: 'agentcom_tokens',
+      alerts: 'agentcom_alerts',
     });
     expect(n.service.name).toBe('agentcom');
   });

@@ -7,9 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The CLI's entry point and the tsx loader, for tests that spawn a long-running command themselves. */
+export const CLI_ENTRY = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const cli = CLI_ENTRY;
 // Resolved here, not by the child: a command run in a temp directory must still find tsx.
-const tsx = import.meta.resolve('tsx');
+export const TSX_LOADER = import.meta.resolve('tsx');
+const tsx = TSX_LOADER;
 
 /**
  * A user NKey seed in output (a leak): the whole 58-character token, SU and 56 base32 characters.

@@ -26,6 +26,8 @@ export const TEST_HUB_SETTINGS = {
   leaseTtlMs: 1_500,
   statusIntervalMs: 60_000,
   logLevel: 'warn',
+  // The gateway's own tests turn it on (test/gateway); elsewhere it would only cost start time.
+  http: 'off',
 } as const;
 
 export function testHubConfig(natsUrl: string, prefix: string, over: Partial<HubConfig> = {}): HubConfig {

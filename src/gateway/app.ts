@@ -1,0 +1,297 @@
+/**
+ * @module gateway/app
+ * The HTTP gateway (docs/gateway.md): fastify serving the route table (routes/*.ts) over the hub's
+ * NATS API, with bearer-token auth and roles, per-token rate limits (429 with Retry-After), body
+ * size limits (413), the event stream, health, `/metrics` and the OpenAPI document. It is a NATS
+ * client like any other: it holds no state of record, so several gateways can serve one hub,
+ * beside a hub or alone.
+ *
+ * Every error is the protocol's structured error `{ code, message, path? }` with the status of its
+ * code (protocol/errors.ts ERROR_STATUS): validation 400, no or bad token 401, role or agent 403,
+ * not found 404, state conflicts 409, body too large 413, rate 429, hub unreachable 503/504.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { LEASE_KEY } from '../../actors/leader/index.js';
+import type { Bus } from '../bus/connection.js';
+import { openKv } from '../bus/kv.js';
+import { HubClient } from '../cli/hub-client.js';
+import { validatePayload } from '../protocol/envelope.js';
+import { AgentComError, ERROR_CODES, ERROR_STATUS, type WireError } from '../protocol/errors.js';
+import type { RateLimit } from '../protocol/limits.js';
+import { LeaseSchema } from '../protocol/registration.js';
+import { KeyedRateLimiter } from '../runtime/rate-limit.js';
+import { EventHub } from './events.js';
+import { createGatewayMetrics, type GatewayMetricsOptions } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import { callHub, type Principal, type RouteDef, withVersion } from './route.js';
+import { agentRelayRoutes, Mailboxes } from './routes/agent-relay.js';
+import { agentRoutes } from './routes/agents.js';
+import { EventsQuerySchema, serveEvents } from './routes/events.js';
+import { hubRoutes } from './routes/hub.js';
+import { dlqRoutes, fieldRoutes, scheduleRoutes } from './routes/operations.js';
+import { taskRoutes } from './routes/tasks.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { TokenVerifier } from './tokens.js';
+
+export interface GatewayOptions {
+  bus: Bus;
+  log: Logger;
+  /** Largest request body, bytes (default 1 MiB; a task body is at most 256 KiB). */
+  bodyLimit?: number;
+  /** How long a hub API call may take before 504 (default 5 s). */
+  hubTimeoutMs?: number;
+  /** Requests per second of a token without its own `rate` (default 50/s, burst 100). */
+  defaultRate?: RateLimit;
+  /** Requests per second per client address without a valid token (default 5/s, burst 20). */
+  anonymousRate?: RateLimit;
+  /** Events kept for resumption (default 10,000). */
+  eventRing?: number;
+  /** A stream client with this much unsent is disconnected (default 1 MiB). */
+  maxEventBufferBytes?: number;
+  /** `/metrics` (metrics.ts) with these options, or false for none (404). Default on. */
+  metrics?: GatewayMetricsOptions | false;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly routes: readonly RouteDef[];
+  close(): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const DEFAULT_RATE: RateLimit = { perSecond: 50, burst: 100 };
+const ANONYMOUS_RATE: RateLimit = { perSecond: 5, burst: 20 };
+
+/** The structured error a thrown value stands for. */
+export function toWireError(err: unknown): WireError {
+  if (err instanceof AgentComError) return err.toWire();
+  const fe = err as FastifyError;
+  if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return { code: ERROR_CODES.PAYLOAD_TOO_LARGE, message: fe.message };
+  if (typeof fe?.statusCode === 'number' && fe.statusCode < 500)
+    return { code: ERROR_CODES.INVALID_PAYLOAD, message: fe.message };
+  return { code: ERROR_CODES.INTERNAL, message: 'internal error' };
+}
+
+function sendError(reply: FastifyReply, e: WireError, status = ERROR_STATUS[e.code] ?? 500): FastifyReply {
+  if (e.retryAfterMs !== undefined)
+    reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
+  return reply.code(status).type('application/json').send(e);
+}
+
+/** Parses one part of a request with its schema; a failure names the part (`query.limit`). */
+function parsePart<T>(schema: z.ZodType<T> | undefined, value: unknown, part: string): T {
+  if (!schema) return undefined as T;
+  const r = validatePayload(schema, value, part);
+  if (!r.ok) throw AgentComError.fromWire({ ...r.error, path: [part, ...(r.error.path ?? [])] });
+  return r.value;
+}
+
+export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
+  const { bus, log } = opts;
+  const glog = log.child({ actor: 'gateway' });
+  const timeoutMs = opts.hubTimeoutMs ?? 5_000;
+  const tokens = await TokenVerifier.open(bus);
+  const events = await EventHub.start(bus, opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {});
+  const mailboxes = new Mailboxes(bus);
+  const leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
+  const streams = new Set<() => void>();
+  const metrics =
+    opts.metrics === false
+      ? undefined
+      : await createGatewayMetrics({ bus, hub: new HubClient(bus, timeoutMs), log }, opts.metrics ?? {});
+
+  const byToken = new Map<string, RateLimit>();
+  const tokenLimiter = new KeyedRateLimiter((id) => byToken.get(id) ?? opts.defaultRate ?? DEFAULT_RATE);
+  const anonLimiter = new KeyedRateLimiter(() => opts.anonymousRate ?? ANONYMOUS_RATE);
+
+  const app = Fastify({
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    logger: false,
+    // Closing does not wait for idle keep-alive connections (or open event streams) to time out.
+    forceCloseConnections: true,
+    genReqId: (req) => {
+      const h = req.headers['correlation-id'];
+      const id = Array.isArray(h) ? h[0] : h;
+      return id && /^[\w.:-]{1,128}$/.test(id) ? id : randomUUID();
+    },
+    // Route ids and paths are matched exactly; a trailing slash is another path.
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+  });
+
+  // JSON only: a body of any other type is refused (415), not read as a string.
+  app.removeContentTypeParser(['text/plain']);
+  app.setErrorHandler((err, req, reply) => {
+    const e = toWireError(err);
+    if (e.code === ERROR_CODES.INTERNAL)
+      glog.error({ err, method: req.method, url: req.url, correlation_id: req.id }, 'gateway route failed');
+    return sendError(
+      reply,
+      e,
+      e.code === ERROR_CODES.INVALID_PAYLOAD && (err as FastifyError).statusCode === 415 ? 415 : undefined,
+    );
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, {
+      code: ERROR_CODES.NOT_FOUND,
+      message: `no route ${req.method} ${req.url.split('?')[0]}`,
+    }),
+  );
+
+  /** Verifies the bearer token and spends one request of its rate: the principal, or throws. */
+  async function authenticate(req: FastifyRequest): Promise<Principal> {
+    const now = Date.now();
+    const h = req.headers.authorization;
+    const presented = typeof h === 'string' && /^Bearer /i.test(h) ? h.slice(7).trim() : undefined;
+    const v = presented ? await tokens.verify(presented, now) : undefined;
+    if (!v?.ok) {
+      // Failed attempts are limited per address, so guessing costs the guesser, not the others.
+      const wait = anonLimiter.take(req.ip, now);
+      if (wait > 0)
+        throw new AgentComError(ERROR_CODES.RATE_LIMITED, 'too many unauthenticated requests', {
+          retryAfterMs: wait,
+        });
+      const why = !presented
+        ? 'a bearer token is required'
+        : v?.reason === 'expired'
+          ? 'the token has expired'
+          : 'the token is not valid';
+      throw new AgentComError(ERROR_CODES.UNAUTHORIZED, why);
+    }
+    const t = v.token;
+    if (t.rate) byToken.set(t.id, t.rate);
+    else byToken.delete(t.id);
+    const wait = tokenLimiter.take(t.id, now);
+    if (wait > 0)
+      throw new AgentComError(ERROR_CODES.RATE_LIMITED, `token ${t.name} is over its rate`, {
+        retryAfterMs: wait,
+      });
+    return t;
+  }
+
+  function authorize(
+    p: Principal,
+    def: { roles: readonly string[]; method: string; url: string },
+    params?: unknown,
+  ): void {
+    if (p.role !== 'admin' && !def.roles.includes(p.role))
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `a ${p.role} token may not ${def.method} ${def.url}`);
+    // An agent token acts as its own agent only, checked before anything of the request is read.
+    const agentId = (params as { agentId?: unknown } | undefined)?.agentId;
+    if (p.role === 'agent' && agentId !== undefined && agentId !== p.agentId)
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `this token acts as ${p.agentId} only`);
+  }
+
+  const routes: RouteDef[] = [
+    ...taskRoutes,
+    ...agentRoutes,
+    ...agentRelayRoutes(mailboxes),
+    ...dlqRoutes,
+    ...scheduleRoutes,
+    ...fieldRoutes,
+    ...hubRoutes(() => events.cursor()),
+    ...tokenRoutes,
+  ];
+
+  for (const def of routes) {
+    app.route({
+      method: def.method,
+      url: def.url,
+      handler: async (req, reply) => {
+        const principal = await authenticate(req);
+        authorize(principal, def, req.params);
+        const params = parsePart(def.params, req.params, 'params');
+        const query = parsePart(def.query, req.query, 'query');
+        const body = parsePart(def.body, def.body ? withVersion(req.body ?? undefined) : undefined, 'body');
+        const ac = new AbortController();
+        req.raw.on('close', () => ac.abort());
+        const out = await def.handler({
+          params,
+          query,
+          body,
+          principal,
+          bus,
+          log: glog,
+          correlationId: req.id,
+          call: (endpoint, input, replySchema) =>
+            callHub(bus, endpoint, input, replySchema, req.id, timeoutMs),
+          signal: ac.signal,
+        });
+        return reply.code(def.status ?? 200).send(out);
+      },
+    });
+  }
+
+  app.get('/api/events', async (req, reply) => {
+    const principal = await authenticate(req);
+    authorize(principal, { roles: ['read', 'submitter', 'agent'], method: 'GET', url: '/api/events' });
+    const query = parsePart(EventsQuerySchema, req.query, 'query');
+    serveEvents(events, req, reply, query, principal, {
+      maxBufferedBytes: opts.maxEventBufferBytes ?? 1024 * 1024,
+      onClose: (fn) => {
+        streams.add(fn);
+        return () => streams.delete(fn);
+      },
+    });
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    const principal = await authenticate(req);
+    authorize(principal, { roles: ['read'], method: 'GET', url: '/metrics' });
+    if (!metrics) throw new AgentComError(ERROR_CODES.NOT_FOUND, 'metrics are not enabled on this gateway');
+    return reply.type(metrics.contentType).send(await metrics.render());
+  });
+
+  const openapi = buildOpenApi(routes);
+  app.get('/api/openapi.json', async () => openapi);
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks: Record<string, { ok: boolean; detail: string }> = {};
+    checks.nats = bus.isClosed()
+      ? { ok: false, detail: 'connection closed' }
+      : { ok: true, detail: bus.nc.getServer() };
+    try {
+      const info = await bus.jsm.getAccountInfo();
+      checks.jetstream = { ok: true, detail: `${info.streams} streams` };
+    } catch (err) {
+      checks.jetstream = { ok: false, detail: (err as Error).message };
+    }
+    try {
+      const lease = (await leases.get(LEASE_KEY))?.value;
+      checks.lease =
+        lease && lease.expiresAt > Date.now()
+          ? { ok: true, detail: `held by ${lease.holder}` }
+          : { ok: false, detail: lease ? `expired (last holder ${lease.holder})` : 'no hub holds the lease' };
+    } catch (err) {
+      checks.lease = { ok: false, detail: (err as Error).message };
+    }
+    const ok = Object.values(checks).every((c) => c.ok);
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks });
+  });
+
+  return {
+    app,
+    routes,
+    async close() {
+      for (const end of [...streams]) end();
+      await app.close();
+      await metrics?.stop();
+      events.stop();
+      tokens.stop();
+    },
+  };
+}

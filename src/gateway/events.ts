@@ -1,0 +1,197 @@
+/**
+ * @module gateway/events
+ * The gateway's live event stream (served as Server-Sent Events by routes/events.ts): task
+ * transitions, agent states and alerts, read from the revisions of their KV buckets (one tail per
+ * bucket per gateway, shared by every client), so each event has a place in a durable sequence.
+ *
+ * An event's id is the gateway's position in every source after it (`<task>.<agent>.<alert>`
+ * stream sequences). A client that reconnects with `Last-Event-ID` gets every event it has not
+ * seen, per source, from a ring of the last `ringSize` events; a gateway preloads the ring from
+ * the buckets when it starts, so the id works on any gateway, and after a gateway restart. An id
+ * older than the ring, or one that does not parse, gets a `reset` event: reload the state
+ * (GET /api/dashboard/state) and carry on from there. Ordering: per source, in sequence order.
+ */
+import type { Bus } from '../bus/connection.js';
+import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
+import { TaskRecordSchema } from '../protocol/task.js';
+
+export const EVENT_SOURCES = ['task', 'agent', 'alert'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+
+export interface GatewayEvent {
+  source: EventSource;
+  /** Stream sequence of the revision it came from. */
+  seq: number;
+  /** The event's id: positions in every source after it. */
+  id: string;
+  /** What the event is about, for filters: a task's queue and agent, an agent's id. */
+  queue?: string;
+  agentId?: string | null;
+  data: Record<string, unknown>;
+}
+
+type Positions = Record<EventSource, number>;
+
+export function encodeCursor(p: Positions): string {
+  return EVENT_SOURCES.map((s) => p[s]).join('.');
+}
+
+/** The positions an event id names, or undefined when it is not one. */
+export function decodeCursor(id: string): Positions | undefined {
+  const parts = id.split('.');
+  if (parts.length !== EVENT_SOURCES.length || !parts.every((x) => /^\d{1,16}$/.test(x))) return undefined;
+  return Object.fromEntries(EVENT_SOURCES.map((s, i) => [s, Number(parts[i])])) as Positions;
+}
+
+const json = (data: Uint8Array): unknown => {
+  try {
+    return JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+};
+
+/** The event a revision stands for (bounded: never a whole task body), or null for none. */
+export function eventOf(
+  source: EventSource,
+  r: KvRevision,
+): Omit<GatewayEvent, 'id' | 'seq' | 'source'> | null {
+  const at = r.at;
+  if (source === 'task') {
+    if (r.operation !== 'put') return { data: { id: r.key, removed: true, at } };
+    const t = TaskRecordSchema.safeParse(json(r.data));
+    if (!t.success) return null;
+    const x = t.data;
+    return {
+      queue: x.queue,
+      agentId: x.assignee,
+      data: {
+        id: x.id,
+        title: x.title,
+        status: x.status,
+        queue: x.queue,
+        priority: x.priority,
+        assignee: x.assignee,
+        generation: x.generation,
+        retryCount: x.retryCount,
+        progress: x.progress,
+        error: x.error ? { code: x.error.code, message: x.error.message.slice(0, 200) } : null,
+        at,
+      },
+    };
+  }
+  if (source === 'agent') {
+    const dot = r.key.indexOf('.');
+    const id = dot < 0 ? r.key : r.key.slice(0, dot);
+    if (r.operation !== 'put') return { agentId: id, data: { id, removed: true, at } };
+    const v = json(r.data) as Record<string, unknown> | undefined;
+    if (!v || typeof v !== 'object') return null;
+    if (r.key.endsWith('.fsm')) {
+      const snap = v.snapshot as { value?: unknown; context?: { tasks?: object } } | undefined;
+      return {
+        agentId: id,
+        data: { id, state: snap?.value ?? null, tasks: Object.keys(snap?.context?.tasks ?? {}), at },
+      };
+    }
+    if (dot >= 0) return null;
+    const hello = v.hello as { capabilities?: unknown; queues?: unknown } | undefined;
+    return {
+      agentId: id,
+      data: {
+        id,
+        registered: true,
+        removed: v.removed === true,
+        capabilities: hello?.capabilities ?? [],
+        queues: hello?.queues ?? [],
+        at,
+      },
+    };
+  }
+  if (r.operation !== 'put') return { data: { key: r.key, removed: true, at } };
+  const v = json(r.data);
+  return v && typeof v === 'object' ? { data: { key: r.key, ...(v as object), at } } : null;
+}
+
+const BUCKET_OF = {
+  task: (b: Bus) => b.names.buckets.tasks,
+  agent: (b: Bus) => b.names.buckets.agents,
+  alert: (b: Bus) => b.names.buckets.alerts,
+} satisfies Record<EventSource, (b: Bus) => string>;
+
+export type Replay = { kind: 'events'; events: GatewayEvent[] } | { kind: 'reset' };
+
+export class EventHub {
+  private readonly ring: GatewayEvent[] = [];
+  private head = 0;
+  private readonly position: Positions = { task: 0, agent: 0, alert: 0 };
+  /** The ring holds every event of a source with a sequence >= this. */
+  private readonly coveredFrom: Positions = { task: 1, agent: 1, alert: 1 };
+  private readonly listeners = new Set<(e: GatewayEvent) => void>();
+  private readonly tails: KvTail[] = [];
+
+  private constructor(private readonly ringSize: number) {}
+
+  /** Starts the tails, the ring preloaded with up to `ringSize / 3` recent revisions per source. */
+  static async start(bus: Bus, opts: { ringSize?: number } = {}): Promise<EventHub> {
+    const hub = new EventHub(opts.ringSize ?? 10_000);
+    const preload = Math.floor(hub.ringSize / EVENT_SOURCES.length);
+    for (const source of EVENT_SOURCES) {
+      const bucket = BUCKET_OF[source](bus);
+      const last = await kvLastSeq(bus, bucket);
+      const from = Math.max(1, last - preload + 1);
+      hub.coveredFrom[source] = from;
+      hub.position[source] = from - 1;
+      hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r)));
+    }
+    return hub;
+  }
+
+  /** Where the stream is now: the id to resume from for a client that has seen everything. */
+  cursor(): string {
+    return encodeCursor(this.position);
+  }
+
+  private onRevision(source: EventSource, r: KvRevision): void {
+    if (r.seq <= this.position[source]) return;
+    this.position[source] = r.seq;
+    const e = eventOf(source, r);
+    if (!e) return;
+    const ev: GatewayEvent = { ...e, source, seq: r.seq, id: encodeCursor(this.position) };
+    if (this.ring.length < this.ringSize) this.ring.push(ev);
+    else {
+      const old = this.ring[this.head]!;
+      this.coveredFrom[old.source] = old.seq + 1;
+      this.ring[this.head] = ev;
+      this.head = (this.head + 1) % this.ringSize;
+    }
+    for (const l of this.listeners) l(ev);
+  }
+
+  /** Events after `lastEventId`, per source, oldest first; `reset` when the ring no longer has them. */
+  since(lastEventId: string): Replay {
+    const cursor = decodeCursor(lastEventId);
+    if (!cursor) return { kind: 'reset' };
+    for (const s of EVENT_SOURCES) if (cursor[s] + 1 < this.coveredFrom[s]) return { kind: 'reset' };
+    const events: GatewayEvent[] = [];
+    for (let i = 0; i < this.ring.length; i++) {
+      const e = this.ring[(this.head + i) % this.ring.length]!;
+      if (e.seq > cursor[e.source]) events.push(e);
+    }
+    return { kind: 'events', events };
+  }
+
+  /** Calls `fn` for every new event until the returned function is called. */
+  subscribe(fn: (e: GatewayEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  stop(): void {
+    for (const t of this.tails) t.stop();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * @module gateway
+ * Starting the HTTP gateway: inside a hub (src/hub/tree.ts, on every hub) or alone (`agentcom
+ * gateway`). `startGateway` listens and returns the URL; a port in use is reported as such (a
+ * hub keeps running without its gateway, see tree.ts).
+ */
+import type { AddressInfo } from 'node:net';
+import { buildGateway, type Gateway, type GatewayOptions } from './app.js';
+
+export { buildGateway, type Gateway, type GatewayOptions, toWireError } from './app.js';
+
+export interface GatewayListenOptions extends GatewayOptions {
+  /** Address to bind (default 127.0.0.1: not reachable from other machines unless asked). */
+  host?: string;
+  /** 0: any free port. */
+  port: number;
+}
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly gateway: Gateway;
+  close(): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayListenOptions): Promise<RunningGateway> {
+  const gateway = await buildGateway(opts);
+  const host = opts.host ?? '127.0.0.1';
+  try {
+    await gateway.app.listen({ host, port: opts.port });
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
+  const addr = gateway.app.server.address() as AddressInfo;
+  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return { url: `http://${shown}:${addr.port}`, gateway, close: () => gateway.close() };
+}

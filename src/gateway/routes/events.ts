@@ -1,0 +1,116 @@
+/**
+ * @module gateway/routes/events
+ * `GET /api/events`: the event stream (events.ts) as Server-Sent Events, filtered by `types`,
+ * `queue` and `agent`, resumed from `Last-Event-ID` (header, or `lastEventId` in the query for
+ * clients that cannot set headers). An agent token sees its own agent and tasks only.
+ *
+ * A client that reads too slowly is disconnected once `maxBufferedBytes` wait unsent: it resumes
+ * with its last id, and no other client waits for it. A comment line every 15 s keeps proxies
+ * from closing an idle stream.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AgentIdSchema, QueueNameSchema } from '../../protocol/ids.js';
+import {
+  decodeCursor,
+  EVENT_SOURCES,
+  type EventHub,
+  type EventSource,
+  type GatewayEvent,
+} from '../events.js';
+import { qList } from '../query.js';
+import type { Principal } from '../route.js';
+
+export const EventsQuerySchema = z.object({
+  types: qList(z.enum(EVENT_SOURCES))
+    .optional()
+    .describe('Sources to send (default all): task, agent, alert.'),
+  queue: QueueNameSchema.optional().describe('Task events of this queue only.'),
+  agent: AgentIdSchema.optional().describe('Events of this agent (and the tasks it holds) only.'),
+  lastEventId: z.string().max(100).optional().describe('As the Last-Event-ID header.'),
+});
+export type EventsQuery = z.infer<typeof EventsQuerySchema>;
+
+const KEEPALIVE_MS = 15_000;
+
+function matches(e: GatewayEvent, types: Set<EventSource>, q: EventsQuery): boolean {
+  if (!types.has(e.source)) return false;
+  if (q.queue !== undefined && e.source === 'task' && e.queue !== q.queue) return false;
+  if (q.agent !== undefined && (e.source === 'alert' || e.agentId !== q.agent)) return false;
+  return true;
+}
+
+const frame = (e: { id: string; event: string; data: unknown }) =>
+  `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
+
+/** Serves one event-stream request until the client goes or the gateway closes. */
+export function serveEvents(
+  hub: EventHub,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  query: EventsQuery,
+  principal: Principal,
+  opts: { maxBufferedBytes: number; onClose: (fn: () => void) => () => void },
+): void {
+  // An agent token sees its own agent's events only, whatever it asks for.
+  const q: EventsQuery = principal.role === 'agent' ? { ...query, agent: principal.agentId } : query;
+  const types = new Set<EventSource>(q.types ?? EVENT_SOURCES);
+  const header = req.headers['last-event-id'];
+  const lastId = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
+
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  let closed = false;
+  // Per source, the last sequence the client has: what it resumes from, then what was sent.
+  const sent: Record<EventSource, number> = (lastId !== undefined && decodeCursor(lastId)) || {
+    task: 0,
+    agent: 0,
+    alert: 0,
+  };
+  const write = (text: string) => {
+    if (closed) return;
+    res.write(text);
+    if (res.writableLength > opts.maxBufferedBytes) close();
+  };
+  const send = (e: GatewayEvent) => {
+    if (e.seq <= sent[e.source]) return;
+    sent[e.source] = e.seq;
+    if (matches(e, types, q)) write(frame({ id: e.id, event: e.source, data: e.data }));
+  };
+  // Subscribe before replaying, so an event arriving meanwhile is held, then sent in order.
+  const held: GatewayEvent[] = [];
+  let replaying = true;
+  const unsubscribe = hub.subscribe((e) => (replaying ? held.push(e) : send(e)));
+  res.write('retry: 2000\n\n');
+  if (lastId !== undefined) {
+    const r = hub.since(lastId);
+    if (r.kind === 'reset')
+      write(
+        frame({
+          id: hub.cursor(),
+          event: 'reset',
+          data: { reason: 'resume point no longer held; reload the state' },
+        }),
+      );
+    else for (const e of r.events) send(e);
+  } else write(frame({ id: hub.cursor(), event: 'ready', data: { at: Date.now() } }));
+  replaying = false;
+  for (const e of held) send(e);
+  const keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
+  const unregister = opts.onClose(() => close());
+  function close() {
+    if (closed) return;
+    closed = true;
+    clearInterval(keepalive);
+    unsubscribe();
+    unregister();
+    res.end();
+  }
+  res.on('close', close);
+}
