@@ -26,6 +26,7 @@ import { z } from 'zod';
 import { AGENTCOM_BIN_DIR } from '../agent/install-dir.js';
 import { sidecarUnit, sidecarUnitName, userUnitDir } from '../agent/sidecar/service-unit.js';
 import type { Bus } from '../bus/connection.js';
+import { HubClient } from '../bus/hub-client.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import {
   createAgentCredentials,
@@ -60,7 +61,6 @@ import {
   withConnectionFlags,
 } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 

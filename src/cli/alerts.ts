@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import type { HubClient } from '../bus/hub-client.js';
 import {
   ALERT_RULES,
   type AlertConfig,
@@ -25,7 +26,6 @@ import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { flagError, formatAge, formatDuration, parseDuration, parseList, table, truncate } from './format.js';
-import type { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 

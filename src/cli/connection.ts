@@ -10,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { type Bus, connectBus } from '../bus/connection.js';
+import { HubClient } from '../bus/hub-client.js';
 import { readSeedFile } from '../bus/nkeys.js';
 import { AUTH_DIR_ENV, authDirPaths } from '../hub/auth/auth-dir.js';
 import { AuthRegistrySchema } from '../hub/auth/registry.js';
 import { DEFAULT_DATA_DIR, type HubFile, readHubFile } from '../hub/hub-file.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
-import { HubClient } from './hub-client.js';
 
 /** The hub's embedded nats-server listens here by default (see src/hub/config.ts). */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4223';

@@ -8,6 +8,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { FieldClient, type Observed } from '../agent/field.js';
+import type { HubClient } from '../bus/hub-client.js';
 import { parseDurationMs } from '../protocol/duration.js';
 import { type Pheromone, PheromonePatternSchema, TtlSchema } from '../protocol/field.js';
 import { type ConnectionFlags, withConnectionFlags, withHub } from './connection.js';
@@ -24,7 +25,6 @@ import {
   parseTime,
   table,
 } from './format.js';
-import type { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 

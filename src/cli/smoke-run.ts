@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { AgentClient } from '../agent/client.js';
 import type { BusConnectOptions } from '../bus/connection.js';
+import type { HubClient } from '../bus/hub-client.js';
 import type { QueueName } from '../protocol/ids.js';
 import type { TaskRecord } from '../protocol/task.js';
 import { isTerminal } from '../protocol/task.js';
-import type { HubClient } from './hub-client.js';
 
 /** Seed 002's pass criterion for assignment latency. */
 export const SMOKE_MAX_ACCEPT_LATENCY_MS = 5_000;

@@ -10,6 +10,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { z } from 'zod';
+import type { HubClient } from '../bus/hub-client.js';
 import { openKv } from '../bus/kv.js';
 import { TaskListRequestSchema } from '../protocol/api.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
@@ -42,7 +43,6 @@ import {
   progressText,
   taskRows,
 } from './format.js';
-import type { HubClient } from './hub-client.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 

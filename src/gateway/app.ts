@@ -21,8 +21,8 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { LEASE_KEY } from '../../actors/leader/index.js';
 import type { Bus } from '../bus/connection.js';
+import { HubClient } from '../bus/hub-client.js';
 import { openKv } from '../bus/kv.js';
-import { HubClient } from '../cli/hub-client.js';
 import { validatePayload } from '../protocol/envelope.js';
 import { AgentComError, ERROR_CODES, ERROR_STATUS, type WireError } from '../protocol/errors.js';
 import type { RateLimit } from '../protocol/limits.js';
@@ -56,6 +56,8 @@ export interface GatewayOptions {
   eventRing?: number;
   /** A stream client with this much unsent is disconnected (default 1 MiB). */
   maxEventBufferBytes?: number;
+  /** Event streams one token may hold open at once on this gateway (default 16). */
+  maxStreamsPerToken?: number;
   /** `/metrics` (metrics.ts) with these options, or false for none (404). Default on. */
   metrics?: GatewayMetricsOptions | false;
 }
@@ -109,6 +111,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const mailboxes = new Mailboxes(bus);
   const leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
   const streams = new Set<() => void>();
+  /** Open event streams per token id. */
+  const streamsOf = new Map<string, number>();
   const metrics =
     opts.metrics === false
       ? undefined
@@ -239,11 +243,26 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     const principal = await authenticate(req);
     authorize(principal, { roles: ['read', 'submitter', 'agent'], method: 'GET', url: '/api/events' });
     const query = parsePart(EventsQuerySchema, req.query, 'query');
+    const open = streamsOf.get(principal.id) ?? 0;
+    if (open >= (opts.maxStreamsPerToken ?? 16))
+      throw new AgentComError(
+        ERROR_CODES.RATE_LIMITED,
+        `token ${principal.name} has ${open} event streams open`,
+        {
+          retryAfterMs: 5_000,
+        },
+      );
+    streamsOf.set(principal.id, open + 1);
     serveEvents(events, req, reply, query, principal, {
       maxBufferedBytes: opts.maxEventBufferBytes ?? 1024 * 1024,
       onClose: (fn) => {
         streams.add(fn);
-        return () => streams.delete(fn);
+        return () => {
+          streams.delete(fn);
+          const left = (streamsOf.get(principal.id) ?? 1) - 1;
+          if (left > 0) streamsOf.set(principal.id, left);
+          else streamsOf.delete(principal.id);
+        };
       },
     });
   });

@@ -1,11 +1,12 @@
 /**
  * @module gateway/events
  * The gateway's live event stream (served as Server-Sent Events by routes/events.ts): task
- * transitions, agent states and alerts, read from the revisions of their KV buckets (one tail per
- * bucket per gateway, shared by every client), so each event has a place in a durable sequence.
+ * transitions, agent states, alerts and pheromones, read from the revisions of their KV buckets
+ * (one tail per bucket per gateway, shared by every client), so each event has a place in a
+ * durable sequence.
  *
- * An event's id is the gateway's position in every source after it (`<task>.<agent>.<alert>`
- * stream sequences). A client that reconnects with `Last-Event-ID` gets every event it has not
+ * An event's id is the gateway's position in every source after it
+ * (`<task>.<agent>.<alert>.<pheromone>` stream sequences). A client that reconnects with `Last-Event-ID` gets every event it has not
  * seen, per source, from a ring of the last `ringSize` events; a gateway preloads the ring from
  * the buckets when it starts, so the id works on any gateway, and after a gateway restart. An id
  * older than the ring, or one that does not parse, gets a `reset` event: reload the state
@@ -13,9 +14,10 @@
  */
 import type { Bus } from '../bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
+import { PheromoneSchema } from '../protocol/field.js';
 import { TaskRecordSchema } from '../protocol/task.js';
 
-export const EVENT_SOURCES = ['task', 'agent', 'alert'] as const;
+export const EVENT_SOURCES = ['task', 'agent', 'alert', 'pheromone'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
 
 export interface GatewayEvent {
@@ -107,6 +109,29 @@ export function eventOf(
       },
     };
   }
+  if (source === 'pheromone') {
+    const dot = r.key.indexOf('.');
+    const id = dot < 0 ? r.key : r.key.slice(0, dot);
+    const type = dot < 0 ? '' : r.key.slice(dot + 1);
+    if (r.operation !== 'put') return { data: { id, type, removed: true, at } };
+    const p = PheromoneSchema.safeParse(json(r.data));
+    if (!p.success) return null;
+    const x = p.data;
+    return {
+      agentId: x.claimedBy,
+      data: {
+        id: x.id,
+        type: x.type,
+        event: x.event,
+        selector: x.selector,
+        source: x.source,
+        claimedBy: x.claimedBy,
+        expiresAt: x.expiresAt,
+        taskId: x.taskId ?? null,
+        at,
+      },
+    };
+  }
   if (r.operation !== 'put') return { data: { key: r.key, removed: true, at } };
   const v = json(r.data);
   return v && typeof v === 'object' ? { data: { key: r.key, ...(v as object), at } } : null;
@@ -116,6 +141,7 @@ const BUCKET_OF = {
   task: (b: Bus) => b.names.buckets.tasks,
   agent: (b: Bus) => b.names.buckets.agents,
   alert: (b: Bus) => b.names.buckets.alerts,
+  pheromone: (b: Bus) => b.names.buckets.field,
 } satisfies Record<EventSource, (b: Bus) => string>;
 
 export type Replay = { kind: 'events'; events: GatewayEvent[] } | { kind: 'reset' };
@@ -123,9 +149,9 @@ export type Replay = { kind: 'events'; events: GatewayEvent[] } | { kind: 'reset
 export class EventHub {
   private readonly ring: GatewayEvent[] = [];
   private head = 0;
-  private readonly position: Positions = { task: 0, agent: 0, alert: 0 };
+  private readonly position: Positions = { task: 0, agent: 0, alert: 0, pheromone: 0 };
   /** The ring holds every event of a source with a sequence >= this. */
-  private readonly coveredFrom: Positions = { task: 1, agent: 1, alert: 1 };
+  private readonly coveredFrom: Positions = { task: 1, agent: 1, alert: 1, pheromone: 1 };
   private readonly listeners = new Set<(e: GatewayEvent) => void>();
   private readonly tails: KvTail[] = [];
 

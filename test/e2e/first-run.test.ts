@@ -154,13 +154,21 @@ describe('the first ten minutes, from a fresh clone', { timeout: 300_000 }, () =
     const port = String(await freePort());
 
     // 1. A plain hub, as `npm start` runs it, here with its banner.
-    let hub = background(agentcom, ['hub', '--nats-port', port, '--log-format', 'pretty'], work);
+    // (Its gateway on a free port: 4280 may be taken on a developer's machine.)
+    let hub = background(
+      agentcom,
+      ['hub', '--nats-port', port, '--http-port', '0', '--log-format', 'pretty'],
+      work,
+    );
     procs.push(hub.p);
     await hub.waitFor('the banner says ready', (l) => l.startsWith('ready.'));
     const banner = hub.lines.join('\n');
     expect(banner).toContain(`nats://127.0.0.1:${port} (embedded nats-server`);
     expect(banner).toMatch(/auth\s+off/);
     expect(banner).toMatch(/role\s+leader/);
+    const gateway = /HTTP\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1];
+    expect(gateway, banner).toBeDefined();
+    expect((await fetch(`${gateway}/healthz`)).status).toBe(200);
 
     // 2. The CLI finds it from the same directory: no --nats-url.
     const before = await run(agentcom, ['task', 'submit', 'written before auth'], work);

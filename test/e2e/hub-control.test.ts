@@ -8,7 +8,7 @@
  * and an invalid change is refused with the offending path, changing nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { HEADERS } from '../../src/protocol/headers.js';
 import { eventually } from '../support/eventually.js';

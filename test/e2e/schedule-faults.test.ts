@@ -5,8 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LEASE_KEY } from '../../actors/leader/index.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import { openKv } from '../../src/bus/kv.js';
-import { HubClient } from '../../src/cli/hub-client.js';
 import { LeaseSchema } from '../../src/protocol/registration.js';
 import type { TaskRecord } from '../../src/protocol/task.js';
 import { eventually } from '../support/eventually.js';

@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/index.js';
+import { eventually } from '../support/eventually.js';
 import { readEvents, type SseEvent, useGateway } from '../support/gateway.js';
 
 const gw = useGateway('gwevents');
@@ -72,7 +73,7 @@ describe('event stream', () => {
       lastEventId: 'not-an-id',
     });
     expect(reset[0]!.event).toBe('reset');
-    expect(reset[0]!.id).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(reset[0]!.id).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
   });
 
   it('filters by queue, and confines an agent token to its agent', async () => {
@@ -118,5 +119,66 @@ describe('event stream', () => {
     ).toBe(true);
     expect((await g.http('GET', '/api/events?types=nope')).status).toBe(400);
     expect((await g.http('GET', '/api/events', { token: null })).status).toBe(401);
+  });
+});
+
+describe('pheromone events', () => {
+  it('streams a pheromone emitted, claimed and removed', async () => {
+    const g = await gw.setup();
+    let id = '';
+    const got = await readEvents(
+      `${g.url}/api/events?types=pheromone`,
+      g.tokens.read,
+      (ev) => ev.some((e) => e.event === 'pheromone' && e.data.removed),
+      {
+        onOpen: async () => {
+          id = (await g.http('POST', '/api/pheromones', { body: { type: 'idea.new', ttl: 60 } })).body
+            .pheromone.id;
+          await g.http('POST', `/api/pheromones/${id}/claim`);
+          await g.http('DELETE', `/api/pheromones/${id}`);
+        },
+      },
+    );
+    const mine = got.filter((e) => e.event === 'pheromone' && e.data.id === id);
+    expect(mine.map((e) => e.data.event ?? 'gone')).toEqual(['emitted', 'claimed', 'removed', 'gone']);
+    expect(mine[1]!.data.claimedBy).toBe('http:admin');
+  });
+});
+
+describe('event stream limits', () => {
+  it('caps the streams one token holds open; others are not affected', async () => {
+    const g = await gw.setup();
+    const small = await startGateway({
+      bus: g.bus,
+      log: pino({ level: 'silent' }),
+      port: 0,
+      maxStreamsPerToken: 1,
+      metrics: false,
+    });
+    const ac = new AbortController();
+    try {
+      const first = await fetch(`${small.url}/api/events`, {
+        headers: { authorization: `Bearer ${g.tokens.read}` },
+        signal: ac.signal,
+      });
+      expect(first.status).toBe(200);
+      const second = await fetch(`${small.url}/api/events`, {
+        headers: { authorization: `Bearer ${g.tokens.read}` },
+      });
+      expect(second.status).toBe(429);
+      expect(((await second.json()) as { code: string }).code).toBe('rate_limited');
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+      const other = await readEvents(`${small.url}/api/events`, g.tokens.admin, (ev) => ev.length > 0);
+      expect(other[0]!.event).toBe('ready');
+      ac.abort();
+      // Its slot is free once the first stream is gone.
+      const again = await eventually(() =>
+        readEvents(`${small.url}/api/events`, g.tokens.read, (ev) => ev.length > 0),
+      );
+      expect(again[0]!.event).toBe('ready');
+    } finally {
+      ac.abort();
+      await small.close();
+    }
   });
 });

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../../src/gateway/metrics.js';
 import { exit } from '../../src/runtime/index.js';
 import { eventually } from '../support/eventually.js';

@@ -3,6 +3,7 @@
  * remove, restore), the DLQ (list, show, replay, purge), schedules, the field, the dashboard
  * state, health and readiness, and the OpenAPI document against the routes actually served.
  */
+import SwaggerParser from '@apidevtools/swagger-parser';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
@@ -145,7 +146,7 @@ describe('operator routes', () => {
     expect(state.status).toBe(200);
     expect(state.body.tasks.byStatus.queued).toBe(1);
     expect(state.body.recent[0].title).toBe('on the board');
-    expect(state.body.cursor).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(state.body.cursor).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect((await g.http('GET', '/healthz', { token: null })).body).toEqual({ status: 'ok' });
     const ready = await g.http('GET', '/readyz', { token: null });
     expect(ready.status).toBe(200);
@@ -160,6 +161,12 @@ describe('operator routes', () => {
     const g = await gw.setup();
     const doc = (await g.http('GET', '/api/openapi.json', { token: null })).body;
     expect(doc.openapi).toBe('3.1.0');
+    // Valid against the OpenAPI 3.1 schema (the validator mutates what it checks: give it copies);
+    // the same validator refuses a document with a broken operation.
+    await SwaggerParser.validate(structuredClone(doc));
+    const broken = structuredClone(doc);
+    broken.paths['/api/tasks'].post.parameters = [{ name: 'limit' }];
+    await expect(SwaggerParser.validate(broken)).rejects.toThrow();
     const ops = Object.entries(
       doc.paths as Record<string, Record<string, { responses: object; operationId: string }>>,
     ).flatMap(([path, methods]) =>

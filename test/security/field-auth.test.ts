@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/agent/client.js';
 import { FieldClient, type Observation, type Observed } from '../../src/agent/field.js';
 import type { Bus } from '../../src/bus/connection.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { request } from '../../src/bus/service.js';
-import { HubClient } from '../../src/cli/hub-client.js';
 import type { HubHandle } from '../../src/hub/main.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import {

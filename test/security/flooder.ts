@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { AgentClient } from '../../src/agent/client.js';
 import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import type { InboxNotice } from '../../src/protocol/agent.js';
 import { AgentComError } from '../../src/protocol/errors.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import type { Bus } from '../../src/bus/connection.js';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import { revokeAgentCredentials } from '../../src/hub/auth/agent-credentials.js';
 import { readRegistry } from '../../src/hub/auth/auth-dir.js';
 import { reloadNatsServer } from '../../src/hub/auth/reload.js';

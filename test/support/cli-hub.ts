@@ -4,7 +4,7 @@
  * after startHub resolves: the API runs on the hub holding the leader lease).
  */
 import { afterAll, beforeAll } from 'vitest';
-import { HubClient } from '../../src/cli/hub-client.js';
+import { HubClient } from '../../src/bus/hub-client.js';
 import type { HubHandle } from '../../src/hub/main.js';
 import { type CliResult, runCli } from './cli.js';
 import { eventually } from './eventually.js';

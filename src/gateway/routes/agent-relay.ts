@@ -110,10 +110,33 @@ const AckBody = z.object({ upTo: z.int().positive().describe('Ack every polled m
 const AckReplySchema = z.object({ v: z.literal(1), acked: z.int().nonnegative() });
 const OkSchema = z.object({ v: z.literal(1), ok: z.literal(true) });
 
+/** Polls one agent may have waiting at once on one gateway (each holds a pull request). */
+export const MAX_POLLS_PER_AGENT = 4;
+
 /** One mailbox per HTTP agent this gateway serves, opened on first poll. */
 export class Mailboxes {
   private readonly open = new Map<string, Promise<PulledMailbox>>();
+  private readonly polling = new Map<string, number>();
   constructor(private readonly bus: Bus) {}
+
+  /** Runs `poll` unless the agent already has {@link MAX_POLLS_PER_AGENT} waiting. */
+  async limited<T>(agentId: string, poll: () => Promise<T>): Promise<T> {
+    const n = this.polling.get(agentId) ?? 0;
+    if (n >= MAX_POLLS_PER_AGENT)
+      throw new AgentComError(
+        ERROR_CODES.RATE_LIMITED,
+        `agent ${agentId} has ${n} inbox polls waiting already`,
+        { retryAfterMs: 1_000 },
+      );
+    this.polling.set(agentId, n + 1);
+    try {
+      return await poll();
+    } finally {
+      const left = (this.polling.get(agentId) ?? 1) - 1;
+      if (left > 0) this.polling.set(agentId, left);
+      else this.polling.delete(agentId);
+    }
+  }
   get(agentId: string): Promise<PulledMailbox> {
     let m = this.open.get(agentId);
     if (!m) {
@@ -217,7 +240,7 @@ export function agentRelayRoutes(mailboxes: Mailboxes): RouteDef[] {
         } catch {
           throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${id} has no inbox yet: say hello first`);
         }
-        const got = await box.poll(ctx.query.max, ctx.query.wait);
+        const got = await mailboxes.limited(id, () => box.poll(ctx.query.max, ctx.query.wait));
         const messages = [];
         for (const m of got) {
           const d = decodePayload(InboxMessageSchema, m.data);

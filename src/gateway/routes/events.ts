@@ -24,7 +24,7 @@ import type { Principal } from '../route.js';
 export const EventsQuerySchema = z.object({
   types: qList(z.enum(EVENT_SOURCES))
     .optional()
-    .describe('Sources to send (default all): task, agent, alert.'),
+    .describe('Sources to send (default all): task, agent, alert, pheromone.'),
   queue: QueueNameSchema.optional().describe('Task events of this queue only.'),
   agent: AgentIdSchema.optional().describe('Events of this agent (and the tasks it holds) only.'),
   lastEventId: z.string().max(100).optional().describe('As the Last-Event-ID header.'),
@@ -72,6 +72,7 @@ export function serveEvents(
     task: 0,
     agent: 0,
     alert: 0,
+    pheromone: 0,
   };
   const write = (text: string) => {
     if (closed) return;

@@ -5,6 +5,7 @@
  * Changes are recorded as made by `http:<token name>`.
  */
 import { z } from 'zod';
+import { openLimitsKv } from '../../bus/live-limits.js';
 import {
   AlertConfigReplySchema,
   AlertConfigSchema,
@@ -16,6 +17,7 @@ import { AgentListReplySchema, TaskListReplySchema, TaskStatsReplySchema } from 
 import { ControlSchema } from '../../protocol/control.js';
 import { DlqListResponseSchema } from '../../protocol/dlq.js';
 import { FieldStatsReplySchema } from '../../protocol/field.js';
+import { LIMITS_KEY, LimitsSchema } from '../../protocol/limits.js';
 import { ConfigReplySchema, ConfigSetRequestSchema } from '../../protocol/runtime-config.js';
 import { forward, type RouteDef, route } from '../route.js';
 
@@ -93,6 +95,32 @@ export function hubRoutes(cursor: () => string): RouteDef[] {
       reply: ConfigReplySchema,
       endpoint: 'config.set',
       input: (ctx) => ({ ...ctx.body, by: byToken(ctx) }),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/limits',
+      tag: 'hub',
+      summary: 'Per-agent rate limits and the suspension policy: the stored document (null: defaults).',
+      roles: ['read'],
+      reply: z.object({ v: z.literal(1), stored: LimitsSchema.nullable() }),
+      handler: async (ctx) => ({
+        v: 1 as const,
+        stored: (await (await openLimitsKv(ctx.bus)).get(LIMITS_KEY))?.value ?? null,
+      }),
+    }),
+    route({
+      method: 'PUT',
+      url: '/api/limits',
+      tag: 'hub',
+      summary: 'Replace the limits document (as `agentcom limits set`); every hub applies it at once.',
+      roles: [],
+      body: LimitsSchema,
+      reply: z.object({ v: z.literal(1), stored: LimitsSchema }),
+      handler: async (ctx) => {
+        await (await openLimitsKv(ctx.bus)).put(LIMITS_KEY, ctx.body);
+        ctx.log.info({ by: ctx.principal.name, phase: 'limits' }, 'limits replaced over HTTP');
+        return { v: 1 as const, stored: ctx.body };
+      },
     }),
     forward({
       method: 'GET',

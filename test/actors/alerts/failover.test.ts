@@ -4,7 +4,7 @@
  * id) and does not notify a firing rule again inside its cooldown.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { HubClient } from '../../../src/cli/hub-client.js';
+import { HubClient } from '../../../src/bus/hub-client.js';
 import type { HubHandle } from '../../../src/hub/main.js';
 import { ALERT_RULES, type AlertConfigInput } from '../../../src/protocol/alert.js';
 import { eventually } from '../../support/eventually.js';

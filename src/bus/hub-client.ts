@@ -1,12 +1,10 @@
 /**
- * @module cli/hub-client
- * The hub's request/reply API (actors/api) as typed calls, for the CLI and for scripts. Each call
+ * @module bus/hub-client
+ * The hub's request/reply API (actors/api) as typed calls, for the CLI, the gateway and scripts. Each call
  * validates its reply; errors arrive as AgentComError with the hub's code (`not_found`,
  * `invalid_state`...), or `unavailable`/`timeout` when no hub answers.
  */
 import { z } from 'zod';
-import type { Bus } from '../bus/connection.js';
-import { request } from '../bus/service.js';
 import {
   type AlertConfigInput,
   type AlertConfigReply,
@@ -62,6 +60,8 @@ import {
   type ScheduleView,
 } from '../protocol/schedule.js';
 import type { TaskRecord, TaskSubmitInput } from '../protocol/task.js';
+import type { Bus } from './connection.js';
+import { request } from './service.js';
 
 export class HubClient {
   /**
