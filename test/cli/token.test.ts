@@ -29,12 +29,13 @@ describe('agentcom token', () => {
     const token = added.stdout.trim();
     expect(token).toMatch(/^agc_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
     expect(added.stderr).toMatch(/shown this once/);
-    const id = token.split('_')[1]!;
+    const id = token.slice(4, 16);
+    const secret = token.slice(17);
     const listed = await h.cli('token', 'list', '--json');
     const { tokens } = listed.json<{ tokens: Record<string, unknown>[] }>();
     const mine = tokens.find((t) => t.id === id);
     expect(mine).toMatchObject({ name: 'ci', role: 'submitter', rate: { perSecond: 20, burst: 40 } });
-    expect(listed.stdout).not.toContain(token.split('_')[2]);
+    expect(listed.stdout).not.toContain(secret);
     expect(listed.stdout).not.toContain('hash');
     expect((await h.cli('token', 'revoke', id)).code).toBe(0);
     const again = await h.cli('token', 'revoke', id);
