@@ -174,12 +174,25 @@ describe('operator routes', () => {
     );
     expect(ops.length).toBeGreaterThan(30);
     expect(new Set(ops.map((o) => o.op.operationId)).size).toBe(ops.length);
+    const agent = await g.token('agent', { agentId: 'x1' });
     for (const { path, method, op } of ops) {
       expect(Object.keys(op.responses)).toContain('401');
       // Every documented operation is served: without a token it is 401, never 404.
       const concrete = path.replace(/\{(\w+)\}/g, (_m, p: string) => (p === 'seq' ? '1' : 'x1'));
       const r = await g.http(method, concrete, { token: null });
       expect([401, 429], `${method} ${path}`).toContain(r.status);
+      // A role the document does not list is refused before anything of the request is read.
+      const roles = (op as unknown as { 'x-roles': string[] })['x-roles'];
+      if (!roles.includes('read'))
+        expect(
+          (await g.http(method, concrete, { token: g.tokens.read })).status,
+          `read ${method} ${path}`,
+        ).toBe(403);
+      if (!roles.includes('agent'))
+        expect(
+          (await g.http(method, concrete, { token: agent.token })).status,
+          `agent ${method} ${path}`,
+        ).toBe(403);
     }
     expect(doc.paths['/api/tasks'].post.requestBody.content['application/json'].schema.required).toContain(
       'title',
