@@ -240,7 +240,9 @@ export class ApiProcess implements Server {
         const regs = await ask<{ registration: AgentRegistration }[]>(input.names.presence, {
           type: 'agents',
         });
-        if (!regs.some((r) => r.registration.id === id))
+        // A suspended agent is forgotten by presence, yet may be suspended again (for longer).
+        const suspended = await ask<Suspension[]>(input.names.presence, { type: 'suspended' });
+        if (!regs.some((r) => r.registration.id === id) && !suspended.some((x) => x.agentId === id))
           throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${id} is not registered`);
         const suspension = await suspendAgentFor(bus, id, forMs, reason);
         input.log

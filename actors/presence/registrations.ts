@@ -86,14 +86,29 @@ export async function suspendAgent(
   return s;
 }
 
-/** Suspends the agent by an operator's decision for `forMs` (counted like any other suspension). */
+/**
+ * Suspends the agent by an operator's decision for `forMs`, or keeps a longer suspension already
+ * in force (its count is not raised: the automatic doubling answers the agent's traffic only).
+ */
 export async function suspendAgentFor(
   bus: Bus,
   agentId: AgentId,
   forMs: number,
   reason: string,
 ): Promise<Suspension> {
-  return suspendAgent(await openSuspensions(bus), agentId, reason, Date.now(), () => forMs);
+  const kv = await openSuspensions(bus);
+  const now = Date.now();
+  const prev = (await kv.get(suspensionKey(agentId)))?.value;
+  const s: Suspension = {
+    v: 1,
+    agentId,
+    at: now,
+    until: Math.max(now + forMs, prev && prev.until > now ? prev.until : 0),
+    reason: reason.slice(0, 500),
+    count: prev?.count ?? 1,
+  };
+  await kv.put(suspensionKey(agentId), s);
+  return s;
 }
 
 /** Ends the agent's suspension (and forgets its count); returns whether it was suspended now. */

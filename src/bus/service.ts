@@ -216,7 +216,11 @@ export async function request<I, O>(
     );
   }
   const r = validatePayload(output, safeJson(reply.data), 'reply');
-  if (!r.ok) throw AgentComError.fromWire(r.error);
+  // A reply this side cannot read is not the caller's mistake (a hub of another version, say).
+  if (!r.ok)
+    throw new AgentComError(ERROR_CODES.INTERNAL, `${endpoint}: unexpected reply: ${r.error.message}`, {
+      ...(r.error.path ? { path: r.error.path } : {}),
+    });
   return r.value;
 }
 

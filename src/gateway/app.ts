@@ -85,6 +85,12 @@ export function toWireError(err: unknown): WireError {
     return { code: ERROR_CODES.PAYLOAD_TOO_LARGE, message: fe.message };
   if (typeof fe?.statusCode === 'number' && fe.statusCode < 500)
     return { code: ERROR_CODES.INVALID_PAYLOAD, message: fe.message };
+  // NATS or JetStream did not answer (a publish, a consumer, a bucket): the hub is unavailable.
+  if (
+    err instanceof Error &&
+    /nats|jetstream|timeout|connection|closed|no responders/i.test(`${err.name} ${err.message}`)
+  )
+    return { code: ERROR_CODES.UNAVAILABLE, message: `NATS: ${err.message}` };
   return { code: ERROR_CODES.INTERNAL, message: 'internal error' };
 }
 
@@ -106,17 +112,36 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const { bus, log } = opts;
   const glog = log.child({ actor: 'gateway' });
   const timeoutMs = opts.hubTimeoutMs ?? 5_000;
-  const tokens = await TokenVerifier.open(bus);
-  const events = await EventHub.start(bus, opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {});
-  const mailboxes = new Mailboxes(bus);
-  const leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
   const streams = new Set<() => void>();
-  /** Open event streams per token id. */
-  const streamsOf = new Map<string, number>();
-  const metrics =
-    opts.metrics === false
-      ? undefined
-      : await createGatewayMetrics({ bus, hub: new HubClient(bus, timeoutMs), log }, opts.metrics ?? {});
+  /** The close of each open event stream, per token id (a revoked token's are ended). */
+  const streamsOf = new Map<string, Set<() => void>>();
+  // What is opened is closed again if a later step fails (a retried start must not leak).
+  const opened: (() => unknown)[] = [];
+  let tokens: TokenVerifier;
+  let events: EventHub;
+  let leases: Awaited<ReturnType<typeof openKv<z.infer<typeof LeaseSchema>>>>;
+  let metrics: Awaited<ReturnType<typeof createGatewayMetrics>> | undefined;
+  try {
+    tokens = await TokenVerifier.open(bus, (id) => {
+      for (const end of [...(streamsOf.get(id) ?? [])]) end();
+    });
+    opened.push(() => tokens.stop());
+    events = await EventHub.start(bus, opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {});
+    opened.push(() => events.stop());
+    leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
+    if (opts.metrics !== false) {
+      const m = await createGatewayMetrics(
+        { bus, hub: new HubClient(bus, timeoutMs), log },
+        opts.metrics ?? {},
+      );
+      opened.push(() => m.stop());
+      metrics = m;
+    }
+  } catch (err) {
+    for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
+    throw err;
+  }
+  const mailboxes = new Mailboxes(bus);
 
   const byToken = new Map<string, RateLimit>();
   const tokenLimiter = new KeyedRateLimiter((id) => byToken.get(id) ?? opts.defaultRate ?? DEFAULT_RATE);
@@ -134,6 +159,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     // Route ids and paths are matched exactly; a trailing slash is another path.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Errors of the router itself (a malformed URL, a parameter over maxParamLength) are structured too.
+    frameworkErrors: (err, _req, reply) => sendError(reply, toWireError(err), 400),
   });
 
   // JSON only: a body of any other type is refused (415), not read as a string.
@@ -160,14 +187,24 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     const now = Date.now();
     const h = req.headers.authorization;
     const presented = typeof h === 'string' && /^Bearer /i.test(h) ? h.slice(7).trim() : undefined;
-    const v = presented ? await tokens.verify(presented, now) : undefined;
-    if (!v?.ok) {
-      // Failed attempts are limited per address, so guessing costs the guesser, not the others.
+    // Failed attempts, and looking up a token this gateway does not know, are limited per client
+    // address: guessing costs the guesser (and its address), not the others or NATS.
+    const limitAnonymous = () => {
       const wait = anonLimiter.take(req.ip, now);
       if (wait > 0)
         throw new AgentComError(ERROR_CODES.RATE_LIMITED, 'too many unauthenticated requests', {
           retryAfterMs: wait,
         });
+    };
+    let looked = false;
+    const v = presented
+      ? await tokens.verify(presented, now, () => {
+          looked = true;
+          limitAnonymous();
+        })
+      : undefined;
+    if (!v?.ok) {
+      if (!looked) limitAnonymous();
       const why = !presented
         ? 'a bearer token is required'
         : v?.reason === 'expired'
@@ -243,25 +280,23 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     const principal = await authenticate(req);
     authorize(principal, { roles: ['read', 'submitter', 'agent'], method: 'GET', url: '/api/events' });
     const query = parsePart(EventsQuerySchema, req.query, 'query');
-    const open = streamsOf.get(principal.id) ?? 0;
-    if (open >= (opts.maxStreamsPerToken ?? 16))
+    const mine = streamsOf.get(principal.id) ?? new Set<() => void>();
+    if (mine.size >= (opts.maxStreamsPerToken ?? 16))
       throw new AgentComError(
         ERROR_CODES.RATE_LIMITED,
-        `token ${principal.name} has ${open} event streams open`,
-        {
-          retryAfterMs: 5_000,
-        },
+        `token ${principal.name} has ${mine.size} event streams open`,
+        { retryAfterMs: 5_000 },
       );
-    streamsOf.set(principal.id, open + 1);
+    streamsOf.set(principal.id, mine);
     serveEvents(events, req, reply, query, principal, {
       maxBufferedBytes: opts.maxEventBufferBytes ?? 1024 * 1024,
       onClose: (fn) => {
         streams.add(fn);
+        mine.add(fn);
         return () => {
           streams.delete(fn);
-          const left = (streamsOf.get(principal.id) ?? 1) - 1;
-          if (left > 0) streamsOf.set(principal.id, left);
-          else streamsOf.delete(principal.id);
+          mine.delete(fn);
+          if (mine.size === 0 && streamsOf.get(principal.id) === mine) streamsOf.delete(principal.id);
         };
       },
     });
@@ -278,11 +313,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/api/openapi.json', async () => openapi);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', async (req, reply) => {
+    // Unauthenticated and two JetStream requests each: limited like any anonymous request.
+    const wait = anonLimiter.take(req.ip, Date.now());
+    if (wait > 0)
+      throw new AgentComError(ERROR_CODES.RATE_LIMITED, 'too many readiness probes', { retryAfterMs: wait });
     const checks: Record<string, { ok: boolean; detail: string }> = {};
     checks.nats = bus.isClosed()
       ? { ok: false, detail: 'connection closed' }
-      : { ok: true, detail: bus.nc.getServer() };
+      : { ok: true, detail: 'connected' };
     try {
       const info = await bus.jsm.getAccountInfo();
       checks.jetstream = { ok: true, detail: `${info.streams} streams` };

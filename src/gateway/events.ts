@@ -144,6 +144,10 @@ const BUCKET_OF = {
   pheromone: (b: Bus) => b.names.buckets.field,
 } satisfies Record<EventSource, (b: Bus) => string>;
 
+/** How long a starting hub waits for a source's preload, and how quiet a tail must be to be done. */
+const PRELOAD_WAIT_MS = 5_000;
+const PRELOAD_QUIET_MS = 200;
+
 export type Replay = { kind: 'events'; events: GatewayEvent[] } | { kind: 'reset' };
 
 export class EventHub {
@@ -154,6 +158,7 @@ export class EventHub {
   private readonly coveredFrom: Positions = { task: 1, agent: 1, alert: 1, pheromone: 1 };
   private readonly listeners = new Set<(e: GatewayEvent) => void>();
   private readonly tails: KvTail[] = [];
+  private lastRevisionAt = 0;
 
   private constructor(private readonly ringSize: number) {}
 
@@ -168,6 +173,16 @@ export class EventHub {
       hub.coveredFrom[source] = from;
       hub.position[source] = from - 1;
       hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r)));
+      // The preload is in before the hub serves anyone, or a first client's `ready` would name a
+      // position before it and get the preload again as if live. (Bounded: a busy bucket keeps
+      // moving its last sequence, and a purged last revision never comes.)
+      const deadline = Date.now() + PRELOAD_WAIT_MS;
+      const started = Date.now();
+      while (hub.position[source] < last && Date.now() < deadline) {
+        // The last sequence may be a purged revision that never comes: quiet for a moment is done.
+        if (Date.now() - Math.max(started, hub.lastRevisionAt) > PRELOAD_QUIET_MS) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
     }
     return hub;
   }
@@ -178,6 +193,7 @@ export class EventHub {
   }
 
   private onRevision(source: EventSource, r: KvRevision): void {
+    this.lastRevisionAt = Date.now();
     if (r.seq <= this.position[source]) return;
     this.position[source] = r.seq;
     const e = eventOf(source, r);

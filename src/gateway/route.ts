@@ -74,18 +74,20 @@ export function callHub<O>(
 export interface ForwardDef<P, Q, B, R> extends Omit<RouteDef<P, Q, B, R>, 'handler'> {
   /** The hub API endpoint (`task.get`). */
   endpoint: string;
+  /** The endpoint when it depends on the request (default `endpoint`). */
+  endpointFor?: (ctx: RouteContext<P, Q, B>) => string;
   /** The endpoint's request; default `{ v: 1, ...query, ...body, ...params }`. */
   input?: (ctx: RouteContext<P, Q, B>) => unknown;
 }
 
 /** A route that forwards to a hub API endpoint; the endpoint's own schema validates the request. */
 export function forward<P, Q, B, R>(def: ForwardDef<P, Q, B, R>): RouteDef {
-  const { endpoint, input, ...rest } = def;
+  const { endpoint, endpointFor, input, ...rest } = def;
   return route<P, Q, B, R>({
     ...rest,
     handler: (ctx) =>
       ctx.call(
-        endpoint,
+        endpointFor ? endpointFor(ctx) : endpoint,
         input
           ? input(ctx)
           : { v: 1, ...(ctx.query as object), ...(ctx.body as object), ...(ctx.params as object) },
@@ -100,3 +102,9 @@ export function withVersion(body: unknown): unknown {
     ? { v: 1, ...body }
     : body;
 }
+
+/**
+ * The submitter a token submits as: its idempotency keys and submission rate are scoped to it. An
+ * agent someone names `http-<that token id>` would share its scope; ids are random, so only on purpose.
+ */
+export const httpSubmitter = (tokenId: string): string => `http-${tokenId}`;

@@ -9,8 +9,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Bus } from '../bus/connection.js';
 import { type KvWatch, openKv, type TypedKv } from '../bus/kv.js';
+import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
 import type { RateLimit } from '../protocol/limits.js';
 import { parseToken, type TokenRecord, TokenRecordSchema, type TokenRole } from '../protocol/token.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -76,43 +78,93 @@ export type VerifyResult =
   | { ok: true; token: TokenRecord }
   | { ok: false; reason: 'malformed' | 'unknown' | 'expired' };
 
-/** The gateway's view of the bucket, kept current by a watch. */
+/**
+ * The gateway's view of the bucket, kept current by a watch. If the watch ends (the server went
+ * away), it is opened again with backoff and the bucket read afresh; meanwhile every token is
+ * looked up in the bucket, so a revocation is never missed.
+ */
 export class TokenVerifier {
   /** id -> record, or null for a deleted one (so a late initial value cannot revive it). */
   private readonly byId = new Map<string, { record: TokenRecord | null; revision: number }>();
+  private watch: KvWatch<TokenRecord> | undefined;
+  private following = false;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly kv: TypedKv<TokenRecord>,
-    private readonly watch: KvWatch<TokenRecord>,
+    private readonly log: Bus['log'],
+    /** Told the id of a token deleted (revoked), so what it holds open can be ended. */
+    private readonly onRevoke: (id: string) => void,
   ) {}
 
-  static async open(bus: Bus): Promise<TokenVerifier> {
-    const kv = await openTokensKv(bus);
-    // Watch first, then read: a token written in between is in one of the two.
-    const watch = await kv.watch({ updatesOnly: true });
-    const v = new TokenVerifier(kv, watch);
-    void (async () => {
-      for await (const c of watch) v.apply(c.key, c.operation === 'put' ? c.value : null, c.revision);
-    })().catch((err) => bus.log.warn({ err, actor: 'gateway' }, 'token watch ended'));
-    for (const [id, e] of await kv.entries()) v.apply(id, e.value, e.revision);
+  static async open(bus: Bus, onRevoke: (id: string) => void = () => {}): Promise<TokenVerifier> {
+    const v = new TokenVerifier(await openTokensKv(bus), bus.log, onRevoke);
+    await v.follow();
     return v;
+  }
+
+  /** Watch first, then read: a token written in between is in one of the two. */
+  private async follow(attempt = 0): Promise<void> {
+    try {
+      const watch = await this.kv.watch({ updatesOnly: true });
+      this.watch = watch;
+      const all = await this.kv.entries();
+      for (const [id, cur] of this.byId)
+        if (cur.record && !all.has(id)) this.apply(id, null, Number.MAX_SAFE_INTEGER);
+      for (const [id, e] of all) this.apply(id, e.value, e.revision);
+      this.following = true;
+      void (async () => {
+        for await (const c of watch) this.apply(c.key, c.operation === 'put' ? c.value : null, c.revision);
+      })()
+        .catch((err) => this.log.warn({ err, actor: 'gateway' }, 'token watch failed'))
+        .finally(() => this.rewatch(0));
+    } catch (err) {
+      this.log.warn(
+        { err, actor: 'gateway', attempt },
+        'token watch could not start; looking tokens up meanwhile',
+      );
+      this.rewatch(attempt + 1);
+    }
+  }
+
+  private rewatch(attempt: number): void {
+    this.following = false;
+    if (this.stopped) return;
+    this.retry = setTimeout(
+      () => void this.follow(attempt),
+      exponentialDelay(attempt, { min: 500, max: 10_000 }),
+    );
   }
 
   private apply(id: string, record: TokenRecord | null, revision: number): void {
     const cur = this.byId.get(id);
     if (cur && cur.revision >= revision) return;
     this.byId.set(id, { record, revision });
+    if (record === null && cur?.record) this.onRevoke(id);
   }
 
-  /** Checks a presented token string. */
-  async verify(presented: string, now = Date.now()): Promise<VerifyResult> {
+  /**
+   * Checks a presented token string. `beforeLookup` runs before a token this copy does not know
+   * is looked up in the bucket (a round trip to NATS): it may throw to refuse (a rate limit).
+   */
+  async verify(
+    presented: string,
+    now = Date.now(),
+    beforeLookup: () => void = () => {},
+  ): Promise<VerifyResult> {
     const parts = parseToken(presented);
     if (!parts) return { ok: false, reason: 'malformed' };
-    let entry = this.byId.get(parts.id);
+    let entry = this.following ? this.byId.get(parts.id) : undefined;
     if (!entry) {
-      const got = await this.kv.get(parts.id).catch(() => null);
+      beforeLookup();
+      const got = await this.kv.get(parts.id).catch((err) => {
+        throw new AgentComError(ERROR_CODES.UNAVAILABLE, 'tokens cannot be checked now (NATS)', {
+          cause: err,
+        });
+      });
       if (got) this.apply(parts.id, got.value, got.revision);
-      entry = this.byId.get(parts.id);
+      entry = got ? this.byId.get(parts.id) : undefined;
     }
     const record = entry?.record;
     if (!record) return { ok: false, reason: 'unknown' };
@@ -124,6 +176,8 @@ export class TokenVerifier {
   }
 
   stop(): void {
-    this.watch.stop();
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.watch?.stop();
   }
 }

@@ -146,6 +146,58 @@ describe('pheromone events', () => {
 });
 
 describe('event stream limits', () => {
+  it('writes a replay larger than the client buffer as the client reads it', async () => {
+    const g = await gw.setup();
+    const small = await startGateway({
+      bus: g.bus,
+      log: pino({ level: 'silent' }),
+      port: 0,
+      maxEventBufferBytes: 2048,
+      maxStreamsPerToken: 1,
+      metrics: false,
+    });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++)
+        ids.push(
+          (await g.http('POST', '/api/tasks', { body: { title: `replayed ${i} ${'x'.repeat(150)}` } })).body
+            .task.id,
+        );
+      for (let round = 0; round < 2; round++) {
+        const got = await readEvents(
+          `${small.url}/api/events?types=task`,
+          g.tokens.read,
+          (ev) => ids.every((id) => taskEvents(ev, id).length > 0),
+          {
+            lastEventId: '0.0.0.0',
+          },
+        );
+        expect(got.filter((e) => e.event === 'task').map((e) => e.data.id)).toEqual(ids);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('ends the streams of a token when it is revoked', async () => {
+    const g = await gw.setup();
+    const t = await g.token('read');
+    const ac = new AbortController();
+    const res = await fetch(`${g.url}/api/events`, {
+      headers: { authorization: `Bearer ${t.token}` },
+      signal: ac.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    expect((await g.http('DELETE', `/api/tokens/${t.id}`)).status).toBe(200);
+    const deadline = Date.now() + 10_000;
+    let ended = false;
+    while (!ended && Date.now() < deadline) ended = (await reader.read()).done;
+    ac.abort();
+    expect(ended).toBe(true);
+  });
+
   it('caps the streams one token holds open; others are not affected', async () => {
     const g = await gw.setup();
     const small = await startGateway({

@@ -9,11 +9,11 @@ import { type GatewayHarness, useGateway } from '../support/gateway.js';
 const gw = useGateway('gwagent');
 
 /** A minimal HTTP agent: says hello, heartbeats while alive, and does what `work` says. */
-async function httpAgent(g: GatewayHarness, agentId: string) {
+async function httpAgent(g: GatewayHarness, agentId: string, slots = 1) {
   const { token } = await g.token('agent', { agentId });
   const call = (method: string, path: string, body?: unknown) =>
     g.http(method, `/api/agents/${agentId}${path}`, { token, ...(body !== undefined ? { body } : {}) });
-  const hello = await call('POST', '/hello', { capabilities: ['http'] });
+  const hello = await call('POST', '/hello', { capabilities: ['http'], slots });
   expect(hello.status).toBe(200);
   expect(hello.body.ok).toBe(true);
   const holding = new Set<string>();
@@ -123,6 +123,53 @@ describe('HTTP agents', () => {
         expect(t.status).toBe('queued');
         expect(t.generation).toBeGreaterThan(generation);
       });
+    } finally {
+      agent.stop();
+    }
+  });
+
+  it('a poll whose reply was lost shows the same messages again; ack up to moves on', async () => {
+    const g = await gw.setup({ acceptTimeoutMs: 60_000 });
+    const agent = await httpAgent(g, 'web-5', 2);
+    try {
+      const first = (await g.http('POST', '/api/tasks', { body: { title: 'one' } })).body.task.id;
+      let seen: { seq: number; message: { taskId: string } }[] = [];
+      await eventually(async () => {
+        seen = (await agent.call('GET', '/inbox?wait=1000')).body.messages;
+        expect(seen.map((m) => m.message.taskId)).toContain(first);
+      });
+      // The reply is "lost": the agent polls again and gets the same, while more work arrives.
+      const second = (await g.http('POST', '/api/tasks', { body: { title: 'two' } })).body.task.id;
+      await eventually(async () =>
+        expect((await g.http('GET', `/api/tasks/${second}`)).body.task.assignee).toBe('web-5'),
+      );
+      const again = (await agent.call('GET', '/inbox?wait=1000')).body.messages;
+      expect(again.map((m: { seq: number }) => m.seq)).toEqual(seen.map((m) => m.seq));
+      expect((await agent.call('POST', '/inbox/ack', { upTo: seen[seen.length - 1]!.seq })).body.acked).toBe(
+        seen.length,
+      );
+      await eventually(async () => {
+        const next = (await agent.call('GET', '/inbox?wait=1000')).body.messages;
+        expect(next.map((m: { message: { taskId: string } }) => m.message.taskId)).toContain(second);
+      });
+      // Progress reports are each stored (each its own id); a retried completion once.
+      const gen = (await g.http('GET', `/api/tasks/${first}`)).body.task.generation;
+      await g.http('PATCH', `/api/tasks/${first}`, {
+        token: agent.token,
+        body: { action: 'accept', generation: gen },
+      });
+      for (const pct of [10, 20])
+        expect(
+          (
+            await g.http('PATCH', `/api/tasks/${first}`, {
+              token: agent.token,
+              body: { action: 'progress', generation: gen, pct },
+            })
+          ).body.duplicate,
+        ).toBe(false);
+      await eventually(async () =>
+        expect((await g.http('GET', `/api/tasks/${first}`)).body.task.progress?.pct).toBe(20),
+      );
     } finally {
       agent.stop();
     }

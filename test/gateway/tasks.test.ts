@@ -65,6 +65,29 @@ describe('task routes', () => {
     expect(deleted.body.task.status).toBe('cancelled');
   });
 
+  it("keeps each token's idempotency keys its own, and names the token as submitter", async () => {
+    const g = await gw.setup();
+    const alice = await g.token('submitter', { name: 'alice' });
+    const bob = await g.token('submitter', { name: 'bob' });
+    const a = await g.http('POST', '/api/tasks', {
+      token: alice.token,
+      body: { title: 'alice private', idempotencyKey: 'job-1', submittedBy: 'someone-else' },
+    });
+    const b = await g.http('POST', '/api/tasks', {
+      token: bob.token,
+      body: { title: 'bob work', idempotencyKey: 'job-1' },
+    });
+    expect(b.status).toBe(201);
+    expect(b.body.task.id).not.toBe(a.body.task.id);
+    expect(b.body.task.title).toBe('bob work');
+    expect(a.body.task.submittedBy).toBe('http:alice');
+    const again = await g.http('POST', '/api/tasks', {
+      token: alice.token,
+      body: { title: 'alice private', idempotencyKey: 'job-1' },
+    });
+    expect(again.body.task.id).toBe(a.body.task.id);
+  });
+
   it('answers bad requests with the structured error and the right status', async () => {
     const g = await gw.setup();
     const noTitle = await g.http('POST', '/api/tasks', { body: { priority: 'high' } });
@@ -98,6 +121,12 @@ describe('task routes', () => {
     });
     expect(huge.status).toBe(413);
     expect(huge.body.code).toBe('payload_too_large');
+    const badUrl = await g.http('GET', '/api/tasks/%E0%A4%A');
+    expect(badUrl.status).toBe(400);
+    expect(badUrl.body.code).toBe('invalid_payload');
+    const longId = await g.http('GET', `/api/tasks/${'x'.repeat(300)}`);
+    expect(longId.status).toBe(400);
+    expect(longId.body.code).toBe('invalid_payload');
     const noRoute = await g.http('GET', '/api/nothing-here');
     expect(noRoute.status).toBe(404);
     expect(noRoute.body.code).toBe('not_found');

@@ -74,15 +74,17 @@ export const ReportAckSchema = z
 
 /**
  * Stores a report on the agent's report subject with the id the SDK uses (`<task>:<generation>:
- * <type>`), so a retried HTTP call is stored once. An id already taken by someone else's message
- * (ids are predictable) gets a second copy under a random id, as the SDK does (agent/client.ts).
+ * <type>`), so a retried call is stored once. A progress report gets an id of its own each time
+ * (there are many per assignment). When the id is taken, the report is not stored again: a retry of
+ * this agent's, or (ids are predictable) a message someone else published first, which the SDK
+ * answers with a second copy under a random id (agent/client.ts); here the hub's timeouts reclaim
+ * the task then, as after any lost report.
  */
 export async function relayReport(bus: Bus, agentId: string, report: Report) {
   const subject = bus.names.subjects.agentReport(agentId);
-  const msgId = `${report.taskId}:${report.generation}:${report.type}`;
+  const base = `${report.taskId}:${report.generation}:${report.type}`;
+  const msgId = report.type === 'progress' ? `${base}:${randomHex(8)}` : base;
   const ack = await publish(bus, subject, ReportSchema, report, { msgId, retries: 3 });
-  if (ack.duplicate)
-    await publish(bus, subject, ReportSchema, report, { msgId: `${msgId}:${randomHex(16)}`, retries: 3 });
   return { v: 1 as const, stored: true as const, duplicate: ack.duplicate };
 }
 
@@ -185,7 +187,6 @@ export function agentRelayRoutes(mailboxes: Mailboxes): RouteDef[] {
           HelloReplySchema,
         );
         if (!reply.ok) throw AgentComError.fromWire(reply.error);
-        mailboxes.drop(id);
         return reply;
       },
     }),

@@ -8,6 +8,7 @@
  * with its last id, and no other client waits for it. A comment line every 15 s keeps proxies
  * from closing an idle stream.
  */
+import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AgentIdSchema, QueueNameSchema } from '../../protocol/ids.js';
@@ -32,6 +33,8 @@ export const EventsQuerySchema = z.object({
 export type EventsQuery = z.infer<typeof EventsQuerySchema>;
 
 const KEEPALIVE_MS = 15_000;
+/** Live events held while a replay is written; beyond, the client is cut off (it resumes later). */
+const MAX_HELD = 10_000;
 
 function matches(e: GatewayEvent, types: Set<EventSource>, q: EventsQuery): boolean {
   if (!types.has(e.source)) return false;
@@ -50,7 +53,11 @@ export function serveEvents(
   reply: FastifyReply,
   query: EventsQuery,
   principal: Principal,
-  opts: { maxBufferedBytes: number; onClose: (fn: () => void) => () => void },
+  opts: {
+    maxBufferedBytes: number;
+    /** Registers the stream's `close` (the gateway closing, its token revoked); returns the unregister. */
+    onClose: (fn: () => void) => () => void;
+  },
 ): void {
   // An agent token sees its own agent's events only, whatever it asks for.
   const q: EventsQuery = principal.role === 'agent' ? { ...query, agent: principal.agentId } : query;
@@ -67,6 +74,25 @@ export function serveEvents(
     'x-accel-buffering': 'no',
   });
   let closed = false;
+  let keepalive: NodeJS.Timeout | undefined;
+  let expiry: NodeJS.Timeout | undefined;
+  let unsubscribe = () => {};
+  /** Ends the stream: gracefully, or at once (dropping what is unsent) for a client too slow. */
+  const close = (abort = false) => {
+    if (closed) return;
+    closed = true;
+    clearInterval(keepalive);
+    clearTimeout(expiry);
+    unsubscribe();
+    if (abort) res.destroy();
+    else res.end();
+  };
+  // The slot is given back when the socket is gone, not when the stream is ended.
+  const unregister = opts.onClose(() => close());
+  res.on('close', () => {
+    close();
+    unregister();
+  });
   // Per source, the last sequence the client has: what it resumes from, then what was sent.
   const sent: Record<EventSource, number> = (lastId !== undefined && decodeCursor(lastId)) || {
     task: 0,
@@ -74,21 +100,32 @@ export function serveEvents(
     alert: 0,
     pheromone: 0,
   };
-  const write = (text: string) => {
-    if (closed) return;
-    res.write(text);
-    if (res.writableLength > opts.maxBufferedBytes) close();
+  /** Writes; false when the client's buffer is full. Live events past the limit cut the client off. */
+  const write = (text: string, replay = false): boolean => {
+    if (closed) return false;
+    const ok = res.write(text);
+    if (!replay && res.writableLength > opts.maxBufferedBytes) close(true);
+    return ok;
   };
-  const send = (e: GatewayEvent) => {
-    if (e.seq <= sent[e.source]) return;
+  const send = (e: GatewayEvent, replay = false): boolean => {
+    if (e.seq <= sent[e.source]) return true;
     sent[e.source] = e.seq;
-    if (matches(e, types, q)) write(frame({ id: e.id, event: e.source, data: e.data }));
+    return matches(e, types, q) ? write(frame({ id: e.id, event: e.source, data: e.data }), replay) : true;
   };
   // Subscribe before replaying, so an event arriving meanwhile is held, then sent in order.
   const held: GatewayEvent[] = [];
   let replaying = true;
-  const unsubscribe = hub.subscribe((e) => (replaying ? held.push(e) : send(e)));
+  unsubscribe = hub.subscribe((e) => {
+    if (!replaying) return send(e);
+    held.push(e);
+    // A client that cannot take the replay as fast as events come resumes later instead.
+    if (held.length > MAX_HELD) close(true);
+  });
+  // A token that expires ends its streams then (a revoked one is ended by the gateway).
+  if (principal.expiresAt !== null)
+    expiry = setTimeout(() => close(), Math.min(2 ** 31 - 1, Math.max(0, principal.expiresAt - Date.now())));
   res.write('retry: 2000\n\n');
+  const replay: GatewayEvent[] = [];
   if (lastId !== undefined) {
     const r = hub.since(lastId);
     if (r.kind === 'reset')
@@ -99,19 +136,16 @@ export function serveEvents(
           data: { reason: 'resume point no longer held; reload the state' },
         }),
       );
-    else for (const e of r.events) send(e);
+    else replay.push(...r.events);
   } else write(frame({ id: hub.cursor(), event: 'ready', data: { at: Date.now() } }));
-  replaying = false;
-  for (const e of held) send(e);
-  const keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
-  const unregister = opts.onClose(() => close());
-  function close() {
-    if (closed) return;
-    closed = true;
-    clearInterval(keepalive);
-    unsubscribe();
-    unregister();
-    res.end();
-  }
-  res.on('close', close);
+  void (async () => {
+    // The replay may be larger than a client's buffer: it is written as the client reads it.
+    for (const e of replay) {
+      if (closed) return;
+      if (!send(e, true) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    replaying = false;
+    for (const e of held.splice(0)) send(e);
+    if (!closed) keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
+  })();
 }

@@ -16,7 +16,7 @@ import { AgentComError, ERROR_CODES } from '../../protocol/errors.js';
 import { AgentIdSchema, QueueNameSchema, TaskIdSchema } from '../../protocol/ids.js';
 import { PrioritySchema, TaskStatusSchema, TaskSubmitSchema } from '../../protocol/task.js';
 import { qInt, qList } from '../query.js';
-import { forward, type RouteDef, route } from '../route.js';
+import { forward, httpSubmitter, type RouteDef, route } from '../route.js';
 import { ReportAckSchema, relayReport, TaskPatchSchema, taskPatchToReport } from './agent-relay.js';
 
 const TaskParams = z.object({ id: TaskIdSchema });
@@ -35,12 +35,18 @@ export const taskRoutes: RouteDef[] = [
     method: 'POST',
     url: '/api/tasks',
     tag: 'tasks',
-    summary: 'Submit a task (idempotent with idempotencyKey); replies with its record.',
+    summary:
+      'Submit a task; replies with its record. `idempotencyKey` is this token’s own (another token’s equal key names another task); `submittedBy` is `http:<token name>`.',
     roles: ['submitter'],
     body: TaskSubmitSchema,
     reply: TaskReplySchema,
     status: 201,
-    endpoint: 'task.submit',
+    errors: [409],
+    // As the submitter `http-<token id>` (the hub's per-submitter endpoint): idempotency keys and
+    // submission rates are the token's own, like an agent's, never shared between HTTP clients.
+    endpoint: 'task.submit.http',
+    input: (ctx) => ({ ...ctx.body, submittedBy: `http:${ctx.principal.name}`.slice(0, 64) }),
+    endpointFor: (ctx) => `task.submit.${httpSubmitter(ctx.principal.id)}`,
   }),
   forward({
     method: 'GET',
