@@ -85,6 +85,9 @@ export function toWireError(err: unknown): WireError {
     return { code: ERROR_CODES.PAYLOAD_TOO_LARGE, message: fe.message };
   if (typeof fe?.statusCode === 'number' && fe.statusCode < 500)
     return { code: ERROR_CODES.INVALID_PAYLOAD, message: fe.message };
+  // A body nested deeper than the stack allows (a free-form field measured with JSON.stringify).
+  if (err instanceof RangeError && /call stack/i.test(err.message))
+    return { code: ERROR_CODES.INVALID_PAYLOAD, message: 'the body is nested too deeply' };
   // NATS or JetStream did not answer (a publish, a consumer, a bucket): the hub is unavailable.
   if (
     err instanceof Error &&
@@ -161,6 +164,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Errors of the router itself (a malformed URL, a parameter over maxParamLength) are structured too.
     frameworkErrors: (err, _req, reply) => sendError(reply, toWireError(err), 400),
+    // No implicit HEAD routes: a HEAD of the event stream would never end (its body is held back).
+    exposeHeadRoutes: false,
+    // Bytes Node's HTTP parser refuses get the structured error too, then the socket is closed.
+    clientErrorHandler: (err, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const code = (err as NodeJS.ErrnoException).code;
+      const [status, text] =
+        code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers too large'] : [400, 'malformed HTTP request'];
+      const body = JSON.stringify({ code: ERROR_CODES.INVALID_PAYLOAD, message: text });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
   });
 
   // JSON only: a body of any other type is refused (415), not read as a string.

@@ -3,6 +3,7 @@
  * failure status (validation 400, 401, 403, 404, 409, 413, 415, 429), and an agent that speaks
  * HTTP only completing tasks with an agent token.
  */
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
@@ -127,6 +128,27 @@ describe('task routes', () => {
     const longId = await g.http('GET', `/api/tasks/${'x'.repeat(300)}`);
     expect(longId.status).toBe(400);
     expect(longId.body.code).toBe('invalid_payload');
+    const deep = await g.http('POST', '/api/tasks', {
+      raw: `{"title":"deep","metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(deep.status).toBe(400);
+    expect(deep.body.code).toBe('invalid_payload');
+    const head = await g.http('HEAD', '/api/events');
+    expect(head.status).toBe(404);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(new URL(g.url).port), '127.0.0.1', () =>
+        sock.write('GARBAGE / HTTP/9\r\n\r\n'),
+      );
+      let got = '';
+      sock.on('data', (d) => {
+        got += d;
+      });
+      sock.on('end', () => resolve(got));
+      sock.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'invalid_payload' });
     const noRoute = await g.http('GET', '/api/nothing-here');
     expect(noRoute.status).toBe(404);
     expect(noRoute.body.code).toBe('not_found');
