@@ -169,12 +169,13 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     // Bytes Node's HTTP parser refuses get the structured error too, then the socket is closed.
     clientErrorHandler: (err, socket) => {
       if (!socket.writable) return socket.destroy();
-      const code = (err as NodeJS.ErrnoException).code;
-      const [status, text] =
-        code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers too large'] : [400, 'malformed HTTP request'];
-      const body = JSON.stringify({ code: ERROR_CODES.INVALID_PAYLOAD, message: text });
+      const huge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({
+        code: ERROR_CODES.INVALID_PAYLOAD,
+        message: huge ? 'the request headers are too large' : 'malformed HTTP request',
+      });
       socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     },
   });
