@@ -29,14 +29,8 @@ import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { withdrawMessage } from '../../src/bus/withdraw.js';
 import { type InboxMessage, type Report, ReportSchema } from '../../src/protocol/agent.js';
-import { encodeTrusted } from '../../src/protocol/envelope.js';
-import {
-  AgentComError,
-  ERROR_CODES,
-  type ErrorCode,
-  fromZodError,
-  type WireError,
-} from '../../src/protocol/errors.js';
+import { encodeTrusted, validatePayload } from '../../src/protocol/envelope.js';
+import { AgentComError, ERROR_CODES, type ErrorCode, type WireError } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import {
   DEFAULT_MAX_SUBMIT_DEFER_MS,
@@ -332,9 +326,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     submitter: string | null = null,
     queue?: string,
   ): Promise<AssignReply> {
-    const parsed = TaskSubmitSchema.safeParse(raw);
-    if (!parsed.success) return { ok: false, error: fromZodError(parsed.error, 'task').toWire() };
-    const wrongQueue = queueMismatch(queue, parsed.data);
+    const parsed = validatePayload(TaskSubmitSchema, raw, 'task');
+    if (!parsed.ok) return { ok: false, error: parsed.error };
+    const wrongQueue = queueMismatch(queue, parsed.value);
     if (wrongQueue) return { ok: false, error: { code: ERROR_CODES.FORBIDDEN, message: wrongQueue } };
     const now = Date.now();
     if (submitter !== null) {
@@ -350,8 +344,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
           },
         };
     }
-    const id = taskIdForSubmit({ idempotencyKey: parsed.data.idempotencyKey, msgId, now, submitter });
-    const command = { type: 'submit' as const, id, submit: resolveDelay(parsed.data, now) };
+    const id = taskIdForSubmit({ idempotencyKey: parsed.value.idempotencyKey, msgId, now, submitter });
+    const command = { type: 'submit' as const, id, submit: resolveDelay(parsed.value, now) };
     const r = await this.apply(id, command, this.announce(id, command));
     return r.ok ? { ok: true, task: r.task } : r;
   }

@@ -28,7 +28,18 @@ const encoder = new TextEncoder();
 
 /** Validates a value against its schema; an issue at `v` maps to `unsupported_version`. */
 export function validatePayload<T>(schema: z.ZodType<T>, value: unknown, what = 'payload'): DecodeResult<T> {
-  const r = schema.safeParse(value);
+  let r: z.ZodSafeParseResult<T>;
+  try {
+    r = schema.safeParse(value);
+  } catch (err) {
+    // A refine measuring a free-form field with JSON.stringify overflows on a value nested deeper
+    // than the stack: a payload must not be able to crash its receiver.
+    if (!(err instanceof RangeError)) throw err;
+    return {
+      ok: false,
+      error: { code: ERROR_CODES.INVALID_PAYLOAD, message: `${what} is nested too deeply` },
+    };
+  }
   if (r.success) return { ok: true, value: r.data };
   const versionIssue = r.error.issues.find((i) => i.path.length === 1 && i.path[0] === 'v');
   if (
@@ -87,7 +98,13 @@ export function parseJsonText<T>(schema: z.ZodType<T>, text: string, label: stri
   } catch (err) {
     throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `${label} is not JSON: ${(err as Error).message}`);
   }
-  const parsed = schema.safeParse(json);
+  let parsed: z.ZodSafeParseResult<T>;
+  try {
+    parsed = schema.safeParse(json);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, `${label} is nested too deeply`);
+  }
   if (!parsed.success) throw fromZodError(parsed.error, label);
   return parsed.data;
 }
