@@ -240,7 +240,10 @@ describe('configuration', () => {
     expect(await h.api.alertConfig()).toEqual(before);
   });
 
-  it('changes rules and webhooks at runtime; secrets are never shown and survive edits', async () => {
+  // Eight or more CLI processes one after another: on two busy cores each takes a few seconds.
+  it('changes rules and webhooks at runtime; secrets are never shown and survive edits', {
+    timeout: 90_000,
+  }, async () => {
     await h.api.setAlertConfig(config({}));
     const set = await h.cli(
       'alerts',

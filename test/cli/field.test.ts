@@ -10,7 +10,10 @@ import { useCliHub } from '../support/cli-hub.js';
 const h = useCliHub('clifield');
 
 describe('agentcom field', () => {
-  it('emit prints the id; show, list, claim (exit 4 for the second claimant), release, history and stats agree', async () => {
+  // Eight or more CLI processes one after another: on two busy cores each takes a few seconds.
+  it('emit prints the id; show, list, claim (exit 4 for the second claimant), release, history and stats agree', {
+    timeout: 90_000,
+  }, async () => {
     const emitted = await h.cli(
       'field',
       'emit',
