@@ -9,7 +9,6 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import { connectBus } from '../bus/connection.js';
 import { readSeedFile } from '../bus/nkeys.js';
-import { startGateway } from '../gateway/index.js';
 import { fromZodError } from '../protocol/errors.js';
 import { type ConnectionFlags, resolveConnection, withConnectionFlags } from './connection.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
@@ -37,6 +36,8 @@ async function run(f: GatewayFlags, out: Output): Promise<ExitCode> {
     logger: log,
     ...(nkeySeed ? { nkeySeed } : {}),
   });
+  // Loaded for this command only (fastify, prom-client): other commands start without them.
+  const { startGateway } = await import('../gateway/index.js');
   const g = await startGateway({
     bus,
     log,

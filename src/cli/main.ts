@@ -15,7 +15,7 @@ import { EXIT } from './exit-codes.js';
 import { registerFieldCommands } from './field.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerGitCommands } from './git.js';
-import { type HubFlags, runHub } from './hub.js';
+import type { HubFlags } from './hub.js';
 import { registerLimitsCommands } from './limits.js';
 import { registerScheduleCommands } from './schedule.js';
 import { registerSidecarCommand } from './sidecar.js';
@@ -54,6 +54,8 @@ program
     'pretty (a banner and warnings; the default on a terminal) or json (pino; the default otherwise) (env AGENTCOM_LOG_FORMAT)',
   )
   .action(async (flags: HubFlags) => {
+    // Loaded for this command only: every other command starts without the hub's modules.
+    const { runHub } = await import('./hub.js');
     process.exitCode = await runHub(flags);
   });
 

@@ -326,7 +326,59 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     return reply.type(metrics.contentType).send(await metrics.render());
   });
 
-  const openapi = buildOpenApi(routes);
+  const openapi = buildOpenApi(routes, {}, [
+    {
+      method: 'GET',
+      url: '/api/events',
+      summary:
+        'The event stream (Server-Sent Events): task, agent, alert and pheromone events, resumable with Last-Event-ID (docs/gateway.md).',
+      tag: 'events',
+      roles: ['read', 'submitter', 'agent'],
+      query: EventsQuerySchema,
+      contentType: 'text/event-stream',
+      errors: [400, 401, 403, 429],
+    },
+    {
+      method: 'GET',
+      url: '/metrics',
+      summary: 'Prometheus metrics (text exposition format; docs/operations.md, "Metrics").',
+      tag: 'hub',
+      roles: ['read'],
+      contentType: 'text/plain',
+      errors: [401, 403, 404, 429],
+    },
+    {
+      method: 'GET',
+      url: '/healthz',
+      summary: 'Liveness: the gateway process answers.',
+      tag: 'hub',
+      roles: [],
+      public: true,
+      contentType: 'application/json',
+      errors: [],
+    },
+    {
+      method: 'GET',
+      url: '/readyz',
+      summary:
+        'Readiness: NATS connected, JetStream answering, a hub holding the lease (503 with the failing check).',
+      tag: 'hub',
+      roles: [],
+      public: true,
+      contentType: 'application/json',
+      errors: [429, 503],
+    },
+    {
+      method: 'GET',
+      url: '/api/openapi.json',
+      summary: 'This document.',
+      tag: 'hub',
+      roles: [],
+      public: true,
+      contentType: 'application/json',
+      errors: [],
+    },
+  ]);
   app.get('/api/openapi.json', async () => openapi);
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -51,8 +51,49 @@ const STATUS_TEXT: Record<number, string> = {
   504: 'The hub did not answer in time (`timeout`)',
 };
 
-export function buildOpenApi(routes: readonly RouteDef[], info: { version?: string } = {}): Json {
+/**
+ * A route served outside the table (a stream, a text format, a probe), described by hand: its
+ * success is `contentType` rather than a JSON reply schema; `public` needs no token.
+ */
+export interface SpecialRoute {
+  method: 'GET';
+  url: string;
+  summary: string;
+  tag: string;
+  roles: readonly string[];
+  query?: z.ZodType;
+  contentType: string;
+  public?: boolean;
+  /** Statuses besides the success. */
+  errors: readonly number[];
+}
+
+export function buildOpenApi(
+  routes: readonly RouteDef[],
+  info: { version?: string } = {},
+  special: readonly SpecialRoute[] = [],
+): Json {
   const paths: Record<string, Record<string, Json>> = {};
+  for (const r of special) {
+    const responses: Record<string, Json> = {
+      '200': { description: 'Success', content: { [r.contentType]: { schema: {} } } },
+    };
+    for (const st of r.errors)
+      responses[String(st)] = {
+        description: STATUS_TEXT[st] ?? 'Error',
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+      };
+    paths[r.url] ??= {};
+    paths[r.url]![r.method.toLowerCase()] = {
+      operationId: `get${r.url.replace(/\/(\w)/g, (_m, c: string) => c.toUpperCase()).replace(/[^A-Za-z0-9]/g, '')}`,
+      summary: r.summary,
+      tags: [r.tag],
+      'x-roles': r.public ? ['anyone'] : ['admin', ...r.roles],
+      ...(r.public ? { security: [] } : {}),
+      parameters: parameters(r.query, 'query'),
+      responses,
+    };
+  }
   for (const r of routes) {
     const path = r.url.replace(/:(\w+)/g, '{$1}');
     const errors = [400, 401, 403, ...(r.errors ?? []), ...(r.body ? [413] : []), 429, 503, 504];

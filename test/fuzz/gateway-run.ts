@@ -593,9 +593,13 @@ export async function runGatewayFuzz(opts: GatewayFuzzOptions): Promise<GatewayF
 
     // --- The operations: the OpenAPI document's, and the routes it leaves out
     const doc = (await call(client, 'GET', '/api/openapi.json', null)).json;
-    const ops: Operation[] = [...operationsFrom(doc), ...EXTRA_OPERATIONS].filter(
-      (o) => !opts.only || o.id.includes(opts.only),
-    );
+    // The document describes the stream, /metrics and the probes too; their hand-made operations
+    // (which know their content types and what they owe) are used instead.
+    const extraIds = new Set(EXTRA_OPERATIONS.map((o) => o.id));
+    const ops: Operation[] = [
+      ...operationsFrom(doc).filter((o) => !extraIds.has(o.id)),
+      ...EXTRA_OPERATIONS,
+    ].filter((o) => !opts.only || o.id.includes(opts.only));
     if (ops.length === 0) throw new Error(`no operation matches ${opts.only}`);
 
     // --- Real work and sentinels: what the fuzz traffic must not touch
