@@ -77,10 +77,15 @@ export function serveEvents(
   let keepalive: NodeJS.Timeout | undefined;
   let expiry: NodeJS.Timeout | undefined;
   let unsubscribe = () => {};
+  let settle = () => {};
+  const ended = new Promise<void>((r) => {
+    settle = r;
+  });
   /** Ends the stream: gracefully, or at once (dropping what is unsent) for a client too slow. */
   const close = (abort = false) => {
     if (closed) return;
     closed = true;
+    settle();
     clearInterval(keepalive);
     clearTimeout(expiry);
     unsubscribe();
@@ -142,7 +147,7 @@ export function serveEvents(
     // The replay may be larger than a client's buffer: it is written as the client reads it.
     for (const e of replay) {
       if (closed) return;
-      if (!send(e, true) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!send(e, true) && !closed) await Promise.race([once(res, 'drain'), ended]);
     }
     replaying = false;
     for (const e of held.splice(0)) send(e);
