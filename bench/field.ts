@@ -64,6 +64,7 @@ import { DEFAULT_RATES, LIMITS_KEY, LimitsSchema } from '../src/protocol/limits.
 import { agentInboxPrefix } from '../src/protocol/permissions.js';
 import type { FromObservers, ObserverSession, ToObservers } from './field-observers.js';
 import {
+  benchFlags,
   cpuSeconds,
   nowMs,
   ownCpuSeconds,
@@ -78,16 +79,9 @@ import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nat
 // Flags
 
 const args = process.argv.slice(2);
-const QUICK = args.includes('--quick');
-const flag = (name: string, def: number, quick = def): number => {
-  const i = args.indexOf(`--${name}`);
-  if (i >= 0) {
-    const v = Number(args[i + 1]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-    return v;
-  }
-  return QUICK ? quick : def;
-};
+const flags = benchFlags(args);
+const QUICK = flags.quick;
+const flag = flags.number;
 const RATE = flag('rate', 1000);
 const OBSERVERS = flag('observers', 50);
 const EMITTERS = flag('emitters', 4);

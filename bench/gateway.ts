@@ -52,6 +52,7 @@ import { createToken, openTokensKv } from '../src/gateway/tokens.js';
 import { LIMITS_KEY, LimitsSchema } from '../src/protocol/limits.js';
 import { taskIdForSubmit } from '../src/protocol/task-id.js';
 import {
+  benchFlags,
   cpuSeconds,
   nowMs,
   ownCpuSeconds,
@@ -66,24 +67,10 @@ import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nat
 // Flags
 
 const args = process.argv.slice(2);
-const QUICK = args.includes('--quick');
-const flag = (name: string, def: number, quick = def): number => {
-  const i = args.indexOf(`--${name}`);
-  if (i >= 0) {
-    const v = Number(args[i + 1]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-    return v;
-  }
-  return QUICK ? quick : def;
-};
-const list = (name: string, def: number[]): number[] => {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const xs = (args[i + 1] ?? '').split(',').map(Number);
-  if (!xs.length || xs.some((x) => !Number.isInteger(x) || x < 1))
-    throw new Error(`--${name} must be a list of positive whole numbers`);
-  return xs;
-};
+const flags = benchFlags(args);
+const QUICK = flags.quick;
+const flag = flags.number;
+const list = flags.list;
 const CONCURRENCY = list('concurrency', [1, 16, 64]);
 const PATHS = (() => {
   const i = args.indexOf('--paths');

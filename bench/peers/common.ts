@@ -11,6 +11,32 @@ import type { NatsTraffic } from './nats.js';
 export const nowMs = (): number => performance.timeOrigin + performance.now();
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A bench's numeric flags: `--<name> <n>` (positive), with a default, and a smaller one under
+ * `--quick`; `list` reads `--<name> 1,16,64` (positive whole numbers).
+ */
+export function benchFlags(args: readonly string[] = process.argv.slice(2)) {
+  const quick = args.includes('--quick');
+  return {
+    quick,
+    number(name: string, def: number, quickDef = def): number {
+      const i = args.indexOf(`--${name}`);
+      if (i < 0) return quick ? quickDef : def;
+      const v = Number(args[i + 1]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+      return v;
+    },
+    list(name: string, def: number[]): number[] {
+      const i = args.indexOf(`--${name}`);
+      if (i < 0) return def;
+      const xs = (args[i + 1] ?? '').split(',').map(Number);
+      if (!xs.length || xs.some((x) => !Number.isInteger(x) || x < 1))
+        throw new Error(`--${name} must be a list of positive whole numbers`);
+      return xs;
+    },
+  };
+}
+
 /** Calls the e2e shape's producer keeps outstanding at once. */
 const IN_FLIGHT = 100;
 

@@ -367,36 +367,19 @@ export async function createGatewayMetrics(
     labelNames: ['queue', 'priority'],
     registers,
   });
-  const completed = new Counter({
-    name: 'agentcom_tasks_completed_total',
-    help: 'Tasks completed (done), by named queue: the throughput.',
-    labelNames: byQueue,
-    registers,
-  });
-  const failed = new Counter({
-    name: 'agentcom_tasks_failed_total',
-    help: 'Tasks that failed for good (not retryable, or their deadline passed), by named queue.',
-    labelNames: byQueue,
-    registers,
-  });
-  const retried = new Counter({
-    name: 'agentcom_tasks_retried_total',
-    help: 'Automatic retries: an attempt ended without a result (failure, rejection, reclaim) and the task was queued again.',
-    labelNames: byQueue,
-    registers,
-  });
-  const dead = new Counter({
-    name: 'agentcom_tasks_dead_total',
-    help: 'Tasks that used up their retries (dead), by named queue.',
-    labelNames: byQueue,
-    registers,
-  });
-  const cancelled = new Counter({
-    name: 'agentcom_tasks_cancelled_total',
-    help: 'Tasks cancelled, by named queue.',
-    labelNames: byQueue,
-    registers,
-  });
+  const byQueueCounter = (name: string, help: string) =>
+    new Counter({ name: `agentcom_tasks_${name}_total`, help, labelNames: byQueue, registers });
+  const completed = byQueueCounter('completed', 'Tasks completed (done), by named queue: the throughput.');
+  const failed = byQueueCounter(
+    'failed',
+    'Tasks that failed for good (not retryable, or their deadline passed), by named queue.',
+  );
+  const retried = byQueueCounter(
+    'retried',
+    'Automatic retries: an attempt ended without a result (failure, rejection, reclaim) and the task was queued again.',
+  );
+  const dead = byQueueCounter('dead', 'Tasks that used up their retries (dead), by named queue.');
+  const cancelled = byQueueCounter('cancelled', 'Tasks cancelled, by named queue.');
   const wait = new Histogram({
     name: 'agentcom_task_queued_to_assigned_seconds',
     help: 'Each assignment: time from the task becoming eligible (queued, or its delay or backoff over) to its assignment.',
