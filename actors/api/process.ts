@@ -36,6 +36,7 @@ import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
 import { openAlertStore, registerAlertEndpoints } from '../alerts/index.js';
 import { openFieldStore, registerFieldEndpoints } from '../field/index.js';
+import { registerMessagingEndpoints } from '../messaging/index.js';
 import { clearAgentRemoved, clearSuspension, markAgentRemoved, suspendAgentFor } from '../presence/index.js';
 import type { SchedulerStatsReply } from '../scheduler/index.js';
 import { openScheduleStore, registerScheduleEndpoints } from '../schedules/index.js';
@@ -48,7 +49,14 @@ export interface ApiInput {
   log: Logger;
   hubId: string;
   version: string;
-  names: { taskQueue: string; scheduler: string; presence: string; agents: string; field: string };
+  names: {
+    taskQueue: string;
+    scheduler: string;
+    presence: string;
+    agents: string;
+    field: string;
+    messaging: string;
+  };
   /** The hub's configured scheduler timeouts (`config.get` shows them beside the runtime overrides). */
   timeouts: TimeoutValues;
 }
@@ -267,6 +275,7 @@ export class ApiProcess implements Server {
       );
       return r.ok ? r.value : undefined;
     });
+    registerMessagingEndpoints(svc, { names: bus.names, registry, messaging: input.names.messaging, limits });
     input.log.child({ actor: 'api' }).info({ phase: 'start' }, 'api service started');
     return new ApiProcess(svc, limits, controls);
   }

@@ -70,6 +70,8 @@ export interface PresenceInput {
   subscribers: string[];
   /** Registered names told `agent_down` only (the field releases claims; heartbeats are not its business). */
   downSubscribers?: string[];
+  /** Registered names told `agent_up` and `agent_down`, not heartbeats (messaging's presence messages). */
+  upDownSubscribers?: string[];
   /** Ack wait of each agent's inbox durable (default 30 s). */
   inboxAckWaitMs?: number;
 }
@@ -482,6 +484,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
     for (const name of this.input.subscribers) cast(name, msg, this.input.registry);
     if (msg.type === 'agent_down')
       for (const name of this.input.downSubscribers ?? []) cast(name, msg, this.input.registry);
+    if (msg.type !== 'agent_beat')
+      for (const name of this.input.upDownSubscribers ?? []) cast(name, msg, this.input.registry);
   }
 
   /** One timer, for the earliest expiry (or `at`, when later). */

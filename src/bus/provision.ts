@@ -19,6 +19,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
+import { DEFAULT_MESSAGE_RETENTION, type MessageRetention } from '../protocol/message.js';
 import { kvStream, maxDeliveriesAdvisorySubject, type Names } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
 
@@ -43,6 +44,11 @@ export interface StreamSpec {
    * on the publisher's PubAck). On a stream with one subject per sender, a sender's backlog.
    */
   maxMsgsPerSubject?: number;
+  /**
+   * With `maxMsgsPerSubject`: `old` keeps the newest per subject, discarding the oldest (a
+   * mailbox), instead of refusing the new one (a backlog). Default `new`.
+   */
+  perSubjectDiscard?: 'new' | 'old';
   allowDirect?: boolean;
   /** Copies kept by a nats-server cluster (1, 3 or 5; default 1). */
   replicas?: number;
@@ -150,6 +156,8 @@ export interface TopologyOptions {
   taskHistory?: number;
   /** How long the field's audit trail keeps events, ms (default 7 days; at most 1,000,000 events). */
   fieldAuditMaxAgeMs?: number;
+  /** What messaging keeps, per kind (default DEFAULT_MESSAGE_RETENTION; message.ts). */
+  messageRetention?: MessageRetention;
   /** What the DLQ keeps (default DEFAULT_DLQ_LIMITS). */
   dlq?: Partial<DlqLimits>;
   storage?: 'file' | 'memory';
@@ -208,6 +216,7 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         allowDirect: true,
         description: 'Audit trail of the stigmergy field: every emit, claim, release, expiry',
       },
+      messagesStreamSpec(n, storage, o.messageRetention ?? DEFAULT_MESSAGE_RETENTION),
       advisoryStreamSpec(n, [...n.workQueueStreams], storage),
     ],
     consumers: [
@@ -241,6 +250,12 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
         storage,
         description: 'Alert rules state and acknowledgements',
       },
+      {
+        bucket: n.buckets.messaging,
+        history: 1,
+        storage,
+        description: 'Messaging: channels, memberships, mailbox cursors',
+      },
     ],
   };
   if (replicas === 1) return t;
@@ -248,6 +263,34 @@ export function defaultTopology(n: Names, o: TopologyOptions = {}): Topology {
     ...t,
     streams: t.streams.map((x) => ({ ...x, replicas })),
     buckets: t.buckets.map((x) => ({ ...x, replicas })),
+  };
+}
+
+/** Messages past this many in the whole stream are discarded, oldest first, whatever their kind. */
+export const MESSAGES_MAX_TOTAL = 5_000_000;
+
+/**
+ * The messages stream: the longest of the kinds' limits per subject (one subject per mailbox, per
+ * channel), discarding the oldest; the Messaging actor trims the kinds kept for less (its
+ * retention sweep). Read with consumers and direct gets (history pages, a message by id).
+ */
+export function messagesStreamSpec(n: Names, storage: 'file' | 'memory', r: MessageRetention): StreamSpec {
+  const kinds = Object.values(r);
+  return {
+    name: n.streams.messages,
+    subjects: [n.subjects.msgAll],
+    retention: 'limits',
+    storage,
+    duplicateWindowMs: DEFAULT_DUPLICATE_WINDOW_MS,
+    maxAgeMs: Math.max(...kinds.map((k) => k.maxAgeMs)),
+    maxMsgsPerSubject: Math.max(...kinds.map((k) => k.maxMessages)),
+    perSubjectDiscard: 'old',
+    maxMsgs: MESSAGES_MAX_TOTAL,
+    discard: 'old',
+    // The largest message (MESSAGE_MAX_JSON of content) with its envelope.
+    maxMsgSize: 64 * 1024,
+    allowDirect: true,
+    description: 'Agent messages: direct, broadcast, channel, presence; the sequence is the message id',
   };
 }
 
@@ -352,9 +395,12 @@ function streamWanted(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     max_bytes: spec.maxBytes ?? -1,
     max_msgs: spec.maxMsgs ?? -1,
     max_msg_size: spec.maxMsgSize ?? -1,
-    discard: spec.discard === 'new' || spec.maxMsgsPerSubject ? DiscardPolicy.New : DiscardPolicy.Old,
+    discard:
+      spec.discard === 'new' || (spec.maxMsgsPerSubject && spec.perSubjectDiscard !== 'old')
+        ? DiscardPolicy.New
+        : DiscardPolicy.Old,
     max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
-    discard_new_per_subject: spec.maxMsgsPerSubject !== undefined,
+    discard_new_per_subject: spec.maxMsgsPerSubject !== undefined && spec.perSubjectDiscard !== 'old',
     allow_direct: spec.allowDirect ?? false,
     num_replicas: spec.replicas ?? 1,
   };

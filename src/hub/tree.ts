@@ -27,6 +27,7 @@
  *         ├─ scheduler
  *         ├─ schedules                      cron and interval schedules: a task per slot
  *         ├─ field                          pheromone expiry, offline agents' claims, completions
+ *         ├─ messaging                      messages, channels, mailbox cursors; presence messages
  *         ├─ api
  *         ├─ dlq-forwarder
  *         ├─ auth-suspensions                 (with an auth dir) suspended agents out of the server config
@@ -40,6 +41,7 @@ import { AlertsProcess } from '../../actors/alerts/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
 import { BackupProcess } from '../../actors/backup/index.js';
 import { FieldProcess } from '../../actors/field/index.js';
+import { MessagingProcess } from '../../actors/messaging/index.js';
 import { type HubRole, LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
@@ -71,6 +73,7 @@ export const ACTOR_NAMES = {
   scheduler: 'scheduler',
   schedules: 'schedules',
   field: 'field',
+  messaging: 'messaging',
   workSlot: 'work-slot',
   leader: 'leader',
   alerts: 'alerts',
@@ -118,6 +121,8 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
         // Only the leader runs these; on a standby the casts find no one.
         subscribers: [n.scheduler, n.agents],
         downSubscribers: [n.field],
+        // Presence messages (join, leave) are the Messaging actor's to write.
+        upDownSubscribers: [n.messaging],
       },
       { name: n.presence },
     ),
@@ -282,6 +287,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       { bus, log, registry, presence: n.presence, taskQueue: n.taskQueue },
       { name: n.field },
     ),
+    serverChild('messaging', MessagingProcess.start, { bus, log }, { name: n.messaging }),
     serverChild('api', ApiProcess.start, {
       bus,
       registry,
@@ -294,6 +300,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         presence: n.presence,
         agents: n.agents,
         field: n.field,
+        messaging: n.messaging,
       },
       timeouts,
     }),

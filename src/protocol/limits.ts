@@ -33,6 +33,9 @@ const RatesSchema = z.strictObject({
   observes: RateSchema.describe(
     'Per agent: field observations opened (each makes a consumer on the server; the SDK opens one per pattern, and again after a gap).',
   ),
+  messages: RateSchema.describe(
+    'Per agent: messaging requests (sends, mailbox reads and acks, channel changes); the API refuses beyond it with rate_limited.',
+  ),
   refusals: RateSchema.describe(
     'Per agent: answers to its refused or malformed messages (inbox notices, dead letters). Beyond this rate they are dropped and only counted, so a flood cannot fill the inbox or the DLQ.',
   ),
@@ -47,6 +50,7 @@ export const DEFAULT_RATES: Rates = {
   refusals: { perSecond: 5, burst: 20 },
   field: { perSecond: 100, burst: 500 },
   observes: { perSecond: 1, burst: 32 },
+  messages: { perSecond: 200, burst: 2_000 },
 };
 
 export const ViolationPolicySchema = z

@@ -11,6 +11,7 @@
  * validates payloads and fences reports by assignee and generation), nor users with full access
  * (hub, admin), which are trusted by design.
  */
+import { AGENT_MESSAGING_OPS } from './message.js';
 import type { Names } from './subjects.js';
 
 /** Allow lists; an empty or absent list means nothing is allowed in that direction. */
@@ -42,6 +43,14 @@ export function agentInboxPrefix(agentId: string): string {
   return `_INBOX.${agentId}`;
 }
 
+/**
+ * Where the hub pushes a live copy of each message stored for an agent (message.ts): under its
+ * reply-inbox prefix, the one subject tree it may subscribe to. A token no nats.js inbox uses.
+ */
+export function messagePushSubject(agentId: string): string {
+  return `${agentInboxPrefix(agentId)}.msg`;
+}
+
 /** The JetStream API subject of one operation on one consumer. */
 function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string): string {
   return `$JS.API.CONSUMER.${op}.${stream}.${consumer}`;
@@ -61,7 +70,9 @@ function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string):
  * through its own `field.emit|claim.<id>.<type>` endpoints, for the type patterns it is granted
  * (`emitTypes`, `claimTypes`), and releases its own claims on `field.release.<id>`.
  *
- * Subscribe: only its reply inboxes ({@link agentInboxPrefix}).
+ * Messaging: its own `<op>.<id>` subject of each messaging endpoint (`msg.send.<id>`, ...).
+ *
+ * Subscribe: only its reply inboxes ({@link agentInboxPrefix}); the hub pushes its messages there.
  */
 export function agentPermissions(
   n: Names,
@@ -94,6 +105,9 @@ export function agentPermissions(
       n.subjects.apiTaskSubmitAs(agentId, '*'),
     );
   publish.push(...fieldPermissions(n, agentId, opts));
+  // Messaging: each endpoint on its own subject, so the hub reads the caller from it (message.ts).
+  // Live copies of its messages arrive under its reply inboxes, which it may already subscribe to.
+  for (const op of AGENT_MESSAGING_OPS) publish.push(n.subjects.apiMessagingAs(op, agentId));
   return {
     publish: { allow: publish },
     subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },

@@ -53,6 +53,19 @@ export const API_ENDPOINTS = [
   'alert.ack',
   'alert.config.get',
   'alert.config.set',
+  'msg.send',
+  'msg.inbox',
+  'msg.ack',
+  'msg.history',
+  'msg.thread',
+  'msg.status',
+  'channel.create',
+  'channel.list',
+  'channel.join',
+  'channel.leave',
+  'channel.invite',
+  'channel.members',
+  'channel.remove',
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -92,6 +105,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
     advisories: `${P}_ADVISORIES`,
     /** The stigmergy field's audit trail: every emit, claim, release, expiry (Limits; field.ts). */
     field: `${P}_FIELD`,
+    /** Agent messaging: direct, broadcast, channel and presence messages (Limits; message.ts). */
+    messages: `${P}_MESSAGES`,
   } as const;
   const agent = (agentId: string, kind: AgentSubjectKind) => `${p}.agent.${agentId}.${kind}`;
   const agentAll = (kind: AgentSubjectKind) => `${p}.agent.*.${kind}`;
@@ -146,6 +161,18 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       /** An alert fired or resolved: `<p>.alert.<rule>` (alert.ts). */
       alert: (rule: string) => `${p}.alert.${rule}`,
       alertAll: `${p}.alert.>`,
+      /** Every stored message (message.ts): `<p>.msg.<kind>.<target>`. */
+      msgAll: `${p}.msg.>`,
+      /** Direct messages to one agent: its mailbox's own part. */
+      msgDirect: (to: string) => `${p}.msg.direct.${to}`,
+      msgBroadcast: `${p}.msg.broadcast`,
+      msgChannel: (channel: string) => `${p}.msg.channel.${channel}`,
+      /** An agent's presence messages (join, leave, status). */
+      msgPresence: (agentId: string) => `${p}.msg.presence.${agentId}`,
+      /** All messages of one kind (a filter). */
+      msgKind: (kind: string) => (kind === 'broadcast' ? `${p}.msg.broadcast` : `${p}.msg.${kind}.*`),
+      /** A messaging endpoint called by agent `agentId` (`<p>.api.<op>.<agentId>`, op e.g. `msg.send`). */
+      apiMessagingAs: (op: string, agentId: string) => `${p}.api.${op}.${agentId}`,
       /**
        * A field endpoint called by agent `agentId` (`<p>.api.field.<op>.<id>[.<type>]`): the hub
        * takes the caller from the subject and, for emit and claim, the type its permissions allow.
@@ -185,6 +212,8 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       tokens: `${p}_tokens`,
       /** Alerts: `rule.<name>` (their state: firing, acknowledged, last fired); alert.ts. */
       alerts: `${p}_alerts`,
+      /** Messaging: `channel.<name>`, `member.<channel>.<agent>`, `cursor.<agent>` (message.ts). */
+      messaging: `${p}_messaging`,
     },
     service: {
       /** Micro-service name: `$SRV.PING.<name>`. Service names may not contain dots. */
@@ -254,4 +283,15 @@ export function parseFieldSubject(
   const [agentId, ...type] = subject.slice(head.length).split('.');
   if (!agentId || type.some((t) => t === '')) return undefined;
   return type.length ? { agentId, type: type.join('.') } : { agentId };
+}
+
+/**
+ * The caller a messaging subject names (`<p>.api.<op>.<agentId>`, op e.g. `msg.send`), or undefined
+ * when `subject` is not `op`'s agent subject.
+ */
+export function parseMessagingSubject(n: Names, op: string, subject: string): string | undefined {
+  const head = `${n.subjects.apiPrefix}.${op}.`;
+  if (!subject.startsWith(head)) return undefined;
+  const agentId = subject.slice(head.length);
+  return /^[A-Za-z0-9_-]{1,64}$/.test(agentId) ? agentId : undefined;
 }

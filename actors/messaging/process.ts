@@ -1,0 +1,622 @@
+/**
+ * @module messaging/process
+ * The Messaging actor (run by the hub holding the lease, like the API that calls it): the single
+ * writer of the messages stream and of the messaging bucket (channels, memberships, cursors).
+ * - Requests arrive by `call` from the API's `msg.*` and `channel.*` endpoints, with the caller the
+ *   endpoint read from the subject (or the trusted client's `as`). Each is answered with a value or
+ *   a structured error; none can crash the actor.
+ * - A stored message is pushed at once, as a core publish, to each recipient's connection
+ *   (`_INBOX.<agent>.msg`), and wakes the mailbox reads waiting for it (long polls). The push is a
+ *   convenience: the mailbox is the record, read from the agent's acknowledged cursor.
+ * - Presence: an agent coming online or going offline (Presence's `agent_up`/`agent_down`) is a
+ *   presence message; so is a status an agent sets.
+ * - Retention: the stream keeps each subject's newest messages up to the longest kind's limits; a
+ *   sweep trims the kinds kept for less (by age, and by count per target).
+ *
+ * Not guaranteed: presence messages are at least once (a new leader may announce a join again),
+ * and a push is lost if the agent's connection is down then (its mailbox read finds the message).
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../src/bus/connection.js';
+import { firstSeqAtOrAfter } from '../../src/bus/direct-get.js';
+import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { AgentComError, ERROR_CODES, type WireError } from '../../src/protocol/errors.js';
+import {
+  type Channel,
+  type ChannelInfo,
+  DEFAULT_MESSAGE_RETENTION,
+  MESSAGE_MAX_JSON,
+  type Message,
+  type MessageKind,
+  type MessageRetention,
+  type MessagingOp,
+  type MsgHistoryRequest,
+  type MsgInboxRequest,
+  type MsgSendRequest,
+  ROOM_CHANNEL,
+  type StoredMessage,
+} from '../../src/protocol/message.js';
+import { messagePushSubject } from '../../src/protocol/permissions.js';
+import { type AgentRegistration, AgentRegistrationSchema } from '../../src/protocol/registration.js';
+import type { Server, ServerContext } from '../../src/runtime/server.js';
+import type { AgentDown, AgentUp } from '../scheduler/index.js';
+import {
+  advanceCursor,
+  ChannelIndex,
+  channelVisible,
+  describeTarget,
+  historySubject,
+  inMailbox,
+  kindsToTrim,
+  mailboxSources,
+  matchesHistory,
+  mayJoin,
+  mergeBySeq,
+  recipientsOf,
+  resolveTarget,
+  type Target,
+  targetSubject,
+  threadOf,
+  type Viewer,
+  visibleTo,
+} from './state.js';
+import {
+  appendMessage,
+  createChannel,
+  deleteChannel,
+  deleteMember,
+  getMessage,
+  lastSeq,
+  loadIndexRecords,
+  type MessageStore,
+  moveCursor,
+  openMessageStore,
+  purgeBelow,
+  purgeKeep,
+  putChannel,
+  putMember,
+  readCursor,
+  scanSubject,
+  subjectCounts,
+} from './store.js';
+
+export interface MessagingInput {
+  bus: Bus;
+  log: Logger;
+  /** What each kind keeps (default DEFAULT_MESSAGE_RETENTION); the stream is provisioned to match. */
+  retention?: MessageRetention;
+  /** How often the retention sweep runs (default 1 min). */
+  retentionSweepMs?: number;
+}
+
+/** Who makes a request: an agent (its own subject, or a trusted client acting as it), or a trusted client. */
+export type Caller = { agent: string } | { trusted: true; sender?: string | undefined };
+
+export type MessagingReply = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+export type MessagingMessage =
+  | { type: 'request'; op: MessagingOp; req: unknown; caller: Caller; reply?: (r: MessagingReply) => void }
+  | { type: 'sweep' }
+  | AgentUp
+  | AgentDown;
+
+/** Most stored messages one history page looks at (a page may come back short, with a `next`). */
+const HISTORY_SCAN_MAX = 10_000;
+/** Most replies one thread read returns. */
+const THREAD_MAX = 1_000;
+const SWEEP_MS = 60_000;
+
+const encoder = new TextEncoder();
+
+export class MessagingProcess implements Server<MessagingMessage> {
+  private readonly index = new ChannelIndex();
+  /** Agents known to be registered (and not removed): broadcast pushes go to them. */
+  private readonly known = new Set<string>();
+  /** Mailbox reads waiting for a message, by agent. */
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly log: Logger;
+  private readonly retention: MessageRetention;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
+
+  private constructor(
+    private readonly store: MessageStore,
+    private readonly agents: TypedKv<AgentRegistration>,
+    private readonly input: MessagingInput,
+  ) {
+    this.log = input.log.child({ actor: 'messaging' });
+    this.retention = input.retention ?? DEFAULT_MESSAGE_RETENTION;
+  }
+
+  static async start(input: MessagingInput, ctx: ServerContext): Promise<MessagingProcess> {
+    const store = await openMessageStore(input.bus);
+    const agents = await openKv(input.bus, input.bus.names.buckets.agents, AgentRegistrationSchema);
+    const p = new MessagingProcess(store, agents, input);
+    const { channels, members } = await loadIndexRecords(store);
+    for (const c of channels) p.index.putChannel(c);
+    for (const m of members) if (p.index.channel(m.channel)) p.index.putMember(m);
+    for (const [id, e] of await agents.entries()) if (!e.value.removed) p.known.add(id);
+    if (!p.index.channel(ROOM_CHANNEL)) {
+      const room: Channel = {
+        v: 1,
+        name: ROOM_CHANNEL,
+        visibility: 'public',
+        description: 'Where humans and agents talk',
+        createdBy: 'hub',
+        createdAt: Date.now(),
+        invited: [],
+      };
+      // Another leader a moment ago may have made it: then its record is the one.
+      if (!(await createChannel(store, room))) {
+        const e = await store.kv.get(`channel.${ROOM_CHANNEL}`);
+        if (e) p.index.putChannel(e.value as Channel);
+      } else p.index.putChannel(room);
+    }
+    const every = input.retentionSweepMs ?? SWEEP_MS;
+    p.sweeper = setInterval(() => ctx.send({ type: 'sweep' }), every);
+    p.sweeper.unref?.();
+    p.log.info(
+      { phase: 'start', channels: channels.length, members: members.length, agents: p.known.size },
+      'messaging started',
+    );
+    return p;
+  }
+
+  handle(msg: MessagingMessage): void {
+    switch (msg.type) {
+      case 'request':
+        void this.serve(msg.op, msg.req, msg.caller).then(
+          (value) => msg.reply?.({ ok: true, value }),
+          (err) => msg.reply?.({ ok: false, error: this.toWire(err, msg.op) }),
+        );
+        return;
+      case 'agent_up':
+        this.known.add(msg.agentId);
+        this.announce(msg.agentId, { event: 'join' }, `presence:join:${msg.agentId}:${msg.session ?? msg.at}`);
+        return;
+      case 'agent_down':
+        this.announce(msg.agentId, { event: 'leave', reason: msg.reason.slice(0, 200) });
+        return;
+      case 'sweep':
+        if (this.sweeping) return;
+        this.sweeping = true;
+        void this.sweep()
+          .catch((err) => this.log.warn({ err, phase: 'retention' }, 'retention sweep failed'))
+          .finally(() => {
+            this.sweeping = false;
+          });
+        return;
+    }
+  }
+
+  async terminate(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const ws of this.waiters.values()) for (const wake of ws) wake();
+  }
+
+  private toWire(err: unknown, op: string): WireError {
+    if (err instanceof AgentComError) return err.toWire();
+    this.log.error({ err, op }, 'messaging request failed');
+    return { code: ERROR_CODES.INTERNAL, message: err instanceof Error ? err.message : String(err) };
+  }
+
+  // --- Requests ---
+
+  private serve(op: MessagingOp, req: unknown, caller: Caller): Promise<unknown> {
+    // The endpoint validated `req` against this op's schema.
+    const r = req as never;
+    switch (op) {
+      case 'msg.send':
+        return this.send(r, caller);
+      case 'msg.inbox':
+        return this.inbox(r, this.agentOf(caller, op));
+      case 'msg.ack':
+        return this.ack((req as { upTo: number }).upTo, this.agentOf(caller, op));
+      case 'msg.history':
+        return this.history(r, this.viewerOf(caller));
+      case 'msg.thread':
+        return this.thread((req as { id: number }).id, this.viewerOf(caller));
+      case 'msg.status':
+        return this.setStatus((req as { status: string }).status, this.agentOf(caller, op));
+      case 'channel.create':
+        return this.createChannel(r, caller);
+      case 'channel.list':
+        return this.listChannels(this.viewerOf(caller));
+      case 'channel.join':
+        return this.join((req as { name: string }).name, this.agentOf(caller, op));
+      case 'channel.leave':
+        return this.leave((req as { name: string }).name, this.agentOf(caller, op));
+      case 'channel.invite':
+        return this.invite(req as { name: string; agent: string }, caller);
+      case 'channel.members':
+        return this.members((req as { name: string }).name, this.viewerOf(caller));
+      case 'channel.remove':
+        return this.removeChannel((req as { name: string }).name, caller);
+    }
+  }
+
+  private viewerOf(caller: Caller): Viewer {
+    return 'agent' in caller ? { agent: caller.agent } : 'trusted';
+  }
+
+  private agentOf(caller: Caller, op: string): string {
+    if ('agent' in caller) return caller.agent;
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      `${op} is an agent's: a trusted client names the agent with \`as\``,
+      { path: ['as'] },
+    );
+  }
+
+  private senderOf(caller: Caller): { id: string; kind: 'agent' | 'human' } {
+    return 'agent' in caller ? { id: caller.agent, kind: 'agent' } : { id: caller.sender ?? 'operator', kind: 'human' };
+  }
+
+  private channelOr404(name: string, viewer: Viewer): Channel {
+    const c = this.index.channel(name);
+    // An invite-only channel the caller may not see is reported as missing, not as forbidden.
+    if (!c || !channelVisible(c, viewer, this.index))
+      throw new AgentComError(ERROR_CODES.NOT_FOUND, `channel #${name} does not exist`, { path: ['channel'] });
+    return c;
+  }
+
+  private info(c: Channel, viewer: Viewer): ChannelInfo {
+    return {
+      ...c,
+      members: this.index.memberCount(c.name),
+      ...(viewer === 'trusted' ? {} : { joined: this.index.membership(c.name, viewer.agent) !== undefined }),
+    };
+  }
+
+  /** Whether `id` is a registered agent that was not removed (cached once seen). */
+  private async agentExists(id: string): Promise<boolean> {
+    if (this.known.has(id)) return true;
+    const e = await this.agents.get(id).catch(() => null);
+    if (!e || e.value.removed) return false;
+    this.known.add(id);
+    return true;
+  }
+
+  private async send(req: MsgSendRequest, caller: Caller) {
+    const sender = this.senderOf(caller);
+    const viewer = this.viewerOf(caller);
+    const size = JSON.stringify([req.title ?? '', req.body, req.data ?? null]).length;
+    if (size > MESSAGE_MAX_JSON)
+      throw new AgentComError(
+        ERROR_CODES.PAYLOAD_TOO_LARGE,
+        `title, body and data take ${size} JSON characters; at most ${MESSAGE_MAX_JSON}`,
+      );
+    if (req.body.length === 0 && req.data === undefined)
+      throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'a message needs a body or data', { path: ['body'] });
+    let parent: Message | undefined;
+    if (req.replyTo !== undefined) {
+      const p = await getMessage(this.store, req.replyTo);
+      if (!p || !visibleTo(p, viewer, this.index))
+        throw new AgentComError(ERROR_CODES.NOT_FOUND, `message ${req.replyTo} does not exist`, {
+          path: ['replyTo'],
+        });
+      parent = p;
+    }
+    const target = resolveTarget(req, sender, parent);
+    await this.mayPost(target, caller);
+    const stored: StoredMessage = {
+      v: 1,
+      kind: target.kind,
+      from: sender.id,
+      fromKind: sender.kind,
+      ...(target.kind === 'direct' ? { to: target.to as never } : {}),
+      ...(target.kind === 'channel' ? { channel: target.channel } : {}),
+      ...(req.title !== undefined ? { title: req.title } : {}),
+      body: req.body,
+      ...(req.data !== undefined ? { data: req.data } : {}),
+      ...(parent ? { replyTo: parent.seq, threadId: threadOf(parent) } : {}),
+      at: Date.now(),
+    };
+    const clientKey = req.clientId !== undefined ? `msg:${sender.kind}:${sender.id}:${req.clientId}` : undefined;
+    const r = await appendMessage(this.store, targetSubject(this.input.bus.names, target), stored, clientKey);
+    if (!r.duplicate) this.deliver(r.message);
+    return { v: 1 as const, ...r };
+  }
+
+  private async mayPost(t: Target, caller: Caller): Promise<void> {
+    if (t.kind === 'direct') {
+      if (!(await this.agentExists(t.to)))
+        throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${t.to} is not known to the hub`, { path: ['to'] });
+      return;
+    }
+    if (t.kind === 'channel') {
+      const c = this.channelOr404(t.channel, this.viewerOf(caller));
+      if ('agent' in caller && !this.index.membership(c.name, caller.agent))
+        throw new AgentComError(
+          ERROR_CODES.FORBIDDEN,
+          `agent ${caller.agent} is not a member of #${c.name}: join it first`,
+          { path: ['channel'] },
+        );
+    }
+  }
+
+  /** Pushes a stored message to its recipients' connections and wakes their waiting reads. */
+  private deliver(m: Message): void {
+    const recipients = recipientsOf(m, this.index, this.known);
+    const data = encoder.encode(JSON.stringify({ v: 1, message: m }));
+    for (const id of recipients) this.input.bus.nc.publish(messagePushSubject(id), data);
+    if (m.kind === 'broadcast') {
+      for (const [id, ws] of this.waiters) if (inMailbox(m, id)) for (const wake of ws) wake();
+    } else for (const id of recipients) for (const wake of this.waiters.get(id) ?? []) wake();
+  }
+
+  private async inbox(req: MsgInboxRequest, agent: string) {
+    const deadline = Date.now() + req.waitMs;
+    for (;;) {
+      // Registered before the read, so a message stored during it still wakes this one.
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      let ws = this.waiters.get(agent);
+      if (!ws) this.waiters.set(agent, (ws = new Set()));
+      ws.add(wake);
+      try {
+        const cursor = await readCursor(this.store, agent);
+        const page = await this.readMailbox(agent, req.after ?? cursor, req.limit);
+        const left = deadline - Date.now();
+        if (page.messages.length > 0 || left <= 0) return { v: 1 as const, ...page, cursor };
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
+      } finally {
+        ws.delete(wake);
+        if (ws.size === 0 && this.waiters.get(agent) === ws) this.waiters.delete(agent);
+      }
+    }
+  }
+
+  /**
+   * A page of `agent`'s mailbox after `after`: each source read from its own start, merged by
+   * sequence, and cut where the first source that was not read to its end stopped (so nothing
+   * between is skipped).
+   */
+  private async readMailbox(agent: string, after: number, limit: number) {
+    const sources = mailboxSources(this.input.bus.names, agent, this.index);
+    const reads = await Promise.all(
+      sources.map((s) =>
+        scanSubject(this.store, s.subject, Math.max(after, s.after), { limit, accept: (m) => inMailbox(m, agent) }),
+      ),
+    );
+    const bound = Math.min(...reads.filter((r) => !r.exhausted).map((r) => r.last));
+    const merged = mergeBySeq(reads.map((r) => r.messages)).filter((m) => m.seq <= bound);
+    const messages = merged.slice(0, limit);
+    return { messages, more: merged.length > limit || reads.some((r) => !r.exhausted) };
+  }
+
+  private async ack(upTo: number, agent: string) {
+    const last = await lastSeq(this.store);
+    return { v: 1 as const, cursor: await moveCursor(this.store, agent, (c) => advanceCursor(c, upTo, last)) };
+  }
+
+  private async history(req: MsgHistoryRequest, viewer: Viewer) {
+    if (req.channel !== undefined) {
+      const c = this.channelOr404(req.channel, viewer);
+      if (viewer !== 'trusted' && !this.index.membership(c.name, viewer.agent))
+        throw new AgentComError(ERROR_CODES.FORBIDDEN, `agent ${viewer.agent} is not a member of #${c.name}`, {
+          path: ['channel'],
+        });
+    }
+    const { bus } = this.input;
+    let after = req.after ?? 0;
+    if (req.thread !== undefined) after = Math.max(after, req.thread - 1);
+    if (req.since !== undefined && req.after === undefined)
+      after = Math.max(after, (await firstSeqAtOrAfter(bus, this.store.stream, req.since, bus.names.subjects.msgAll)) - 1);
+    const r = await scanSubject(this.store, historySubject(bus.names, req), after, {
+      limit: req.limit,
+      maxScan: HISTORY_SCAN_MAX,
+      accept: (m) => matchesHistory(m, req) && visibleTo(m, viewer, this.index),
+    });
+    const ended = req.until !== undefined && r.messages.length < req.limit && r.exhausted;
+    return { v: 1 as const, messages: r.messages, next: r.exhausted || ended ? null : r.last };
+  }
+
+  private async thread(id: number, viewer: Viewer) {
+    const m = await getMessage(this.store, id);
+    if (!m || !visibleTo(m, viewer, this.index))
+      throw new AgentComError(ERROR_CODES.NOT_FOUND, `message ${id} does not exist`, { path: ['id'] });
+    const rootSeq = m.threadId ?? m.seq;
+    const root = rootSeq === m.seq ? m : await getMessage(this.store, rootSeq);
+    if (!root || !visibleTo(root, viewer, this.index))
+      throw new AgentComError(ERROR_CODES.NOT_FOUND, `the first message of thread ${rootSeq} is gone`, {
+        path: ['id'],
+      });
+    const reads = await Promise.all(
+      this.conversationSubjects(root).map((s) =>
+        scanSubject(this.store, s, rootSeq, {
+          limit: THREAD_MAX,
+          accept: (x) => x.threadId === rootSeq && visibleTo(x, viewer, this.index),
+        }),
+      ),
+    );
+    const replies = mergeBySeq(reads.map((r) => r.messages));
+    return {
+      v: 1 as const,
+      root,
+      replies: replies.slice(0, THREAD_MAX),
+      more: replies.length > THREAD_MAX || reads.some((r) => !r.exhausted),
+    };
+  }
+
+  /** Where the replies of a thread started by `root` are stored (resolveTarget's conversations). */
+  private conversationSubjects(root: Message): string[] {
+    const s = this.input.bus.names.subjects;
+    switch (root.kind) {
+      case 'channel':
+        return root.channel ? [s.msgChannel(root.channel)] : [];
+      case 'direct': {
+        const out = root.to ? [s.msgDirect(root.to)] : [];
+        if (root.fromKind === 'agent' && root.from !== root.to) out.push(s.msgDirect(root.from));
+        return out;
+      }
+      case 'broadcast':
+        return root.fromKind === 'agent' ? [s.msgDirect(root.from)] : [];
+      case 'presence':
+        return root.to ? [s.msgDirect(root.to)] : [];
+    }
+  }
+
+  private async setStatus(status: string, agent: string) {
+    const message = await this.announceNow(agent, { event: 'status', status }, undefined, 'agent');
+    return { v: 1 as const, message, duplicate: false };
+  }
+
+  private announce(agent: string, presence: NonNullable<Message['presence']>, msgId?: string): void {
+    this.announceNow(agent, presence, msgId, 'hub').catch((err) =>
+      this.log.warn({ err, agent_id: agent, phase: 'presence' }, 'presence message not stored'),
+    );
+  }
+
+  private async announceNow(
+    agent: string,
+    presence: NonNullable<Message['presence']>,
+    msgId: string | undefined,
+    by: 'agent' | 'hub',
+  ): Promise<Message> {
+    const body =
+      presence.event === 'status'
+        ? `${agent}: ${presence.status ?? ''}`
+        : presence.event === 'join'
+          ? `${agent} is online`
+          : `${agent} went offline${presence.reason ? ` (${presence.reason})` : ''}`;
+    const stored: StoredMessage = {
+      v: 1,
+      kind: 'presence',
+      from: by === 'agent' ? agent : 'hub',
+      fromKind: by,
+      to: agent as never,
+      body,
+      presence,
+      at: Date.now(),
+    };
+    return (await appendMessage(this.store, this.input.bus.names.subjects.msgPresence(agent), stored, msgId)).message;
+  }
+
+  // --- Channels ---
+
+  private async createChannel(
+    req: { name: string; visibility: 'public' | 'invite'; description: string },
+    caller: Caller,
+  ) {
+    const sender = this.senderOf(caller);
+    const c: Channel = {
+      v: 1,
+      name: req.name,
+      visibility: req.visibility,
+      description: req.description,
+      createdBy: sender.id,
+      createdAt: Date.now(),
+      invited: [],
+    };
+    if (this.index.channel(c.name) || !(await createChannel(this.store, c)))
+      throw new AgentComError(ERROR_CODES.CONFLICT, `channel #${c.name} exists`, { path: ['name'] });
+    this.index.putChannel(c);
+    // Its creator is its first member.
+    if ('agent' in caller) await this.addMember(c.name, caller.agent);
+    this.log.info({ phase: 'channel', channel: c.name, by: sender.id, visibility: c.visibility }, 'channel created');
+    return { v: 1 as const, channel: this.info(c, this.viewerOf(caller)) };
+  }
+
+  private async listChannels(viewer: Viewer) {
+    const channels = this.index
+      .allChannels()
+      .filter((c) => channelVisible(c, viewer, this.index))
+      .map((c) => this.info(c, viewer));
+    return { v: 1 as const, channels };
+  }
+
+  private async addMember(channel: string, agent: string): Promise<void> {
+    const m = { v: 1 as const, channel, agent: agent as never, joinedAt: Date.now(), joinedSeq: await lastSeq(this.store) };
+    await putMember(this.store, m);
+    this.index.putMember(m);
+  }
+
+  private async join(name: string, agent: string) {
+    const viewer: Viewer = { agent };
+    const c = this.channelOr404(name, viewer);
+    if (!mayJoin(c, agent))
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `#${name} is invite-only and ${agent} is not invited`, {
+        path: ['name'],
+      });
+    if (!this.index.membership(name, agent)) await this.addMember(name, agent);
+    return { v: 1 as const, channel: this.info(c, viewer) };
+  }
+
+  private async leave(name: string, agent: string) {
+    if (!this.index.membership(name, agent)) return { v: 1 as const, left: false };
+    await deleteMember(this.store, name, agent);
+    this.index.removeMember(name, agent);
+    return { v: 1 as const, left: true };
+  }
+
+  /** Whether `caller` may manage `c` (invite to it, remove it): trusted clients and its creator. */
+  private manages(c: Channel, caller: Caller): boolean {
+    return !('agent' in caller) || c.createdBy === caller.agent;
+  }
+
+  private async invite(req: { name: string; agent: string }, caller: Caller) {
+    const viewer = this.viewerOf(caller);
+    const c = this.channelOr404(req.name, viewer);
+    const member = 'agent' in caller && this.index.membership(c.name, caller.agent) !== undefined;
+    if (!this.manages(c, caller) && !member)
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `only members of #${c.name} may invite to it`, { path: ['name'] });
+    if (!(c.invited as string[]).includes(req.agent)) {
+      if (c.invited.length >= 10_000)
+        throw new AgentComError(ERROR_CODES.INVALID_STATE, `#${c.name} has 10,000 invitations already`);
+      const next: Channel = { ...c, invited: [...c.invited, req.agent as never] };
+      await putChannel(this.store, next);
+      this.index.putChannel(next);
+      return { v: 1 as const, channel: this.info(next, viewer) };
+    }
+    return { v: 1 as const, channel: this.info(c, viewer) };
+  }
+
+  private async members(name: string, viewer: Viewer) {
+    const c = this.channelOr404(name, viewer);
+    return { v: 1 as const, channel: this.info(c, viewer), members: this.index.membersOf(name) };
+  }
+
+  private async removeChannel(name: string, caller: Caller) {
+    const viewer = this.viewerOf(caller);
+    const c = this.channelOr404(name, viewer);
+    if (name === ROOM_CHANNEL)
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `#${ROOM_CHANNEL} is built in and cannot be removed`);
+    if (!this.manages(c, caller))
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `only the creator of #${name} (${c.createdBy}) may remove it`);
+    const info = this.info(c, viewer);
+    await deleteChannel(
+      this.store,
+      name,
+      this.index.membersOf(name).map((m) => m.agent),
+    );
+    this.index.removeChannel(name);
+    this.log.info({ phase: 'channel', channel: name }, `channel removed (${describeTarget({ kind: 'channel', channel: name })})`);
+    return { v: 1 as const, channel: info };
+  }
+
+  // --- Retention ---
+
+  private async sweep(): Promise<void> {
+    const { bus } = this.input;
+    const s = bus.names.subjects;
+    const trim = kindsToTrim(this.retention);
+    const now = Date.now();
+    for (const kind of trim.byAge) {
+      const from = await firstSeqAtOrAfter(bus, this.store.stream, now - this.retention[kind].maxAgeMs, s.msgAll);
+      const purged = await purgeBelow(this.store, s.msgKind(kind), from);
+      if (purged > 0) this.log.info({ phase: 'retention', kind, purged }, 'messages past their age removed');
+    }
+    for (const kind of trim.byCount) {
+      const max = this.retention[kind].maxMessages;
+      for (const [subject, count] of Object.entries(await subjectCounts(this.store, s.msgKind(kind))))
+        if (count > max) await purgeKeep(this.store, subject, max);
+    }
+  }
+}
+
+export type { MessageKind };
