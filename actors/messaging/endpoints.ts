@@ -50,7 +50,8 @@ const OPS: Record<MessagingOp, { input: z.ZodType<Common>; output: z.ZodType; de
   'msg.inbox': {
     input: MsgInboxRequestSchema,
     output: MsgInboxReplySchema,
-    description: 'A page of a mailbox from its cursor (or `after`), optionally waiting for the first message.',
+    description:
+      'A page of a mailbox from its cursor (or `after`), optionally waiting for the first message.',
   },
   'msg.ack': {
     input: MsgAckRequestSchema,
@@ -105,7 +106,8 @@ const OPS: Record<MessagingOp, { input: z.ZodType<Common>; output: z.ZodType; de
   'channel.remove': {
     input: ChannelRefRequestSchema,
     output: ChannelReplySchema,
-    description: 'Remove a channel and its memberships (its creator, trusted clients); its messages stay in history.',
+    description:
+      'Remove a channel and its memberships (its creator, trusted clients); its messages stay in history.',
   },
 };
 
@@ -122,7 +124,8 @@ export function registerMessagingEndpoints(
       { type: 'request', op, req, caller },
       { registry: opts.registry, timeout: 10_000 + waitMs },
     );
-    if (!r.ok) throw new AgentComError(ERROR_CODES.UNAVAILABLE, `messaging is not available (${r.error.kind})`);
+    if (!r.ok)
+      throw new AgentComError(ERROR_CODES.UNAVAILABLE, `messaging is not available (${r.error.kind})`);
     if (!r.value.ok) throw AgentComError.fromWire(r.value.error);
     return r.value.value;
   };

@@ -172,7 +172,11 @@ export class MessagingProcess implements Server<MessagingMessage> {
         return;
       case 'agent_up':
         this.known.add(msg.agentId);
-        this.announce(msg.agentId, { event: 'join' }, `presence:join:${msg.agentId}:${msg.session ?? msg.at}`);
+        this.announce(
+          msg.agentId,
+          { event: 'join' },
+          `presence:join:${msg.agentId}:${msg.session ?? msg.at}`,
+        );
         return;
       case 'agent_down':
         this.announce(msg.agentId, { event: 'leave', reason: msg.reason.slice(0, 200) });
@@ -249,14 +253,18 @@ export class MessagingProcess implements Server<MessagingMessage> {
   }
 
   private senderOf(caller: Caller): { id: string; kind: 'agent' | 'human' } {
-    return 'agent' in caller ? { id: caller.agent, kind: 'agent' } : { id: caller.sender ?? 'operator', kind: 'human' };
+    return 'agent' in caller
+      ? { id: caller.agent, kind: 'agent' }
+      : { id: caller.sender ?? 'operator', kind: 'human' };
   }
 
   private channelOr404(name: string, viewer: Viewer): Channel {
     const c = this.index.channel(name);
     // An invite-only channel the caller may not see is reported as missing, not as forbidden.
     if (!c || !channelVisible(c, viewer, this.index))
-      throw new AgentComError(ERROR_CODES.NOT_FOUND, `channel #${name} does not exist`, { path: ['channel'] });
+      throw new AgentComError(ERROR_CODES.NOT_FOUND, `channel #${name} does not exist`, {
+        path: ['channel'],
+      });
     return c;
   }
 
@@ -287,7 +295,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
         `title, body and data take ${size} JSON characters; at most ${MESSAGE_MAX_JSON}`,
       );
     if (req.body.length === 0 && req.data === undefined)
-      throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'a message needs a body or data', { path: ['body'] });
+      throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'a message needs a body or data', {
+        path: ['body'],
+      });
     let parent: Message | undefined;
     if (req.replyTo !== undefined) {
       const p = await getMessage(this.store, req.replyTo);
@@ -312,7 +322,8 @@ export class MessagingProcess implements Server<MessagingMessage> {
       ...(parent ? { replyTo: parent.seq, threadId: threadOf(parent) } : {}),
       at: Date.now(),
     };
-    const clientKey = req.clientId !== undefined ? `msg:${sender.kind}:${sender.id}:${req.clientId}` : undefined;
+    const clientKey =
+      req.clientId !== undefined ? `msg:${sender.kind}:${sender.id}:${req.clientId}` : undefined;
     const r = await appendMessage(this.store, targetSubject(this.input.bus.names, target), stored, clientKey);
     if (!r.duplicate) this.deliver(r.message);
     return { v: 1 as const, ...r };
@@ -321,7 +332,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
   private async mayPost(t: Target, caller: Caller): Promise<void> {
     if (t.kind === 'direct') {
       if (!(await this.agentExists(t.to)))
-        throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${t.to} is not known to the hub`, { path: ['to'] });
+        throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${t.to} is not known to the hub`, {
+          path: ['to'],
+        });
       return;
     }
     if (t.kind === 'channel') {
@@ -353,8 +366,8 @@ export class MessagingProcess implements Server<MessagingMessage> {
       const woken = new Promise<void>((resolve) => {
         wake = resolve;
       });
-      let ws = this.waiters.get(agent);
-      if (!ws) this.waiters.set(agent, (ws = new Set()));
+      const ws = this.waiters.get(agent) ?? new Set();
+      this.waiters.set(agent, ws);
       ws.add(wake);
       try {
         const cursor = await readCursor(this.store, agent);
@@ -380,7 +393,10 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const sources = mailboxSources(this.input.bus.names, agent, this.index);
     const reads = await Promise.all(
       sources.map((s) =>
-        scanSubject(this.store, s.subject, Math.max(after, s.after), { limit, accept: (m) => inMailbox(m, agent) }),
+        scanSubject(this.store, s.subject, Math.max(after, s.after), {
+          limit,
+          accept: (m) => inMailbox(m, agent),
+        }),
       ),
     );
     const bound = Math.min(...reads.filter((r) => !r.exhausted).map((r) => r.last));
@@ -391,22 +407,32 @@ export class MessagingProcess implements Server<MessagingMessage> {
 
   private async ack(upTo: number, agent: string) {
     const last = await lastSeq(this.store);
-    return { v: 1 as const, cursor: await moveCursor(this.store, agent, (c) => advanceCursor(c, upTo, last)) };
+    return {
+      v: 1 as const,
+      cursor: await moveCursor(this.store, agent, (c) => advanceCursor(c, upTo, last)),
+    };
   }
 
   private async history(req: MsgHistoryRequest, viewer: Viewer) {
     if (req.channel !== undefined) {
       const c = this.channelOr404(req.channel, viewer);
       if (viewer !== 'trusted' && !this.index.membership(c.name, viewer.agent))
-        throw new AgentComError(ERROR_CODES.FORBIDDEN, `agent ${viewer.agent} is not a member of #${c.name}`, {
-          path: ['channel'],
-        });
+        throw new AgentComError(
+          ERROR_CODES.FORBIDDEN,
+          `agent ${viewer.agent} is not a member of #${c.name}`,
+          {
+            path: ['channel'],
+          },
+        );
     }
     const { bus } = this.input;
     let after = req.after ?? 0;
     if (req.thread !== undefined) after = Math.max(after, req.thread - 1);
     if (req.since !== undefined && req.after === undefined)
-      after = Math.max(after, (await firstSeqAtOrAfter(bus, this.store.stream, req.since, bus.names.subjects.msgAll)) - 1);
+      after = Math.max(
+        after,
+        (await firstSeqAtOrAfter(bus, this.store.stream, req.since, bus.names.subjects.msgAll)) - 1,
+      );
     const r = await scanSubject(this.store, historySubject(bus.names, req), after, {
       limit: req.limit,
       maxScan: HISTORY_SCAN_MAX,
@@ -494,7 +520,8 @@ export class MessagingProcess implements Server<MessagingMessage> {
       presence,
       at: Date.now(),
     };
-    return (await appendMessage(this.store, this.input.bus.names.subjects.msgPresence(agent), stored, msgId)).message;
+    return (await appendMessage(this.store, this.input.bus.names.subjects.msgPresence(agent), stored, msgId))
+      .message;
   }
 
   // --- Channels ---
@@ -518,7 +545,10 @@ export class MessagingProcess implements Server<MessagingMessage> {
     this.index.putChannel(c);
     // Its creator is its first member.
     if ('agent' in caller) await this.addMember(c.name, caller.agent);
-    this.log.info({ phase: 'channel', channel: c.name, by: sender.id, visibility: c.visibility }, 'channel created');
+    this.log.info(
+      { phase: 'channel', channel: c.name, by: sender.id, visibility: c.visibility },
+      'channel created',
+    );
     return { v: 1 as const, channel: this.info(c, this.viewerOf(caller)) };
   }
 
@@ -531,7 +561,13 @@ export class MessagingProcess implements Server<MessagingMessage> {
   }
 
   private async addMember(channel: string, agent: string): Promise<void> {
-    const m = { v: 1 as const, channel, agent: agent as never, joinedAt: Date.now(), joinedSeq: await lastSeq(this.store) };
+    const m = {
+      v: 1 as const,
+      channel,
+      agent: agent as never,
+      joinedAt: Date.now(),
+      joinedSeq: await lastSeq(this.store),
+    };
     await putMember(this.store, m);
     this.index.putMember(m);
   }
@@ -564,7 +600,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const c = this.channelOr404(req.name, viewer);
     const member = 'agent' in caller && this.index.membership(c.name, caller.agent) !== undefined;
     if (!this.manages(c, caller) && !member)
-      throw new AgentComError(ERROR_CODES.FORBIDDEN, `only members of #${c.name} may invite to it`, { path: ['name'] });
+      throw new AgentComError(ERROR_CODES.FORBIDDEN, `only members of #${c.name} may invite to it`, {
+        path: ['name'],
+      });
     if (!(c.invited as string[]).includes(req.agent)) {
       if (c.invited.length >= 10_000)
         throw new AgentComError(ERROR_CODES.INVALID_STATE, `#${c.name} has 10,000 invitations already`);
@@ -587,7 +625,10 @@ export class MessagingProcess implements Server<MessagingMessage> {
     if (name === ROOM_CHANNEL)
       throw new AgentComError(ERROR_CODES.FORBIDDEN, `#${ROOM_CHANNEL} is built in and cannot be removed`);
     if (!this.manages(c, caller))
-      throw new AgentComError(ERROR_CODES.FORBIDDEN, `only the creator of #${name} (${c.createdBy}) may remove it`);
+      throw new AgentComError(
+        ERROR_CODES.FORBIDDEN,
+        `only the creator of #${name} (${c.createdBy}) may remove it`,
+      );
     const info = this.info(c, viewer);
     await deleteChannel(
       this.store,
@@ -595,7 +636,10 @@ export class MessagingProcess implements Server<MessagingMessage> {
       this.index.membersOf(name).map((m) => m.agent),
     );
     this.index.removeChannel(name);
-    this.log.info({ phase: 'channel', channel: name }, `channel removed (${describeTarget({ kind: 'channel', channel: name })})`);
+    this.log.info(
+      { phase: 'channel', channel: name },
+      `channel removed (${describeTarget({ kind: 'channel', channel: name })})`,
+    );
     return { v: 1 as const, channel: info };
   }
 
@@ -607,7 +651,12 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const trim = kindsToTrim(this.retention);
     const now = Date.now();
     for (const kind of trim.byAge) {
-      const from = await firstSeqAtOrAfter(bus, this.store.stream, now - this.retention[kind].maxAgeMs, s.msgAll);
+      const from = await firstSeqAtOrAfter(
+        bus,
+        this.store.stream,
+        now - this.retention[kind].maxAgeMs,
+        s.msgAll,
+      );
       const purged = await purgeBelow(this.store, s.msgKind(kind), from);
       if (purged > 0) this.log.info({ phase: 'retention', kind, purged }, 'messages past their age removed');
     }

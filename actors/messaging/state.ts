@@ -37,12 +37,10 @@ export class ChannelIndex {
     return ms;
   }
   putMember(m: Membership): void {
-    let ms = this.members.get(m.channel);
-    if (!ms) this.members.set(m.channel, (ms = new Map()));
-    ms.set(m.agent, m);
-    let cs = this.byAgent.get(m.agent);
-    if (!cs) this.byAgent.set(m.agent, (cs = new Set()));
-    cs.add(m.channel);
+    const ms = this.members.get(m.channel) ?? new Map<string, Membership>();
+    this.members.set(m.channel, ms.set(m.agent, m));
+    const cs = this.byAgent.get(m.agent) ?? new Set<string>();
+    this.byAgent.set(m.agent, cs.add(m.channel));
   }
   removeMember(channel: string, agent: string): boolean {
     const had = this.members.get(channel)?.delete(agent) ?? false;
@@ -95,7 +93,10 @@ export function channelVisible(c: Channel, viewer: Viewer, index: ChannelIndex):
   return mayJoin(c, viewer.agent) || index.membership(c.name, viewer.agent) !== undefined;
 }
 
-export type Target = { kind: 'direct'; to: string } | { kind: 'broadcast' } | { kind: 'channel'; channel: string };
+export type Target =
+  | { kind: 'direct'; to: string }
+  | { kind: 'broadcast' }
+  | { kind: 'channel'; channel: string };
 
 /**
  * Where a send goes. With `replyTo` alone, the parent's conversation: its channel; in a direct
@@ -107,9 +108,14 @@ export function resolveTarget(
   sender: { id: string; kind: 'agent' | 'human' | 'hub' },
   parent?: Message,
 ): Target {
-  const named = [req.to !== undefined, req.channel !== undefined, req.broadcast === true].filter(Boolean).length;
+  const named = [req.to !== undefined, req.channel !== undefined, req.broadcast === true].filter(
+    Boolean,
+  ).length;
   if (named > 1)
-    throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'name one of to, channel and broadcast, not several');
+    throw new AgentComError(
+      ERROR_CODES.INVALID_PAYLOAD,
+      'name one of to, channel and broadcast, not several',
+    );
   const explicit: Target | undefined =
     req.to !== undefined
       ? { kind: 'direct', to: req.to }
@@ -120,7 +126,10 @@ export function resolveTarget(
           : undefined;
   if (!parent) {
     if (!explicit)
-      throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'name a recipient: to, channel, broadcast or replyTo');
+      throw new AgentComError(
+        ERROR_CODES.INVALID_PAYLOAD,
+        'name a recipient: to, channel, broadcast or replyTo',
+      );
     return explicit;
   }
   const inferred = conversationOf(parent, sender);
@@ -179,7 +188,11 @@ export function threadOf(parent: Message): number {
  * The stored subjects whose messages make up `agent`'s mailbox, each with the sequence after which
  * it counts: its direct messages and the broadcasts from the start, a channel's posts after it joined.
  */
-export function mailboxSources(n: Names, agent: string, index: ChannelIndex): { subject: string; after: number }[] {
+export function mailboxSources(
+  n: Names,
+  agent: string,
+  index: ChannelIndex,
+): { subject: string; after: number }[] {
   return [
     { subject: n.subjects.msgDirect(agent), after: 0 },
     { subject: n.subjects.msgBroadcast, after: 0 },
@@ -202,7 +215,12 @@ export function recipientsOf(m: Message, index: ChannelIndex, knownAgents: Itera
     case 'direct':
       return m.to && notSender(m.to) ? [m.to] : [];
     case 'channel':
-      return m.channel ? index.membersOf(m.channel).map((x) => x.agent).filter(notSender) : [];
+      return m.channel
+        ? index
+            .membersOf(m.channel)
+            .map((x) => x.agent)
+            .filter(notSender)
+        : [];
     case 'broadcast':
       return [...knownAgents].filter(notSender);
     case 'presence':

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DEFAULT_DLQ_LIMITS } from '../bus/provision.js';
 import { fromZodError } from '../protocol/errors.js';
+import { MessageRetentionOverridesSchema } from '../protocol/message.js';
 import { DEFAULT_DATA_DIR } from './hub-file.js';
 
 const ms = (def: number, what: string) =>
@@ -119,8 +120,23 @@ export const HubConfigSchema = z.object({
     .describe(
       'copies of every stream and bucket; 3 (or 5) on a nats-server cluster (deploy/nats/cluster), 1 on a single server',
     ),
+  messageRetention: z
+    .preprocess((v) => (typeof v === 'string' ? parseJsonOrSelf(v) : v), MessageRetentionOverridesSchema)
+    .default({})
+    .describe(
+      'what messaging keeps per kind, as JSON, e.g. {"direct":{"maxMessages":100,"maxAgeMs":604800000}}; kinds and fields left out keep their defaults (docs/protocol.md §11d)',
+    ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/** A JSON text's value, or the text itself when it is not JSON (the schema then says what is wrong). */
+function parseJsonOrSelf(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}
 
 export type HubConfig = z.infer<typeof HubConfigSchema>;
 
@@ -152,6 +168,7 @@ export const ENV_VARS: Record<keyof HubConfig, string> = {
   backupIntervalMs: 'AGENTCOM_BACKUP_INTERVAL_MS',
   backupKeep: 'AGENTCOM_BACKUP_KEEP',
   replicas: 'AGENTCOM_REPLICAS',
+  messageRetention: 'AGENTCOM_MESSAGE_RETENTION',
   logLevel: 'AGENTCOM_LOG_LEVEL',
 };
 

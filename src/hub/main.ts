@@ -17,6 +17,7 @@ import { findNatsServer, natsServerArgs, stopOrphanedServer, waitForNats } from 
 import { readSeedFile } from '../bus/nkeys.js';
 import { defaultTopology, provision } from '../bus/provision.js';
 import { AgentComError, ERROR_CODES } from '../protocol/errors.js';
+import { resolveRetention } from '../protocol/message.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import {
   type ChildSpecInput,
@@ -137,6 +138,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
         b,
         defaultTopology(b.names, {
           replicas: config.replicas,
+          messageRetention: resolveRetention(config.messageRetention),
           dlq: {
             maxAgeMs: config.dlqMaxAgeMs,
             maxMsgs: config.dlqMaxMsgs,

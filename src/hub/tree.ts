@@ -41,8 +41,8 @@ import { AlertsProcess } from '../../actors/alerts/index.js';
 import { ApiProcess } from '../../actors/api/index.js';
 import { BackupProcess } from '../../actors/backup/index.js';
 import { FieldProcess } from '../../actors/field/index.js';
-import { MessagingProcess } from '../../actors/messaging/index.js';
 import { type HubRole, LeaderProcess, LeaseClock } from '../../actors/leader/index.js';
+import { MessagingProcess } from '../../actors/messaging/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
 import { SchedulesProcess } from '../../actors/schedules/index.js';
@@ -51,6 +51,7 @@ import type { Bus } from '../bus/connection.js';
 import { startDlqForwarder } from '../bus/dlq-forwarder.js';
 import { startStatusPublisher } from '../bus/status.js';
 import { type RunningGateway, startGateway } from '../gateway/index.js';
+import { resolveRetention } from '../protocol/message.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import {
   type ChildSpecInput,
@@ -287,7 +288,12 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       { bus, log, registry, presence: n.presence, taskQueue: n.taskQueue },
       { name: n.field },
     ),
-    serverChild('messaging', MessagingProcess.start, { bus, log }, { name: n.messaging }),
+    serverChild(
+      'messaging',
+      MessagingProcess.start,
+      { bus, log, retention: resolveRetention(config.messageRetention) },
+      { name: n.messaging },
+    ),
     serverChild('api', ApiProcess.start, {
       bus,
       registry,

@@ -35,7 +35,10 @@ export type MessageKind = z.infer<typeof MessageKindSchema>;
 
 export const ChannelNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'channel name must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)')
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,63}$/,
+    'channel name must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)',
+  )
   .describe('A channel, without its `#`: `reviews`, `room`.');
 export type ChannelName = z.infer<typeof ChannelNameSchema>;
 
@@ -57,7 +60,11 @@ export const PresenceEventSchema = z
   .strictObject({
     event: z.enum(['join', 'leave', 'status']),
     status: z.string().max(200).optional().describe('The status an agent set (with `status`).'),
-    reason: z.string().max(200).optional().describe('Why it left (with `leave`): missed heartbeats, goodbye.'),
+    reason: z
+      .string()
+      .max(200)
+      .optional()
+      .describe('Why it left (with `leave`): missed heartbeats, goodbye.'),
   })
   .describe('What a presence message announces.');
 
@@ -74,13 +81,17 @@ export const MessageSchema = z
     kind: MessageKindSchema,
     from: z.string().min(1).max(64).describe('The sender: an agent id, a human’s name, or `hub`.'),
     fromKind: SenderKindSchema,
-    to: AgentIdSchema.optional().describe('The recipient of a direct message (a presence message: its agent).'),
+    to: AgentIdSchema.optional().describe(
+      'The recipient of a direct message (a presence message: its agent).',
+    ),
     channel: ChannelNameSchema.optional().describe('The channel of a channel message.'),
     title: TitleSchema.optional(),
     body: BodySchema,
     data: DataSchema.optional(),
     replyTo: MessageSeqSchema.optional().describe('The message this one answers.'),
-    threadId: MessageSeqSchema.optional().describe('The first message of its thread (absent on a thread’s root).'),
+    threadId: MessageSeqSchema.optional().describe(
+      'The first message of its thread (absent on a thread’s root).',
+    ),
     presence: PresenceEventSchema.optional(),
     at: EpochMsSchema.describe('When the hub stored it.'),
   })
@@ -115,7 +126,9 @@ export const MsgSendRequestSchema = z
       .regex(/^[A-Za-z0-9_-]{1,64}$/)
       .optional()
       .describe('Idempotency key: a send repeated with it (within 2 minutes) returns the first, not a copy.'),
-    sender: HumanNameSchema.optional().describe('Trusted clients only: send as this human (default `operator`).'),
+    sender: HumanNameSchema.optional().describe(
+      'Trusted clients only: send as this human (default `operator`).',
+    ),
     ...actAs,
   })
   .describe('Send a message: exactly one of `to`, `channel`, `broadcast`, or only `replyTo`.');
@@ -211,7 +224,9 @@ export const ChannelSchema = z
   .object({
     v: z.literal(1),
     name: ChannelNameSchema,
-    visibility: z.enum(CHANNEL_VISIBILITY).describe('`public`: anyone may join; `invite`: only those invited.'),
+    visibility: z
+      .enum(CHANNEL_VISIBILITY)
+      .describe('`public`: anyone may join; `invite`: only those invited.'),
     description: z.string().max(500),
     createdBy: z.string().min(1).max(64),
     createdAt: EpochMsSchema,
@@ -226,7 +241,9 @@ export const MembershipSchema = z
     channel: ChannelNameSchema,
     agent: AgentIdSchema,
     joinedAt: EpochMsSchema,
-    joinedSeq: CursorSchema.describe('The stream’s last sequence when it joined: its mailbox has the posts after.'),
+    joinedSeq: CursorSchema.describe(
+      'The stream’s last sequence when it joined: its mailbox has the posts after.',
+    ),
   })
   .describe('An agent’s membership (`member.<channel>.<agent>` in the messaging bucket).');
 export type Membership = z.infer<typeof MembershipSchema>;
@@ -272,7 +289,10 @@ export const MessagePushSchema = z
 /** Retention of one kind: per target (a mailbox, a channel) at most `maxMessages`, none older than `maxAgeMs`. */
 export const KindRetentionSchema = z.strictObject({
   maxMessages: z.int().min(1).max(10_000_000),
-  maxAgeMs: z.int().min(60_000).max(10 * 365 * 86_400_000),
+  maxAgeMs: z
+    .int()
+    .min(60_000)
+    .max(10 * 365 * 86_400_000),
 });
 export type KindRetention = z.infer<typeof KindRetentionSchema>;
 export type MessageRetention = Record<MessageKind, KindRetention>;
@@ -288,6 +308,19 @@ export const DEFAULT_MESSAGE_RETENTION: MessageRetention = {
   channel: { maxMessages: 10_000, maxAgeMs: 30 * DAY },
   presence: { maxMessages: 1_000, maxAgeMs: DAY },
 };
+
+/** Overrides of the defaults: kinds and fields left out keep them. */
+export const MessageRetentionOverridesSchema = z.partialRecord(
+  MessageKindSchema,
+  KindRetentionSchema.partial(),
+);
+export type MessageRetentionOverrides = z.infer<typeof MessageRetentionOverridesSchema>;
+
+export function resolveRetention(over: MessageRetentionOverrides = {}): MessageRetention {
+  const out = { ...DEFAULT_MESSAGE_RETENTION };
+  for (const k of MESSAGE_KINDS) out[k] = { ...out[k], ...over[k] };
+  return out;
+}
 
 /** The agent-callable endpoints: each as `<p>.api.<op>.<agent id>`, the caller read from the subject. */
 export const AGENT_MESSAGING_OPS = [

@@ -395,7 +395,7 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
     const d = await setup();
     const p = d.prefix;
     const P = p.toUpperCase();
-    // §12's table, transcribed (without --can-submit, --emit or --claim).
+    // §12's table, transcribed (without --can-submit, --emit or --claim), messaging included.
     const documented = {
       publish: [
         `${p}.agent.${agentId}.hello`,
@@ -406,6 +406,10 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
         `$JS.API.CONSUMER.INFO.${P}_INBOX.inbox-${agentId}`,
         `$JS.ACK.${P}_INBOX.inbox-${agentId}.>`,
         `${p}.api.field.observe.${agentId}`,
+        ...['send', 'inbox', 'ack', 'history', 'thread', 'status'].map((op) => `${p}.api.msg.${op}.${agentId}`),
+        ...['create', 'list', 'join', 'leave', 'invite', 'members', 'remove'].map(
+          (op) => `${p}.api.channel.${op}.${agentId}`,
+        ),
       ],
       subscribe: [`_INBOX.${agentId}.>`],
     };

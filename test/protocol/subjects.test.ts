@@ -4,6 +4,7 @@ import {
   maxDeliveriesAdvisorySubject,
   names,
   parseAgentSubject,
+  parseMessagingSubject,
 } from '../../src/protocol/subjects.js';
 
 describe('names()', () => {
@@ -29,6 +30,7 @@ describe('names()', () => {
       dlq: 'AGENTCOM_DLQ',
       advisories: 'AGENTCOM_ADVISORIES',
       field: 'AGENTCOM_FIELD',
+      messages: 'AGENTCOM_MESSAGES',
     });
     expect(n.consumers.hubIntake).toBe('hub-intake');
     expect(n.consumers.hubReports).toBe('hub-reports');
@@ -42,7 +44,16 @@ describe('names()', () => {
       field: 'agentcom_field',
       tokens: 'agentcom_tokens',
       alerts: 'agentcom_alerts',
+      messaging: 'agentcom_messaging',
     });
+    expect(n.subjects.msgDirect('a1')).toBe('agentcom.msg.direct.a1');
+    expect(n.subjects.msgChannel('room')).toBe('agentcom.msg.channel.room');
+    expect(n.subjects.msgKind('direct')).toBe('agentcom.msg.direct.*');
+    expect(n.subjects.msgKind('broadcast')).toBe('agentcom.msg.broadcast');
+    expect(n.subjects.apiMessagingAs('msg.send', 'a1')).toBe('agentcom.api.msg.send.a1');
+    expect(parseMessagingSubject(n, 'msg.send', 'agentcom.api.msg.send.a1')).toBe('a1');
+    expect(parseMessagingSubject(n, 'msg.send', 'agentcom.api.msg.send.a1.x')).toBeUndefined();
+    expect(parseMessagingSubject(n, 'msg.send', 'agentcom.api.msg.inbox.a1')).toBeUndefined();
     expect(n.service.name).toBe('agentcom');
   });
 
