@@ -657,6 +657,8 @@ export class MessagingProcess implements Server<MessagingMessage> {
         now - this.retention[kind].maxAgeMs,
         s.msgAll,
       );
+      // Nothing is older (an empty stream answers 0, and a purge up to 0 has no bound at all).
+      if (from <= 1) continue;
       const purged = await purgeBelow(this.store, s.msgKind(kind), from);
       if (purged > 0) this.log.info({ phase: 'retention', kind, purged }, 'messages past their age removed');
     }

@@ -133,7 +133,9 @@ export async function scanSubject(
     const consumer = await bus.js.consumers.get(stream, ci.name);
     while (pending > 0 && messages.length < opts.limit && scanned < maxScan) {
       const want = Math.min(pending, BATCH, maxScan - scanned);
-      const batch = await consumer.fetch({ max_messages: want, expires: 5_000 });
+      // The shortest wait the client allows: what `pending` counted may be gone (a retention trim) by
+      // the time the batch is asked for, and then the fetch waits for messages that will not come.
+      const batch = await consumer.fetch({ max_messages: want, expires: 1_000 });
       let got = 0;
       for await (const jm of batch) {
         got++;
