@@ -108,6 +108,31 @@ const SWEEP_MS = 60_000;
 
 const encoder = new TextEncoder();
 
+/** Its JSON length; a value nested deeper than the stack is refused, not a crash of the request. */
+function jsonLength(v: unknown): number {
+  try {
+    return JSON.stringify(v).length;
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new AgentComError(ERROR_CODES.INVALID_PAYLOAD, 'data is nested too deeply', { path: ['data'] });
+  }
+}
+
+/**
+ * How many of `messages` (at least one, when there are any) fit in `budget` bytes of JSON. A reply
+ * is one NATS message, which the server refuses above its max_payload (1 MiB by default), while a
+ * page of `limit` messages of up to 32 KiB each can be far more: such a page is cut short (its
+ * `more` or `next` says so) rather than failing every time it is asked for.
+ */
+export function fittingCount(messages: readonly Message[], budget: number): number {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    bytes += encoder.encode(JSON.stringify(messages[i])).length;
+    if (bytes > budget && i > 0) return i;
+  }
+  return messages.length;
+}
+
 export class MessagingProcess implements Server<MessagingMessage> {
   private readonly index = new ChannelIndex();
   /** Agents known to be registered (and not removed): broadcast pushes go to them. */
@@ -135,7 +160,12 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const { channels, members } = await loadIndexRecords(store);
     for (const c of channels) p.index.putChannel(c);
     for (const m of members) if (p.index.channel(m.channel)) p.index.putMember(m);
-    for (const [id, e] of await agents.entries()) if (!e.value.removed) p.known.add(id);
+    // Registrations are the single-token keys; `<id>.fsm` keys hold the AgentFSM snapshots (another
+    // schema: reading every entry with this one failed the start of a hub that had seen an agent).
+    for (const key of await agents.keys('*')) {
+      const got = await agents.get(key);
+      if (got && !got.value.removed) p.known.add(key);
+    }
     if (!p.index.channel(ROOM_CHANNEL)) {
       const room: Channel = {
         v: 1,
@@ -165,10 +195,14 @@ export class MessagingProcess implements Server<MessagingMessage> {
   handle(msg: MessagingMessage): void {
     switch (msg.type) {
       case 'request':
-        void this.serve(msg.op, msg.req, msg.caller).then(
-          (value) => msg.reply?.({ ok: true, value }),
-          (err) => msg.reply?.({ ok: false, error: this.toWire(err, msg.op) }),
-        );
+        // Through a promise, so that a refusal thrown before the first await is a reply too, never a
+        // crash of the actor (a bad request must not restart what runs after it).
+        void Promise.resolve()
+          .then(() => this.serve(msg.op, msg.req, msg.caller))
+          .then(
+            (value) => msg.reply?.({ ok: true, value }),
+            (err) => msg.reply?.({ ok: false, error: this.toWire(err, msg.op) }),
+          );
         return;
       case 'agent_up':
         this.known.add(msg.agentId);
@@ -288,7 +322,7 @@ export class MessagingProcess implements Server<MessagingMessage> {
   private async send(req: MsgSendRequest, caller: Caller) {
     const sender = this.senderOf(caller);
     const viewer = this.viewerOf(caller);
-    const size = JSON.stringify([req.title ?? '', req.body, req.data ?? null]).length;
+    const size = jsonLength([req.title ?? '', req.body, req.data ?? null]);
     if (size > MESSAGE_MAX_JSON)
       throw new AgentComError(
         ERROR_CODES.PAYLOAD_TOO_LARGE,
@@ -401,8 +435,17 @@ export class MessagingProcess implements Server<MessagingMessage> {
     );
     const bound = Math.min(...reads.filter((r) => !r.exhausted).map((r) => r.last));
     const merged = mergeBySeq(reads.map((r) => r.messages)).filter((m) => m.seq <= bound);
-    const messages = merged.slice(0, limit);
-    return { messages, more: merged.length > limit || reads.some((r) => !r.exhausted) };
+    const page = merged.slice(0, limit);
+    const messages = page.slice(0, fittingCount(page, this.replyBudget()));
+    return {
+      messages,
+      more: messages.length < page.length || merged.length > limit || reads.some((r) => !r.exhausted),
+    };
+  }
+
+  /** Bytes of messages one reply may carry: half the server's max_payload (the rest: the envelope). */
+  private replyBudget(): number {
+    return Math.floor((this.input.bus.nc.info?.max_payload ?? 1024 * 1024) / 2);
   }
 
   private async ack(upTo: number, agent: string) {
@@ -438,6 +481,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
       maxScan: HISTORY_SCAN_MAX,
       accept: (m) => matchesHistory(m, req) && visibleTo(m, viewer, this.index),
     });
+    const fit = fittingCount(r.messages, this.replyBudget());
+    if (fit < r.messages.length)
+      return { v: 1 as const, messages: r.messages.slice(0, fit), next: r.messages[fit - 1]!.seq };
     const ended = req.until !== undefined && r.messages.length < req.limit && r.exhausted;
     return { v: 1 as const, messages: r.messages, next: r.exhausted || ended ? null : r.last };
   }
@@ -461,11 +507,13 @@ export class MessagingProcess implements Server<MessagingMessage> {
       ),
     );
     const replies = mergeBySeq(reads.map((r) => r.messages));
+    const page = replies.slice(0, THREAD_MAX);
+    const fit = fittingCount([root, ...page], this.replyBudget()) - 1;
     return {
       v: 1 as const,
       root,
-      replies: replies.slice(0, THREAD_MAX),
-      more: replies.length > THREAD_MAX || reads.some((r) => !r.exhausted),
+      replies: page.slice(0, fit),
+      more: fit < replies.length || reads.some((r) => !r.exhausted),
     };
   }
 

@@ -17,26 +17,50 @@ import {
   ChannelMembersReplySchema,
   ChannelReplySchema,
   type Message,
+  type MessageKind,
   type MessagingOp,
   MsgAckReplySchema,
   type MsgHistoryReply,
   MsgHistoryReplySchema,
-  type MsgHistoryRequest,
   type MsgInboxReply,
   MsgInboxReplySchema,
   type MsgSendReply,
   MsgSendReplySchema,
-  type MsgSendRequestSchema,
   type MsgThreadReply,
   MsgThreadReplySchema,
 } from '../protocol/message.js';
 import type { Bus } from './connection.js';
 import { request } from './service.js';
 
-type Req<T> = Omit<T, 'v'>;
 /** What a trusted client may add to a call: the agent it acts as. */
 export interface ActAs {
   as?: string;
+}
+
+/** A send (protocol/message.ts MsgSendRequestSchema; ids as plain strings, the hub checks them). */
+export interface SendInput extends ActAs {
+  to?: string;
+  channel?: string;
+  broadcast?: true;
+  replyTo?: number;
+  title?: string;
+  body: string;
+  data?: Record<string, unknown>;
+  clientId?: string;
+  sender?: string;
+}
+
+/** A history query (MsgHistoryRequestSchema). */
+export interface HistoryQuery extends ActAs {
+  kind?: MessageKind;
+  channel?: string;
+  to?: string;
+  from?: string;
+  thread?: number;
+  since?: number;
+  until?: number;
+  after?: number;
+  limit?: number;
 }
 
 export class MessagingClient {
@@ -54,7 +78,7 @@ export class MessagingClient {
   }
 
   /** Send a message; with the same `clientId` again (a retry), the first one comes back. */
-  send(req: Req<z.input<typeof MsgSendRequestSchema>>): Promise<MsgSendReply> {
+  send(req: SendInput): Promise<MsgSendReply> {
     return this.call('msg.send', req, MsgSendReplySchema);
   }
   /**
@@ -69,7 +93,7 @@ export class MessagingClient {
   async ack(upTo: number, actAs: ActAs = {}): Promise<number> {
     return (await this.call('msg.ack', { upTo, ...actAs }, MsgAckReplySchema)).cursor;
   }
-  history(req: Partial<Req<MsgHistoryRequest>> = {}): Promise<MsgHistoryReply> {
+  history(req: HistoryQuery = {}): Promise<MsgHistoryReply> {
     return this.call('msg.history', req, MsgHistoryReplySchema);
   }
   thread(id: number, actAs: ActAs = {}): Promise<MsgThreadReply> {
