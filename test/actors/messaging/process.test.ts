@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessagingProcess, type MessagingReply } from '../../../actors/messaging/index.js';
 import type { Caller } from '../../../actors/messaging/process.js';
-import { lastSeq, openMessageStore, scanSubject } from '../../../actors/messaging/store.js';
+import { openMessageStore, scanSubject } from '../../../actors/messaging/store.js';
 import type { Bus } from '../../../src/bus/connection.js';
 import { defaultTopology, provision } from '../../../src/bus/provision.js';
 import {
