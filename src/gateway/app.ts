@@ -36,6 +36,7 @@ import { agentRelayRoutes, Mailboxes } from './routes/agent-relay.js';
 import { agentRoutes } from './routes/agents.js';
 import { EventsQuerySchema, serveEvents } from './routes/events.js';
 import { hubRoutes } from './routes/hub.js';
+import { messageRoutes } from './routes/messages.js';
 import { dlqRoutes, fieldRoutes, scheduleRoutes } from './routes/operations.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -262,6 +263,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     ...fieldRoutes,
     ...hubRoutes(() => events.cursor()),
     ...tokenRoutes,
+    ...messageRoutes({ timeoutMs }),
   ];
 
   for (const def of routes) {
@@ -275,7 +277,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         const query = parsePart(def.query, req.query, 'query');
         const body = parsePart(def.body, def.body ? withVersion(req.body ?? undefined) : undefined, 'body');
         const ac = new AbortController();
-        req.raw.on('close', () => ac.abort());
+        // The response's close, not the request's: on Node 20 the request closes as soon as its body
+        // is read. A response closed before it finished is a client that went away.
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableFinished) ac.abort();
+        });
         const out = await def.handler({
           params,
           query,
