@@ -158,13 +158,19 @@ function authDirUrl(authDir: string | undefined): string | undefined {
 }
 
 /** Connect once; never waits for a server that is not there. */
-export async function connectCli(conn: ResolvedConnection, name = 'agentcom-cli'): Promise<Bus> {
+export async function connectCli(
+  conn: ResolvedConnection,
+  name = 'agentcom-cli',
+  /** An agent's own connection: its reply inboxes, the only subjects it may subscribe to. */
+  opts: { inboxPrefix?: string } = {},
+): Promise<Bus> {
   const nkeySeed = conn.nkeyFile ? await readSeedFile(conn.nkeyFile) : undefined;
   try {
     return await connectBus({
       servers: conn.servers,
       prefix: conn.prefix,
       name,
+      ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
       waitOnFirstConnect: false,
       maxReconnectAttempts: 0,
       timeoutMs: conn.timeoutMs,
@@ -227,7 +233,8 @@ export async function withBus<T>(
   }
 }
 
-function explainUnreachable(err: unknown, conn: ResolvedConnection): unknown {
+/** A hub that does not answer, with what to do about it. */
+export function explainUnreachable(err: unknown, conn: ResolvedConnection): unknown {
   if (!(err instanceof AgentComError)) return err;
   const where = `NATS at ${conn.servers}, prefix ${conn.prefix}`;
   if (err.code === ERROR_CODES.UNAVAILABLE && /no responders|503/i.test(err.message))

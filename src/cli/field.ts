@@ -5,6 +5,7 @@
  * claims as `--as <label>` (default `cli:<user>`). `watch` and `map` follow the field live (pushed
  * by a bucket watch, never polled) until interrupted, `--count` observations, or `--timeout-after`.
  */
+
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { FieldClient, type Observed } from '../agent/field.js';
@@ -25,6 +26,7 @@ import {
   parseTime,
   table,
 } from './format.js';
+import { interruption } from './interruption.js';
 import type { Output } from './output.js';
 import { runCommand } from './run.js';
 
@@ -83,26 +85,6 @@ function rows(list: Pheromone[], now = Date.now()): string[] {
 
 const observedLine = (o: Observed) =>
   `${formatClock(o.pheromone.eventAt)}  ${o.pheromone.event.padEnd(8)}  ${o.pheromone.type}  ${o.pheromone.id}  by ${o.pheromone.eventBy}${o.initial ? '  (live before watch)' : ''}`;
-
-/** Resolves on SIGINT/SIGTERM or after `ms` (when given); `dispose` removes the handlers. */
-function interruption(ms: number | undefined): { done: Promise<'signal' | 'timeout'>; dispose(): void } {
-  let onSignal: () => void = () => {};
-  let timer: NodeJS.Timeout | undefined;
-  const done = new Promise<'signal' | 'timeout'>((resolve) => {
-    onSignal = () => resolve('signal');
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    if (ms !== undefined) timer = setTimeout(() => resolve('timeout'), ms);
-  });
-  return {
-    done,
-    dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      clearTimeout(timer);
-    },
-  };
-}
 
 interface WatchFlags extends ConnectionFlags {
   count?: string;

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
 import { registerAlertsCommands } from './alerts.js';
 import { registerBackupCommands } from './backup.js';
+import { registerChannelCommands } from './channel.js';
 import { registerControlCommands } from './control.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerDoctorCommand } from './doctor.js';
@@ -17,6 +18,7 @@ import { registerGatewayCommand } from './gateway.js';
 import { registerGitCommands } from './git.js';
 import type { HubFlags } from './hub.js';
 import { registerLimitsCommands } from './limits.js';
+import { registerMsgCommands, registerThreadCommands } from './msg.js';
 import { registerScheduleCommands } from './schedule.js';
 import { registerSidecarCommand } from './sidecar.js';
 import { registerSmokeCommand } from './smoke.js';
@@ -75,6 +77,9 @@ registerDoctorCommand(program);
 registerGitCommands(program);
 registerGatewayCommand(program);
 registerTokenCommands(program);
+registerMsgCommands(program);
+registerChannelCommands(program);
+registerThreadCommands(program);
 
 try {
   await program.parseAsync(process.argv);
