@@ -46,6 +46,15 @@ import {
 } from '../../src/protocol/dlq.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import { LIMITS_KEY, LimitsSchema } from '../../src/protocol/limits.js';
+import {
+  ChannelListRequestSchema,
+  ChannelRefRequestSchema,
+  MsgAckRequestSchema,
+  MsgHistoryRequestSchema,
+  MsgInboxRequestSchema,
+  MsgSendRequestSchema,
+  MsgThreadRequestSchema,
+} from '../../src/protocol/message.js';
 import type { Names } from '../../src/protocol/subjects.js';
 import { TaskRecordSchema, TaskSubmitSchema } from '../../src/protocol/task.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
@@ -138,6 +147,23 @@ function targets(): Target[] {
     api('agent.restore', AgentRefSchema, [{ v: 1, id: 'fuzz-9' }], true),
     api('dlq.replay', DlqReplayRequestSchema, [{ v: 1, seq: 1 }], true),
     api('dlq.purge', DlqPurgeRequestSchema, [{ v: 1 }], true),
+    // Messaging, trusted and as an agent (its own subject): a request refused before the actor's
+    // first await once crashed it, restarting the API.
+    api('msg.send', MsgSendRequestSchema, [
+      { v: 1, broadcast: true, body: 'fuzz' },
+      { v: 1, channel: 'room', body: 'fuzz', sender: 'fuzzer', clientId: 'f1' },
+    ]),
+    api('msg.send.fuzz-2', MsgSendRequestSchema, [{ v: 1, to: 'fuzz-2', body: 'to myself' }]),
+    api('msg.inbox', MsgInboxRequestSchema, [{ v: 1, as: 'fuzz-2', limit: 5 }]),
+    api('msg.inbox.fuzz-2', MsgInboxRequestSchema, [{ v: 1, after: 0, limit: 2 }]),
+    api('msg.ack.fuzz-2', MsgAckRequestSchema, [{ v: 1, upTo: 1 }]),
+    api('msg.history', MsgHistoryRequestSchema, [
+      { v: 1, kind: 'broadcast', limit: 3 },
+      { v: 1, channel: 'room' },
+    ]),
+    api('msg.thread', MsgThreadRequestSchema, [{ v: 1, id: 1 }]),
+    api('channel.list.fuzz-2', ChannelListRequestSchema, [{ v: 1 }]),
+    api('channel.join.fuzz-2', ChannelRefRequestSchema, [{ v: 1, name: 'room' }]),
   ];
 }
 
