@@ -38,6 +38,7 @@ import {
 } from '../../src/protocol/message.js';
 import { messagePushSubject } from '../../src/protocol/permissions.js';
 import { type AgentRegistration, AgentRegistrationSchema } from '../../src/protocol/registration.js';
+import { call, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AgentDown, AgentUp } from '../scheduler/index.js';
 import {
@@ -87,6 +88,9 @@ export interface MessagingInput {
   retention?: MessageRetention;
   /** How often the retention sweep runs (default 1 min). */
   retentionSweepMs?: number;
+  /** Where Presence is registered: the agents known at start (broadcasts are pushed to them). */
+  registry?: Registry;
+  presence?: string;
 }
 
 /** Who makes a request: an agent (its own subject, or a trusted client acting as it), or a trusted client. */
@@ -160,11 +164,15 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const { channels, members } = await loadIndexRecords(store);
     for (const c of channels) p.index.putChannel(c);
     for (const m of members) if (p.index.channel(m.channel)) p.index.putMember(m);
-    // Registrations are the single-token keys; `<id>.fsm` keys hold the AgentFSM snapshots (another
-    // schema: reading every entry with this one failed the start of a hub that had seen an agent).
-    for (const key of await agents.keys('*')) {
-      const got = await agents.get(key);
-      if (got && !got.value.removed) p.known.add(key);
+    // Presence (on this hub too) holds every registration: one call, not a read per agent. Without
+    // it (unit tests) agents become known as they come online or are written to.
+    if (input.registry && input.presence) {
+      const r = await call<{ registration: AgentRegistration }[]>(
+        input.presence,
+        { type: 'agents' },
+        { registry: input.registry, timeout: 10_000 },
+      );
+      if (r.ok) for (const a of r.value) if (!a.registration.removed) p.known.add(a.registration.id);
     }
     if (!p.index.channel(ROOM_CHANNEL)) {
       const room: Channel = {

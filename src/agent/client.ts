@@ -46,6 +46,7 @@ import { type HelloReply, HelloReplySchema } from '../protocol/registration.js';
 import type { TaskSubmitInput } from '../protocol/task.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import { FieldClient } from './field.js';
+import { Messages } from './messages.js';
 import { submitTask } from './submit.js';
 
 export interface AgentClientOptions {
@@ -297,6 +298,16 @@ export class AgentClient {
   private fieldClient: FieldClient | undefined;
 
   /**
+   * Messaging as this agent (docs/protocol.md §11d, agent/messages.ts): send, broadcast, post,
+   * reply, channels, history, threads, status, the mailbox and its cursor, incoming messages.
+   */
+  get messages(): Messages {
+    this.messagesClient ??= new Messages(this.bus, { agentId: this.agentId, logger: this.log });
+    return this.messagesClient;
+  }
+  private messagesClient: Messages | undefined;
+
+  /**
    * Stop: no new assignments, abort running handlers (their outcomes are still reported if they
    * finish), say goodbye (so the hub reclaims at once instead of after missed heartbeats), drain.
    */
@@ -304,6 +315,8 @@ export class AgentClient {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
+    // Message streams stop first; `onMessage` subscriptions ack what they handled before the drain.
+    await this.messagesClient?.close();
     await this.runner?.stop();
     if (opts.abort !== false)
       for (const r of this.running.values()) r.abort.abort(new Error('agent stopping'));

@@ -6,7 +6,7 @@
  * `nats.nkeySeedFile` points at it.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { AgentHelloSchema } from '../protocol/agent.js';
 import { parseJsonText } from '../protocol/envelope.js';
@@ -58,6 +58,31 @@ export const SidecarConfigSchema = z
       })
       .optional()
       .describe('Run when work arrives; without it the agent is expected to watch tasks/ itself.'),
+    messages: z
+      .object({
+        dir: z
+          .string()
+          .optional()
+          .describe(
+            'Where incoming messages are written, one file each (default <workDir>/messages; relative to this file).',
+          ),
+        wakeOnDirect: z
+          .boolean()
+          .default(false)
+          .describe('Run the wake command when a direct message arrives (needs `wake`).'),
+      })
+      .optional()
+      .describe(
+        'Relay the agent’s messages: each incoming one written to a file (then acked), and files in outbox/ sent (docs/protocol.md §13).',
+      ),
+  })
+  .superRefine((c, ctx) => {
+    if (c.messages?.wakeOnDirect && !c.wake)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['messages', 'wakeOnDirect'],
+        message: 'messages.wakeOnDirect needs a wake command (`wake.command`)',
+      });
   })
   .describe('agentcom sidecar configuration.');
 export type SidecarConfig = z.infer<typeof SidecarConfigSchema>;
@@ -67,6 +92,8 @@ export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>;
 export interface ResolvedSidecarConfig extends SidecarConfig {
   /** Directory of the config file. */
   baseDir: string;
+  /** With `dir` absolute, always set. */
+  messages?: NonNullable<SidecarConfig['messages']> & { dir: string };
 }
 
 /** Read and validate a sidecar config file. @throws AgentComError `not_found` or `invalid_payload`. */
@@ -86,11 +113,17 @@ export async function loadSidecarConfig(path: string): Promise<ResolvedSidecarCo
   const c = parseJsonText(SidecarConfigSchema, text, `sidecar config ${path}`);
   const baseDir = dirname(resolve(path));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const { messages, ...rest } = c;
   return {
-    ...c,
+    ...rest,
     baseDir,
     workDir: abs(c.workDir),
     nats: { ...c.nats, ...(c.nats.nkeySeedFile ? { nkeySeedFile: abs(c.nats.nkeySeedFile) } : {}) },
     ...(c.wake ? { wake: { ...c.wake, ...(c.wake.cwd ? { cwd: abs(c.wake.cwd) } : {}) } } : {}),
+    ...(messages
+      ? {
+          messages: { ...messages, dir: messages.dir ? abs(messages.dir) : join(abs(c.workDir), 'messages') },
+        }
+      : {}),
   };
 }

@@ -291,7 +291,13 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
     serverChild(
       'messaging',
       MessagingProcess.start,
-      { bus, log, retention: resolveRetention(config.messageRetention) },
+      {
+        bus,
+        log,
+        registry,
+        presence: n.presence,
+        retention: resolveRetention(config.messageRetention),
+      },
       { name: n.messaging },
     ),
     serverChild('api', ApiProcess.start, {

@@ -22,6 +22,8 @@
  * - A wake command that fails `wake.maxFailures` times in a row for a task ends it: the sidecar
  *   reports it failed (code `wake_failed`, with the exit code and the end of stderr, retryable), so
  *   the hub gives it to another agent and the operator sees why.
+ * - With `messages` in the config, incoming messages are written to files (each before it is
+ *   acked) and outbox files sent, by a relay of their own (mail.ts).
  * All queue changes run one at a time (one writer for queue.json).
  */
 import { existsSync } from 'node:fs';
@@ -49,6 +51,7 @@ import {
   type TaskFile,
 } from './files.js';
 import * as lq from './local-queue.js';
+import { MailRelay } from './mail.js';
 import { loadQueue, saveQueue } from './queue-store.js';
 import { type WakeGiveUp, Wakers } from './wakers.js';
 
@@ -71,6 +74,7 @@ export class Sidecar {
   private client: AgentClient | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private watch: DirWatch | undefined;
+  private mail: MailRelay | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -109,6 +113,7 @@ export class Sidecar {
       this.paths.noticesDir,
     ])
       await mkdir(d, { recursive: true, mode: 0o700 });
+    if (this.config.messages) await MailRelay.prepare(this.config.messages.dir);
     const r = await loadQueue(this.paths.queueFile, this.config.agentId);
     if (r.quarantined)
       this.log.error(
@@ -172,6 +177,18 @@ export class Sidecar {
           ),
         this.deps.pollMs,
       );
+      const messages = this.config.messages;
+      if (messages) {
+        // Its own loop beside the task relay: writing messages never waits for queue.json.
+        this.mail = new MailRelay(
+          { ...this.config, messages },
+          client,
+          this.wakers,
+          this.log,
+          this.deps.pollMs,
+        );
+        this.mail.start();
+      }
       this.log.info(
         { phase: 'online', held: this.queue.tasks.length, session: this.session },
         'sidecar online',
@@ -184,12 +201,15 @@ export class Sidecar {
       offStatus();
       this.watch?.close();
       this.watch = undefined;
+      void this.mail?.stop();
+      this.mail = undefined;
     };
   }
 
   /** Goodbye (the hub reclaims at once), then drain. Pending queue writes finish first. */
   async shutdown(): Promise<void> {
     this.watch?.close();
+    await this.mail?.stop();
     this.wakers.dispose();
     await this.chain.catch(() => {});
     await this.closeClient(true);

@@ -9,6 +9,11 @@
  * exit code or signal and the end of stderr), so the sidecar can report the task failed instead of
  * holding it until the hub's stuck timeout. Finishing or cancelling a task stops its wake and its
  * retries. At most one wake runs per task, so waking again while one runs is a no-op.
+ *
+ * Direct messages (`messages.wakeOnDirect`, agent/sidecar/mail.ts) wake the agent too, with
+ * `AGENTCOM_WAKE_REASON=message`: at most one such wake runs at a time; a direct message arriving
+ * while it runs starts one more after it ends (the running session may have looked already). A
+ * failed message wake is logged, not retried: the messages stay in their directory for the next.
  */
 import { delimiter } from 'node:path';
 import type { Logger } from 'pino';
@@ -48,6 +53,14 @@ interface WakeState {
 export class Wakers {
   private readonly tasks = new Map<string, WakeState>();
   private disposed = false;
+  /** The message wake: running (or starting), and whether another is due when it ends. */
+  private readonly mail: {
+    running: boolean;
+    again: boolean;
+    file: string;
+    dir: string;
+    timeout: NodeJS.Timeout | undefined;
+  } = { running: false, again: false, file: '', dir: '', timeout: undefined };
 
   constructor(
     private readonly config: ResolvedSidecarConfig,
@@ -86,9 +99,85 @@ export class Wakers {
     if (state.pid?.alive && sup) await sup.terminateChild(state.pid);
   }
 
+  /**
+   * Wake the agent for its mail: `messageFile` is the direct message that arrived, in
+   * `messagesDir`. No-op without a wake command; while a message wake runs, one more follows it.
+   */
+  async wakeForMail(messageFile: string, messagesDir: string): Promise<void> {
+    if (!this.config.wake || this.disposed) return;
+    this.mail.file = messageFile;
+    this.mail.dir = messagesDir;
+    if (this.mail.running) {
+      this.mail.again = true;
+      return;
+    }
+    await this.launchMail();
+  }
+
+  private async launchMail(): Promise<void> {
+    const wake = this.config.wake;
+    const sup = this.supervisor();
+    if (!wake || this.disposed) return;
+    if (!sup) {
+      this.log.warn({ phase: 'wake', reason: 'message' }, 'wakers supervisor not running; wake skipped');
+      return;
+    }
+    this.mail.running = true;
+    this.mail.again = false;
+    const [command, ...args] = wake.command as [string, ...string[]];
+    const env: Record<string, string> = {
+      ...wake.env,
+      PATH: [AGENTCOM_BIN_DIR, wake.env?.PATH ?? process.env.PATH ?? ''].filter(Boolean).join(delimiter),
+      [SIDECAR_ENV.agentId]: this.config.agentId,
+      [SIDECAR_ENV.workDir]: this.paths.workDir,
+      [SIDECAR_ENV.wakeReason]: 'message',
+      [SIDECAR_ENV.messagesDir]: this.mail.dir,
+      [SIDECAR_ENV.messageFile]: this.mail.file,
+    };
+    const ended = () => {
+      clearTimeout(this.mail.timeout);
+      this.mail.running = false;
+      if (this.mail.again && !this.disposed) void this.launchMail();
+    };
+    const r = await sup.startChild(
+      processChild(
+        'wake-messages',
+        { command, args, env, cwd: wake.cwd ?? this.paths.workDir, logLines: 'info' },
+        { restart: 'temporary', shutdown: 5_000 },
+      ),
+    );
+    if (!r.ok || !r.value.pid) {
+      this.log.error(
+        { phase: 'wake', reason: 'message', error: r.ok ? 'ignored' : r.error },
+        'wake command did not start',
+      );
+      ended();
+      return;
+    }
+    const pid = r.value.pid;
+    this.log.info({ phase: 'wake', reason: 'message', command, pid: pid.id }, 'wake command started');
+    this.mail.timeout = setTimeout(() => {
+      this.log.warn(
+        { phase: 'wake', reason: 'message', timeout_ms: wake.timeoutMs },
+        'wake command timed out; stopping it',
+      );
+      void sup.terminateChild(pid);
+    }, wake.timeoutMs);
+    this.mail.timeout.unref();
+    pid.onExit((_p, reason) => {
+      if (!isNormalExit(reason))
+        this.log.warn(
+          { phase: 'wake', reason: 'message', exit: describeReason(reason) },
+          'wake command for a message failed (not retried: the messages stay in their directory)',
+        );
+      ended();
+    });
+  }
+
   /** Forget timers and retries (the supervisor stops the processes themselves). */
   dispose(): void {
     this.disposed = true;
+    clearTimeout(this.mail.timeout);
     for (const s of this.tasks.values()) {
       clearTimeout(s.retry);
       clearTimeout(s.timeout);
@@ -111,6 +200,7 @@ export class Wakers {
       PATH: [AGENTCOM_BIN_DIR, wake.env?.PATH ?? process.env.PATH ?? ''].filter(Boolean).join(delimiter),
       [SIDECAR_ENV.agentId]: this.config.agentId,
       [SIDECAR_ENV.workDir]: this.paths.workDir,
+      [SIDECAR_ENV.wakeReason]: 'task',
       [SIDECAR_ENV.taskId]: taskId,
       [SIDECAR_ENV.taskFile]: this.paths.taskFile(taskId),
       [SIDECAR_ENV.resultFile]: this.paths.resultFile(taskId),
