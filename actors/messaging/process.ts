@@ -367,8 +367,11 @@ export class MessagingProcess implements Server<MessagingMessage> {
     const clientKey =
       req.clientId !== undefined ? `msg:${sender.kind}:${sender.id}:${req.clientId}` : undefined;
     const r = await appendMessage(this.store, targetSubject(this.input.bus.names, target), stored, clientKey);
-    if (!r.duplicate) this.deliver(r.message);
-    return { v: 1 as const, ...r };
+    // Pushed even when it is a duplicate: the store may be this hub's own retry of a publish that had
+    // landed (then it is new to everyone), and a push is only a signal to read, harmless twice.
+    this.deliver(r.message);
+    // Without a clientId the only repeat is the hub's own retry: the sender sent it once.
+    return { v: 1 as const, message: r.message, duplicate: r.duplicate && req.clientId !== undefined };
   }
 
   private async mayPost(t: Target, caller: Caller): Promise<void> {
