@@ -14,7 +14,6 @@ import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { publishRaw } from '../../src/bus/publish.js';
 import { decodePayload } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
-import { newId } from '../../src/protocol/ids.js';
 import {
   type Channel,
   ChannelSchema,
@@ -60,9 +59,14 @@ export async function appendMessage(
   m: StoredMessage,
   clientKey?: string,
 ): Promise<{ message: Message; duplicate: boolean }> {
-  const r = await publishRaw(store.bus, subject, encoder.encode(JSON.stringify(m)), {
-    msgId: clientKey ?? newId(),
-  });
+  // Without a client key publishRaw draws the id (from a pooled random source): its retries of
+  // this publish still share it.
+  const r = await publishRaw(
+    store.bus,
+    subject,
+    encoder.encode(JSON.stringify(m)),
+    clientKey ? { msgId: clientKey } : {},
+  );
   if (!r.duplicate) return { message: { ...m, seq: r.seq }, duplicate: false };
   const first = await getMessage(store, r.seq);
   if (!first)

@@ -187,3 +187,55 @@ describe('restart', () => {
     expect(after.cursor).toBe(inbox.messages.at(-1)!.seq);
   });
 });
+
+describe('replies fit in one NATS message', () => {
+  it('a page of large messages is cut to fit, says there is more, and paging reads them all', async () => {
+    const r = resolveRetention();
+    const { bus: b } = await setup(r);
+    const p = await startMessaging(b, r);
+    // 40 messages of 30 KB: 1.2 MB, past the server's 1 MiB max_payload in one reply.
+    const sent: number[] = [];
+    for (let i = 0; i < 40; i++)
+      sent.push((await send(p, { broadcast: true, body: `${i}:${'x'.repeat(30_000)}` })).message.seq);
+    const read: number[] = [];
+    let after = 0;
+    for (let pages = 0; read.length < sent.length; pages++) {
+      expect(pages).toBeLessThan(40);
+      const page = await ask<{ messages: Message[]; more: boolean }>(
+        p,
+        'msg.inbox',
+        { after, limit: 100, waitMs: 0 },
+        { agent: 'reader' },
+      );
+      expect(page.messages.length).toBeGreaterThan(0);
+      expect(page.messages.length).toBeLessThan(40);
+      read.push(...page.messages.map((m) => m.seq));
+      after = page.messages.at(-1)!.seq;
+      expect(page.more).toBe(read.length < sent.length);
+    }
+    expect(read).toEqual(sent);
+    const walked: number[] = [];
+    let next: number | null = 0;
+    while (next !== null) {
+      const page: { messages: Message[]; next: number | null } = await ask(
+        p,
+        'msg.history',
+        { kind: 'broadcast', after: next, limit: 100 },
+        trusted,
+      );
+      walked.push(...page.messages.map((m) => m.seq));
+      next = page.next;
+    }
+    expect(walked).toEqual(sent);
+    // A thread's replies are cut the same way (the rest: history with `thread`).
+    // Replies to a broadcast go to its sender, who must be a known agent: one that came online.
+    cast(p, { type: 'agent_up', agentId: 'speaker', capabilities: [], queues: [], slots: 1, at: Date.now() });
+    const root = (await send(p, { broadcast: true, body: 'root' }, { agent: 'speaker' })).message;
+    for (let i = 0; i < 20; i++)
+      await send(p, { replyTo: root.seq, body: 'y'.repeat(30_000) }, { agent: 'listener' });
+    const t = await ask<{ replies: Message[]; more: boolean }>(p, 'msg.thread', { id: root.seq }, trusted);
+    expect(t.replies.length).toBeGreaterThan(0);
+    expect(t.replies.length).toBeLessThan(20);
+    expect(t.more).toBe(true);
+  }, 60_000);
+});
