@@ -68,6 +68,7 @@ import {
   deleteMember,
   getMessage,
   lastSeq,
+  lastSeqOn,
   loadIndexRecords,
   type MessageStore,
   moveCursor,
@@ -435,7 +436,12 @@ export class MessagingProcess implements Server<MessagingMessage> {
    * between is skipped).
    */
   private async readMailbox(agent: string, after: number, limit: number) {
-    const sources = mailboxSources(this.input.bus.names, agent, this.index);
+    const all = mailboxSources(this.input.bus.names, agent, this.index);
+    // A source with nothing after where it is read from costs one direct get, not a consumer (a
+    // long poll reads again at each wake; an agent may be in many quiet channels).
+    const lasts = await Promise.all(all.map((s) => lastSeqOn(this.store, s.subject)));
+    const sources = all.filter((s, i) => lasts[i]! > Math.max(after, s.after));
+    if (sources.length === 0) return { messages: [], more: false };
     const reads = await Promise.all(
       sources.map((s) =>
         scanSubject(this.store, s.subject, Math.max(after, s.after), {

@@ -92,6 +92,16 @@ export async function getMessage(store: MessageStore, seq: number): Promise<Mess
   }
 }
 
+/** The last sequence stored on `subject` (0 when none): one direct get. */
+export async function lastSeqOn(store: MessageStore, subject: string): Promise<number> {
+  try {
+    return (await store.bus.jsm.direct.getMessage(store.stream, { last_by_subj: subject }))?.seq ?? 0;
+  } catch (err) {
+    if ((err as { code?: number }).code === 404 || /not found/i.test(String(err))) return 0;
+    throw err;
+  }
+}
+
 /** The last sequence stored (0 when none). */
 export async function lastSeq(store: MessageStore): Promise<number> {
   return (await store.bus.jsm.streams.info(store.stream)).state.last_seq;
@@ -134,7 +144,8 @@ export async function scanSubject(
   let scanned = 0;
   let skipped = false;
   try {
-    const consumer = await bus.js.consumers.get(stream, ci.name);
+    // From the info the add returned: no second round trip to ask for it.
+    const consumer = bus.js.consumers.getConsumerFromInfo(ci);
     while (pending > 0 && messages.length < opts.limit && scanned < maxScan) {
       const want = Math.min(pending, BATCH, maxScan - scanned);
       // The shortest wait the client allows: what `pending` counted may be gone (a retention trim) by
