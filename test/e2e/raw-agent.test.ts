@@ -406,7 +406,9 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
         `$JS.API.CONSUMER.INFO.${P}_INBOX.inbox-${agentId}`,
         `$JS.ACK.${P}_INBOX.inbox-${agentId}.>`,
         `${p}.api.field.observe.${agentId}`,
-        ...['send', 'inbox', 'ack', 'history', 'thread', 'status'].map((op) => `${p}.api.msg.${op}.${agentId}`),
+        ...['send', 'inbox', 'ack', 'history', 'thread', 'status'].map(
+          (op) => `${p}.api.msg.${op}.${agentId}`,
+        ),
         ...['create', 'list', 'join', 'leave', 'invite', 'members', 'remove'].map(
           (op) => `${p}.api.channel.${op}.${agentId}`,
         ),
