@@ -32,7 +32,7 @@ import type { AgentRegistration } from '../../src/protocol/registration.js';
 import type { TimeoutValues } from '../../src/protocol/runtime-config.js';
 import { parseSubmitSubject } from '../../src/protocol/subjects.js';
 import type { TaskRecord, TaskSubmitInput } from '../../src/protocol/task.js';
-import { call, type Registry } from '../../src/runtime/index.js';
+import { call, cast, type Registry } from '../../src/runtime/index.js';
 import type { Server } from '../../src/runtime/server.js';
 import { openAlertStore, registerAlertEndpoints } from '../alerts/index.js';
 import { openFieldStore, registerFieldEndpoints } from '../field/index.js';
@@ -217,6 +217,8 @@ export class ApiProcess implements Server {
         const tasks = await heldTasks(id);
         const r = await markAgentRemoved(bus, id);
         if (!r.found) throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${id} is not registered`);
+        // No more messages to it (messaging keeps the agents it knows in memory).
+        cast(input.names.messaging, { type: 'agent_removed', agentId: id }, registry);
         input.log
           .child({ actor: 'api' })
           .info({ agent_id: id, phase: 'removed', tasks: tasks.length }, 'agent removed');

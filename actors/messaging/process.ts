@@ -22,6 +22,9 @@ import { firstSeqAtOrAfter } from '../../src/bus/direct-get.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { AgentComError, ERROR_CODES, type WireError } from '../../src/protocol/errors.js';
 import {
+  CHANNEL_INVITES_MAX,
+  CHANNELS_CREATED_MAX,
+  CHANNELS_JOINED_MAX,
   type Channel,
   type ChannelInfo,
   DEFAULT_MESSAGE_RETENTION,
@@ -45,6 +48,7 @@ import {
   advanceCursor,
   ChannelIndex,
   channelVisible,
+  createdByAgent,
   describeTarget,
   historySubject,
   inMailbox,
@@ -68,7 +72,6 @@ import {
   deleteMember,
   getMessage,
   lastSeq,
-  lastSeqOn,
   loadIndexRecords,
   type MessageStore,
   moveCursor,
@@ -102,11 +105,15 @@ export type MessagingReply = { ok: true; value: unknown } | { ok: false; error: 
 export type MessagingMessage =
   | { type: 'request'; op: MessagingOp; req: unknown; caller: Caller; reply?: (r: MessagingReply) => void }
   | { type: 'sweep' }
+  /** An operator removed the agent: messages to it are refused from now on. */
+  | { type: 'agent_removed'; agentId: string }
   | AgentUp
   | AgentDown;
 
 /** Most stored messages one history page looks at (a page may come back short, with a `next`). */
 const HISTORY_SCAN_MAX = 10_000;
+/** Mailbox reads of one agent that may wait (long polls) at once. */
+const POLLS_PER_AGENT = 4;
 /** Most replies one thread read returns. */
 const THREAD_MAX = 1_000;
 const SWEEP_MS = 60_000;
@@ -148,6 +155,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
   private readonly retention: MessageRetention;
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private stopped = false;
+  /** The last change asked for of each channel (changes of one channel run in turn). */
+  private readonly channelChanges = new Map<string, Promise<unknown>>();
 
   private constructor(
     private readonly store: MessageStore,
@@ -182,7 +192,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
         visibility: 'public',
         description: 'Where humans and agents talk',
         createdBy: 'hub',
+        createdByKind: 'hub',
         createdAt: Date.now(),
+        createdSeq: 0,
         invited: [],
       };
       // Another leader a moment ago may have made it: then its record is the one.
@@ -221,6 +233,9 @@ export class MessagingProcess implements Server<MessagingMessage> {
           `presence:join:${msg.agentId}:${msg.session ?? msg.at}`,
         );
         return;
+      case 'agent_removed':
+        this.known.delete(msg.agentId);
+        return;
       case 'agent_down':
         this.announce(msg.agentId, { event: 'leave', reason: msg.reason.slice(0, 200) });
         return;
@@ -237,6 +252,7 @@ export class MessagingProcess implements Server<MessagingMessage> {
   }
 
   async terminate(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.sweeper);
     for (const ws of this.waiters.values()) for (const wake of ws) wake();
   }
@@ -265,21 +281,40 @@ export class MessagingProcess implements Server<MessagingMessage> {
         return this.thread((req as { id: number }).id, this.viewerOf(caller));
       case 'msg.status':
         return this.setStatus((req as { status: string }).status, this.agentOf(caller, op));
-      case 'channel.create':
-        return this.createChannel(r, caller);
       case 'channel.list':
-        return this.listChannels(this.viewerOf(caller));
-      case 'channel.join':
-        return this.join((req as { name: string }).name, this.agentOf(caller, op));
-      case 'channel.leave':
-        return this.leave((req as { name: string }).name, this.agentOf(caller, op));
-      case 'channel.invite':
-        return this.invite(req as { name: string; agent: string }, caller);
+        return this.listChannels((req as { after?: string }).after, this.viewerOf(caller));
       case 'channel.members':
         return this.members((req as { name: string }).name, this.viewerOf(caller));
-      case 'channel.remove':
-        return this.removeChannel((req as { name: string }).name, caller);
     }
+    // Changes of one channel run one at a time: each reads the record the one before it wrote.
+    const name = (req as { name: string }).name;
+    switch (op) {
+      case 'channel.create':
+        return this.serially(name, () => this.createChannel(r, caller));
+      case 'channel.join':
+        return this.serially(name, () => this.join(name, this.agentOf(caller, op)));
+      case 'channel.leave':
+        return this.serially(name, () => this.leave(name, this.agentOf(caller, op)));
+      case 'channel.invite':
+        return this.serially(name, () => this.invite(req as { name: string; agent: string }, caller));
+      case 'channel.remove':
+        return this.serially(name, () => this.removeChannel(name, caller));
+    }
+  }
+
+  /** Runs `fn` after every change of channel `name` asked for before it. */
+  private serially<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.channelChanges.get(name) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.channelChanges.set(name, tail);
+    void tail.then(() => {
+      if (this.channelChanges.get(name) === tail) this.channelChanges.delete(name);
+    });
+    return run;
   }
 
   private viewerOf(caller: Caller): Viewer {
@@ -406,7 +441,15 @@ export class MessagingProcess implements Server<MessagingMessage> {
 
   private async inbox(req: MsgInboxRequest, agent: string) {
     const deadline = Date.now() + req.waitMs;
+    // Each waiting read is read again at every wake: a few per agent, like the gateway allows.
+    if (req.waitMs > 0 && (this.waiters.get(agent)?.size ?? 0) >= POLLS_PER_AGENT)
+      throw new AgentComError(
+        ERROR_CODES.RATE_LIMITED,
+        `agent ${agent} has ${POLLS_PER_AGENT} mailbox reads waiting already`,
+        { retryAfterMs: 1_000 },
+      );
     for (;;) {
+      if (this.stopped) throw new AgentComError(ERROR_CODES.UNAVAILABLE, 'messaging is stopping; ask again');
       // Registered before the read, so a message stored during it still wakes this one.
       let wake!: () => void;
       const woken = new Promise<void>((resolve) => {
@@ -431,32 +474,37 @@ export class MessagingProcess implements Server<MessagingMessage> {
   }
 
   /**
-   * A page of `agent`'s mailbox after `after`: each source read from its own start, merged by
-   * sequence, and cut where the first source that was not read to its end stopped (so nothing
-   * between is skipped).
+   * A page of `agent`'s mailbox after `after`. The sources (its direct messages, the broadcasts,
+   * each of its channels) are read at different moments, so the page stops at the stream's last
+   * sequence taken before any of them: everything up to it was stored before every read began,
+   * and a message stored during the reads on a source read earlier cannot be missing below one
+   * read later elsewhere. It also stops where a source was not read to its end, and at `limit`
+   * and the reply's size; `more` says whether anything was left.
    */
   private async readMailbox(agent: string, after: number, limit: number) {
-    const all = mailboxSources(this.input.bus.names, agent, this.index);
-    // A source with nothing after where it is read from costs one direct get, not a consumer (a
-    // long poll reads again at each wake; an agent may be in many quiet channels).
-    const lasts = await Promise.all(all.map((s) => lastSeqOn(this.store, s.subject)));
-    const sources = all.filter((s, i) => lasts[i]! > Math.max(after, s.after));
-    if (sources.length === 0) return { messages: [], more: false };
+    const snapshot = await lastSeq(this.store);
+    if (snapshot <= after) return { messages: [], more: false };
+    const sources = mailboxSources(this.input.bus.names, agent, this.index).filter(
+      (s) => snapshot > Math.max(after, s.after),
+    );
+    const budget = this.replyBudget();
     const reads = await Promise.all(
       sources.map((s) =>
         scanSubject(this.store, s.subject, Math.max(after, s.after), {
           limit,
+          maxBytes: budget,
           accept: (m) => inMailbox(m, agent),
         }),
       ),
     );
-    const bound = Math.min(...reads.filter((r) => !r.exhausted).map((r) => r.last));
-    const merged = mergeBySeq(reads.map((r) => r.messages)).filter((m) => m.seq <= bound);
+    const cut = Math.min(snapshot, ...reads.filter((r) => !r.exhausted).map((r) => r.last));
+    const all = mergeBySeq(reads.map((r) => r.messages));
+    const merged = all.filter((m) => m.seq <= cut);
     const page = merged.slice(0, limit);
-    const messages = page.slice(0, fittingCount(page, this.replyBudget()));
+    const messages = page.slice(0, fittingCount(page, budget));
     return {
       messages,
-      more: messages.length < page.length || merged.length > limit || reads.some((r) => !r.exhausted),
+      more: messages.length < merged.length || merged.length < all.length || reads.some((r) => !r.exhausted),
     };
   }
 
@@ -493,16 +541,19 @@ export class MessagingProcess implements Server<MessagingMessage> {
         after,
         (await firstSeqAtOrAfter(bus, this.store.stream, req.since, bus.names.subjects.msgAll)) - 1,
       );
+    let pastUntil = false;
     const r = await scanSubject(this.store, historySubject(bus.names, req), after, {
       limit: req.limit,
       maxScan: HISTORY_SCAN_MAX,
+      maxBytes: this.replyBudget(),
       accept: (m) => matchesHistory(m, req) && visibleTo(m, viewer, this.index),
+      // Times rise with sequences: past `until`, nothing later matches.
+      stop: (m) => (pastUntil = req.until !== undefined && m.at > req.until),
     });
     const fit = fittingCount(r.messages, this.replyBudget());
     if (fit < r.messages.length)
       return { v: 1 as const, messages: r.messages.slice(0, fit), next: r.messages[fit - 1]!.seq };
-    const ended = req.until !== undefined && r.messages.length < req.limit && r.exhausted;
-    return { v: 1 as const, messages: r.messages, next: r.exhausted || ended ? null : r.last };
+    return { v: 1 as const, messages: r.messages, next: r.exhausted || pastUntil ? null : r.last };
   }
 
   private async thread(id: number, viewer: Viewer) {
@@ -519,6 +570,8 @@ export class MessagingProcess implements Server<MessagingMessage> {
       this.conversationSubjects(root).map((s) =>
         scanSubject(this.store, s, rootSeq, {
           limit: THREAD_MAX,
+          maxScan: HISTORY_SCAN_MAX * 10,
+          maxBytes: this.replyBudget(),
           accept: (x) => x.threadId === rootSeq && visibleTo(x, viewer, this.index),
         }),
       ),
@@ -596,16 +649,30 @@ export class MessagingProcess implements Server<MessagingMessage> {
     caller: Caller,
   ) {
     const sender = this.senderOf(caller);
+    if ('agent' in caller) {
+      const made = this.index.allChannels().filter((x) => createdByAgent(x, caller.agent)).length;
+      if (made >= CHANNELS_CREATED_MAX)
+        throw new AgentComError(
+          ERROR_CODES.INVALID_STATE,
+          `agent ${caller.agent} has created ${made} channels, the most one agent may have: remove one first`,
+        );
+      this.assertMayJoinMore(caller.agent);
+    }
+    if (this.index.channel(req.name))
+      throw new AgentComError(ERROR_CODES.CONFLICT, `channel #${req.name} exists`, { path: ['name'] });
     const c: Channel = {
       v: 1,
       name: req.name,
       visibility: req.visibility,
       description: req.description,
       createdBy: sender.id,
+      createdByKind: sender.kind,
       createdAt: Date.now(),
+      // Posts up to here belong to a removed channel of this name, if there was one.
+      createdSeq: await lastSeq(this.store),
       invited: [],
     };
-    if (this.index.channel(c.name) || !(await createChannel(this.store, c)))
+    if (!(await createChannel(this.store, c)))
       throw new AgentComError(ERROR_CODES.CONFLICT, `channel #${c.name} exists`, { path: ['name'] });
     this.index.putChannel(c);
     // Its creator is its first member.
@@ -617,12 +684,29 @@ export class MessagingProcess implements Server<MessagingMessage> {
     return { v: 1 as const, channel: this.info(c, this.viewerOf(caller)) };
   }
 
-  private async listChannels(viewer: Viewer) {
-    const channels = this.index
+  private async listChannels(after: string | undefined, viewer: Viewer) {
+    const visible = this.index
       .allChannels()
-      .filter((c) => channelVisible(c, viewer, this.index))
-      .map((c) => this.info(c, viewer));
-    return { v: 1 as const, channels };
+      .filter((c) => (after === undefined || c.name > after) && channelVisible(c, viewer, this.index));
+    // Without their invitations, and no more than one reply carries (then `more`: list on from the last).
+    const budget = this.replyBudget();
+    const channels: ChannelInfo[] = [];
+    let bytes = 0;
+    for (const c of visible) {
+      const { invited: _, ...info } = this.info(c, viewer);
+      bytes += JSON.stringify(info).length + 1;
+      if (bytes > budget && channels.length > 0) return { v: 1 as const, channels, more: true };
+      channels.push(info);
+    }
+    return { v: 1 as const, channels, more: false };
+  }
+
+  private assertMayJoinMore(agent: string): void {
+    if (this.index.channelsOf(agent).length >= CHANNELS_JOINED_MAX)
+      throw new AgentComError(
+        ERROR_CODES.INVALID_STATE,
+        `agent ${agent} is in ${CHANNELS_JOINED_MAX} channels, the most one agent may be in: leave one first`,
+      );
   }
 
   private async addMember(channel: string, agent: string): Promise<void> {
@@ -644,7 +728,10 @@ export class MessagingProcess implements Server<MessagingMessage> {
       throw new AgentComError(ERROR_CODES.FORBIDDEN, `#${name} is invite-only and ${agent} is not invited`, {
         path: ['name'],
       });
-    if (!this.index.membership(name, agent)) await this.addMember(name, agent);
+    if (!this.index.membership(name, agent)) {
+      this.assertMayJoinMore(agent);
+      await this.addMember(name, agent);
+    }
     return { v: 1 as const, channel: this.info(c, viewer) };
   }
 
@@ -657,7 +744,7 @@ export class MessagingProcess implements Server<MessagingMessage> {
 
   /** Whether `caller` may manage `c` (invite to it, remove it): trusted clients and its creator. */
   private manages(c: Channel, caller: Caller): boolean {
-    return !('agent' in caller) || c.createdBy === caller.agent;
+    return !('agent' in caller) || createdByAgent(c, caller.agent);
   }
 
   private async invite(req: { name: string; agent: string }, caller: Caller) {
@@ -668,9 +755,20 @@ export class MessagingProcess implements Server<MessagingMessage> {
       throw new AgentComError(ERROR_CODES.FORBIDDEN, `only members of #${c.name} may invite to it`, {
         path: ['name'],
       });
+    if (c.visibility === 'public')
+      throw new AgentComError(ERROR_CODES.INVALID_STATE, `#${c.name} is public: anyone may join it`, {
+        path: ['name'],
+      });
     if (!(c.invited as string[]).includes(req.agent)) {
-      if (c.invited.length >= 10_000)
-        throw new AgentComError(ERROR_CODES.INVALID_STATE, `#${c.name} has 10,000 invitations already`);
+      if (!(await this.agentExists(req.agent)))
+        throw new AgentComError(ERROR_CODES.NOT_FOUND, `agent ${req.agent} is not known to the hub`, {
+          path: ['agent'],
+        });
+      if (c.invited.length >= CHANNEL_INVITES_MAX)
+        throw new AgentComError(
+          ERROR_CODES.INVALID_STATE,
+          `#${c.name} holds ${CHANNEL_INVITES_MAX} invitations, the most a channel may`,
+        );
       const next: Channel = { ...c, invited: [...c.invited, req.agent as never] };
       await putChannel(this.store, next);
       this.index.putChannel(next);

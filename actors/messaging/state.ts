@@ -67,7 +67,11 @@ export class ChannelIndex {
   }
 }
 
-/** Whether `viewer` may read `m`: its own direct messages (to or from it), broadcasts, presence, its channels. */
+/**
+ * Whether `viewer` may read `m`: its own direct messages (to or from it), broadcasts, presence, and
+ * the posts of its channels made since the channel was created (a removed channel's posts stay in
+ * the stream, out of reach of whoever makes a channel of the same name later).
+ */
 export function visibleTo(m: Message, viewer: Viewer, index: ChannelIndex): boolean {
   if (viewer === 'trusted') return true;
   const id = viewer.agent;
@@ -77,14 +81,21 @@ export function visibleTo(m: Message, viewer: Viewer, index: ChannelIndex): bool
     case 'broadcast':
     case 'presence':
       return true;
-    case 'channel':
-      return m.channel !== undefined && index.membership(m.channel, id) !== undefined;
+    case 'channel': {
+      if (m.channel === undefined || index.membership(m.channel, id) === undefined) return false;
+      return m.seq > (index.channel(m.channel)?.createdSeq ?? Number.MAX_SAFE_INTEGER);
+    }
   }
+}
+
+/** Whether `agent` created `c` (an agent's creator rights; a human of the same name has none here). */
+export function createdByAgent(c: Channel, agent: string): boolean {
+  return c.createdByKind === 'agent' && c.createdBy === agent;
 }
 
 /** Whether an invite-only channel admits `agent` (public ones admit anyone). */
 export function mayJoin(c: Channel, agent: string): boolean {
-  return c.visibility === 'public' || c.createdBy === agent || (c.invited as string[]).includes(agent);
+  return c.visibility === 'public' || createdByAgent(c, agent) || (c.invited as string[]).includes(agent);
 }
 
 /** Whether `viewer` may see that `c` exists (list, members): public, or it is in or invited. */
@@ -198,7 +209,7 @@ export function mailboxSources(
     { subject: n.subjects.msgBroadcast, after: 0 },
     ...index.channelsOf(agent).map((c) => ({
       subject: n.subjects.msgChannel(c),
-      after: index.membership(c, agent)?.joinedSeq ?? 0,
+      after: Math.max(index.membership(c, agent)?.joinedSeq ?? 0, index.channel(c)?.createdSeq ?? 0),
     })),
   ];
 }

@@ -92,16 +92,6 @@ export async function getMessage(store: MessageStore, seq: number): Promise<Mess
   }
 }
 
-/** The last sequence stored on `subject` (0 when none): one direct get. */
-export async function lastSeqOn(store: MessageStore, subject: string): Promise<number> {
-  try {
-    return (await store.bus.jsm.direct.getMessage(store.stream, { last_by_subj: subject }))?.seq ?? 0;
-  } catch (err) {
-    if ((err as { code?: number }).code === 404 || /not found/i.test(String(err))) return 0;
-    throw err;
-  }
-}
-
 /** The last sequence stored (0 when none). */
 export async function lastSeq(store: MessageStore): Promise<number> {
   return (await store.bus.jsm.streams.info(store.stream)).state.last_seq;
@@ -126,7 +116,15 @@ export async function scanSubject(
   store: MessageStore,
   subject: string,
   after: number,
-  opts: { limit: number; maxScan?: number; accept?: (m: Message) => boolean },
+  opts: {
+    limit: number;
+    maxScan?: number;
+    /** Stop once the messages kept take this many bytes (as stored). */
+    maxBytes?: number;
+    accept?: (m: Message) => boolean;
+    /** Stop at the first message for which it holds (that one is not kept). */
+    stop?: (m: Message) => boolean;
+  },
 ): Promise<ScanResult> {
   const { bus, stream } = store;
   const maxScan = opts.maxScan ?? Number.MAX_SAFE_INTEGER;
@@ -143,10 +141,13 @@ export async function scanSubject(
   let pending = ci.num_pending;
   let scanned = 0;
   let skipped = false;
+  let bytes = 0;
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  let full = () => messages.length >= opts.limit || bytes >= maxBytes;
   try {
     // From the info the add returned: no second round trip to ask for it.
     const consumer = bus.js.consumers.getConsumerFromInfo(ci);
-    while (pending > 0 && messages.length < opts.limit && scanned < maxScan) {
+    while (pending > 0 && !full() && scanned < maxScan) {
       const want = Math.min(pending, BATCH, maxScan - scanned);
       // The shortest wait the client allows: what `pending` counted may be gone (a retention trim) by
       // the time the batch is asked for, and then the fetch waits for messages that will not come.
@@ -157,13 +158,22 @@ export async function scanSubject(
         scanned++;
         pending = jm.info.pending;
         // Delivered past the page: the next read starts from `last` again.
-        if (messages.length >= opts.limit) {
+        if (full()) {
           skipped = true;
           continue;
         }
-        last = jm.seq;
         const m = decodeStored(jm.seq, jm.data);
-        if (m && (!opts.accept || opts.accept(m))) messages.push(m);
+        if (m && opts.stop?.(m)) {
+          // Ends the read: what follows is not looked at (the caller knows why it stopped).
+          skipped = true;
+          full = () => true;
+          continue;
+        }
+        last = jm.seq;
+        if (m && (!opts.accept || opts.accept(m))) {
+          messages.push(m);
+          bytes += jm.data.length;
+        }
       }
       if (got === 0) break;
     }

@@ -220,6 +220,11 @@ export const MsgStatusRequestSchema = z
   .describe('Set the agent’s status: a presence message everyone can read.');
 
 export const CHANNEL_VISIBILITY = ['public', 'invite'] as const;
+/** Invitations one channel holds at most. */
+export const CHANNEL_INVITES_MAX = 1_000;
+/** Channels one agent may have created at once, and belong to at once. */
+export const CHANNELS_CREATED_MAX = 100;
+export const CHANNELS_JOINED_MAX = 1_000;
 export const ChannelSchema = z
   .object({
     v: z.literal(1),
@@ -229,8 +234,17 @@ export const ChannelSchema = z
       .describe('`public`: anyone may join; `invite`: only those invited.'),
     description: z.string().max(500),
     createdBy: z.string().min(1).max(64),
+    createdByKind: SenderKindSchema.describe(
+      'Whether `createdBy` is an agent (its creator rights), a human or the hub.',
+    ),
     createdAt: EpochMsSchema,
-    invited: z.array(AgentIdSchema).max(10_000).describe('Agents invited to an invite-only channel.'),
+    createdSeq: CursorSchema.describe(
+      'The stream’s last sequence when it was created: posts at or before it belong to an earlier channel of this name, which agents do not see.',
+    ),
+    invited: z
+      .array(AgentIdSchema)
+      .max(CHANNEL_INVITES_MAX)
+      .describe('Agents invited to an invite-only channel.'),
   })
   .describe('A channel as stored (`channel.<name>` in the messaging bucket).');
 export type Channel = z.infer<typeof ChannelSchema>;
@@ -249,6 +263,7 @@ export const MembershipSchema = z
 export type Membership = z.infer<typeof MembershipSchema>;
 
 export const ChannelInfoSchema = ChannelSchema.extend({
+  invited: ChannelSchema.shape.invited.optional().describe('Agents invited (left out of lists).'),
   members: z.int().min(0),
   joined: z.boolean().optional().describe('Whether the caller (an agent) is a member.'),
 });
@@ -268,9 +283,20 @@ export const ChannelInviteRequestSchema = z.strictObject({
   agent: AgentIdSchema,
   ...actAs,
 });
-export const ChannelListRequestSchema = z.strictObject({ v: z.literal(1), ...actAs });
+export const ChannelListRequestSchema = z.strictObject({
+  v: z.literal(1),
+  after: ChannelNameSchema.optional().describe('List the channels named after this one (a page’s last).'),
+  ...actAs,
+});
 export const ChannelReplySchema = z.object({ v: z.literal(1), channel: ChannelInfoSchema });
-export const ChannelListReplySchema = z.object({ v: z.literal(1), channels: z.array(ChannelInfoSchema) });
+export const ChannelListReplySchema = z.object({
+  v: z.literal(1),
+  channels: z.array(ChannelInfoSchema).describe('By name, without their invitations.'),
+  more: z
+    .boolean()
+    .optional()
+    .describe('True when more channels follow than one reply carries: list from `after` the last name.'),
+});
 export const ChannelMembersReplySchema = z.object({
   v: z.literal(1),
   channel: ChannelInfoSchema,
@@ -283,7 +309,8 @@ export const ChannelLeaveReplySchema = z.object({
 
 /** What the hub pushes to an agent's connection as each message for it is stored (no ack). */
 export const MessagePushSchema = z
-  .object({ v: z.literal(1), message: MessageSchema })
+  // Strict, so no reply of the API (which a request may address to any subject) passes for one.
+  .strictObject({ v: z.literal(1), message: MessageSchema })
   .describe('A live copy of a stored message, on `_INBOX.<agent id>.msg`; the mailbox holds it too.');
 
 /** Retention of one kind: per target (a mailbox, a channel) at most `maxMessages`, none older than `maxAgeMs`. */

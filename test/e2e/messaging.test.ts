@@ -417,3 +417,139 @@ describe('history paging against a reference', () => {
     );
   }, 180_000);
 });
+
+describe('under concurrency and from hostile callers', () => {
+  const connect = async (agentId: string) => {
+    const a = await AgentClient.connect({
+      connection: { servers: h.url, prefix: h.prefix },
+      agentId,
+      hello: { queues: ['default'] },
+      logger: pino({ level: 'silent' }),
+      helloTimeoutMs: 10_000,
+    });
+    agents.push(a);
+    return a;
+  };
+
+  it('a reader following its mailbox while many send to it reads every message once, in order', async () => {
+    await connect('race-r');
+    // Many sources (its direct messages, the broadcasts, six channels), each read at its own moment.
+    const channels = Array.from({ length: 6 }, (_, i) => `race-${i}`);
+    for (const c of channels) {
+      await m().channelCreate({ name: c });
+      await m().channelJoin(c, { as: 'race-r' });
+    }
+    const start = (await m().inbox({ as: 'race-r', limit: 1_000 })).messages.at(-1)?.seq ?? 0;
+    const sent: number[] = [];
+    const senders = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; i < 100; i++) {
+        const k = (i + w) % 8;
+        const target =
+          k === 0 ? { to: 'race-r' } : k === 1 ? { broadcast: true as const } : { channel: channels[k - 2]! };
+        sent.push((await m().send({ ...target, body: `w${w}-${i}`, sender: `w${w}` })).message.seq);
+      }
+    });
+    const read: number[] = [];
+    let after = start;
+    let done = false;
+    const reading = (async () => {
+      while (!done || read.length < sent.length) {
+        const page = await m().inbox({ as: 'race-r', after, limit: 7 });
+        for (const x of page.messages) read.push(x.seq);
+        if (page.messages.length) after = page.messages.at(-1)!.seq;
+        if (done && !page.more && page.messages.length === 0) break;
+      }
+    })();
+    await Promise.all(senders);
+    done = true;
+    await reading;
+    expect(read).toEqual([...sent].sort((a, b) => a - b));
+  }, 120_000);
+
+  it('a channel made again under a removed one’s name shows its members nothing of the old one', async () => {
+    await m().channelCreate({ name: 'reused', visibility: 'invite', as: 'm1' });
+    await m().send({ channel: 'reused', body: 'the password is hunter2', as: 'm1' });
+    await m().channelRemove('reused', { as: 'm1' });
+    await m().channelCreate({ name: 'reused', as: 'm3' });
+    const fresh = (await m().send({ channel: 'reused', body: 'hello again', as: 'm3' })).message;
+    expect((await m().history({ channel: 'reused', as: 'm3' })).messages.map((x) => x.body)).toEqual([
+      'hello again',
+    ]);
+    const err = await refusal(m().send({ replyTo: fresh.seq - 1, body: 'x', as: 'm3' }));
+    expect(err.code).toBe(ERROR_CODES.NOT_FOUND);
+    // Operators still see the whole stream.
+    expect((await m().history({ channel: 'reused' })).messages.map((x) => x.body)).toEqual([
+      'the password is hunter2',
+      'hello again',
+    ]);
+  });
+
+  it('an agent named like a human has no creator rights over the human’s channels', async () => {
+    await connect('operator');
+    await m().channelCreate({ name: 'ops-only', visibility: 'invite' });
+    expect((await refusal(m().channelJoin('ops-only', { as: 'operator' }))).code).toBe(ERROR_CODES.NOT_FOUND);
+    expect((await refusal(m().channelRemove('ops-only', { as: 'operator' }))).code).toBe(
+      ERROR_CODES.NOT_FOUND,
+    );
+    // Public, for the control: visible, yet not its to remove.
+    await m().channelCreate({ name: 'ops-public' });
+    expect((await refusal(m().channelRemove('ops-public', { as: 'operator' }))).code).toBe(
+      ERROR_CODES.FORBIDDEN,
+    );
+  });
+
+  it('concurrent invitations are all kept; invitations to public channels and unknown agents are refused', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `inv-${i}`);
+    for (const id of ids) await connect(id);
+    await m().channelCreate({ name: 'crowd', visibility: 'invite', as: 'm1' });
+    await Promise.all(ids.map((id) => m().channelInvite('crowd', id, { as: 'm1' })));
+    const members = await m().channelMembers('crowd');
+    expect([...(members.channel.invited ?? [])].sort()).toEqual([...ids].sort());
+    expect((await refusal(m().channelInvite('crowd', 'nobody-at-all', { as: 'm1' }))).code).toBe(
+      ERROR_CODES.NOT_FOUND,
+    );
+    await m().channelCreate({ name: 'open-door', as: 'm1' });
+    expect((await refusal(m().channelInvite('open-door', 'm2', { as: 'm1' }))).code).toBe(
+      ERROR_CODES.INVALID_STATE,
+    );
+  }, 60_000);
+
+  it('a removed agent gets no more messages; waiting reads per agent are capped', async () => {
+    await connect('leaver');
+    await m().send({ to: 'leaver', body: 'before' });
+    await h.api.removeAgent('leaver');
+    expect((await refusal(m().send({ to: 'leaver', body: 'after' }))).code).toBe(ERROR_CODES.NOT_FOUND);
+    const polls = Array.from({ length: 4 }, () => m().inbox({ as: 'm3', after: 1e12, waitMs: 3_000 }));
+    await waitUntil(async () => {
+      const err = await m()
+        .inbox({ as: 'm3', after: 1e12, waitMs: 3_000 })
+        .then(
+          () => null,
+          (e: unknown) => e as AgentComError,
+        );
+      return err?.code === ERROR_CODES.RATE_LIMITED;
+    }, 'a fifth waiting read refused');
+    for (const p of await Promise.all(polls)) expect(p.messages).toEqual([]);
+  }, 60_000);
+
+  it('a channel list too large for one reply comes in pages', async () => {
+    const names = Array.from({ length: 1_000 }, (_, i) => `page-${String(i).padStart(4, '0')}`);
+    for (const name of names) await m().channelCreate({ name, description: 'd'.repeat(500) });
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const r = await m().bus.nc.request(
+        `${h.prefix}.api.channel.list`,
+        JSON.stringify({ v: 1, ...(after ? { after } : {}) }),
+        { timeout: 15_000 },
+      );
+      const page = r.json<{ channels: { name: string; invited?: unknown }[]; more: boolean }>();
+      seen.push(...page.channels.map((c) => c.name));
+      expect(page.channels.every((c) => c.invited === undefined)).toBe(true);
+      if (!page.more) break;
+      after = page.channels.at(-1)!.name;
+    }
+    expect(seen.filter((x) => x.startsWith('page-'))).toEqual(names);
+    expect(seen.length).toBe(new Set(seen).size);
+  }, 120_000);
+});

@@ -160,6 +160,8 @@ describe('restart', () => {
       { name: 'ops', visibility: 'invite', description: 'on call' },
       { agent: 'x1' },
     );
+    // Only a known agent can be invited: one that came online.
+    cast(p, { type: 'agent_up', agentId: 'x2', capabilities: [], queues: [], slots: 1, at: Date.now() });
     await ask(p, 'channel.invite', { name: 'ops', agent: 'x2' }, { agent: 'x1' });
     await ask(p, 'channel.join', { name: 'ops' }, { agent: 'x2' });
     await send(p, { channel: 'ops', body: 'page' }, { agent: 'x1' });
