@@ -83,7 +83,9 @@ function decodeStored(seq: number, data: Uint8Array): Message | null {
 /** One message by id, or null when there is none (never stored, or past retention). */
 export async function getMessage(store: MessageStore, seq: number): Promise<Message | null> {
   try {
-    const sm = await store.bus.jsm.direct.getMessage(store.stream, { seq });
+    // From the stream's leader, not a direct get (which a lagging replica may answer): a reply to a
+    // message stored a moment ago must find it.
+    const sm = await store.bus.jsm.streams.getMessage(store.stream, { seq });
     if (!sm) return null;
     return sm.subject.startsWith(`${store.bus.names.prefix}.msg.`) ? decodeStored(sm.seq, sm.data) : null;
   } catch (err) {

@@ -109,8 +109,19 @@ export class MessagingClient {
   ): Promise<ChannelInfo> {
     return (await this.call('channel.create', req, ChannelReplySchema)).channel;
   }
+  /** Every channel the caller may see, by name (the pages of a long list followed to the end). */
   async channelList(actAs: ActAs = {}): Promise<ChannelInfo[]> {
-    return (await this.call('channel.list', actAs, ChannelListReplySchema)).channels;
+    const out: ChannelInfo[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await this.call(
+        'channel.list',
+        { ...actAs, ...(after !== undefined ? { after } : {}) },
+        ChannelListReplySchema,
+      );
+      out.push(...page.channels);
+      if (!page.more || page.channels.length === 0) return out;
+      after = page.channels.at(-1)!.name;
+    }
   }
   async channelJoin(name: string, actAs: ActAs = {}): Promise<ChannelInfo> {
     return (await this.call('channel.join', { name, ...actAs }, ChannelReplySchema)).channel;

@@ -622,16 +622,28 @@ async function storedFromNow(bus: Bus, filter: TailFilter): Promise<LiveMessages
   };
 }
 
-/** What the hub pushes to an agent's connection as each message for it is stored. */
+/**
+ * What the hub pushes to an agent's connection as each message for it is stored. A push may come
+ * twice (a send repeated with its clientId is pushed again), so each seq is shown once; only
+ * pushes pass (the schema is strict: an API reply someone addressed here does not).
+ */
 async function pushedTo(bus: Bus, agentId: string): Promise<LiveMessages> {
   const sub = bus.nc.subscribe(messagePushSubject(agentId));
   // Registered with the server before the note says so.
   await bus.nc.flush();
+  const shown = new Set<number>();
   return {
     messages: (async function* () {
       for await (const m of sub) {
         const r = decodePayload(MessagePushSchema, m.data, Number.MAX_SAFE_INTEGER);
-        yield r.ok ? r.value.message : null;
+        if (!r.ok || shown.has(r.value.message.seq)) {
+          yield null;
+          continue;
+        }
+        // Bounded: a tail that runs for days keeps the last 10,000.
+        if (shown.size >= 10_000) shown.delete(shown.values().next().value!);
+        shown.add(r.value.message.seq);
+        yield r.value.message;
       }
     })(),
     stop: () => sub.unsubscribe(),

@@ -213,7 +213,8 @@ describe('sidecar messages', { timeout: 90_000 }, () => {
       JSON.parse(await readFile(join(paths.sentDir, 'answer.json'), 'utf8')),
     );
     expect(sentRecord.seq).toBe(reply.seq);
-    expect(existsSync(join(paths.outboxDir, 'answer.json'))).toBe(false);
+    // The outbox file is removed once its sent record is written.
+    await waitUntil(() => !existsSync(join(paths.outboxDir, 'answer.json')), 'the outbox file removed');
 
     const reasons = async () =>
       Object.fromEntries(

@@ -137,12 +137,14 @@ export class MailRelay {
     const path = join(this.paths.outboxDir, name);
     let text: string;
     let mtime: number;
+    let ino: number;
     try {
       const s = await stat(path);
       if (!s.isFile()) return;
       if (s.size > MAX_RESULT_FILE_BYTES)
         return this.reject(name, `too large: ${s.size} bytes (max ${MAX_RESULT_FILE_BYTES})`);
       mtime = s.mtimeMs;
+      ino = s.ino;
       text = await readFile(path, 'utf8');
     } catch {
       return; // gone (sent already, or the agent took it back)
@@ -160,7 +162,13 @@ export class MailRelay {
       return this.reject(name, `invalid: ${issue?.message} at ${issue?.path.join('.') || '(root)'}`);
     }
     const { v: _v, ...req } = parsed.data;
-    const clientId = `ob-${createHash('sha256').update(name).update('\0').update(text).digest('hex').slice(0, 48)}`;
+    // The same file (a retry after a crash between the send and the move to sent/) is the same
+    // message; a new file of the same name and text (written again: a new inode and time) is a new one.
+    const clientId = `ob-${createHash('sha256')
+      .update(`${name}\0${ino}\0${mtime}\0`)
+      .update(text)
+      .digest('hex')
+      .slice(0, 48)}`;
     let sent: { message: Message; duplicate: boolean };
     try {
       sent = await this.client.messages.sendRequest({ ...req, clientId });

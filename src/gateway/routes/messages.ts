@@ -344,13 +344,18 @@ export function messageRoutes(opts: { timeoutMs: number }): RouteDef[] {
       summary:
         'The channels the caller may see (public ones, and invite-only ones its agent is in or invited to), with member counts and, for an agent, `joined`.',
       roles: ['read', 'submitter', 'agent'],
-      query: z.object(AsQuery),
+      query: z.object({
+        ...AsQuery,
+        after: ChannelNameSchema.optional().describe(
+          'Channels named after this one (the last of a page with `more`).',
+        ),
+      }),
       reply: ChannelListReplySchema,
       handler: (ctx) =>
         callAs(
           ctx,
           caller(ctx, 'channel.list', ctx.query.as, { path: ['query', 'as'] }),
-          {},
+          ctx.query.after !== undefined ? { after: ctx.query.after } : {},
           ChannelListReplySchema,
         ),
     }),
