@@ -75,6 +75,8 @@ export class Sidecar {
   private chain: Promise<unknown> = Promise.resolve();
   private watch: DirWatch | undefined;
   private mail: MailRelay | undefined;
+  /** Settles when the last relay stopped (a new one waits for it). */
+  private mailStopped: Promise<void> = Promise.resolve();
   private readonly log: Logger;
 
   constructor(
@@ -178,7 +180,9 @@ export class Sidecar {
         this.deps.pollMs,
       );
       const messages = this.config.messages;
-      if (messages) {
+      // The relay of an earlier time online ends first: two would both write and wake.
+      await this.mailStopped;
+      if (messages && active) {
         // Its own loop beside the task relay: writing messages never waits for queue.json.
         this.mail = new MailRelay(
           { ...this.config, messages },
@@ -201,7 +205,7 @@ export class Sidecar {
       offStatus();
       this.watch?.close();
       this.watch = undefined;
-      void this.mail?.stop();
+      this.mailStopped = this.mail?.stop().catch(() => undefined) ?? this.mailStopped;
       this.mail = undefined;
     };
   }
