@@ -161,6 +161,11 @@ export function names(prefix: string = DEFAULT_PREFIX) {
       /** An alert fired or resolved: `<p>.alert.<rule>` (alert.ts). */
       alert: (rule: string) => `${p}.alert.${rule}`,
       alertAll: `${p}.alert.>`,
+      /** Inspection events of one actor tree (inspect.ts): `<p>.inspect.<source>.<id>`. */
+      inspect: (source: string, id: string) => `${p}.inspect.${source}.${id}`,
+      inspectAll: `${p}.inspect.>`,
+      /** Listeners asking for inspection events (inspect.ts), repeated while they listen. */
+      inspecting: `${p}.inspecting`,
       /** Every stored message (message.ts): `<p>.msg.<kind>.<target>`. */
       msgAll: `${p}.msg.>`,
       /** Direct messages to one agent: its mailbox's own part. */
