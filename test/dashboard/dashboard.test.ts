@@ -1,0 +1,118 @@
+/**
+ * The dashboard in a real headless Chromium (Debian's, driven by playwright-core) against a live
+ * hub with agents as processes: the page shows an agent go idle -> working -> idle as a task runs,
+ * and a dead task's Retry clicked in the page requeues it (the agent then finishes it). Nothing is
+ * polled: the page follows the gateway's event stream. Screenshots are written to
+ * test-output/screenshots/ (git-ignored) for people to look at.
+ */
+import { mkdir } from 'node:fs/promises';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useGateway } from '../support/gateway.js';
+import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
+
+const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
+const g = useGateway('dash');
+let browser: Browser;
+const agents: SimAgent[] = [];
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  await mkdir(SHOTS, { recursive: true });
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.kill()));
+  await browser?.close();
+});
+
+async function openDashboard(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(`${url}/dashboard`);
+  await page.fill('#token', token);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#status[data-status="live"]', { timeout: 30_000 });
+}
+
+describe('the dashboard', () => {
+  it('shows an agent go idle, working, idle as a task runs; a dead task retried from the page is requeued', async () => {
+    const h = await g.setup();
+    const worker = await spawnSimAgent({
+      url: g.nats.url,
+      prefix: h.prefix,
+      agentId: 'dash-worker',
+      workMs: 2_500,
+    });
+    agents.push(worker);
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await openDashboard(page, h.url, h.tokens.admin);
+    const row = 'tr[data-agent-id="dash-worker"]';
+    await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 30_000 });
+    await page.screenshot({ path: new URL('agent-idle.png', SHOTS).pathname, fullPage: true });
+
+    const submitted = await h.http('POST', '/api/tasks', {
+      token: h.tokens.admin,
+      body: { title: 'watch me work' },
+    });
+    expect(submitted.status).toBe(201);
+    const taskId: string = submitted.body.task.id;
+    await page.waitForSelector(`${row}[data-state="working"]`, { timeout: 30_000 });
+    await page.waitForSelector(`#tasks tr[data-task-id="${taskId}"][data-status="working"]`, {
+      timeout: 30_000,
+    });
+    await page.screenshot({ path: new URL('agent-working.png', SHOTS).pathname, fullPage: true });
+    await page.waitForSelector(`#tasks tr[data-task-id="${taskId}"][data-status="done"]`, {
+      timeout: 30_000,
+    });
+    await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 30_000 });
+
+    // A task that dies: its first attempt fails and it has no retries left.
+    const flaky = await spawnSimAgent({
+      url: g.nats.url,
+      prefix: h.prefix,
+      agentId: 'dash-flaky',
+      queues: ['flaky'],
+      failTimes: 1,
+      retryable: true,
+    });
+    agents.push(flaky);
+    const doomed = await h.http('POST', '/api/tasks', {
+      token: h.tokens.admin,
+      body: { title: 'fails once', queue: 'flaky', maxRetries: 0 },
+    });
+    const deadId: string = doomed.body.task.id;
+    const deadRow = `#dead tr[data-task-id="${deadId}"]`;
+    await page.waitForSelector(deadRow, { timeout: 30_000 });
+    await page.screenshot({ path: new URL('dead-task.png', SHOTS).pathname, fullPage: true });
+    await page.click(`${deadRow} button`);
+    // Requeued, and this time the agent finishes it.
+    await page.waitForSelector(`#tasks tr[data-task-id="${deadId}"][data-status="done"]`, {
+      timeout: 30_000,
+    });
+    const after = await h.http('GET', `/api/tasks/${deadId}`, { token: h.tokens.admin });
+    expect(after.body.task.status).toBe('done');
+    expect(await page.$(deadRow)).toBeNull();
+    await page.screenshot({ path: new URL('retried.png', SHOTS).pathname, fullPage: true });
+    expect(errors).toEqual([]);
+  }, 180_000);
+
+  it('serves only its own files, with a policy allowing nothing from elsewhere', async () => {
+    const h = await g.setup();
+    const page = await h.http('GET', '/dashboard', { token: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(page.text).not.toMatch(/https?:\/\//);
+    for (const asset of ['dashboard.js', 'dashboard.css']) {
+      const r = await h.http('GET', `/dashboard/assets/${asset}`, { token: null });
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(/https?:\/\/(?!localhost)/);
+    }
+    expect((await h.http('GET', '/dashboard/assets/..%2F..%2Fapp.ts', { token: null })).status).toBe(404);
+    expect((await h.http('GET', '/dashboard/assets/index.html', { token: null })).status).toBe(404);
+    // The data is the API's: without a token the page gets nothing.
+    expect((await h.http('GET', '/api/dashboard/state', { token: null })).status).toBe(401);
+  });
+});
