@@ -1,41 +1,10 @@
-/**
- * End-to-end hub benchmark, printed as JSON beside the peers measured in the same run with the same
- * shapes (bench/peers): BullMQ, raw JetStream (one store per task) and the JetStream pipeline (the
- * hub's five durable stores per task done with the bare client and no hub logic: the ceiling of
- * this design on this machine):
- *   e2e      N tasks submitted (100 publishes in flight) while `c` agents (slots 1 each) work;
- *            clock stops when the hub reports all N `done` (every transition durable: submit,
- *            record created, assigned, delivered, accepted, completed, record done; the handler
- *            completes at once, so the SDK reports `completed` alone, which implies `accepted`).
- *   latency  single submits at `rate`/s for `warmup` s (not measured: fresh processes run cold, see
- *            LATENCY_DEFAULTS), then for `duration` s; submit (just before publish) -> agent handler
- *            start, across processes on one host. The peers offer the same warm-up
- *            (bench/peers/common.ts offerLoad).
- * Processes: nats-server, the hub (`agentcom hub`), one agents process, and this producer. Each e2e
- *            run also reports CPU ms per task of each process (/proc utime + stime), a figure
- *            far less sensitive than tasks/s to other load on a shared machine.
- *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3] [--reps 1] [--no-peers] [--no-e2e]
- *     [--no-latency]
- * With HUB_PROF=1 the hub and agents processes write V8 CPU profiles to /tmp/prof and
- * /tmp/prof-agents (`node --cpu-prof`); that is how the hub's hot spots in the README were found.
- * With LATENCY_DUMP=<path> each latency run also writes its samples to <path>.<rep>.json.
- * HUB_NODE_ARGS='<node flags>' are passed to the hub process (e.g. `--trace-gc`), and HUB_LOG=<path>
- * keeps its stdout (logs, GC traces) in <path>.<run prefix> instead of discarding it.
- */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { submitTask } from '../src/agent/submit.js';
-import { type Bus, connectBus } from '../src/bus/connection.js';
-import { request } from '../src/bus/service.js';
-import { TaskStatsReplySchema } from '../src/protocol/api.js';
+import { doneCount, startStack, waitMsg } from './hub-stack.js';
 import {
   addConcurrently,
   cpuMsPerTask,
-  cpuSeconds,
   Deadline,
   LATENCY_DEFAULTS,
   latencySummary,
@@ -43,12 +12,11 @@ import {
   nowMs,
   offeredCount,
   offerLoad,
-  ownCpuSeconds,
   payload,
   resolveLatency,
   sleep,
 } from './peers/common.js';
-import { type NatsTraffic, startNatsServer, trafficPerTask } from './peers/nats.js';
+import { trafficPerTask } from './peers/nats.js';
 import { runPeerSuite } from './peers/suite.js';
 
 const args = process.argv.slice(2);
@@ -66,106 +34,9 @@ const PEERS = !args.includes('--no-peers');
 const E2E = !args.includes('--no-e2e');
 const LATENCY = !args.includes('--no-latency');
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-
-interface Stack {
-  /** CPU seconds (user + system) used so far by each process of the stack. */
-  cpu(): Record<string, number>;
-  /** The nats-server's message and byte counters so far. */
-  traffic(): Promise<NatsTraffic>;
-  bus: Bus;
-  agents: ChildProcess;
-  hub: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startStack(prefix: string): Promise<Stack> {
-  const nats = await startNatsServer();
-  const hub = spawn(
-    process.execPath,
-    [
-      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
-      ...(process.env.HUB_NODE_ARGS ? process.env.HUB_NODE_ARGS.split(' ') : []),
-      '--import',
-      'tsx',
-      here('../src/cli/main.ts'),
-      'hub',
-      '--nats-url',
-      nats.url,
-      '--prefix',
-      prefix,
-      '--log-level',
-      'info',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        AGENTCOM_ACCEPT_TIMEOUT_MS: '60000',
-        // Every finished task stays counted until the run has seen them all done.
-        AGENTCOM_RETENTION_COUNT: String(Math.max(N, 1_000_000)),
-      },
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const rl = createInterface({ input: hub.stdout! });
-    rl.on('line', (l) => {
-      if (l.includes('"hub started"')) resolve();
-    });
-    hub.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
-  });
-  if (process.env.HUB_LOG) hub.stdout!.pipe(createWriteStream(`${process.env.HUB_LOG}.${prefix}`));
-  else hub.stdout!.resume();
-  const agents = fork(here('./hub-agents.ts'), [nats.url, prefix, String(C)], {
-    execArgv: [
-      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-agents'] : []),
-      '--import',
-      'tsx',
-    ],
-  });
-  await waitMsg(agents, 'ready');
-  const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'warn' }) });
-  return {
-    cpu: () => ({
-      hub: cpuSeconds(hub.pid),
-      agents: cpuSeconds(agents.pid),
-      nats: cpuSeconds(nats.pid),
-      producer: ownCpuSeconds(),
-    }),
-    traffic: () => nats.traffic(),
-    bus,
-    agents,
-    hub,
-    async stop() {
-      agents.send({ type: 'close' });
-      await new Promise((r) => agents.once('exit', r));
-      await bus.drain();
-      hub.kill('SIGTERM');
-      await new Promise((r) => hub.once('exit', r));
-      await nats.stop();
-    },
-  };
-}
-
-function waitMsg<T = Record<string, unknown>>(p: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve) => {
-    const on = (m: { type: string }) => {
-      if (m.type === type) {
-        p.off('message', on);
-        resolve(m as T);
-      }
-    };
-    p.on('message', on);
-  });
-}
-
-async function doneCount(bus: Bus): Promise<number> {
-  const s = await request(bus, 'task.stats', { v: 1 }, TaskStatsReplySchema, { timeoutMs: 10_000 });
-  return s.byStatus.done ?? 0;
-}
 
 async function e2e(rep: number) {
-  const stack = await startStack(`bench${rep}e`);
+  const stack = await startStack(`bench${rep}e`, { c: C, retentionCount: N });
   try {
     const cpu0 = stack.cpu();
     const traffic0 = await stack.traffic();
@@ -193,7 +64,7 @@ async function e2e(rep: number) {
 async function latency(rep: number) {
   const o = resolveLatency({ rate: RATE, durationS: DURATION, c: C, warmupS: WARMUP });
   const dl = new Deadline(o.timeoutMs, `hub latency rate=${o.rate}`);
-  const stack = await startStack(`bench${rep}l`);
+  const stack = await startStack(`bench${rep}l`, { c: C, retentionCount: N });
   try {
     await sleep(500);
     const cpu0 = stack.cpu();

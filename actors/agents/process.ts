@@ -9,11 +9,17 @@
  * tasks differ from what the records say is sent a `SYNC` with the records' view, so after any
  * fault (a restore from an old snapshot, a missed event, a write that failed) the view converges
  * within a tick of the records being readable.
+ *
+ * Inspection (docs/protocol.md §11e): while a listen on `<p>.inspecting` names `agent.<id>` or
+ * `agent.*`, that agent's FSM has XState inspection attached (its `@xstate.actor` with the current
+ * snapshot first), published on `<p>.inspect.agent.<id>`; it is detached when the listen expires,
+ * and re-attached to a restarted FSM. With no listen nothing is attached.
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { type AgentEmitted, type AgentEvent, agentMachine, type TaskSlot } from '../../machines/agent.js';
 import type { Bus } from '../../src/bus/connection.js';
+import { type Following, InspectRelay, inspectActor } from '../../src/bus/inspect-relay.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { isActive, type TaskRecord } from '../../src/protocol/task.js';
@@ -72,6 +78,9 @@ export class AgentsProcess implements Server<AgentsMessage> {
   private readonly starting = new Map<AgentId, Promise<void>>();
   private readonly backlog = new Map<AgentId, AgentEvent[]>();
   private readonly log: Logger;
+  /** Follows `<p>.inspecting`; one following per agent seen, attached only while listened to. */
+  private readonly relay: InspectRelay;
+  private readonly inspected = new Map<AgentId, { following: Following; actor?: object }>();
   private tickTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
 
@@ -80,30 +89,36 @@ export class AgentsProcess implements Server<AgentsMessage> {
     private readonly kv: TypedKv<FsmSnapshot>,
   ) {
     this.log = input.log.child({ actor: 'agents' });
+    this.relay = InspectRelay.start(input.bus, { log: this.log });
   }
 
   static async start(input: AgentsInput, ctx: ServerContext): Promise<AgentsProcess> {
     const kv = await openKv(input.bus, input.bus.names.buckets.agents, FsmSnapshotSchema);
     const a = new AgentsProcess(input, kv);
-    for (const key of await kv.keys('*.fsm')) {
-      const got = await kv.get(key);
-      const id = key.slice(0, -'.fsm'.length) as AgentId;
-      await a.ensure(id, got?.value.snapshot);
-    }
-    // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
-    const snap = await call<TaskRecord[]>(
-      input.taskQueue,
-      { type: 'snapshot' },
-      { registry: input.registry },
-    );
-    if (snap.ok) for (const t of snap.value) a.onTask(t);
-    if (input.presence) {
-      const online = await call<(AgentUp | AgentBeat)[]>(
-        input.presence,
-        { type: 'online' },
+    try {
+      for (const key of await kv.keys('*.fsm')) {
+        const got = await kv.get(key);
+        const id = key.slice(0, -'.fsm'.length) as AgentId;
+        await a.ensure(id, got?.value.snapshot);
+      }
+      // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
+      const snap = await call<TaskRecord[]>(
+        input.taskQueue,
+        { type: 'snapshot' },
         { registry: input.registry },
       );
-      if (online.ok) for (const m of online.value) if (m.type === 'agent_up') a.handle(m);
+      if (snap.ok) for (const t of snap.value) a.onTask(t);
+      if (input.presence) {
+        const online = await call<(AgentUp | AgentBeat)[]>(
+          input.presence,
+          { type: 'online' },
+          { registry: input.registry },
+        );
+        if (online.ok) for (const m of online.value) if (m.type === 'agent_up') a.handle(m);
+      }
+    } catch (err) {
+      a.relay.close(); // a failed start leaves no subscription behind
+      throw err;
     }
     a.sync();
     a.tickTimer = setInterval(() => ctx.send({ type: 'tick' }), input.tickMs);
@@ -145,6 +160,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
   async terminate(): Promise<void> {
     clearInterval(this.tickTimer);
     clearInterval(this.flushTimer);
+    this.relay.close();
     await this.flush();
   }
 
@@ -230,6 +246,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
     for (const id of this.knownAgents()) {
       const pid = this.pid(id);
       if (!pid) continue;
+      // A restarted FSM nobody has sent to yet is hooked (and inspected) here.
+      this.hook(id, pid);
       const snap = pid.actor.getSnapshot();
       if (snap.value === 'offline') continue;
       const want = held.get(id) ?? {};
@@ -303,6 +321,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
           throw new Error(`cannot start FSM for ${agentId}: ${JSON.stringify(r.error)}`);
         }
       }
+      const started = this.pid(agentId);
+      if (started) this.hook(agentId, started);
       const pending = this.backlog.get(agentId) ?? [];
       this.backlog.delete(agentId);
       for (const e of pending) this.send(agentId, e);
@@ -312,16 +332,34 @@ export class AgentsProcess implements Server<AgentsMessage> {
     return p;
   }
 
-  /** Listen to what a (possibly restarted) FSM emits. */
+  /** Listen to what a (possibly restarted) FSM emits, and follow listens for its inspection. */
   private hook(agentId: AgentId, pid: ActorPid<typeof agentMachine>): void {
     if (this.hooked.has(pid.actor)) return;
     this.hooked.add(pid.actor);
+    this.followInspection(agentId, pid);
     pid.actor.on('flagged', (e: Extract<AgentEmitted, { type: 'flagged' }>) => {
       this.log.warn(
         { agent_id: agentId, task_id: e.taskId, phase: 'flagged', reason: e.reason },
         'agent flagged',
       );
     });
+  }
+
+  /** Inspection of this agent's FSM while a listen names it; a new incarnation is re-attached. */
+  private followInspection(agentId: AgentId, pid: ActorPid<typeof agentMachine>): void {
+    const known = this.inspected.get(agentId);
+    if (known) {
+      if (known.following.attached && known.actor !== pid.actor) known.following.refresh();
+      return;
+    }
+    const entry: { following?: Following; actor?: object } = {};
+    entry.following = this.relay.follow('agent', agentId, (pub) => {
+      const current = this.pid(agentId);
+      if (!current) return () => {};
+      entry.actor = current.actor;
+      return inspectActor(current.actor, pub);
+    });
+    this.inspected.set(agentId, entry as { following: Following; actor?: object });
   }
 
   private async flush(): Promise<void> {

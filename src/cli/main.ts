@@ -17,6 +17,7 @@ import { registerFieldCommands } from './field.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerGitCommands } from './git.js';
 import type { HubFlags } from './hub.js';
+import { registerInspectCommand } from './inspect.js';
 import { registerLimitsCommands } from './limits.js';
 import { registerMsgCommands, registerThreadCommands } from './msg.js';
 import { registerScheduleCommands } from './schedule.js';
@@ -80,6 +81,7 @@ registerTokenCommands(program);
 registerMsgCommands(program);
 registerChannelCommands(program);
 registerThreadCommands(program);
+registerInspectCommand(program);
 
 try {
   await program.parseAsync(process.argv);

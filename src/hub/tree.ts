@@ -16,8 +16,10 @@
  *      │                                     connection is gone); starts / stops `work`
  *      ├─ hub-stats                          on every hub: its restarts, reconnects, event-loop lag
  *      │                                     and lease on `<p>.hub.<id>.stats` (hub-stats.ts)
- *      └─ gateway                            on every hub: HTTP API, events, /metrics (docs/gateway.md);
- *                                            last, so its restart restarts nothing else
+ *      ├─ gateway                            on every hub: HTTP API, events, /metrics (docs/gateway.md);
+ *      │                                     late, so its restart restarts only inspect
+ *      └─ inspect                            on every hub: its supervision tree as inspection events
+ *                                            while someone listens (inspect-tree.ts, protocol §11e)
  *      (work runs in work-slot while this hub leads:)
  *         work               rest_for_one   later children are projections of earlier ones: when
  *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it; when the
@@ -64,6 +66,7 @@ import { authDirPaths } from './auth/auth-dir.js';
 import { startSuspensionSync } from './auth/suspensions.js';
 import type { HubConfig } from './config.js';
 import { HubStatsProcess, hubCounters } from './hub-stats.js';
+import { startHubInspection } from './inspect-tree.js';
 
 /** Registered names of the hub's actors (in the hub's own registry). */
 export const ACTOR_NAMES = {
@@ -162,6 +165,8 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
     ...(config.http === 'on'
       ? [serverChild('gateway', startGatewayServer, { config, bus, log, onGateway: deps.onGateway })]
       : []),
+    // After it: a restart of the gateway restarts only this cheap follower, never the reverse.
+    serverChild('inspect', startHubInspection, { bus, registry, log, hubId }),
   ];
 }
 

@@ -72,7 +72,11 @@ function consumerApi(op: 'MSG.NEXT' | 'INFO', stream: string, consumer: string):
  *
  * Messaging: its own `<op>.<id>` subject of each messaging endpoint (`msg.send.<id>`, ...).
  *
- * Subscribe: only its reply inboxes ({@link agentInboxPrefix}); the hub pushes its messages there.
+ * Inspection (inspect.ts): its sidecar publishes its lifecycle machine's events on
+ * `<p>.inspect.sidecar.<id>` while someone listens, which it learns from `<p>.inspecting`.
+ *
+ * Subscribe: its reply inboxes ({@link agentInboxPrefix}; the hub pushes its messages there), and
+ * the inspection listens `<p>.inspecting` (who wants to see what; nothing secret).
  */
 export function agentPermissions(
   n: Names,
@@ -108,9 +112,11 @@ export function agentPermissions(
   // Messaging: each endpoint on its own subject, so the hub reads the caller from it (message.ts).
   // Live copies of its messages arrive under its reply inboxes, which it may already subscribe to.
   for (const op of AGENT_MESSAGING_OPS) publish.push(n.subjects.apiMessagingAs(op, agentId));
+  // Its sidecar's inspection events, on its own subject only (docs/protocol.md §11e).
+  publish.push(n.subjects.inspect('sidecar', agentId));
   return {
     publish: { allow: publish },
-    subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`] },
+    subscribe: { allow: [`${agentInboxPrefix(agentId)}.>`, n.subjects.inspecting] },
   };
 }
 

@@ -64,6 +64,7 @@ import {
   PheromoneReplySchema,
   PheromoneSchema,
 } from './field.js';
+import { InspectionEventSchema, InspectListenSchema } from './inspect.js';
 import { LimitsSchema, SuspensionSchema } from './limits.js';
 import {
   ChannelCreateRequestSchema,
@@ -204,6 +205,8 @@ export const SCHEMAS: readonly SchemaEntry[] = [
   entry('hub.alive', HubAliveSchema),
   entry('hub.control.request', HubControlRequestSchema),
   entry('hub.stats', HubStatsSchema),
+  entry('inspect.event', InspectionEventSchema),
+  entry('inspect.listen', InspectListenSchema),
   entry('sidecar.progress', ProgressFileSchema),
   entry('sidecar.result', ResultFileSchema),
   entry('sidecar.task', TaskFileSchema),

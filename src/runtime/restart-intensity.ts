@@ -43,11 +43,18 @@ export class RestartWindow {
   /** Restart times, oldest first, from `#start` on. */
   #times: number[] = [];
   #start = 0;
+  #total = 0;
 
-  constructor(private readonly limits: IntensityLimits) {}
+  constructor(readonly limits: IntensityLimits) {}
+
+  /** Restarts recorded since the window was made (for inspection; not part of the rule). */
+  get total(): number {
+    return this.#total;
+  }
 
   /** Records a restart at `now`: false when it is one too many for the window (shut down). */
   add(now: number): boolean {
+    this.#total++;
     this.#times.push(now);
     const threshold = now - this.limits.period;
     while (this.#times[this.#start]! < threshold) this.#start++;

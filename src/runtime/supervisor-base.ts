@@ -61,6 +61,20 @@ export abstract class SupervisorBase extends Pid {
     return this.name ?? this.toString();
   }
 
+  /**
+   * What inspection and status displays show: its life state, its restart-intensity limits and the
+   * restarts counted since it started (restart attempts, refused ones included). Read-only.
+   */
+  inspectState(): {
+    readonly state: SupervisorState;
+    readonly intensity: number;
+    readonly period: number;
+    readonly restarts: number;
+  } {
+    const { intensity, period } = this.restarts.limits;
+    return { state: this.state, intensity, period, restarts: this.restarts.total };
+  }
+
   /** Subscribe to supervision reports. Returns the unsubscribe function. */
   subscribe(listener: ReportListener): () => void {
     return this.reporter.subscribe(listener);

@@ -412,8 +412,9 @@ describe('raw agent with its own NKey and only the permissions of §12', () => {
         ...['create', 'list', 'join', 'leave', 'invite', 'members', 'remove'].map(
           (op) => `${p}.api.channel.${op}.${agentId}`,
         ),
+        `${p}.inspect.sidecar.${agentId}`,
       ],
-      subscribe: [`_INBOX.${agentId}.>`],
+      subscribe: [`_INBOX.${agentId}.>`, `${p}.inspecting`],
     };
     const granted = agentPermissions(names(p), agentId);
     expect([...granted.publish.allow].sort()).toEqual([...documented.publish].sort());

@@ -52,7 +52,7 @@ describe('agent permissions', () => {
     expect(pub(n.subjects.dlq('ACME_INBOX', 'inbox-a1'))).toBe(false);
   });
 
-  it('allows subscribing only under its own reply-inbox prefix', () => {
+  it('allows subscribing only under its own reply-inbox prefix (and to the inspection listens)', () => {
     expect(agentInboxPrefix('a1')).toBe('_INBOX.a1');
     expect(sub('_INBOX.a1.abc.1')).toBe(true);
     expect(sub('_INBOX.b1.abc.1')).toBe(false);
@@ -60,6 +60,16 @@ describe('agent permissions', () => {
     expect(sub(n.subjects.agentInbox('a1'))).toBe(false);
     expect(sub(n.subjects.agentAll('report'))).toBe(false);
     expect(sub('$KV.acme_agents.a1')).toBe(false);
+  });
+
+  it('lets its sidecar read the inspection listens and publish inspection on its own subject only', () => {
+    expect(sub(n.subjects.inspecting)).toBe(true);
+    expect(pub(n.subjects.inspect('sidecar', 'a1'))).toBe(true);
+    expect(pub(n.subjects.inspect('sidecar', 'b1'))).toBe(false);
+    expect(pub(n.subjects.inspect('agent', 'a1'))).toBe(false);
+    expect(pub(n.subjects.inspect('hub', 'a1'))).toBe(false);
+    expect(pub(n.subjects.inspecting)).toBe(false);
+    expect(sub(n.subjects.inspect('sidecar', 'b1'))).toBe(false);
   });
 
   it('adds task submission only with canSubmit', () => {

@@ -72,6 +72,7 @@ export async function startSidecar(
     });
     if (r.kind === 'ok') {
       machine = r.pid.actor;
+      sc.setMachine(r.pid.actor);
       let last = '';
       r.pid.actor.subscribe((s) => {
         const v = JSON.stringify(s.value);

@@ -24,13 +24,18 @@
  *   the hub gives it to another agent and the operator sees why.
  * - With `messages` in the config, incoming messages are written to files (each before it is
  *   acked) and outbox files sent, by a relay of their own (mail.ts).
+ * - While online, a listen on `<p>.inspecting` naming `sidecar.<agentId>` (or `sidecar.*`) attaches
+ *   inspection to the lifecycle machine (machines/sidecar.ts), published on
+ *   `<p>.inspect.sidecar.<agentId>` (docs/protocol.md §11e); nothing is attached otherwise.
  * All queue changes run one at a time (one writer for queue.json).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { AnyActorRef } from 'xstate';
 import type { SidecarEvent } from '../../../machines/sidecar.js';
+import { InspectRelay, inspectActor } from '../../bus/inspect-relay.js';
 import { readSeedFile } from '../../bus/nkeys.js';
 import type { InboxAssign, InboxMessage, InboxNotice, Report } from '../../protocol/agent.js';
 import { newSessionId } from '../../protocol/ids.js';
@@ -77,6 +82,8 @@ export class Sidecar {
   private mail: MailRelay | undefined;
   /** Settles when the last relay stopped (a new one waits for it). */
   private mailStopped: Promise<void> = Promise.resolve();
+  /** The lifecycle machine this relay runs in, inspected while a listen names this sidecar. */
+  private machine: AnyActorRef | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -97,6 +104,11 @@ export class Sidecar {
           this.log.error({ task_id: id, err }, 'could not report the failed wake'),
         ),
     );
+  }
+
+  /** The machine running this sidecar's actors (set once it is spawned), for inspection. */
+  setMachine(machine: AnyActorRef): void {
+    this.machine = machine;
   }
 
   /** Tasks held now. */
@@ -159,6 +171,10 @@ export class Sidecar {
       return () => {};
     }
     let active = true;
+    const relay = InspectRelay.start(client.bus, { log: this.log });
+    const inspection = relay.follow('sidecar', this.config.agentId, (pub) =>
+      this.machine ? inspectActor(this.machine, pub) : () => {},
+    );
     const offStatus = client.bus.onStatus((e) => {
       if (!active) return;
       if (e.type === 'disconnect') send({ type: 'DISCONNECTED' });
@@ -202,6 +218,8 @@ export class Sidecar {
     });
     return () => {
       active = false;
+      inspection.stop();
+      relay.close();
       offStatus();
       this.watch?.close();
       this.watch = undefined;

@@ -51,7 +51,7 @@ describe('nats-server config rendering', () => {
     expect(text).toContain(`{ nkey: "${hub}" }`);
     expect(text).toContain(`{ nkey: "${admin}" }`);
     expect(text.match(/permissions: \{/g)).toHaveLength(2);
-    expect(text).toContain('subscribe: { allow: ["_INBOX.a.>"] }');
+    expect(text).toContain('subscribe: { allow: ["_INBOX.a.>", "acme.inspecting"] }');
     expect(text).toContain('"acme.agent.b.report"');
     // Only b may submit.
     expect(text.match(/"acme\.task\.submit\.b"/g)).toHaveLength(1);

@@ -1,0 +1,128 @@
+/**
+ * The hub benchmark's stack, shared by bench/hub.ts and bench/inspect.ts: a private nats-server,
+ * the hub as its own process, the agents process (bench/hub-agents.ts) and a client connection,
+ * with the CPU seconds of each process.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { type Bus, connectBus } from '../src/bus/connection.js';
+import { request } from '../src/bus/service.js';
+import { TaskStatsReplySchema } from '../src/protocol/api.js';
+import { cpuSeconds, ownCpuSeconds } from './peers/common.js';
+import { type NatsTraffic, startNatsServer } from './peers/nats.js';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+export interface Stack {
+  /** CPU seconds (user + system) used so far by each process of the stack. */
+  cpu(): Record<string, number>;
+  /** The nats-server's message and byte counters so far. */
+  traffic(): Promise<NatsTraffic>;
+  bus: Bus;
+  agents: ChildProcess;
+  hub: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** Agents (slots 1 each) in the agents process. */
+  c: number;
+  /** Finished tasks the hub keeps counted (AGENTCOM_RETENTION_COUNT); at least every task of the run. */
+  retentionCount: number;
+  /** Extra environment of the hub process. */
+  hubEnv?: Record<string, string>;
+}
+
+/**
+ * nats-server, the hub (`agentcom hub`, its own process) and one agents process (`c` agents), and
+ * a client connection. With HUB_PROF, HUB_NODE_ARGS and HUB_LOG as bench/hub.ts describes.
+ */
+export async function startStack(prefix: string, o: StackOptions): Promise<Stack> {
+  const nats = await startNatsServer();
+  const hub = spawn(
+    process.execPath,
+    [
+      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      ...(process.env.HUB_NODE_ARGS ? process.env.HUB_NODE_ARGS.split(' ') : []),
+      '--import',
+      'tsx',
+      here('../src/cli/main.ts'),
+      'hub',
+      '--nats-url',
+      nats.url,
+      '--prefix',
+      prefix,
+      '--log-level',
+      'info',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        AGENTCOM_ACCEPT_TIMEOUT_MS: '60000',
+        // Every finished task stays counted until the run has seen them all done.
+        AGENTCOM_RETENTION_COUNT: String(Math.max(o.retentionCount, 1_000_000)),
+        ...o.hubEnv,
+      },
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: hub.stdout! });
+    rl.on('line', (l) => {
+      if (l.includes('"hub started"')) resolve();
+    });
+    hub.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
+  });
+  if (process.env.HUB_LOG) hub.stdout!.pipe(createWriteStream(`${process.env.HUB_LOG}.${prefix}`));
+  else hub.stdout!.resume();
+  const agents = fork(here('./hub-agents.ts'), [nats.url, prefix, String(o.c)], {
+    execArgv: [
+      ...(process.env.HUB_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-agents'] : []),
+      '--import',
+      'tsx',
+    ],
+  });
+  await waitMsg(agents, 'ready');
+  const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'warn' }) });
+  return {
+    cpu: () => ({
+      hub: cpuSeconds(hub.pid),
+      agents: cpuSeconds(agents.pid),
+      nats: cpuSeconds(nats.pid),
+      producer: ownCpuSeconds(),
+    }),
+    traffic: () => nats.traffic(),
+    bus,
+    agents,
+    hub,
+    async stop() {
+      agents.send({ type: 'close' });
+      await new Promise((r) => agents.once('exit', r));
+      await bus.drain();
+      hub.kill('SIGTERM');
+      await new Promise((r) => hub.once('exit', r));
+      await nats.stop();
+    },
+  };
+}
+
+export function waitMsg<T = Record<string, unknown>>(p: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve) => {
+    const on = (m: { type: string }) => {
+      if (m.type === type) {
+        p.off('message', on);
+        resolve(m as T);
+      }
+    };
+    p.on('message', on);
+  });
+}
+
+/** Tasks the hub counts `done`. */
+export async function doneCount(bus: Bus): Promise<number> {
+  const s = await request(bus, 'task.stats', { v: 1 }, TaskStatsReplySchema, { timeoutMs: 10_000 });
+  return s.byStatus.done ?? 0;
+}

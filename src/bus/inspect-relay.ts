@@ -1,0 +1,364 @@
+/**
+ * @module inspect-relay
+ * Live inspection over NATS (src/protocol/inspect.ts, docs/protocol.md §11e), the publishing side.
+ *
+ * An {@link InspectRelay} follows the listens on `<p>.inspecting` (validated; a bad one is dropped),
+ * keeps each listener's targets until its `ttlMs` runs out, and says whether `<source>.<id>` is
+ * wanted now. {@link InspectRelay.follow} attaches something (an XState actor's inspection, a
+ * supervision tree) while its target is wanted and detaches it when the last listen naming it
+ * expires, so with no listener nothing is attached at all: the only cost of inspection being
+ * possible is one core subscription per relay and one small message per listener every few
+ * seconds.
+ *
+ * An {@link InspectPublisher} publishes `@statelyai/inspect` events (its `createInspector` makes
+ * them, from XState's raw inspection events or from its manual `actor()/event()/snapshot()` API)
+ * on `<p>.inspect.<source>.<id>`, with every session id prefixed `<source>:<id>:`. Nothing it
+ * does can throw into the actor it observes: conversion, serialization and publishing are each
+ * wrapped, and a failure is logged at debug and the event dropped.
+ *
+ * Not guaranteed: delivery (core NATS, at most once, dropped while disconnected); that an event
+ * reaches a listener whose first listen arrived after it; the order of events of two actors.
+ */
+import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import type { AnyActorRef, InspectionEvent, Observer } from 'xstate';
+import {
+  type InspectListen,
+  InspectListenSchema,
+  type InspectSource,
+  targetMatches,
+} from '../protocol/inspect.js';
+import type { Bus } from './connection.js';
+import type { Logger } from './log.js';
+import { type CoreSubscription, subscribeTyped } from './subscribe.js';
+
+/**
+ * The unexpired listens, by listener: a listener's newer listen replaces its older one. Pure (the
+ * caller passes the time), so expiry is testable without waiting.
+ */
+export class InspectListens {
+  private readonly byListener = new Map<string, { targets: readonly string[]; expiresAt: number }>();
+
+  /** Records a listen received at `now`. Returns whether the set of wanted targets may have changed. */
+  add(listen: InspectListen, now: number): boolean {
+    const prev = this.byListener.get(listen.listener);
+    this.byListener.set(listen.listener, { targets: listen.targets, expiresAt: now + listen.ttlMs });
+    return !prev || prev.targets.join(' ') !== listen.targets.join(' ');
+  }
+
+  /** Drops the listens expired at `now`; whether any was dropped. */
+  expire(now: number): boolean {
+    let dropped = false;
+    for (const [k, l] of this.byListener)
+      if (l.expiresAt <= now) {
+        this.byListener.delete(k);
+        dropped = true;
+      }
+    return dropped;
+  }
+
+  /** Whether an unexpired listen names `<source>.<id>` (or `<source>.*`) at `now`. */
+  wants(source: InspectSource, id: string, now: number): boolean {
+    for (const l of this.byListener.values()) {
+      if (l.expiresAt <= now) continue;
+      for (const t of l.targets) if (targetMatches(t, source, id)) return true;
+    }
+    return false;
+  }
+
+  /** Whether any unexpired listen names a target of `source`. */
+  wantsAny(source: InspectSource, now: number): boolean {
+    for (const l of this.byListener.values()) {
+      if (l.expiresAt <= now) continue;
+      if (l.targets.some((t) => t.startsWith(`${source}.`))) return true;
+    }
+    return false;
+  }
+
+  /** When the next listen expires (epoch ms), if any is held. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined;
+    for (const l of this.byListener.values())
+      if (next === undefined || l.expiresAt < next) next = l.expiresAt;
+    return next;
+  }
+
+  get size(): number {
+    return this.byListener.size;
+  }
+}
+
+/** The id prefix of a source's sessions: `agent:a1:`. */
+export function sessionPrefix(source: InspectSource, id: string): string {
+  return `${source}:${id}:`;
+}
+
+/** The XState inspection events `@statelyai/inspect` converts (it drops the others). */
+const CONVERTED: ReadonlySet<string> = new Set(['@xstate.actor', '@xstate.event', '@xstate.snapshot']);
+
+/** What `createInspector` returns (the package does not export the type). */
+export type StatelyInspector = ReturnType<typeof createInspector>;
+
+/**
+ * Publishes one source's inspection events. `inspector` is a `@statelyai/inspect` inspector whose
+ * events land here; `observer` is its XState observer, wrapped so that it never throws.
+ */
+export class InspectPublisher {
+  readonly subject: string;
+  readonly inspector: StatelyInspector;
+  readonly observer: Observer<InspectionEvent>;
+  /** The root session id (unprefixed) given to events the inspector leaves without one. */
+  root: string | undefined;
+  /** Events published so far. */
+  published = 0;
+  private active = true;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly bus: Bus,
+    readonly source: InspectSource,
+    readonly id: string,
+    private readonly log: Logger = bus.log,
+  ) {
+    this.subject = bus.names.subjects.inspect(source, id);
+    this.prefix = sessionPrefix(source, id);
+    this.inspector = createInspector({ send: (e) => this.send(e) }, { autoStart: true });
+    const next = this.inspector.inspect.next?.bind(this.inspector.inspect);
+    this.observer = {
+      next: (e: InspectionEvent) => {
+        // Only what the format has: microsteps and actions would each cost the inspector a timer
+        // turn to be dropped; and nothing at all once detached.
+        if (!this.active || !next || !CONVERTED.has(e.type)) return;
+        try {
+          next(e);
+        } catch (err) {
+          this.log.debug({ phase: 'inspect', err, subject: this.subject }, 'inspection event not converted');
+        }
+      },
+    };
+  }
+
+  /** Publishes one converted event (ids prefixed). Never throws. */
+  send(event: StatelyInspectionEvent): void {
+    // The inspector converts XState's events a tick later: one that lands after detaching is dropped.
+    if (!this.active || this.bus.isClosed()) return;
+    try {
+      const e = event as StatelyInspectionEvent & { parentId?: string; sourceId?: string };
+      const out: Record<string, unknown> = { ...e, sessionId: this.prefixed(e.sessionId) };
+      const root = e.rootId === undefined || e.rootId === 'anonymous' ? this.root : e.rootId;
+      out.rootId = root === undefined ? undefined : this.prefixed(root);
+      if (e.type === '@xstate.actor' && e.parentId !== undefined) out.parentId = this.prefixed(e.parentId);
+      if (e.type === '@xstate.event' && e.sourceId !== undefined) out.sourceId = this.prefixed(e.sourceId);
+      this.bus.nc.publish(this.subject, JSON.stringify(out));
+      this.published++;
+    } catch (err) {
+      this.log.debug({ phase: 'inspect', err, subject: this.subject }, 'inspection event not published');
+    }
+  }
+
+  /**
+   * Sends `@xstate.actor` with the current snapshot for `actor` and every descendant (what a
+   * listener needs to see the picture whole when inspection attaches). Never throws.
+   */
+  announce(actor: AnyActorRef): void {
+    try {
+      this.inspector.actor(actor, jsonSafe(actor.getSnapshot()));
+      const children = (actor.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> })
+        .children;
+      if (children) for (const c of Object.values(children)) if (c) this.announce(c);
+    } catch (err) {
+      this.log.debug({ phase: 'inspect', err, subject: this.subject }, 'actor not announced');
+    }
+  }
+
+  /** Stops publishing (events still queued in the inspector are dropped). */
+  close(): void {
+    this.active = false;
+  }
+
+  private prefixed(session: string): string {
+    return session.startsWith(this.prefix) ? session : `${this.prefix}${session}`;
+  }
+}
+
+/** A snapshot as plain JSON (XState's snapshots and actor refs have toJSON), or a stand-in. */
+function jsonSafe(snapshot: unknown): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(snapshot)) as Record<string, unknown>;
+  } catch {
+    const s = snapshot as { status?: unknown; value?: unknown };
+    return { status: s?.status, value: s?.value };
+  }
+}
+
+/**
+ * Attaches XState inspection to a running actor's whole system: its `@xstate.actor` (and its
+ * descendants') with the current snapshot now, then every event and snapshot. Returns the detach.
+ */
+export function inspectActor(actor: AnyActorRef, pub: InspectPublisher): () => void {
+  pub.root = actor.sessionId;
+  pub.announce(actor);
+  const sub = actor.system.inspect(pub.observer);
+  return () => sub.unsubscribe();
+}
+
+/** Something attached while its target is wanted; see {@link InspectRelay.follow}. */
+export interface Following {
+  /** Whether it is attached now. */
+  readonly attached: boolean;
+  /** Detach and attach again (e.g. the actor it watches was replaced by a restart). */
+  refresh(): void;
+  /** Stop following (detaches). */
+  stop(): void;
+}
+
+export interface InspectRelayOptions {
+  log?: Logger;
+  /** Time source (epoch ms); tests only. */
+  now?: () => number;
+}
+
+/** Follows `<p>.inspecting` and attaches inspection to what the listens name. */
+export class InspectRelay {
+  private readonly listens = new InspectListens();
+  private readonly follows = new Set<() => void>();
+  private readonly changeListeners = new Set<() => void>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private sub: CoreSubscription | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly bus: Bus,
+    opts: InspectRelayOptions,
+  ) {
+    this.log = opts.log ?? bus.log;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Subscribes to `<p>.inspecting`. */
+  static start(bus: Bus, opts: InspectRelayOptions = {}): InspectRelay {
+    const r = new InspectRelay(bus, opts);
+    r.sub = subscribeTyped(bus, bus.names.subjects.inspecting, InspectListenSchema, (l) => r.receive(l), {
+      onInvalid: (error) => r.log.debug({ phase: 'inspect', error }, 'invalid listen ignored'),
+    });
+    return r;
+  }
+
+  /** Whether some unexpired listen names `<source>.<id>`. */
+  wants(source: InspectSource, id: string): boolean {
+    return this.listens.wants(source, id, this.now());
+  }
+
+  /** Whether some unexpired listen names a target of `source` (an id or `*`). */
+  wantsAny(source: InspectSource): boolean {
+    return this.listens.wantsAny(source, this.now());
+  }
+
+  /** Told after each change of the listens (a new listener or targets, an expiry). */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /**
+   * While a listen names `<source>.<id>`, `attach` runs with a publisher for its subject and
+   * returns the detach, called when the last such listen expires (or on `stop`/`close`). Neither
+   * may throw into the caller: a throw is logged.
+   */
+  follow(source: InspectSource, id: string, attach: (pub: InspectPublisher) => () => void): Following {
+    let pub: InspectPublisher | undefined;
+    let detach: (() => void) | undefined;
+    const up = () => {
+      pub = new InspectPublisher(this.bus, source, id, this.log);
+      try {
+        detach = attach(pub);
+      } catch (err) {
+        this.log.warn({ phase: 'inspect', err, source, id }, 'inspection did not attach');
+        detach = () => {};
+      }
+      this.log.debug({ phase: 'inspect', source, id }, 'inspection attached');
+    };
+    const down = () => {
+      try {
+        detach?.();
+      } catch (err) {
+        this.log.warn({ phase: 'inspect', err, source, id }, 'inspection did not detach cleanly');
+      }
+      pub?.close();
+      this.log.debug({ phase: 'inspect', source, id, published: pub?.published }, 'inspection detached');
+      pub = undefined;
+      detach = undefined;
+    };
+    const check = () => {
+      const want = !this.closed && this.wants(source, id);
+      if (want && !pub) up();
+      else if (!want && pub) down();
+    };
+    this.follows.add(check);
+    check();
+    return {
+      get attached() {
+        return pub !== undefined;
+      },
+      refresh: () => {
+        if (!pub) return check();
+        down();
+        check();
+      },
+      stop: () => {
+        this.follows.delete(check);
+        if (pub) down();
+      },
+    };
+  }
+
+  /** Takes one listen (what the subscription does with each valid message). */
+  receive(listen: InspectListen): void {
+    if (this.closed) return;
+    const now = this.now();
+    const changed = this.listens.add(listen, now);
+    // A repeated listen only extends; a new listener or new targets may attach something.
+    if (changed) this.changed();
+    this.schedule();
+  }
+
+  /** Unsubscribes and detaches everything. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    try {
+      this.sub?.unsubscribe();
+    } catch {
+      // The connection is already closed: so is the subscription.
+    }
+    for (const f of [...this.follows]) f();
+    this.follows.clear();
+    this.changeListeners.clear();
+  }
+
+  private changed(): void {
+    for (const f of [...this.follows]) f();
+    for (const l of [...this.changeListeners])
+      try {
+        l();
+      } catch (err) {
+        this.log.warn({ phase: 'inspect', err }, 'inspection change listener threw');
+      }
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    const next = this.listens.nextExpiry();
+    if (next === undefined || this.closed) return;
+    this.timer = setTimeout(
+      () => {
+        if (this.listens.expire(this.now())) this.changed();
+        this.schedule();
+      },
+      Math.max(0, next - this.now()) + 1,
+    );
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The inspection relay (src/bus/inspect-relay.ts) against a real nats-server: listens expire,
+ * inspection attaches only while a listen names the target and detaches after, nothing is
+ * published without a listen, malformed listens are ignored, and nothing it does throws.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { assign, createActor, setup } from 'xstate';
+import { connectBus } from '../../src/bus/connection.js';
+import { InspectListens, InspectPublisher, InspectRelay, inspectActor } from '../../src/bus/inspect-relay.js';
+import type { InspectListen } from '../../src/protocol/inspect.js';
+import { eventually } from '../support/eventually.js';
+import { uniqueName } from '../support/names.js';
+import { useNatsServer } from '../support/nats-server.js';
+
+const listen = (targets: string[], ttlMs = 10_000, listener = 'l1'): InspectListen => ({
+  v: 1,
+  listener,
+  targets,
+  ttlMs,
+});
+
+describe('InspectListens', () => {
+  it('holds a listen until its ttl runs out, per listener, and matches ids and *', () => {
+    const l = new InspectListens();
+    expect(l.wants('agent', 'a1', 0)).toBe(false);
+    expect(l.add(listen(['agent.a1'], 1_000), 0)).toBe(true);
+    expect(l.wants('agent', 'a1', 999)).toBe(true);
+    expect(l.wants('agent', 'a2', 999)).toBe(false);
+    expect(l.wants('hub', 'a1', 999)).toBe(false);
+    expect(l.wants('agent', 'a1', 1_000)).toBe(false);
+    // Repeating the same listen only extends it.
+    expect(l.add(listen(['agent.a1'], 1_000), 900)).toBe(false);
+    expect(l.wants('agent', 'a1', 1_500)).toBe(true);
+    // A listener's new listen replaces its targets.
+    expect(l.add(listen(['hub.*'], 1_000), 1_000)).toBe(true);
+    expect(l.wants('agent', 'a1', 1_100)).toBe(false);
+    expect(l.wants('hub', 'h7', 1_100)).toBe(true);
+    expect(l.wantsAny('hub', 1_100)).toBe(true);
+    expect(l.wantsAny('agent', 1_100)).toBe(false);
+    // Another listener adds its own.
+    l.add(listen(['agent.*'], 5_000, 'l2'), 1_000);
+    expect(l.wants('agent', 'zz', 1_100)).toBe(true);
+    expect(l.nextExpiry()).toBe(2_000);
+    expect(l.expire(2_000)).toBe(true);
+    expect(l.size).toBe(1);
+    expect(l.wants('hub', 'h7', 2_000)).toBe(false);
+    expect(l.wants('agent', 'zz', 5_999)).toBe(true);
+    expect(l.expire(6_000)).toBe(true);
+    expect(l.nextExpiry()).toBeUndefined();
+  });
+});
+
+const counter = setup({
+  types: { context: {} as { n: number }, events: {} as { type: 'INC' } | { type: 'DONE' } },
+}).createMachine({
+  id: 'counter',
+  context: { n: 0 },
+  initial: 'low',
+  states: {
+    low: {
+      on: {
+        INC: [
+          {
+            guard: ({ context }) => context.n >= 1,
+            target: 'high',
+            actions: assign({ n: ({ context }) => context.n + 1 }),
+          },
+          { actions: assign({ n: ({ context }) => context.n + 1 }) },
+        ],
+      },
+    },
+    high: { on: { DONE: 'low' } },
+  },
+});
+
+interface Got {
+  subject: string;
+  event: Record<string, unknown> & { type: string; sessionId: string };
+}
+
+describe('InspectRelay', () => {
+  const nats = useNatsServer();
+  const opened: { close(): void | Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const o of opened.splice(0).reverse()) await o.close();
+  });
+
+  async function fixture() {
+    const prefix = uniqueName('insp').replace(/_/g, '-').toLowerCase();
+    const bus = await connectBus({ servers: nats.url, prefix, logger: pino({ level: 'silent' }) });
+    opened.push({ close: () => bus.drain() });
+    const got: Got[] = [];
+    const sentinels: string[] = [];
+    const dec = new TextDecoder();
+    bus.nc.subscribe(bus.names.subjects.inspectAll, {
+      callback: (_e, m) => {
+        const body = JSON.parse(dec.decode(m.data));
+        if (m.subject.endsWith('.sentinel')) sentinels.push(body.id);
+        else got.push({ subject: m.subject, event: body });
+      },
+    });
+    await bus.nc.flush();
+    const relay = InspectRelay.start(bus, { log: pino({ level: 'silent' }) });
+    opened.push(relay);
+    await bus.nc.flush();
+    const say = (l: InspectListen | unknown) =>
+      bus.nc.publish(bus.names.subjects.inspecting, typeof l === 'string' ? l : JSON.stringify(l));
+    /**
+     * Everything published before now on this connection has arrived: the inspector converts
+     * XState's events one timer turn later (a zero timer queued after its own runs after them),
+     * then a sentinel published on the same connection arrives after them (NATS keeps a
+     * connection's order to a subscriber).
+     */
+    let k = 0;
+    const settled = async () => {
+      await new Promise((r) => setTimeout(r, 0));
+      const id = `s${k++}`;
+      bus.nc.publish(bus.names.subjects.inspect('agent', 'sentinel'), JSON.stringify({ id }));
+      await eventually(() => expect(sentinels).toContain(id), { timeout: 5_000 });
+    };
+    return { bus, relay, got, say, settled };
+  }
+
+  function counterActor() {
+    const actor = createActor(counter).start();
+    opened.push({
+      close: () => {
+        actor.stop();
+      },
+    });
+    return actor;
+  }
+
+  it('attaches nothing and publishes nothing while no listen names the target', async () => {
+    const { relay, got, say, settled } = await fixture();
+    const actor = counterActor();
+    let attaches = 0;
+    relay.follow('agent', 'a1', (pub) => {
+      attaches++;
+      return inspectActor(actor, pub);
+    });
+    // Listens for other targets only.
+    say(listen(['agent.a2', 'hub.*', 'sidecar.a1']));
+    await eventually(() => expect(relay.wants('agent', 'a2')).toBe(true));
+    actor.send({ type: 'INC' });
+    actor.send({ type: 'INC' });
+    await settled();
+    expect(attaches).toBe(0);
+    expect(relay.wants('agent', 'a1')).toBe(false);
+    expect(got).toEqual([]);
+  });
+
+  it('ignores malformed listens', async () => {
+    const { relay, say, bus } = await fixture();
+    let attaches = 0;
+    relay.follow('agent', 'a1', () => {
+      attaches++;
+      return () => {};
+    });
+    say('not json');
+    say({ v: 2, listener: 'x', targets: ['agent.a1'], ttlMs: 10_000 });
+    say({ v: 1, listener: 'x', targets: ['agent.a1.more'], ttlMs: 10_000 });
+    say({ v: 1, listener: 'x', targets: ['robot.a1'], ttlMs: 10_000 });
+    say({ v: 1, listener: 'x', targets: [], ttlMs: 10_000 });
+    say({ v: 1, listener: 'x', targets: ['agent.a1'], ttlMs: 5 });
+    say({ v: 1, listener: 'x y', targets: ['agent.a1'], ttlMs: 10_000 });
+    say({ v: 1, listener: 'x', targets: ['agent.a1'], ttlMs: 10_000, extra: true });
+    // A valid one afterwards, on the same connection: once it is seen, the bad ones were handled.
+    say(listen(['agent.marker']));
+    await bus.nc.flush();
+    await eventually(() => expect(relay.wants('agent', 'marker')).toBe(true));
+    expect(relay.wants('agent', 'a1')).toBe(false);
+    expect(attaches).toBe(0);
+  });
+
+  it('attaches while a listen names the target, sends the actor first, and detaches when it expires', async () => {
+    const { relay, got, say, settled } = await fixture();
+    const actor = counterActor();
+    actor.send({ type: 'INC' }); // before any listen: n = 1, still low
+    let detached = 0;
+    const following = relay.follow('agent', 'a1', (pub) => {
+      const off = inspectActor(actor, pub);
+      return () => {
+        detached++;
+        off();
+      };
+    });
+    await settled();
+    expect(got).toEqual([]);
+
+    say(listen(['agent.a1'], 1_000));
+    await eventually(() => expect(following.attached).toBe(true), { timeout: 5_000 });
+    actor.send({ type: 'INC' }); // n = 2: high
+    await settled();
+    const subjectOk = got.every((g) => g.subject.endsWith('.inspect.agent.a1'));
+    expect(subjectOk).toBe(true);
+    const [first, ...rest] = got.map((g) => g.event);
+    // The actor with its current snapshot, before anything else.
+    expect(first).toMatchObject({
+      type: '@xstate.actor',
+      name: 'counter',
+      snapshot: { value: 'low', context: { n: 1 } },
+    });
+    expect(first!.sessionId).toMatch(/^agent:a1:x:\d+$/);
+    expect(first!.rootId).toBe(first!.sessionId);
+    expect(rest.find((e) => e.type === '@xstate.event')).toMatchObject({ event: { type: 'INC' } });
+    expect(rest.find((e) => e.type === '@xstate.snapshot')).toMatchObject({
+      snapshot: { value: 'high', context: { n: 2 } },
+      sessionId: first!.sessionId,
+      rootId: first!.sessionId,
+    });
+
+    // Not repeated: the listen runs out (1 s) and inspection detaches.
+    await eventually(() => expect(following.attached).toBe(false), { timeout: 5_000 });
+    expect(detached).toBe(1);
+    const before = got.length;
+    actor.send({ type: 'DONE' });
+    await settled();
+    expect(got.length).toBe(before);
+
+    // A new listen attaches again (the actor announced again with its state now).
+    say(listen(['agent.*'], 10_000, 'l2'));
+    await eventually(() => expect(got.length).toBeGreaterThan(before), { timeout: 5_000 });
+    expect(got[before]!.event).toMatchObject({ type: '@xstate.actor', snapshot: { value: 'low' } });
+    following.stop();
+    expect(detached).toBe(2);
+  });
+
+  it('never throws into the caller: failing attach, detach and serialization are contained', async () => {
+    const { relay, bus, say } = await fixture();
+    const f = relay.follow('hub', 'h1', () => {
+      throw new Error('attach failed');
+    });
+    const g = relay.follow('hub', 'h2', () => () => {
+      throw new Error('detach failed');
+    });
+    say(listen(['hub.*']));
+    await eventually(() => expect(f.attached && g.attached).toBe(true));
+    expect(() => g.stop()).not.toThrow();
+    const pub = new InspectPublisher(bus, 'hub', 'h3', pino({ level: 'silent' }));
+    const circular: Record<string, unknown> = { type: 'X' };
+    circular.self = circular;
+    expect(() =>
+      pub.send({
+        type: '@xstate.event',
+        event: circular as { type: string },
+        sessionId: 's',
+        rootId: 'r',
+        sourceId: undefined,
+        createdAt: '1',
+        id: 'i',
+        _version: '0.7.2',
+      }),
+    ).not.toThrow();
+    expect(pub.published).toBe(0);
+    expect(() => pub.observer.next?.({ type: '@xstate.bogus' } as never)).not.toThrow();
+    relay.close();
+    expect(f.attached).toBe(false);
+  });
+});
