@@ -11,6 +11,7 @@
  * not found 404, state conflicts 409, body too large 413, rate 429, hub unreachable 503/504.
  */
 import { randomUUID } from 'node:crypto';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -34,8 +35,17 @@ import { buildOpenApi } from './openapi.js';
 import { callHub, type Principal, type RouteDef, withVersion } from './route.js';
 import { agentRelayRoutes, Mailboxes } from './routes/agent-relay.js';
 import { agentRoutes } from './routes/agents.js';
+import { registerDashboard } from './routes/dashboard.js';
 import { EventsQuerySchema, serveEvents } from './routes/events.js';
 import { hubRoutes } from './routes/hub.js';
+import {
+  INSPECT_ROLES,
+  INSPECT_URL,
+  InspectQuerySchema,
+  InspectSockets,
+  type InspectSocketsOptions,
+  mountInspect,
+} from './routes/inspect.js';
 import { messageRoutes } from './routes/messages.js';
 import { dlqRoutes, fieldRoutes, scheduleRoutes } from './routes/operations.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -61,6 +71,8 @@ export interface GatewayOptions {
   maxStreamsPerToken?: number;
   /** `/metrics` (metrics.ts) with these options, or false for none (404). Default on. */
   metrics?: GatewayMetricsOptions | false;
+  /** The inspection WebSocket (`/api/inspect`): listen TTL, buffer bound, sockets per token. */
+  inspect?: Omit<InspectSocketsOptions, 'bus' | 'log'>;
 }
 
 export interface Gateway {
@@ -121,6 +133,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const streamsOf = new Map<string, Set<() => void>>();
   // What is opened is closed again if a later step fails (a retried start must not leak).
   const opened: (() => unknown)[] = [];
+  const inspectSockets = new InspectSockets({ ...opts.inspect, bus, log: glog });
   let tokens: TokenVerifier;
   let events: EventHub;
   let leases: Awaited<ReturnType<typeof openKv<z.infer<typeof LeaseSchema>>>>;
@@ -128,6 +141,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   try {
     tokens = await TokenVerifier.open(bus, (id) => {
       for (const end of [...(streamsOf.get(id) ?? [])]) end();
+      inspectSockets.endToken(id);
     });
     opened.push(() => tokens.stop());
     events = await EventHub.start(bus, opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {});
@@ -186,7 +200,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   app.setErrorHandler((err, req, reply) => {
     const e = toWireError(err);
     if (e.code === ERROR_CODES.INTERNAL)
-      glog.error({ err, method: req.method, url: req.url, correlation_id: req.id }, 'gateway route failed');
+      glog.error(
+        // A token in the query (the inspection WebSocket's) never reaches the log.
+        {
+          err,
+          method: req.method,
+          url: req.url.replace(/([?&]token=)[^&]*/g, '$1<redacted>'),
+          correlation_id: req.id,
+        },
+        'gateway route failed',
+      );
     return sendError(
       reply,
       e,
@@ -200,11 +223,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     }),
   );
 
-  /** Verifies the bearer token and spends one request of its rate: the principal, or throws. */
-  async function authenticate(req: FastifyRequest): Promise<Principal> {
+  /**
+   * Verifies the bearer token and spends one request of its rate: the principal, or throws.
+   * `fromQuery`: a token a client sent in the query (the inspection WebSocket), used without a header.
+   */
+  async function authenticate(req: FastifyRequest, fromQuery?: string): Promise<Principal> {
     const now = Date.now();
     const h = req.headers.authorization;
-    const presented = typeof h === 'string' && /^Bearer /i.test(h) ? h.slice(7).trim() : undefined;
+    const presented =
+      (typeof h === 'string' && /^Bearer /i.test(h) ? h.slice(7).trim() : undefined) ?? fromQuery;
     // Failed attempts, and looking up a token this gateway does not know, are limited per client
     // address: guessing costs the guesser (and its address), not the others or NATS.
     const limitAnonymous = () => {
@@ -325,6 +352,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     });
   });
 
+  // The inspection WebSocket (routes/inspect.ts): checked like any route before it is upgraded.
+  await app.register(fastifyWebsocket, {
+    // Frames from the client are ignored; a large one closes its socket (1009).
+    options: { maxPayload: 4096 },
+    errorHandler: (_err, socket) => socket.terminate(),
+  });
+  mountInspect(app, {
+    sockets: inspectSockets,
+    authenticate,
+    authorize: (p) => authorize(p, { roles: INSPECT_ROLES, method: 'GET', url: INSPECT_URL }),
+    parseQuery: (q) => parsePart(InspectQuerySchema, q, 'query'),
+  });
+
   app.get('/metrics', async (req, reply) => {
     const principal = await authenticate(req);
     authorize(principal, { roles: ['read'], method: 'GET', url: '/metrics' });
@@ -342,6 +382,18 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       roles: ['read', 'submitter', 'agent'],
       query: EventsQuerySchema,
       contentType: 'text/event-stream',
+      errors: [400, 401, 403, 429],
+    },
+    {
+      method: 'GET',
+      url: INSPECT_URL,
+      summary:
+        'Live XState inspection as a WebSocket in the protocol of @statelyai/inspect’s WebSocket inspector: one JSON text frame per inspection event of the targets, while the socket is open. The token may be sent as `?token=` (browsers cannot set headers). docs/gateway.md, "Inspection".',
+      tag: 'events',
+      roles: INSPECT_ROLES,
+      query: InspectQuerySchema,
+      contentType: 'application/json',
+      websocket: true,
       errors: [400, 401, 403, 429],
     },
     {
@@ -388,6 +440,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/api/openapi.json', async () => openapi);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  registerDashboard(app);
   app.get('/readyz', async (req, reply) => {
     // Unauthenticated and two JetStream requests each: limited like any anonymous request.
     const wait = anonLimiter.take(req.ip, Date.now());
@@ -421,6 +474,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     routes,
     async close() {
       for (const end of [...streams]) end();
+      inspectSockets.closeAll();
       await app.close();
       await metrics?.stop();
       events.stop();

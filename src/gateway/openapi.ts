@@ -64,6 +64,8 @@ export interface SpecialRoute {
   query?: z.ZodType;
   contentType: string;
   public?: boolean;
+  /** A WebSocket: its success is `101 Switching Protocols`, and `contentType` is that of its frames. */
+  websocket?: boolean;
   /** Statuses besides the success. */
   errors: readonly number[];
 }
@@ -75,9 +77,9 @@ export function buildOpenApi(
 ): Json {
   const paths: Record<string, Record<string, Json>> = {};
   for (const r of special) {
-    const responses: Record<string, Json> = {
-      '200': { description: 'Success', content: { [r.contentType]: { schema: {} } } },
-    };
+    const responses: Record<string, Json> = r.websocket
+      ? { '101': { description: `Switching Protocols: a WebSocket whose frames are ${r.contentType} text` } }
+      : { '200': { description: 'Success', content: { [r.contentType]: { schema: {} } } } };
     for (const st of r.errors)
       responses[String(st)] = {
         description: STATUS_TEXT[st] ?? 'Error',

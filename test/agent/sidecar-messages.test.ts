@@ -228,7 +228,8 @@ describe('sidecar messages', { timeout: 90_000 }, () => {
     const r = await reasons();
     expect(r.lost).toMatch(/^not_found: /);
     expect(r.bad).toMatch(/^invalid: /);
-    expect(existsSync(join(paths.outboxDir, 'lost.json'))).toBe(false);
+    // The reason is written first, then the file moved: wait for the move.
+    await waitUntil(() => !existsSync(join(paths.outboxDir, 'lost.json')), 'lost.json moved aside');
     // The reply was sent once.
     const replies = (await sender!.messages.inbox()).messages.filter((x) => x.replyTo === question.seq);
     expect(replies).toHaveLength(1);
