@@ -45,7 +45,7 @@
  * ms); progress on stderr. HUB_LOG=<path> keeps the hub's log lines in <path>;
  * OBSERVERS_CPU_PROF=<dir> writes a CPU profile of each observer process there.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -68,12 +68,12 @@ import {
   cpuSeconds,
   nowMs,
   ownCpuSeconds,
-  percentile,
   runBench,
   sleep,
   withTimeout,
 } from './peers/common.js';
 import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
+import { commandLine, type Dist, dist, errText, ratio, sourceState, until } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -115,35 +115,11 @@ const RAW = {
   exp: `${prefix}_rawexp`,
   cu: `${prefix}_rawcu`,
 };
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const isRateLimited = (err: unknown) => err instanceof AgentComError && err.code === ERROR_CODES.RATE_LIMITED;
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
 
-interface Dist {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function dist(xs: ArrayLike<number>): Dist {
-  const s = Float64Array.from(xs).sort();
-  const a = Array.from(s);
-  return {
-    count: a.length,
-    p50: percentile(a, 50),
-    p90: percentile(a, 90),
-    p99: percentile(a, 99),
-    max: a.length ? a[a.length - 1]! : Number.NaN,
-    mean: a.length ? a.reduce((x, y) => x + y, 0) / a.length : Number.NaN,
-  };
-}
-
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
 const ratios = (h: Dist, r: Dist, keys: (keyof Dist)[] = ['p50', 'p90', 'p99', 'max']) =>
   Object.fromEntries(keys.map((k) => [k, ratio(h[k], r[k])]));
 
@@ -262,16 +238,6 @@ async function closedLoop(k: number, total: number, op: (i: number) => Promise<u
   await Promise.all(Array.from({ length: k }, lane));
   const seconds = (nowMs() - t0) / 1000;
   return { ops: callMs.length, errors, firstError, seconds, opsPerSec: callMs.length / seconds, callMs };
-}
-
-/** Resolves when `cond()` holds (polled every 10 ms), or false after `ms`. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = nowMs() + ms;
-  while (!cond()) {
-    if (nowMs() > end) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1327,34 +1293,12 @@ async function catchUp() {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-function commandLine(): string {
-  const ev = process.env.npm_lifecycle_event;
-  const rest = args.join(' ');
-  if (ev) return `npm run ${ev}${rest ? ` -- ${rest}` : ''}`;
-  return `npx tsx bench/field.ts${rest ? ` ${rest}` : ''}`;
-}
-
-/** The code measured: the commit, and the files that differ from it (a work tree being edited). */
-function sourceState(): { commit: string; dirty: string[] } | null {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: here('..'), encoding: 'utf8' });
-    return {
-      commit: git('rev-parse', 'HEAD').trim(),
-      dirty: git('status', '--porcelain', '--untracked-files=all', '--', 'src', 'actors', 'bench')
-        .split('\n')
-        .filter(Boolean),
-    };
-  } catch {
-    return null;
-  }
-}
-
 async function main(): Promise<Record<string, unknown>> {
   const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'field',
-    command: commandLine(),
+    command: commandLine('bench/field.ts', args),
     source: sourceState(),
     machine: {
       cpus: cpus().length,

@@ -62,6 +62,7 @@ import {
   withTimeout,
 } from './peers/common.js';
 import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
+import { dist, errText, ratio } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -92,33 +93,9 @@ const TIMEOUT_S = flag('timeout', 900);
 const log = (line: string) => process.stderr.write(`[gateway] ${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const prefix = `gb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
-
-interface Dist {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function dist(xs: ArrayLike<number>): Dist {
-  const a = Array.from(Float64Array.from(xs).sort());
-  return {
-    count: a.length,
-    p50: percentile(a, 50),
-    p90: percentile(a, 90),
-    p99: percentile(a, 99),
-    max: a.length ? a[a.length - 1]! : Number.NaN,
-    mean: a.length ? a.reduce((x, y) => x + y, 0) / a.length : Number.NaN,
-  };
-}
-
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
 
 // ---------------------------------------------------------------------------------------------
 // Processes and connections, stopped whatever happens

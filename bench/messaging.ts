@@ -40,7 +40,7 @@
  * hub's log lines; MESSAGING_HUB_PROF=<dir> runs the hub with --cpu-prof (read it with
  * bench/profile-modules.ts).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -64,12 +64,12 @@ import {
   cpuSeconds,
   nowMs,
   ownCpuSeconds,
-  percentile,
   runBench,
   sleep,
   withTimeout,
 } from './peers/common.js';
 import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
+import { commandLine, type Dist, dist, errText, ratio, sourceState, until } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -102,7 +102,6 @@ const log = (line: string) => process.stderr.write(`[messaging] ${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const prefix = `mb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const P = prefix.toUpperCase();
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const load = () => loadavg().map((x) => Number(x.toFixed(2)));
 
 /** The simulated agents. */
@@ -128,28 +127,6 @@ const BODY_TEXT = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do
 // ---------------------------------------------------------------------------------------------
 // Summaries
 
-interface Dist {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function dist(xs: ArrayLike<number>): Dist {
-  const a = Array.from(Float64Array.from(xs).sort());
-  return {
-    count: a.length,
-    p50: percentile(a, 50),
-    p90: percentile(a, 90),
-    p99: percentile(a, 99),
-    max: a.length ? a[a.length - 1]! : Number.NaN,
-    mean: a.length ? a.reduce((x, y) => x + y, 0) / a.length : Number.NaN,
-  };
-}
-
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
 const ratios = (h: Dist, r: Dist) => ({
   p50: ratio(h.p50, r.p50),
   p90: ratio(h.p90, r.p90),
@@ -429,16 +406,6 @@ async function openLoop(
   await Promise.all(pending);
   const span = (tSent - due[Math.min(measured, n - 1)]!) / 1000 || 1;
   return { sendErrors, firstError, achievedRate: (n - measured) / span, maxBehindMs, callMs };
-}
-
-/** Resolves when `cond()` holds (polled every 10 ms), or false after `ms`. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = nowMs() + ms;
-  while (!cond()) {
-    if (nowMs() > end) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 /** Where a direct-message run's receipts go: the receiver calls `got(i)`. */
@@ -956,33 +923,11 @@ async function pageCostSection(mc: MessagingClient, busC: Bus, admin: Bus, first
 
 // ---------------------------------------------------------------------------------------------
 
-function commandLine(): string {
-  const ev = process.env.npm_lifecycle_event;
-  const rest = args.join(' ');
-  if (ev) return `npm run ${ev}${rest ? ` -- ${rest}` : ''}`;
-  return `npx tsx bench/messaging.ts${rest ? ` ${rest}` : ''}`;
-}
-
-/** The code measured: the commit, and the files that differ from it (a work tree being edited). */
-function sourceState(): { commit: string; dirty: string[] } | null {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: here('..'), encoding: 'utf8' });
-    return {
-      commit: git('rev-parse', 'HEAD').trim(),
-      dirty: git('status', '--porcelain', '--untracked-files=all', '--', 'src', 'actors', 'bench')
-        .split('\n')
-        .filter(Boolean),
-    };
-  } catch {
-    return null;
-  }
-}
-
 async function main(): Promise<Record<string, unknown>> {
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'messaging',
-    command: commandLine(),
+    command: commandLine('bench/messaging.ts', args),
     source: sourceState(),
     machine: {
       cpus: cpus().length,

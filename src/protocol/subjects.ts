@@ -6,6 +6,8 @@
  * bucket names are `<prefix>_<role>`. Agent ids must already be valid tokens (see ids.ts).
  */
 
+import { AGENT_MESSAGING_OPS } from './message.js';
+
 export const DEFAULT_PREFIX = 'agentcom';
 
 /** A prefix is one subject token that is also valid inside stream, bucket and service names. */
@@ -53,19 +55,8 @@ export const API_ENDPOINTS = [
   'alert.ack',
   'alert.config.get',
   'alert.config.set',
-  'msg.send',
-  'msg.inbox',
-  'msg.ack',
-  'msg.history',
-  'msg.thread',
-  'msg.status',
-  'channel.create',
-  'channel.list',
-  'channel.join',
-  'channel.leave',
-  'channel.invite',
-  'channel.members',
-  'channel.remove',
+  // Messaging: every one of its endpoints is an agent's too (message.ts).
+  ...AGENT_MESSAGING_OPS,
 ] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 

@@ -19,7 +19,7 @@ import { HubClient } from '../../src/bus/hub-client.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { request } from '../../src/bus/service.js';
 import type { HubHandle } from '../../src/hub/main.js';
-import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 import {
   FieldClaimReplySchema,
   type Pheromone,
@@ -34,26 +34,14 @@ import {
   type AuthFixture,
   connectAgentClient,
   denial,
+  expectHubRefusal,
+  expectServerRefusal,
   PERMISSION_VIOLATION,
   startAuthFixture,
 } from './fixture.js';
 
 const REVIEW = 'request.code.review';
 const json = (v: unknown) => JSON.stringify(v);
-
-/** The error is the server refusing the publish (a permissions violation), typed as `forbidden`. */
-function expectServerRefusal(err: Error, what: string): void {
-  expect(err, what).toBeInstanceOf(AgentComError);
-  expect((err as AgentComError).code, what).toBe(ERROR_CODES.FORBIDDEN);
-  expect(err.message, what).toMatch(PERMISSION_VIOLATION);
-}
-
-/** The error is the hub's answer (the request got through the server). */
-function expectHubRefusal(err: Error, code: string, what: string): void {
-  expect(err, what).toBeInstanceOf(AgentComError);
-  expect((err as AgentComError).code, what).toBe(code);
-  expect(err.message, what).not.toMatch(PERMISSION_VIOLATION);
-}
 
 /**
  * Publishes on core NATS and waits for the server's refusal (its -ERR, a status error naming the

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { expect } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
 import { readSeedFile } from '../../src/bus/nkeys.js';
@@ -17,6 +18,7 @@ import { AGENT_SEED_FILE, type AuthDirPaths, ensureAuthDir } from '../../src/hub
 import { reloadNatsServer } from '../../src/hub/auth/reload.js';
 import { checkAgentAccess, retryCheck } from '../../src/hub/auth/verify.js';
 import type { AgentHelloInput } from '../../src/protocol/agent.js';
+import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import type { AgentId, QueueName } from '../../src/protocol/ids.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { uniqueName } from '../support/names.js';
@@ -154,3 +156,17 @@ export async function denial(p: Promise<unknown>): Promise<Error> {
 }
 
 export const PERMISSION_VIOLATION = /permissions violation/i;
+
+/** The error is the server refusing the publish (a permissions violation), typed as `forbidden`. */
+export function expectServerRefusal(err: Error, what: string): void {
+  expect(err, what).toBeInstanceOf(AgentComError);
+  expect((err as AgentComError).code, what).toBe(ERROR_CODES.FORBIDDEN);
+  expect(err.message, what).toMatch(PERMISSION_VIOLATION);
+}
+
+/** The error is the hub's answer (the request got through the server). */
+export function expectHubRefusal(err: Error, code: string, what: string): void {
+  expect(err, what).toBeInstanceOf(AgentComError);
+  expect((err as AgentComError).code, what).toBe(code);
+  expect(err.message, what).not.toMatch(PERMISSION_VIOLATION);
+}

@@ -25,21 +25,11 @@ import {
   type AuthFixture,
   connectAgentClient,
   denial,
+  expectHubRefusal,
+  expectServerRefusal,
   PERMISSION_VIOLATION,
   startAuthFixture,
 } from './fixture.js';
-
-function expectServerRefusal(err: Error, what: string): void {
-  expect(err, what).toBeInstanceOf(AgentComError);
-  expect((err as AgentComError).code, what).toBe(ERROR_CODES.FORBIDDEN);
-  expect(err.message, what).toMatch(PERMISSION_VIOLATION);
-}
-
-function expectHubRefusal(err: Error, code: string, what: string): void {
-  expect(err, what).toBeInstanceOf(AgentComError);
-  expect((err as AgentComError).code, what).toBe(code);
-  expect(err.message, what).not.toMatch(PERMISSION_VIOLATION);
-}
 
 /** Waits for the server's -ERR naming `subject` after `act` (a refused publish or subscription). */
 async function serverError(bus: Bus, subject: string, act: () => void): Promise<string> {
