@@ -105,11 +105,16 @@ describe('the dashboard', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect(page.text).not.toMatch(/https?:\/\//);
-    for (const asset of ['dashboard.js', 'dashboard.css']) {
+    for (const asset of ['app.js', 'core.js', 'dashboard.css']) {
       const r = await h.http('GET', `/dashboard/assets/${asset}`, { token: null });
       expect(r.status).toBe(200);
       expect(r.text).not.toMatch(/https?:\/\/(?!localhost)/);
     }
+    // The charting library comes from its installed package, and only the files the page names.
+    const uplot = await h.http('GET', '/dashboard/vendor/uPlot.esm.js', { token: null });
+    expect(uplot.status).toBe(200);
+    expect(uplot.headers.get('content-type')).toContain('javascript');
+    expect((await h.http('GET', '/dashboard/vendor/uPlot.d.ts', { token: null })).status).toBe(404);
     expect((await h.http('GET', '/dashboard/assets/..%2F..%2Fapp.ts', { token: null })).status).toBe(404);
     expect((await h.http('GET', '/dashboard/assets/index.html', { token: null })).status).toBe(404);
     // The data is the API's: without a token the page gets nothing.

@@ -1,0 +1,1 @@
+// The alerts panel: to be written (see index.html's #alerts-panel).

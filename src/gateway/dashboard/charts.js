@@ -1,0 +1,1 @@
+// The charts panel: to be written (see index.html's #charts-panel).

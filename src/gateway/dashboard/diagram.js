@@ -1,0 +1,1 @@
+// The diagram panel: to be written (see index.html's #diagram-panel).

@@ -1,0 +1,1 @@
+// The pheromones panel: to be written (see index.html's #pheromones-panel).

@@ -1,0 +1,1 @@
+// The tree panel: to be written (see index.html's #tree-panel).
