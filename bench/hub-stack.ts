@@ -34,6 +34,8 @@ export interface StackOptions {
   retentionCount: number;
   /** Extra environment of the hub process. */
   hubEnv?: Record<string, string>;
+  /** The checkout whose hub runs (default: this one), e.g. a worktree of an earlier commit to compare with. */
+  hubCheckout?: string;
 }
 
 /**
@@ -49,7 +51,7 @@ export async function startStack(prefix: string, o: StackOptions): Promise<Stack
       ...(process.env.HUB_NODE_ARGS ? process.env.HUB_NODE_ARGS.split(' ') : []),
       '--import',
       'tsx',
-      here('../src/cli/main.ts'),
+      o.hubCheckout ? `${o.hubCheckout}/src/cli/main.ts` : here('../src/cli/main.ts'),
       'hub',
       '--nats-url',
       nats.url,

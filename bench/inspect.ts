@@ -19,13 +19,14 @@ const N = flags.number('n', 3_000, 1_000);
 const C = flags.number('c', 10);
 const ROUNDS = flags.number('rounds', 3, 1);
 const WARMUP = flags.number('warmup', 3_000, 500);
+const BASELINE = flags.text('baseline');
 /** Short, so that a phase after "on" starts soon after the listen has run out. */
 const TTL_MS = 3_000;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const load = () => loadavg().map((x) => Number(x.toFixed(2)));
 
 interface Phase {
-  inspection: 'off' | 'on';
+  inspection: 'off' | 'on' | 'before';
   tasksPerSec: number;
   /** CPU ms per task of each process: hub, agents, nats, producer (this process). */
   cpuMsPerTask: Record<string, number>;
@@ -33,19 +34,30 @@ interface Phase {
   eventsPerTask: number;
 }
 
-let stack: Stack | undefined;
+const LISTEN = InspectListenSchema.parse({
+  v: 1,
+  listener: 'bench',
+  targets: ['agent.*', 'hub.*'],
+  ttlMs: TTL_MS,
+});
 
-async function main() {
-  const prefix = `benchinsp${process.pid}`;
-  stack = await startStack(prefix, { c: C, retentionCount: WARMUP + 2 * ROUNDS * N });
-  const s = stack;
+const stacks = new Set<Stack>();
+
+/** A stack (its hub from `checkout`, default this one), warmed up, and its phases. */
+async function open(checkout?: string) {
+  const prefix = `benchinsp${process.pid}x${stacks.size}`;
+  const s = await startStack(prefix, {
+    c: C,
+    retentionCount: WARMUP + 2 * ROUNDS * N,
+    ...(checkout ? { hubCheckout: checkout } : {}),
+  });
+  stacks.add(s);
   const bus = s.bus;
-  let events = 0;
-  let bytes = 0;
+  const seen = { events: 0, bytes: 0 };
   bus.nc.subscribe(bus.names.subjects.inspectAll, {
     callback: (_e, m) => {
-      events++;
-      bytes += m.data.length;
+      seen.events++;
+      seen.bytes += m.data.length;
     },
   });
   await bus.nc.flush();
@@ -59,23 +71,15 @@ async function main() {
     done += n;
     while ((await doneCount(bus)) < done) await sleep(50);
   };
-
-  log(`[inspect] warm-up: ${WARMUP} tasks`);
+  log(`[inspect] ${checkout ?? 'this hub'}: warm-up of ${WARMUP} tasks`);
   await runTasks(WARMUP);
 
-  const listen = InspectListenSchema.parse({
-    v: 1,
-    listener: 'bench',
-    targets: ['agent.*', 'hub.*'],
-    ttlMs: TTL_MS,
-  });
-  const say = () => bus.nc.publish(bus.names.subjects.inspecting, JSON.stringify(listen));
-  let repeat: NodeJS.Timeout | undefined;
+  const say = () => bus.nc.publish(bus.names.subjects.inspecting, JSON.stringify(LISTEN));
   let lastListenAt = 0;
-
-  const phase = async (inspection: 'off' | 'on'): Promise<Phase> => {
+  const phase = async (inspection: Phase['inspection']): Promise<Phase> => {
+    let repeat: NodeJS.Timeout | undefined;
     if (inspection === 'on') {
-      const before = events;
+      const before = seen.events;
       say();
       lastListenAt = Date.now();
       repeat = setInterval(() => {
@@ -83,16 +87,16 @@ async function main() {
         lastListenAt = Date.now();
       }, TTL_MS / 3);
       // Attached once the hub's tree (announced at attach) starts arriving.
-      while (events === before) await sleep(20);
+      while (seen.events === before) await sleep(20);
     }
     const cpu0 = s.cpu();
-    const events0 = events;
+    const events0 = seen.events;
     const t0 = nowMs();
     await runTasks(N);
     const seconds = (nowMs() - t0) / 1000;
     const cpu1 = s.cpu();
-    const eventsPerTask = (events - events0) / N;
-    if (inspection === 'on') {
+    const eventsPerTask = (seen.events - events0) / N;
+    if (repeat) {
       clearInterval(repeat);
       // The listen holds TTL_MS after it was last sent; the next phase starts once it has run out.
       while (Date.now() < lastListenAt + TTL_MS + 500) await sleep(100);
@@ -101,31 +105,42 @@ async function main() {
     for (const key of Object.keys(cpu0)) cpuMsPerTask[key] = ((cpu1[key]! - cpu0[key]!) * 1000) / N;
     const p: Phase = { inspection, tasksPerSec: N / seconds, cpuMsPerTask, eventsPerTask };
     log(
-      `[inspect] ${inspection.padEnd(3)} ${p.tasksPerSec.toFixed(0)} tasks/s, hub ${(cpuMsPerTask.hub! * 1000).toFixed(0)} µs CPU/task, ${eventsPerTask.toFixed(1)} events/task`,
+      `[inspect] ${inspection.padEnd(6)} ${p.tasksPerSec.toFixed(0)} tasks/s, hub ${(cpuMsPerTask.hub! * 1000).toFixed(0)} µs CPU/task, ${eventsPerTask.toFixed(1)} events/task`,
     );
     return p;
   };
+  const close = async () => {
+    stacks.delete(s);
+    await s.stop();
+  };
+  return { phase, close, seen };
+}
 
+const med = (ps: Phase[]) => ({
+  tasksPerSec: median(ps.map((p) => p.tasksPerSec)),
+  hubCpuMsPerTask: median(ps.map((p) => p.cpuMsPerTask.hub!)),
+  eventsPerTask: median(ps.map((p) => p.eventsPerTask)),
+});
+
+const machine = () => ({ nproc: cpus().length, cpu: cpus()[0]?.model, node: process.version });
+
+/** Off and on, alternating, on one stack. */
+async function offAndOn() {
+  const s = await open();
   const off: Phase[] = [];
   const on: Phase[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    off.push(await phase('off'));
-    on.push(await phase('on'));
+    off.push(await s.phase('off'));
+    on.push(await s.phase('on'));
   }
-  const med = (ps: Phase[]) => ({
-    tasksPerSec: median(ps.map((p) => p.tasksPerSec)),
-    hubCpuMsPerTask: median(ps.map((p) => p.cpuMsPerTask.hub!)),
-    eventsPerTask: median(ps.map((p) => p.eventsPerTask)),
-  });
+  await s.close();
   const mOff = med(off);
   const mOn = med(on);
   return {
-    nproc: cpus().length,
-    cpu: cpus()[0]?.model,
-    node: process.version,
-    config: { n: N, c: C, rounds: ROUNDS, warmup: WARMUP, listenTtlMs: TTL_MS, targets: listen.targets },
+    ...machine(),
+    config: { n: N, c: C, rounds: ROUNDS, warmup: WARMUP, listenTtlMs: TTL_MS, targets: LISTEN.targets },
     off: { ...mOff, runs: off },
-    on: { ...mOn, runs: on, bytesPerEvent: events ? bytes / events : 0 },
+    on: { ...mOn, runs: on, bytesPerEvent: s.seen.events ? s.seen.bytes / s.seen.events : 0 },
     ratios: {
       tasksPerSecOnVsOff: mOn.tasksPerSec / mOff.tasksPerSec,
       hubCpuPerTaskOnVsOff: mOn.hubCpuMsPerTask / mOff.hubCpuMsPerTask,
@@ -136,11 +151,43 @@ async function main() {
   };
 }
 
+/** Off against the hub of `checkout` (no inspection at all), fresh stacks in ABBA order. */
+async function offAgainst(checkout: string) {
+  const before: Phase[] = [];
+  const off: Phase[] = [];
+  const one = async (which: 'before' | 'off') => {
+    const s = await open(which === 'before' ? checkout : undefined);
+    try {
+      (which === 'before' ? before : off).push(await s.phase(which));
+    } finally {
+      await s.close();
+    }
+  };
+  for (let r = 0; r < ROUNDS; r++) {
+    const order: ('before' | 'off')[] = r % 2 === 0 ? ['before', 'off'] : ['off', 'before'];
+    for (const which of order) await one(which);
+  }
+  const mBefore = med(before);
+  const mOff = med(off);
+  return {
+    ...machine(),
+    config: { n: N, c: C, rounds: ROUNDS, warmup: WARMUP, baseline: checkout },
+    before: { ...mBefore, runs: before },
+    off: { ...mOff, runs: off },
+    ratios: {
+      tasksPerSecOffVsBefore: mOff.tasksPerSec / mBefore.tasksPerSec,
+      hubCpuPerTaskOffVsBefore: mOff.hubCpuMsPerTask / mBefore.hubCpuMsPerTask,
+    },
+    eventsWhileOff: off.reduce((a, p) => a + p.eventsPerTask * N, 0),
+    loadavgEnd: load(),
+  };
+}
+
 await runBench({
-  main,
+  main: () => (BASELINE ? offAgainst(BASELINE) : offAndOn()),
   cleanup: async () => {
-    await stack?.stop();
+    for (const s of stacks) await s.stop();
   },
-  timeoutS: 300,
+  timeoutS: BASELINE ? 300 + ROUNDS * 240 : 300,
   log,
 });

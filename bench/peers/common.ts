@@ -13,7 +13,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /**
  * A bench's numeric flags: `--<name> <n>` (positive), with a default, and a smaller one under
- * `--quick`; `list` reads `--<name> 1,16,64` (positive whole numbers).
+ * `--quick`; `list` reads `--<name> 1,16,64` (positive whole numbers); `text` reads `--<name> <word>`.
  */
 export function benchFlags(args: readonly string[] = process.argv.slice(2)) {
   const quick = args.includes('--quick');
@@ -24,6 +24,13 @@ export function benchFlags(args: readonly string[] = process.argv.slice(2)) {
       if (i < 0) return quick ? quickDef : def;
       const v = Number(args[i + 1]);
       if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+      return v;
+    },
+    text(name: string): string | undefined {
+      const i = args.indexOf(`--${name}`);
+      if (i < 0) return undefined;
+      const v = args[i + 1];
+      if (!v || v.startsWith('--')) throw new Error(`--${name} needs a value`);
       return v;
     },
     list(name: string, def: number[]): number[] {
