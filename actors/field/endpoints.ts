@@ -5,7 +5,7 @@
  * `field.emit.<id>.<type>`, `field.claim.<id>.<type>` and `field.release.<id>`: the hub takes the
  * caller from the subject (so `source` and `claimedBy` cannot be forged) and refuses a payload whose
  * type is not the subject's (`forbidden`), so the types its permissions allow are the ones it can
- * emit and claim. Reads (get, list, stats, history) are for trusted clients; agents observe by
+ * emit and claim. Reads (get, list, stats, history, observers) are for trusted clients; agents observe by
  * watching the bucket (docs/protocol.md §11b).
  */
 
@@ -24,6 +24,8 @@ import {
   FieldObserveReplySchema,
   type FieldObserveRequest,
   FieldObserveRequestSchema,
+  FieldObserversReplySchema,
+  FieldObserversRequestSchema,
   FieldPromoteRequestSchema,
   FieldRefSchema,
   FieldStatsReplySchema,
@@ -35,13 +37,15 @@ import { rateFor } from '../../src/protocol/limits.js';
 import { agentInboxPrefix } from '../../src/protocol/permissions.js';
 import { kvStream, kvSubject, parseFieldSubject } from '../../src/protocol/subjects.js';
 import type { TaskSubmitInput } from '../../src/protocol/task.js';
-import { fnv1a64 } from '../../src/protocol/task-id.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { AssignReply } from '../task-queue/index.js';
+import { agentObserverName, selectObservers, sharedObserverScan, trustedObserverName } from './observers.js';
 import { auditHistory, countExpired, fieldCounts, listPheromones, livePheromones } from './query.js';
 import { claim, emit, end, type FieldStore, findKey, getLive, markPromoted, release } from './store.js';
 
 const one = (pheromone: Pheromone) => ({ v: 1 as const, pheromone });
+/** A record with its payload left out (`payloads: false`). */
+const withoutPayload = <T extends Pheromone>(p: T): T => ({ ...p, payload: {} });
 
 export function registerFieldEndpoints(
   svc: AgentcomService,
@@ -196,7 +200,7 @@ export function registerFieldEndpoints(
     output: FieldObserveReplySchema,
     description:
       'Have the server push the live pheromones matching a pattern, then every change, to an inbox.',
-    handler: (req) => observe(req, `fobs-t-${fnv1a64(req.deliverSubject)}`),
+    handler: (req) => observe(req, trustedObserverName(req.deliverSubject)),
   });
   svc.addEndpoint('field.observe.>', {
     input: FieldObserveRequestSchema,
@@ -212,7 +216,17 @@ export function registerFieldEndpoints(
           { path: ['deliverSubject'] },
         );
       // Named by agent and slot: one agent holds at most OBSERVE_SLOTS consumers.
-      return observe(req, `fobs-${agentId}-${req.slot}`);
+      return observe(req, agentObserverName(agentId, req.slot));
+    },
+  });
+  const observers = sharedObserverScan(store);
+  svc.addEndpoint('field.observers', {
+    input: FieldObserversRequestSchema,
+    output: FieldObserversReplySchema,
+    description: 'Who observes the field: each observation’s agent, slot and pattern (its consumer).',
+    handler: async (req) => {
+      const { observers: all, truncated } = await observers();
+      return { v: 1 as const, ...selectObservers(all, req), truncated };
     },
   });
   svc.addEndpoint('field.get', {
@@ -225,7 +239,14 @@ export function registerFieldEndpoints(
     input: FieldListRequestSchema,
     output: FieldListReplySchema,
     description: 'Live pheromones matching a pattern, newest first.',
-    handler: async (req) => ({ v: 1 as const, ...listPheromones(await livePheromones(store), req) }),
+    handler: async (req) => {
+      const page = listPheromones(await livePheromones(store), req);
+      return {
+        v: 1 as const,
+        ...page,
+        pheromones: req.payloads === false ? page.pheromones.map(withoutPayload) : page.pheromones,
+      };
+    },
   });
   svc.addEndpoint('field.stats', {
     input: EmptyRequestSchema,
@@ -241,6 +262,13 @@ export function registerFieldEndpoints(
     input: FieldHistoryRequestSchema,
     output: FieldHistoryReplySchema,
     description: 'The audit trail by pattern and time, oldest first.',
-    handler: async (req) => ({ v: 1 as const, ...(await auditHistory(store, req)) }),
+    handler: async (req) => {
+      const page = await auditHistory(store, req);
+      return {
+        v: 1 as const,
+        ...page,
+        events: req.payloads === false ? page.events.map(withoutPayload) : page.events,
+      };
+    },
   });
 }

@@ -4,6 +4,15 @@
  * released and expired, with an audit trail; run by the hub holding the lease.
  */
 export { registerFieldEndpoints } from './endpoints.js';
+export {
+  agentObserverName,
+  observerOf,
+  parseObserverName,
+  patternOfFilter,
+  scanObservers,
+  selectObservers,
+  trustedObserverName,
+} from './observers.js';
 export { completionType, type FieldInput, type FieldMessage, FieldProcess } from './process.js';
 export { auditHistory, fieldCounts, listPheromones, livePheromones } from './query.js';
 export {

@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDurationMs } from './duration.js';
-import { QueueNameSchema, TaskIdSchema } from './ids.js';
+import { AgentIdSchema, QueueNameSchema, TaskIdSchema } from './ids.js';
 import { EpochMsSchema, PrioritySchema } from './task.js';
 
 const TYPE_TOKEN = /^[A-Za-z0-9_-]{1,32}$/;
@@ -207,6 +207,10 @@ export const FieldListRequestSchema = z
     pattern: PheromonePatternSchema.default('*'),
     claimed: z.boolean().optional().describe('Only claimed (true) or unclaimed (false) pheromones.'),
     limit: z.int().min(1).max(1000).default(100),
+    payloads: z
+      .boolean()
+      .optional()
+      .describe('false: each record’s payload is sent as {} (a reader that needs none, a map, reads less).'),
   })
   .describe('field.list: active pheromones matching the pattern, newest first.');
 
@@ -235,6 +239,10 @@ export const FieldHistoryRequestSchema = z
     since: EpochMsSchema.optional().describe('From this time (default: the start of the trail).'),
     until: EpochMsSchema.optional(),
     limit: z.int().min(1).max(1000).default(100),
+    payloads: z
+      .boolean()
+      .optional()
+      .describe('false: each record’s payload is sent as {} (a reader that needs none, a map, reads less).'),
   })
   .describe('field.history: audit events of matching types, oldest first.');
 
@@ -302,3 +310,55 @@ export const FieldGrantSchema = z.object({
   claim: z.array(PheromonePatternSchema).max(32).default([]),
 });
 export type FieldGrant = z.infer<typeof FieldGrantSchema>;
+
+export const FieldObserversRequestSchema = z
+  .object({
+    v: z.literal(1),
+    agent: AgentIdSchema.optional().describe('Only this agent’s observations.'),
+    type: PheromoneTypeSchema.optional().describe('Only observations whose pattern matches this type.'),
+    limit: z.int().min(1).max(1000).default(500),
+  })
+  .describe('field.observers: who observes the field, and which patterns.');
+
+export const FieldObserverSchema = z
+  .object({
+    consumer: z.string().max(300).describe('The consumer on KV_<p>_field delivering the observation.'),
+    agentId: z
+      .string()
+      .max(64)
+      .nullable()
+      .describe(
+        'The observing agent (from the consumer’s name `fobs-<agent>-<slot>`); null for a trusted client.',
+      ),
+    slot: z
+      .int()
+      .min(0)
+      .max(OBSERVE_SLOTS - 1)
+      .nullable()
+      .describe('The agent’s observation slot (0-15); null for a trusted client.'),
+    pattern: z
+      .string()
+      .max(200)
+      .describe('The pattern observed (from the consumer’s filter subject; `*` is every type).'),
+    active: z
+      .boolean()
+      .describe(
+        'Someone listens on its deliver subject now (false: it is removed 30 s after the last listener).',
+      ),
+    pending: z.int().nonnegative().describe('Records not yet delivered to it.'),
+  })
+  .describe('One observation of the field (a consumer field.observe made).');
+export type FieldObserver = z.infer<typeof FieldObserverSchema>;
+
+export const FieldObserversReplySchema = z
+  .object({
+    v: z.literal(1),
+    observers: z
+      .array(FieldObserverSchema)
+      .describe('Sorted by agent, then slot; trusted clients’ observations last.'),
+    total: z.int().nonnegative().describe('Matching observations (all of them, beyond limit).'),
+    truncated: z
+      .boolean()
+      .describe('The hub stopped listing consumers at its scan bound: there may be more than total.'),
+  })
+  .describe('field.observers: the observations of the field (agent, slot, pattern).');

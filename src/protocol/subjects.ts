@@ -46,6 +46,7 @@ export const API_ENDPOINTS = [
   'field.stats',
   'field.history',
   'field.observe',
+  'field.observers',
   'hub.pause',
   'hub.resume',
   'hub.control',

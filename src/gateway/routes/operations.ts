@@ -16,12 +16,15 @@ import {
   FieldEmitRequestSchema,
   FieldHistoryReplySchema,
   FieldListReplySchema,
+  FieldObserversReplySchema,
   FieldPromoteRequestSchema,
   FieldStatsReplySchema,
   PheromoneIdSchema,
   PheromonePatternSchema,
   PheromoneReplySchema,
+  PheromoneTypeSchema,
 } from '../../protocol/field.js';
+import { AgentIdSchema } from '../../protocol/ids.js';
 import {
   ScheduleListReplySchema,
   ScheduleNameSchema,
@@ -187,6 +190,7 @@ export const fieldRoutes: RouteDef[] = [
       pattern: PheromonePatternSchema.optional(),
       claimed: qBool.optional(),
       limit: qInt(1, 1000).optional(),
+      payloads: qBool.optional(),
     }),
     reply: FieldListReplySchema,
     endpoint: 'field.list',
@@ -212,9 +216,25 @@ export const fieldRoutes: RouteDef[] = [
       since: qInt(0, Number.MAX_SAFE_INTEGER).optional(),
       until: qInt(0, Number.MAX_SAFE_INTEGER).optional(),
       limit: qInt(1, 1000).optional(),
+      payloads: qBool.optional(),
     }),
     reply: FieldHistoryReplySchema,
     endpoint: 'field.history',
+  }),
+  forward({
+    method: 'GET',
+    url: '/api/pheromones/observers',
+    tag: 'field',
+    summary:
+      'Who observes the field: each observation’s agent, slot and pattern (the consumers field.observe made), agents first.',
+    roles: ['read', 'submitter'],
+    query: z.object({
+      agent: AgentIdSchema.optional(),
+      type: PheromoneTypeSchema.optional(),
+      limit: qInt(1, 1000).optional(),
+    }),
+    reply: FieldObserversReplySchema,
+    endpoint: 'field.observers',
   }),
   forward({
     method: 'POST',
