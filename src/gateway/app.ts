@@ -48,6 +48,7 @@ import {
 } from './routes/inspect.js';
 import { messageRoutes } from './routes/messages.js';
 import { dlqRoutes, fieldRoutes, scheduleRoutes } from './routes/operations.js';
+import { seriesRoutes } from './routes/series.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { TokenVerifier } from './tokens.js';
@@ -291,6 +292,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     ...hubRoutes(() => events.cursor()),
     ...tokenRoutes,
     ...messageRoutes({ timeoutMs }),
+    ...seriesRoutes(() => events.series),
   ];
 
   for (const def of routes) {

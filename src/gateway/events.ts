@@ -16,6 +16,7 @@ import type { Bus } from '../bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
 import { PheromoneSchema } from '../protocol/field.js';
 import { TaskRecordSchema } from '../protocol/task.js';
+import { SeriesFeed, type SeriesFeedOptions } from './series-feed.js';
 
 export const EVENT_SOURCES = ['task', 'agent', 'alert', 'pheromone'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
@@ -88,15 +89,33 @@ export function eventOf(
     if (r.operation !== 'put') return { agentId: id, data: { id, removed: true, at } };
     const v = json(r.data) as Record<string, unknown> | undefined;
     if (!v || typeof v !== 'object') return null;
+    // A count or time of the stored value: a non-negative whole number, or undefined (left out).
+    const count = (x: unknown): number | undefined =>
+      typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : undefined;
     if (r.key.endsWith('.fsm')) {
-      const snap = v.snapshot as { value?: unknown; context?: { tasks?: object } } | undefined;
+      const snap = v.snapshot as
+        | {
+            value?: unknown;
+            context?: { tasks?: object; slots?: unknown; completed?: unknown; flags?: unknown };
+          }
+        | undefined;
+      const ctx = snap?.context;
       return {
         agentId: id,
-        data: { id, state: snap?.value ?? null, tasks: Object.keys(snap?.context?.tasks ?? {}), at },
+        data: {
+          id,
+          state: snap?.value ?? null,
+          tasks: Object.keys(ctx?.tasks ?? {}),
+          // The dashboard's columns (numbers only: bounded).
+          slots: count(ctx?.slots),
+          completed: count(ctx?.completed),
+          flags: count(ctx?.flags),
+          at,
+        },
       };
     }
     if (dot >= 0) return null;
-    const hello = v.hello as { capabilities?: unknown; queues?: unknown } | undefined;
+    const hello = v.hello as { capabilities?: unknown; queues?: unknown; slots?: unknown } | undefined;
     return {
       agentId: id,
       data: {
@@ -105,6 +124,8 @@ export function eventOf(
         removed: v.removed === true,
         capabilities: hello?.capabilities ?? [],
         queues: hello?.queues ?? [],
+        slots: count(hello?.slots),
+        registeredAt: count(v.registeredAt),
         at,
       },
     };
@@ -128,6 +149,14 @@ export function eventOf(
         claimedBy: x.claimedBy,
         expiresAt: x.expiresAt,
         taskId: x.taskId ?? null,
+        // The rest of the record but its payload (bounded: a payload may be 64 KiB), so a map can
+        // draw a pheromone it did not load: when it was emitted, its ttl, the claim's time, who
+        // caused this revision and when (a revision already seen in a loaded list is told apart).
+        timestamp: x.timestamp,
+        ttl: x.ttl,
+        claimedAt: x.claimedAt,
+        eventAt: x.eventAt,
+        eventBy: x.eventBy,
         at,
       },
     };
@@ -159,11 +188,18 @@ export class EventHub {
   private readonly listeners = new Set<(e: GatewayEvent) => void>();
   private readonly tails: KvTail[] = [];
   private lastRevisionAt = 0;
+  /** Raw revisions handed to other readers of the same tails (the series feed). */
+  private readonly taps = new Set<{ source: EventSource; fn: (r: KvRevision) => void }>();
+  /** The dashboard's "last hour" (series-feed.ts), fed by the task tail; undefined when turned off. */
+  series: SeriesFeed | undefined;
 
   private constructor(private readonly ringSize: number) {}
 
   /** Starts the tails, the ring preloaded with up to `ringSize / 3` recent revisions per source. */
-  static async start(bus: Bus, opts: { ringSize?: number } = {}): Promise<EventHub> {
+  static async start(
+    bus: Bus,
+    opts: { ringSize?: number; series?: SeriesFeedOptions | false } = {},
+  ): Promise<EventHub> {
     const hub = new EventHub(opts.ringSize ?? 10_000);
     const preload = Math.floor(hub.ringSize / EVENT_SOURCES.length);
     for (const source of EVENT_SOURCES) {
@@ -184,6 +220,7 @@ export class EventHub {
         await new Promise((r) => setTimeout(r, 10));
       }
     }
+    if (opts.series !== false) hub.series = SeriesFeed.start(bus, hub, opts.series ?? {});
     return hub;
   }
 
@@ -196,6 +233,7 @@ export class EventHub {
     this.lastRevisionAt = Date.now();
     if (r.seq <= this.position[source]) return;
     this.position[source] = r.seq;
+    for (const t of this.taps) if (t.source === source) t.fn(r);
     const e = eventOf(source, r);
     if (!e) return;
     const ev: GatewayEvent = { ...e, source, seq: r.seq, id: encodeCursor(this.position) };
@@ -228,11 +266,22 @@ export class EventHub {
     return () => this.listeners.delete(fn);
   }
 
+  /**
+   * Calls `fn` with every revision of `source` after the returned sequence (the last one this hub
+   * has seen), in order, until `stop`: one tail per bucket, whoever reads it.
+   */
+  tap(source: EventSource, fn: (r: KvRevision) => void): { after: number; stop(): void } {
+    const t = { source, fn };
+    this.taps.add(t);
+    return { after: this.position[source], stop: () => void this.taps.delete(t) };
+  }
+
   get subscribers(): number {
     return this.listeners.size;
   }
 
   stop(): void {
+    this.series?.stop();
     for (const t of this.tails) t.stop();
     this.listeners.clear();
   }

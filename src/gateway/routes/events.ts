@@ -4,6 +4,10 @@
  * `queue` and `agent`, resumed from `Last-Event-ID` (header, or `lastEventId` in the query for
  * clients that cannot set headers). An agent token sees its own agent and tasks only.
  *
+ * With `series=1`, a `series` event (no `id:` line, so it moves no cursor) comes every
+ * `SERIES_PUSH_MS`: the last two minutes of GET /api/dashboard/series (routes/series.ts), for the
+ * dashboard's charts. Not for agent tokens (ignored, as their other filters are).
+ *
  * A client that reads too slowly is disconnected once `maxBufferedBytes` wait unsent: it resumes
  * with its last id, and no other client waits for it. A comment line every 15 s keeps proxies
  * from closing an idle stream.
@@ -19,7 +23,7 @@ import {
   type EventSource,
   type GatewayEvent,
 } from '../events.js';
-import { qList } from '../query.js';
+import { qBool, qList } from '../query.js';
 import type { Principal } from '../route.js';
 
 export const EventsQuerySchema = z.object({
@@ -29,10 +33,17 @@ export const EventsQuerySchema = z.object({
   queue: QueueNameSchema.optional().describe('Task events of this queue only.'),
   agent: AgentIdSchema.optional().describe('Events of this agent (and the tasks it holds) only.'),
   lastEventId: z.string().max(100).optional().describe('As the Last-Event-ID header.'),
+  series: qBool
+    .optional()
+    .describe(
+      'Also send a `series` event (without an id) every few seconds: the last two minutes of GET /api/dashboard/series. Ignored for an agent token.',
+    ),
 });
 export type EventsQuery = z.infer<typeof EventsQuerySchema>;
 
 const KEEPALIVE_MS = 15_000;
+/** How often a client that asked for it gets the `series` event. */
+export const SERIES_PUSH_MS = 2_000;
 /** Live events held while a replay is written; beyond, the client is cut off (it resumes later). */
 const MAX_HELD = 10_000;
 
@@ -76,6 +87,7 @@ export function serveEvents(
   let closed = false;
   let keepalive: NodeJS.Timeout | undefined;
   let expiry: NodeJS.Timeout | undefined;
+  let seriesTimer: NodeJS.Timeout | undefined;
   let unsubscribe = () => {};
   let settle = () => {};
   const ended = new Promise<void>((r) => {
@@ -87,6 +99,7 @@ export function serveEvents(
     closed = true;
     settle();
     clearInterval(keepalive);
+    clearInterval(seriesTimer);
     clearTimeout(expiry);
     unsubscribe();
     if (abort) res.destroy();
@@ -152,5 +165,12 @@ export function serveEvents(
     replaying = false;
     for (const e of held.splice(0)) send(e);
     if (!closed) keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
+    const series = principal.role !== 'agent' && q.series === true ? hub.series : undefined;
+    if (series && !closed) {
+      // No id: it is not part of the durable sequence and must not move a client's cursor.
+      const push = () => write(`event: series\ndata: ${JSON.stringify(series.snapshot(Date.now(), 2))}\n\n`);
+      push();
+      seriesTimer = setInterval(push, SERIES_PUSH_MS);
+    }
   })();
 }
