@@ -8,7 +8,10 @@
  * supervision tree) while its target is wanted and detaches it when the last listen naming it
  * expires, so with no listener nothing is attached at all: the only cost of inspection being
  * possible is one core subscription per relay and one small message per listener every few
- * seconds.
+ * seconds. A new listener (or a listener with new targets) naming something already attached has
+ * it announced again (each actor's `@xstate.actor` with its current snapshot), so a listener that
+ * joins late (a second dashboard, a reloaded page) sees the whole picture too: at most once per
+ * new listen, never on a repeated one.
  *
  * An {@link InspectPublisher} publishes `@statelyai/inspect` events (its `createInspector` makes
  * them, from XState's raw inspection events or from its manual `actor()/event()/snapshot()` API)
@@ -191,14 +194,22 @@ function jsonSafe(snapshot: unknown): Record<string, unknown> {
 }
 
 /**
- * Attaches XState inspection to a running actor's whole system: its `@xstate.actor` (and its
- * descendants') with the current snapshot now, then every event and snapshot. Returns the detach.
+ * What an attach returns: the detach, optionally with `announce`, which sends every inspected
+ * actor's `@xstate.actor` with its current snapshot again (for a listener that joined late). A
+ * plain detach is fine: without `announce`, the relay detaches and attaches again instead.
  */
-export function inspectActor(actor: AnyActorRef, pub: InspectPublisher): () => void {
+export type Detach = (() => void) & { announce?: () => void };
+
+/**
+ * Attaches XState inspection to a running actor's whole system: its `@xstate.actor` (and its
+ * descendants') with the current snapshot now, then every event and snapshot. Returns the detach
+ * (with `announce`, to send the actors again).
+ */
+export function inspectActor(actor: AnyActorRef, pub: InspectPublisher): Detach {
   pub.root = actor.sessionId;
   pub.announce(actor);
   const sub = actor.system.inspect(pub.observer);
-  return () => sub.unsubscribe();
+  return Object.assign(() => sub.unsubscribe(), { announce: () => pub.announce(actor) });
 }
 
 /** Something attached while its target is wanted; see {@link InspectRelay.follow}. */
@@ -220,7 +231,7 @@ export interface InspectRelayOptions {
 /** Follows `<p>.inspecting` and attaches inspection to what the listens name. */
 export class InspectRelay {
   private readonly listens = new InspectListens();
-  private readonly follows = new Set<() => void>();
+  private readonly follows = new Set<(arrived?: InspectListen) => void>();
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
   private readonly now: () => number;
@@ -264,11 +275,13 @@ export class InspectRelay {
   /**
    * While a listen names `<source>.<id>`, `attach` runs with a publisher for its subject and
    * returns the detach, called when the last such listen expires (or on `stop`/`close`). Neither
-   * may throw into the caller: a throw is logged.
+   * may throw into the caller: a throw is logged. When a new listener (or new targets of one)
+   * names it while attached, the detach's `announce` runs, or, without one, it is detached and
+   * attached again, so that the newcomer gets the current state too.
    */
-  follow(source: InspectSource, id: string, attach: (pub: InspectPublisher) => () => void): Following {
+  follow(source: InspectSource, id: string, attach: (pub: InspectPublisher) => Detach): Following {
     let pub: InspectPublisher | undefined;
-    let detach: (() => void) | undefined;
+    let detach: Detach | undefined;
     const up = () => {
       pub = new InspectPublisher(this.bus, source, id, this.log);
       try {
@@ -290,10 +303,24 @@ export class InspectRelay {
       pub = undefined;
       detach = undefined;
     };
-    const check = () => {
+    const announce = () => {
+      if (!detach?.announce) {
+        down();
+        up();
+        return;
+      }
+      try {
+        detach.announce();
+      } catch (err) {
+        this.log.warn({ phase: 'inspect', err, source, id }, 'inspection not announced again');
+      }
+    };
+    /** `arrived`: the new listen (or new targets) that caused this check, if any. */
+    const check = (arrived?: InspectListen) => {
       const want = !this.closed && this.wants(source, id);
       if (want && !pub) up();
       else if (!want && pub) down();
+      else if (want && pub && arrived?.targets.some((t) => targetMatches(t, source, id))) announce();
     };
     this.follows.add(check);
     check();
@@ -318,8 +345,9 @@ export class InspectRelay {
     if (this.closed) return;
     const now = this.now();
     const changed = this.listens.add(listen, now);
-    // A repeated listen only extends; a new listener or new targets may attach something.
-    if (changed) this.changed();
+    // A repeated listen only extends; a new listener or new targets may attach something, or have
+    // what is attached announced again for it.
+    if (changed) this.changed(listen);
     this.schedule();
   }
 
@@ -338,8 +366,8 @@ export class InspectRelay {
     this.changeListeners.clear();
   }
 
-  private changed(): void {
-    for (const f of [...this.follows]) f();
+  private changed(arrived?: InspectListen): void {
+    for (const f of [...this.follows]) f(arrived);
     for (const l of [...this.changeListeners])
       try {
         l();

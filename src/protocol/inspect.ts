@@ -14,8 +14,9 @@
  * source and id (`agent:a1:x:3`), since XState numbers them per process.
  *
  * Not guaranteed: events are core NATS messages (at most once); a listener that starts late
- * misses what came before (the publisher sends each inspected actor's `@xstate.actor` with its
- * current snapshot when inspection attaches, so the picture is whole from then on).
+ * misses what came before (the publisher sends each inspected actor's `@xstate.actor`, with its
+ * machine `definition` and current snapshot, when inspection attaches and again when a new listener
+ * names it while attached, so each listener's picture is whole from its first listen on).
  * Imports zod only.
  */
 import { z } from 'zod';

@@ -1,7 +1,8 @@
 /**
  * The inspection relay (src/bus/inspect-relay.ts) against a real nats-server: listens expire,
  * inspection attaches only while a listen names the target and detaches after, nothing is
- * published without a listen, malformed listens are ignored, and nothing it does throws.
+ * published without a listen, malformed listens are ignored, a listener that joins late gets the
+ * actors (and their machine definitions) announced again, and nothing it does throws.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -225,6 +226,66 @@ describe('InspectRelay', () => {
     expect(got[before]!.event).toMatchObject({ type: '@xstate.actor', snapshot: { value: 'low' } });
     following.stop();
     expect(detached).toBe(2);
+  });
+
+  it('announces again for a listener that joins while attached (with the machine definition), not for a repeated listen', async () => {
+    const { relay, got, say, settled } = await fixture();
+    const actor = counterActor();
+    let attaches = 0;
+    let detaches = 0;
+    const following = relay.follow('agent', 'a1', (pub) => {
+      attaches++;
+      return inspectActor(actor, pub);
+    });
+    // Something attached with a plain detach (as the hub's tree is): detached and attached again.
+    let treeAttaches = 0;
+    relay.follow('hub', 'h1', () => {
+      treeAttaches++;
+      return () => {
+        detaches++;
+      };
+    });
+    say(listen(['agent.a1', 'hub.h1'], 10_000, 'first'));
+    await eventually(() => expect(following.attached).toBe(true), { timeout: 5_000 });
+    await settled();
+    const announced = () => got.filter((g) => g.event.type === '@xstate.actor').map((g) => g.event);
+    expect(announced()).toHaveLength(1);
+    // The definition travels with the actor: the states and transitions a diagram is drawn from.
+    const definition = JSON.parse(String(announced()[0]!.definition));
+    expect(definition).toMatchObject({
+      id: 'counter',
+      initial: 'low',
+      states: { low: { on: { INC: expect.any(Array) } }, high: { on: { DONE: 'low' } } },
+    });
+
+    // The same listener repeating itself: nothing new.
+    say(listen(['agent.a1', 'hub.h1'], 10_000, 'first'));
+    actor.send({ type: 'INC' }); // n = 1, still low
+    await settled();
+    expect(announced()).toHaveLength(1);
+
+    // A second listener: the actor again, with its state now, and nothing detached.
+    say(listen(['agent.*'], 10_000, 'second'));
+    await eventually(() => expect(announced()).toHaveLength(2), { timeout: 5_000 });
+    expect(announced()[1]).toMatchObject({
+      sessionId: announced()[0]!.sessionId,
+      snapshot: { value: 'low', context: { n: 1 } },
+    });
+    expect(attaches).toBe(1);
+    // It does not name hub.h1: that one is left alone.
+    expect(treeAttaches).toBe(1);
+    expect(detaches).toBe(0);
+    // Events keep flowing to everyone on the one subject.
+    actor.send({ type: 'INC' });
+    await settled();
+    expect(got.at(-1)!.event).toMatchObject({ type: '@xstate.snapshot', snapshot: { value: 'high' } });
+
+    // A third naming hub.h1: its plain detach is detached and attached again.
+    say(listen(['hub.*'], 10_000, 'third'));
+    await eventually(() => expect(treeAttaches).toBe(2), { timeout: 5_000 });
+    expect(detaches).toBe(1);
+    expect(attaches).toBe(1);
+    expect(announced()).toHaveLength(2);
   });
 
   it('never throws into the caller: failing attach, detach and serialization are contained', async () => {
