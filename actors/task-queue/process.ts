@@ -230,7 +230,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         msg.reply?.(this.store.get(msg.taskId)?.record ?? null);
         return;
       case 'list':
-        msg.reply?.(listTasks(this.store.all(), msg.request));
+        msg.reply?.(listTasks(() => this.store.all(), msg.request));
         return;
       case 'stats':
         msg.reply?.({ ...this.store.stats(), queues: queueStats(this.store.all(), Date.now()) });

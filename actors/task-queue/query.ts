@@ -71,7 +71,11 @@ class NewestK {
   }
 }
 
-export function listTasks(all: Iterable<{ record: TaskRecord }>, req: TaskListRequest): TaskListReply {
+/**
+ * `all` gives the records afresh on each call: a page may need two passes over them (the store's
+ * own iterator is one-shot; a second pass over a spent one saw nothing and returned an empty page).
+ */
+export function listTasks(all: () => Iterable<{ record: TaskRecord }>, req: TaskListRequest): TaskListReply {
   const after = req.cursor ? decodeCursor(req.cursor) : null;
   const k = req.limit;
   const matches = (t: TaskRecord) =>
@@ -90,7 +94,7 @@ export function listTasks(all: Iterable<{ record: TaskRecord }>, req: TaskListRe
   let total = 0;
   /** Matches past the cursor: the page and everything after it. */
   let rest = 0;
-  for (const { record: t } of all) {
+  for (const { record: t } of all()) {
     if (!matches(t)) continue;
     total++;
     if (!pastCursor(t)) continue;
@@ -104,7 +108,7 @@ export function listTasks(all: Iterable<{ record: TaskRecord }>, req: TaskListRe
   if (newestDropped && !newer(tasks[tasks.length - 1]!, newestDropped)) {
     // Pass 2, for records far out of order: the newest k past the cursor, in any order.
     const page = new NewestK(k);
-    for (const { record: t } of all) if (matches(t) && pastCursor(t)) page.offer(t);
+    for (const { record: t } of all()) if (matches(t) && pastCursor(t)) page.offer(t);
     tasks = page.heap.sort(newestFirst);
   }
   const last = tasks[tasks.length - 1];

@@ -20,7 +20,11 @@ const make = (i: number, over: Partial<{ priority: string; queue: string }> = {}
   return r.task;
 };
 const req = (o: Record<string, unknown> = {}) => TaskListRequestSchema.parse({ v: 1, ...o });
-const rows = (ts: TaskRecord[]) => ts.map((record) => ({ record }));
+/** Records as the hub's store gives them: a fresh one-shot iterator on each call. */
+const rows = (ts: TaskRecord[]) => {
+  const list = ts.map((record) => ({ record }));
+  return Object.assign(() => list.values(), { list });
+};
 
 describe('listTasks', () => {
   it('lists newest first and pages with a cursor that covers every task exactly once', () => {
@@ -34,7 +38,7 @@ describe('listTasks', () => {
       if (!r.nextCursor) break;
       cursor = r.nextCursor;
     }
-    expect(seen).toEqual(all.map((r) => r.record.id).reverse());
+    expect(seen).toEqual(all.list.map((r) => r.record.id).reverse());
   });
 
   it('filters by status, assignee, priority and queue together', () => {
