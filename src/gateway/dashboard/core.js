@@ -140,7 +140,7 @@ async function follow() {
   session.abort = abort;
   for (;;) {
     try {
-      const res = await fetch('/api/events', {
+      const res = await fetch('/api/events?series=1', {
         headers: { authorization: `Bearer ${session.token}`, 'last-event-id': session.cursor ?? '' },
         signal: abort.signal,
       });

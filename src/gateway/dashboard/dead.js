@@ -1,60 +1,143 @@
-// Dead tasks (Retry) and dead letters (Replay): what needs an operator's hand.
-import { api, button, cell, fill, onEvent, onLoad, openTask, taskFromRecord } from './core.js';
+// Dead tasks (Retry) and dead letters (Replay): what needs an operator's hand. Dead tasks come from
+// GET /api/tasks?status=dead at open and from `task` events after (the newest DEAD_MAX kept, newest
+// first); dead letters are the oldest ones of the page's state. Both are virtualised lists
+// (virtual-list.js) sharing one filter box (words against id, title and error; seq, subject and
+// reason).
+import { api, button, cell, onEvent, onLoad, openTask, taskFromRecord } from './core.js';
+import { coalesce, filterBox, SortedList, setText, VirtualList } from './virtual-list.js';
 
-let dead = [];
+const DEAD_MAX = 1000;
+const dead = new Map();
+const order = new SortedList((a, b) => (b.at ?? 0) - (a.at ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 let dlq = [];
+let dlqMore = false;
+let match = null;
+let changes = 0;
+let filtered = { at: -1, dead: [], dlq: [] };
 
-function render() {
-  fill(
-    'dead',
-    dead.map((t) => {
-      const tr = document.createElement('tr');
-      tr.dataset.taskId = t.id;
-      tr.addEventListener('click', () => openTask(t.id));
-      tr.append(
-        cell(t.id),
-        cell(t.title),
-        cell(t.error?.message ?? ''),
-        button('Retry', async () => {
-          await api('POST', `/api/tasks/${encodeURIComponent(t.id)}/retry`);
-          dead = dead.filter((x) => x.id !== t.id);
-          render();
-        }),
-      );
-      return tr;
-    }),
-  );
-  fill(
-    'dlq',
-    dlq.map((d) => {
-      const tr = document.createElement('tr');
-      tr.dataset.seq = String(d.seq);
-      tr.append(
-        cell(d.seq),
-        cell(d.subject),
-        cell(`${d.reason.code}: ${d.reason.message}`),
-        button('Replay', async () => {
-          await api('POST', `/api/dlq/${d.seq}/replay`, {});
-          dlq = dlq.filter((x) => x.seq !== d.seq);
-          render();
-        }),
-      );
-      return tr;
-    }),
-  );
+function deadText(t) {
+  return `${t.id} ${t.title ?? ''} ${t.error?.code ?? ''} ${t.error?.message ?? ''}`.toLowerCase();
 }
 
+function add(t) {
+  const x = { ...t, v: 1, text: deadText(t) };
+  dead.set(x.id, x);
+  order.insert(x);
+  while (order.size > DEAD_MAX) dead.delete(order.pop().id);
+  changes++;
+}
+
+function drop(id) {
+  const t = dead.get(id);
+  if (!t) return false;
+  dead.delete(id);
+  order.remove(t);
+  changes++;
+  return true;
+}
+
+function view() {
+  if (!match) return { dead: order.items, dlq };
+  if (filtered.at !== changes)
+    filtered = {
+      at: changes,
+      dead: order.items.filter((t) => match(t.text)),
+      dlq: dlq.filter((d) => match(d.text)),
+    };
+  return filtered;
+}
+
+const deadList = new VirtualList({
+  scroller: document.getElementById('dead-scroll'),
+  table: document.getElementById('dead'),
+  items: () => view().dead,
+  key: (t) => t.id,
+  row: (t) => {
+    const tr = document.createElement('tr');
+    tr.dataset.taskId = t.id;
+    tr.append(
+      cell(t.id),
+      cell(t.title),
+      cell(t.error?.message ?? '', 'error'),
+      button('Retry', async () => {
+        await api('POST', `/api/tasks/${encodeURIComponent(t.id)}/retry`);
+        if (drop(t.id)) changed();
+      }),
+    );
+    return tr;
+  },
+  empty: 'no dead task',
+});
+
+const dlqList = new VirtualList({
+  scroller: document.getElementById('dlq-scroll'),
+  table: document.getElementById('dlq'),
+  items: () => view().dlq,
+  key: (d) => String(d.seq),
+  row: (d) => {
+    const tr = document.createElement('tr');
+    tr.dataset.seq = String(d.seq);
+    tr.append(
+      cell(d.seq),
+      cell(d.subject),
+      cell(`${d.reason.code}: ${d.reason.message}`, 'error'),
+      button('Replay', async () => {
+        await api('POST', `/api/dlq/${d.seq}/replay`, {});
+        dlq = dlq.filter((x) => x.seq !== d.seq);
+        changes++;
+        changed();
+      }),
+    );
+    return tr;
+  },
+  empty: 'no dead letter',
+});
+
+const count = coalesce(() => {
+  const v = view();
+  setText(
+    document.getElementById('dead-count'),
+    `${v.dead.length}${dead.size >= DEAD_MAX ? '+' : ''} dead, ${v.dlq.length}${dlqMore ? '+' : ''} letters`,
+  );
+});
+
+function changed() {
+  deadList.schedule();
+  dlqList.schedule();
+  count();
+}
+
+document.getElementById('dead').tBodies[0].addEventListener('click', (e) => {
+  const tr = e.target.closest('tr[data-task-id]');
+  if (tr) openTask(tr.dataset.taskId);
+});
+
+filterBox(document.getElementById('dead-filter'), (m) => {
+  match = m;
+  changes++;
+  deadList.scrollToTop();
+  dlqList.scrollToTop();
+  changed();
+});
+
 onLoad(async (s) => {
-  dlq = s.dlq?.oldest ?? [];
+  dlq = (s.dlq?.oldest ?? []).map((d) => ({
+    ...d,
+    v: 1,
+    text: `${d.seq} ${d.subject} ${d.reason.code} ${d.reason.message}`.toLowerCase(),
+  }));
+  dlqMore = s.dlq?.more ?? false;
   const list = await api('GET', '/api/tasks?status=dead&limit=50').catch(() => null);
-  dead = (list?.tasks ?? []).map(taskFromRecord);
-  render();
+  dead.clear();
+  order.clear();
+  for (const r of list?.tasks ?? []) add(taskFromRecord(r));
+  changed();
 });
 
 onEvent('task', (data) => {
-  if (data.removed) dead = dead.filter((t) => t.id !== data.id);
-  else if (data.status === 'dead') {
-    if (!dead.some((t) => t.id === data.id)) dead.unshift(data);
-  } else dead = dead.filter((t) => t.id !== data.id);
-  render();
+  if (data.status === 'dead' && !data.removed) {
+    if (dead.has(data.id)) return;
+    add(data);
+    changed();
+  } else if (drop(data.id)) changed();
 });
