@@ -168,11 +168,11 @@ export class ApiProcess implements Server {
       input: EmptyRequestSchema,
       description: 'Every registered agent with its state and the tasks it holds.',
       handler: async (): Promise<AgentListReply> => {
-        const regs = await ask<{ registration: AgentRegistration; online: boolean }[]>(input.names.presence, {
-          type: 'agents',
-        });
+        const regs = await ask<
+          { registration: AgentRegistration; online: boolean; lastHeartbeat: number | null }[]
+        >(input.names.presence, { type: 'agents' });
         const agents = await Promise.all(
-          regs.map(async ({ registration, online }) => {
+          regs.map(async ({ registration, online, lastHeartbeat }) => {
             const fsm = await call<{ value: unknown; context: Record<string, unknown> } | null>(
               input.names.agents,
               { type: 'state', agentId: registration.id },
@@ -192,6 +192,7 @@ export class ApiProcess implements Server {
               tasks: Object.keys(ctx.tasks ?? {}) as never[],
               completed: ctx.completed ?? 0,
               flags: ctx.flags ?? 0,
+              lastHeartbeat,
             };
           }),
         );

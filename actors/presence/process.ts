@@ -79,7 +79,12 @@ export interface PresenceInput {
 export type PresenceMessage =
   | { type: 'tick' }
   /** call: every registered agent and whether it is online now. */
-  | { type: 'agents'; reply?: (agents: { registration: AgentRegistration; online: boolean }[]) => void }
+  | {
+      type: 'agents';
+      reply?: (
+        agents: { registration: AgentRegistration; online: boolean; lastHeartbeat: number | null }[],
+      ) => void;
+    }
   /**
    * call: every online agent as an `agent_up`, followed by the latest `agent_beat` of its live
    * session when there was one (what a leader that starts now needs to know).
@@ -188,6 +193,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
           [...this.registrations.values()].map((registration) => ({
             registration,
             online: this.isOnline(registration.id),
+            // Its latest heartbeat or hello this hub saw while it was online (null: offline).
+            lastHeartbeat: this.presence.lastBeat(registration.id) ?? null,
           })),
         );
         return;

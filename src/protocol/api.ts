@@ -8,7 +8,13 @@ import { z } from 'zod';
 import { AgentHelloSchema } from './agent.js';
 import { AgentIdSchema, QueueNameSchema, TaskIdSchema } from './ids.js';
 import { SuspensionSchema } from './limits.js';
-import { PrioritySchema, TaskRecordSchema, TaskStatusSchema, TaskSubmitSchema } from './task.js';
+import {
+  EpochMsSchema,
+  PrioritySchema,
+  TaskRecordSchema,
+  TaskStatusSchema,
+  TaskSubmitSchema,
+} from './task.js';
 
 export const TaskSubmitRequestSchema = TaskSubmitSchema.describe(
   'task.submit: a new task (same payload as the submit stream). Replies with the task record.',
@@ -103,6 +109,11 @@ export const AgentListReplySchema = z
         tasks: z.array(TaskIdSchema).describe('Tasks it holds now.'),
         completed: z.int().nonnegative().describe('Tasks completed this session.'),
         flags: z.int().nonnegative().describe('Rejections and accept timeouts.'),
+        lastHeartbeat: EpochMsSchema.nullable()
+          .optional()
+          .describe(
+            'Its latest heartbeat (or hello) the leading hub saw, epoch ms; null while offline. Older hubs omit it.',
+          ),
       }),
     ),
     suspended: z

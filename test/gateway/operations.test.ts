@@ -22,6 +22,12 @@ describe('operator routes', () => {
       });
       const one = await g.http('GET', '/api/agents/ops-a1', { token: g.tokens.read });
       expect(one.body.agent).toMatchObject({ id: 'ops-a1', online: true });
+      // Its latest heartbeat (or hello), from the hub's clock: recent, and newer after a beat.
+      const seen: number = one.body.agent.lastHeartbeat;
+      expect(Math.abs(Date.now() - seen)).toBeLessThan(60_000);
+      await eventually(async () =>
+        expect((await g.http('GET', '/api/agents/ops-a1')).body.agent.lastHeartbeat).toBeGreaterThan(seen),
+      );
       expect((await g.http('GET', '/api/agents/nobody')).status).toBe(404);
       expect((await g.http('POST', '/api/agents/nobody/suspend', { body: { forMs: 60_000 } })).status).toBe(
         404,

@@ -4,8 +4,9 @@
 // render per frame at most; the id order is kept by binary search (no sort per event). The filter
 // box matches words against id, state and queues. A row opens the agent's state diagram.
 //
-// "Seen" is the latest of the agent's last heartbeat when the hub's agent list carries one
-// (`lastHeartbeat`), and the time of its latest state change or hello seen on the event stream.
+// "Seen" is the latest of the agent's last heartbeat in the hub's agent list (`lastHeartbeat`, as
+// the page opened: heartbeats are not on the event stream) and its latest state change or hello
+// seen on the event stream since.
 // Suspensions come with the page's state (GET /api/dashboard/state); a hello ends one.
 import { $, cell, onEvent, onLoad, openAgent } from './core.js';
 import { age, filterBox, SortedList, setText, VirtualList } from './virtual-list.js';
