@@ -143,10 +143,14 @@ if (PEERS) {
   const ratio = (a: number | undefined, b: number | undefined) =>
     a && b ? Number((a / b).toFixed(2)) : null;
   out.ratios = {
+    // The headline: BullMQ on a Redis as durable as JetStream's file store (AOF, fsync every second).
+    throughputVsBullmqAof: ratio(hub.e2e.tasksPerSec, peers.bullmqAof?.e2e?.tasksPerSec),
     throughputVsBullmq: ratio(hub.e2e.tasksPerSec, peers.bullmq?.e2e?.tasksPerSec),
     throughputVsJetstream: ratio(hub.e2e.tasksPerSec, peers.jetstream?.e2e?.tasksPerSec),
     throughputVsJetstreamPipeline: ratio(hub.e2e.tasksPerSec, peers.jetstreamPipeline?.e2e?.tasksPerSec),
     throughputVsJetstreamMinimal: ratio(hub.e2e.tasksPerSec, peers.jetstreamMinimal?.e2e?.tasksPerSec),
+    p50VsBullmqAof: ratio(hub.latency.p50, peers.bullmqAof?.latency?.p50),
+    p99VsBullmqAof: ratio(hub.latency.p99, peers.bullmqAof?.latency?.p99),
     p50VsBullmq: ratio(hub.latency.p50, peers.bullmq?.latency?.p50),
     p99VsBullmq: ratio(hub.latency.p99, peers.bullmq?.latency?.p99),
   };

@@ -32,7 +32,7 @@ import {
   WorkerProcess,
   withTimeout,
 } from './common.js';
-import { startRedisServer } from './redis.js';
+import { type RedisPersistence, startRedisServer } from './redis.js';
 
 const WORKER = fileURLToPath(new URL('./bullmq-worker.ts', import.meta.url));
 const BULK_CHUNK = 1000;
@@ -40,6 +40,8 @@ const BULK_CHUNK = 1000;
 export interface BullmqRunOptions extends PeerRunOptions {
   /** How the e2e producer enqueues: `addBulk` chunks of 1000 (default, as in peers.md B1) or single adds, 100 in flight. */
   e2eMode?: 'bulk' | 'single';
+  /** The Redis's persistence (default none; the fair peer of a durable queue is `aof-everysec`). */
+  persistence?: RedisPersistence;
 }
 
 /**
@@ -50,9 +52,10 @@ export async function runBullmq(opts: BullmqRunOptions = {}): Promise<PeerResult
   const shapes = shapesToRun(opts);
   const e2e = shapes.e2e ? resolveE2e(shapes.e2e) : undefined;
   const latency = shapes.latency ? resolveLatency(shapes.latency) : undefined;
-  const server = await startRedisServer();
+  const persistence = opts.persistence ?? 'none';
+  const server = await startRedisServer({ persistence });
   try {
-    const result: PeerResult = { system: 'bullmq' };
+    const result: PeerResult = { system: persistence === 'none' ? 'bullmq' : `bullmq-${persistence}` };
     if (e2e) result.e2e = await e2eRun(server.port, e2e, opts.e2eMode ?? 'bulk');
     if (latency) result.latency = await latencyRun(server.port, latency);
     return result;

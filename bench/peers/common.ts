@@ -162,7 +162,13 @@ export interface LatencyResult {
 }
 
 export interface PeerResult {
-  system: 'bullmq' | 'jetstream' | 'jetstream-pipeline' | 'jetstream-minimal';
+  system:
+    | 'bullmq'
+    | 'bullmq-aof-everysec'
+    | 'bullmq-aof-always'
+    | 'jetstream'
+    | 'jetstream-pipeline'
+    | 'jetstream-minimal';
   e2e?: E2eResult;
   latency?: LatencyResult;
 }

@@ -1,10 +1,11 @@
 /**
- * Peer baselines on this machine: BullMQ (private Redis), raw NATS JetStream (private nats-server)
+ * Peer baselines on this machine: BullMQ (private Redis, with an AOF fsynced every second and
+ * without persistence), raw NATS JetStream (private nats-server)
  * and the JetStream pipeline (the hub's 5-store durable flow on bare nats.js), e2e throughput and
  * steady-rate latency, each `reps` times; prints one JSON object.
  *
  *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3]
- *                               [--peers bullmq,jetstream,jetstreamPipeline,jetstreamMinimal] [--no-e2e] [--no-latency]
+ *                               [--peers bullmqAof,bullmq,jetstream,jetstreamPipeline,jetstreamMinimal] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
  */
@@ -63,6 +64,7 @@ const out = {
       ? {
           ...e2e,
           producer: {
+            bullmqAof: 'addBulk x1000 (AOF, fsync every second)',
             bullmq: 'addBulk x1000',
             jetstream: 'publish, 100 in flight',
             jetstreamPipeline: 'publish (Nats-Msg-Id), 100 in flight',

@@ -1,7 +1,10 @@
 /**
  * A private, throw-away `redis-server` for the BullMQ baseline: random free loopback port (never
- * 6379), no persistence (`--save '' --appendonly no`), stopped with `redis-cli shutdown nosave`,
- * then SIGTERM/SIGKILL if needed. A process-exit hook kills it if the caller never stops it.
+ * 6379), no RDB snapshots (`--save ''`), and either no persistence (`--appendonly no`) or an
+ * append-only file fsynced every second (`--appendonly yes --appendfsync everysec`: the durability
+ * class of JetStream's file store, which does not fsync each message either) or on every write
+ * (`always`); stopped with `redis-cli shutdown nosave`, then SIGTERM/SIGKILL if needed. A
+ * process-exit hook kills it if the caller never stops it.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -29,7 +32,17 @@ export interface StartRedisOptions {
   bin?: string;
   /** Bound on start-up, per attempt (default 10 000 ms). */
   timeoutMs?: number;
+  /** `none` (default), or an append-only file fsynced every second or on every write. */
+  persistence?: RedisPersistence;
 }
+
+export type RedisPersistence = 'none' | 'aof-everysec' | 'aof-always';
+
+const PERSISTENCE_ARGS: Record<RedisPersistence, string[]> = {
+  none: ['--appendonly', 'no'],
+  'aof-everysec': ['--appendonly', 'yes', '--appendfsync', 'everysec'],
+  'aof-always': ['--appendonly', 'yes', '--appendfsync', 'always'],
+};
 
 /** `redis-server --version` → e.g. `7.0.15` (or the raw line if it cannot be parsed). */
 export async function redisServerVersion(
@@ -73,8 +86,7 @@ async function startOnce(opts: StartRedisOptions): Promise<RedisServer> {
       '127.0.0.1',
       '--save',
       '',
-      '--appendonly',
-      'no',
+      ...PERSISTENCE_ARGS[opts.persistence ?? 'none'],
       '--daemonize',
       'no',
       '--dir',

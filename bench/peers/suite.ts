@@ -14,9 +14,15 @@ import { runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.
 import { natsServerVersion } from './nats.js';
 import { redisServerVersion } from './redis.js';
 
-export type PeerName = 'bullmq' | 'jetstream' | 'jetstreamPipeline' | 'jetstreamMinimal';
+/**
+ * `bullmqAof` is BullMQ on a Redis with an append-only file fsynced every second, the durability
+ * class of JetStream's file store: the fair peer of a durable queue, and the headline ratio.
+ * `bullmq` is the same without persistence.
+ */
+export type PeerName = 'bullmqAof' | 'bullmq' | 'jetstream' | 'jetstreamPipeline' | 'jetstreamMinimal';
 
 export const PEER_NAMES: readonly PeerName[] = [
+  'bullmqAof',
   'bullmq',
   'jetstream',
   'jetstreamPipeline',
@@ -102,6 +108,7 @@ export interface PeerSummary {
 export type SuiteResult = Partial<Record<PeerName, PeerSummary>>;
 
 const RUNNERS: Record<PeerName, typeof runJetstream> = {
+  bullmqAof: (o) => runBullmq({ ...o, persistence: 'aof-everysec' }),
   bullmq: runBullmq,
   jetstream: runJetstream,
   jetstreamPipeline: runJetstreamPipeline,
