@@ -29,6 +29,7 @@ import { AgentComError, ERROR_CODES, ERROR_STATUS, type WireError } from '../pro
 import type { RateLimit } from '../protocol/limits.js';
 import { LeaseSchema } from '../protocol/registration.js';
 import { KeyedRateLimiter } from '../runtime/rate-limit.js';
+import type { ChannelFeedOptions } from './channel-feed.js';
 import { EventHub } from './events.js';
 import { createGatewayMetrics, type GatewayMetricsOptions } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
@@ -68,6 +69,8 @@ export interface GatewayOptions {
   eventRing?: number;
   /** A stream client with this much unsent is disconnected (default 1 MiB). */
   maxEventBufferBytes?: number;
+  /** The event stream's channel follow (`?channels=`): how long it outlives its last client. */
+  channelFeed?: ChannelFeedOptions;
   /** Event streams one token may hold open at once on this gateway (default 16). */
   maxStreamsPerToken?: number;
   /** `/metrics` (metrics.ts) with these options, or false for none (404). Default on. */
@@ -145,7 +148,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       inspectSockets.endToken(id);
     });
     opened.push(() => tokens.stop());
-    events = await EventHub.start(bus, opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {});
+    events = await EventHub.start(bus, {
+      ...(opts.eventRing !== undefined ? { ringSize: opts.eventRing } : {}),
+      ...(opts.channelFeed !== undefined ? { channels: opts.channelFeed } : {}),
+    });
     opened.push(() => events.stop());
     leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
     if (opts.metrics !== false) {
@@ -340,7 +346,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         { retryAfterMs: 5_000 },
       );
     streamsOf.set(principal.id, mine);
-    serveEvents(events, req, reply, query, principal, {
+    await serveEvents(events, req, reply, query, principal, {
       maxBufferedBytes: opts.maxEventBufferBytes ?? 1024 * 1024,
       onClose: (fn) => {
         streams.add(fn);
@@ -379,7 +385,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       method: 'GET',
       url: '/api/events',
       summary:
-        'The event stream (Server-Sent Events): task, agent, alert and pheromone events, resumable with Last-Event-ID (docs/gateway.md).',
+        'The event stream (Server-Sent Events): task, agent, alert and pheromone events, resumable with Last-Event-ID; with `channels`, live channel posts as `message` events (docs/gateway.md).',
       tag: 'events',
       roles: ['read', 'submitter', 'agent'],
       query: EventsQuerySchema,

@@ -11,11 +11,13 @@
  * the buckets when it starts, so the id works on any gateway, and after a gateway restart. An id
  * older than the ring, or one that does not parse, gets a `reset` event: reload the state
  * (GET /api/dashboard/state) and carry on from there. Ordering: per source, in sequence order.
+ * Channel posts (`message` events) are not part of that sequence: channel-feed.ts, held here.
  */
 import type { Bus } from '../bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
 import { PheromoneSchema } from '../protocol/field.js';
 import { TaskRecordSchema } from '../protocol/task.js';
+import { ChannelFeed, type ChannelFeedOptions } from './channel-feed.js';
 import { SeriesFeed, type SeriesFeedOptions } from './series-feed.js';
 
 export const EVENT_SOURCES = ['task', 'agent', 'alert', 'pheromone'] as const;
@@ -193,14 +195,18 @@ export class EventHub {
   /** The dashboard's "last hour" (series-feed.ts), fed by the task tail; undefined when turned off. */
   series: SeriesFeed | undefined;
 
-  private constructor(private readonly ringSize: number) {}
+  private constructor(
+    private readonly ringSize: number,
+    /** Live channel posts (channel-feed.ts) for clients that ask; its follow runs only while they watch. */
+    readonly channels: ChannelFeed,
+  ) {}
 
   /** Starts the tails, the ring preloaded with up to `ringSize / 3` recent revisions per source. */
   static async start(
     bus: Bus,
-    opts: { ringSize?: number; series?: SeriesFeedOptions | false } = {},
+    opts: { ringSize?: number; series?: SeriesFeedOptions | false; channels?: ChannelFeedOptions } = {},
   ): Promise<EventHub> {
-    const hub = new EventHub(opts.ringSize ?? 10_000);
+    const hub = new EventHub(opts.ringSize ?? 10_000, new ChannelFeed(bus, opts.channels));
     const preload = Math.floor(hub.ringSize / EVENT_SOURCES.length);
     for (const source of EVENT_SOURCES) {
       const bucket = BUCKET_OF[source](bus);
@@ -282,6 +288,7 @@ export class EventHub {
 
   stop(): void {
     this.series?.stop();
+    this.channels.stop();
     for (const t of this.tails) t.stop();
     this.listeners.clear();
   }

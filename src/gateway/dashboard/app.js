@@ -12,6 +12,7 @@ import './task-detail.js';
 import './tree.js';
 import './diagram.js';
 import './pheromones.js';
+import './room.js';
 import { start } from './core.js';
 
 start();

@@ -14,6 +14,7 @@ export const session = {
 
 const loaders = [];
 const openers = [];
+const lives = [];
 const handlers = new Map();
 
 /** Run `fn(state)` with each GET /api/dashboard/state reply (at open and after a `reset`). */
@@ -23,6 +24,10 @@ export function onLoad(fn) {
 /** Run `fn()` once the page is signed in and live (again after each sign-in). */
 export function onOpen(fn) {
   openers.push(fn);
+}
+/** Run `fn()` each time the event stream (re)connects, once it is open: read what may have been missed. */
+export function onLive(fn) {
+  lives.push(fn);
 }
 /** Run `fn(data, id)` for each event of this type on /api/events (task, agent, alert, pheromone, ...). */
 export function onEvent(type, fn) {
@@ -140,11 +145,12 @@ async function follow() {
   session.abort = abort;
   for (;;) {
     try {
-      const res = await fetch('/api/events?series=1', {
+      const res = await fetch('/api/events?series=1&channels=room', {
         headers: { authorization: `Bearer ${session.token}`, 'last-event-id': session.cursor ?? '' },
         signal: abort.signal,
       });
       if (!res.ok) throw new Error(`events: ${res.status}`);
+      for (const fn of lives) new Promise((r) => r(fn())).catch((err) => log(`live: ${err.message}`));
       setStatus('live', 'live');
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';

@@ -8,6 +8,11 @@
  * `SERIES_PUSH_MS`: the last two minutes of GET /api/dashboard/series (routes/series.ts), for the
  * dashboard's charts. Not for agent tokens (ignored, as their other filters are).
  *
+ * With `channels=room,ops`, a `message` event (no `id:` line either) for each post stored in those
+ * channels from the moment the stream is open (channel-feed.ts): the gateway's follow runs before
+ * the response's headers are sent, so a client that then reads a channel's history and
+ * de-duplicates by `seq` misses nothing. Not for agent tokens (an agent reads its mailbox).
+ *
  * A client that reads too slowly is disconnected once `maxBufferedBytes` wait unsent: it resumes
  * with its last id, and no other client waits for it. A comment line every 15 s keeps proxies
  * from closing an idle stream.
@@ -16,6 +21,8 @@ import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AgentIdSchema, QueueNameSchema } from '../../protocol/ids.js';
+import { ChannelNameSchema } from '../../protocol/message.js';
+import type { ChannelMessageEvent } from '../channel-feed.js';
 import {
   decodeCursor,
   EVENT_SOURCES,
@@ -25,6 +32,9 @@ import {
 } from '../events.js';
 import { qBool, qList } from '../query.js';
 import type { Principal } from '../route.js';
+
+/** Channels one stream may watch. */
+export const MAX_CHANNELS = 8;
 
 export const EventsQuerySchema = z.object({
   types: qList(z.enum(EVENT_SOURCES))
@@ -37,6 +47,15 @@ export const EventsQuerySchema = z.object({
     .optional()
     .describe(
       'Also send a `series` event (without an id) every few seconds: the last two minutes of GET /api/dashboard/series. Ignored for an agent token.',
+    ),
+  channels: z
+    .preprocess(
+      (v) => (Array.isArray(v) ? v.flatMap((s) => String(s).split(',')) : String(v).split(',')),
+      z.array(ChannelNameSchema).min(1).max(MAX_CHANNELS),
+    )
+    .optional()
+    .describe(
+      `Also send a \`message\` event (without an id) for each post stored in these channels (at most ${MAX_CHANNELS}, e.g. \`room,ops\`) from the moment the stream is open: seq, channel, from, fromKind, title, body (cut to 2,000 characters, with \`truncated\`), replyTo, threadId, at. Whatever \`types\` says. Ignored for an agent token: an agent reads its mailbox.`,
     ),
 });
 export type EventsQuery = z.infer<typeof EventsQuerySchema>;
@@ -57,8 +76,12 @@ function matches(e: GatewayEvent, types: Set<EventSource>, q: EventsQuery): bool
 const frame = (e: { id: string; event: string; data: unknown }) =>
   `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
 
-/** Serves one event-stream request until the client goes or the gateway closes. */
-export function serveEvents(
+/**
+ * Serves one event-stream request until the client goes or the gateway closes. Resolves once the
+ * stream is open (the response hijacked); throws, before anything is written, when the channel
+ * feed a client asked for cannot start (`unavailable`).
+ */
+export async function serveEvents(
   hub: EventHub,
   req: FastifyRequest,
   reply: FastifyReply,
@@ -69,12 +92,29 @@ export function serveEvents(
     /** Registers the stream's `close` (the gateway closing, its token revoked); returns the unregister. */
     onClose: (fn: () => void) => () => void;
   },
-): void {
+): Promise<void> {
   // An agent token sees its own agent's events only, whatever it asks for.
   const q: EventsQuery = principal.role === 'agent' ? { ...query, agent: principal.agentId } : query;
   const types = new Set<EventSource>(q.types ?? EVENT_SOURCES);
   const header = req.headers['last-event-id'];
   const lastId = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
+
+  // The channel follow runs before the headers go out: every post stored once the client sees
+  // the stream open comes as a `message` event (held until the stream is written, like the rest).
+  let unwatch = () => {};
+  let onPost: (m: ChannelMessageEvent) => void = () => {};
+  const early: ChannelMessageEvent[] = [];
+  if (principal.role !== 'agent' && q.channels !== undefined) {
+    onPost = (m) => early.push(m);
+    unwatch = await hub.channels.watch(new Set(q.channels), (m) => onPost(m));
+    // The client went away while the follow started: nothing to serve.
+    if (reply.raw.destroyed || req.raw.socket?.destroyed) {
+      unwatch();
+      reply.hijack();
+      reply.raw.destroy();
+      return;
+    }
+  }
 
   reply.hijack();
   const res = reply.raw;
@@ -102,6 +142,7 @@ export function serveEvents(
     clearInterval(seriesTimer);
     clearTimeout(expiry);
     unsubscribe();
+    unwatch();
     if (abort) res.destroy();
     else res.end();
   };
@@ -125,6 +166,8 @@ export function serveEvents(
     if (!replay && res.writableLength > opts.maxBufferedBytes) close(true);
     return ok;
   };
+  // No id: a post is not part of the durable sequence and must not move a client's cursor.
+  const post = (m: ChannelMessageEvent) => write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
   const send = (e: GatewayEvent, replay = false): boolean => {
     if (e.seq <= sent[e.source]) return true;
     sent[e.source] = e.seq;
@@ -139,6 +182,12 @@ export function serveEvents(
     // A client that cannot take the replay as fast as events come resumes later instead.
     if (held.length > MAX_HELD) close(true);
   });
+  // Posts are held the same way until the replay is written.
+  onPost = (m) => {
+    if (!replaying) return void post(m);
+    early.push(m);
+    if (early.length > MAX_HELD) close(true);
+  };
   // A token that expires ends its streams then (a revoked one is ended by the gateway).
   if (principal.expiresAt !== null)
     expiry = setTimeout(() => close(), Math.min(2 ** 31 - 1, Math.max(0, principal.expiresAt - Date.now())));
@@ -164,6 +213,7 @@ export function serveEvents(
     }
     replaying = false;
     for (const e of held.splice(0)) send(e);
+    for (const m of early.splice(0)) post(m);
     if (!closed) keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
     const series = principal.role !== 'agent' && q.series === true ? hub.series : undefined;
     if (series && !closed) {
