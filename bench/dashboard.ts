@@ -21,10 +21,10 @@
  *            'longtask') are counted over load, burst and churn; JS heap (after a GC) and DOM size
  *            after load and at the end; renders of the tasks list over the burst (data-renders).
  *   baseline the same page with agents.js, tasks.js and dead.js as they were at `--baseline` (a git
- *            revision, default HEAD: the lists before virtualisation; the rest of the page as now),
+ *            revision, default b624a9f: the lists before virtualisation; the rest of the page as now),
  *            measured the same way after it (ratios: now over baseline). `--no-baseline` skips it.
  *   npx tsx bench/dashboard.ts [--agents 1000] [--tasks 100000] [--connections 4] [--samples 5]
- *     [--burst 1000] [--churn 100] [--baseline HEAD | --no-baseline] [--timeout 300]
+ *     [--burst 1000] [--churn 100] [--baseline b624a9f | --no-baseline] [--timeout 300]
  * Prints one JSON document on stdout (times in ms, sizes in bytes); progress on stderr.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -69,11 +69,13 @@ const SAMPLES = flags.number('samples', 5);
 const BURST = flags.number('burst', 1000);
 const CHURN = Math.min(flags.number('churn', 100), AGENTS);
 const TIMEOUT_S = flags.number('timeout', 300);
+/** The commit whose lists were plain tables (one row per agent or task, a sort per event). */
+const PRE_VIRTUAL_LISTS = 'b624a9f';
 const BASELINE = args.includes('--no-baseline')
   ? null
   : (() => {
       const i = args.indexOf('--baseline');
-      return i < 0 ? 'HEAD' : (args[i + 1] ?? 'HEAD');
+      return i < 0 ? PRE_VIRTUAL_LISTS : (args[i + 1] ?? PRE_VIRTUAL_LISTS);
     })();
 /** The modules the baseline page takes from the baseline revision. */
 const LIST_MODULES = ['agents.js', 'tasks.js', 'dead.js'];

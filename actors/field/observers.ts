@@ -19,7 +19,7 @@ import type { FieldStore } from './store.js';
 /** At most this many consumers are read per scan (16 observations each for 1,000 agents and more). */
 export const OBSERVERS_SCAN_MAX = 20_000;
 /** A scan is reused for this long. */
-export const OBSERVERS_CACHE_MS = 2_000;
+export const OBSERVERS_CACHE_MS = 5_000;
 
 const PREFIX = 'fobs-';
 const TRUSTED = `${PREFIX}t-`;

@@ -92,7 +92,8 @@ export async function followStream(
 
 /**
  * Reads the messages matching `filter` from `fromSeq` up to `untilSeq` (both inclusive), with
- * their payloads, then stops. Bounded: at most `max` messages and `timeoutMs`; `complete` is false
+ * their payloads, then stops. Bounded: at most `max` messages, `maxBytes` of payload (default: no
+ * bound) and `timeoutMs`; `complete` is false
  * when a bound ended it first. It also ends, complete, when the stream has nothing more.
  */
 export async function readStream(
@@ -103,6 +104,7 @@ export async function readStream(
     fromSeq: number;
     untilSeq: number;
     max: number;
+    maxBytes?: number;
     timeoutMs: number;
     /** Ends the read early (not complete). */
     signal?: AbortSignal;
@@ -112,6 +114,7 @@ export async function readStream(
   if (opts.fromSeq > opts.untilSeq || opts.max <= 0)
     return { read: 0, complete: opts.fromSeq > opts.untilSeq };
   let read = 0;
+  let bytes = 0;
   let settle: (complete: boolean) => void = () => {};
   const ended = new Promise<boolean>((r) => {
     settle = r;
@@ -127,8 +130,9 @@ export async function readStream(
     if (e.seq > opts.untilSeq) return finish(true);
     onEntry(e);
     read++;
+    bytes += e.data.length;
     if (e.seq >= opts.untilSeq || e.pending === 0) finish(true);
-    else if (read >= opts.max) finish(false);
+    else if (read >= opts.max || bytes >= (opts.maxBytes ?? Number.POSITIVE_INFINITY)) finish(false);
   });
   const timer = setTimeout(() => finish(false), opts.timeoutMs);
   const abort = () => finish(false);

@@ -12,7 +12,7 @@
  *
  * Backfill, so that a gateway (re)start does not blank the charts: at start the task bucket's
  * revisions stored since the window's start, up to the one the tail had reached, are read once
- * (bounded: the newest `backfillMax` revisions, within `backfillTimeoutMs`); messages need nothing
+ * (bounded: the newest `backfillMax` revisions, `backfillMaxBytes` of them, within `backfillTimeoutMs`); messages need nothing
  * more, their consumer starts at the window's start. What the backfill can miss:
  * - a task whose done/failed revision is no longer in the bucket: the bucket keeps 5 revisions
  *   per key, so a task changed 5 more times since (a manual retry and its run), and a finished
@@ -26,6 +26,7 @@
  * remembered, the last 10,000), and a message is counted once (the ordered consumer neither skips
  * nor repeats). A revision whose record does not parse is skipped.
  */
+import { randomUUID } from 'node:crypto';
 import type { Bus } from '../bus/connection.js';
 import type { KvRevision } from '../bus/kv-tail.js';
 import { firstSeqSince, followStream, readStream, type StreamFollow } from '../bus/stream-since.js';
@@ -45,6 +46,8 @@ export interface SeriesFeedOptions {
   backfillMax?: number;
   /** How long the task backfill may take, ms (default 60 s). */
   backfillTimeoutMs?: number;
+  /** Bytes of task records the start-up backfill reads at most (default 256 MiB: a record may be 320 KiB). */
+  backfillMaxBytes?: number;
   /** Wait before a failed read is tried again, ms (default 5 s). */
   retryMs?: number;
 }
@@ -57,6 +60,8 @@ export interface SeriesSnapshot {
   minuteMs: typeof MINUTE_MS;
   /** Raised when a minute before the last two changed: reload the whole series. */
   rev: number;
+  /** Which gateway process computed it: `rev` counts per gateway. */
+  gateway: string;
   /** The start-up backfill is complete (tasks and messages). */
   backfilled: boolean;
   points: SeriesPoint[];
@@ -90,6 +95,8 @@ export class SeriesFeed {
   private readonly wakers = new Set<() => void>();
   private readonly log: Bus['log'];
   private readonly startedAt = Date.now();
+  /** Names this feed in its snapshots, so a client behind a load balancer compares `rev` per gateway. */
+  private readonly gatewayId = randomUUID();
   /** Aborted on stop: ends a backfill read under way. */
   private readonly stopping = new AbortController();
 
@@ -105,6 +112,7 @@ export class SeriesFeed {
     const feed = new SeriesFeed(bus, {
       backfillMax: opts.backfillMax ?? 200_000,
       backfillTimeoutMs: opts.backfillTimeoutMs ?? 60_000,
+      backfillMaxBytes: opts.backfillMaxBytes ?? 256 * 1024 * 1024,
       retryMs: opts.retryMs ?? 5_000,
     });
     // Tapped before anything is awaited: every revision after `after` comes live, the rest is backfill's.
@@ -135,6 +143,7 @@ export class SeriesFeed {
       at: now,
       minuteMs: MINUTE_MS,
       rev: this.series.rev,
+      gateway: this.gatewayId,
       backfilled: this.backfilled,
       points: this.series.points(now, count),
     };
@@ -204,6 +213,7 @@ export class SeriesFeed {
             fromSeq: from,
             untilSeq: until,
             max: this.opts.backfillMax,
+            maxBytes: this.opts.backfillMaxBytes,
             timeoutMs: Math.max(0, deadline - Date.now()),
             signal: this.stopping.signal,
           },
@@ -215,7 +225,11 @@ export class SeriesFeed {
         );
         if (cut || !r.complete)
           this.log.warn(
-            { max: this.opts.backfillMax, timeoutMs: this.opts.backfillTimeoutMs },
+            {
+              max: this.opts.backfillMax,
+              maxBytes: this.opts.backfillMaxBytes,
+              timeoutMs: this.opts.backfillTimeoutMs,
+            },
             'the series backfill of tasks stopped at its bound: the oldest minutes may be short',
           );
         else this.tasksBackfilled = true;

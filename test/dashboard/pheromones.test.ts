@@ -70,6 +70,25 @@ async function emit(h: GatewayHarness, body: Record<string, unknown>): Promise<s
 const dot = (id: string) => `#ph-map .ph-dot[data-pheromone-id="${id}"]`;
 const WAIT = { timeout: 30_000 };
 
+/**
+ * Waits until the element's text starts with (or, `exact`, is) `want`. The predicate is a function:
+ * a string one is compiled by eval in the page, which its Content-Security-Policy forbids.
+ */
+const textStarts = (page: Page, selector: string, want: string, exact = false) =>
+  page.waitForFunction(
+    ([sel, w, ex]) => {
+      const text =
+        (
+          globalThis as unknown as {
+            document: { querySelector(s: string): { textContent: string | null } | null };
+          }
+        ).document.querySelector(sel as string)?.textContent ?? '';
+      return ex ? text === w : text.startsWith(w as string);
+    },
+    [selector, want, exact] as const,
+    WAIT,
+  );
+
 describe('the pheromone map', () => {
   it('shows dots claimed and unclaimed, details, observers’ lines, and dots leaving on expiry and removal', async () => {
     const h = await g.setup();
@@ -107,11 +126,7 @@ describe('the pheromone map', () => {
     );
     await page.waitForSelector(`${dot(review)} text.ph-claimer`, WAIT);
     expect(await page.locator(`${dot(review)} text.ph-claimer`).textContent()).toBe('http:submitter');
-    await page.waitForFunction(
-      `document.querySelector(${JSON.stringify(`${detail} dd[data-field="claimer"]`)})?.textContent?.startsWith('http:submitter')`,
-      undefined,
-      WAIT,
-    );
+    await textStarts(page, `${detail} dd[data-field="claimer"]`, 'http:submitter');
 
     // An agent that starts observing: the page learns of it on its next observers refresh (10 s),
     // and draws a line from it to each dot its pattern matches, none to the others.
@@ -135,7 +150,8 @@ describe('the pheromone map', () => {
     await shot(page, 'pheromones-claimed-observed.png');
 
     // A pheromone that expires leaves the map; so does one that is removed.
-    const brief = await emit(h, { type: 'map.request.brief', ttl: 8 });
+    // Long enough to be drawn first on a loaded machine, short enough to wait for.
+    const brief = await emit(h, { type: 'map.request.brief', ttl: 15 });
     await page.waitForSelector(`${dot(brief)}[data-claimed="false"]`, WAIT);
     // map.request.* matches it: a line, drawn from the observers the page already has.
     await page.waitForSelector(line(brief), WAIT);
@@ -153,11 +169,7 @@ describe('the pheromone map', () => {
     expect(await field('claimer')).toMatch(/^http:submitter/);
 
     // The counts and the flow: one live (other), one expired; 3 emitted, 1 claimed, 2 ended.
-    await page.waitForFunction(
-      `document.querySelector('#ph-summary .ph-counts')?.textContent === 'Environment: 1 active | 0 claimed | 1 expired'`,
-      undefined,
-      WAIT,
-    );
+    await textStarts(page, '#ph-summary .ph-counts', 'Environment: 1 active | 0 claimed | 1 expired', true);
     // The page's code is a string: this project's TypeScript has no DOM types.
     const flow = (series: string) =>
       page.evaluate(

@@ -96,7 +96,8 @@ describe('GET /api/pheromones/observers', () => {
         const r = await g.http('GET', '/api/pheromones/observers?agent=obs-b', { token: g.tokens.read });
         expect(r.body.observers.map((o: Observer) => o.active)).toEqual([false]);
       },
-      { timeout: 15_000, interval: 250 },
+      // The server's interest update, then the hub's scan cache (OBSERVERS_CACHE_MS) running out.
+      { timeout: 25_000, interval: 250 },
     );
   });
 

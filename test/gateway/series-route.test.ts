@@ -167,11 +167,17 @@ describe('GET /api/dashboard/series', () => {
           const res = await fetch(`${other.url}/api/dashboard/series`, {
             headers: { authorization: `Bearer ${g.tokens.read}` },
           });
-          const body = (await res.json()) as { backfilled: boolean; points: Point[] };
+          const body = (await res.json()) as { backfilled: boolean; gateway: string; points: Point[] };
           expect(body.backfilled).toBe(true);
           return body;
         },
         { timeout: 30_000, interval: 100 },
+      );
+      // Each gateway keeps its own series and says which it is (`rev` compares within one only).
+      const first = (await g.http('GET', '/api/dashboard/series', { token: g.tokens.read })).body;
+      expect(fresh.gateway).not.toBe(first.gateway);
+      expect((await g.http('GET', '/api/dashboard/series', { token: g.tokens.read })).body.gateway).toBe(
+        first.gateway,
       );
       expect(sum(fresh.points, (p) => p.done)).toBe(4);
       expect(sum(fresh.points, (p) => p.messages.broadcast!)).toBe(1);

@@ -58,6 +58,8 @@ const CHARTS = [
 const points = new Map();
 /** The `rev` of the last whole series loaded (null: none loaded yet). */
 let rev = null;
+/** The gateway whose series the page holds (its `rev` means nothing to another). */
+let gateway = null;
 /** The newest minute held. */
 let latest = null;
 let reloading = null;
@@ -86,6 +88,7 @@ function reload() {
       latest = null;
       for (const p of s.points) keep(p);
       rev = s.rev;
+      gateway = s.gateway;
       $('charts-panel').dataset.rev = String(rev);
       $('charts-panel').dataset.backfilled = String(s.backfilled);
       note(s.backfilled ? '' : '(older minutes may be incomplete: the gateway is still reading them)');
@@ -107,7 +110,10 @@ function onSeries(s) {
   $('charts-panel').dataset.backfilled = String(s.backfilled);
   if (s.backfilled && rev !== null) note('');
   draw();
-  if (missed || (rev !== null && s.rev !== rev)) void reload();
+  // `rev` counts per gateway: behind a load balancer the stream and a reload may reach different
+  // ones, and reloading on their difference would never end; a minute missed still reloads.
+  const changed = rev !== null && s.gateway === gateway && s.rev !== rev;
+  if (missed || changed) void reload();
 }
 
 /** uPlot's columns: minute starts in seconds, then each series' values (null: none that minute). */

@@ -126,7 +126,8 @@ async function load() {
   const s = await api('GET', '/api/dashboard/state');
   session.cursor = s.cursor;
   session.initial = s;
-  for (const fn of loaders) await fn(s);
+  // Side by side: one panel's slow read (a thousand pheromones) delays no other, nor going live.
+  await Promise.all(loaders.map((fn) => fn(s)));
 }
 
 function dispatch(type, data, id) {

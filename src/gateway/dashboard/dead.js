@@ -93,11 +93,14 @@ const dlqList = new VirtualList({
   empty: 'no dead letter',
 });
 
+/** Dead tasks in the hub (from the list's total at open, then counted from events). */
+let deadTotal = 0;
+
 const count = coalesce(() => {
   const v = view();
   setText(
     document.getElementById('dead-count'),
-    `${v.dead.length}${dead.size >= DEAD_MAX ? '+' : ''} dead, ${v.dlq.length}${dlqMore ? '+' : ''} letters`,
+    `${v.dead.length}${deadTotal > dead.size ? ` of ${deadTotal}` : ''} dead, ${v.dlq.length}${dlqMore ? '+' : ''} letters`,
   );
 });
 
@@ -131,6 +134,8 @@ onLoad(async (s) => {
   dead.clear();
   order.clear();
   for (const r of list?.tasks ?? []) add(taskFromRecord(r));
+  // The hub's count: the page holds the newest 50 at open, and those that die while it is open.
+  deadTotal = list?.total ?? dead.size;
   changed();
 });
 
@@ -138,6 +143,10 @@ onEvent('task', (data) => {
   if (data.status === 'dead' && !data.removed) {
     if (dead.has(data.id)) return;
     add(data);
+    deadTotal++;
     changed();
-  } else if (drop(data.id)) changed();
+  } else if (drop(data.id)) {
+    deadTotal = Math.max(0, deadTotal - 1);
+    changed();
+  }
 });

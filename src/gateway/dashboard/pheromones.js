@@ -8,8 +8,9 @@
 // the dashboard state, then follows `pheromone` events; the flow chart starts from the audit trail
 // (GET /api/pheromones/history, at most 2,000 events). Observations are not on the event stream:
 // GET /api/pheromones/observers is asked once at open and then every 10 s while the page is
-// visible, so a new observer shows within about 10 s. Bounded: at most MAX_DOTS dots (the newest)
-// with "+K more" from the server's counts, MAX_LANES lanes, MAX_AGENTS agents, MAX_LINES lines.
+// visible, so a new observer shows within about 15 s (the hub reuses a scan for 5 s). Bounded: at
+// most MAX_DOTS dots (the newest) with "+K more" from the server's counts, MAX_LANES lanes,
+// MAX_AGENTS agents, MAX_LINES lines.
 // Every value from the hub is written with textContent.
 import { $, api, el, log, onEvent, onLoad, onOpen, session } from './core.js';
 

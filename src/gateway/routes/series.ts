@@ -50,6 +50,11 @@ export const SeriesReplySchema = z
       .describe(
         'Raised whenever a minute before the last two changed (the start-up backfill, a late event): a reader following the `series` events reloads the series when it changes.',
       ),
+    gateway: z
+      .string()
+      .describe(
+        'Which gateway computed it (each has its own series): compare `rev` only between snapshots of one gateway.',
+      ),
     backfilled: z
       .boolean()
       .describe(
