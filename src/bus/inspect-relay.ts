@@ -9,9 +9,13 @@
  * expires, so with no listener nothing is attached at all: the only cost of inspection being
  * possible is one core subscription per relay and one small message per listener every few
  * seconds. A new listener (or a listener with new targets) naming something already attached has
- * it announced again (each actor's `@xstate.actor` with its current snapshot), so a listener that
- * joins late (a second dashboard, a reloaded page) sees the whole picture too: at most once per
- * new listen, never on a repeated one.
+ * it announced again (each actor's `@xstate.actor` with its current snapshot, by the attach's
+ * `announce`, without detaching), so a listener that joins late (a second dashboard, a reloaded
+ * page) sees the whole picture too; never on a repeated listen. Re-announces are coalesced per
+ * follow: the first waits {@link REANNOUNCE_DELAY_MS} for more new listeners, and there is at most
+ * one per {@link REANNOUNCE_INTERVAL_MS}, so a burst of new listeners (dashboards reconnecting)
+ * costs one, sent after it. The follows due at once are announced {@link REANNOUNCE_BATCH} per turn
+ * of the event loop, so a thousand AgentFSMs re-announced do not block the hub's other work.
  *
  * An {@link InspectPublisher} publishes `@statelyai/inspect` events (its `createInspector` makes
  * them, from XState's raw inspection events or from its manual `actor()/event()/snapshot()` API)
@@ -195,8 +199,10 @@ function jsonSafe(snapshot: unknown): Record<string, unknown> {
 
 /**
  * What an attach returns: the detach, optionally with `announce`, which sends every inspected
- * actor's `@xstate.actor` with its current snapshot again (for a listener that joined late). A
- * plain detach is fine: without `announce`, the relay detaches and attaches again instead.
+ * actor's `@xstate.actor` with its current snapshot again (for a listener that joined late),
+ * keeping whatever the attachment follows. A plain detach works too: without `announce`, the relay
+ * detaches and attaches again instead (events of that instant may be lost to the listeners already
+ * there).
  */
 export type Detach = (() => void) & { announce?: () => void };
 
@@ -222,6 +228,13 @@ export interface Following {
   stop(): void;
 }
 
+/** A follow's first re-announce waits this long (ms) for more new listeners to join it. */
+export const REANNOUNCE_DELAY_MS = 250;
+/** At most one re-announce per follow in this long (ms); the new listeners meanwhile share the next. */
+export const REANNOUNCE_INTERVAL_MS = 1_000;
+/** Follows re-announced per turn of the event loop (each one actor, or a tree that spreads its own). */
+export const REANNOUNCE_BATCH = 200;
+
 export interface InspectRelayOptions {
   log?: Logger;
   /** Time source (epoch ms); tests only. */
@@ -237,6 +250,9 @@ export class InspectRelay {
   private readonly now: () => number;
   private sub: CoreSubscription | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Re-announces due, run {@link REANNOUNCE_BATCH} per turn of the event loop. */
+  private readonly announcing: (() => void)[] = [];
+  private announceTurn: NodeJS.Immediate | undefined;
   private closed = false;
 
   private constructor(
@@ -277,11 +293,16 @@ export class InspectRelay {
    * returns the detach, called when the last such listen expires (or on `stop`/`close`). Neither
    * may throw into the caller: a throw is logged. When a new listener (or new targets of one)
    * names it while attached, the detach's `announce` runs, or, without one, it is detached and
-   * attached again, so that the newcomer gets the current state too.
+   * attached again, so that the newcomer gets the current state too: once for a burst of new
+   * listeners, after {@link REANNOUNCE_DELAY_MS}, and at most once per
+   * {@link REANNOUNCE_INTERVAL_MS}.
    */
   follow(source: InspectSource, id: string, attach: (pub: InspectPublisher) => Detach): Following {
     let pub: InspectPublisher | undefined;
     let detach: Detach | undefined;
+    /** A re-announce to come: its timer, or `queued` once due (in the relay's turns). */
+    let pending: NodeJS.Timeout | 'queued' | undefined;
+    let lastAnnounced = Number.NEGATIVE_INFINITY;
     const up = () => {
       pub = new InspectPublisher(this.bus, source, id, this.log);
       try {
@@ -293,6 +314,9 @@ export class InspectRelay {
       this.log.debug({ phase: 'inspect', source, id }, 'inspection attached');
     };
     const down = () => {
+      // A re-announce to come is moot: an attach again announces everything anyway.
+      if (pending !== undefined && pending !== 'queued') clearTimeout(pending);
+      pending = undefined;
       try {
         detach?.();
       } catch (err) {
@@ -304,6 +328,10 @@ export class InspectRelay {
       detach = undefined;
     };
     const announce = () => {
+      // Detached (or detached and attached again) since it was due: nothing to send.
+      if (pending !== 'queued' || !pub) return;
+      pending = undefined;
+      lastAnnounced = this.now();
       if (!detach?.announce) {
         down();
         up();
@@ -315,12 +343,22 @@ export class InspectRelay {
         this.log.warn({ phase: 'inspect', err, source, id }, 'inspection not announced again');
       }
     };
+    /** A re-announce for a new listener: the one to come covers it, or one is planned. */
+    const announceSoon = () => {
+      if (pending !== undefined) return;
+      const delay = Math.max(REANNOUNCE_DELAY_MS, lastAnnounced + REANNOUNCE_INTERVAL_MS - this.now());
+      pending = setTimeout(() => {
+        pending = 'queued';
+        this.queueAnnounce(announce);
+      }, delay);
+      pending.unref();
+    };
     /** `arrived`: the new listen (or new targets) that caused this check, if any. */
     const check = (arrived?: InspectListen) => {
       const want = !this.closed && this.wants(source, id);
       if (want && !pub) up();
       else if (!want && pub) down();
-      else if (want && pub && arrived?.targets.some((t) => targetMatches(t, source, id))) announce();
+      else if (want && pub && arrived?.targets.some((t) => targetMatches(t, source, id))) announceSoon();
     };
     this.follows.add(check);
     check();
@@ -356,6 +394,8 @@ export class InspectRelay {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearImmediate(this.announceTurn);
+    this.announcing.length = 0;
     try {
       this.sub?.unsubscribe();
     } catch {
@@ -364,6 +404,20 @@ export class InspectRelay {
     for (const f of [...this.follows]) f();
     this.follows.clear();
     this.changeListeners.clear();
+  }
+
+  /** Runs `announce` in a later turn, {@link REANNOUNCE_BATCH} per turn. */
+  private queueAnnounce(announce: () => void): void {
+    if (this.closed) return;
+    this.announcing.push(announce);
+    this.announceTurn ??= setImmediate(() => this.announceSome());
+  }
+
+  private announceSome(): void {
+    this.announceTurn = undefined;
+    for (const announce of this.announcing.splice(0, REANNOUNCE_BATCH)) announce();
+    if (this.announcing.length > 0 && !this.closed)
+      this.announceTurn = setImmediate(() => this.announceSome());
   }
 
   private changed(arrived?: InspectListen): void {

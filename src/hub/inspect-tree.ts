@@ -12,7 +12,11 @@
  * restart_scheduled, start_error, shutdown_error, reached_max_restart_intensity, auto_shutdown,
  * shutdown) is an `@xstate.event` on its supervisor (from the child it is about), followed by the
  * supervisor's new snapshot. On attach, every live process of the tree is announced with its
- * current state (a walk with `whichChildren`). Nested supervisors are found as they start.
+ * current state (a walk with `whichChildren`). Nested supervisors are found as they start. For a
+ * listener that joins later, {@link TreeInspection.announce} sends every process it follows again
+ * with its state now, without detaching (the relay calls it, coalesced, for each new listener), so
+ * what it remembers (the incarnations that exited, the sources of restarts to come) is kept: the
+ * supervisors at once, the other processes {@link ANNOUNCE_BATCH} per turn of the event loop.
  *
  * It only observes (report subscriptions and exit monitors, removed on detach): it can neither
  * delay nor break the tree. Not guaranteed: children of a dynamic supervisor have no child id (they
@@ -79,6 +83,9 @@ const CHILD_DEFINITION = {
   },
 };
 
+/** Processes re-announced per turn of the event loop (an agent-fsms of thousands spread out). */
+export const ANNOUNCE_BATCH = 200;
+
 export class TreeInspection {
   private readonly sups = new Map<number, SupNode>();
   private readonly nodes = new Map<number, Node>();
@@ -91,6 +98,8 @@ export class TreeInspection {
   private readonly exited = new Map<number, Ref>();
   /** Pids whose name is being looked up (dynamic children): announced once it is known. */
   private readonly naming = new Set<number>();
+  /** Which re-announce is current: one still spreading over turns stops when a newer starts. */
+  private announcing = 0;
   private stopped = false;
 
   constructor(
@@ -104,6 +113,35 @@ export class TreeInspection {
     this.pub.root = session(root);
     if (isSupervisor(root)) this.addSupervisor(root, undefined, undefined);
     else this.addNode(root, undefined, undefined);
+  }
+
+  /**
+   * Sends every supervisor and process it follows again (`@xstate.actor` with the current
+   * snapshot), parents before children, for a listener that joined late; it keeps following
+   * meanwhile and forgets nothing. The supervisors go at once; the other processes (leaves, whose
+   * parents are all sent by then) {@link ANNOUNCE_BATCH} per turn, each if it is still alive.
+   */
+  announce(): void {
+    if (this.stopped) return;
+    const round = ++this.announcing;
+    const depth = (ref: Ref) => {
+      let d = 0;
+      for (let r = ref._parent; r; r = r._parent) d++;
+      return d;
+    };
+    const sups = [...this.sups.values()].sort((a, b) => depth(a.ref) - depth(b.ref));
+    for (const s of sups) this.pub.inspector.actor(s.ref as never, this.supSnapshot(s));
+    const nodes = [...this.nodes.values()];
+    const some = (from: number) => {
+      if (this.stopped || round !== this.announcing) return;
+      const to = Math.min(nodes.length, from + ANNOUNCE_BATCH);
+      for (let i = from; i < to; i++) {
+        const n = nodes[i]!;
+        if (this.nodes.get(n.pid.id) === n) this.pub.inspector.actor(n.ref as never, this.nodeSnapshot(n));
+      }
+      if (to < nodes.length) setImmediate(() => some(to));
+    };
+    some(0);
   }
 
   stop(): void {
@@ -351,10 +389,11 @@ export function startHubInspection(input: HubInspectInput): Server {
   const relay = InspectRelay.start(bus, { log });
   const following = relay.follow('hub', inspectId(hubId), (pub) => {
     const root = (input.roots ?? ['hub', 'services']).map((n) => registry.whereis(n)).find((p) => p);
+    // No root yet: a plain detach, so that a new listener has it looked up again.
     if (!root) return () => {};
     const tree = new TreeInspection(pub, registry, log);
     tree.start(root);
-    return () => tree.stop();
+    return Object.assign(() => tree.stop(), { announce: () => tree.announce() });
   });
   return {
     handle() {},

@@ -2,13 +2,23 @@
  * The inspection relay (src/bus/inspect-relay.ts) against a real nats-server: listens expire,
  * inspection attaches only while a listen names the target and detaches after, nothing is
  * published without a listen, malformed listens are ignored, a listener that joins late gets the
- * actors (and their machine definitions) announced again, and nothing it does throws.
+ * actors (and their machine definitions) announced again (once for a burst of new listeners, at
+ * most once a second, a thousand follows spread over turns of the event loop), and nothing it does
+ * throws.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assign, createActor, setup } from 'xstate';
 import { connectBus } from '../../src/bus/connection.js';
-import { InspectListens, InspectPublisher, InspectRelay, inspectActor } from '../../src/bus/inspect-relay.js';
+import {
+  InspectListens,
+  InspectPublisher,
+  InspectRelay,
+  inspectActor,
+  REANNOUNCE_BATCH,
+  REANNOUNCE_DELAY_MS,
+  REANNOUNCE_INTERVAL_MS,
+} from '../../src/bus/inspect-relay.js';
 import type { InspectListen } from '../../src/protocol/inspect.js';
 import { eventually } from '../support/eventually.js';
 import { uniqueName } from '../support/names.js';
@@ -78,7 +88,11 @@ const counter = setup({
 interface Got {
   subject: string;
   event: Record<string, unknown> & { type: string; sessionId: string };
+  /** When it arrived (epoch ms). */
+  at: number;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('InspectRelay', () => {
   const nats = useNatsServer();
@@ -98,7 +112,7 @@ describe('InspectRelay', () => {
       callback: (_e, m) => {
         const body = JSON.parse(dec.decode(m.data));
         if (m.subject.endsWith('.sentinel')) sentinels.push(body.id);
-        else got.push({ subject: m.subject, event: body });
+        else got.push({ subject: m.subject, event: body, at: Date.now() });
       },
     });
     await bus.nc.flush();
@@ -108,13 +122,16 @@ describe('InspectRelay', () => {
     const say = (l: InspectListen | unknown) =>
       bus.nc.publish(bus.names.subjects.inspecting, typeof l === 'string' ? l : JSON.stringify(l));
     /**
-     * Everything published before now on this connection has arrived: the inspector converts
-     * XState's events one timer turn later (a zero timer queued after its own runs after them),
-     * then a sentinel published on the same connection arrives after them (NATS keeps a
-     * connection's order to a subscriber).
+     * Everything published before now on this connection has arrived, and what the relay published
+     * at once for it: a flush returns after the server has sent back all that came before it (the
+     * listens, whose handlers run as they arrive, publishing any announce then); the inspector
+     * converts XState's events one timer turn later (a zero timer queued after its own runs after
+     * them); then a sentinel published on the same connection arrives after all of it (NATS keeps
+     * a connection's order to a subscriber). Re-announces for new listeners come later (coalesced).
      */
     let k = 0;
     const settled = async () => {
+      await bus.nc.flush();
       await new Promise((r) => setTimeout(r, 0));
       const id = `s${k++}`;
       bus.nc.publish(bus.names.subjects.inspect('agent', 'sentinel'), JSON.stringify({ id }));
@@ -237,7 +254,7 @@ describe('InspectRelay', () => {
       attaches++;
       return inspectActor(actor, pub);
     });
-    // Something attached with a plain detach (as the hub's tree is): detached and attached again.
+    // Something attached with a plain detach (no announce): detached and attached again.
     let treeAttaches = 0;
     relay.follow('hub', 'h1', () => {
       treeAttaches++;
@@ -258,9 +275,11 @@ describe('InspectRelay', () => {
       states: { low: { on: { INC: expect.any(Array) } }, high: { on: { DONE: 'low' } } },
     });
 
-    // The same listener repeating itself: nothing new.
+    // The same listener repeating itself: nothing new (not even once a re-announce would be due).
     say(listen(['agent.a1', 'hub.h1'], 10_000, 'first'));
     actor.send({ type: 'INC' }); // n = 1, still low
+    await settled();
+    await sleep(REANNOUNCE_DELAY_MS + 200);
     await settled();
     expect(announced()).toHaveLength(1);
 
@@ -286,6 +305,76 @@ describe('InspectRelay', () => {
     expect(detaches).toBe(1);
     expect(attaches).toBe(1);
     expect(announced()).toHaveLength(2);
+  });
+
+  it('re-announces once for a burst of new listeners, after it, and at most once a second', async () => {
+    const { relay, got, say, settled } = await fixture();
+    const actor = counterActor();
+    let detaches = 0;
+    const following = relay.follow('agent', 'a1', (pub) => {
+      const off = inspectActor(actor, pub);
+      return Object.assign(
+        () => {
+          detaches++;
+          off();
+        },
+        { announce: off.announce },
+      );
+    });
+    say(listen(['agent.a1'], 10_000, 'first'));
+    await eventually(() => expect(following.attached).toBe(true), { timeout: 5_000 });
+    await settled();
+    const announced = () => got.filter((g) => g.event.type === '@xstate.actor');
+    expect(announced()).toHaveLength(1);
+
+    // Ten dashboards reconnect at once: one re-announce for all of them, once the burst is over.
+    for (let i = 0; i < 10; i++) say(listen(['agent.*'], 10_000, `burst-${i}`));
+    await settled();
+    const burstAt = Date.now();
+    await eventually(() => expect(announced()).toHaveLength(2), { timeout: 5_000 });
+    expect(announced()[1]!.at).toBeGreaterThanOrEqual(burstAt);
+    await sleep(REANNOUNCE_DELAY_MS + 200);
+    await settled();
+    expect(announced()).toHaveLength(2);
+
+    // Another right after: its own re-announce, but not within a second of the last one.
+    say(listen(['agent.a1'], 10_000, 'late'));
+    await eventually(() => expect(announced()).toHaveLength(3), { timeout: 5_000 });
+    const [, second, third] = announced();
+    expect(third!.at - second!.at).toBeGreaterThanOrEqual(REANNOUNCE_INTERVAL_MS - 200);
+    expect(third!.event).toMatchObject({ sessionId: second!.event.sessionId, snapshot: { value: 'low' } });
+    // Announced, never detached for it.
+    expect(detaches).toBe(0);
+  });
+
+  it('spreads the re-announce of many follows over turns of the event loop', async () => {
+    const { relay, say } = await fixture();
+    const follows = 2 * REANNOUNCE_BATCH + 100;
+    /** The turn of the event loop each announce ran in. */
+    const turns: number[] = [];
+    let turn = 0;
+    const followings = Array.from({ length: follows }, (_, i) =>
+      relay.follow('agent', `a${i}`, () => Object.assign(() => {}, { announce: () => turns.push(turn) })),
+    );
+    say(listen(['agent.*'], 10_000, 'first'));
+    await eventually(() => expect(followings.every((f) => f.attached)).toBe(true), { timeout: 5_000 });
+    // Count the turns while a new listener has all of them announced again.
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    tick();
+    try {
+      say(listen(['agent.*'], 10_000, 'second'));
+      await eventually(() => expect(turns).toHaveLength(follows), { timeout: 5_000 });
+    } finally {
+      ticking = false;
+    }
+    const perTurn = new Map<number, number>();
+    for (const t of turns) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(REANNOUNCE_BATCH);
+    expect(perTurn.size).toBeGreaterThanOrEqual(3);
   });
 
   it('never throws into the caller: failing attach, detach and serialization are contained', async () => {

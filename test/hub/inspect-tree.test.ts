@@ -2,7 +2,9 @@
  * A supervision tree as inspection events (src/hub/inspect-tree.ts), on a small tree and a real
  * nats-server: every supervisor and child announced with its state and parent when a listen
  * arrives, reports as events on their supervisor, children started later (nested supervisors and
- * dynamic children included) announced as they start, exits as snapshots, and nothing after detach.
+ * dynamic children included) announced as they start, exits as snapshots, and nothing after detach;
+ * a listener that joins later gets the tree announced again without it being followed afresh (a
+ * restart still to come names the incarnation that exited before).
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +26,12 @@ import { uniqueName } from '../support/names.js';
 import { useNatsServer } from '../support/nats-server.js';
 
 const idle = fromCallback(() => () => {});
+/** Fails to start while `failing.now` (an error in its initial state is a failed start). */
+const failing = { now: false };
+const flaky = fromCallback(() => {
+  if (failing.now) throw new Error('cannot start');
+  return () => {};
+});
 
 interface Ev {
   type: string;
@@ -155,5 +163,77 @@ describe('supervision tree inspection', () => {
       },
       { timeout: 6_000, interval: 300 },
     );
+  });
+  it('announces the tree again for a new listener without starting over', async () => {
+    const prefix = uniqueName('tree').replace(/_/g, '-').toLowerCase();
+    const log = pino({ level: 'silent' });
+    const bus = await connectBus({ servers: nats.url, prefix, logger: log });
+    cleanup.push(() => bus.drain());
+    const registry = new Registry();
+    const started = await startSupervisor(
+      [
+        actorChild('steady', idle, { name: 'steady' }),
+        actorChild('flaky', flaky, { name: 'flaky', backoff: { min: 300, max: 300, jitter: 0 } }),
+      ],
+      { strategy: 'one_for_one', intensity: 1_000, period: 10_000 },
+      { registry, name: 'root', logger: log },
+    );
+    if (!started.ok) throw new Error('tree did not start');
+    const root = started.value;
+    cleanup.push(() => {
+      failing.now = false;
+      return root.stop();
+    });
+    const server = startHubInspection({ bus, registry, log, hubId: 'h2', roots: ['root'] });
+    cleanup.push(() => server.terminate?.('shutdown'));
+
+    const got: Ev[] = [];
+    const dec = new TextDecoder();
+    bus.nc.subscribe(bus.names.subjects.inspect('hub', 'h2'), {
+      callback: (_e, m) => {
+        got.push(JSON.parse(dec.decode(m.data)));
+      },
+    });
+    await bus.nc.flush();
+    const say = (listener: string) =>
+      bus.nc.publish(
+        bus.names.subjects.inspecting,
+        JSON.stringify({ v: 1, listener, targets: ['hub.*'], ttlMs: 30_000 }),
+      );
+    const actorsNamed = (name: string) => got.filter((e) => e.type === '@xstate.actor' && e.name === name);
+    const reports = (type: string, from = 0) =>
+      got.slice(from).filter((e) => e.type === '@xstate.event' && e.event?.type === type);
+    say('first');
+    await eventually(() => {
+      for (const n of ['root', 'steady', 'flaky']) expect(actorsNamed(n), n).toHaveLength(1);
+    });
+    const flakySession = actorsNamed('flaky')[0]!.sessionId;
+    const steadySession = actorsNamed('steady')[0]!.sessionId;
+
+    // flaky crashes and cannot start again: a restart is scheduled every 300 ms, each naming the
+    // incarnation that exited (the new one is a new session, once it starts).
+    failing.now = true;
+    exit(registry.whereis('flaky')!, errorReason(new Error('boom')));
+    await eventually(() => expect(reports('start_error').length).toBeGreaterThanOrEqual(1));
+    expect(reports('restart_scheduled').every((e) => e.sourceId === flakySession)).toBe(true);
+
+    // A second listener: the tree as it is now, sent again (flaky is down: not in it).
+    say('second');
+    await eventually(() => expect(actorsNamed('root')).toHaveLength(2), { timeout: 5_000 });
+    const mark = got.length;
+    expect(actorsNamed('steady')).toHaveLength(2);
+    expect(actorsNamed('steady')[1]!.sessionId).toBe(steadySession);
+    expect(actorsNamed('root')[1]!.snapshot?.context?.restarts).toBeGreaterThanOrEqual(1);
+    expect(actorsNamed('flaky')).toHaveLength(1);
+    // Still followed as before: the next restart scheduled still names the incarnation that exited.
+    await eventually(() => expect(reports('restart_scheduled', mark).length).toBeGreaterThanOrEqual(1), {
+      timeout: 5_000,
+    });
+    expect(reports('restart_scheduled', mark)[0]!.sourceId).toBe(flakySession);
+
+    // It starts again at last: a new session.
+    failing.now = false;
+    await eventually(() => expect(actorsNamed('flaky')).toHaveLength(2), { timeout: 5_000 });
+    expect(actorsNamed('flaky')[1]!.sessionId).not.toBe(flakySession);
   });
 });

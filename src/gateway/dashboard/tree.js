@@ -6,13 +6,17 @@
 // (its supervisor scheduled a restart) or stopped; a supervisor also shows its strategy and the
 // restarts it has made since it started. The hub holding the lease is the one running `work` (the
 // leader starts it in `work-slot` while it holds the lease, src/hub/tree.ts), the latest to start
-// it if several seem to. The model is bounded: so many hubs, nodes and sessions, the oldest stopped
-// nodes dropped first. `inspectionSocket` is shared with diagram.js.
+// it if several seem to. The model is bounded: so many hubs (past them the one heard from least
+// recently goes, never the lease holder: a restarted hub is a new one), so many nodes per hub (past
+// them the stopped leaves go, stopped longest first; a running node or a parent stays), and so many
+// sessions of earlier incarnations (the oldest go first; a node's current session stays while the
+// node does). `inspectionSocket` is shared with diagram.js.
 import { $, el, onOpen, session } from './core.js';
 
 const MAX_HUBS = 32;
 const MAX_NODES = 1000;
-const MAX_SESSIONS = 4000;
+/** Sessions of earlier incarnations kept per hub (a late event of one still finds its node). */
+const MAX_OLD_SESSIONS = 1000;
 /** Children listed per supervisor (an agent-fsms with thousands of agents shows the first ones). */
 const MAX_SHOWN = 100;
 
@@ -79,14 +83,38 @@ export function createTreeModel() {
   return { hubs: new Map(), seq: 0 };
 }
 
-function hubIn(model, id) {
+/**
+ * A hub's part of the model: its nodes by path; the path of each session it announced (the
+ * current one of each node, and up to MAX_OLD_SESSIONS earlier ones, in `old`, oldest first); its
+ * stopped leaves, in the order they became so (the nodes pruning may drop); when it was last heard.
+ */
+function hubIn(model, id, create) {
   let hub = model.hubs.get(id);
   if (!hub) {
-    if (model.hubs.size >= MAX_HUBS) return null;
-    hub = { id, nodes: new Map(), sessions: new Map(), order: 0 };
+    if (!create) return null;
+    if (model.hubs.size >= MAX_HUBS) dropHub(model);
+    hub = {
+      id,
+      nodes: new Map(),
+      sessions: new Map(),
+      old: new Set(),
+      prunable: new Set(),
+      order: 0,
+      heard: 0,
+    };
     model.hubs.set(id, hub);
   }
+  hub.heard = ++model.seq;
   return hub;
+}
+
+/** Drops the hub heard from least recently that does not hold the lease (a dead one, mostly). */
+function dropHub(model) {
+  const holders = leaseHolders(model);
+  let victim = null;
+  for (const h of model.hubs.values())
+    if (!holders.includes(h.id) && (victim === null || h.heard < victim.heard)) victim = h;
+  if (victim) model.hubs.delete(victim.id);
 }
 
 function setFromSnapshot(model, node, snapshot) {
@@ -114,16 +142,49 @@ export function statusOf(node) {
   return node.restartScheduled ? 'restarting' : 'stopped';
 }
 
-/** Drops the oldest stopped leaves (and their sessions) past the bounds. */
-function prune(hub) {
-  if (hub.nodes.size > MAX_NODES) {
-    const parents = new Set([...hub.nodes.values()].map((n) => n.parentPath));
-    for (const n of [...hub.nodes.values()].sort((a, b) => a.order - b.order)) {
-      if (hub.nodes.size <= MAX_NODES) break;
-      if (statusOf(n) === 'stopped' && !parents.has(n.path)) hub.nodes.delete(n.path);
-    }
+/** Keeps `hub.prunable` right for `node` after its status or its children changed. */
+function track(hub, node) {
+  if (statusOf(node) === 'stopped' && node.kids === 0) {
+    if (!hub.prunable.has(node.path)) hub.prunable.add(node.path);
+  } else hub.prunable.delete(node.path);
+}
+
+/** Remembers `sessionId` as an earlier incarnation of `node`, dropping the oldest such past the bound. */
+function retire(hub, node, sessionId) {
+  hub.old.add(sessionId);
+  node.old.add(sessionId);
+  for (const s of hub.old) {
+    if (hub.old.size <= MAX_OLD_SESSIONS) break;
+    hub.old.delete(s);
+    hub.nodes.get(hub.sessions.get(s))?.old.delete(s);
+    hub.sessions.delete(s);
   }
-  while (hub.sessions.size > MAX_SESSIONS) hub.sessions.delete(hub.sessions.keys().next().value);
+}
+
+/** Drops a node and its sessions; its parent may become a stopped leaf. */
+function drop(hub, node) {
+  hub.nodes.delete(node.path);
+  hub.prunable.delete(node.path);
+  hub.sessions.delete(node.sessionId);
+  for (const s of node.old) {
+    hub.sessions.delete(s);
+    hub.old.delete(s);
+  }
+  const parent = node.parentPath === null ? undefined : hub.nodes.get(node.parentPath);
+  if (parent) {
+    parent.kids--;
+    track(hub, parent);
+  }
+}
+
+/** Drops the stopped leaves that stopped longest ago while the hub has too many nodes. */
+function prune(hub) {
+  for (const path of hub.prunable) {
+    if (hub.nodes.size <= MAX_NODES) break;
+    const node = hub.nodes.get(path);
+    if (node) drop(hub, node);
+    else hub.prunable.delete(path);
+  }
 }
 
 /**
@@ -133,7 +194,8 @@ function prune(hub) {
 export function applyTreeEvent(model, e) {
   const hubId = hubOf(e.sessionId);
   if (hubId === null) return null;
-  const hub = hubIn(model, hubId);
+  // Only an actor makes a hub known: a stray event of one never takes another's place.
+  const hub = hubIn(model, hubId, e.type === '@xstate.actor');
   if (!hub) return null;
   if (e.type === '@xstate.actor') {
     const parentPath = e.parentId === undefined ? null : (hub.sessions.get(e.parentId) ?? null);
@@ -141,15 +203,34 @@ export function applyTreeEvent(model, e) {
     const path = parentPath === null ? name : `${parentPath}/${name}`;
     let node = hub.nodes.get(path);
     if (!node) {
-      node = { path, name, parentPath, order: hub.order++, restarts: 0, supRestarts: 0, lastReport: null };
+      node = {
+        path,
+        name,
+        parentPath,
+        order: hub.order++,
+        restarts: 0,
+        supRestarts: 0,
+        lastReport: null,
+        kids: 0,
+        old: new Set(),
+      };
       hub.nodes.set(path, node);
+      const parent = parentPath === null ? undefined : hub.nodes.get(parentPath);
+      if (parent) {
+        parent.kids++;
+        track(hub, parent);
+      }
     } else if (node.sessionId !== e.sessionId) {
       node.restarts++;
       node.value = undefined; // a new incarnation: running from now
+      retire(hub, node, node.sessionId);
     }
     node.sessionId = e.sessionId;
     hub.sessions.set(e.sessionId, path);
+    node.old.delete(e.sessionId);
+    hub.old.delete(e.sessionId);
     setFromSnapshot(model, node, e.snapshot);
+    track(hub, node);
     prune(hub);
     return hubId;
   }
@@ -159,6 +240,7 @@ export function applyTreeEvent(model, e) {
     // A late snapshot of an earlier incarnation says nothing about the current one.
     if (node.sessionId !== e.sessionId) return null;
     setFromSnapshot(model, node, e.snapshot);
+    track(hub, node);
     return hubId;
   }
   if (e.type === '@xstate.event') {
@@ -166,7 +248,10 @@ export function applyTreeEvent(model, e) {
     node.lastReport = e.event?.childId ? `${type} ${e.event.childId}` : type;
     const from = e.sourceId === undefined ? undefined : hub.nodes.get(hub.sessions.get(e.sourceId));
     // The exited incarnation is the source of a scheduled restart; its next one clears the flag.
-    if (type === 'restart_scheduled' && from && from.sessionId === e.sourceId) from.restartScheduled = true;
+    if (type === 'restart_scheduled' && from && from.sessionId === e.sourceId) {
+      from.restartScheduled = true;
+      track(hub, from);
+    }
     return hubId;
   }
   return null;
