@@ -8,6 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
@@ -98,6 +99,34 @@ describe('the dashboard', () => {
     await page.screenshot({ path: new URL('retried.png', SHOTS).pathname, fullPage: true });
     expect(errors).toEqual([]);
   }, 180_000);
+
+  it('replays a dead letter clicked in the page: it leaves the list and the DLQ', async () => {
+    const h = await g.setup();
+    // A poison submission (malformed JSON on the submit stream) is dead-lettered by the hub.
+    await h.bus.js.publish(h.bus.names.subjects.taskSubmit, '{"v":1,"title":');
+    const letter = await eventually(async () => {
+      const r = await h.http('GET', '/api/dlq', { token: h.tokens.admin });
+      expect(r.body.items.length).toBe(1);
+      return r.body.items[0] as { seq: number };
+    });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await openDashboard(page, h.url, h.tokens.admin);
+    const row = `#dlq tr[data-seq="${letter.seq}"]`;
+    await page.waitForSelector(row, { timeout: 30_000 });
+    await page.screenshot({ path: new URL('dead-letter.png', SHOTS).pathname, fullPage: true });
+    await page.click(`${row} button`);
+    await page.waitForSelector(row, { state: 'detached', timeout: 30_000 });
+    // Replayed: the letter is gone from the DLQ (it is poison, so the hub dead-letters the copy again).
+    await eventually(async () => {
+      const r = await h.http('GET', '/api/dlq', { token: h.tokens.admin });
+      const seqs = r.body.items.map((i: { seq: number }) => i.seq);
+      expect(seqs).not.toContain(letter.seq);
+      expect(seqs.length).toBe(1);
+    });
+    expect(errors).toEqual([]);
+  }, 120_000);
 
   it('serves only its own files, with a policy allowing nothing from elsewhere', async () => {
     const h = await g.setup();
