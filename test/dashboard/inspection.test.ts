@@ -184,6 +184,24 @@ describe('the inspection panels', () => {
     await page.close();
   }, 180_000);
 
+  it('say so when inspection is refused to the token, and stop asking', async () => {
+    const h = await g.setup();
+    const page = await browser.newPage();
+    const opened: string[] = [];
+    page.on('websocket', (ws) => opened.push(ws.url()));
+    await page.goto(`${h.url}/dashboard`);
+    // A submitter sees the dashboard's state, but inspection is for admin and read tokens.
+    await page.fill('#token', h.tokens.submitter);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('#status[data-status="live"]', WAIT);
+    await page.waitForSelector('#tree-panel[data-socket="refused: 403 forbidden"]', WAIT);
+    expect(await page.textContent('#tree-lease')).toBe('inspection refused: 403 forbidden');
+    // One refused upgrade, one plain GET to learn why, and no retry loop: the state stays refused.
+    expect(opened).toHaveLength(1);
+    expect(await page.getAttribute('#tree-panel', 'data-socket')).toBe('refused: 403 forbidden');
+    await page.close();
+  }, 60_000);
+
   it('lay out nested and parallel states and fold tree events into nodes (the pure parts, in the page)', async () => {
     const page = await browser.newPage();
     const errors = watchErrors(page);

@@ -25,21 +25,37 @@ const MAX_SHOWN = 100;
 /**
  * Opens `GET /api/inspect?targets=...` as a WebSocket (the token in the query: a browser's
  * WebSocket cannot send headers) and keeps it open, reconnecting with backoff (1 s to 10 s) until
- * `close()`. `onEvent(e)` gets each parsed event; `onState('connecting' | 'open' | 'closed')`
- * each change.
+ * `close()`. `onEvent(e)` gets each parsed event; `onState('connecting' | 'open' | 'closed' |
+ * 'refused: <why>')` each change. A browser cannot see why an upgrade was refused, so a socket
+ * that never opened asks the same URL as a plain GET (checked the same way, token in a header):
+ * refused for good (401, 403) it stops; over the token's socket cap (429) it waits 30 s.
  */
 export function inspectionSocket(targets, onEvent, onState = () => {}) {
   let ws = null;
   let timer = null;
   let failures = 0;
   let closed = false;
+  const refusal = async () => {
+    try {
+      const res = await fetch(`/api/inspect?targets=${encodeURIComponent(targets)}`, {
+        headers: { authorization: `Bearer ${session.token}` },
+      });
+      if (res.status !== 401 && res.status !== 403 && res.status !== 429) return null;
+      const body = await res.json().catch(() => null);
+      return { status: res.status, why: `${res.status} ${body?.code ?? ''}`.trim() };
+    } catch {
+      return null;
+    }
+  };
   const connect = () => {
     if (closed) return;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const query = `targets=${encodeURIComponent(targets)}&token=${encodeURIComponent(session.token)}`;
     onState('connecting');
+    let opened = false;
     ws = new WebSocket(`${scheme}//${location.host}/api/inspect?${query}`);
     ws.addEventListener('open', () => {
+      opened = true;
       failures = 0;
       onState('open');
     });
@@ -54,11 +70,14 @@ export function inspectionSocket(targets, onEvent, onState = () => {}) {
       if (e && typeof e === 'object' && typeof e.type === 'string' && typeof e.sessionId === 'string')
         onEvent(e);
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', async () => {
       ws = null;
       if (closed) return;
-      onState('closed');
-      timer = setTimeout(connect, Math.min(10_000, 1_000 * 2 ** failures++));
+      const refused = opened ? null : await refusal();
+      if (closed) return;
+      if (refused && refused.status !== 429) return onState(`refused: ${refused.why}`);
+      onState(refused ? `refused: ${refused.why}` : 'closed');
+      timer = setTimeout(connect, refused ? 30_000 : Math.min(10_000, 1_000 * 2 ** failures++));
     });
   };
   connect();
@@ -367,6 +386,7 @@ onOpen(() => {
     },
     (state) => {
       $('tree-panel').dataset.socket = state;
+      if (state.startsWith('refused')) $('tree-lease').textContent = `inspection ${state}`;
       // Each new socket is a new listener: every hub announces its whole tree to it again, so the
       // picture starts afresh (and a hub that is gone is gone from it).
       if (state === 'open') {
