@@ -4,8 +4,9 @@
  * its store removed at the end), one hub with its gateway (`agentcom hub`, its own process, as
  * bench/gateway.ts starts it), Debian's Chromium (headless, driven by playwright-core) and this
  * process, which runs the agents and the producer.
- *   agents   simulated over `--connections` NATS connections (default 4): each agent its own id,
- *            session, hello and heartbeats at the interval the hub asks for; none reads its inbox.
+ *   agents   simulated over `--connections` NATS connections (default 4; bench/mux-agents.ts): each
+ *            agent its own id, session, hello and heartbeats at the interval the hub asks for; none
+ *            reads its inbox.
  *            Assignment is paused first (POST /api/hub/pause), so every task stays queued.
  *   state    GET /api/dashboard/state, `--samples` times: bytes and ms, and the agents' share.
  *   page     the dashboard opened in a fresh context (token put in sessionStorage, so it opens at
@@ -38,13 +39,10 @@ import { type Bus, connectBus } from '../src/bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../src/bus/kv-tail.js';
 import { freePort } from '../src/bus/nats-server.js';
 import { request } from '../src/bus/service.js';
-import { publishCore, requestTyped } from '../src/bus/subscribe.js';
 import { createToken, openTokensKv } from '../src/gateway/tokens.js';
-import { AgentHelloSchema, GoodbyeSchema, HeartbeatSchema } from '../src/protocol/agent.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
-import { newSessionId } from '../src/protocol/ids.js';
-import { HelloReplySchema } from '../src/protocol/registration.js';
 import { taskIdForSubmit } from '../src/protocol/task-id.js';
+import { MuxAgents } from './mux-agents.js';
 import {
   addConcurrently,
   benchFlags,
@@ -173,62 +171,6 @@ async function http(base: string, method: string, path: string, token: string | 
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, text: await res.text() };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Agents: many over one connection, each with its own id, session, hello and heartbeats
-
-class MuxAgents {
-  private readonly sessions = new Map<string, string>();
-  private readonly beating = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly bus: Bus) {}
-
-  async hello(id: string): Promise<void> {
-    const session = newSessionId();
-    const hello = AgentHelloSchema.parse({ v: 1, slots: 2, queues: ['default'], session, name: id });
-    const reply = await requestTyped(
-      this.bus,
-      this.bus.names.subjects.agentHello(id),
-      AgentHelloSchema,
-      hello,
-      HelloReplySchema,
-      30_000,
-    );
-    if (!reply.ok) throw new Error(`hello ${id}: ${reply.error.code} ${reply.error.message}`);
-    this.sessions.set(id, session);
-    this.beating.add(id);
-    this.timer ??= setInterval(() => this.beat(), reply.heartbeatIntervalMs);
-  }
-
-  /** Stops beating for `id` too (a beat would bring it back). */
-  goodbye(id: string): void {
-    this.beating.delete(id);
-    publishCore(this.bus, this.bus.names.subjects.agentGoodbye(id), GoodbyeSchema, {
-      v: 1,
-      session: this.sessions.get(id),
-    });
-  }
-
-  private beat(): void {
-    const at = Date.now();
-    try {
-      for (const id of this.beating)
-        publishCore(this.bus, this.bus.names.subjects.agentHeartbeat(id), HeartbeatSchema, {
-          v: 1,
-          at,
-          session: this.sessions.get(id),
-        });
-    } catch {
-      // Closing.
-    }
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.beating.clear();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,10 +16,8 @@
  * Prints one JSON object (figures in ms) on stdout; progress on stderr. With FAILOVER_LOG=<path> each
  * hub's log lines are appended to <path>.<hub id>.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { type ChildProcess, fork } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { LEASE_KEY } from '../actors/leader/index.js';
@@ -29,6 +27,7 @@ import { openKv } from '../src/bus/kv.js';
 import { request } from '../src/bus/service.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
 import { LeaseSchema } from '../src/protocol/registration.js';
+import { type Hub, hubProcess, waitFor } from './hub-process.js';
 import { addConcurrently, nowMs, percentile, sleep } from './peers/common.js';
 import { type NatsServer, startNatsServer } from './peers/nats.js';
 
@@ -45,58 +44,6 @@ const PRELOAD = flag('preload', 0);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
-interface Hub {
-  id: string;
-  proc: ChildProcess | undefined;
-  start(): Promise<void>;
-  kill(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-function hub(nats: NatsServer, prefix: string, id: string): Hub {
-  const h: Hub = {
-    id,
-    proc: undefined,
-    async start() {
-      const proc = spawn(
-        process.execPath,
-        ['--import', 'tsx', here('../src/cli/main.ts'), 'hub', '--nats-url', nats.url, '--prefix', prefix],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-          env: { ...process.env, AGENTCOM_HUB_ID: id, AGENTCOM_LOG_LEVEL: 'info' },
-        },
-      );
-      h.proc = proc;
-      const logTo = process.env.FAILOVER_LOG
-        ? createWriteStream(`${process.env.FAILOVER_LOG}.${id}`, { flags: 'a' })
-        : undefined;
-      await new Promise<void>((resolve, reject) => {
-        const rl = createInterface({ input: proc.stdout! });
-        rl.on('line', (l) => {
-          logTo?.write(`${l}\n`);
-          if (l.includes('"hub started"')) resolve();
-        });
-        proc.once('exit', (code) => reject(new Error(`hub ${id} exited ${code}`)));
-      });
-    },
-    async kill() {
-      const p = h.proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      const p = h.proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    },
-  };
-  return h;
-}
-
 interface Stack {
   nats: NatsServer;
   bus: Bus;
@@ -112,7 +59,9 @@ interface Stack {
 
 async function startStack(prefix: string): Promise<Stack> {
   const nats = await startNatsServer();
-  const hubs = [hub(nats, prefix, 'hub-a'), hub(nats, prefix, 'hub-b')];
+  const hub = (id: string) =>
+    hubProcess({ natsUrl: nats.url, prefix, id, logPath: process.env.FAILOVER_LOG });
+  const hubs = [hub('hub-a'), hub('hub-b')];
   await hubs[0]!.start();
   await hubs[1]!.start();
   const agents = fork(here('./hub-agents.ts'), [nats.url, prefix, String(AGENTS)], {
@@ -175,16 +124,6 @@ async function startStack(prefix: string): Promise<Stack> {
   };
 }
 
-async function until<T>(what: string, f: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const end = nowMs() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (nowMs() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 const summary = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return {
@@ -220,18 +159,18 @@ async function kills() {
   const assignMs: number[] = [];
   try {
     for (let i = 0; i < KILLS; i++) {
-      const leader = await until('a leader', () => stack.holder() ?? undefined);
+      const leader = await waitFor('a leader', () => stack.holder() ?? undefined);
       // Steady state: the leader assigns.
-      await until('assignments', () => stack.firstNewAssignAfter(nowMs() - 200));
+      await waitFor('assignments', () => stack.firstNewAssignAfter(nowMs() - 200));
       await sleep(1000);
       const dead = stack.hubs.find((h) => h.id === leader)!;
       const changes = stack.leaseChanges.length;
       const t0 = nowMs();
       await dead.kill();
-      const [tLease] = await until('the lease to move', () =>
+      const [tLease] = await waitFor('the lease to move', () =>
         stack.leaseChanges.slice(changes).find(([, h]) => h !== null && h !== leader),
       );
-      const tAssign = await until('a new assignment', () => stack.firstNewAssignAfter(tLease));
+      const tAssign = await waitFor('a new assignment', () => stack.firstNewAssignAfter(tLease));
       leaseMs.push(tLease - t0);
       assignMs.push(tAssign - t0);
       log(
@@ -253,7 +192,7 @@ async function kills() {
 async function load() {
   const stack = await startStack('faill');
   try {
-    const leader = await until('a leader', () => stack.holder() ?? undefined);
+    const leader = await waitFor('a leader', () => stack.holder() ?? undefined);
     const changes = stack.leaseChanges.length;
     const t0 = nowMs();
     await addConcurrently(LOAD_TASKS, (k) => submitTask(stack.bus, { title: `l${k}` }));
