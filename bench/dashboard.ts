@@ -33,7 +33,7 @@ import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { type Browser, type CDPSession, chromium, type Page } from 'playwright-core';
+import type { Browser, CDPSession, Page } from 'playwright-core';
 import { submitTask } from '../src/agent/submit.js';
 import { type Bus, connectBus } from '../src/bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../src/bus/kv-tail.js';
@@ -42,6 +42,7 @@ import { request } from '../src/bus/service.js';
 import { createToken, openTokensKv } from '../src/gateway/tokens.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
 import { taskIdForSubmit } from '../src/protocol/task-id.js';
+import { launchBrowser } from '../test/support/browser.js';
 import { MuxAgents } from './mux-agents.js';
 import {
   addConcurrently,
@@ -754,10 +755,7 @@ async function main(): Promise<Record<string, unknown>> {
   };
   log(`state: ${bytes} bytes, p50 ${(out.state as { ms: { p50: number } }).ms.p50.toFixed(0)} ms`);
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchBrowser();
   (out.machine as Record<string, unknown>).chromium = browser.version();
   const pc: PageContext = { base, token, admin, ids, muxOf, oldTask };
   const now = await measurePage('now', pc);

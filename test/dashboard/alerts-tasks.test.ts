@@ -10,16 +10,15 @@
  * every wait is for a selector or a condition, with a deadline. Screenshots are written to
  * test-output/screenshots/ (git-ignored) for people to look at.
  */
-import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { ALERT_RULES } from '../../src/protocol/alert.js';
+import { launchBrowser, SHOTS } from '../support/browser.js';
 import { useGateway } from '../support/gateway.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const WAIT = { timeout: 30_000 };
 const g = useGateway('dashat');
 let browser: Browser;
@@ -28,11 +27,7 @@ const clients: AgentClient[] = [];
 const releases: (() => void)[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 // Registered after useGateway's: runs before the hub it talks to is stopped.
 afterEach(async () => {

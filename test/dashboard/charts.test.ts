@@ -5,36 +5,24 @@
  * message volume, all without reloading the page (the page follows the `series` events); a chart
  * narrows with its window. A screenshot of the panel is written to test-output/screenshots/.
  */
-import { mkdir } from 'node:fs/promises';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, SHOTS, signIn } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const g = useGateway('charts');
 let browser: Browser;
 const agents: SimAgent[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.kill()));
   await browser?.close();
 });
-
-async function openDashboard(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/dashboard`);
-  await page.fill('#token', token);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('#status[data-status="live"]', { timeout: 30_000 });
-}
 
 const attr = async (page: Page, selector: string, name: string) => page.getAttribute(selector, name);
 
@@ -49,7 +37,7 @@ describe('the last-hour charts', () => {
     });
     agents.push(worker);
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    await openDashboard(page, h.url, h.tokens.read);
+    await signIn(page, h.url, h.tokens.read);
     for (const id of ['chart-tasks', 'chart-latency', 'chart-messages']) {
       await page.waitForSelector(`#${id}[data-points="60"] canvas`, { timeout: 30_000 });
     }

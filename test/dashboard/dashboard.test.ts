@@ -5,36 +5,24 @@
  * polled: the page follows the gateway's event stream. Screenshots are written to
  * test-output/screenshots/ (git-ignored) for people to look at.
  */
-import { mkdir } from 'node:fs/promises';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, SHOTS, signIn } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const g = useGateway('dash');
 let browser: Browser;
 const agents: SimAgent[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.kill()));
   await browser?.close();
 });
-
-async function openDashboard(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/dashboard`);
-  await page.fill('#token', token);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('#status[data-status="live"]', { timeout: 30_000 });
-}
 
 describe('the dashboard', () => {
   it('shows an agent go idle, working, idle as a task runs; a dead task retried from the page is requeued', async () => {
@@ -49,7 +37,7 @@ describe('the dashboard', () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await openDashboard(page, h.url, h.tokens.admin);
+    await signIn(page, h.url, h.tokens.admin);
     const row = 'tr[data-agent-id="dash-worker"]';
     await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 30_000 });
     await page.screenshot({ path: new URL('agent-idle.png', SHOTS).pathname, fullPage: true });
@@ -112,7 +100,7 @@ describe('the dashboard', () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await openDashboard(page, h.url, h.tokens.admin);
+    await signIn(page, h.url, h.tokens.admin);
     const row = `#dlq tr[data-seq="${letter.seq}"]`;
     await page.waitForSelector(row, { timeout: 30_000 });
     await page.screenshot({ path: new URL('dead-letter.png', SHOTS).pathname, fullPage: true });

@@ -15,15 +15,15 @@
  * `.child` targets resolved), and tree events folded into nodes (a scheduled restart, a new
  * incarnation counted, the lease holder). Screenshots go to test-output/screenshots/.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { readFile } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectId } from '../../src/protocol/inspect.js';
 import { errorReason, exit } from '../../src/runtime/index.js';
+import { launchBrowser, SHOTS } from '../support/browser.js';
 import { useGateway } from '../support/gateway.js';
 import { type SimAgent, spawnSimAgent } from '../support/sim-agents.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const DASHBOARD = new URL('../../src/gateway/dashboard/', import.meta.url);
 const g = useGateway('inspdash');
 let browser: Browser;
@@ -31,11 +31,7 @@ const agents: SimAgent[] = [];
 const WAIT = { timeout: 30_000 };
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.kill()));

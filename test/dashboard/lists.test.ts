@@ -7,9 +7,8 @@
  * is virtualised too, and its filter finds a task the page does not hold by asking the hub.
  * Nothing sleeps: every wait is for a row attribute or a value.
  */
-import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitTask } from '../../src/agent/submit.js';
 import { type Bus, connectBus } from '../../src/bus/connection.js';
@@ -17,19 +16,15 @@ import { publishCore, requestTyped } from '../../src/bus/subscribe.js';
 import { AgentHelloSchema, GoodbyeSchema, HeartbeatSchema } from '../../src/protocol/agent.js';
 import { newSessionId } from '../../src/protocol/ids.js';
 import { HelloReplySchema } from '../../src/protocol/registration.js';
+import { launchBrowser, SHOTS, signIn } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/gateway.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const g = useGateway('lists');
 let browser: Browser;
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
@@ -100,13 +95,6 @@ class MuxAgents {
     clearInterval(this.timer);
     this.beating.clear();
   }
-}
-
-async function openDashboard(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/dashboard`);
-  await page.fill('#token', token);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('#status[data-status="live"]', { timeout: 30_000 });
 }
 
 /**
@@ -189,7 +177,7 @@ describe('the dashboard lists', () => {
       for (let i = 0; i < 30; i++)
         early.push((await submitTask(bus, { title: `early ${i}`, queue: 'parked' })).taskId);
 
-      await openDashboard(page, h.url, h.tokens.admin);
+      await signIn(page, h.url, h.tokens.admin);
       await page.waitForSelector(`#agents tr[data-agent-id="${agentId(0)}"][data-state="idle"]`);
       await textIs(page, 'agents-count', `${AGENTS}`);
       const inView = await agentRows(page);

@@ -8,26 +8,21 @@
  * more pheromones than it draws, the map draws the newest 500 and says how many more. Nothing is
  * slept on: each step waits for what the page shows. Screenshots go to test-output/screenshots/.
  */
-import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { request } from '../../src/bus/service.js';
 import { PheromoneReplySchema } from '../../src/protocol/field.js';
+import { launchBrowser, SHOTS } from '../support/browser.js';
 import { type GatewayHarness, useGateway } from '../support/gateway.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const g = useGateway('phmap');
 let browser: Browser;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c().catch(() => {});

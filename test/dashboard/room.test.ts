@@ -7,25 +7,20 @@
  * with a read token the post is refused, the API's 403 is shown in the log line and the text stays.
  * Screenshots go to test-output/screenshots/.
  */
-import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
+import { launchBrowser, SHOTS, signIn } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { type GatewayHarness, useGateway } from '../support/gateway.js';
 
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url);
 const g = useGateway('room');
 let browser: Browser;
 let agents: AgentClient[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  await mkdir(SHOTS, { recursive: true });
+  browser = await launchBrowser();
 }, 60_000);
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.stop({ goodbye: false }).catch(() => {})));
@@ -34,13 +29,6 @@ afterEach(async () => {
 afterAll(async () => {
   await browser?.close();
 });
-
-async function openDashboard(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/dashboard`);
-  await page.fill('#token', token);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('#status[data-status="live"]', { timeout: 30_000 });
-}
 
 /** An agent over NATS (the SDK), a member of #room. */
 async function roomAgent(h: GatewayHarness, agentId: string): Promise<AgentClient> {
@@ -96,7 +84,7 @@ describe('the chat room', () => {
     const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await openDashboard(page, h.url, h.tokens.admin);
+    await signIn(page, h.url, h.tokens.admin);
     await page.waitForSelector(msg(answerSeq), { timeout: 30_000 });
     expect(await page.getAttribute(msg(firstSeq), 'data-from-kind')).toBe('human');
     expect(await text(page, `${msg(firstSeq)} .room-from`)).toBe('submitter');
@@ -151,7 +139,7 @@ describe('the chat room', () => {
   it('sends a post again with its clientId when the response was lost: stored once, shown once', async () => {
     const h = await g.setup();
     const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
-    await openDashboard(page, h.url, h.tokens.submitter);
+    await signIn(page, h.url, h.tokens.submitter);
     await page.waitForSelector('#room-panel[data-loaded="true"]');
     // The first attempt reaches the gateway (and is stored), but its response never comes back.
     let attempts = 0;
@@ -185,7 +173,7 @@ describe('the chat room', () => {
   it('refuses a read token’s post: the 403 in the log line, the text kept, nothing stored', async () => {
     const h = await g.setup();
     const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
-    await openDashboard(page, h.url, h.tokens.read);
+    await signIn(page, h.url, h.tokens.read);
     await page.waitForSelector('#room-panel[data-loaded="true"]');
     await page.fill('#room-title', 'hello');
     await page.fill('#room-body', 'may I speak?');
