@@ -65,9 +65,10 @@ export interface TypedKv<T> {
    * the last message per key), not one request per key: for loading a whole bucket at start.
    * A bucket whose stream has lost messages (a damaged store file) can announce more keys than it
    * delivers: after ENTRIES_IDLE_MS without a message the read ends with what has arrived (logged),
-   * instead of waiting forever.
+   * instead of waiting forever. `filter` (`*`/`>` wildcards) reads only the keys it matches: for a
+   * bucket holding values of several shapes.
    */
-  entries(): Promise<Map<string, KvValue<T>>>;
+  entries(filter?: string): Promise<Map<string, KvValue<T>>>;
   /**
    * Current values (unless `updatesOnly`) then live changes of keys matching `key` (`>` by default;
    * `*`/`>` wildcards allowed). `skip(key, revision)` returning true drops an entry before it is
@@ -192,10 +193,14 @@ export async function openKv<T>(
       await bus.jsm.streams.purge(kvStream(bucket), { filter: subject, seq: markerSeq + 1 });
       return { ok: true };
     },
-    async entries() {
+    async entries(filter) {
       const out = new Map<string, KvValue<T>>();
-      if ((await kv.status()).values === 0) return out;
-      const it = await kv.watch({ key: '>' });
+      // A watch over no values would wait out ENTRIES_IDLE_MS: count first (a filtered read lists
+      // its keys, one pass too).
+      let any = !filter && (await kv.status()).values > 0;
+      if (filter) for await (const _ of await kv.keys(filter)) any = true;
+      if (!any) return out;
+      const it = await kv.watch({ key: filter ?? '>' });
       const entries = it[Symbol.asyncIterator]();
       try {
         for (;;) {

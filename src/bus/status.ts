@@ -5,6 +5,9 @@
  * process's counters and latencies, and publishes the sample on `<prefix>.status.bus` as core NATS
  * (best effort: a sample during a disconnect is simply lost; the next one replaces it).
  * A failed sample is logged, never thrown: an observer must not break the bus.
+ * Consumers: at most `maxConsumers` (default 200) are listed, those furthest behind; the rest are
+ * counted in `consumersOmitted`. With one inbox durable per agent, 10,000 agents would make a
+ * sample of 1.5 MB, past the server's max_payload (1 MB by default), and it would never be sent.
  */
 import type { BusStatus } from '../protocol/status.js';
 import type { Bus } from './connection.js';
@@ -16,6 +19,8 @@ export interface StatusPublisherOptions {
   streams?: string[];
   /** Include this process's counters (default true). */
   includeLocal?: boolean;
+  /** Consumers listed at most, those with the most pending + ack-pending first (default 200). */
+  maxConsumers?: number;
 }
 
 export interface StatusPublisher {
@@ -64,6 +69,13 @@ export async function sampleBusStatus(bus: Bus, opts: StatusPublisherOptions = {
     }),
   );
   status.streams.sort((a, b) => a.name.localeCompare(b.name));
+  const max = opts.maxConsumers ?? 200;
+  if (status.consumers.length > max) {
+    const behind = (c: BusStatus['consumers'][number]) => c.pending + c.ack_pending;
+    status.consumers.sort((a, b) => behind(b) - behind(a));
+    status.consumersOmitted = status.consumers.length - max;
+    status.consumers.length = max;
+  }
   status.consumers.sort((a, b) => a.stream.localeCompare(b.stream) || a.name.localeCompare(b.name));
   if (opts.includeLocal !== false) status.local = bus.metrics.snapshot();
   return status;

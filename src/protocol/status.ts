@@ -54,6 +54,12 @@ export const BusStatusSchema = versioned(1, {
       waiting: z.number().int().nonnegative().describe('Pull requests waiting'),
     }),
   ),
+  consumersOmitted: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe('Consumers left out of `consumers` (past its cap; those least behind), when any'),
   dlq: z.object({ messages: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }),
   local: BusCountersSchema.optional(),
 }).describe('Bus status gauge');

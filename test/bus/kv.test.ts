@@ -118,6 +118,26 @@ describe('openKv()', () => {
     await expect(kv.entries()).rejects.toMatchObject({ code: 'invalid_payload' });
   });
 
+  it('entries(filter) reads only the keys the filter matches (a bucket holding several shapes)', async () => {
+    const kv = await bucket();
+    expect((await kv.entries('*.fsm')).size).toBe(0);
+    const raw = await openKv(bus, kv.bucket, z.unknown());
+    await raw.put('a1', { other: 'shape' });
+    // Values elsewhere in the bucket, none matching: an empty map, without waiting out the 5 s a
+    // watch over nothing would idle before giving up.
+    const started = Date.now();
+    expect((await kv.entries('*.fsm')).size).toBe(0);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await kv.put('a1.fsm', { v: 1, owner: 'a1', count: 1 });
+    await kv.put('a2.fsm', { v: 1, owner: 'a2', count: 2 });
+    await raw.put('a2', { other: 'shape' });
+    const fsms = await kv.entries('*.fsm');
+    expect([...fsms.keys()].sort()).toEqual(['a1.fsm', 'a2.fsm']);
+    expect(fsms.get('a2.fsm')?.value.count).toBe(2);
+    // Without the filter the other shape is read too, and refused.
+    await expect(kv.entries()).rejects.toMatchObject({ code: 'invalid_payload' });
+  });
+
   it('watch yields the current values, then live puts and deletes', async () => {
     const kv = await bucket();
     await kv.put('a', { v: 1, owner: 'x', count: 1 });

@@ -6,6 +6,7 @@ import {
   defaultTopology,
   provision,
   publish,
+  sampleBusStatus,
   startStatusPublisher,
 } from '../../src/bus/index.js';
 import { BusStatusSchema } from '../../src/protocol/status.js';
@@ -50,6 +51,27 @@ describe('startStatusPublisher()', () => {
     } finally {
       pub.stop();
       sub.unsubscribe();
+      await bus.drain();
+    }
+  });
+});
+
+describe('sampleBusStatus() with many consumers', () => {
+  it('lists at most maxConsumers, those furthest behind, and counts the rest in consumersOmitted', async () => {
+    const bus: Bus = await testBus(server.url);
+    const n = bus.names;
+    try {
+      await provision(bus, defaultTopology(n, { storage: 'memory' }));
+      for (let i = 0; i < 3; i++) await publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: i });
+      const full = await sampleBusStatus(bus, { includeLocal: false });
+      expect(full.consumersOmitted).toBeUndefined();
+      expect(full.consumers.length).toBeGreaterThan(2);
+      const capped = await sampleBusStatus(bus, { includeLocal: false, maxConsumers: 1 });
+      // hub-intake has the 3 submissions pending; every other consumer has none.
+      expect(capped.consumers.map((c) => c.name)).toEqual(['hub-intake']);
+      expect(capped.consumersOmitted).toBe(full.consumers.length - 1);
+      BusStatusSchema.parse(capped);
+    } finally {
       await bus.drain();
     }
   });
