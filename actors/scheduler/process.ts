@@ -1,7 +1,8 @@
 /**
  * @module scheduler/process
  * The Scheduler actor. Its state is a projection: the open task records (from the TaskQueue's
- * `tasks_changed` casts, seeded by a `snapshot` call at start) and the live agents (from Presence),
+ * `tasks_changed` casts, seeded by a `snapshot` call at start and read again once it is registered,
+ * for the casts sent to its name before that) and the live agents (from Presence),
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
  * "pump" for when the current callback is done, which hands out as many assignments as the index
  * allows — with a timer for the earliest delayed task. It carries out the lifeline's decisions
@@ -28,7 +29,7 @@ import {
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { effectiveTimeouts } from '../../src/protocol/runtime-config.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
-import { call, cast, type Registry } from '../../src/runtime/index.js';
+import { call, cast, forEachYielding, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, ReclaimReason, TaskQueueMessage } from '../task-queue/index.js';
 import { notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
@@ -61,6 +62,12 @@ export interface SchedulerInput {
   sweepIntervalMs: number;
   /** Assignments handed out per pump before yielding the event loop (default 512). */
   batch?: number;
+  /**
+   * Assignments in flight at most (default 2 batches). A burst (10,000 idle agents at a resume)
+   * is written a window at a time, so the lease renewal, reports and API requests that share the
+   * hub's connection wait behind at most this many writes instead of the whole burst.
+   */
+  maxInFlight?: number;
   agingMs?: number;
 }
 
@@ -71,6 +78,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private readonly holding = new Map<AgentId, Set<TaskId>>();
   /** Assign calls in flight per agent. */
   private readonly pending = new Map<AgentId, number>();
+  /** Assignments asked of the TaskQueue and not yet answered (all agents). */
+  private inFlight = 0;
   /** `${taskId}:${generation}:${reason}` -> when the reclaim was requested (no repeats per sweep). */
   private readonly reclaiming = new Map<string, number>();
   private readonly log: Logger;
@@ -111,7 +120,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       { registry: input.registry },
     );
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
-    for (const t of snap.value) s.onTask(t);
+    // In slices: 100,000 open tasks would hold the event loop (and the lease renewal) for seconds.
+    await forEachYielding(snap.value, (t) => s.onTask(t), 5_000);
     if (input.presence) {
       // The agents online now, and what their live sessions hold (presence runs on every hub).
       const online = await call<(AgentUp | AgentBeat)[]>(
@@ -124,6 +134,9 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
+    // The name is registered as this start returns (src/runtime/start-child.ts); a timer runs
+    // after that.
+    setTimeout(() => ctx.send({ type: 'catch_up' }), 0);
     s.log.info(
       { phase: 'start', open: s.open.size, assignment: s.paused ? 'paused' : 'running', timeouts: s.inForce },
       'scheduler started',
@@ -163,6 +176,9 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       case 'agent_down':
         this.index.removeAgent(msg.agentId);
         this.reclaimAll(msg.agentId, msg.reason);
+        break;
+      case 'catch_up':
+        void this.catchUp().catch((err) => this.log.warn({ err, phase: 'start' }, 'catch-up failed'));
         break;
       case 'tick':
         this.sweep();
@@ -240,6 +256,24 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   // --- Projection ---
 
+  /**
+   * Applies the TaskQueue's records as they are now. Each is at least as new as anything cast
+   * before (a cast follows a write's I/O; this reply is handled in the microtask after the
+   * snapshot). Records unchanged since the first snapshot are the same objects: skipped.
+   */
+  private async catchUp(): Promise<void> {
+    const snap = await call<TaskRecord[]>(
+      this.input.taskQueue,
+      { type: 'snapshot' },
+      { registry: this.input.registry },
+    );
+    if (!snap.ok || this.stopped) return;
+    const open = this.open;
+    for (const t of snap.value)
+      if (open.get(t.id) !== t && (open.has(t.id) || !isTerminal(t.status))) this.onTask(t);
+    this.schedulePump();
+  }
+
   private onTask(task: TaskRecord): void {
     const prev = this.open.get(task.id);
     if (prev && prev.generation === task.generation && prev === task) return;
@@ -306,9 +340,13 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     // Paused, nothing is picked: the index keeps every task, and the resume pumps again.
     if (this.stopped || this.assignmentPaused()) return;
     const batch = this.input.batch ?? 512;
+    // A full window waits for answers: each one pumps again (assignDone).
+    const room = (this.input.maxInFlight ?? 2 * batch) - this.inFlight;
+    if (room <= 0) return;
     const now = Date.now();
-    const picks = this.index.nextAssignments(now, batch);
+    const picks = this.index.nextAssignments(now, Math.min(batch, room));
     if (picks.length > 0) {
+      this.inFlight += picks.length;
       for (const { agentId } of picks) this.pending.set(agentId, (this.pending.get(agentId) ?? 0) + 1);
       // One call per pump: the TaskQueue writes the assignments concurrently and answers them all.
       const msg: TaskQueueMessage = { type: 'assign', picks };
@@ -327,6 +365,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   }
 
   private assignDone(taskId: TaskId, agentId: AgentId, r: AssignReply | null): void {
+    this.inFlight--;
     const n = (this.pending.get(agentId) ?? 1) - 1;
     if (n > 0) this.pending.set(agentId, n);
     else this.pending.delete(agentId);

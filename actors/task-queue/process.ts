@@ -101,6 +101,17 @@ export interface TaskQueueInput {
  */
 const HUB_PULL_EXPIRES_MS = 2_000;
 /** Records removed per retention sweep at most (a backlog is worked off over the next sweeps). */
+/** What a hub that does not hold a live lease answers, instead of writing. */
+const NOT_WRITABLE_REPLY = {
+  ok: false,
+  error: { code: ERROR_CODES.UNAVAILABLE, message: 'this hub does not hold a live lease; not writing' },
+} as const satisfies AssignReply;
+/**
+ * Put back with the consumer's own backoff (1 s, 2 s ... 60 s): every delivery counts toward the
+ * durable's max_deliver (20), so a short fixed delay would dead-letter a submission after a stall
+ * of a few seconds (the chaos suite's stalled hub did exactly that).
+ */
+const NOT_WRITABLE_RETRY = outcome.retry(undefined, NOT_WRITABLE_REPLY.error.message);
 const RETENTION_BATCH = 1_000;
 /** Removals in flight at once during a sweep. */
 const RETENTION_CONCURRENCY = 32;
@@ -197,6 +208,13 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   handle(msg: TaskQueueMessage): void {
     switch (msg.type) {
       case 'assign':
+        // A hub that may not write refuses the whole batch at once: an error built (with its
+        // stack) per pick, a window of picks every ASSIGN_RETRY_MS, was a tenth of the CPU of a
+        // hub whose lease had lapsed with 10,000 agents waiting.
+        if (!this.mayWrite()) {
+          msg.reply?.(msg.picks.map(() => NOT_WRITABLE_REPLY));
+          return;
+        }
         void Promise.all(
           msg.picks.map((p) =>
             this.assign(p.taskId, p.agentId).catch(
@@ -376,8 +394,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     command: TaskCommand,
     opts: { lingerMs?: number } = {},
   ): Promise<TaskCommandResult> {
-    if (this.input.writable && !this.input.writable())
-      throw new AgentComError(ERROR_CODES.UNAVAILABLE, 'this hub does not hold a live lease; not writing');
+    if (!this.mayWrite())
+      throw new AgentComError(NOT_WRITABLE_REPLY.error.code, NOT_WRITABLE_REPLY.error.message);
     const r = await this.store.apply(id, command, opts);
     if (r.ok && !r.duplicate) await this.runEffects(r.task, r.effects);
     return r;
@@ -387,7 +405,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   /** Removes the finished tasks that retention no longer keeps (one sweep at a time). */
   private sweepRetention(): void {
-    if (this.sweeping || (this.input.writable && !this.input.writable())) return;
+    if (this.sweeping || !this.mayWrite()) return;
     const policy = this.input.retention ?? DEFAULT_RETENTION;
     const due = expiredTasks(this.store.finished(), Date.now(), policy, RETENTION_BATCH);
     if (due.length === 0) return;
@@ -424,7 +442,14 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   // --- Consumers ---
 
+  /** Whether this hub may write now (see `writable`). */
+  private mayWrite(): boolean {
+    return !this.input.writable || this.input.writable();
+  }
+
   private async onSubmit(submit: TaskSubmit, ctx: MessageContext): Promise<Outcome> {
+    // Not now, and without building an error for it: the lease is renewed or another hub leads.
+    if (!this.mayWrite()) return NOT_WRITABLE_RETRY;
     const from = parseSubmitSubject(this.input.bus.names, ctx.subject);
     if (from === undefined) return outcome.deadLetter(`not a submit subject: ${ctx.subject}`);
     const { submitter } = from;
@@ -462,6 +487,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   }
 
   private async onReport(report: Report, ctx: MessageContext): Promise<Outcome> {
+    if (!this.mayWrite()) return NOT_WRITABLE_RETRY;
     const from = parseAgentSubject(this.input.bus.names, ctx.subject);
     if (from?.kind !== 'report') return outcome.deadLetter(`not a report subject: ${ctx.subject}`);
     const agentId = from.agentId as AgentId;

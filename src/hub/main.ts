@@ -126,13 +126,25 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   let gatewayUrl: string | undefined;
   /** Connects, provisions and starts the services tree once; `error` when any of it fails. */
   const startCore = async (): Promise<StartResult> => {
-    const b = await connectBus({
-      servers: natsUrl,
-      name: `agentcom-hub-${hubId}`,
-      prefix: config.prefix,
-      logger: log,
-      ...(auth ? { nkeySeed: auth.hubSeed } : {}),
-    });
+    const connectAs = (name: string) =>
+      connectBus({
+        servers: natsUrl,
+        name,
+        prefix: config.prefix,
+        logger: log,
+        ...(auth ? { nkeySeed: auth.hubSeed } : {}),
+      });
+    const b = await connectAs(`agentcom-hub-${hubId}`);
+    // The lease has a connection of its own: its renewal must not queue behind the work's traffic
+    // (a 100,000-record load, a burst of 10,000 assignments), or load alone would end the lease.
+    let leaseBus: Bus;
+    try {
+      leaseBus = await connectAs(`agentcom-hub-${hubId}-lease`);
+    } catch (err) {
+      await b.drain();
+      throw err;
+    }
+    const drainBoth = () => Promise.all([b.drain(), leaseBus.drain()]);
     try {
       await provision(
         b,
@@ -149,6 +161,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       const r = await startSupervisor(
         servicesTree(config, {
           bus: b,
+          leaseBus,
           registry,
           log,
           hubId,
@@ -163,15 +176,15 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
         { registry, logger: log, name: 'services' },
       );
       if (!r.ok) {
-        await b.drain();
+        await drainBoth();
         return { kind: 'error', reason: r.error };
       }
       bus = b;
-      // Normally the `bus` child drains it; this covers a services tree that died abnormally.
-      r.value.onExit(() => void b.drain());
+      // Normally the `bus` children drain them; this covers a services tree that died abnormally.
+      r.value.onExit(() => void drainBoth());
       return { kind: 'ok', pid: r.value };
     } catch (reason) {
-      await b.drain();
+      await drainBoth();
       return { kind: 'error', reason };
     }
   };

@@ -9,6 +9,7 @@
  *   └─ core                  (connects the bus and provisions streams, then starts:)
  *      services              rest_for_one
  *      ├─ bus                                the connection; stopped last, so it drains every ack
+ *      ├─ lease-bus                          the leader's own connection, for the lease alone
  *      ├─ presence                           on every hub: hellos, heartbeats, sessions, so a hub
  *      │                                     that takes over knows at once who is alive
  *      ├─ work-slot          dynamic         holds `work` while this hub holds the lease
@@ -85,6 +86,8 @@ export const ACTOR_NAMES = {
 
 export interface ServicesDeps {
   bus: Bus;
+  /** The connection the leader keeps the lease on (default `bus`); drained after the leader stops. */
+  leaseBus?: Bus;
   registry: Registry;
   log: Logger;
   hubId: string;
@@ -103,6 +106,7 @@ export interface ServicesDeps {
  */
 export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[] {
   const { bus, registry, log, hubId } = deps;
+  const leaseBus = deps.leaseBus ?? bus;
   const n = ACTOR_NAMES;
   const clock = new LeaseClock();
   const counters = hubCounters(registry);
@@ -112,6 +116,9 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
   };
   return [
     serverChild('bus', () => ({ handle() {}, terminate: () => bus.drain() }), undefined),
+    ...(leaseBus !== bus
+      ? [serverChild('lease-bus', () => ({ handle() {}, terminate: () => leaseBus.drain() }), undefined)]
+      : []),
     serverChild(
       'presence',
       PresenceProcess.start,
@@ -136,6 +143,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
       LeaderProcess.start,
       {
         bus,
+        leaseBus,
         registry,
         log,
         hubId,

@@ -3,11 +3,13 @@
  * without any I/O (as the real one does while its hub may not write: a lease that ran out during
  * a stall). The refused task must wait before it is picked again: picking it again in the same run
  * of microtasks starved the event loop, so no timer could fire and the hub hung for good.
+ * And against one that holds its answers: a burst is asked a window at a time. And a task submitted
+ * while the scheduler started (its change cast to a name not yet registered, so lost) is found.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AgentUp, SchedulerProcess } from '../../../actors/scheduler/index.js';
-import type { AgentId, QueueName } from '../../../src/protocol/ids.js';
+import type { AgentId, QueueName, TaskId } from '../../../src/protocol/ids.js';
 import type { TaskRecord } from '../../../src/protocol/task.js';
 import { exit, type Pid, Registry } from '../../../src/runtime/index.js';
 import { type Server, startServer } from '../../../src/runtime/server.js';
@@ -68,5 +70,110 @@ describe('scheduler process', () => {
     // not a thousand times in a row.
     await eventually(() => expect(assignCalls).toBeGreaterThanOrEqual(2));
     expect(assignCalls).toBeLessThan(20);
+  });
+
+  it('reads the records again once registered: a task cast while it started is not lost', async () => {
+    const registry = new Registry();
+    const late: TaskRecord = { ...submitted(), id: 'late' as TaskId, status: 'queued' };
+    let snapshots = 0;
+    const assigned: string[] = [];
+    const taskQueue: Server<{ type: string; reply?: (r: unknown) => void; picks?: { taskId: string }[] }> = {
+      handle(msg) {
+        // The first snapshot is taken before `late` existed; its cast went nowhere.
+        if (msg.type === 'snapshot') msg.reply?.(snapshots++ === 0 ? [] : [late]);
+        else if (msg.type === 'assign') {
+          assigned.push(...(msg.picks ?? []).map((p) => p.taskId));
+          msg.reply?.((msg.picks ?? []).map(() => ({ ok: true, task: assignedTo('a1' as AgentId) })));
+        }
+      },
+    };
+    const tq = await startServer(() => taskQueue, undefined);
+    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
+    pids.push(tq.pid);
+    registry.register('tq', tq.pid);
+    const started = await startServer(SchedulerProcess.start, {
+      registry,
+      log: pino({ level: 'silent' }),
+      taskQueue: 'tq',
+      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
+      sweepIntervalMs: 60_000,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    const up: AgentUp = {
+      type: 'agent_up',
+      agentId: 'a1' as AgentId,
+      capabilities: [],
+      queues: ['default' as QueueName],
+      slots: 1,
+      at: Date.now(),
+    };
+    started.pid.send(up);
+    await eventually(() => expect(assigned).toEqual(['late']));
+    expect(snapshots).toBe(2);
+  });
+
+  it('keeps at most maxInFlight assignments unanswered: a burst for 50 idle agents goes 8 at a time', async () => {
+    const registry = new Registry();
+    const tasks: TaskRecord[] = Array.from({ length: 60 }, (_, i) => ({
+      ...submitted(),
+      id: `t${i}` as TaskId,
+      status: 'queued',
+    }));
+    const held: { picks: { taskId: string; agentId: string }[]; reply: (r: unknown) => void }[] = [];
+    let asked = 0;
+    let answered = 0;
+    let most = 0;
+    const taskQueue: Server<{
+      type: string;
+      reply?: (r: unknown) => void;
+      picks?: { taskId: string; agentId: string }[];
+    }> = {
+      handle(msg) {
+        if (msg.type === 'snapshot') msg.reply?.(tasks);
+        else if (msg.type === 'assign' && msg.picks && msg.reply) {
+          asked += msg.picks.length;
+          most = Math.max(most, asked - answered);
+          held.push({ picks: msg.picks, reply: msg.reply });
+        }
+      },
+    };
+    const tq = await startServer(() => taskQueue, undefined);
+    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
+    pids.push(tq.pid);
+    registry.register('tq', tq.pid);
+    const started = await startServer(SchedulerProcess.start, {
+      registry,
+      log: pino({ level: 'silent' }),
+      taskQueue: 'tq',
+      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
+      sweepIntervalMs: 60_000,
+      batch: 4,
+      maxInFlight: 8,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    for (let i = 0; i < 50; i++) {
+      const up: AgentUp = {
+        type: 'agent_up',
+        agentId: `a${i}` as AgentId,
+        capabilities: [],
+        queues: ['default' as QueueName],
+        slots: 1,
+        at: Date.now(),
+      };
+      started.pid.send(up);
+    }
+    // Answer one call at a time, as each arrives; the window refills as answers come back (an
+    // answered agent is free again here: no record change follows, so all 60 tasks go out).
+    while (answered < 60) {
+      await eventually(() => expect(held.length).toBeGreaterThan(0));
+      const call = held.shift()!;
+      expect(asked - answered).toBeLessThanOrEqual(8);
+      answered += call.picks.length;
+      call.reply(call.picks.map((p) => ({ ok: true, task: assignedTo(p.agentId as AgentId) })));
+    }
+    expect(answered).toBe(60);
+    expect(most).toBe(8);
   });
 });
