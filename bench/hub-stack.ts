@@ -1,7 +1,8 @@
 /**
- * The hub benchmark's stack, shared by bench/hub.ts and bench/inspect.ts: a private nats-server,
- * the hub as its own process, the agents process (bench/hub-agents.ts) and a client connection,
- * with the CPU seconds of each process.
+ * The hub benchmark's stack, shared by bench/hub.ts and bench/inspect.ts: a private nats-server
+ * (or, with `cluster`, a private 3-node cluster from test/support/nats-cluster.ts and three
+ * replicas of every stream and bucket), the hub as its own process, the agents process
+ * (bench/hub-agents.ts) and a client connection, with the CPU seconds of each process.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -11,15 +12,19 @@ import { pino } from 'pino';
 import { type Bus, connectBus } from '../src/bus/connection.js';
 import { request } from '../src/bus/service.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
+import { startNatsCluster } from '../test/support/nats-cluster.js';
 import { cpuSeconds, ownCpuSeconds } from './peers/common.js';
-import { type NatsTraffic, startNatsServer } from './peers/nats.js';
+import { type NatsTraffic, natsTraffic, startNatsServer, sumTraffic } from './peers/nats.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 export interface Stack {
-  /** CPU seconds (user + system) used so far by each process of the stack. */
+  /**
+   * CPU seconds (user + system) used so far by each process of the stack; on a cluster `nats` is
+   * the sum of the nodes, and each node is also there (`nats.n1`, `nats.n2`, `nats.n3`).
+   */
   cpu(): Record<string, number>;
-  /** The nats-server's message and byte counters so far. */
+  /** The nats-server's message and byte counters so far; on a cluster, the sum of the nodes'. */
   traffic(): Promise<NatsTraffic>;
   bus: Bus;
   agents: ChildProcess;
@@ -36,6 +41,53 @@ export interface StackOptions {
   hubEnv?: Record<string, string>;
   /** The checkout whose hub runs (default: this one), e.g. a worktree of an earlier commit to compare with. */
   hubCheckout?: string;
+  /**
+   * A 3-node cluster instead of one nats-server: the hub, the agents and the client get every
+   * node's URL, and the hub keeps three replicas of everything (AGENTCOM_REPLICAS=3).
+   */
+  cluster?: boolean;
+}
+
+/** What the stack needs of its nats-server(s). */
+interface Nats {
+  url: string;
+  cpu(): Record<string, number>;
+  traffic(): Promise<NatsTraffic>;
+  stop(): Promise<void>;
+}
+
+async function startNats(cluster: boolean): Promise<Nats> {
+  if (!cluster) {
+    const nats = await startNatsServer();
+    return {
+      url: nats.url,
+      cpu: () => ({ nats: cpuSeconds(nats.pid) }),
+      traffic: nats.traffic,
+      stop: nats.stop,
+    };
+  }
+  const c = await startNatsCluster(3, { monitor: true });
+  // The cluster's nodes are not killed with this process otherwise.
+  const kill = () => {
+    for (const node of c.nodes) {
+      try {
+        if (node.pid) process.kill(node.pid, 'SIGKILL');
+      } catch {} // already gone
+    }
+  };
+  process.once('exit', kill);
+  return {
+    url: c.url,
+    cpu: () => {
+      const nodes = Object.fromEntries(c.nodes.map((node) => [`nats.${node.name}`, cpuSeconds(node.pid)]));
+      return { nats: Object.values(nodes).reduce((a, b) => a + b, 0), ...nodes };
+    },
+    traffic: async () => sumTraffic(await Promise.all(c.nodes.map((node) => natsTraffic(node.monitorPort!)))),
+    stop: async () => {
+      process.off('exit', kill);
+      await c.dispose();
+    },
+  };
 }
 
 /**
@@ -43,7 +95,16 @@ export interface StackOptions {
  * a client connection. With HUB_PROF, HUB_NODE_ARGS and HUB_LOG as bench/hub.ts describes.
  */
 export async function startStack(prefix: string, o: StackOptions): Promise<Stack> {
-  const nats = await startNatsServer();
+  const nats = await startNats(o.cluster ?? false);
+  try {
+    return await startOn(nats, prefix, o);
+  } catch (err) {
+    await nats.stop();
+    throw err;
+  }
+}
+
+async function startOn(nats: Nats, prefix: string, o: StackOptions): Promise<Stack> {
   const hub = spawn(
     process.execPath,
     [
@@ -67,6 +128,7 @@ export async function startStack(prefix: string, o: StackOptions): Promise<Stack
         AGENTCOM_ACCEPT_TIMEOUT_MS: '60000',
         // Every finished task stays counted until the run has seen them all done.
         AGENTCOM_RETENTION_COUNT: String(Math.max(o.retentionCount, 1_000_000)),
+        ...(o.cluster ? { AGENTCOM_REPLICAS: '3' } : {}),
         ...o.hubEnv,
       },
     },
@@ -93,7 +155,7 @@ export async function startStack(prefix: string, o: StackOptions): Promise<Stack
     cpu: () => ({
       hub: cpuSeconds(hub.pid),
       agents: cpuSeconds(agents.pid),
-      nats: cpuSeconds(nats.pid),
+      ...nats.cpu(),
       producer: ownCpuSeconds(),
     }),
     traffic: () => nats.traffic(),

@@ -1,3 +1,25 @@
+/**
+ * The hub end to end (npm run bench), beside its peers. Stack (bench/hub-stack.ts): a private
+ * nats-server, the hub as its own process, `c` agents of 1 slot in one process, this producer.
+ * - e2e: `n` tasks submitted `addConcurrently`, timed until the hub counts them all `done`:
+ *   tasks/s, CPU ms per task of each process (hub, agents, nats, producer), and messages and bytes
+ *   into and out of nats-server per task (its `/varz` counters).
+ * - latency: an offered load of `rate` tasks/s for `duration` s after `warmup` s, submit → handler
+ *   start percentiles, CPU and traffic per task.
+ * - peers (bench/peers/suite.ts): the same shapes on BullMQ and raw JetStream, and the ratios.
+ * - `--cluster`: the e2e phase also on a 3-node nats-server cluster (test/support/nats-cluster.ts,
+ *   the deploy/nats/cluster configs) with three replicas of every stream and bucket
+ *   (AGENTCOM_REPLICAS=3; every process gets every node's URL), alternating with the single node
+ *   in each rep (single, cluster, single, cluster for `--reps 2`). The JSON's `cluster` section
+ *   gives both sides' medians (tasks/s, CPU ms per task, nats-server traffic per task: on the
+ *   cluster `nats` is the sum of the three nodes, each node also listed as `nats.n1`..., and the
+ *   traffic is the nodes' counters summed, so it includes replication between them) and the
+ *   cluster ÷ single ratios (median of the per-rep ratios). Without it the output is unchanged.
+ *   npx tsx bench/hub.ts [--n 20000] [--c 10] [--reps 1] [--rate 1000] [--duration 10] [--warmup 3]
+ *     [--no-e2e] [--no-latency] [--no-peers] [--cluster]
+ * Prints one JSON document on stdout; progress on stderr. HUB_LOG=<path> keeps each hub's log in
+ * <path>.<prefix>; HUB_PROF and HUB_NODE_ARGS as bench/hub-stack.ts reads them.
+ */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { submitTask } from '../src/agent/submit.js';
@@ -33,10 +55,11 @@ const REPS = flag('reps', 1);
 const PEERS = !args.includes('--no-peers');
 const E2E = !args.includes('--no-e2e');
 const LATENCY = !args.includes('--no-latency');
+const CLUSTER = args.includes('--cluster');
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-async function e2e(rep: number) {
-  const stack = await startStack(`bench${rep}e`, { c: C, retentionCount: N });
+async function e2e(rep: number, cluster = false) {
+  const stack = await startStack(`bench${rep}${cluster ? 'c' : 'e'}`, { c: C, retentionCount: N, cluster });
   try {
     const cpu0 = stack.cpu();
     const traffic0 = await stack.traffic();
@@ -96,6 +119,41 @@ async function latency(rep: number) {
   }
 }
 
+/**
+ * Single node against the 3-node R3 cluster: each side's medians (the single node's runs are
+ * `agentcom.e2e.runs`), and cluster ÷ single as the median of the per-rep ratios (the runs of a rep
+ * ran one after the other).
+ */
+function clusterSection(single: E2e[], cluster: E2e[]) {
+  const medians = (rs: Record<string, number>[]) =>
+    Object.fromEntries(Object.keys(rs[0] ?? {}).map((k) => [k, median(rs.map((r) => r[k]!))]));
+  const side = (rs: E2e[]) => ({
+    tasksPerSec: median(rs.map((r) => r.tasksPerSec)),
+    cpuMsPerTask: medians(rs.map((r) => r.cpuMsPerTask)),
+    natsPerTask: medians(rs.map((r) => ({ ...r.natsPerTask }))),
+  });
+  const pairs = single.map((s, i) => [s, cluster[i]!] as const);
+  const ratio = (f: (r: E2e) => number | undefined) =>
+    median(pairs.map(([s, c]) => (f(c) ?? Number.NaN) / (f(s) ?? Number.NaN)));
+  return {
+    nodes: 3,
+    replicas: 3,
+    single: side(single),
+    cluster: { ...side(cluster), runs: cluster },
+    ratio: {
+      tasksPerSec: ratio((r) => r.tasksPerSec),
+      perRep: pairs.map(([s, c]) => c.tasksPerSec / s.tasksPerSec),
+      cpuMsPerTask: Object.fromEntries(
+        ['hub', 'nats', 'agents', 'producer'].map((k) => [k, ratio((r) => r.cpuMsPerTask[k])]),
+      ),
+      natsPerTask: {
+        inMsgs: ratio((r) => r.natsPerTask.inMsgs),
+        inBytes: ratio((r) => r.natsPerTask.inBytes),
+      },
+    },
+  };
+}
+
 const load = () => loadavg().map((x) => Number(x.toFixed(2)));
 const out: Record<string, unknown> = {
   nproc: cpus().length,
@@ -104,16 +162,28 @@ const out: Record<string, unknown> = {
   config: { n: N, c: C, rate: RATE, durationS: DURATION, warmupS: WARMUP, reps: REPS },
   loadavgStart: load(),
 };
-const e2eRuns = [];
+type E2e = Awaited<ReturnType<typeof e2e>>;
+const e2eRuns: E2e[] = [];
+const clusterRuns: E2e[] = [];
+const logE2e = (rep: number, what: string, e: E2e) => {
+  const cpu = Object.entries(e.cpuMsPerTask)
+    .map(([k, v]) => `${k} ${(v * 1000).toFixed(0)}`)
+    .join(' ');
+  log(
+    `[hub] rep ${rep} ${what} ${e.tasksPerSec.toFixed(0)} tasks/s (CPU µs/task: ${cpu}; load ${load()[0]})`,
+  );
+};
 const latRuns = [];
 for (let rep = 1; rep <= REPS; rep++) {
-  if (E2E) {
+  if (E2E || CLUSTER) {
     const e = await e2e(rep);
-    const cpu = Object.entries(e.cpuMsPerTask)
-      .map(([k, v]) => `${k} ${(v * 1000).toFixed(0)}`)
-      .join(' ');
-    log(`[hub] rep ${rep} e2e ${e.tasksPerSec.toFixed(0)} tasks/s (CPU µs/task: ${cpu}; load ${load()[0]})`);
+    logE2e(rep, 'e2e', e);
     e2eRuns.push(e);
+  }
+  if (CLUSTER) {
+    const e = await e2e(rep, true);
+    logE2e(rep, 'e2e cluster', e);
+    clusterRuns.push(e);
   }
   if (LATENCY) {
     const l = await latency(rep);
@@ -132,6 +202,7 @@ const hub = {
   },
 };
 out.agentcom = hub;
+if (CLUSTER) out.cluster = clusterSection(e2eRuns, clusterRuns);
 if (PEERS) {
   const peers = await runPeerSuite({
     reps: REPS,

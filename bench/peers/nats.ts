@@ -107,17 +107,29 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
     await stop();
     throw err;
   }
-  const traffic = async (): Promise<NatsTraffic> => {
-    const res = await fetch(`http://127.0.0.1:${monitorPort}/varz`);
-    const v = (await res.json()) as {
-      in_msgs: number;
-      out_msgs: number;
-      in_bytes: number;
-      out_bytes: number;
-    };
-    return { inMsgs: v.in_msgs, outMsgs: v.out_msgs, inBytes: v.in_bytes, outBytes: v.out_bytes };
-  };
+  const traffic = () => natsTraffic(monitorPort);
   return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, traffic, stop };
+}
+
+/**
+ * The counters of the nats-server whose HTTP monitoring port is `monitorPort` (its `/varz`). On a
+ * cluster node they include what the routes carry (replication, forwarded messages).
+ */
+export async function natsTraffic(monitorPort: number): Promise<NatsTraffic> {
+  const res = await fetch(`http://127.0.0.1:${monitorPort}/varz`);
+  const v = (await res.json()) as { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number };
+  return { inMsgs: v.in_msgs, outMsgs: v.out_msgs, inBytes: v.in_bytes, outBytes: v.out_bytes };
+}
+
+/** The sum of several servers' counters (a cluster's nodes). */
+export function sumTraffic(ts: readonly NatsTraffic[]): NatsTraffic {
+  const sum = (k: keyof NatsTraffic) => ts.reduce((acc, t) => acc + t[k], 0);
+  return {
+    inMsgs: sum('inMsgs'),
+    outMsgs: sum('outMsgs'),
+    inBytes: sum('inBytes'),
+    outBytes: sum('outBytes'),
+  };
 }
 
 /**

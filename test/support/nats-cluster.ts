@@ -20,6 +20,8 @@ export interface ClusterNode {
   readonly name: string;
   readonly port: number;
   readonly url: string;
+  /** The HTTP monitoring port (`/varz`), only when started with `monitor: true`. */
+  readonly monitorPort: number | undefined;
   readonly pid: number | undefined;
   readonly running: boolean;
 }
@@ -84,11 +86,12 @@ export function clusterNodeConfig(
   return fill(text, /routes: \[[^\]]*\]/, `routes: [ ${routes} ]`, 'routes list');
 }
 
-export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
+export async function startNatsCluster(size = 3, o: { monitor?: boolean } = {}): Promise<TestNatsCluster> {
   const bin = findNatsServer();
   const root = await mkdtemp(join(tmpdir(), 'agentcom-cluster-'));
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const monitorPorts = o.monitor ? await Promise.all(Array.from({ length: size }, () => freePort())) : [];
   const procs: (ChildProcess | undefined)[] = Array.from({ length: size }, () => undefined);
   const configs: string[] = [];
   for (let i = 0; i < size; i++) {
@@ -106,7 +109,8 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
   }
   const launch = async (i: number) => {
     let tail = '';
-    const child = spawn(bin, ['-c', configs[i]!], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const monitor = o.monitor ? ['-m', String(monitorPorts[i])] : [];
+    const child = spawn(bin, ['-c', configs[i]!, ...monitor], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => {
       tail = (tail + d).slice(-4000);
@@ -137,6 +141,7 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
       name: `n${i + 1}`,
       port,
       url: servers[i]!,
+      monitorPort: monitorPorts[i],
       get pid() {
         return procs[i]?.pid;
       },
