@@ -22,6 +22,7 @@ import {
   outcome,
   runConsumer,
 } from '../../src/bus/consumer.js';
+import { type ConsumerStallWatch, watchConsumerStall } from '../../src/bus/consumer-stall.js';
 import { openKv } from '../../src/bus/kv.js';
 import { type LiveControl, openLiveControl } from '../../src/bus/live-config.js';
 import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
@@ -124,6 +125,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   /** The inbox sequence of each open assignment this process delivered (to withdraw it). */
   private readonly inboxSeqs = new Map<TaskId, { generation: number; seq: number }>();
   private reports: ConsumerRunner | undefined;
+  private stallWatches: ConsumerStallWatch[] = [];
   private retentionTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   /** Removals since the last retention log line (logged at most once a minute). */
@@ -194,6 +196,11 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       handler: (report, ctx) => tq.onReport(report, ctx),
       onInvalid: (error, subject) => tq.onInvalid(error, subject),
     });
+    // Both streams are work queues with this one consumer each (src/bus/consumer-stall.ts).
+    tq.stallWatches = [
+      watchConsumerStall(bus, n.streams.submit, n.consumers.hubIntake),
+      watchConsumerStall(bus, n.streams.reports, n.consumers.hubReports),
+    ];
     tq.resendRecentAssignments();
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
@@ -281,6 +288,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     this.control.stop();
     clearInterval(this.retentionTimer);
     this.retentionTimer = undefined;
+    for (const w of this.stallWatches) w.stop();
     for (const t of this.redeliveries) clearTimeout(t);
     this.redeliveries.clear();
     await this.intakeChange.catch(() => undefined);
