@@ -50,6 +50,12 @@ export class LeaseKeeper {
   async refresh(): Promise<boolean> {
     const now = this.now();
     const next: Lease = { v: 1, holder: this.holder, expiresAt: now + this.ttlMs };
+    if (this.held && this.revision !== undefined) {
+      // The holder renews in one round trip: nobody has written since its last renewal, or the
+      // compare-and-set fails and the record is read as below.
+      const renewed = await this.kv.update(LEASE_KEY, next, this.revision);
+      if (renewed.ok) return this.set(renewed.revision, next.expiresAt);
+    }
     const current = await this.kv.get(LEASE_KEY);
     this.other = undefined;
     if (!current) {

@@ -162,7 +162,7 @@ export class LeaderProcess implements Server<LeaderMessage> {
     let held = this.lease.isHeld;
     const stepStarted = Date.now();
     try {
-      if (renewDue) held = await this.lease.refresh();
+      if (renewDue) held = await this.refreshOnceMore();
       if (renewDue && held) this.lastRenew = Date.now();
       const other = this.lease.heldByOther;
       if (!held && other && (await this.holderGone(other))) {
@@ -205,6 +205,19 @@ export class LeaderProcess implements Server<LeaderMessage> {
         this.starting = undefined;
       });
     } else if (!held && this.work && !this.starting) await this.stopWork('lease lost');
+  }
+
+  /**
+   * A renewal that failed is tried once more at once: most failures under load are a timer that
+   * fired late because the event loop was held (a long GC), and the server answers the second
+   * request at once.
+   */
+  private async refreshOnceMore(): Promise<boolean> {
+    try {
+      return await this.lease.refresh();
+    } catch {
+      return this.lease.refresh();
+    }
   }
 
   /**

@@ -38,4 +38,26 @@ describe('LeaseKeeper', () => {
     await other.release();
     expect(await holder.refresh()).toBe(true); // released: taken at once
   });
+
+  it('renews in one compare-and-set; a renewal that landed unseen (its answer lost) is read back, still held', async () => {
+    const bucket = uniqueName('leases');
+    await ensureBucket(bus, { bucket, history: 1 });
+    const kv = await openKv(bus, bucket, LeaseSchema);
+    let now = 1_000_000;
+    const a = new LeaseKeeper(kv, 'hub-a', 5_000, () => now);
+    expect(await a.refresh()).toBe(true);
+    const before = (await kv.get('scheduler'))!.revision;
+    now += 1_000;
+    expect(await a.refresh()).toBe(true);
+    expect((await kv.get('scheduler'))!.revision).toBe(before + 1); // one write, no read needed
+    // Its own write landed but the answer never came: the revision it knows is stale.
+    await kv.put('scheduler', { v: 1, holder: 'hub-a', expiresAt: now + 5_000 });
+    now += 1_000;
+    expect(await a.refresh()).toBe(true);
+    expect(a.expiresAt).toBe(now + 5_000);
+    // Another hub's record (it took an expired lease): the compare-and-set fails, the read says so.
+    await kv.put('scheduler', { v: 1, holder: 'hub-b', expiresAt: now + 5_000 });
+    expect(await a.refresh()).toBe(false);
+    expect(a.heldByOther?.holder).toBe('hub-b');
+  });
 });
