@@ -24,6 +24,9 @@ export class LeaseKeeper {
   private held = false;
   private heldUntil = 0;
   private other: SeenLease | undefined;
+  private inPlace = false;
+  /** A read since the last hold found the lease gone or another hub's. */
+  private gap = false;
 
   constructor(
     private readonly kv: TypedKv<Lease>,
@@ -41,6 +44,16 @@ export class LeaseKeeper {
     return this.held ? this.heldUntil : 0;
   }
 
+  /**
+   * Whether the last acquisition continued this hub's own term: a renewal of its last known
+   * revision, or of a later one it wrote itself (read back as its own, with no read since its last
+   * hold finding the lease gone or another hub's). No other hub can have led meanwhile, however
+   * late the renewal came.
+   */
+  get renewedInPlace(): boolean {
+    return this.inPlace;
+  }
+
   /** Another hub's live lease, as the last `refresh` found it (undefined when none). */
   get heldByOther(): SeenLease | undefined {
     return this.other;
@@ -54,10 +67,13 @@ export class LeaseKeeper {
       // The holder renews in one round trip: nobody has written since its last renewal, or the
       // compare-and-set fails and the record is read as below.
       const renewed = await this.kv.update(LEASE_KEY, next, this.revision);
-      if (renewed.ok) return this.set(renewed.revision, next.expiresAt);
+      if (renewed.ok) return this.set(renewed.revision, next.expiresAt, true);
     }
     const current = await this.kv.get(LEASE_KEY);
     this.other = undefined;
+    // Gone, or another hub's: whatever this hub holds next is a new term, even if the write that
+    // follows lands unseen (a timeout) and is only read back later.
+    if (current?.value.holder !== this.holder) this.gap = true;
     if (!current) {
       const r = await this.kv.create(LEASE_KEY, next);
       return this.set(r.ok ? r.revision : undefined, next.expiresAt);
@@ -67,7 +83,9 @@ export class LeaseKeeper {
       return this.set(undefined, 0);
     }
     const r = await this.kv.update(LEASE_KEY, next, current.revision);
-    return this.set(r.ok ? r.revision : undefined, next.expiresAt);
+    // Read back as this hub's own with no gap seen: its last write landed, its answer was lost
+    // (a renewal that timed out), and nobody else has written since.
+    return this.set(r.ok ? r.revision : undefined, next.expiresAt, !this.gap);
   }
 
   /**
@@ -75,6 +93,7 @@ export class LeaseKeeper {
    * the revision seen, so a holder that renewed meanwhile keeps it.
    */
   async takeOver(seen: SeenLease): Promise<boolean> {
+    this.gap = true;
     const next: Lease = { v: 1, holder: this.holder, expiresAt: this.now() + this.ttlMs };
     const r = await this.kv.update(LEASE_KEY, next, seen.revision);
     if (r.ok) this.other = undefined;
@@ -88,7 +107,9 @@ export class LeaseKeeper {
     await this.kv.delete(LEASE_KEY, { expectedRevision: this.revision });
   }
 
-  private set(revision: number | undefined, until: number): boolean {
+  private set(revision: number | undefined, until: number, inPlace = false): boolean {
+    this.inPlace = inPlace && revision !== undefined;
+    if (revision !== undefined) this.gap = false; // held again: a new term starts here
     this.revision = revision;
     this.held = revision !== undefined;
     this.heldUntil = this.held ? until : 0;

@@ -16,7 +16,10 @@
  * compare-and-set on the revision it saw. A
  * holder that is alive but slow (a timeout) keeps its lease until it expires, so load never moves
  * the lease. A leader that cannot renew before its lease runs out (NATS unreachable, process
- * starved) stops its work tree; after a reconnect it checks the lease at once. A leader that stops
+ * starved) stops writing at once (the LeaseClock), and keeps its work tree for three lifetimes:
+ * if its next renewal finds the lease as it left it (nobody wrote it meanwhile) the tree resumes
+ * in place; if another hub took it, or the grace runs out, the tree is stopped. After a reconnect
+ * it checks the lease at once. A leader that stops
  * gracefully releases the lease, and a standby takes it at its next probe.
  */
 import type { Logger } from 'pino';
@@ -64,6 +67,8 @@ export type HubRole = { role: 'leader' } | { role: 'standby'; holder: string | u
 
 /** How long a lease holder must stay unanswered (and unrenewed) before a standby takes its lease. */
 const CONFIRM_GONE_MS = 500;
+/** Lifetimes a lapsed lease (run out, not known taken) keeps the work tree, writing nothing. */
+const LAPSE_GRACE_TTLS = 3;
 /** Timeout of each request to the lease bucket. */
 const LEASE_REQUEST_TIMEOUT_MS = 1_000;
 /** Waits before starting a failed work tree again: 0.25 s, 0.5 s ... 10 s (no jitter: one leader). */
@@ -85,6 +90,8 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private workRetryAt = 0;
   /** A lease holder that nobody answered for: since when, at which lease revision. */
   private suspect: { holder: string; revision: number; since: number } | undefined;
+  /** Since when the lease has run out by this hub's clock with the work tree kept (see step). */
+  private lapsedAt: number | undefined;
   private alive: CoreSubscription | undefined;
   private allAlive: CoreSubscription | undefined;
   private offStatus: (() => void) | undefined;
@@ -187,10 +194,8 @@ export class LeaderProcess implements Server<LeaderMessage> {
       }
       if (!held && other) this.tellRole({ role: 'standby', holder: other.holder });
     } catch (err) {
-      // Cannot reach the lease: keep working only while the lease we last renewed still runs.
-      // Writes stop before that by themselves (the clock keeps a skew margin), so the work tree
-      // is kept to the end: under load a renewal or two can time out, and stopping the tree then
-      // would cost a restart of every actor (tens of seconds with 10,000 agents) for nothing.
+      // Cannot reach the lease: writing goes on only while the lease we last renewed still runs
+      // (the clock keeps a skew margin); what becomes of the work tree after is decided below.
       held = this.lease.isHeld && Date.now() < this.lease.expiresAt;
       // How long the step took tells a slow server from a stalled event loop (a timer that fired
       // late): both show as a timeout.
@@ -198,13 +203,28 @@ export class LeaderProcess implements Server<LeaderMessage> {
     }
     if (held && this.lease.isHeld) this.input.clock?.renewed(this.lease.expiresAt);
     else this.input.clock?.clear();
+    if (held) {
+      // Back after a lapse: the work tree goes on only if nobody wrote the lease meanwhile.
+      if (this.lapsedAt !== undefined && this.work && !this.lease.renewedInPlace)
+        await this.stopWork('lease taken again after a gap');
+      this.lapsedAt = undefined;
+    }
     // The work tree starts beside the election steps, not inside one: a slow start (its first
     // reads waiting on a cluster) must not hold up the renewals that keep the lease.
     if (held && !this.work?.alive && !this.starting && Date.now() >= this.workRetryAt) {
       this.starting = this.tryStartWork().finally(() => {
         this.starting = undefined;
       });
-    } else if (!held && this.work && !this.starting) await this.stopWork('lease lost');
+    } else if (!held && this.work && !this.starting) {
+      // Lost for certain (another hub holds it) stops the work tree at once. Merely unconfirmed
+      // (the renewals failed: a stalled event loop, an unreachable bucket) it is kept, writing
+      // nothing, for a grace of a few lifetimes: a stall of seconds at 10,000 agents would
+      // otherwise cost a restart of every actor, and the next renewal resumes it in place.
+      this.lapsedAt ??= Date.now();
+      const known = !this.lease.isHeld;
+      if (known || Date.now() - this.lapsedAt >= LAPSE_GRACE_TTLS * this.input.leaseTtlMs)
+        await this.stopWork(known ? 'lease lost' : 'lease not renewed');
+    }
   }
 
   /**

@@ -39,7 +39,7 @@ describe('LeaseKeeper', () => {
     expect(await holder.refresh()).toBe(true); // released: taken at once
   });
 
-  it('renews in one compare-and-set; a renewal that landed unseen (its answer lost) is read back, still held', async () => {
+  it('renews in one compare-and-set; a renewal that landed unseen (its answer lost) is read back as the same term; a gap starts a new one', async () => {
     const bucket = uniqueName('leases');
     await ensureBucket(bus, { bucket, history: 1 });
     const kv = await openKv(bus, bucket, LeaseSchema);
@@ -55,9 +55,17 @@ describe('LeaseKeeper', () => {
     now += 1_000;
     expect(await a.refresh()).toBe(true);
     expect(a.expiresAt).toBe(now + 5_000);
+    expect(a.renewedInPlace).toBe(true); // its own term goes on
     // Another hub's record (it took an expired lease): the compare-and-set fails, the read says so.
     await kv.put('scheduler', { v: 1, holder: 'hub-b', expiresAt: now + 5_000 });
     expect(await a.refresh()).toBe(false);
     expect(a.heldByOther?.holder).toBe('hub-b');
+    // hub-b gives it up; hub-a holds it again, in a new term.
+    await kv.delete('scheduler');
+    expect(await a.refresh()).toBe(true);
+    expect(a.renewedInPlace).toBe(false);
+    now += 1_000;
+    expect(await a.refresh()).toBe(true);
+    expect(a.renewedInPlace).toBe(true);
   });
 });

@@ -1,0 +1,120 @@
+/**
+ * A leader whose renewals fail until its lease has run out (its nats-server stopped with SIGSTOP,
+ * as a long GC or a starved process looks from the server's side): it stops writing at once, but
+ * keeps its work tree, and when the next renewal finds the lease as it left it, the tree goes on
+ * in place, started once. A lease another hub holds stops the tree at once.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LEASE_KEY, LeaderProcess, LeaseClock } from '../../../actors/leader/index.js';
+import type { Bus } from '../../../src/bus/connection.js';
+import { openKv } from '../../../src/bus/kv.js';
+import { defaultTopology, provision } from '../../../src/bus/provision.js';
+import { LeaseSchema } from '../../../src/protocol/registration.js';
+import {
+  dynamicSupervisorChild,
+  exit,
+  type Pid,
+  Registry,
+  serverChild,
+  startSupervisor,
+} from '../../../src/runtime/index.js';
+import { testBus } from '../../bus/support.js';
+import { eventually } from '../../support/eventually.js';
+import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
+
+describe('leader with a lapsed lease', () => {
+  let nats: TestNatsServer;
+  let bus: Bus;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await testBus(nats.url);
+    await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
+  });
+  afterAll(async () => {
+    if (nats.pid) process.kill(nats.pid, 'SIGCONT');
+    await bus.drain();
+    await nats.dispose();
+  });
+
+  it('keeps its work tree through a lapse nobody used, and stops it when another hub holds the lease', {
+    timeout: 30_000,
+  }, async () => {
+    const lines: { msg?: string; held?: boolean; why?: string }[] = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    );
+    let starts = 0;
+    let stops = 0;
+    const registry = new Registry();
+    const clock = new LeaseClock();
+    const sup = await startSupervisor(
+      [
+        dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: 'work-slot' }),
+        serverChild(
+          'leader',
+          LeaderProcess.start,
+          {
+            bus,
+            registry,
+            log,
+            hubId: 'hub-a',
+            leaseTtlMs: 1_500,
+            probeMs: 100,
+            workSlot: 'work-slot',
+            clock,
+            work: serverChild(
+              'work',
+              () => {
+                starts++;
+                return {
+                  handle() {},
+                  terminate() {
+                    stops++;
+                  },
+                };
+              },
+              undefined,
+            ),
+          },
+          { name: 'leader' },
+        ),
+      ],
+      { strategy: 'one_for_all' },
+      { registry },
+    );
+    if (!sup.ok) throw new Error('supervisor did not start');
+    const pid: Pid = sup.value;
+    try {
+      await eventually(() => expect(starts).toBe(1));
+      expect(clock.holds()).toBe(true);
+
+      // The server stops answering until the leader has seen its lease run out.
+      process.kill(nats.pid!, 'SIGSTOP');
+      await eventually(
+        () => expect(lines.some((l) => l.msg === 'lease refresh failed' && l.held === false)).toBe(true),
+        { timeout: 15_000 },
+      );
+      expect(clock.holds()).toBe(false); // writing stopped
+      process.kill(nats.pid!, 'SIGCONT');
+      await eventually(() => expect(clock.holds()).toBe(true), { timeout: 15_000 });
+      expect({ starts, stops }).toEqual({ starts: 1, stops: 0 }); // resumed in place
+
+      // Another hub's live lease: the tree stops at once.
+      const kv = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
+      await kv.put(LEASE_KEY, { v: 1, holder: 'hub-b', expiresAt: Date.now() + 60_000 });
+      await eventually(() => expect(stops).toBe(1));
+      expect(clock.holds()).toBe(false);
+      expect(lines.some((l) => l.why === 'lease lost')).toBe(true);
+    } finally {
+      exit(pid, 'shutdown');
+    }
+  });
+});
