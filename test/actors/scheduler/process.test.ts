@@ -16,19 +16,53 @@ import { type Server, startServer } from '../../../src/runtime/server.js';
 import { eventually } from '../../support/eventually.js';
 import { assignedTo, submitted } from '../task-queue/helpers.js';
 
+type StandIn = Server<{
+  type: string;
+  reply?: (r: unknown) => void;
+  picks?: { taskId: string; agentId: string }[];
+}>;
+
+const agentUp = (id: string): AgentUp => ({
+  type: 'agent_up',
+  agentId: id as AgentId,
+  capabilities: [],
+  queues: ['default' as QueueName],
+  slots: 1,
+  at: Date.now(),
+});
+
 describe('scheduler process', () => {
   const pids: Pid[] = [];
   afterEach(async () => {
     for (const p of pids.splice(0)) exit(p, 'shutdown');
   });
 
-  it('a task whose assignment is refused without I/O waits before it is picked again', async () => {
+  /** The stand-in registered as `tq`, then a scheduler on it; returns the scheduler's pid. */
+  async function schedulerOn(taskQueue: StandIn, over: { batch?: number; maxInFlight?: number } = {}) {
     const registry = new Registry();
+    const tq = await startServer(() => taskQueue, undefined);
+    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
+    pids.push(tq.pid);
+    registry.register('tq', tq.pid);
+    const started = await startServer(SchedulerProcess.start, {
+      registry,
+      log: pino({ level: 'silent' }),
+      taskQueue: 'tq',
+      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
+      sweepIntervalMs: 60_000,
+      ...over,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    return started.pid;
+  }
+
+  it('a task whose assignment is refused without I/O waits before it is picked again', async () => {
     const queued: TaskRecord = { ...submitted(), status: 'queued' };
     let assignCalls = 0;
     // Stops refusing after 1,000 calls, so that the old behaviour (an endless microtask loop)
     // ends and shows up as a count instead of a hung test.
-    const taskQueue: Server<{ type: string; reply?: (r: unknown) => void; picks?: unknown[] }> = {
+    const taskQueue: StandIn = {
       handle(msg) {
         if (msg.type === 'snapshot') msg.reply?.([queued]);
         else if (msg.type === 'assign') {
@@ -44,28 +78,8 @@ describe('scheduler process', () => {
         }
       },
     };
-    const tq = await startServer(() => taskQueue, undefined);
-    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
-    pids.push(tq.pid);
-    registry.register('tq', tq.pid);
-    const started = await startServer(SchedulerProcess.start, {
-      registry,
-      log: pino({ level: 'silent' }),
-      taskQueue: 'tq',
-      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
-      sweepIntervalMs: 60_000,
-    });
-    if (started.kind !== 'ok') throw new Error('scheduler did not start');
-    pids.push(started.pid);
-    const up: AgentUp = {
-      type: 'agent_up',
-      agentId: 'a1' as AgentId,
-      capabilities: [],
-      queues: ['default' as QueueName],
-      slots: 1,
-      at: Date.now(),
-    };
-    started.pid.send(up);
+    const scheduler = await schedulerOn(taskQueue);
+    scheduler.send(agentUp('a1'));
     // The refused task is retried (timers run: the loop is not starved), a few times a second,
     // not a thousand times in a row.
     await eventually(() => expect(assignCalls).toBeGreaterThanOrEqual(2));
@@ -73,11 +87,10 @@ describe('scheduler process', () => {
   });
 
   it('reads the records again once registered: a task cast while it started is not lost', async () => {
-    const registry = new Registry();
     const late: TaskRecord = { ...submitted(), id: 'late' as TaskId, status: 'queued' };
     let snapshots = 0;
     const assigned: string[] = [];
-    const taskQueue: Server<{ type: string; reply?: (r: unknown) => void; picks?: { taskId: string }[] }> = {
+    const taskQueue: StandIn = {
       handle(msg) {
         // The first snapshot is taken before `late` existed; its cast went nowhere.
         if (msg.type === 'snapshot') msg.reply?.(snapshots++ === 0 ? [] : [late]);
@@ -87,34 +100,13 @@ describe('scheduler process', () => {
         }
       },
     };
-    const tq = await startServer(() => taskQueue, undefined);
-    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
-    pids.push(tq.pid);
-    registry.register('tq', tq.pid);
-    const started = await startServer(SchedulerProcess.start, {
-      registry,
-      log: pino({ level: 'silent' }),
-      taskQueue: 'tq',
-      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
-      sweepIntervalMs: 60_000,
-    });
-    if (started.kind !== 'ok') throw new Error('scheduler did not start');
-    pids.push(started.pid);
-    const up: AgentUp = {
-      type: 'agent_up',
-      agentId: 'a1' as AgentId,
-      capabilities: [],
-      queues: ['default' as QueueName],
-      slots: 1,
-      at: Date.now(),
-    };
-    started.pid.send(up);
+    const scheduler = await schedulerOn(taskQueue);
+    scheduler.send(agentUp('a1'));
     await eventually(() => expect(assigned).toEqual(['late']));
     expect(snapshots).toBe(2);
   });
 
   it('keeps at most maxInFlight assignments unanswered: a burst for 50 idle agents goes 8 at a time', async () => {
-    const registry = new Registry();
     const tasks: TaskRecord[] = Array.from({ length: 60 }, (_, i) => ({
       ...submitted(),
       id: `t${i}` as TaskId,
@@ -124,11 +116,7 @@ describe('scheduler process', () => {
     let asked = 0;
     let answered = 0;
     let most = 0;
-    const taskQueue: Server<{
-      type: string;
-      reply?: (r: unknown) => void;
-      picks?: { taskId: string; agentId: string }[];
-    }> = {
+    const taskQueue: StandIn = {
       handle(msg) {
         if (msg.type === 'snapshot') msg.reply?.(tasks);
         else if (msg.type === 'assign' && msg.picks && msg.reply) {
@@ -138,32 +126,8 @@ describe('scheduler process', () => {
         }
       },
     };
-    const tq = await startServer(() => taskQueue, undefined);
-    if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
-    pids.push(tq.pid);
-    registry.register('tq', tq.pid);
-    const started = await startServer(SchedulerProcess.start, {
-      registry,
-      log: pino({ level: 'silent' }),
-      taskQueue: 'tq',
-      timeouts: { acceptTimeoutMs: 60_000, progressTimeoutMs: 60_000, blockedTimeoutMs: 60_000 },
-      sweepIntervalMs: 60_000,
-      batch: 4,
-      maxInFlight: 8,
-    });
-    if (started.kind !== 'ok') throw new Error('scheduler did not start');
-    pids.push(started.pid);
-    for (let i = 0; i < 50; i++) {
-      const up: AgentUp = {
-        type: 'agent_up',
-        agentId: `a${i}` as AgentId,
-        capabilities: [],
-        queues: ['default' as QueueName],
-        slots: 1,
-        at: Date.now(),
-      };
-      started.pid.send(up);
-    }
+    const scheduler = await schedulerOn(taskQueue, { batch: 4, maxInFlight: 8 });
+    for (let i = 0; i < 50; i++) scheduler.send(agentUp(`a${i}`));
     // Answer one call at a time, as each arrives; the window refills as answers come back (an
     // answered agent is free again here: no record change follows, so all 60 tasks go out).
     while (answered < 60) {
