@@ -104,7 +104,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
     const kv = await openKv(input.bus, input.bus.names.buckets.agents, FsmSnapshotSchema);
     const a = new AgentsProcess(input, kv);
     try {
-      // One pass over the snapshots, not a request per agent (10,000 agents: under a second).
+      // One pass over the snapshots, not one request per agent in turn (with 10,000 agents that
+      // held a new leader's start for seconds).
       await forEachYielding(
         await kv.entries('*.fsm'),
         ([key, got]) => a.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),

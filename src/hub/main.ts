@@ -135,8 +135,8 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
         ...(auth ? { nkeySeed: auth.hubSeed } : {}),
       });
     const b = await connectAs(`agentcom-hub-${hubId}`);
-    // The lease has a connection of its own: its renewal must not queue behind the work's traffic
-    // (a 100,000-record load, a burst of 10,000 assignments), or load alone would end the lease.
+    // The lease has a connection of its own: its renewal must not wait on the socket behind the
+    // work's traffic (a 100,000-record load, a burst of 10,000 assignments).
     let leaseBus: Bus;
     try {
       leaseBus = await connectAs(`agentcom-hub-${hubId}-lease`);
