@@ -29,7 +29,6 @@
  * Prints one JSON document on stdout (times in ms, sizes in bytes); progress on stderr.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -53,8 +52,8 @@ import {
   sleep,
   withTimeout,
 } from './peers/common.js';
-import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
-import { commandLine, dist, errText, ratio, sourceState, until } from './report.js';
+import { type NatsServer, startNatsServer } from './peers/nats.js';
+import { commandLine, dist, errText, loadAverage, machineInfo, ratio, sourceState, until } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -606,19 +605,12 @@ async function measurePage(variant: 'now' | 'baseline', c: PageContext): Promise
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<Record<string, unknown>> {
-  const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'dashboard',
     command: commandLine('bench/dashboard.ts', args),
     source: sourceState(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      natsServer: await natsServerVersion(),
-      loadavgStart: load(),
-    },
+    machine: await machineInfo(),
     params: {
       agents: AGENTS,
       tasks: TASKS,
@@ -787,7 +779,7 @@ async function main(): Promise<Record<string, unknown>> {
   out.cpuS = { hub: cpuSeconds(hub?.pid), nats: cpuSeconds(nats?.pid) };
   out.hub = { alive: !exited(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
-  (out.machine as Record<string, unknown>).loadavgEnd = load();
+  (out.machine as Record<string, unknown>).loadavgEnd = loadAverage();
   return out;
 }
 

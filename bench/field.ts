@@ -47,7 +47,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { StorageType } from '@nats-io/jetstream';
@@ -72,8 +71,18 @@ import {
   sleep,
   withTimeout,
 } from './peers/common.js';
-import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
-import { commandLine, type Dist, dist, errText, ratio, sourceState, until } from './report.js';
+import { type NatsServer, startNatsServer } from './peers/nats.js';
+import {
+  commandLine,
+  type Dist,
+  dist,
+  errText,
+  loadAverage,
+  machineInfo,
+  ratio,
+  sourceState,
+  until,
+} from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -1294,19 +1303,12 @@ async function catchUp() {
 // The run
 
 async function main(): Promise<Record<string, unknown>> {
-  const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'field',
     command: commandLine('bench/field.ts', args),
     source: sourceState(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      natsServer: await natsServerVersion(),
-      loadavgStart: load(),
-    },
+    machine: await machineInfo(),
     params: {
       quick: QUICK,
       rate: RATE,
@@ -1360,8 +1362,8 @@ async function main(): Promise<Record<string, unknown>> {
     section = name;
     const t = nowMs();
     const r = await f();
-    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${load().join(' ')})`);
-    return { ...r, sectionS: (nowMs() - t) / 1000, loadavgAfter: load() };
+    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${loadAverage().join(' ')})`);
+    return { ...r, sectionS: (nowMs() - t) / 1000, loadavgAfter: loadAverage() };
   };
   out.emitObserveLatency = await timed('latency', () => latency(m, procs));
   for (const p of procs) {
@@ -1378,7 +1380,7 @@ async function main(): Promise<Record<string, unknown>> {
   section = 'end';
   out.hub = { alive: !exited(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
-  (out.machine as Record<string, unknown>).loadavgEnd = load();
+  (out.machine as Record<string, unknown>).loadavgEnd = loadAverage();
   return out;
 }
 

@@ -37,7 +37,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import http from 'node:http';
-import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -61,8 +60,8 @@ import {
   sleep,
   withTimeout,
 } from './peers/common.js';
-import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
-import { dist, errText, ratio } from './report.js';
+import { type NatsServer, startNatsServer } from './peers/nats.js';
+import { dist, errText, loadAverage, machineInfo, ratio } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -533,18 +532,11 @@ async function fanOut(base: string, tokens: string[], admin: Bus, clients: numbe
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<Record<string, unknown>> {
-  const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'gateway',
     command: `npx tsx bench/gateway.ts ${args.join(' ')}`.trim(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      natsServer: await natsServerVersion(),
-      loadavgStart: load(),
-    },
+    machine: await machineInfo(),
     params: {
       quick: QUICK,
       concurrency: CONCURRENCY,
@@ -605,7 +597,7 @@ async function main(): Promise<Record<string, unknown>> {
   const timed = async <T>(name: string, f: () => Promise<T>) => {
     const t = nowMs();
     const r = await f();
-    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${load().join(' ')})`);
+    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${loadAverage().join(' ')})`);
     return r;
   };
   out.submit = await timed('submit', () => submitSection(base, submitter, admin));
@@ -624,7 +616,7 @@ async function main(): Promise<Record<string, unknown>> {
   }
   out.hub = { alive: !exited(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
-  (out.machine as Record<string, unknown>).loadavgEnd = load();
+  (out.machine as Record<string, unknown>).loadavgEnd = loadAverage();
   return out;
 }
 

@@ -42,7 +42,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AckPolicy, DeliverPolicy, type JsMsg, StorageType } from '@nats-io/jetstream';
@@ -68,8 +67,18 @@ import {
   sleep,
   withTimeout,
 } from './peers/common.js';
-import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
-import { commandLine, type Dist, dist, errText, ratio, sourceState, until } from './report.js';
+import { type NatsServer, startNatsServer } from './peers/nats.js';
+import {
+  commandLine,
+  type Dist,
+  dist,
+  errText,
+  loadAverage,
+  machineInfo,
+  ratio,
+  sourceState,
+  until,
+} from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -102,7 +111,6 @@ const log = (line: string) => process.stderr.write(`[messaging] ${line}\n`);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const prefix = `mb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const P = prefix.toUpperCase();
-const load = () => loadavg().map((x) => Number(x.toFixed(2)));
 
 /** The simulated agents. */
 const A = 'bench-a';
@@ -451,7 +459,7 @@ async function directRun(
   }
   const latencyMs = dist(lat);
   log(
-    `direct ${name}: p50 ${latencyMs.p50.toFixed(2)} p99 ${latencyMs.p99.toFixed(2)} ms, ${missing} missing, ${r.sendErrors} send errors (load ${load().join(' ')})`,
+    `direct ${name}: p50 ${latencyMs.p50.toFixed(2)} p99 ${latencyMs.p99.toFixed(2)} ms, ${missing} missing, ${r.sendErrors} send errors (load ${loadAverage().join(' ')})`,
   );
   return {
     offered: total - warm,
@@ -647,7 +655,7 @@ async function fanRun(
   for (const s of subs) s.unsubscribe();
   const toAllMs = dist(toAll);
   log(
-    `${name}: send -> all ${RECIPIENTS}: p50 ${toAllMs.p50.toFixed(2)} p99 ${toAllMs.p99.toFixed(2)} ms, ${incomplete} incomplete (load ${load().join(' ')})`,
+    `${name}: send -> all ${RECIPIENTS}: p50 ${toAllMs.p50.toFixed(2)} p99 ${toAllMs.p99.toFixed(2)} ms, ${incomplete} incomplete (load ${loadAverage().join(' ')})`,
   );
   return {
     sends: K,
@@ -929,13 +937,7 @@ async function main(): Promise<Record<string, unknown>> {
     bench: 'messaging',
     command: commandLine('bench/messaging.ts', args),
     source: sourceState(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      natsServer: await natsServerVersion(),
-      loadavgStart: load(),
-    },
+    machine: await machineInfo(),
     params: {
       quick: QUICK,
       rate: RATE,
@@ -1036,8 +1038,8 @@ async function main(): Promise<Record<string, unknown>> {
   const timed = async <T extends object>(name: string, f: () => Promise<T>) => {
     const t = nowMs();
     const r = await f();
-    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${load().join(' ')})`);
-    return { ...r, sectionS: (nowMs() - t) / 1000, loadavgAfter: load() };
+    log(`${name} done in ${((nowMs() - t) / 1000).toFixed(1)} s (load ${loadAverage().join(' ')})`);
+    return { ...r, sectionS: (nowMs() - t) / 1000, loadavgAfter: loadAverage() };
   };
   out.direct = await timed('direct', () => directSection(busA, busB));
   out.broadcast = await timed('broadcast', () => fanSection('broadcast', busA, recvBuses));
@@ -1045,7 +1047,7 @@ async function main(): Promise<Record<string, unknown>> {
   out.catchUp = await timed('catch-up', () => catchUpSection(busA, busC, admin));
   out.hub = { alive: !exited(h), log: hubLog };
   out.runS = (nowMs() - tRun) / 1000;
-  (out.machine as Record<string, unknown>).loadavgEnd = load();
+  (out.machine as Record<string, unknown>).loadavgEnd = loadAverage();
   return out;
 }
 

@@ -4,8 +4,10 @@
  * command that reproduces the run, and the code it measured (the commit and any edited files).
  */
 import { execFileSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { nowMs, percentile, sleep } from './peers/common.js';
+import { natsServerVersion } from './peers/nats.js';
 
 export interface Dist {
   count: number;
@@ -66,4 +68,18 @@ export function sourceState(): { commit: string; dirty: string[] } | null {
   } catch {
     return null;
   }
+}
+
+/** The load average now (1, 5, 15 minutes), two decimals. */
+export const loadAverage = (): number[] => loadavg().map((x) => Number(x.toFixed(2)));
+
+/** The machine a bench ran on, for its JSON (`loadavgEnd` is added by the bench at its end). */
+export async function machineInfo() {
+  return {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    node: process.version,
+    natsServer: await natsServerVersion(),
+    loadavgStart: loadAverage(),
+  };
 }

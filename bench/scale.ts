@@ -34,7 +34,6 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { LEASE_KEY } from '../actors/leader/index.js';
@@ -57,8 +56,8 @@ import {
   sleep,
   withTimeout,
 } from './peers/common.js';
-import { type NatsServer, natsServerVersion, startNatsServer } from './peers/nats.js';
-import { commandLine, errText, ratio, sourceState } from './report.js';
+import { type NatsServer, startNatsServer } from './peers/nats.js';
+import { commandLine, errText, loadAverage, machineInfo, ratio, sourceState } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -555,19 +554,12 @@ async function runStack(queued: number, measureRestart: boolean) {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<Record<string, unknown>> {
-  const load = () => loadavg().map((x) => Number(x.toFixed(2)));
   const tRun = nowMs();
   const out: Record<string, unknown> = {
     bench: 'scale',
     command: commandLine('bench/scale.ts', args),
     source: sourceState(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      natsServer: await natsServerVersion(),
-      loadavgStart: load(),
-    },
+    machine: await machineInfo(),
     params: {
       agents: AGENTS,
       queued: QUEUED,
@@ -624,7 +616,7 @@ async function main(): Promise<Record<string, unknown>> {
     ...(s.memory as { perQueuedTask: object }).perQueuedTask,
   }));
   out.runS = (nowMs() - tRun) / 1000;
-  (out.machine as Record<string, unknown>).loadavgEnd = load();
+  (out.machine as Record<string, unknown>).loadavgEnd = loadAverage();
   return out;
 }
 
