@@ -49,11 +49,6 @@ export type SchedulerMessage =
   | AgentDown
   | AgentBeat
   | { type: 'tick' }
-  /**
-   * Sent by the scheduler to itself once it can be reached by name: the records again, since the
-   * changes cast while it started (to a name not yet registered) were lost.
-   */
-  | { type: 'catch_up' }
   | { type: 'stats'; reply?: (s: SchedulerStatsReply) => void }
   /** Sent by the scheduler to itself when the control value or the timeout overrides change. */
   | { type: 'config_changed' }

@@ -134,9 +134,6 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
-    // The name is registered as this start returns (src/runtime/start-child.ts); a timer runs
-    // after that.
-    setTimeout(() => ctx.send({ type: 'catch_up' }), 0);
     s.log.info(
       { phase: 'start', open: s.open.size, assignment: s.paused ? 'paused' : 'running', timeouts: s.inForce },
       'scheduler started',
@@ -176,9 +173,6 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       case 'agent_down':
         this.index.removeAgent(msg.agentId);
         this.reclaimAll(msg.agentId, msg.reason);
-        break;
-      case 'catch_up':
-        void this.catchUp().catch((err) => this.log.warn({ err, phase: 'start' }, 'catch-up failed'));
         break;
       case 'tick':
         this.sweep();
@@ -255,24 +249,6 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   }
 
   // --- Projection ---
-
-  /**
-   * Applies the TaskQueue's records as they are now. Each is at least as new as anything cast
-   * before (a cast follows a write's I/O; this reply is handled in the microtask after the
-   * snapshot). Records unchanged since the first snapshot are the same objects: skipped.
-   */
-  private async catchUp(): Promise<void> {
-    const snap = await call<TaskRecord[]>(
-      this.input.taskQueue,
-      { type: 'snapshot' },
-      { registry: this.input.registry },
-    );
-    if (!snap.ok || this.stopped) return;
-    const open = this.open;
-    for (const t of snap.value)
-      if (open.get(t.id) !== t && (open.has(t.id) || !isTerminal(t.status))) this.onTask(t);
-    this.schedulePump();
-  }
 
   private onTask(task: TaskRecord): void {
     const prev = this.open.get(task.id);

@@ -67,7 +67,7 @@ export { defaultRegistry, type RegisterError, Registry } from './registry.js';
 export type { ReportListener, SupervisorReport } from './reports.js';
 export { addRestart, type IntensityLimits, type RestartDecision } from './restart-intensity.js';
 export { type Err, err, type Ok, ok, type Result } from './result.js';
-export { type Server, type ServerContext, serverChild, startServer } from './server.js';
+export { type Server, type ServerContext, serverChild, serverStartKind, startServer } from './server.js';
 export { type Attach, defineStartKind, type Launch, type StartEnv, type StartKind } from './start-kind.js';
 export { planRestart, type RestartPlan } from './strategy.js';
 export {
