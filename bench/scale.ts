@@ -7,8 +7,9 @@
  *            agent connected (the hub's memory per queued task: heap and RSS before and after, / Q).
  *   cells    then, for each `--agents` count A in order (agents are added, never removed):
  *            - assignment paused (`hub.pause`), agents said hello up to A (memory per agent: the
- *              difference / the agents added), then `--idle-s` seconds with A agents heartbeating
- *              and no task moving (the heartbeat cost: hub CPU per second and per beat);
+ *              difference / the agents added), then `--idle-s` seconds (rounded up to a whole
+ *              number of heartbeat intervals, at least two) with A agents heartbeating and no
+ *              task moving (the heartbeat cost: hub CPU per second and per beat);
  *            - assignment resumed; a closed loop keeps Q tasks open (a new submission for each
  *              completion): `--warmup` assignments plus min(A, Q) (the burst that fills every free
  *              slot at resume), then `--phase-tasks` measured ones (the steady state): hub CPU per
@@ -363,7 +364,9 @@ async function runStack(queued: number, measureRestart: boolean) {
     const c0 = cpu();
     const b0 = beats();
     t = nowMs();
-    await sleep(IDLE_S * 1000);
+    // A whole number of intervals, at least two: each mux beats its agents in one burst per
+    // interval, so a window of one interval held a burst or none (0 beats/s in some runs).
+    await sleep(Math.max(2, Math.ceil((IDLE_S * 1000) / heartbeatMs)) * heartbeatMs);
     const idleS = (nowMs() - t) / 1000;
     const c1 = cpu();
     const beatsPerS = (beats() - b0) / idleS;
