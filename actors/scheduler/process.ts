@@ -26,6 +26,7 @@ import {
   openLiveControl,
   openLiveTimeouts,
 } from '../../src/bus/live-config.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { effectiveTimeouts } from '../../src/protocol/runtime-config.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
@@ -84,6 +85,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private readonly reclaiming = new Map<string, number>();
   private readonly log: Logger;
   private pumpScheduled = false;
+  /** No picks before this (epoch ms): the TaskQueue answered that this hub may not write. */
+  private unwritableUntil = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt: number | null = null;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -315,6 +318,11 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private pump(): void {
     // Paused, nothing is picked: the index keeps every task, and the resume pumps again.
     if (this.stopped || this.assignmentPaused()) return;
+    // The TaskQueue cannot write now: the retry timer pumps again (requeueLater).
+    if (Date.now() < this.unwritableUntil) {
+      this.armRetry();
+      return;
+    }
     const batch = this.input.batch ?? 512;
     // A full window waits for answers: each one pumps again (assignDone).
     const room = (this.input.maxInFlight ?? 2 * batch) - this.inFlight;
@@ -327,17 +335,35 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       // One call per pump: the TaskQueue writes the assignments concurrently and answers them all.
       const msg: TaskQueueMessage = { type: 'assign', picks };
       call<AssignReply[]>(this.input.taskQueue, msg, { registry: this.input.registry, timeout: 30_000 }).then(
-        (r) => {
-          for (const [i, p] of picks.entries())
-            this.assignDone(p.taskId, p.agentId, r.ok ? (r.value[i] ?? null) : null);
-        },
-        () => {
-          for (const p of picks) this.assignDone(p.taskId, p.agentId, null);
-        },
+        (r) => this.batchDone(picks, r.ok ? r.value : []),
+        () => this.batchDone(picks, []),
       );
     }
     if (picks.length === batch) this.schedulePump(true);
     this.armWake();
+  }
+
+  /**
+   * The answers to one batch of picks (a missing one: not applied). A refusal that needed no I/O
+   * frees its agent at once, so pumping again within the same run of microtasks would pick the next
+   * tasks for it, and the next, through the whole index (100,000 tasks: seconds with no timer
+   * firing, the lease renewal included). After a refusal the next pump waits for the event loop;
+   * after `unavailable` (this hub may not write) nothing is picked until the retry timer.
+   */
+  private batchDone(
+    picks: readonly { taskId: TaskId; agentId: AgentId }[],
+    replies: readonly AssignReply[],
+  ): void {
+    let refused = false;
+    for (const [i, p] of picks.entries()) {
+      const r = replies[i] ?? null;
+      if (!r?.ok) refused = true;
+      if (r && !r.ok && r.error.code === ERROR_CODES.UNAVAILABLE)
+        this.unwritableUntil = Date.now() + ASSIGN_RETRY_MS;
+      this.assignDone(p.taskId, p.agentId, r);
+    }
+    if (this.unwritableUntil > Date.now()) this.armRetry();
+    else this.schedulePump(refused);
   }
 
   private assignDone(taskId: TaskId, agentId: AgentId, r: AssignReply | null): void {
@@ -365,12 +391,16 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         this.requeueLater(taskId);
       }
     }
-    this.schedulePump();
   }
 
   /** Puts refused tasks back into the index after ASSIGN_RETRY_MS (one timer for all of them). */
   private requeueLater(taskId: TaskId): void {
     this.retryLater.add(taskId);
+    this.armRetry();
+  }
+
+  /** The retry timer: puts the tasks set aside back and pumps again. */
+  private armRetry(): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

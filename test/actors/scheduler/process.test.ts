@@ -100,6 +100,39 @@ describe('scheduler process', () => {
     expect(assignCalls).toBeLessThan(20);
   });
 
+  it('a hub that may not write gets one window of picks, not the whole index in one run of microtasks', async () => {
+    // 2,000 queued tasks and 10 idle agents; every assignment is refused without I/O. A refusal
+    // frees its agent at once: pumping again at once walked the index 10 tasks at a time, 200 calls
+    // before any timer (at 100,000 tasks: seconds, and the lease renewal with them).
+    const tasks: TaskRecord[] = Array.from({ length: 2_000 }, (_, i) => ({
+      ...submitted(),
+      id: `t${String(i).padStart(5, '0')}` as TaskId,
+      status: 'queued',
+    }));
+    const calls: string[][] = [];
+    const taskQueue: StandIn = {
+      handle(msg) {
+        if (msg.type === 'snapshot') msg.reply?.(tasks);
+        else if (msg.type === 'assign') {
+          calls.push((msg.picks ?? []).map((p) => p.taskId));
+          msg.reply?.(
+            (msg.picks ?? []).map(() => ({
+              ok: false,
+              error: { code: 'unavailable', message: 'this hub does not hold a live lease; not writing' },
+            })),
+          );
+        }
+      },
+    };
+    const scheduler = await schedulerOn(taskQueue);
+    for (let i = 0; i < 10; i++) scheduler.send(agentUp(`a${i}`));
+    await eventually(() => expect(calls.length).toBeGreaterThanOrEqual(2));
+    // The second call is the retry of the first window's tasks, not the next tasks of the index.
+    expect(new Set(calls[1])).toEqual(new Set(calls[0]));
+    const offered = new Set(calls.flat());
+    expect(offered.size).toBeLessThanOrEqual(10);
+  });
+
   it('a task cast to its name while it starts is not lost (the name is registered before init)', async () => {
     const late: TaskRecord = { ...submitted(), id: 'late' as TaskId, status: 'queued' };
     const assigned: string[] = [];
