@@ -82,7 +82,8 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private work: Pid | undefined;
-  private busy = false;
+  /** The election step under way (one at a time). */
+  private stepping: Promise<void> | undefined;
   private stopped = false;
   private lastRenew = 0;
   private workFailures = 0;
@@ -138,12 +139,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
       msg.reply?.({ leader: this.lease.isHeld && this.work !== undefined, expiresAt: this.lease.expiresAt });
       return;
     }
-    if (this.busy || this.stopped) return; // one election step at a time
-    this.busy = true;
-    this.step()
+    if (this.stepping || this.stopped) return; // one election step at a time
+    this.stepping = this.step()
       .catch((err) => this.ctx.crash(err))
       .finally(() => {
-        this.busy = false;
+        this.stepping = undefined;
       });
   }
 
@@ -156,6 +156,9 @@ export class LeaderProcess implements Server<LeaderMessage> {
     this.allAlive?.unsubscribe();
     await this.starting;
     await this.stopWork('hub stopping');
+    // A step under way decides nothing once it resumes (see `step`), but a renewal or takeover it
+    // has in flight may still land: released after it, not before.
+    await this.stepping;
     await this.lease.release().catch(() => {});
   }
 
@@ -201,6 +204,9 @@ export class LeaderProcess implements Server<LeaderMessage> {
       // late): both show as a timeout.
       this.log.warn({ err, phase: 'lease', held, took_ms: Date.now() - stepStarted }, 'lease refresh failed');
     }
+    // Stopped while its requests were in flight: a hub shutting down starts no work tree (it
+    // started one again while the old one stopped, and then released the lease under it).
+    if (this.stopped) return;
     if (held && this.lease.isHeld) this.input.clock?.renewed(this.lease.expiresAt);
     else this.input.clock?.clear();
     if (held) {

@@ -2,7 +2,9 @@
  * A leader whose renewals fail until its lease has run out (its nats-server stopped with SIGSTOP,
  * as a long GC or a starved process looks from the server's side): it stops writing at once, but
  * keeps its work tree, and when the next renewal finds the lease as it left it, the tree goes on
- * in place, started once. A lease another hub holds stops the tree at once.
+ * in place, started once. A lease another hub holds stops the tree at once. And a leader stopped
+ * while a renewal is in flight starts no work tree when that renewal is answered (a hub shutting
+ * down started its work again, then released the lease under it).
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -115,6 +117,86 @@ describe('leader with a lapsed lease', () => {
       expect(lines.some((l) => l.why === 'lease lost')).toBe(true);
     } finally {
       exit(pid, 'shutdown');
+    }
+  });
+
+  it('a hub stopping while a renewal is in flight starts no work tree when the answer comes', {
+    timeout: 30_000,
+  }, async () => {
+    const own = await testBus(nats.url);
+    await provision(own, defaultTopology(own.names, { storage: 'memory' }));
+    const lines: { msg?: string }[] = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    );
+    let starts = 0;
+    let stops = 0;
+    const registry = new Registry();
+    const sup = await startSupervisor(
+      [
+        dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: 'work-slot' }),
+        serverChild(
+          'leader',
+          LeaderProcess.start,
+          {
+            bus: own,
+            registry,
+            log,
+            hubId: 'hub-a',
+            leaseTtlMs: 6_000,
+            probeMs: 100,
+            workSlot: 'work-slot',
+            work: serverChild(
+              'work',
+              () => {
+                starts++;
+                return {
+                  handle() {},
+                  terminate() {
+                    stops++;
+                  },
+                };
+              },
+              undefined,
+            ),
+          },
+          { name: 'leader' },
+        ),
+      ],
+      { strategy: 'one_for_all' },
+      { registry },
+    );
+    if (!sup.ok) throw new Error('supervisor did not start');
+    try {
+      await eventually(() => expect(starts).toBe(1));
+      // Only the lease renewals leave on this connection. After one has been answered the server
+      // is stopped; the next renewal is then in flight, and it is the first request the server
+      // answers once it runs again (an earlier failed one would land first and change the revision).
+      const stats = () => own.nc.stats();
+      const before = stats();
+      await eventually(() => {
+        expect(stats().outMsgs).toBeGreaterThan(before.outMsgs);
+        expect(stats().inMsgs).toBeGreaterThan(before.inMsgs);
+      });
+      process.kill(nats.pid!, 'SIGSTOP');
+      const stopped = stats().outMsgs;
+      await eventually(() => expect(stats().outMsgs).toBeGreaterThan(stopped), { timeout: 5_000 });
+      exit(sup.value, 'shutdown');
+      await eventually(() => expect(stops).toBe(1));
+      process.kill(nats.pid!, 'SIGCONT');
+      await sup.value.exited;
+      expect(starts).toBe(1);
+      expect(lines.filter((l) => l.msg === 'took the scheduler lease; work started')).toHaveLength(1);
+    } finally {
+      process.kill(nats.pid!, 'SIGCONT');
+      exit(sup.value, 'shutdown');
+      await own.drain();
     }
   });
 });
