@@ -53,6 +53,18 @@ function gatedServer() {
   };
 }
 
+/** A gated server started (temporary) under a dynamic supervisor, waiting in its init. */
+async function startingUnderDynamic() {
+  const registry = new Registry();
+  const g = gatedServer();
+  const dyn = unwrap(await startDynamicSupervisor({ registry }));
+  const starting = dyn.startChild(serverChild('s', g.init, undefined, { name: 's', restart: 'temporary' }));
+  await eventually(() => expect(g.waiting).toBe(true));
+  const pid = registry.whereis('s');
+  if (!pid) throw new Error('not registered');
+  return { registry, g, dyn, starting, pid };
+}
+
 describe('serverChild: register before init', () => {
   it('holds casts and calls made to its name while init runs and handles them after, in order', async () => {
     const registry = new Registry();
@@ -74,18 +86,13 @@ describe('serverChild: register before init', () => {
   });
 
   it('a failed init is a failed start and frees the name at once', async () => {
-    const registry = new Registry();
-    const g = gatedServer();
-    const dyn = unwrap(await startDynamicSupervisor({ registry }));
-    const starting = dyn.startChild(serverChild('s', g.init, undefined, { name: 's', restart: 'temporary' }));
-    await eventually(() => expect(g.waiting).toBe(true));
-    const held = registry.whereis('s');
-    expect(held?.alive).toBe(true);
+    const { registry, g, dyn, starting, pid: held } = await startingUnderDynamic();
+    expect(held.alive).toBe(true);
     g.fail(new Error('no store'));
     const r = await starting;
     expect(r.ok).toBe(false);
     expect(registry.whereis('s')).toBeUndefined();
-    expect(held?.alive).toBe(false);
+    expect(held.alive).toBe(false);
     expect(unwrap(await dyn.countChildren()).active).toBe(0);
     await dyn.stop();
   });
@@ -123,13 +130,7 @@ describe('serverChild: register before init', () => {
   });
 
   it('a shutdown asked for while init runs waits for it and terminates the server', async () => {
-    const registry = new Registry();
-    const g = gatedServer();
-    const dyn = unwrap(await startDynamicSupervisor({ registry }));
-    const starting = dyn.startChild(serverChild('s', g.init, undefined, { name: 's', restart: 'temporary' }));
-    await eventually(() => expect(g.waiting).toBe(true));
-    const pid = registry.whereis('s');
-    if (!pid) throw new Error('not registered');
+    const { g, dyn, starting, pid } = await startingUnderDynamic();
     exit(pid, 'shutdown');
     expect(pid.alive).toBe(true);
     g.release();
@@ -140,13 +141,7 @@ describe('serverChild: register before init', () => {
   });
 
   it('killed while init runs: the start fails and what init opened is closed', async () => {
-    const registry = new Registry();
-    const g = gatedServer();
-    const dyn = unwrap(await startDynamicSupervisor({ registry }));
-    const starting = dyn.startChild(serverChild('s', g.init, undefined, { name: 's', restart: 'temporary' }));
-    await eventually(() => expect(g.waiting).toBe(true));
-    const pid = registry.whereis('s');
-    if (!pid) throw new Error('not registered');
+    const { registry, g, dyn, starting, pid } = await startingUnderDynamic();
     exit(pid, 'kill');
     expect(registry.whereis('s')).toBeUndefined();
     g.release();

@@ -26,6 +26,62 @@ import { testBus } from '../../bus/support.js';
 import { eventually } from '../../support/eventually.js';
 import { startNatsServer, type TestNatsServer } from '../../support/nats-server.js';
 
+/**
+ * A leader under a one_for_all supervisor beside its work slot; the work tree counts its starts
+ * and stops, and the leader's log lines are kept.
+ */
+async function startLeader(bus: Bus, leaseTtlMs: number, clock?: LeaseClock) {
+  const lines: { msg?: string; held?: boolean; why?: string }[] = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
+  const counts = { starts: 0, stops: 0 };
+  const registry = new Registry();
+  const sup = await startSupervisor(
+    [
+      dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: 'work-slot' }),
+      serverChild(
+        'leader',
+        LeaderProcess.start,
+        {
+          bus,
+          registry,
+          log,
+          hubId: 'hub-a',
+          leaseTtlMs,
+          probeMs: 100,
+          workSlot: 'work-slot',
+          clock,
+          work: serverChild(
+            'work',
+            () => {
+              counts.starts++;
+              return {
+                handle() {},
+                terminate() {
+                  counts.stops++;
+                },
+              };
+            },
+            undefined,
+          ),
+        },
+        { name: 'leader' },
+      ),
+    ],
+    { strategy: 'one_for_all' },
+    { registry },
+  );
+  if (!sup.ok) throw new Error('supervisor did not start');
+  return { sup: sup.value, lines, counts };
+}
+
 describe('leader with a lapsed lease', () => {
   let nats: TestNatsServer;
   let bus: Bus;
@@ -43,59 +99,11 @@ describe('leader with a lapsed lease', () => {
   it('keeps its work tree through a lapse nobody used, and stops it when another hub holds the lease', {
     timeout: 30_000,
   }, async () => {
-    const lines: { msg?: string; held?: boolean; why?: string }[] = [];
-    const log = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)));
-          done();
-        },
-      }),
-    );
-    let starts = 0;
-    let stops = 0;
-    const registry = new Registry();
     const clock = new LeaseClock();
-    const sup = await startSupervisor(
-      [
-        dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: 'work-slot' }),
-        serverChild(
-          'leader',
-          LeaderProcess.start,
-          {
-            bus,
-            registry,
-            log,
-            hubId: 'hub-a',
-            leaseTtlMs: 1_500,
-            probeMs: 100,
-            workSlot: 'work-slot',
-            clock,
-            work: serverChild(
-              'work',
-              () => {
-                starts++;
-                return {
-                  handle() {},
-                  terminate() {
-                    stops++;
-                  },
-                };
-              },
-              undefined,
-            ),
-          },
-          { name: 'leader' },
-        ),
-      ],
-      { strategy: 'one_for_all' },
-      { registry },
-    );
-    if (!sup.ok) throw new Error('supervisor did not start');
-    const pid: Pid = sup.value;
+    const { sup, lines, counts } = await startLeader(bus, 1_500, clock);
+    const pid: Pid = sup;
     try {
-      await eventually(() => expect(starts).toBe(1));
+      await eventually(() => expect(counts.starts).toBe(1));
       expect(clock.holds()).toBe(true);
 
       // The server stops answering until the leader has seen its lease run out.
@@ -107,12 +115,12 @@ describe('leader with a lapsed lease', () => {
       expect(clock.holds()).toBe(false); // writing stopped
       process.kill(nats.pid!, 'SIGCONT');
       await eventually(() => expect(clock.holds()).toBe(true), { timeout: 15_000 });
-      expect({ starts, stops }).toEqual({ starts: 1, stops: 0 }); // resumed in place
+      expect(counts).toEqual({ starts: 1, stops: 0 }); // resumed in place
 
       // Another hub's live lease: the tree stops at once.
       const kv = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
       await kv.put(LEASE_KEY, { v: 1, holder: 'hub-b', expiresAt: Date.now() + 60_000 });
-      await eventually(() => expect(stops).toBe(1));
+      await eventually(() => expect(counts.stops).toBe(1));
       expect(clock.holds()).toBe(false);
       expect(lines.some((l) => l.why === 'lease lost')).toBe(true);
     } finally {
@@ -125,56 +133,9 @@ describe('leader with a lapsed lease', () => {
   }, async () => {
     const own = await testBus(nats.url);
     await provision(own, defaultTopology(own.names, { storage: 'memory' }));
-    const lines: { msg?: string }[] = [];
-    const log = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)));
-          done();
-        },
-      }),
-    );
-    let starts = 0;
-    let stops = 0;
-    const registry = new Registry();
-    const sup = await startSupervisor(
-      [
-        dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: 'work-slot' }),
-        serverChild(
-          'leader',
-          LeaderProcess.start,
-          {
-            bus: own,
-            registry,
-            log,
-            hubId: 'hub-a',
-            leaseTtlMs: 6_000,
-            probeMs: 100,
-            workSlot: 'work-slot',
-            work: serverChild(
-              'work',
-              () => {
-                starts++;
-                return {
-                  handle() {},
-                  terminate() {
-                    stops++;
-                  },
-                };
-              },
-              undefined,
-            ),
-          },
-          { name: 'leader' },
-        ),
-      ],
-      { strategy: 'one_for_all' },
-      { registry },
-    );
-    if (!sup.ok) throw new Error('supervisor did not start');
+    const { sup, lines, counts } = await startLeader(own, 6_000);
     try {
-      await eventually(() => expect(starts).toBe(1));
+      await eventually(() => expect(counts.starts).toBe(1));
       // Only the lease renewals leave on this connection. After one has been answered the server
       // is stopped; the next renewal is then in flight, and it is the first request the server
       // answers once it runs again (an earlier failed one would land first and change the revision).
@@ -187,15 +148,15 @@ describe('leader with a lapsed lease', () => {
       process.kill(nats.pid!, 'SIGSTOP');
       const stopped = stats().outMsgs;
       await eventually(() => expect(stats().outMsgs).toBeGreaterThan(stopped), { timeout: 5_000 });
-      exit(sup.value, 'shutdown');
-      await eventually(() => expect(stops).toBe(1));
+      exit(sup, 'shutdown');
+      await eventually(() => expect(counts.stops).toBe(1));
       process.kill(nats.pid!, 'SIGCONT');
-      await sup.value.exited;
-      expect(starts).toBe(1);
+      await sup.exited;
+      expect(counts.starts).toBe(1);
       expect(lines.filter((l) => l.msg === 'took the scheduler lease; work started')).toHaveLength(1);
     } finally {
       process.kill(nats.pid!, 'SIGCONT');
-      exit(sup.value, 'shutdown');
+      exit(sup, 'shutdown');
       await own.drain();
     }
   });
