@@ -23,12 +23,11 @@
  *                                            while someone listens (inspect-tree.ts, protocol §11e)
  *      (work runs in work-slot while this hub leads:)
  *         work               rest_for_one   later children are projections of earlier ones: when
- *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it
- *         ├─ assignment      one_for_one     side by side: a crash of either restarts only it
- *         │  ├─ scheduler                    first: scheduling does not wait for the FSM view
- *         │  └─ agents       one_for_all
- *         │     ├─ agent-fsms dynamic        one AgentFSM per agent; a crashing FSM restarts alone
- *         │     └─ agents-manager            routes events to the FSMs (restarts with them)
+ *         ├─ task-queue                      the TaskQueue restarts, the rest re-read it; when the
+ *         ├─ agents          one_for_all     scheduler crashes, only it restarts
+ *         │  ├─ agent-fsms   dynamic         one AgentFSM per agent; a crashing FSM restarts alone
+ *         │  └─ agents-manager               routes events to the FSMs (restarts with them)
+ *         ├─ scheduler
  *         ├─ schedules                      cron and interval schedules: a task per slot
  *         ├─ field                          pheromone expiry, offline agents' claims, completions
  *         ├─ messaging                      messages, channels, mailbox cursors; presence messages
@@ -253,52 +252,42 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
       },
       { name: n.taskQueue },
     ),
-    // Side by side (one_for_one): a crash of either restarts only it; a TaskQueue restart restarts
-    // both (rest_for_one above). Neither calls the other. The scheduler starts first: with 10,000
-    // agents the Agents actor's start (an FSM each) took 8.6 s of a failover, and nothing in
-    // scheduling waits for that view.
     supervisorChild(
-      'assignment',
+      'agents',
       [
+        dynamicSupervisorChild('agent-fsms', {}, { name: n.agentFsms }),
         serverChild(
-          'scheduler',
-          SchedulerProcess.start,
+          'agents-manager',
+          AgentsProcess.start,
           {
             bus,
             registry,
             log,
+            fsmSupervisor: n.agentFsms,
             taskQueue: n.taskQueue,
             presence: n.presence,
-            timeouts,
-            // An outcome on its way from a live session is applied well within two heartbeats.
-            notHeldGraceMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
-            sweepIntervalMs: config.sweepIntervalMs,
+            tickMs: config.sweepIntervalMs,
           },
-          { name: n.scheduler },
-        ),
-        supervisorChild(
-          'agents',
-          [
-            dynamicSupervisorChild('agent-fsms', {}, { name: n.agentFsms }),
-            serverChild(
-              'agents-manager',
-              AgentsProcess.start,
-              {
-                bus,
-                registry,
-                log,
-                fsmSupervisor: n.agentFsms,
-                taskQueue: n.taskQueue,
-                presence: n.presence,
-                tickMs: config.sweepIntervalMs,
-              },
-              { name: n.agents },
-            ),
-          ],
-          { strategy: 'one_for_all' },
+          { name: n.agents },
         ),
       ],
-      { strategy: 'one_for_one' },
+      { strategy: 'one_for_all' },
+    ),
+    serverChild(
+      'scheduler',
+      SchedulerProcess.start,
+      {
+        bus,
+        registry,
+        log,
+        taskQueue: n.taskQueue,
+        presence: n.presence,
+        timeouts,
+        // An outcome on its way from a live session is applied well within two heartbeats.
+        notHeldGraceMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
+        sweepIntervalMs: config.sweepIntervalMs,
+      },
+      { name: n.scheduler },
     ),
     serverChild(
       'schedules',
