@@ -1,8 +1,9 @@
 /**
  * @module scheduler/process
  * The Scheduler actor. Its state is a projection: the open task records (from the TaskQueue's
- * `tasks_changed` casts, seeded by a `snapshot` call at start and read again once it is registered,
- * for the casts sent to its name before that) and the live agents (from Presence),
+ * `tasks_changed` casts, seeded by a `snapshot` call at start; its name is registered before
+ * that, so what is cast meanwhile is held and applied after: src/runtime/server.ts) and the live
+ * agents (from Presence),
  * fed into the pure matching index (state.ts). It is event driven — every change schedules one
  * "pump" for when the current callback is done, which hands out as many assignments as the index
  * allows — with a timer for the earliest delayed task. It carries out the lifeline's decisions
