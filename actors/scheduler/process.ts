@@ -319,7 +319,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private pump(): void {
     // Paused, nothing is picked: the index keeps every task, and the resume pumps again.
     if (this.stopped || this.assignmentPaused()) return;
-    // The TaskQueue cannot write now: the retry timer pumps again (requeueLater).
+    // The TaskQueue cannot write now: the retry timer pumps again (armRetry).
     if (Date.now() < this.unwritableUntil) {
       this.armRetry();
       return;

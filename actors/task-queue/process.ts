@@ -101,7 +101,6 @@ export interface TaskQueueInput {
  * stalled rather than dead (they outlive the stall), and what lands there waits for ack_wait.
  */
 const HUB_PULL_EXPIRES_MS = 2_000;
-/** Records removed per retention sweep at most (a backlog is worked off over the next sweeps). */
 /** What a hub that does not hold a live lease answers, instead of writing. */
 const NOT_WRITABLE_REPLY = {
   ok: false,
@@ -113,6 +112,7 @@ const NOT_WRITABLE_REPLY = {
  * of a few seconds (the chaos suite's stalled hub did exactly that).
  */
 const NOT_WRITABLE_RETRY = outcome.retry(undefined, NOT_WRITABLE_REPLY.error.message);
+/** Records removed per retention sweep at most (a backlog is worked off over the next sweeps). */
 const RETENTION_BATCH = 1_000;
 /** Removals in flight at once during a sweep. */
 const RETENTION_CONCURRENCY = 32;
