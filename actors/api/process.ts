@@ -159,6 +159,7 @@ export class ApiProcess implements Server {
                 ready: sched.value.ready,
                 delayed: sched.value.delayed,
                 agents: sched.value.agents,
+                reportsLagMs: sched.value.reportsLagMs,
               }
             : null,
         };

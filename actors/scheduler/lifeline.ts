@@ -26,7 +26,11 @@
  * message is still on the agent's durable: a new session gets it redelivered at once (presence asks
  * the server when the session says hello), and `accept_timeout` is the net behind that.
  * The timeouts are the safety net; the first two rows are the recovery path after faults the hub
- * can see.
+ * can see. The ones a report ends (accept_timeout, stuck, blocked_timeout) count to `heard`, the
+ * time through which the hub has applied every report its agents sent, not to now: a hub behind on
+ * its own reports (they wait unread in the stream while it is overloaded) would otherwise reclaim
+ * tasks whose accept it has not read yet, refuse that accept when it comes, and assign again,
+ * which loads it more; a bench:scale run dead-lettered 8,022 tasks out of retries that way.
  */
 import { isActive, type TaskRecord } from '../../src/protocol/task.js';
 import type { ReclaimReason } from '../task-queue/index.js';
@@ -40,20 +44,43 @@ export interface SweepTimeouts {
   blockedTimeoutMs: number;
 }
 
-/** Which timeout reclaim, if any, the sweep applies to this task now. Overdue wins. */
-export function sweepReason(task: TaskRecord, now: number, t: SweepTimeouts): ReclaimReason | null {
+/**
+ * How far behind now `heard` may hold the report-driven timeouts. The reports consumer's progress
+ * stands still while one report waits for a later retry (src/bus/consumer-progress.ts), and the
+ * safety net must still close in the end.
+ */
+export const MAX_UNREAD_WAIT_MS = 5 * 60_000;
+
+/**
+ * The time the report-driven timeouts count to: `readThrough` (every report sent before it is
+ * applied), but never later than now nor more than MAX_UNREAD_WAIT_MS before it.
+ */
+export function heardAt(now: number, readThrough: number): number {
+  return Math.min(now, Math.max(readThrough, now - MAX_UNREAD_WAIT_MS));
+}
+
+/**
+ * Which timeout reclaim, if any, the sweep applies to this task now. Overdue wins. `heard`
+ * (heardAt; now when the hub does not follow its reports) is what the report-driven ones count to.
+ */
+export function sweepReason(
+  task: TaskRecord,
+  now: number,
+  t: SweepTimeouts,
+  heard: number = now,
+): ReclaimReason | null {
   if (
     task.completeBy !== undefined &&
     now >= task.completeBy &&
     (task.status === 'queued' || isActive(task.status))
   )
     return 'overdue';
-  if (task.status === 'assigned' && task.assignedAt !== null && now - task.assignedAt >= t.acceptTimeoutMs)
+  if (task.status === 'assigned' && task.assignedAt !== null && heard - task.assignedAt >= t.acceptTimeoutMs)
     return 'accept_timeout';
   if (task.status === 'working') {
-    if (now - lastSignOfLife(task) >= t.progressTimeoutMs) return 'stuck';
+    if (heard - lastSignOfLife(task) >= t.progressTimeoutMs) return 'stuck';
   }
-  if (task.status === 'blocked' && task.blockedAt !== null && now - task.blockedAt >= t.blockedTimeoutMs)
+  if (task.status === 'blocked' && task.blockedAt !== null && heard - task.blockedAt >= t.blockedTimeoutMs)
     return 'blocked_timeout';
   return null;
 }

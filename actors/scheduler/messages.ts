@@ -41,6 +41,11 @@ export type SchedulerStatsReply = {
   open: number;
   assigned: number;
   refused: number;
+  /**
+   * How far behind now the hub has applied its agents' reports, in ms (null without a bus). Until
+   * the first sample passes, the time since this scheduler started: a lower bound.
+   */
+  reportsLagMs: number | null;
 };
 
 export type SchedulerMessage =
@@ -49,6 +54,8 @@ export type SchedulerMessage =
   | AgentDown
   | AgentBeat
   | { type: 'tick' }
+  /** Sent by the scheduler to itself: every report sent before `through` is applied. */
+  | { type: 'reports_read'; through: number }
   | { type: 'stats'; reply?: (s: SchedulerStatsReply) => void }
   /** Sent by the scheduler to itself when the control value or the timeout overrides change. */
   | { type: 'config_changed' }

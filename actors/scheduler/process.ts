@@ -9,7 +9,10 @@
  * allows — with a timer for the earliest delayed task. It carries out the lifeline's decisions
  * (lifeline.ts, the one place that decides reclaims): at once for an agent gone offline or a live
  * session that does not hold what it was given, and in a periodic sweep for the timeouts (stuck,
- * overdue, unaccepted, long-blocked). It runs only on the hub that
+ * overdue, unaccepted, long-blocked); with a bus the timeouts a report ends count to the time
+ * through which the hub has read its agents' reports (one consumer info of hub-reports per sweep,
+ * src/bus/consumer-progress.ts), so a hub behind on its reports does not reclaim what its agents
+ * accepted in time. It runs only on the hub that
  * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
  * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right
  * after any restart.
@@ -21,6 +24,7 @@
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
+import { type ConsumerProgress, consumerProgress } from '../../src/bus/consumer-progress.js';
 import {
   type LiveControl,
   type LiveTimeouts,
@@ -34,7 +38,7 @@ import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.j
 import { call, cast, forEachYielding, type Registry } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, ReclaimReason, TaskQueueMessage } from '../task-queue/index.js';
-import { notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
+import { heardAt, notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
 import type { AgentBeat, AgentUp, SchedulerMessage, SchedulerStatsReply } from './messages.js';
 import { Scheduler } from './state.js';
 
@@ -101,6 +105,11 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   /** The assignment state and timeouts last logged (config_changed logs what changed). */
   private paused = false;
   private inForce: SweepTimeouts;
+  /** hub-reports' progress (with a bus), sampled at each sweep; see lifeline.ts `heardAt`. */
+  private reports: ConsumerProgress | undefined;
+  private reportsThrough = Number.NEGATIVE_INFINITY;
+  private readonly startedAt = Date.now();
+  private send: (msg: SchedulerMessage) => void = () => undefined;
 
   private constructor(private readonly input: SchedulerInput) {
     this.inForce = input.timeouts;
@@ -110,7 +119,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
     const s = new SchedulerProcess(input);
+    s.send = (msg) => ctx.send(msg);
     if (input.bus) {
+      const n = input.bus.names;
+      s.reports = consumerProgress(input.bus, n.streams.reports, n.consumers.hubReports);
       [s.control, s.overrides] = await Promise.all([openLiveControl(input.bus), openLiveTimeouts(input.bus)]);
       const changed = () => ctx.send({ type: 'config_changed' });
       s.control.onChange(changed);
@@ -138,6 +150,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
+    s.sampleReports();
     s.log.info(
       { phase: 'start', open: s.open.size, assignment: s.paused ? 'paused' : 'running', timeouts: s.inForce },
       'scheduler started',
@@ -180,6 +193,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
         break;
       case 'tick':
         this.sweep();
+        this.sampleReports();
+        return;
+      case 'reports_read':
+        this.reportsThrough = msg.through;
         return;
       case 'stats':
         msg.reply?.(this.stats());
@@ -216,6 +233,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       open: this.open.size,
       assigned: this.assigned,
       refused: this.refused,
+      // Until a sample passes, at least since this scheduler started.
+      reportsLagMs: this.reports
+        ? Math.max(0, Date.now() - Math.max(this.reportsThrough, this.startedAt))
+        : null,
     };
   }
 
@@ -438,11 +459,23 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private sweep(): void {
     const now = Date.now();
     const timeouts = this.timeouts();
+    const heard = this.reports ? heardAt(now, this.reportsThrough) : now;
     for (const task of this.open.values()) {
-      const reason = sweepReason(task, now, timeouts);
+      const reason = sweepReason(task, now, timeouts, heard);
       if (reason) this.reclaim(task, reason);
     }
     this.schedulePump();
+  }
+
+  /**
+   * The answer comes back as a message to this process, so it is applied after the changes the
+   * TaskQueue cast before it acked those reports (the casts are already in this mailbox).
+   */
+  private sampleReports(): void {
+    this.reports?.sample().then(
+      (through) => this.send({ type: 'reports_read', through }),
+      (err) => this.log.debug({ err, phase: 'sweep' }, 'hub-reports progress not sampled'),
+    );
   }
 
   /** The lifeline's `not_held`: what the agent's live session does not hold goes back to the queue. */

@@ -9,6 +9,7 @@ export type { ConnectionEvent } from '../protocol/bus-messages.js';
 export * from './backup.js';
 export * from './connection.js';
 export * from './consumer.js';
+export * from './consumer-progress.js';
 export * from './consumer-stall.js';
 export * from './dlq.js';
 export * from './dlq-forwarder.js';

@@ -88,7 +88,20 @@ export const TaskStatsReplySchema = z
       .optional()
       .describe('Queued tasks per named queue (queues with no queued task are absent); older hubs omit it.'),
     scheduler: z
-      .object({ leader: z.boolean(), ready: z.int(), delayed: z.int(), agents: z.int() })
+      .object({
+        leader: z.boolean(),
+        ready: z.int(),
+        delayed: z.int(),
+        agents: z.int(),
+        reportsLagMs: z
+          .int()
+          .nonnegative()
+          .nullable()
+          .optional()
+          .describe(
+            'How far behind now this hub has applied its agents’ reports (ms; sampled once per sweep; until a first sample passes, the time since its scheduler started). Timeouts a report ends wait for it. Null when not followed; older hubs omit it.',
+          ),
+      })
       .nullable()
       .describe('This hub’s scheduler (null if unavailable).'),
   })

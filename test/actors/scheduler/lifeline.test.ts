@@ -3,7 +3,13 @@
  * what a live agent session says it holds.
  */
 import { describe, expect, it } from 'vitest';
-import { notHeld, type SessionView, sweepReason } from '../../../actors/scheduler/lifeline.js';
+import {
+  heardAt,
+  MAX_UNREAD_WAIT_MS,
+  notHeld,
+  type SessionView,
+  sweepReason,
+} from '../../../actors/scheduler/lifeline.js';
 import { applyTaskCommand } from '../../../actors/task-queue/state.js';
 import type { TaskRecord } from '../../../src/protocol/task.js';
 import { A, assignedTo, drive, okTask, submitted, T, T0 } from '../task-queue/helpers.js';
@@ -22,6 +28,26 @@ describe('sweepReason', () => {
     expect(sweepReason(blocked, T0 + 10_100, timeouts)).toBe('blocked_timeout');
     expect(sweepReason(submitted({ completeBy: T0 + 5 }), T0 + 5, timeouts)).toBe('overdue');
     expect(sweepReason(submitted(), T0 + 1e9, timeouts)).toBeNull();
+  });
+
+  it('the timeouts a report ends count to what the hub has heard, not to now; overdue counts to now', () => {
+    const late = T0 + 1e6;
+    // Every report sent before T0 + 1009 is applied: no accept came in 999 ms, none is due yet.
+    expect(sweepReason(assignedTo(A), late, timeouts, T0 + 1009)).toBeNull();
+    expect(sweepReason(assignedTo(A), late, timeouts, T0 + 1010)).toBe('accept_timeout');
+    expect(sweepReason(assignedTo(A, true), late, timeouts, T0 + 5009)).toBeNull();
+    const working = assignedTo(A, true);
+    const blocked = drive(working, [{ type: 'block', agentId: A, generation: 1, reason: 'r' }], T0 + 100);
+    expect(sweepReason(blocked, late, timeouts, T0 + 10_099)).toBeNull();
+    // A deadline is the hub's own clock: no report can move it.
+    expect(sweepReason(assignedTo(A, false, { completeBy: T0 + 5 }), T0 + 5, timeouts, T0)).toBe('overdue');
+  });
+
+  it('heardAt: the read-through time, never past now, never more than MAX_UNREAD_WAIT_MS behind', () => {
+    expect(heardAt(T0, T0 - 500)).toBe(T0 - 500);
+    expect(heardAt(T0, T0 + 500)).toBe(T0);
+    expect(heardAt(T0, Number.NEGATIVE_INFINITY)).toBe(T0 - MAX_UNREAD_WAIT_MS);
+    expect(heardAt(T0, T0 - 2 * MAX_UNREAD_WAIT_MS)).toBe(T0 - MAX_UNREAD_WAIT_MS);
   });
 });
 

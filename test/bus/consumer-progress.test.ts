@@ -1,0 +1,136 @@
+/**
+ * src/bus/consumer-progress.ts: the read-through time of a durable consumer. The rule on samples,
+ * and on a real server's work-queue stream: it does not pass a message until that message is
+ * acked, whether it waits undelivered, is held unacked, or is acked after the messages behind it.
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
+import {
+  consumerProgress,
+  ensureConsumer,
+  type ProgressSample,
+  publish,
+  ReadThrough,
+} from '../../src/bus/index.js';
+import { useNatsServer } from '../support/nats-server.js';
+import { ensureSubmitStream, Job, testBus } from './support.js';
+
+const sample = (o: Partial<ProgressSample>): ProgressSample => ({
+  at: 0,
+  delivered: 0,
+  pending: 0,
+  ackPending: 0,
+  ackFloor: 0,
+  ...o,
+});
+
+describe('ReadThrough', () => {
+  it('knows nothing before a sample passes', () => {
+    const r = new ReadThrough();
+    expect(r.value).toBe(Number.NEGATIVE_INFINITY);
+    expect(r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 }))).toBe(
+      Number.NEGATIVE_INFINITY,
+    );
+  });
+
+  it('passes a sample once a later ack floor reaches what the stream held then', () => {
+    const r = new ReadThrough();
+    r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 })); // end 15
+    r.observe(sample({ at: 200, delivered: 20, pending: 5, ackPending: 3, ackFloor: 14 })); // end 25
+    expect(r.value).toBe(Number.NEGATIVE_INFINITY);
+    expect(r.observe(sample({ at: 300, delivered: 26, pending: 0, ackPending: 2, ackFloor: 15 }))).toBe(100);
+    expect(r.observe(sample({ at: 400, delivered: 26, pending: 0, ackPending: 1, ackFloor: 25 }))).toBe(200);
+  });
+
+  it('a sample with nothing pending and nothing unacked passes itself and every mark before it', () => {
+    const r = new ReadThrough();
+    r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 }));
+    expect(r.observe(sample({ at: 200, delivered: 15, ackFloor: 15 }))).toBe(200);
+  });
+
+  it('never goes back, and a lower end (a recreated consumer) is held to the higher one', () => {
+    const r = new ReadThrough();
+    r.observe(sample({ at: 100, delivered: 15, ackFloor: 15 }));
+    // The consumer was recreated: its sequences restart low, its ack floor too.
+    r.observe(sample({ at: 200, delivered: 20, pending: 10, ackPending: 1, ackFloor: 19 })); // end 30
+    r.observe(sample({ at: 300, delivered: 3, pending: 2, ackPending: 1, ackFloor: 2 })); // end 5, held to 30
+    expect(r.observe(sample({ at: 400, delivered: 4, pending: 1, ackPending: 1, ackFloor: 3 }))).toBe(100);
+    expect(r.observe(sample({ at: 500, delivered: 30, pending: 1, ackPending: 0, ackFloor: 30 }))).toBe(400);
+  });
+});
+
+describe('consumerProgress on a real server', () => {
+  const nats = useNatsServer();
+
+  it('does not pass a message that waits undelivered, delivered unacked, or unacked behind an ack', async () => {
+    const bus = await testBus(nats.url);
+    const n = bus.names;
+    await ensureSubmitStream(bus, 'memory');
+    await ensureConsumer(bus, { stream: n.streams.submit, durable: 'reader' });
+    const progress = consumerProgress(bus, n.streams.submit, 'reader');
+    const consumer = await bus.js.consumers.get(n.streams.submit, 'reader');
+    const take = async (count: number): Promise<JsMsg[]> => {
+      const got: JsMsg[] = [];
+      const batch = await consumer.fetch({ max_messages: count, expires: 2_000 });
+      for await (const m of batch) {
+        got.push(m);
+        if (got.length === count) break;
+      }
+      return got;
+    };
+    const put = (i: number) => publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: i });
+
+    // Nothing stored: caught up at once.
+    const t0 = Date.now();
+    expect(await progress.sample()).toBeGreaterThanOrEqual(t0);
+
+    // Two messages wait undelivered: a sample asked for after them is not passed.
+    await put(1);
+    await put(2);
+    const asked = Date.now();
+    const before = await progress.sample();
+    expect(before).toBeLessThan(asked);
+    // Delivered, one acked: the other holds it.
+    const [m1, m2] = await take(2);
+    await m1!.ackAck();
+    expect(await progress.sample()).toBe(before);
+
+    // A third message is stored, delivered and acked while the second is still unacked.
+    await put(3);
+    const [m3] = await take(1);
+    await m3!.ackAck();
+    expect(await progress.sample()).toBe(before);
+
+    // The second is acked: everything is read, through the latest sample at least.
+    await m2!.ackAck();
+    const last = Date.now();
+    expect(await progress.sample()).toBeGreaterThanOrEqual(last);
+    expect(progress.readThrough()).toBeGreaterThanOrEqual(last);
+    await bus.drain();
+  });
+
+  it('passes a mark by the ack floor while later messages are still in flight', async () => {
+    const bus = await testBus(nats.url);
+    const n = bus.names;
+    await ensureSubmitStream(bus, 'memory');
+    await ensureConsumer(bus, { stream: n.streams.submit, durable: 'reader' });
+    const progress = consumerProgress(bus, n.streams.submit, 'reader');
+    const consumer = await bus.js.consumers.get(n.streams.submit, 'reader');
+    await publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: 1 });
+    const asked = Date.now();
+    await progress.sample(); // marks the end at message 1
+    await publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: 2 });
+    const got: JsMsg[] = [];
+    for await (const m of await consumer.fetch({ max_messages: 2, expires: 2_000 })) {
+      got.push(m);
+      if (got.length === 2) break;
+    }
+    await got[0]!.ackAck();
+    // Message 2 is unacked, but everything stored when the first sample was asked for is acked.
+    const through = await progress.sample();
+    expect(through).toBeGreaterThanOrEqual(asked);
+    expect(through).toBeLessThan(Date.now());
+    await got[1]!.ackAck();
+    await bus.drain();
+  });
+});
