@@ -139,7 +139,10 @@ describe('the pheromone map', () => {
     cleanups.push(async () => observation.stop());
     const line = (id: string) =>
       `#ph-map line.ph-sub[data-observer="map-watcher"][data-pheromone-id="${id}"]`;
-    await page.waitForSelector(`${line(review)}[data-kind="live"][data-pattern="map.request.*"]`, WAIT);
+    // Attached, not visible: a line between a dot and an observer at the same height has a box of
+    // zero height, which Playwright counts as hidden (the dot's place follows its random id).
+    const LINE_WAIT = { ...WAIT, state: 'attached' } as const;
+    await page.waitForSelector(`${line(review)}[data-kind="live"][data-pattern="map.request.*"]`, LINE_WAIT);
     await page.waitForSelector('#ph-map .ph-agent[data-observer="map-watcher"]', WAIT);
     expect(await page.locator(line(other)).count()).toBe(0);
     await shot(page, 'pheromones-claimed-observed.png');
@@ -149,7 +152,7 @@ describe('the pheromone map', () => {
     const brief = await emit(h, { type: 'map.request.brief', ttl: 15 });
     await page.waitForSelector(`${dot(brief)}[data-claimed="false"]`, WAIT);
     // map.request.* matches it: a line, drawn from the observers the page already has.
-    await page.waitForSelector(line(brief), WAIT);
+    await page.waitForSelector(line(brief), LINE_WAIT);
     await page.waitForSelector(dot(brief), { state: 'detached', timeout: 30_000 });
     expect(await page.locator(line(brief)).count()).toBe(0);
     expect((await h.http('GET', `/api/pheromones/${brief}`)).status).toBe(404);
