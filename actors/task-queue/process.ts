@@ -23,7 +23,7 @@ import {
   runConsumer,
 } from '../../src/bus/consumer.js';
 import { type ConsumerStallWatch, watchConsumerStall } from '../../src/bus/consumer-stall.js';
-import { openKv } from '../../src/bus/kv.js';
+import { type KvValue, openKv } from '../../src/bus/kv.js';
 import { type LiveControl, openLiveControl } from '../../src/bus/live-config.js';
 import { type LiveLimits, openLiveLimits } from '../../src/bus/live-limits.js';
 import { DEFAULT_DUPLICATE_WINDOW_MS } from '../../src/bus/provision.js';
@@ -47,9 +47,10 @@ import {
   TaskSubmitSchema,
 } from '../../src/protocol/task.js';
 import { taskIdForSubmit } from '../../src/protocol/task-id.js';
-import { cast, exponentialDelay, type Registry } from '../../src/runtime/index.js';
+import { call, cast, exponentialDelay, type Registry } from '../../src/runtime/index.js';
 import { KeyedRateLimiter } from '../../src/runtime/rate-limit.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
+import { TAKE_WAIT_MS, type TaskMirrorMessage } from '../task-mirror/index.js';
 import type { AssignReply, TaskChanged, TaskQueueMessage } from './messages.js';
 import { listTasks, queueStats } from './query.js';
 import { DEFAULT_RETENTION, expiredTasks, type RetentionPolicy } from './retention.js';
@@ -94,7 +95,15 @@ export interface TaskQueueInput {
    * lease again. Default: always.
    */
   writable?: () => boolean;
+  /**
+   * Registered name of this hub's task mirror (actors/task-mirror): at start the records are
+   * taken from it when it has them all, instead of read from the bucket.
+   */
+  mirror?: string;
 }
+
+/** How long the start waits for the mirror's answer (it waits TAKE_WAIT_MS at most itself). */
+const MIRROR_CALL_MS = TAKE_WAIT_MS + 3_000;
 
 /**
  * Pull requests expire this fast: the server goes on filling the waiting pulls of a leader that is
@@ -171,7 +180,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
     const store = new TaskStore(kv);
     const loadStart = performance.now();
-    await store.load();
+    const warm = input.mirror ? await takeFromMirror(input.mirror, input.registry) : null;
+    await store.load(warm ?? undefined);
     const loadMs = Math.round(performance.now() - loadStart);
     const [limits, control] = await Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
     const tq = new TaskQueue(input, store, limits, control, ctx);
@@ -206,7 +216,13 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     tq.retentionTimer.unref();
     tq.sweepRetention();
     tq.log.info(
-      { phase: 'start', tasks: store.size, load_ms: loadMs, intake: control.current.intake },
+      {
+        phase: 'start',
+        tasks: store.size,
+        load_ms: loadMs,
+        loaded_from: warm ? 'mirror' : 'bucket',
+        intake: control.current.intake,
+      },
       'task queue started',
     );
     return tq;
@@ -754,6 +770,19 @@ const REDELIVER_ATTEMPTS = 10;
 
 /** Informational reports at this many times an agent's rate count as violations (a flood). */
 const FLOOD_FACTOR = 10;
+
+/** The records the mirror holds, or null when it has not got them all (then the bucket is read). */
+async function takeFromMirror(
+  name: string,
+  registry: Registry,
+): Promise<ReadonlyMap<string, KvValue<TaskRecord>> | null> {
+  const msg: TaskMirrorMessage = { type: 'take' };
+  const r = await call<ReadonlyMap<string, KvValue<TaskRecord>> | null>(name, msg, {
+    registry,
+    timeout: MIRROR_CALL_MS,
+  });
+  return r.ok ? r.value : null;
+}
 
 /** The reports that may come at any rate (see onReport). */
 const RATE_LIMITED_REPORTS: ReadonlySet<Report['type']> = new Set([

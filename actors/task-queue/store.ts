@@ -12,7 +12,7 @@
  * the hub holding the lease runs a TaskQueue; a late write by a previous leader makes the next
  * compare-and-set on that task conflict, which re-reads it.
  */
-import type { TypedKv } from '../../src/bus/kv.js';
+import type { KvValue, TypedKv } from '../../src/bus/kv.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { isTerminal, type TaskRecord } from '../../src/protocol/task.js';
 import type { TaskQueueStats } from './messages.js';
@@ -70,9 +70,12 @@ export class TaskStore {
     this.maxConflictRetries = opts.maxConflictRetries ?? 10;
   }
 
-  /** Read every task into the cache (one pass over the bucket). */
-  async load(): Promise<void> {
-    for (const { value, revision } of (await this.kv.entries()).values()) {
+  /**
+   * Read every task into the cache (one pass over the bucket), or take them from `from`: the
+   * bucket's records as of its last sequence, read by someone else (actors/task-mirror).
+   */
+  async load(from?: ReadonlyMap<string, KvValue<TaskRecord>>): Promise<void> {
+    for (const { value, revision } of (from ?? (await this.kv.entries())).values()) {
       this.remember({ record: value, revision });
     }
     // Loaded in the order the records were last written: retention wants the oldest finished first.

@@ -12,6 +12,8 @@
  *      ├─ lease-bus                          the leader's own connection, for the lease alone
  *      ├─ presence                           on every hub: hellos, heartbeats, sessions, so a hub
  *      │                                     that takes over knows at once who is alive
+ *      ├─ task-mirror                        while this hub stands by: the task records kept warm,
+ *      │                                     so a hub that takes over does not read them all
  *      ├─ work-slot          dynamic         holds `work` while this hub holds the lease
  *      ├─ leader                             renews the lease (and takes it from a leader whose
  *      │                                     connection is gone); starts / stops `work`
@@ -49,6 +51,7 @@ import { MessagingProcess } from '../../actors/messaging/index.js';
 import { PresenceProcess } from '../../actors/presence/index.js';
 import { SchedulerProcess } from '../../actors/scheduler/index.js';
 import { SchedulesProcess } from '../../actors/schedules/index.js';
+import { TaskMirror, type TaskMirrorMessage } from '../../actors/task-mirror/index.js';
 import { TaskQueue } from '../../actors/task-queue/index.js';
 import type { Bus } from '../bus/connection.js';
 import { startDlqForwarder } from '../bus/dlq-forwarder.js';
@@ -58,6 +61,7 @@ import { resolveRetention } from '../protocol/message.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import {
   type ChildSpecInput,
+  cast,
   dynamicSupervisorChild,
   type Registry,
   supervisorChild,
@@ -82,6 +86,7 @@ export const ACTOR_NAMES = {
   workSlot: 'work-slot',
   leader: 'leader',
   alerts: 'alerts',
+  taskMirror: 'task-mirror',
 } as const;
 
 export interface ServicesDeps {
@@ -112,6 +117,8 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
   const counters = hubCounters(registry);
   const onRole = (role: HubRole) => {
     counters.role(role.role);
+    // Standing by (at start, or after the work stopped): keep the task records warm.
+    if (role.role === 'standby') cast(n.taskMirror, { type: 'resume' } satisfies TaskMirrorMessage, registry);
     deps.onRole?.(role);
   };
   return [
@@ -137,6 +144,10 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
       },
       { name: n.presence },
     ),
+    // Before the work slot, so the TaskQueue of a hub that takes over finds it (it reads the bucket
+    // itself when the mirror has not got every record). It never crashes (a failure costs only
+    // speed), so its place restarts nothing.
+    serverChild('task-mirror', TaskMirror.start, { bus, log }, { name: n.taskMirror }),
     dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: ACTOR_NAMES.workSlot }),
     serverChild(
       'leader',
@@ -248,6 +259,7 @@ export function workTree(config: HubConfig, deps: ServicesDeps): ChildSpecInput[
         presence: n.presence,
         retention: { maxAgeMs: config.retentionMs, maxCount: config.retentionCount },
         retentionSweepMs: config.sweepIntervalMs,
+        mirror: n.taskMirror,
         ...(deps.writable ? { writable: deps.writable } : {}),
       },
       { name: n.taskQueue },

@@ -206,6 +206,12 @@ describe('failover', { timeout: 120_000 }, () => {
         return l.value.holder;
       });
       const [dead, survivor] = leader === 'hub-a' ? [a, b] : [b, a];
+      // Tasks written by the leader before it dies, queued (no agent yet): the survivor's mirror
+      // has followed them, and its TaskQueue takes them from it.
+      const before = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client!.submit({ title: `before ${i}` })),
+      );
+      await client.settle(before, ['queued'], 20_000);
       // Still the holder when it dies: nothing but the probe can hand the lease on within 60 s.
       expect((await leases.get(LEASE_KEY))?.value.holder).toBe(dead.hubId);
       await dead.kill();
@@ -225,11 +231,19 @@ describe('failover', { timeout: 120_000 }, () => {
           survivor.lines.slice(-20).join('\n'),
         ).toBe(true),
       );
-      // And it works: the new leader assigns.
+      await eventually(() =>
+        expect(
+          survivor.lines.some(
+            (l) => l.includes('task queue started') && l.includes('"loaded_from":"mirror"'),
+          ),
+          survivor.lines.filter((l) => l.includes('task-mirror') || l.includes('task queue')).join('\n'),
+        ).toBe(true),
+      );
+      // And it works: the new leader assigns, what was queued before included.
       const agent = await spawnSimAgent({ url: nats.url, prefix, agentId: 'fo-1' });
       try {
         const id = await client.submit({ title: 'after failover' });
-        await client.settle([id], ['done'], 20_000);
+        await client.settle([id, ...before], ['done'], 20_000);
       } finally {
         await agent.kill();
       }
