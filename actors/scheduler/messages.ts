@@ -46,6 +46,8 @@ export type SchedulerStatsReply = {
    * the first sample passes, the time since this scheduler started: a lower bound.
    */
   reportsLagMs: number | null;
+  /** Safety-net sweeps run since this scheduler started. */
+  sweeps: number;
 };
 
 export type SchedulerMessage =

@@ -99,6 +99,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private readonly retryLater = new Set<TaskId>();
   private assigned = 0;
   private refused = 0;
+  private sweeps = 0;
   private stopped = false;
   private control: LiveControl | undefined;
   private overrides: LiveTimeouts | undefined;
@@ -233,6 +234,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       open: this.open.size,
       assigned: this.assigned,
       refused: this.refused,
+      sweeps: this.sweeps,
       // Until a sample passes, at least since this scheduler started.
       reportsLagMs: this.reports
         ? Math.max(0, Date.now() - Math.max(this.reportsThrough, this.startedAt))
@@ -457,6 +459,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   // --- Safety net ---
 
   private sweep(): void {
+    this.sweeps++;
     const now = Date.now();
     const timeouts = this.timeouts();
     const heard = this.reports ? heardAt(now, this.reportsThrough) : now;

@@ -15,6 +15,11 @@
  * bucket's last revision before the tail saw it). The next `resume` reads and follows again.
  * It never crashes: a failure costs a failover its speed, not its correctness, and must not spend
  * the restart budget of the supervisor it shares with the lease. A failed read is tried again.
+ * What it hands over can hold one record too many: a finished task that retention removed
+ * (a purge marker, then a purge of the key up to it) after the tail had fallen behind, so that
+ * the purge came first and the tail never saw the marker. The TaskQueue's retention sweep at its
+ * start removes it again: the record is still due, and its remove finds the key gone and forgets
+ * it (task-queue/store.ts).
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
@@ -64,6 +69,9 @@ export class TaskMirror implements Server<TaskMirrorMessage> {
   private tail: KvTail | undefined;
   private waiters: Waiter[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  /** A take is under way; a `resume` meanwhile (the lease lost again at once) is kept for its end. */
+  private taking = false;
+  private resumeAfterTake = false;
 
   private constructor(private readonly input: TaskMirrorInput) {
     this.log = input.log.child({ actor: 'task-mirror' });
@@ -77,10 +85,19 @@ export class TaskMirror implements Server<TaskMirrorMessage> {
   handle(msg: TaskMirrorMessage): void {
     switch (msg.type) {
       case 'take':
-        void this.take().then((records) => msg.reply?.(records));
+        this.taking = true;
+        void this.take().then((records) => {
+          this.taking = false;
+          if (this.resumeAfterTake) {
+            this.resumeAfterTake = false;
+            this.follow(0);
+          }
+          msg.reply?.(records);
+        });
         return;
       case 'resume':
-        if (this.phase === 'stopped') this.follow(0);
+        if (this.taking) this.resumeAfterTake = true;
+        else if (this.phase === 'stopped') this.follow(0);
         return;
       case 'status':
         msg.reply?.({
@@ -97,6 +114,10 @@ export class TaskMirror implements Server<TaskMirrorMessage> {
   }
 
   private follow(attempt: number): void {
+    // A retry armed by an earlier failure, or a tail of an earlier generation, ends here.
+    clearTimeout(this.retryTimer);
+    this.tail?.stop();
+    this.tail = undefined;
     const gen = ++this.generation;
     this.phase = 'reading';
     const started = performance.now();

@@ -17,9 +17,9 @@ import { ensureSubmitStream, Job, testBus } from './support.js';
 
 const sample = (o: Partial<ProgressSample>): ProgressSample => ({
   at: 0,
+  lastSeq: 0,
   delivered: 0,
   pending: 0,
-  ackPending: 0,
   ackFloor: 0,
   ...o,
 });
@@ -28,34 +28,49 @@ describe('ReadThrough', () => {
   it('knows nothing before a sample passes', () => {
     const r = new ReadThrough();
     expect(r.value).toBe(Number.NEGATIVE_INFINITY);
-    expect(r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 }))).toBe(
+    expect(r.observe(sample({ at: 100, lastSeq: 15, delivered: 10, pending: 5, ackFloor: 7 }))).toBe(
       Number.NEGATIVE_INFINITY,
     );
   });
 
   it('passes a sample once a later ack floor reaches what the stream held then', () => {
     const r = new ReadThrough();
-    r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 })); // end 15
-    r.observe(sample({ at: 200, delivered: 20, pending: 5, ackPending: 3, ackFloor: 14 })); // end 25
+    r.observe(sample({ at: 100, lastSeq: 15, delivered: 10, pending: 5, ackFloor: 7 }));
+    r.observe(sample({ at: 200, lastSeq: 25, delivered: 20, pending: 5, ackFloor: 14 }));
     expect(r.value).toBe(Number.NEGATIVE_INFINITY);
-    expect(r.observe(sample({ at: 300, delivered: 26, pending: 0, ackPending: 2, ackFloor: 15 }))).toBe(100);
-    expect(r.observe(sample({ at: 400, delivered: 26, pending: 0, ackPending: 1, ackFloor: 25 }))).toBe(200);
+    expect(r.observe(sample({ at: 300, lastSeq: 26, delivered: 26, ackFloor: 15 }))).toBe(100);
+    expect(r.observe(sample({ at: 400, lastSeq: 26, delivered: 26, ackFloor: 25 }))).toBe(200);
   });
 
-  it('a sample with nothing pending and nothing unacked passes itself and every mark before it', () => {
+  it('a sample whose ack floor is at the last sequence passes itself and every mark before it', () => {
     const r = new ReadThrough();
-    r.observe(sample({ at: 100, delivered: 10, pending: 5, ackPending: 3, ackFloor: 7 }));
-    expect(r.observe(sample({ at: 200, delivered: 15, ackFloor: 15 }))).toBe(200);
+    r.observe(sample({ at: 100, lastSeq: 15, delivered: 10, pending: 5, ackFloor: 7 }));
+    expect(r.observe(sample({ at: 200, lastSeq: 15, delivered: 15, ackFloor: 15 }))).toBe(200);
+  });
+
+  it('a consumer that does not count what the stream holds (the stall of consumer-stall.ts) passes nothing', () => {
+    const r = new ReadThrough();
+    // Nothing pending, nothing unacked, 24 messages in the stream past what it delivered.
+    expect(r.observe(sample({ at: 100, lastSeq: 20_000, delivered: 19_976, ackFloor: 19_976 }))).toBe(
+      Number.NEGATIVE_INFINITY,
+    );
+    expect(r.observe(sample({ at: 200, lastSeq: 20_000, delivered: 19_976, ackFloor: 19_976 }))).toBe(
+      Number.NEGATIVE_INFINITY,
+    );
+    // Its leader moved; it delivered them, and they were acked.
+    expect(
+      r.observe(sample({ at: 300, lastSeq: 20_001, delivered: 20_000, pending: 1, ackFloor: 20_000 })),
+    ).toBe(200);
   });
 
   it('never goes back, and a lower end (a recreated consumer) is held to the higher one', () => {
     const r = new ReadThrough();
-    r.observe(sample({ at: 100, delivered: 15, ackFloor: 15 }));
-    // The consumer was recreated: its sequences restart low, its ack floor too.
-    r.observe(sample({ at: 200, delivered: 20, pending: 10, ackPending: 1, ackFloor: 19 })); // end 30
-    r.observe(sample({ at: 300, delivered: 3, pending: 2, ackPending: 1, ackFloor: 2 })); // end 5, held to 30
-    expect(r.observe(sample({ at: 400, delivered: 4, pending: 1, ackPending: 1, ackFloor: 3 }))).toBe(100);
-    expect(r.observe(sample({ at: 500, delivered: 30, pending: 1, ackPending: 0, ackFloor: 30 }))).toBe(400);
+    expect(r.observe(sample({ at: 100, lastSeq: 15, delivered: 15, ackFloor: 15 }))).toBe(100);
+    r.observe(sample({ at: 200, lastSeq: 30, delivered: 20, pending: 10, ackFloor: 19 })); // end 30
+    // The consumer was recreated: its ack floor restarts low.
+    r.observe(sample({ at: 300, lastSeq: 30, delivered: 3, pending: 27, ackFloor: 2 }));
+    expect(r.observe(sample({ at: 400, lastSeq: 30, delivered: 4, pending: 26, ackFloor: 3 }))).toBe(100);
+    expect(r.observe(sample({ at: 500, lastSeq: 31, delivered: 30, pending: 1, ackFloor: 30 }))).toBe(400);
   });
 });
 

@@ -65,10 +65,12 @@ describe('scheduler: accept timeouts wait for the hub to read its reports', () =
       return r.value;
     };
 
-    // It sampled hub-reports and knows how far behind it is: further than the accept timeout,
-    // so sweeps have run after the timeout had passed on the clock.
-    await eventually(async () => expect((await stats()).reportsLagMs).toBeGreaterThan(300));
+    // Ten sweeps (20 ms apart) have run, the last ones after the accept timeout (100 ms) had
+    // passed on the clock; the report is still unread, so none reclaimed it.
+    await eventually(async () => expect((await stats()).sweeps).toBeGreaterThanOrEqual(10));
+    expect(Date.now() - task.assignedAt!).toBeGreaterThan(100);
     expect(reclaims).toEqual([]);
+    expect((await stats()).reportsLagMs).toBeGreaterThan(100);
 
     // The hub reads the report (as the TaskQueue would, after applying it).
     const consumer = await bus.js.consumers.get(n.streams.reports, n.consumers.hubReports);
