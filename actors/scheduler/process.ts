@@ -10,8 +10,8 @@
  * (lifeline.ts, the one place that decides reclaims): at once for an agent gone offline or a live
  * session that does not hold what it was given, and in a periodic sweep for the timeouts (stuck,
  * overdue, unaccepted, long-blocked); with a bus the timeouts a report ends count to the time
- * through which the hub has read its agents' reports (one consumer info of hub-reports per sweep,
- * src/bus/consumer-progress.ts), so a hub behind on its reports does not reclaim what its agents
+ * through which the hub has read its agents' reports (a stream info and a consumer info of
+ * hub-reports per sweep, src/bus/consumer-progress.ts), so a hub behind on its reports does not reclaim what its agents
  * accepted in time. It runs only on the hub that
  * holds the deployment's lease (actors/leader), so only one scheduler assigns at a time.
  * Agent load (`busy`) is derived from the task records, never counted by hand, so it is right

@@ -146,7 +146,7 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
     ),
     // Before the work slot, so the TaskQueue of a hub that takes over finds it (it reads the bucket
     // itself when the mirror has not got every record). It never crashes (a failure costs only
-    // speed), so its place restarts nothing.
+    // speed), so standing before them (rest_for_one) costs them no restart.
     serverChild('task-mirror', TaskMirror.start, { bus, log }, { name: n.taskMirror }),
     dynamicSupervisorChild('work-slot', { maxChildren: 1 }, { name: ACTOR_NAMES.workSlot }),
     serverChild(

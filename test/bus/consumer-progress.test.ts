@@ -77,13 +77,19 @@ describe('ReadThrough', () => {
 describe('consumerProgress on a real server', () => {
   const nats = useNatsServer();
 
-  it('does not pass a message that waits undelivered, delivered unacked, or unacked behind an ack', async () => {
+  /** A work-queue stream with one durable, `reader`, followed by consumerProgress. */
+  async function reader() {
     const bus = await testBus(nats.url);
     const n = bus.names;
     await ensureSubmitStream(bus, 'memory');
     await ensureConsumer(bus, { stream: n.streams.submit, durable: 'reader' });
     const progress = consumerProgress(bus, n.streams.submit, 'reader');
     const consumer = await bus.js.consumers.get(n.streams.submit, 'reader');
+    return { bus, n, progress, consumer };
+  }
+
+  it('does not pass a message that waits undelivered, delivered unacked, or unacked behind an ack', async () => {
+    const { bus, n, progress, consumer } = await reader();
     const take = async (count: number): Promise<JsMsg[]> => {
       const got: JsMsg[] = [];
       const batch = await consumer.fetch({ max_messages: count, expires: 2_000 });
@@ -125,12 +131,7 @@ describe('consumerProgress on a real server', () => {
   });
 
   it('passes a mark by the ack floor while later messages are still in flight', async () => {
-    const bus = await testBus(nats.url);
-    const n = bus.names;
-    await ensureSubmitStream(bus, 'memory');
-    await ensureConsumer(bus, { stream: n.streams.submit, durable: 'reader' });
-    const progress = consumerProgress(bus, n.streams.submit, 'reader');
-    const consumer = await bus.js.consumers.get(n.streams.submit, 'reader');
+    const { bus, n, progress, consumer } = await reader();
     await publish(bus, n.subjects.taskSubmit, Job, { v: 1, n: 1 });
     const asked = Date.now();
     await progress.sample(); // marks the end at message 1

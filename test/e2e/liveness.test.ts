@@ -212,6 +212,9 @@ describe('failover', { timeout: 120_000 }, () => {
         Array.from({ length: 20 }, (_, i) => client!.submit({ title: `before ${i}` })),
       );
       await client.settle(before, ['queued'], 20_000);
+      await eventually(() =>
+        expect(survivor.lines.some((l) => l.includes('task mirror following the bucket'))).toBe(true),
+      );
       // Still the holder when it dies: nothing but the probe can hand the lease on within 60 s.
       expect((await leases.get(LEASE_KEY))?.value.holder).toBe(dead.hubId);
       await dead.kill();
