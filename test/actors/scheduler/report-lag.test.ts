@@ -8,11 +8,11 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SchedulerProcess, type SchedulerStatsReply } from '../../../actors/scheduler/index.js';
-import { type Bus, connectBus, defaultTopology, provision } from '../../../src/bus/index.js';
+import { type Bus, defaultTopology, provision } from '../../../src/bus/index.js';
 import type { TaskRecord } from '../../../src/protocol/task.js';
 import { call, exit, type Pid, Registry, type Server, startServer } from '../../../src/runtime/index.js';
+import { testBus } from '../../bus/support.js';
 import { eventually } from '../../support/eventually.js';
-import { uniqueName } from '../../support/names.js';
 import { useNatsServer } from '../../support/nats-server.js';
 import { A, assignedTo } from '../task-queue/helpers.js';
 
@@ -28,7 +28,7 @@ describe('scheduler: accept timeouts wait for the hub to read its reports', () =
   });
 
   it('reclaims nothing while a report waits unread, and reclaims once it is read', async () => {
-    bus = await connectBus({ servers: nats.url, prefix: uniqueName('p'), logger: pino({ level: 'silent' }) });
+    bus = await testBus(nats.url);
     const n = bus.names;
     await provision(bus, defaultTopology(n, { storage: 'memory' }));
     // An agent's report, stored before the sweep starts and read by nobody yet.

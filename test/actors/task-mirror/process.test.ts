@@ -13,7 +13,6 @@ import {
 } from '../../../actors/task-mirror/index.js';
 import {
   type Bus,
-  connectBus,
   defaultTopology,
   type KvValue,
   openKv,
@@ -23,8 +22,8 @@ import {
 import type { TaskId } from '../../../src/protocol/ids.js';
 import { type TaskRecord, TaskRecordSchema } from '../../../src/protocol/task.js';
 import { call, cast, exit, type Pid, startServer } from '../../../src/runtime/index.js';
+import { testBus } from '../../bus/support.js';
 import { eventually } from '../../support/eventually.js';
-import { uniqueName } from '../../support/names.js';
 import { useNatsServer } from '../../support/nats-server.js';
 import { A, assignedTo, submitted } from '../task-queue/helpers.js';
 
@@ -43,7 +42,7 @@ describe('task mirror', () => {
   });
 
   async function setUp(): Promise<{ kv: TypedKv<TaskRecord>; mirror: Pid }> {
-    bus = await connectBus({ servers: nats.url, prefix: uniqueName('p'), logger: pino({ level: 'silent' }) });
+    bus = await testBus(nats.url);
     await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
     const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema);
     for (let i = 0; i < 50; i++) await kv.create(`t${i}`, record(`t${i}`));
