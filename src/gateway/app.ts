@@ -156,7 +156,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     leases = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
     if (opts.metrics !== false) {
       const m = await createGatewayMetrics(
-        { bus, hub: new HubClient(bus, timeoutMs), log },
+        { bus, hub: new HubClient(bus, timeoutMs), log, tasks: events },
         opts.metrics ?? {},
       );
       opened.push(() => m.stop());

@@ -16,9 +16,9 @@
 import type { Bus } from '../bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
 import { PheromoneSchema } from '../protocol/field.js';
-import { TaskRecordSchema } from '../protocol/task.js';
 import { ChannelFeed, type ChannelFeedOptions } from './channel-feed.js';
 import { SeriesFeed, type SeriesFeedOptions } from './series-feed.js';
+import { decodeTaskView, type TaskRevisionListener, type TaskView } from './task-view.js';
 
 export const EVENT_SOURCES = ['task', 'agent', 'alert', 'pheromone'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
@@ -56,17 +56,20 @@ const json = (data: Uint8Array): unknown => {
   }
 };
 
-/** The event a revision stands for (bounded: never a whole task body), or null for none. */
+/**
+ * The event a revision stands for (bounded: never a whole task body), or null for none. `task` is
+ * the task revision's decoded view (null when it is not a record), decoded once by the caller.
+ */
 export function eventOf(
   source: EventSource,
   r: KvRevision,
+  task: TaskView | null,
 ): Omit<GatewayEvent, 'id' | 'seq' | 'source'> | null {
   const at = r.at;
   if (source === 'task') {
     if (r.operation !== 'put') return { data: { id: r.key, removed: true, at } };
-    const t = TaskRecordSchema.safeParse(json(r.data));
-    if (!t.success) return null;
-    const x = t.data;
+    if (!task) return null;
+    const x = task;
     return {
       queue: x.queue,
       agentId: x.assignee,
@@ -190,8 +193,8 @@ export class EventHub {
   private readonly listeners = new Set<(e: GatewayEvent) => void>();
   private readonly tails: KvTail[] = [];
   private lastRevisionAt = 0;
-  /** Raw revisions handed to other readers of the same tails (the series feed). */
-  private readonly taps = new Set<{ source: EventSource; fn: (r: KvRevision) => void }>();
+  /** Task revisions handed to other readers of the same tail (the series feed, the metrics). */
+  private readonly taps = new Set<TaskRevisionListener>();
   /** The dashboard's "last hour" (series-feed.ts), fed by the task tail; undefined when turned off. */
   series: SeriesFeed | undefined;
 
@@ -239,8 +242,10 @@ export class EventHub {
     this.lastRevisionAt = Date.now();
     if (r.seq <= this.position[source]) return;
     this.position[source] = r.seq;
-    for (const t of this.taps) if (t.source === source) t.fn(r);
-    const e = eventOf(source, r);
+    // Decoded once, for the event and every tap.
+    const task = source === 'task' && r.operation === 'put' ? decodeTaskView(r.data) : null;
+    if (source === 'task') for (const fn of this.taps) fn(r, task);
+    const e = eventOf(source, r, task);
     if (!e) return;
     const ev: GatewayEvent = { ...e, source, seq: r.seq, id: encodeCursor(this.position) };
     if (this.ring.length < this.ringSize) this.ring.push(ev);
@@ -273,13 +278,12 @@ export class EventHub {
   }
 
   /**
-   * Calls `fn` with every revision of `source` after the returned sequence (the last one this hub
-   * has seen), in order, until `stop`: one tail per bucket, whoever reads it.
+   * Calls `fn` with every task revision after the returned sequence (the last one this hub has
+   * seen), in order, until `stop`: one tail per bucket, whoever reads it.
    */
-  tap(source: EventSource, fn: (r: KvRevision) => void): { after: number; stop(): void } {
-    const t = { source, fn };
-    this.taps.add(t);
-    return { after: this.position[source], stop: () => void this.taps.delete(t) };
+  tapTasks(fn: TaskRevisionListener): { after: number; stop(): void } {
+    this.taps.add(fn);
+    return { after: this.position.task, stop: () => void this.taps.delete(fn) };
   }
 
   get subscribers(): number {

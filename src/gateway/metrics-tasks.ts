@@ -1,7 +1,7 @@
 /**
  * @module gateway/metrics-tasks
  * Task transitions seen in the tasks bucket, as observations for the gateway's counters and latency
- * histograms. Pure: fed each revision a KV watch delivers, it returns the status transitions that
+ * histograms. Pure: fed each revision of the gateway's task tail, it returns the status transitions that
  * revision adds to the ones already seen, so each transition counts once per gateway even when a
  * revision comes again (an older or equal revision adds nothing).
  *
@@ -13,7 +13,8 @@
  * revision), nor, for a first-seen task, an earlier write stamped within the same millisecond.
  * Memory: one small entry per unfinished task, plus the last `maxFinished` finished ones.
  */
-import type { HistoryEntry, Priority, TaskRecord, TaskStatus } from '../protocol/task.js';
+import type { HistoryEntry, Priority, TaskStatus } from '../protocol/task.js';
+import type { TaskView } from './task-view.js';
 
 export type TaskObservation =
   | { kind: 'submitted'; queue: string; priority: Priority }
@@ -67,7 +68,7 @@ export class TaskTransitions {
   }
 
   /** The transitions revision `revision` of `task` adds (none when that revision was seen already). */
-  observe(task: TaskRecord, revision: number): TaskObservation[] {
+  observe(task: TaskView, revision: number): TaskObservation[] {
     const prev = this.open.get(task.id) ?? this.finished.get(task.id);
     if (prev && revision <= prev.revision) return [];
     const h = task.history;
@@ -101,7 +102,7 @@ export class TaskTransitions {
     return { open: this.open.size, finished: this.finished.size };
   }
 
-  private remember(task: TaskRecord, seen: Seen): void {
+  private remember(task: TaskView, seen: Seen): void {
     if (!TERMINAL.includes(task.status)) {
       this.finished.delete(task.id);
       this.open.set(task.id, seen);
@@ -122,7 +123,7 @@ export class TaskTransitions {
  * into `queued` before it, or its `notBefore` (delay, backoff) when that came later. Null when the
  * history no longer holds that entry.
  */
-function waitBefore(task: TaskRecord, i: number): number | null {
+function waitBefore(task: TaskView, i: number): number | null {
   const assigned = task.history[i]!;
   const queued = task.history[i - 1];
   if (queued?.to !== 'queued') return null;
@@ -131,7 +132,7 @@ function waitBefore(task: TaskRecord, i: number): number | null {
 }
 
 /** Seconds from the last assignment before history index `i` to it (null when not in the history). */
-function runBefore(task: TaskRecord, i: number): number | null {
+function runBefore(task: TaskView, i: number): number | null {
   const done = task.history[i]!;
   for (let j = i - 1; j >= 0; j--) {
     const e = task.history[j]!;

@@ -7,9 +7,10 @@
  *   depth and age, tasks by state, agents by state and their utilisation, DLQ size. Each call is
  *   bounded (`timeoutMs`); a hub that does not answer makes `agentcom_hub_up 0` and leaves its
  *   gauges out of that scrape, and the scrape still succeeds;
- * - a watch of the tasks bucket (new revisions only): the transition counters and the latency
- *   histograms, each transition counted once per gateway (metrics-tasks.ts). They count from the
- *   gateway's start, as Prometheus counters do; a gateway that was down misses what happened then;
+ * - the gateway's tail of the tasks bucket (events.ts; new revisions only, each decoded once for
+ *   every reader of it): the transition counters and the latency histograms, each transition
+ *   counted once per gateway (metrics-tasks.ts). They count from the gateway's start, as
+ *   Prometheus counters do; a gateway that was down misses what happened then;
  * - every hub's own gauge on `<p>.hub.<id>.stats` (src/hub/hub-stats.ts) with a `hub` label, a hub
  *   silent for `hubStaleIntervals` of its periods forgotten; and a watch of the leases bucket.
  * It does not push anything anywhere, and it never fails a scrape for a missing source.
@@ -25,9 +26,10 @@ import { type CoreSubscription, subscribeTyped } from '../bus/subscribe.js';
 import type { AgentListReply, TaskStatsReply } from '../protocol/api.js';
 import { LeaseSchema } from '../protocol/registration.js';
 import { type BusStatus, type HubStats, HubStatsSchema } from '../protocol/status.js';
-import { PRIORITIES, TASK_STATUSES, TaskRecordSchema } from '../protocol/task.js';
+import { PRIORITIES, TASK_STATUSES } from '../protocol/task.js';
 import { exponentialDelay } from '../runtime/backoff.js';
 import { type TaskObservation, TaskTransitions } from './metrics-tasks.js';
+import type { TaskRevisionTap } from './task-view.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -43,6 +45,8 @@ export interface GatewayMetricsDeps {
   bus: Bus;
   hub: HubClient;
   log: Logger;
+  /** The gateway's task tail (events.ts's EventHub). */
+  tasks: TaskRevisionTap;
 }
 
 export interface GatewayMetricsOptions {
@@ -101,7 +105,8 @@ async function bounded<T>(p: Promise<T>, ms: number): Promise<Outcome<T>> {
  * not there yet is waited for in the background (the watches retry with backoff).
  *
  * @example
- * const metrics = await createGatewayMetrics({ bus, hub: new HubClient(bus), log });
+ * const events = await EventHub.start(bus);
+ * const metrics = await createGatewayMetrics({ bus, hub: new HubClient(bus), log, tasks: events });
  * app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
  */
 export async function createGatewayMetrics(
@@ -358,7 +363,7 @@ export async function createGatewayMetrics(
     },
   });
 
-  // --- Task transitions (watch of the tasks bucket) -------------------------------------------
+  // --- Task transitions (the gateway's task tail) -------------------------------------------
 
   const byQueue = ['queue'];
   const submitted = new Counter({
@@ -396,7 +401,7 @@ export async function createGatewayMetrics(
   });
   const watchUp = new Gauge({
     name: 'agentcom_gateway_task_watch_up',
-    help: 'Whether the watch of the tasks bucket that feeds the task counters runs (1) or is retrying (0).',
+    help: "Whether the gateway's tail of the tasks bucket, which feeds the task counters, runs (1) or not yet (0).",
     registers,
   });
   watchUp.set(0);
@@ -574,7 +579,6 @@ export async function createGatewayMetrics(
     what: string,
     open: () => Promise<KvWatch<T>>,
     onChange: (c: KvChange<T>) => void,
-    up?: (running: boolean) => void,
   ) => {
     for (let attempt = 0; !stopped && !bus.isClosed(); attempt++) {
       try {
@@ -582,12 +586,10 @@ export async function createGatewayMetrics(
         watches.add(w as KvWatch<unknown>);
         if (stopped) w.stop();
         attempt = 0;
-        up?.(true);
         try {
           for await (const c of w) onChange(c);
         } finally {
           watches.delete(w as KvWatch<unknown>);
-          up?.(false);
         }
       } catch (err) {
         log.warn({ err, phase: 'watch', what, attempt }, 'metrics watch failed; opening it again');
@@ -596,15 +598,13 @@ export async function createGatewayMetrics(
       await pause(exponentialDelay(attempt, { min: 250, max: 10_000 }));
     }
   };
-  const tasksDone = keepWatching(
-    'tasks',
-    async () => (await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema)).watch({ updatesOnly: true }),
-    (c) => {
-      if (c.operation !== 'put') transitions.forget(c.key);
-      else if (c.value) for (const o of transitions.observe(c.value, c.revision)) apply(o);
-    },
-    (running) => watchUp.set(running ? 1 : 0),
-  );
+  // The tail runs for the gateway's whole life (ordered consumers are recreated after a gap or a
+  // reconnect; a gateway whose tail cannot start does not start).
+  const untap = deps.tasks.tapTasks((r, task) => {
+    if (r.operation !== 'put') transitions.forget(r.key);
+    else if (task) for (const o of transitions.observe(task, r.seq)) apply(o);
+  }).stop;
+  watchUp.set(1);
   const leaseDone = keepWatching(
     'leases',
     async () => (await openKv(bus, bus.names.buckets.leases, LeaseSchema)).watch({ key: LEASE_KEY }),
@@ -637,9 +637,11 @@ export async function createGatewayMetrics(
       if (stopped) return;
       stopped = true;
       hubSub.unsubscribe();
+      untap();
+      watchUp.set(0);
       for (const w of watches) w.stop();
       for (const wake of wakers) wake();
-      await Promise.all([tasksDone, leaseDone]);
+      await leaseDone;
     },
   };
 }

@@ -28,18 +28,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../bus/connection.js';
-import type { KvRevision } from '../bus/kv-tail.js';
 import { firstSeqSince, followStream, readStream, type StreamFollow } from '../bus/stream-since.js';
 import { MESSAGE_KINDS, type MessageKind } from '../protocol/message.js';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
-import { TaskRecordSchema } from '../protocol/task.js';
 import { MINUTE_MS, MinuteSeries, SERIES_MINUTES, type SeriesPoint, taskOutcome } from './series.js';
-
-/** Where task revisions come from: the gateway's task tail (events.ts). */
-export interface TaskRevisionTap {
-  /** Calls `fn` with every revision after the returned sequence (the last one seen), until `stop`. */
-  tap(source: 'task', fn: (r: KvRevision) => void): { after: number; stop(): void };
-}
+import { decodeTaskView, type TaskRevisionTap, type TaskView } from './task-view.js';
 
 export interface SeriesFeedOptions {
   /** Task revisions the start-up backfill reads at most (default 200,000). */
@@ -67,15 +60,7 @@ export interface SeriesSnapshot {
   points: SeriesPoint[];
 }
 
-/** The fields of a record the series reads (the rest of it, a body up to 64 KiB, is not validated). */
-const OutcomeFieldsSchema = TaskRecordSchema.pick({
-  id: true,
-  status: true,
-  createdAt: true,
-  completedAt: true,
-  history: true,
-});
-/** Only a finished task counts: other revisions are skipped before they are parsed. */
+/** Only a finished task counts: other revisions read back at start are skipped before they are parsed. */
 const FINISHED = /"status":"(?:done|failed|dead)"/;
 const RECENT_KEYS = 10_000;
 /** Revisions stored this long before the window may still hold a finish inside it (another clock). */
@@ -116,8 +101,8 @@ export class SeriesFeed {
       retryMs: opts.retryMs ?? 5_000,
     });
     // Tapped before anything is awaited: every revision after `after` comes live, the rest is backfill's.
-    const tap = source.tap('task', (r) => {
-      if (r.operation === 'put') feed.onTaskRecord(r.data);
+    const tap = source.tapTasks((_r, task) => {
+      if (task) feed.onTask(task);
     });
     feed.untap = tap.stop;
     void feed.backfillTasks(tap.after);
@@ -157,20 +142,18 @@ export class SeriesFeed {
     for (const wake of [...this.wakers]) wake();
   }
 
+  /** A revision read back by the backfill (the live ones come decoded). */
   private onTaskRecord(data: Uint8Array): void {
     const text = Buffer.from(data).toString('utf8');
     if (!FINISHED.test(text)) return;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return;
-    }
-    const r = OutcomeFieldsSchema.safeParse(value);
-    if (!r.success) return;
-    const e = taskOutcome(r.data);
+    const task = decodeTaskView(text);
+    if (task) this.onTask(task);
+  }
+
+  private onTask(task: TaskView): void {
+    const e = taskOutcome(task);
     if (!e) return;
-    const key = `${r.data.id}:${r.data.status}:${r.data.completedAt}`;
+    const key = `${task.id}:${task.status}:${task.completedAt}`;
     if (this.recent.has(key)) return;
     this.recent.set(key, true);
     if (this.recent.size > RECENT_KEYS) this.recent.delete(this.recent.keys().next().value!);

@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HubClient } from '../../src/bus/hub-client.js';
+import { EventHub } from '../../src/gateway/events.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../../src/gateway/metrics.js';
 import { exit } from '../../src/runtime/index.js';
 import { eventually } from '../support/eventually.js';
@@ -196,8 +197,10 @@ describe('createGatewayMetrics', () => {
     const client = await testClient(nats.url, prefix);
     cleanup.push(() => client.close());
     const hubClient = new HubClient(client.bus, 2_000);
+    const events = await EventHub.start(client.bus, { series: false });
+    cleanup.push(async () => events.stop());
     const metrics = await createGatewayMetrics(
-      { bus: client.bus, hub: hubClient, log },
+      { bus: client.bus, hub: hubClient, log, tasks: events },
       { timeoutMs: 2_000 },
     );
     cleanup.push(() => metrics.stop());
@@ -330,8 +333,10 @@ describe('createGatewayMetrics', () => {
     cleanup.push(() => (aStopped ? Promise.resolve() : hubA.stop()));
     const client = await testClient(nats.url, prefix);
     cleanup.push(() => client.close());
+    const events = await EventHub.start(client.bus, { series: false });
+    cleanup.push(async () => events.stop());
     const metrics = await createGatewayMetrics(
-      { bus: client.bus, hub: new HubClient(client.bus, 500), log },
+      { bus: client.bus, hub: new HubClient(client.bus, 500), log, tasks: events },
       { timeoutMs: 500, defaultMetrics: false },
     );
     cleanup.push(() => metrics.stop());
