@@ -65,7 +65,8 @@ export interface TypedKv<T> {
    * the last message per key), not one request per key: for loading a whole bucket at start.
    * A bucket whose stream has lost messages (a damaged store file) can announce more keys than it
    * delivers: after ENTRIES_IDLE_MS without a message the read ends with what has arrived (logged),
-   * instead of waiting forever. `filter` (`*`/`>` wildcards) reads only the keys it matches: for a
+   * instead of waiting forever. Only waiting counts towards that limit: time this process's event
+   * loop was held (a loaded hub's long task) does not, so a stall never cuts a read short. `filter` (`*`/`>` wildcards) reads only the keys it matches: for a
    * bucket holding values of several shapes.
    */
   entries(filter?: string): Promise<Map<string, KvValue<T>>>;
@@ -93,6 +94,35 @@ function opOf(e: KvEntry): KvChange<unknown>['operation'] {
 /** `entries()` stops waiting after this long without a message (see there). */
 const ENTRIES_IDLE_MS = 5_000;
 
+/**
+ * Resolves `idle` once `ms` have been spent waiting since the last `heard()`. It counts in ticks
+ * of a tenth of `ms` (at most 100 ms), each adding one tick however late it fires: the time the
+ * event loop was held by other work is not waiting, and after a stall of the process the timer
+ * phase, which runs before the sockets are read, would otherwise find the limit passed with the
+ * messages still unread.
+ */
+function quietFor(ms: number): { idle(): Promise<'idle'>; heard(): void; stop(): void } {
+  const tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
+  let ticks = 0;
+  // A promise per wait, not one raced again for every message (its reactions would pile up).
+  let wake: ((v: 'idle') => void) | undefined;
+  const timer = setInterval(() => {
+    if (++ticks * tickMs >= ms) wake?.('idle');
+  }, tickMs);
+  return {
+    idle: () =>
+      ticks * tickMs >= ms
+        ? Promise.resolve('idle')
+        : new Promise<'idle'>((r) => {
+            wake = r;
+          }),
+    heard: () => {
+      ticks = 0;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
 /** Opens an existing bucket with a value schema. */
 export async function openKv<T>(
   bus: Bus,
@@ -112,6 +142,8 @@ export async function openKv<T>(
      * elects a new leader for the bucket's stream).
      */
     apiTimeoutMs?: number;
+    /** How long `entries()` waits for a message before it ends the read (default 5 s; for tests). */
+    entriesIdleMs?: number;
   } = {},
 ): Promise<TypedKv<T>> {
   const kvm = opts.apiTimeoutMs
@@ -202,14 +234,10 @@ export async function openKv<T>(
       if (!any) return out;
       const it = await kv.watch({ key: filter ?? '>' });
       const entries = it[Symbol.asyncIterator]();
+      const quiet = quietFor(opts.entriesIdleMs ?? ENTRIES_IDLE_MS);
       try {
         for (;;) {
-          let timer: NodeJS.Timeout | undefined;
-          const idle = new Promise<'idle'>((r) => {
-            timer = setTimeout(() => r('idle'), ENTRIES_IDLE_MS);
-          });
-          const next = await Promise.race([entries.next(), idle]);
-          clearTimeout(timer);
+          const next = await Promise.race([entries.next(), quiet.idle()]);
           if (next === 'idle') {
             bus.log.warn(
               { bucket, read: out.size },
@@ -217,6 +245,7 @@ export async function openKv<T>(
             );
             break;
           }
+          quiet.heard();
           if (next.done) break;
           const e = next.value;
           // Later writes may follow the initial values: the newest revision of a key wins.
@@ -225,6 +254,7 @@ export async function openKv<T>(
           if (e.delta === 0) break; // nothing pending after this one: every key has been read
         }
       } finally {
+        quiet.stop();
         it.stop();
       }
       return out;

@@ -139,6 +139,38 @@ describe('openKv()', () => {
     await expect(kv.entries()).rejects.toMatchObject({ code: 'invalid_payload' });
   });
 
+  it('entries() does not take a stall of its own process for a silent bucket: the read is whole', async () => {
+    // A loaded hub's event loop held past the idle limit while the read waits for the next
+    // message: the limit must not count that time, or the TaskQueue loads part of its tasks.
+    const name = uniqueName('kv');
+    await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
+    const plain = await openKv(bus, name, Rec);
+    const n = 5_000;
+    const owner = 'o'.repeat(200);
+    for (let i = 0; i < n; i += 500)
+      await Promise.all(
+        Array.from({ length: 500 }, (_, j) => plain.put(`k${i + j}`, { v: 1, owner, count: i + j })),
+      );
+    let stalls = 0;
+    const stallOnce = Rec.refine(() => {
+      // Scheduled from the first value read, so it runs while the read awaits the next ones.
+      if (stalls++ === 0)
+        setImmediate(() => {
+          const end = Date.now() + 1_000;
+          while (Date.now() < end);
+        });
+      return true;
+    });
+    const kv = await openKv(bus, name, stallOnce, { entriesIdleMs: 300 });
+    const warn = vi.spyOn(bus.log, 'warn');
+    const all = await kv.entries();
+    expect(warn).not.toHaveBeenCalled();
+    warn.mockRestore();
+    expect(stalls).toBeGreaterThan(0);
+    expect(all.size).toBe(n);
+    expect(all.get(`k${n - 1}`)?.value.count).toBe(n - 1);
+  });
+
   it('watch yields the current values, then live puts and deletes', async () => {
     const kv = await bucket();
     await kv.put('a', { v: 1, owner: 'x', count: 1 });
