@@ -188,6 +188,8 @@ export class EventHub {
   private readonly ring: GatewayEvent[] = [];
   private head = 0;
   private readonly position: Positions = { task: 0, agent: 0, alert: 0, pheromone: 0 };
+  /** Each bucket's last sequence when the hub started: the preload ends there, the rest is new. */
+  private readonly startedAt: Positions = { task: 0, agent: 0, alert: 0, pheromone: 0 };
   /** The ring holds every event of a source with a sequence >= this. */
   private readonly coveredFrom: Positions = { task: 1, agent: 1, alert: 1, pheromone: 1 };
   private readonly listeners = new Set<(e: GatewayEvent) => void>();
@@ -202,6 +204,7 @@ export class EventHub {
     private readonly ringSize: number,
     /** Live channel posts (channel-feed.ts) for clients that ask; its follow runs only while they watch. */
     readonly channels: ChannelFeed,
+    private readonly log: Bus['log'],
   ) {}
 
   /** Starts the tails, the ring preloaded with up to `ringSize / 3` recent revisions per source. */
@@ -209,12 +212,17 @@ export class EventHub {
     bus: Bus,
     opts: { ringSize?: number; series?: SeriesFeedOptions | false; channels?: ChannelFeedOptions } = {},
   ): Promise<EventHub> {
-    const hub = new EventHub(opts.ringSize ?? 10_000, new ChannelFeed(bus, opts.channels));
+    const hub = new EventHub(
+      opts.ringSize ?? 10_000,
+      new ChannelFeed(bus, opts.channels),
+      bus.log.child({ actor: 'gateway' }),
+    );
     const preload = Math.floor(hub.ringSize / EVENT_SOURCES.length);
     for (const source of EVENT_SOURCES) {
       const bucket = BUCKET_OF[source](bus);
       const last = await kvLastSeq(bus, bucket);
       const from = Math.max(1, last - preload + 1);
+      hub.startedAt[source] = last;
       hub.coveredFrom[source] = from;
       hub.position[source] = from - 1;
       hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r)));
@@ -244,7 +252,15 @@ export class EventHub {
     this.position[source] = r.seq;
     // Decoded once, for the event and every tap.
     const task = source === 'task' && r.operation === 'put' ? decodeTaskView(r.data) : null;
-    if (source === 'task') for (const fn of this.taps) fn(r, task);
+    if (source === 'task')
+      for (const fn of this.taps) {
+        // A reader's fault stays its own: thrown into the shared tail, it would end the tail.
+        try {
+          fn(r, task);
+        } catch (err) {
+          this.log.error({ phase: 'events', err, seq: r.seq }, 'a reader of the task tail failed');
+        }
+      }
     const e = eventOf(source, r, task);
     if (!e) return;
     const ev: GatewayEvent = { ...e, source, seq: r.seq, id: encodeCursor(this.position) };
@@ -278,12 +294,17 @@ export class EventHub {
   }
 
   /**
-   * Calls `fn` with every task revision after the returned sequence (the last one this hub has
-   * seen), in order, until `stop`: one tail per bucket, whoever reads it.
+   * Calls `fn` with every task revision after `after` (the last one this hub has seen), in order,
+   * until `stop`: one tail per bucket, whoever reads it. Revisions up to `preloadEnd` were in the
+   * bucket before the hub started (a preload cut short by its bounds still brings them after `after`).
    */
-  tapTasks(fn: TaskRevisionListener): { after: number; stop(): void } {
+  tapTasks(fn: TaskRevisionListener): { after: number; preloadEnd: number; stop(): void } {
     this.taps.add(fn);
-    return { after: this.position.task, stop: () => void this.taps.delete(fn) };
+    return {
+      after: this.position.task,
+      preloadEnd: this.startedAt.task,
+      stop: () => void this.taps.delete(fn),
+    };
   }
 
   get subscribers(): number {

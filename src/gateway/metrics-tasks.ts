@@ -6,7 +6,7 @@
  * revision comes again (an older or equal revision adds nothing).
  *
  * What is new is read from the record's history: the entries after the last one seen for that task.
- * A task first seen mid-life (the watch delivers only writes made after it started) contributes the
+ * A task first seen mid-life (the gateway counts only writes stored after it started) contributes the
  * transitions of that one write: the trailing entries sharing its time, since the TaskQueue stamps
  * every command it writes together with one clock reading (actors/task-queue/store.ts). It does NOT
  * see transitions overwritten between two revisions it received (there are none: every write is a

@@ -7,9 +7,9 @@
  *   depth and age, tasks by state, agents by state and their utilisation, DLQ size. Each call is
  *   bounded (`timeoutMs`); a hub that does not answer makes `agentcom_hub_up 0` and leaves its
  *   gauges out of that scrape, and the scrape still succeeds;
- * - the gateway's tail of the tasks bucket (events.ts; new revisions only, each decoded once for
- *   every reader of it): the transition counters and the latency histograms, each transition
- *   counted once per gateway (metrics-tasks.ts). They count from the gateway's start, as
+ * - the gateway's tail of the tasks bucket (events.ts; revisions stored after the gateway started,
+ *   each decoded once for every reader of it): the transition counters and the latency
+ *   histograms, each transition counted once per gateway (metrics-tasks.ts). They count from the gateway's start, as
  *   Prometheus counters do; a gateway that was down misses what happened then;
  * - every hub's own gauge on `<p>.hub.<id>.stats` (src/hub/hub-stats.ts) with a `hub` label, a hub
  *   silent for `hubStaleIntervals` of its periods forgotten; and a watch of the leases bucket.
@@ -101,8 +101,9 @@ async function bounded<T>(p: Promise<T>, ms: number): Promise<Outcome<T>> {
 }
 
 /**
- * Builds the registry and starts its watches and subscription. Resolves at once: a hub or bucket
- * not there yet is waited for in the background (the watches retry with backoff).
+ * Builds the registry, taps the gateway's task tail and starts its lease watch and subscription.
+ * Resolves at once: a hub or a leases bucket not there yet is waited for in the background (the
+ * watch retries with backoff).
  *
  * @example
  * const events = await EventHub.start(bus);
@@ -599,11 +600,15 @@ export async function createGatewayMetrics(
     }
   };
   // The tail runs for the gateway's whole life (ordered consumers are recreated after a gap or a
-  // reconnect; a gateway whose tail cannot start does not start).
-  const untap = deps.tasks.tapTasks((r, task) => {
+  // reconnect; a gateway whose tail cannot start does not start). What was stored before it
+  // started (a preload cut short brings some after the tap) is seen, not counted.
+  const tap = deps.tasks.tapTasks((r, task) => {
     if (r.operation !== 'put') transitions.forget(r.key);
-    else if (task) for (const o of transitions.observe(task, r.seq)) apply(o);
-  }).stop;
+    else if (!task) return;
+    else if (r.seq <= tap.preloadEnd) transitions.observe(task, r.seq);
+    else for (const o of transitions.observe(task, r.seq)) apply(o);
+  });
+  const untap = tap.stop;
   watchUp.set(1);
   const leaseDone = keepWatching(
     'leases',

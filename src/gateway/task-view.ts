@@ -45,6 +45,9 @@ export type TaskRevisionListener = (r: KvRevision, task: TaskView | null) => voi
 
 /** Where task revisions come from: the gateway's task tail (events.ts). */
 export interface TaskRevisionTap {
-  /** Calls `fn` with every task revision after the returned sequence (the last one seen), until `stop`. */
-  tapTasks(fn: TaskRevisionListener): { after: number; stop(): void };
+  /**
+   * Calls `fn` with every task revision after `after` (the last one seen), until `stop`; those up
+   * to `preloadEnd` were stored before the tail started.
+   */
+  tapTasks(fn: TaskRevisionListener): { after: number; preloadEnd: number; stop(): void };
 }

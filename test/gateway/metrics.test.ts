@@ -8,7 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HubClient } from '../../src/bus/hub-client.js';
 import { EventHub } from '../../src/gateway/events.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../../src/gateway/metrics.js';
+import type { TaskRevisionListener, TaskRevisionTap } from '../../src/gateway/task-view.js';
+import type { TaskId } from '../../src/protocol/ids.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
 import { exit } from '../../src/runtime/index.js';
+import { A, assignedTo, drive } from '../actors/task-queue/helpers.js';
 import { eventually } from '../support/eventually.js';
 import { startTestHub, testClient } from '../support/hub.js';
 import { uniqueName } from '../support/names.js';
@@ -392,5 +396,51 @@ describe('createGatewayMetrics', () => {
       value(f, 'agentcom_gateway_source_failures_total', { source: 'task.stats' }),
     ).toBeGreaterThanOrEqual(1);
     expectShapes(f);
+  });
+
+  it('counts what is stored after the gateway started, not a preload that reaches the tail late', async () => {
+    // The tail's preload of recent revisions may end at its bounds and bring the rest after the
+    // metrics tapped it: those were stored before the gateway started and are not counted.
+    const prefix = prefixFor('metrics-pre');
+    const client = await testClient(nats.url, prefix);
+    cleanup.push(() => client.close());
+    let listener: TaskRevisionListener | undefined;
+    const tail: TaskRevisionTap = {
+      tapTasks(fn) {
+        listener = fn;
+        return {
+          after: 3,
+          preloadEnd: 10,
+          stop: () => {
+            listener = undefined;
+          },
+        };
+      },
+    };
+    const metrics = await createGatewayMetrics(
+      { bus: client.bus, hub: new HubClient(client.bus, 500), log, tasks: tail },
+      { timeoutMs: 500, defaultMetrics: false },
+    );
+    cleanup.push(() => metrics.stop());
+    const done = (id: string) => {
+      const t = assignedTo(A, true);
+      return drive({ ...t, id: id as TaskId }, [
+        { type: 'complete', agentId: A, generation: t.generation, result: null },
+      ]);
+    };
+    const feed = (seq: number, task: TaskRecord) =>
+      listener?.({ key: task.id, seq, operation: 'put', data: new Uint8Array(), at: 0 }, task);
+    const completed = async () =>
+      value(await scrape(metrics), 'agentcom_tasks_completed_total', { queue: 'default' }) ?? 0;
+
+    feed(7, done('t-old')); // stored before the start, delivered after the tap
+    expect(await completed()).toBe(0);
+    feed(11, done('t-new'));
+    expect(await completed()).toBe(1);
+    // The old one's later revision adds only what is new in it: nothing.
+    feed(12, done('t-old'));
+    expect(await completed()).toBe(1);
+    await metrics.stop();
+    expect(listener).toBeUndefined();
   });
 });

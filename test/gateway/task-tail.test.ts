@@ -1,0 +1,53 @@
+/**
+ * The gateway's one tail of the tasks bucket (src/gateway/events.ts) and its readers: each
+ * revision decoded once and handed to every reader; a reader that throws neither ends the tail
+ * nor keeps the revision from the others.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Bus, defaultTopology, openKv, provision } from '../../src/bus/index.js';
+import { EventHub, type GatewayEvent } from '../../src/gateway/events.js';
+import type { TaskView } from '../../src/gateway/task-view.js';
+import type { TaskId } from '../../src/protocol/ids.js';
+import { TaskRecordSchema } from '../../src/protocol/task.js';
+import { A, assignedTo } from '../actors/task-queue/helpers.js';
+import { testBus } from '../bus/support.js';
+import { eventually } from '../support/eventually.js';
+import { useNatsServer } from '../support/nats-server.js';
+
+describe('the gateway task tail', () => {
+  const nats = useNatsServer();
+  let bus: Bus | undefined;
+  let hub: EventHub | undefined;
+  afterEach(async () => {
+    hub?.stop();
+    await bus?.drain();
+  });
+
+  it('hands each revision, decoded once, to every reader; a reader that throws stops nothing', async () => {
+    bus = await testBus(nats.url);
+    await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
+    const tasks = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema);
+    hub = await EventHub.start(bus, { series: false });
+    const views: (TaskView | null)[] = [];
+    let thrown = 0;
+    hub.tapTasks(() => {
+      thrown++;
+      throw new Error('a faulty reader');
+    });
+    hub.tapTasks((_r, view) => views.push(view));
+    const events: GatewayEvent[] = [];
+    hub.subscribe((e) => events.push(e));
+
+    const put = (id: string) => tasks.put(id, { ...assignedTo(A), id: id as TaskId });
+    await put('t-one');
+    await put('t-two');
+    await eventually(() => expect(events.map((e) => e.data.id)).toEqual(['t-one', 't-two']));
+    expect(thrown).toBe(2);
+    expect(views.map((v) => [v?.id, v?.status])).toEqual([
+      ['t-one', 'assigned'],
+      ['t-two', 'assigned'],
+    ]);
+    // Both readers got the same decoded view, and the event carries its fields.
+    expect(events[1]!.data).toMatchObject({ status: 'assigned', assignee: A });
+  });
+});
