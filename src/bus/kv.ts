@@ -101,7 +101,8 @@ const ENTRIES_IDLE_MS = 5_000;
  * phase, which runs before the sockets are read, would otherwise find the limit passed with the
  * messages still unread.
  */
-function quietFor(ms: number): { idle(): Promise<'idle'>; heard(): void; stop(): void } {
+/** @internal Exported for its test. */
+export function quietFor(ms: number): { idle(): Promise<'idle'>; heard(): void; stop(): void } {
   const tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   let ticks = 0;
   // A promise per wait, not one raced again for every message (its reactions would pile up).
