@@ -4,7 +4,9 @@
  * connection beats for all of them). With `work`, an agent also pulls its own durable inbox (a raw
  * JetStream pull, one outstanding per agent, replies on one wildcard subscription per connection)
  * and completes each assignment at once: a `completed` report (which implies `accepted`,
- * docs/protocol.md §10), then the inbox ack.
+ * docs/protocol.md §10), then the inbox ack. A pull with no answer well past its expiry (the
+ * request or its answer lost: a core publish, dropped for a connection the server counts as slow)
+ * is sent again; without that, an agent whose pull was lost never asked for work again.
  */
 import type { Msg, Subscription } from '@nats-io/nats-core';
 import type { Bus } from '../src/bus/connection.js';
@@ -50,6 +52,8 @@ function storedAtMs(reply: string | undefined): number {
 
 /** How long one pull waits for a message before the server ends it (408) and the agent pulls again. */
 const PULL_EXPIRES_MS = 30_000;
+/** A pull unanswered this long after its expiry is taken as lost. */
+const PULL_LOST_AFTER_MS = PULL_EXPIRES_MS + 5_000;
 const decoder = new TextDecoder();
 
 export class MuxAgents {
@@ -58,6 +62,11 @@ export class MuxAgents {
   private timer: NodeJS.Timeout | undefined;
   private readonly inboxes = new Map<string, { stream: string; consumer: string }>();
   private pulls: Subscription | undefined;
+  /** When each agent's outstanding pull was sent. */
+  private readonly pulledAt = new Map<string, number>();
+  private lostPulls: NodeJS.Timeout | undefined;
+  /** Pulls sent again because no answer came. */
+  pullsLost = 0;
   private readonly replyBase = `_INBOX.mux${Math.random().toString(36).slice(2, 10)}`;
   /** Beats sent so far (one per agent per interval). */
   beats = 0;
@@ -97,6 +106,7 @@ export class MuxAgents {
     if (this.opts.work && !this.inboxes.has(id)) {
       this.inboxes.set(id, reply.inbox);
       this.pulls ??= this.bus.nc.subscribe(`${this.replyBase}.*`, { callback: (_e, m) => this.onPulled(m) });
+      this.lostPulls ??= setInterval(() => this.pullAgainLost(), 5_000);
       this.pull(id);
     }
   }
@@ -130,6 +140,7 @@ export class MuxAgents {
   private pull(id: string): void {
     const inbox = this.inboxes.get(id);
     if (!inbox || this.bus.nc.isClosed() || !this.beating.has(id)) return;
+    this.pulledAt.set(id, Date.now());
     try {
       this.bus.nc.publish(
         `$JS.API.CONSUMER.MSG.NEXT.${inbox.stream}.${inbox.consumer}`,
@@ -147,6 +158,7 @@ export class MuxAgents {
     const id = m.subject.startsWith(`${this.replyBase}.`)
       ? m.subject.slice(this.replyBase.length + 1)
       : (m.subject.split('.').at(-2) ?? '');
+    this.pulledAt.delete(id);
     const code = m.headers?.code ?? 0;
     if (code === 408 || code === 404) {
       this.pull(id);
@@ -191,8 +203,18 @@ export class MuxAgents {
       });
   }
 
+  private pullAgainLost(): void {
+    const now = Date.now();
+    for (const [id, at] of this.pulledAt)
+      if (now - at > PULL_LOST_AFTER_MS) {
+        this.pullsLost++;
+        this.pull(id);
+      }
+  }
+
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.lostPulls);
     this.beating.clear();
     this.pulls?.unsubscribe();
   }

@@ -522,7 +522,12 @@ async function runStack(queued: number, measureRestart: boolean) {
     await sleep(heartbeatMs + 500);
     const leader = (await leases.get(LEASE_KEY))?.value?.holder;
     const [dead, heir] = leader === standby.id ? [standby, hub] : [hub, standby];
-    await waitFor('assignments', () => firstNewAfter(nowMs() - 200), 60_000);
+    await waitFor('assignments', () => firstNewAfter(nowMs() - 200), 60_000).catch((err) => {
+      log(
+        `no new assignment for 60 s; agent pulls sent again as lost: ${stackMuxes.reduce((a, m) => a + m.pullsLost, 0)}`,
+      );
+      throw err;
+    });
     const tk = nowMs();
     await dead.kill();
     const tLease = await leaseTo(heir.id, tk);
@@ -545,6 +550,8 @@ async function runStack(queued: number, measureRestart: boolean) {
 
   // Stop this stack (its server's store goes with it): no new work, the last submissions stored.
   topUp = false;
+  /** Pulls the simulated agents sent again because no answer came (bench/mux-agents.ts). */
+  out.agentPullsLost = stackMuxes.reduce((a, m) => a + m.pullsLost, 0);
   await control('pause').catch(() => {});
   await waitFor('submissions to settle', () => pendingSubmits === 0 || undefined, 10_000).catch(() => {});
   for (const m of stackMuxes) m.stop();
