@@ -5,8 +5,8 @@
  * JetStream pull, one outstanding per agent, replies on one wildcard subscription per connection)
  * and completes each assignment at once: a `completed` report (which implies `accepted`,
  * docs/protocol.md §10), then the inbox ack. A pull with no answer well past its expiry (the
- * request or its answer lost: a core publish, dropped for a connection the server counts as slow)
- * is sent again; without that, an agent whose pull was lost never asked for work again.
+ * request or its answer lost: both are core messages, which NATS may drop) is sent again and
+ * counted (`pullsLost`); without that, an agent whose pull was lost would never ask for work again.
  */
 import type { Msg, Subscription } from '@nats-io/nats-core';
 import type { Bus } from '../src/bus/connection.js';

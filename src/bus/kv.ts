@@ -66,8 +66,9 @@ export interface TypedKv<T> {
    * A bucket whose stream has lost messages (a damaged store file) can announce more keys than it
    * delivers: after ENTRIES_IDLE_MS without a message the read ends with what has arrived (logged),
    * instead of waiting forever. Only waiting counts towards that limit: time this process's event
-   * loop was held (a loaded hub's long task) does not, so a stall never cuts a read short. `filter` (`*`/`>` wildcards) reads only the keys it matches: for a
-   * bucket holding values of several shapes.
+   * loop was held (a loaded hub's long task) does not, so a stall never cuts a read short.
+   * `filter` (`*`/`>` wildcards) reads only the keys it matches: for a bucket holding values of
+   * several shapes.
    */
   entries(filter?: string): Promise<Map<string, KvValue<T>>>;
   /**
@@ -99,9 +100,8 @@ const ENTRIES_IDLE_MS = 5_000;
  * of a tenth of `ms` (at most 100 ms), each adding one tick however late it fires: the time the
  * event loop was held by other work is not waiting, and after a stall of the process the timer
  * phase, which runs before the sockets are read, would otherwise find the limit passed with the
- * messages still unread.
+ * messages still unread. @internal Exported for its test.
  */
-/** @internal Exported for its test. */
 export function quietFor(ms: number): { idle(): Promise<'idle'>; heard(): void; stop(): void } {
   const tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   let ticks = 0;

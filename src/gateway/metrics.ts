@@ -9,8 +9,8 @@
  *   gauges out of that scrape, and the scrape still succeeds;
  * - the gateway's tail of the tasks bucket (events.ts; revisions stored after the gateway started,
  *   each decoded once for every reader of it): the transition counters and the latency
- *   histograms, each transition counted once per gateway (metrics-tasks.ts). They count from the gateway's start, as
- *   Prometheus counters do; a gateway that was down misses what happened then;
+ *   histograms, each transition counted once per gateway (metrics-tasks.ts). They count from the
+ *   gateway's start, as Prometheus counters do; a gateway that was down misses what happened then;
  * - every hub's own gauge on `<p>.hub.<id>.stats` (src/hub/hub-stats.ts) with a `hub` label, a hub
  *   silent for `hubStaleIntervals` of its periods forgotten; and a watch of the leases bucket.
  * It does not push anything anywhere, and it never fails a scrape for a missing source.
