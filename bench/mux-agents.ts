@@ -67,6 +67,8 @@ export class MuxAgents {
   private lostPulls: NodeJS.Timeout | undefined;
   /** Pulls sent again because no answer came. */
   pullsLost = 0;
+  /** Assignments being completed (report published, inbox ack not yet sent). */
+  completing = 0;
   private readonly replyBase = `_INBOX.mux${Math.random().toString(36).slice(2, 10)}`;
   /** Beats sent so far (one per agent per interval). */
   beats = 0;
@@ -169,9 +171,13 @@ export class MuxAgents {
       setTimeout(() => this.pull(id), 500).unref();
       return;
     }
+    this.completing++;
     void this.complete(id, m)
       .catch(() => {}) // redelivered after its ack wait; the hub fences by generation
-      .finally(() => this.pull(id));
+      .finally(() => {
+        this.completing--;
+        this.pull(id);
+      });
   }
 
   private async complete(id: string, m: Msg): Promise<void> {
@@ -210,6 +216,11 @@ export class MuxAgents {
         this.pullsLost++;
         this.pull(id);
       }
+  }
+
+  /** Agents with a pull outstanding, and with none (neither pulling nor completing: stuck). */
+  pulling(): { outstanding: number; agents: number } {
+    return { outstanding: this.pulledAt.size, agents: this.inboxes.size };
   }
 
   stop(): void {

@@ -312,6 +312,130 @@ async function runStack(queued: number, measureRestart: boolean) {
   }
   const beats = () => stackMuxes.reduce((a, m) => a + m.beats, 0);
   const cpu = () => ({ hub: cpuSeconds(hub.proc?.pid), nats: cpuSeconds(nats.pid), bench: ownCpuSeconds() });
+  /**
+   * What the hub, the streams and the agents hold when assignments stop (printed to stderr): the
+   * leader's task.stats, the hub's consumers, and the agents' inbox consumers summed up.
+   */
+  const diagnose = async (): Promise<unknown> => {
+    const { streams, consumers } = admin.names;
+    const consumer = (stream: string, name: string) =>
+      admin.jsm.consumers
+        .info(stream, name)
+        .then((i) => ({
+          pending: i.num_pending,
+          ackPending: i.num_ack_pending,
+          waiting: i.num_waiting,
+          redelivered: i.num_redelivered,
+          delivered: i.delivered.stream_seq,
+          ackFloor: i.ack_floor.stream_seq,
+        }))
+        .catch((err: Error) => err.message);
+    const inboxes = {
+      consumers: 0,
+      pending: 0,
+      ackPending: 0,
+      waiting: 0,
+      withPending: 0,
+      withAckPending: 0,
+      idle: 0,
+    };
+    const samples: unknown[] = [];
+    try {
+      for await (const i of admin.jsm.consumers.list(streams.inbox)) {
+        inboxes.consumers++;
+        inboxes.pending += i.num_pending;
+        inboxes.ackPending += i.num_ack_pending;
+        inboxes.waiting += i.num_waiting;
+        if (i.num_pending > 0) inboxes.withPending++;
+        if (i.num_ack_pending > 0) inboxes.withAckPending++;
+        if (i.num_pending === 0 && i.num_ack_pending === 0) inboxes.idle++;
+        if (i.num_pending > 0 && i.num_waiting === 0 && samples.length < 5)
+          samples.push({
+            name: i.name,
+            pending: i.num_pending,
+            ackPending: i.num_ack_pending,
+            waiting: i.num_waiting,
+          });
+      }
+    } catch (err) {
+      samples.push((err as Error).message);
+    }
+    const stream = (name: string) =>
+      admin.jsm.streams
+        .info(name)
+        .then((i) => ({ messages: i.state.messages, first: i.state.first_seq, last: i.state.last_seq }))
+        .catch((err: Error) => err.message);
+    // The connections the server has the most bytes queued for (a client behind on its reads).
+    const connz = await fetch(`http://127.0.0.1:${nats.monitorPort}/connz?sort=pending&limit=6`)
+      .then((r) => r.json() as Promise<{ connections: Record<string, unknown>[] }>)
+      .then((c) =>
+        c.connections.map((x) => ({
+          name: x.name,
+          pendingBytes: x.pending_bytes,
+          inMsgs: x.in_msgs,
+          outMsgs: x.out_msgs,
+          subscriptions: x.subscriptions,
+        })),
+      )
+      .catch((err: Error) => err.message);
+    // Over one status interval: the leader's bus gauge (publish round trips, handler times) and
+    // each hub's event-loop lag.
+    const gauges: Record<string, unknown> = {};
+    const subs = [admin.names.subjects.busStatus, admin.names.subjects.hubStatsAll].map((subject) =>
+      admin.nc.subscribe(subject, {
+        callback: (_e, m) => {
+          const g = m.json<Record<string, unknown>>();
+          if (g.local) gauges.busLocal = g.local;
+          else if (typeof g.hubId === 'string')
+            gauges[g.hubId] = { leader: g.leader, eventLoopLag: g.eventLoopLag, rssBytes: g.rssBytes };
+        },
+      }),
+    );
+    const reports0 = await consumer(streams.reports, consumers.hubReports);
+    await sleep(6_000);
+    const reports5 = await consumer(streams.reports, consumers.hubReports);
+    for (const sub of subs) sub.unsubscribe();
+    return {
+      connz,
+      reportsAckedPerS:
+        typeof reports0 === 'object' && typeof reports5 === 'object'
+          ? {
+              byAckFloor: (reports5.ackFloor - reports0.ackFloor) / 6,
+              byDelivered: (reports5.delivered - reports0.delivered) / 6,
+            }
+          : null,
+      // The oldest report not acked (a handler that never ends holds the ack floor).
+      reportAtFloor:
+        typeof reports5 === 'object'
+          ? await admin.jsm.streams
+              .getMessage(streams.reports, { seq: reports5.ackFloor + 1 })
+              .then(
+                (m) => m && { seq: m.seq, subject: m.subject, at: m.time, data: m.string().slice(0, 300) },
+              )
+              .catch((err: Error) => err.message)
+          : null,
+      gauges,
+      stats: await request(admin, 'task.stats', { v: 1 }, TaskStatsReplySchema, { timeoutMs: 10_000 }).catch(
+        (err: Error) => err.message,
+      ),
+      intake: await consumer(streams.submit, consumers.hubIntake),
+      reports: await consumer(streams.reports, consumers.hubReports),
+      streams: {
+        submit: await stream(streams.submit),
+        reports: await stream(streams.reports),
+        inbox: await stream(streams.inbox),
+      },
+      inboxes,
+      inboxSamples: samples,
+      agents: stackMuxes.map((m) => ({ ...m.pulling(), completing: m.completing, pullsLost: m.pullsLost })),
+      assigns,
+      sinceLastAssignMs: nowMs() - lastAssignAt,
+      // The newest first sightings: how long ago they were stored, and stored -> received.
+      newest: newAssigns
+        .slice(-3)
+        .map((x) => ({ storedAgoMs: nowMs() - x.storedAt, latencyMs: x.at - x.storedAt })),
+    };
+  };
 
   // The queue, no agent connected.
   const empty = await memory(hub);
@@ -522,10 +646,26 @@ async function runStack(queued: number, measureRestart: boolean) {
     await sleep(heartbeatMs + 500);
     const leader = (await leases.get(LEASE_KEY))?.value?.holder;
     const [dead, heir] = leader === standby.id ? [standby, hub] : [hub, standby];
-    await waitFor('assignments', () => firstNewAfter(nowMs() - 200), 60_000).catch((err) => {
+    const waitedFrom = {
+      at: nowMs(),
+      dead: cpuSeconds(dead.proc?.pid),
+      heir: cpuSeconds(heir.proc?.pid),
+      nats: cpuSeconds(nats.pid),
+      bench: ownCpuSeconds(),
+    };
+    // Any assignment stored since the wait began: the leader is assigning. (It once asked for one
+    // stored in the last 200 ms, which a loaded stack, where an assignment takes longer than that
+    // from the inbox stream to the agent, never shows however fast work flows.)
+    await waitFor('assignments', () => firstNewAfter(waitedFrom.at), 60_000).catch(async (err) => {
+      const s = (nowMs() - waitedFrom.at) / 1000;
+      const share = (now: number, then: number) => ((now - then) / s).toFixed(2);
+      log(
+        `CPU share over the wait: leader ${share(cpuSeconds(dead.proc?.pid), waitedFrom.dead)}, standby ${share(cpuSeconds(heir.proc?.pid), waitedFrom.heir)}, nats-server ${share(cpuSeconds(nats.pid), waitedFrom.nats)}, bench ${share(ownCpuSeconds(), waitedFrom.bench)}`,
+      );
       log(
         `no new assignment for 60 s; agent pulls sent again as lost: ${stackMuxes.reduce((a, m) => a + m.pullsLost, 0)}`,
       );
+      log(`what the hub and the streams hold: ${JSON.stringify(await diagnose())}`);
       throw err;
     });
     const tk = nowMs();

@@ -47,6 +47,8 @@ export interface NatsServer {
   url: string;
   pid: number;
   storeDir: string;
+  /** Its HTTP monitoring port (`/varz`, `/connz`). */
+  monitorPort: number;
   /** Messages and bytes the server has received and sent so far (its `/varz` counters). */
   traffic(): Promise<NatsTraffic>;
   /** Idempotent; never rejects. */
@@ -108,7 +110,15 @@ async function startOnce(timeoutMs: number): Promise<NatsServer> {
     throw err;
   }
   const traffic = () => natsTraffic(monitorPort);
-  return { port, url: `nats://127.0.0.1:${port}`, pid: child.pid ?? -1, storeDir, traffic, stop };
+  return {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
+    storeDir,
+    monitorPort,
+    traffic,
+    stop,
+  };
 }
 
 /**
