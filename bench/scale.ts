@@ -24,10 +24,12 @@
  *            `task.stats` answer holding every open task, -> first new assignment); then a second
  *            hub as standby, one heartbeat interval later the leader SIGKILLed: kill -> first new
  *            assignment (an assign of a (task, generation) never seen before), as bench/failover.ts
- *            measures it. `--no-restart` skips it.
+ *            measures it. After each, for `--pace-s` seconds, what the new leader sustains
+ *            (first assignments a second, CPU shares, its report lag). `--no-restart` skips it.
  *   npm run bench:scale -- [--agents 100,1000,10000] [--queued 1000,100000] [--phase-tasks 20000]
- *     [--warmup 1000] [--idle-s 10] [--connections 4] [--no-restart] [--timeout 900] [--quick]
- * `--quick`: agents 20,200, queued 200,5000, phase 400, warm-up 100, idle 5 s.
+ *     [--warmup 1000] [--idle-s 10] [--connections 4] [--no-restart] [--pace-s 20] [--timeout 900]
+ *     [--quick]
+ * `--quick`: agents 20,200, queued 200,5000, phase 400, warm-up 100, idle 5 s, pace 10 s.
  * SCALE_LOG=<path> appends each hub's log to <path>.<hub id>; SCALE_HUB_NODE_ARGS adds Node flags to
  * the hubs (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof-scale`: a profile per hub that exits cleanly).
  * Prints one JSON document on stdout (times in ms unless named otherwise, memory in bytes); progress
@@ -80,6 +82,8 @@ const IDLE_S = flags.number('idle-s', 10, 5);
 const CONNECTIONS = flags.number('connections', 4);
 const TIMEOUT_S = flags.number('timeout', 900, 300);
 const RESTART = !args.includes('--no-restart');
+/** Seconds over which what a new leader sustains is measured, after the start-up and the failover. */
+const PACE_S = flags.number('pace-s', 20, 10);
 
 const log = (line: string) => process.stderr.write(`[scale] ${line}\n`);
 const probe = fileURLToPath(new URL('./hub-heap-probe.ts', import.meta.url));
@@ -625,6 +629,32 @@ async function runStack(queued: number, measureRestart: boolean) {
     await polling;
     const leaseAt = await leased;
     const took = await takeover(hub.id, t0, leaseAt);
+    /**
+     * What the leader `h` sustains once its work started: first assignments of a (task,
+     * generation) a second over the next PACE_S seconds, the CPU shares, and its report lag at the end.
+     */
+    const pace = async (h: Hub) => {
+      const n0 = newAssigns.length;
+      const t = nowMs();
+      const c0 = { hub: cpuSeconds(h.proc?.pid), nats: cpuSeconds(nats.pid), bench: ownCpuSeconds() };
+      await sleep(PACE_S * 1000);
+      const s = (nowMs() - t) / 1000;
+      const share = (now: number, then: number) => Number(((now - then) / s).toFixed(2));
+      const lag = await stats().then(
+        (r) => r.scheduler?.reportsLagMs ?? null,
+        () => null,
+      );
+      return {
+        seconds: s,
+        newAssignmentsPerS: (newAssigns.length - n0) / s,
+        cpuShare: {
+          hub: share(cpuSeconds(h.proc?.pid), c0.hub),
+          nats: share(cpuSeconds(nats.pid), c0.nats),
+          bench: share(ownCpuSeconds(), c0.bench),
+        },
+        reportsLagMs: lag,
+      };
+    };
     const startup = {
       openTasks: open,
       hubStartedMs: startedAt - t0,
@@ -637,6 +667,8 @@ async function runStack(queued: number, measureRestart: boolean) {
     log(
       `start-up with ${open} open tasks: stats ${startup.taskStatsMs?.toFixed(0)} ms, first assignment ${startup.firstNewAssignmentMs.toFixed(0)} ms, scheduler started ${startup.schedulerStartedMs.toFixed(0)} ms`,
     );
+    const afterStart = await pace(hub);
+    log(`after the start-up: ${JSON.stringify(afterStart)}`);
 
     // Failover: a standby, then the leader SIGKILLed.
     const standby = mkHub('scale-c');
@@ -682,10 +714,12 @@ async function runStack(queued: number, measureRestart: boolean) {
     log(
       `failover with ${open} open tasks: first new assignment ${took2.firstNewAssignmentMs.toFixed(0)} ms, scheduler started ${took2.schedulerStartedMs.toFixed(0)} ms, first assignment after it ${took2.firstAssignmentAfterSchedulerStartedMs.toFixed(0)} ms`,
     );
+    const afterFailover = await pace(heir);
+    log(`after the failover: ${JSON.stringify(afterFailover)}`);
     // Last: the probe's forced GC of a heap this size stops the hub for seconds, long enough to
     // lose the lease to the standby (a first version measured here and timed that takeover).
-    out.startup = { ...startup, memory: await memory(heir) };
-    out.failover = failover;
+    out.startup = { ...startup, after: afterStart, memory: await memory(heir) };
+    out.failover = { ...failover, after: afterFailover };
   }
 
   // Stop this stack (its server's store goes with it): no new work, the last submissions stored.
