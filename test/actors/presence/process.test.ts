@@ -3,7 +3,8 @@
  * started beside a busy leader): each registration counts as a beat taken when the start has
  * read them all, so an agent that beats from then on is never declared offline, however long the
  * read took. With a request per key and the beats seeded before it, a standby started beside
- * 10,000 agents declared every one of them offline at its first tick.
+ * 10,000 agents declared every one of them offline at its first tick. And the one presence timer:
+ * kept while beats move deadlines later, it must arm the next tick each time one fires.
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -86,6 +87,57 @@ describe('presence start with registered agents', () => {
       expect(downs.has('r0')).toBe(false);
     } finally {
       clearInterval(beating);
+    }
+  });
+
+  it('declares each silent agent offline in its turn while others beat all the time', async () => {
+    // Beats keep moving deadlines later; the process keeps the tick it armed (it does not arm a
+    // timer per beat), so each tick must still arm the next: c goes silent after b is down.
+    const kv = await openKv(bus, bus.names.buckets.agents, AgentRegistrationSchema);
+    for (const id of ['a', 'b', 'c'])
+      await kv.put(id, {
+        v: 1,
+        id: id as AgentRegistration['id'],
+        hello: AgentHelloSchema.parse({ v: 1, slots: 1, session: 's1' }),
+        registeredAt: Date.now(),
+      });
+    const downs: { id: string }[] = [];
+    const recorder = await startServer(
+      () => ({
+        handle(m: { type: string; agentId?: string }) {
+          if (m.type === 'agent_down' && m.agentId) downs.push({ id: m.agentId });
+        },
+      }),
+      undefined,
+    );
+    if (recorder.kind !== 'ok') throw new Error('recorder did not start');
+    pids.push(recorder.pid);
+    registry.register('downs', recorder.pid);
+    const heartbeatIntervalMs = 100;
+    const started = await startServer(PresenceProcess.start, {
+      bus,
+      registry,
+      log: pino({ level: 'silent' }),
+      hubId: 'h1',
+      heartbeatIntervalMs,
+      missedBeats: 3,
+      subscribers: ['downs'],
+    });
+    if (started.kind !== 'ok') throw new Error('presence did not start');
+    pids.push(started.pid);
+    const beating = new Set(['a', 'c']);
+    const beat = () => {
+      for (const id of beating)
+        bus.nc.publish(bus.names.subjects.agentHeartbeat(id), encodeTrusted({ v: 1, at: Date.now() }));
+    };
+    beat();
+    const timer = setInterval(beat, 10);
+    try {
+      await eventually(() => expect(downs.map((d) => d.id)).toEqual(['b']), { timeout: 5_000 });
+      beating.delete('c');
+      await eventually(() => expect(downs.map((d) => d.id)).toEqual(['b', 'c']), { timeout: 5_000 });
+    } finally {
+      clearInterval(timer);
     }
   });
 });
