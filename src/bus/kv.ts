@@ -64,9 +64,12 @@ export interface TypedKv<T> {
    * Every key's current value, read in one pass over the bucket (an ordered consumer delivering
    * the last message per key), not one request per key: for loading a whole bucket at start.
    * A bucket whose stream has lost messages (a damaged store file) can announce more keys than it
-   * delivers: after ENTRIES_IDLE_MS without a message the read ends with what has arrived (logged),
-   * instead of waiting forever. Only waiting counts towards that limit: time this process's event
-   * loop was held (a loaded hub's long task) does not, so a stall never cuts a read short.
+   * delivers: after ENTRIES_IDLE_MS without a message the read is started again from the first
+   * key, and after ENTRIES_ATTEMPTS such reads it ends with what the last one got (logged), instead
+   * of waiting forever. A read that stalls because the connection dropped and came back (the
+   * ordered consumer behind it resumes only once it misses heartbeats) is read whole the next
+   * time. Only waiting counts towards that limit: time this process's event loop was held (a
+   * loaded hub's long task) does not, so a stall of its own never cuts a read short.
    * `filter` (`*`/`>` wildcards) reads only the keys it matches: for a bucket holding values of
    * several shapes.
    */
@@ -94,6 +97,8 @@ function opOf(e: KvEntry): KvChange<unknown>['operation'] {
 
 /** `entries()` stops waiting after this long without a message (see there). */
 const ENTRIES_IDLE_MS = 5_000;
+/** Reads of the whole bucket by entries() before it settles for a short one. */
+const ENTRIES_ATTEMPTS = 3;
 
 /**
  * Resolves `idle` once `ms` have been spent waiting since the last `heard()`. It counts in ticks
@@ -143,7 +148,7 @@ export async function openKv<T>(
      * elects a new leader for the bucket's stream).
      */
     apiTimeoutMs?: number;
-    /** How long `entries()` waits for a message before it ends the read (default 5 s; for tests). */
+    /** How long `entries()` waits for a message before it reads again or ends (default 5 s; for tests). */
     entriesIdleMs?: number;
   } = {},
 ): Promise<TypedKv<T>> {
@@ -164,6 +169,29 @@ export async function openKv<T>(
       });
     }
     return r.value;
+  };
+  /** One pass over the bucket: whole unless it went quiet for the idle limit before its last entry. */
+  const readAll = async (filter?: string): Promise<{ out: Map<string, KvValue<T>>; whole: boolean }> => {
+    const out = new Map<string, KvValue<T>>();
+    const it = await kv.watch({ key: filter ?? '>' });
+    const entries = it[Symbol.asyncIterator]();
+    const quiet = quietFor(opts.entriesIdleMs ?? ENTRIES_IDLE_MS);
+    try {
+      for (;;) {
+        const next = await Promise.race([entries.next(), quiet.idle()]);
+        if (next === 'idle') return { out, whole: false };
+        quiet.heard();
+        if (next.done) return { out, whole: true };
+        const e = next.value;
+        // Later writes may follow the initial values: the newest revision of a key wins.
+        if (e.operation === 'PUT') out.set(e.key, { value: decode(e.key, e), revision: e.revision });
+        else out.delete(e.key);
+        if (e.delta === 0) return { out, whole: true }; // nothing pending after this one
+      }
+    } finally {
+      quiet.stop();
+      it.stop();
+    }
   };
   return {
     bucket,
@@ -227,38 +255,26 @@ export async function openKv<T>(
       return { ok: true };
     },
     async entries(filter) {
-      const out = new Map<string, KvValue<T>>();
       // A watch over no values would wait out ENTRIES_IDLE_MS: count first (a filtered read lists
       // its keys, one pass too).
       let any = !filter && (await kv.status()).values > 0;
       if (filter) for await (const _ of await kv.keys(filter)) any = true;
-      if (!any) return out;
-      const it = await kv.watch({ key: filter ?? '>' });
-      const entries = it[Symbol.asyncIterator]();
-      const quiet = quietFor(opts.entriesIdleMs ?? ENTRIES_IDLE_MS);
-      try {
-        for (;;) {
-          const next = await Promise.race([entries.next(), quiet.idle()]);
-          if (next === 'idle') {
-            bus.log.warn(
-              { bucket, read: out.size },
-              'bucket announced more entries than it delivered; reading on with what arrived',
-            );
-            break;
-          }
-          quiet.heard();
-          if (next.done) break;
-          const e = next.value;
-          // Later writes may follow the initial values: the newest revision of a key wins.
-          if (e.operation === 'PUT') out.set(e.key, { value: decode(e.key, e), revision: e.revision });
-          else out.delete(e.key);
-          if (e.delta === 0) break; // nothing pending after this one: every key has been read
+      if (!any) return new Map();
+      for (let attempt = 1; ; attempt++) {
+        const { out, whole } = await readAll(filter);
+        if (whole) return out;
+        if (attempt >= ENTRIES_ATTEMPTS) {
+          bus.log.warn(
+            { bucket, read: out.size, attempts: attempt },
+            'bucket announced more entries than it delivered; reading on with what arrived',
+          );
+          return out;
         }
-      } finally {
-        quiet.stop();
-        it.stop();
+        bus.log.warn(
+          { bucket, read: out.size, attempt },
+          'bucket read stalled before its last entry; reading it again',
+        );
       }
-      return out;
     },
     async keys(filter) {
       const out: string[] = [];

@@ -173,6 +173,52 @@ describe('openKv()', () => {
     expect(all.get(`k${n - 1}`)?.value.count).toBe(n - 1);
   });
 
+  it('entries() reads the bucket again when the server goes silent mid-read, and gets every key', async () => {
+    // What a connection that drops and comes back does to a read in progress (its ordered
+    // consumer resumes only after missed heartbeats): nothing arrives past the idle limit. A
+    // TaskQueue that took the short read as all its tasks led with a third of them.
+    const name = uniqueName('kv');
+    await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
+    const plain = await openKv(bus, name, Rec);
+    const n = 5_000;
+    const owner = 'o'.repeat(2_000);
+    for (let i = 0; i < n; i += 500)
+      await Promise.all(
+        Array.from({ length: 500 }, (_, j) => plain.put(`k${i + j}`, { v: 1, owner, count: i + j })),
+      );
+    const pid = server.pid;
+    if (pid === undefined) throw new Error('no server pid');
+    let decoded = 0;
+    let resumed: Promise<void> | undefined;
+    // The server stopped for 1 s from the first value decoded: far past the 300 ms idle limit.
+    const pauseServerOnce = Rec.refine(() => {
+      if (decoded++ === 0) {
+        process.kill(pid, 'SIGSTOP');
+        resumed = new Promise((r) =>
+          setTimeout(() => {
+            process.kill(pid, 'SIGCONT');
+            r();
+          }, 1_000),
+        );
+      }
+      return true;
+    });
+    const kv = await openKv(bus, name, pauseServerOnce, { entriesIdleMs: 300 });
+    const warn = vi.spyOn(bus.log, 'warn');
+    try {
+      const all = await kv.entries();
+      expect(all.size).toBe(n);
+      expect(all.get(`k${n - 1}`)?.value.count).toBe(n - 1);
+      // Never the short read's warning.
+      expect(warn.mock.calls.map((c) => c.at(-1))).not.toContain(
+        'bucket announced more entries than it delivered; reading on with what arrived',
+      );
+    } finally {
+      warn.mockRestore();
+      await resumed;
+    }
+  });
+
   it('quietFor, the idle limit of entries(), counts a stall of the event loop as one tick, not as waiting', async () => {
     const quiet = quietFor(300);
     let idle = false;
