@@ -108,6 +108,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
   private timer: NodeJS.Timeout | undefined;
   /** When the armed tick is due (to notice a tick that comes late). */
   private tickDueAt = Number.POSITIVE_INFINITY;
+  /** After a late tick, nobody is declared offline before this (epoch ms): the beats are read first. */
+  private readBeatsUntil = 0;
   private readonly stopWatches: (() => void)[] = [];
   /** Suspensions seen in the config bucket (ended ones are dropped when next looked at). */
   private readonly suspensions = new Map<AgentId, Suspension>();
@@ -188,7 +190,8 @@ export class PresenceProcess implements Server<PresenceMessage> {
             { phase: 'stall', late_ms: now - this.tickDueAt },
             'presence ran late; reading beats first',
           );
-          this.arm(now + this.input.heartbeatIntervalMs);
+          this.readBeatsUntil = now + this.input.heartbeatIntervalMs;
+          this.arm();
           return;
         }
         for (const id of this.presence.expired(now)) this.down(id, 'missed heartbeats');
@@ -502,15 +505,17 @@ export class PresenceProcess implements Server<PresenceMessage> {
       for (const name of this.input.upDownSubscribers ?? []) cast(name, msg, this.input.registry);
   }
 
-  /** One timer, for the earliest expiry (or `at`, when later). */
-  private arm(at?: number): void {
+  /** One timer, for the earliest expiry (not before `readBeatsUntil`). */
+  private arm(): void {
     const next = this.presence.nextDeadline();
     if (next === null) {
       clearTimeout(this.timer);
       this.timer = undefined;
       return;
     }
-    const due = Math.max(next, at ?? 0) + 5;
+    // The floor holds for every arm() until that tick: a beat read meanwhile, arming for the
+    // deadline already past, would make it come at once, late again, and so on while anyone beats.
+    const due = Math.max(next, this.readBeatsUntil) + 5;
     // A tick already armed no later than this stays: a beat only moves a deadline later, so that
     // tick finds nothing due yet and arms again for the deadline then. Re-arming on every beat was
     // a clearTimeout and a setTimeout per heartbeat (2,000 a second at 10,000 agents).

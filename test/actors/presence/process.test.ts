@@ -4,7 +4,8 @@
  * read them all, so an agent that beats from then on is never declared offline, however long the
  * read took. With a request per key and the beats seeded before it, a standby started beside
  * 10,000 agents declared every one of them offline at its first tick. And the one presence timer:
- * kept while beats move deadlines later, it must arm the next tick each time one fires.
+ * kept while beats move deadlines later, it must arm the next tick each time one fires, and after a
+ * stall of the process wait for the queued beats without being pulled forward by each of them.
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -90,22 +91,24 @@ describe('presence start with registered agents', () => {
     }
   });
 
-  it('declares each silent agent offline in its turn while others beat all the time', async () => {
-    // Beats keep moving deadlines later; the process keeps the tick it armed (it does not arm a
-    // timer per beat), so each tick must still arm the next: c goes silent after b is down.
+  /**
+   * Presence (heartbeat interval 100 ms, 3 missed beats) over agents `ids` registered before it
+   * starts, the offline ones recorded in order, and `beating` beating every 10 ms from its start.
+   */
+  async function presenceWith(ids: string[], beating: Set<string>) {
     const kv = await openKv(bus, bus.names.buckets.agents, AgentRegistrationSchema);
-    for (const id of ['a', 'b', 'c'])
+    for (const id of ids)
       await kv.put(id, {
         v: 1,
         id: id as AgentRegistration['id'],
         hello: AgentHelloSchema.parse({ v: 1, slots: 1, session: 's1' }),
         registeredAt: Date.now(),
       });
-    const downs: { id: string }[] = [];
+    const downs: string[] = [];
     const recorder = await startServer(
       () => ({
         handle(m: { type: string; agentId?: string }) {
-          if (m.type === 'agent_down' && m.agentId) downs.push({ id: m.agentId });
+          if (m.type === 'agent_down' && m.agentId) downs.push(m.agentId);
         },
       }),
       undefined,
@@ -113,31 +116,51 @@ describe('presence start with registered agents', () => {
     if (recorder.kind !== 'ok') throw new Error('recorder did not start');
     pids.push(recorder.pid);
     registry.register('downs', recorder.pid);
-    const heartbeatIntervalMs = 100;
     const started = await startServer(PresenceProcess.start, {
       bus,
       registry,
       log: pino({ level: 'silent' }),
       hubId: 'h1',
-      heartbeatIntervalMs,
+      heartbeatIntervalMs: 100,
       missedBeats: 3,
       subscribers: ['downs'],
     });
     if (started.kind !== 'ok') throw new Error('presence did not start');
     pids.push(started.pid);
-    const beating = new Set(['a', 'c']);
     const beat = () => {
       for (const id of beating)
         bus.nc.publish(bus.names.subjects.agentHeartbeat(id), encodeTrusted({ v: 1, at: Date.now() }));
     };
     beat();
     const timer = setInterval(beat, 10);
+    return { downs, stop: () => clearInterval(timer) };
+  }
+
+  it('declares each silent agent offline in its turn while others beat all the time', async () => {
+    // Beats keep moving deadlines later; the process keeps the tick it armed (it does not arm a
+    // timer per beat), so each tick must still arm the next: c goes silent after b is down.
+    const beating = new Set(['a', 'c']);
+    const p = await presenceWith(['a', 'b', 'c'], beating);
     try {
-      await eventually(() => expect(downs.map((d) => d.id)).toEqual(['b']), { timeout: 5_000 });
+      await eventually(() => expect(p.downs).toEqual(['b']), { timeout: 5_000 });
       beating.delete('c');
-      await eventually(() => expect(downs.map((d) => d.id)).toEqual(['b', 'c']), { timeout: 5_000 });
+      await eventually(() => expect(p.downs).toEqual(['b', 'c']), { timeout: 5_000 });
     } finally {
-      clearInterval(timer);
+      p.stop();
+    }
+  });
+
+  it('after a stall of its process reads the beats first, then declares the silent agent offline', async () => {
+    // The tick comes late, so presence waits an interval for the beats that queued meanwhile. A
+    // beat read in that interval used to arm the tick for the silent agent's past deadline: it
+    // came at once, late again, and so on while anyone beat, and b was never declared offline.
+    const p = await presenceWith(['a', 'b'], new Set(['a']));
+    try {
+      const end = Date.now() + 800; // past b's deadline (300 ms) by more than an interval
+      while (Date.now() < end);
+      await eventually(() => expect(p.downs).toEqual(['b']), { timeout: 5_000 });
+    } finally {
+      p.stop();
     }
   });
 });
