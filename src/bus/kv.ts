@@ -181,7 +181,8 @@ export async function openKv<T>(
         const next = await Promise.race([entries.next(), quiet.idle()]);
         if (next === 'idle') return { out, whole: false };
         quiet.heard();
-        if (next.done) return { out, whole: true };
+        // A watch never ends by itself: it was stopped or its connection closed before the last entry.
+        if (next.done) return { out, whole: false };
         const e = next.value;
         // Later writes may follow the initial values: the newest revision of a key wins.
         if (e.operation === 'PUT') out.set(e.key, { value: decode(e.key, e), revision: e.revision });
