@@ -229,10 +229,12 @@ describe('rate limits and suspension against flooding agents', () => {
       },
       { timeout: 10_000 },
     );
-    // 5 at once, then 5 a second: whatever the intake's pace, the 15th is eligible at least 2 s
-    // after the first.
+    // 5 at once, then 5 a second: whatever the intake's pace, the 15th is eligible 2 s after the
+    // intake took the first. The first's own eligible time is its createdAt, stamped when its
+    // record is written, a little after that (53 ms on a loaded CI run): hence 1.8 s, which a
+    // rate even a fifth faster (10 more in 1.67 s) still fails.
     const eligible = records.map((r) => Math.max(r.createdAt, r.notBefore ?? 0)).sort((a, b) => a - b);
-    expect(eligible.at(-1)! - eligible[0]!).toBeGreaterThanOrEqual(1_950);
+    expect(eligible.at(-1)! - eligible[0]!).toBeGreaterThanOrEqual(1_800);
     expect(records.filter((r) => r.notBefore !== undefined).length).toBeGreaterThan(0);
   });
 });
