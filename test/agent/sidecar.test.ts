@@ -49,7 +49,9 @@ describe('sidecar', { timeout: 90_000 }, () => {
     sidecar = undefined;
     client = undefined;
     hub = undefined;
-    await rm(dir, { recursive: true, force: true });
+    // A wake command the killed sidecar started may still be writing in `dir` (ENOTEMPTY once
+    // on CI): rm tries again.
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   });
 
   const setup = async (
