@@ -27,6 +27,21 @@ async function bucket(history = 3): Promise<TypedKv<Rec>> {
   return openKv(bus, name, Rec);
 }
 
+/** A fresh bucket holding keys k0..k<n-1>, each value with an owner `ownerBytes` long. */
+async function filledBucket(n: number, ownerBytes: number): Promise<string> {
+  const name = uniqueName('kv');
+  await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
+  const plain = await openKv(bus, name, Rec);
+  const owner = 'o'.repeat(ownerBytes);
+  for (let i = 0; i < n; i += 500)
+    await Promise.all(
+      Array.from({ length: Math.min(500, n - i) }, (_, j) =>
+        plain.put(`k${i + j}`, { v: 1, owner, count: i + j }),
+      ),
+    );
+  return name;
+}
+
 describe('openKv()', () => {
   it('get returns null for a missing, deleted or purged key, and value+revision otherwise', async () => {
     const kv = await bucket();
@@ -143,15 +158,8 @@ describe('openKv()', () => {
   it('entries() does not take a stall of its own process for a silent bucket: the read is whole', async () => {
     // A loaded hub's event loop held past the idle limit while the read waits for the next
     // message: the limit must not count that time, or the TaskQueue loads part of its tasks.
-    const name = uniqueName('kv');
-    await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
-    const plain = await openKv(bus, name, Rec);
     const n = 5_000;
-    const owner = 'o'.repeat(200);
-    for (let i = 0; i < n; i += 500)
-      await Promise.all(
-        Array.from({ length: 500 }, (_, j) => plain.put(`k${i + j}`, { v: 1, owner, count: i + j })),
-      );
+    const name = await filledBucket(n, 200);
     let stalls = 0;
     const stallOnce = Rec.refine(() => {
       // Scheduled from the first value read, so it runs while the read awaits the next ones when
@@ -177,15 +185,8 @@ describe('openKv()', () => {
     // What a connection that drops and comes back does to a read in progress (its ordered
     // consumer resumes only after missed heartbeats): nothing arrives past the idle limit. A
     // TaskQueue that took the short read as all its tasks led with a third of them.
-    const name = uniqueName('kv');
-    await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
-    const plain = await openKv(bus, name, Rec);
     const n = 5_000;
-    const owner = 'o'.repeat(2_000);
-    for (let i = 0; i < n; i += 500)
-      await Promise.all(
-        Array.from({ length: 500 }, (_, j) => plain.put(`k${i + j}`, { v: 1, owner, count: i + j })),
-      );
+    const name = await filledBucket(n, 2_000);
     const pid = server.pid;
     if (pid === undefined) throw new Error('no server pid');
     let decoded = 0;
