@@ -5,10 +5,11 @@
  * (task record changes, agents up and down) into FSM events and logs what they emit (flags). The
  * FSMs decide nothing: reclaims are the scheduler's lifeline's. Snapshots are written to KV
  * (`<agentId>.fsm` in the agents bucket) at most once per flush period per agent, so a restarted hub
- * restores every agent; the FSM is a view, not the state of record. Every tick, each FSM whose held
- * tasks differ from what the records say is sent a `SYNC` with the records' view, so after any
- * fault (a restore from an old snapshot, a missed event, a write that failed) the view converges
- * within a tick of the records being readable.
+ * restores every agent; the FSM is a view, not the state of record, so the restore runs after the
+ * actor's start (what it is sent meanwhile is held, then handled in order). Every tick, each FSM
+ * whose held tasks differ from what the records say is sent a `SYNC` with the records' view, so
+ * after any fault (a restore from an old snapshot, a missed event, a write that failed) the view
+ * converges within a tick of the records being readable.
  *
  * Inspection (docs/protocol.md §11e): while a listen on `<p>.inspecting` names `agent.<id>` or
  * `agent.*`, that agent's FSM has XState inspection attached (its `@xstate.actor` with the current
@@ -92,6 +93,9 @@ export class AgentsProcess implements Server<AgentsMessage> {
   private tickTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** What arrives while the FSMs are restored, handled in order after; undefined once restored. */
+  private held: AgentsMessage[] | undefined = [];
+  private stopped = false;
 
   private constructor(
     private readonly input: AgentsInput,
@@ -104,51 +108,77 @@ export class AgentsProcess implements Server<AgentsMessage> {
   static async start(input: AgentsInput, ctx: ServerContext): Promise<AgentsProcess> {
     const kv = await openKv(input.bus, input.bus.names.buckets.agents, FsmSnapshotSchema);
     const a = new AgentsProcess(input, kv);
-    const startedAt = Date.now();
-    let restored = 0;
-    try {
-      // One pass over the snapshots, not one request per agent in turn (with 10,000 agents that
-      // held a new leader's start for seconds).
-      const snapshots = await kv.entries('*.fsm');
-      restored = snapshots.size;
-      await forEachYielding(
-        snapshots,
-        ([key, got]) => a.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),
-        200,
-      );
-      // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
-      const snap = await call<TaskRecord[]>(
-        input.taskQueue,
-        { type: 'snapshot' },
-        { registry: input.registry },
-      );
-      if (snap.ok) await forEachYielding(snap.value, (t) => a.onTask(t), 5_000);
-      if (input.presence) {
-        const online = await call<(AgentUp | AgentBeat)[]>(
-          input.presence,
-          { type: 'online' },
-          { registry: input.registry },
-        );
-        if (online.ok) for (const m of online.value) if (m.type === 'agent_up') a.handle(m);
-      }
-    } catch (err) {
-      a.relay.close(); // a failed start leaves no subscription behind
-      throw err;
-    }
-    a.sync();
-    // Its start holds the scheduler's (the next child): worth seeing on a hub with many agents.
-    a.log.info(
-      { phase: 'start', restored, agents: a.knownAgents().length, ms: Date.now() - startedAt },
-      'agents started',
-    );
-    a.tickTimer = setInterval(() => ctx.send({ type: 'tick' }), input.tickMs);
-    a.tickTimer.unref();
-    a.flushTimer = setInterval(() => void a.flush(), input.flushMs ?? 1000);
-    a.flushTimer.unref();
+    // The FSMs are a view nobody waits on, so their restore runs after the start: done inside it,
+    // it held the scheduler (the next child) for 2.5-8.1 s at 10,000 agents (docs/scaling.md).
+    a.restore(ctx).catch((err) => {
+      a.relay.close(); // a failed restore leaves no subscription behind
+      ctx.crash(err);
+    });
     return a;
   }
 
+  /**
+   * Starts every FSM from its snapshot, then reconciles them with the task records and the agents
+   * online, then hands over what arrived meanwhile, in order, and starts the timers.
+   */
+  private async restore(ctx: ServerContext): Promise<void> {
+    const { input } = this;
+    const startedAt = Date.now();
+    // One pass over the snapshots, not one request per agent in turn (with 10,000 agents that
+    // held a new leader's start for seconds).
+    const snapshots = await this.kv.entries('*.fsm');
+    const readMs = Date.now() - startedAt;
+    await forEachYielding(
+      snapshots,
+      ([key, got]) =>
+        this.stopped ? undefined : this.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),
+      200,
+    );
+    const fsmsMs = Date.now() - startedAt - readMs;
+    if (this.stopped) return;
+    // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
+    const snap = await call<TaskRecord[]>(
+      input.taskQueue,
+      { type: 'snapshot' },
+      { registry: input.registry },
+    );
+    if (snap.ok) await forEachYielding(snap.value, (t) => (this.stopped ? undefined : this.onTask(t)), 5_000);
+    if (input.presence && !this.stopped) {
+      const online = await call<(AgentUp | AgentBeat)[]>(
+        input.presence,
+        { type: 'online' },
+        { registry: input.registry },
+      );
+      if (online.ok) for (const m of online.value) if (m.type === 'agent_up') this.apply(m);
+    }
+    if (this.stopped) return;
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const m of held) this.apply(m);
+    this.sync();
+    this.log.info(
+      {
+        phase: 'restore',
+        restored: snapshots.size,
+        agents: this.knownAgents().length,
+        read_ms: readMs,
+        fsms_ms: fsmsMs,
+        ms: Date.now() - startedAt,
+      },
+      'agent FSMs restored',
+    );
+    this.tickTimer = setInterval(() => ctx.send({ type: 'tick' }), input.tickMs);
+    this.tickTimer.unref();
+    this.flushTimer = setInterval(() => void this.flush(), input.flushMs ?? 1000);
+    this.flushTimer.unref();
+  }
+
   handle(msg: AgentsMessage): void {
+    if (this.held) this.held.push(msg);
+    else this.apply(msg);
+  }
+
+  private apply(msg: AgentsMessage): void {
     const at = Date.now();
     switch (msg.type) {
       case 'tasks_changed':
@@ -178,6 +208,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
   }
 
   async terminate(): Promise<void> {
+    // A restore still running stops at its next step (it may be waiting on a call: not awaited).
+    this.stopped = true;
     clearInterval(this.tickTimer);
     clearInterval(this.flushTimer);
     this.relay.close();
