@@ -39,6 +39,13 @@ import type { TaskChanged } from '../task-queue/index.js';
 /** Snapshot writes in flight at most during a flush. */
 const FLUSH_CONCURRENCY = 128;
 
+/**
+ * How long the last flush, at shutdown, may write: the FSMs are a view the next leader reconciles
+ * with the records, and 10,000 snapshots to a loaded server outlasted the actor's shutdown timeout
+ * (it was killed, and the leader stopping the work tree with it).
+ */
+const FINAL_FLUSH_MS = 2_000;
+
 /** Agents synced in one tick that are logged one by one; beyond it (a restored hub), one line. */
 const SYNC_LOGGED_PER_TICK = 20;
 
@@ -96,6 +103,10 @@ export class AgentsProcess implements Server<AgentsMessage> {
   /** What arrives while the FSMs are restored, handled in order after; undefined once restored. */
   private held: AgentsMessage[] | undefined = [];
   private stopped = false;
+  /** The final flush ran out of time: nothing more is written. */
+  private abandoned = false;
+  /** Snapshots the flush under way has not written yet. */
+  private unwritten = 0;
 
   private constructor(
     private readonly input: AgentsInput,
@@ -213,8 +224,26 @@ export class AgentsProcess implements Server<AgentsMessage> {
     clearInterval(this.tickTimer);
     clearInterval(this.flushTimer);
     this.relay.close();
-    await this.flushing; // then what changed while it ran
-    await this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const written = await Promise.race([
+      // The flush under way, then what changed while it ran.
+      (async () => {
+        await this.flushing;
+        await this.flush();
+        return true;
+      })(),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), FINAL_FLUSH_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!written) {
+      this.abandoned = true; // the flush stops at its next batch
+      this.log.warn(
+        { phase: 'stop', unwritten: this.unwritten + this.dirty.size, ms: FINAL_FLUSH_MS },
+        'FSM snapshots not all written at shutdown; the next leader syncs them with the records',
+      );
+    }
   }
 
   // --- Task records -> FSM events ---
@@ -433,9 +462,11 @@ export class AgentsProcess implements Server<AgentsMessage> {
     const run = async () => {
       const ids = [...this.dirty];
       this.dirty.clear();
-      for (let i = 0; i < ids.length; i += FLUSH_CONCURRENCY) {
+      for (let i = 0; i < ids.length && !this.abandoned; i += FLUSH_CONCURRENCY) {
+        this.unwritten = ids.length - i;
         await Promise.all(ids.slice(i, i + FLUSH_CONCURRENCY).map((id) => this.writeSnapshot(id)));
       }
+      this.unwritten = 0;
     };
     this.flushing = run().finally(() => {
       this.flushing = undefined;

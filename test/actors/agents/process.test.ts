@@ -32,23 +32,28 @@ describe('agents actor', () => {
     await bus?.drain();
   });
 
-  it('starts before its restore has the task records, and applies what came meanwhile after it, in order', async () => {
-    bus = await testBus(nats.url);
+  /**
+   * The actor's surroundings: its bus, a registry, the FSMs' supervisor and a TaskQueue stand-in
+   * whose answer to the restore's snapshot request is `records`, given once `answer` resolves.
+   */
+  async function startAgents(opts: {
+    records: TaskRecord[];
+    answer?: Promise<void>;
+    busOptions?: Parameters<typeof testBus>[1];
+  }) {
+    bus = await testBus(nats.url, opts.busOptions);
     await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
     const registry = new Registry();
     const fsms = await startDynamicSupervisor({ name: 'fsms', registry });
     if (!fsms.ok) throw new Error('fsm supervisor did not start');
     pids.push(fsms.value);
-    // A TaskQueue that answers the restore's snapshot request only when the test says so.
     const snapshotAsked = deferred();
-    const release = deferred();
-    const working = { ...assignedTo(A, true), id: 't-old' as TaskId };
     const queue = await startServer(
       async () => ({
         handle(msg: { type: string; reply?: (v: TaskRecord[]) => void }) {
           if (msg.type !== 'snapshot') return;
           snapshotAsked.resolve();
-          void release.promise.then(() => msg.reply?.([working]));
+          void (opts.answer ?? Promise.resolve()).then(() => msg.reply?.(opts.records));
         },
       }),
       undefined,
@@ -56,7 +61,6 @@ describe('agents actor', () => {
     if (queue.kind !== 'ok') throw new Error('task queue stand-in did not start');
     pids.push(queue.pid);
     registry.register('task-queue', queue.pid);
-
     const started = await startServer(AgentsProcess.start, {
       bus,
       registry,
@@ -64,26 +68,10 @@ describe('agents actor', () => {
       fsmSupervisor: 'fsms',
       taskQueue: 'task-queue',
       tickMs: 60_000,
+      flushMs: 60_000,
     });
     if (started.kind !== 'ok') throw new Error('agents actor did not start');
     pids.push(started.pid);
-    // Started, and its restore still waits for the records (before, the start waited for them).
-    await snapshotAsked.promise;
-
-    // Sent while it restores: the agent comes up, then a second task is assigned to it.
-    const up: AgentUp = {
-      type: 'agent_up',
-      agentId: A,
-      capabilities: [],
-      queues: ['default' as QueueName],
-      slots: 2,
-      at: Date.now(),
-    };
-    cast(started.pid, up satisfies AgentsMessage);
-    const second = { ...assignedTo(A), id: 't-new' as TaskId };
-    cast(started.pid, { type: 'tasks_changed', tasks: [second] } satisfies AgentsMessage);
-    release.resolve();
-
     const state = async () => {
       const r = await call<{ value: string; context: { tasks: Record<string, { phase: string }> } } | null>(
         started.pid,
@@ -92,6 +80,34 @@ describe('agents actor', () => {
       if (!r.ok) throw new Error(`state: ${r.error.kind}`);
       return r.value;
     };
+    return { agents: started.pid, snapshotAsked: snapshotAsked.promise, state };
+  }
+
+  const up: AgentUp = {
+    type: 'agent_up',
+    agentId: A,
+    capabilities: [],
+    queues: ['default' as QueueName],
+    slots: 2,
+    at: Date.now(),
+  };
+
+  it('starts before its restore has the task records, and applies what came meanwhile after it, in order', async () => {
+    const release = deferred();
+    const working = { ...assignedTo(A, true), id: 't-old' as TaskId };
+    const { agents, snapshotAsked, state } = await startAgents({
+      records: [working],
+      answer: release.promise,
+    });
+    // Started, and its restore still waits for the records (before, the start waited for them).
+    await snapshotAsked;
+
+    // Sent while it restores: the agent comes up, then a second task is assigned to it.
+    cast(agents, up satisfies AgentsMessage);
+    const second = { ...assignedTo(A), id: 't-new' as TaskId };
+    cast(agents, { type: 'tasks_changed', tasks: [second] } satisfies AgentsMessage);
+    release.resolve();
+
     await eventually(async () => {
       const s = await state();
       expect(s?.value).toBe('working');
@@ -101,5 +117,26 @@ describe('agents actor', () => {
         't-new': 'assigned',
       });
     });
+  });
+
+  it('stops within its shutdown timeout when the snapshots cannot be written', async () => {
+    // Every request waits 30 s for its answer: the final flush would wait that long.
+    const { agents, state } = await startAgents({ records: [], busOptions: { apiTimeoutMs: 30_000 } });
+    cast(agents, up satisfies AgentsMessage);
+    await eventually(async () => expect((await state())?.value).toBe('idle'));
+    // The FSM changed (flushMs is a minute: its snapshot is unwritten) and the server stops answering.
+    const serverPid = nats.pid;
+    if (serverPid === undefined) throw new Error('no server pid');
+    process.kill(serverPid, 'SIGSTOP');
+    try {
+      exit(agents, 'shutdown');
+      const deadline = new Promise<'deadline'>((resolve) =>
+        setTimeout(() => resolve('deadline'), 4_000).unref(),
+      );
+      // 4 s: below the 5 s a supervisor waits for a worker before killing it.
+      expect(await Promise.race([agents.exited, deadline])).toBe('shutdown');
+    } finally {
+      process.kill(serverPid, 'SIGCONT');
+    }
   });
 });
