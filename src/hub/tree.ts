@@ -168,7 +168,10 @@ export function servicesTree(config: HubConfig, deps: ServicesDeps): ChildSpecIn
           period: 10_000,
         }),
       },
-      { name: ACTOR_NAMES.leader },
+      // Its stop stops the work tree, then releases the lease (so a standby takes over at once):
+      // at 10,000 agents the work tree's stop took over the default 5 s, and the leader was killed
+      // with the lease still held.
+      { name: ACTOR_NAMES.leader, shutdown: 15_000 },
     ),
     serverChild('hub-stats', HubStatsProcess.start, {
       bus,
