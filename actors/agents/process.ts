@@ -46,6 +46,9 @@ const FLUSH_CONCURRENCY = 128;
  */
 const FINAL_FLUSH_MS = 2_000;
 
+/** The restore runs beside the scheduler's start, which matters more: short slices of the loop. */
+const RESTORE_SLICE_MS = 10;
+
 /** Agents synced in one tick that are logged one by one; beyond it (a restored hub), one line. */
 const SYNC_LOGGED_PER_TICK = 20;
 
@@ -143,7 +146,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
       snapshots,
       ([key, got]) =>
         this.stopped ? undefined : this.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),
-      200,
+      { sliceMs: RESTORE_SLICE_MS },
     );
     const fsmsMs = Date.now() - startedAt - readMs;
     if (this.stopped) return;
@@ -153,7 +156,10 @@ export class AgentsProcess implements Server<AgentsMessage> {
       { type: 'snapshot' },
       { registry: input.registry },
     );
-    if (snap.ok) await forEachYielding(snap.value, (t) => (this.stopped ? undefined : this.onTask(t)), 5_000);
+    if (snap.ok)
+      await forEachYielding(snap.value, (t) => (this.stopped ? undefined : this.onTask(t)), {
+        sliceMs: RESTORE_SLICE_MS,
+      });
     if (input.presence && !this.stopped) {
       const online = await call<(AgentUp | AgentBeat)[]>(
         input.presence,
