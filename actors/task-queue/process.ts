@@ -194,24 +194,37 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // and never saw acked at its start was held by a hub that died; the server redelivers it now
     // instead of after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
     // The intake runs unless the control value says it is paused (followIntake).
+    // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
+    // it needs neither consumer (starting them is several JetStream requests each: at a failover
+    // beside 10,000 agents, about 2 s).
+    tq.resendRecentAssignments();
     control.onChange(() => void tq.followIntake().catch((err) => tq.ctx.crash(err)));
-    await tq.followIntake();
-    tq.reports = await runConsumer(bus, {
-      spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
-      provision: false,
-      adoptUnacked: true,
-      expiresMs: HUB_PULL_EXPIRES_MS,
-      schema: ReportSchema,
-      concurrency,
-      handler: (report, ctx) => tq.onReport(report, ctx),
-      onInvalid: (error, subject) => tq.onInvalid(error, subject),
-    });
+    // Both consumers at once; a start that fails stops whichever did start (it would go on
+    // consuming for a TaskQueue that never ran).
+    const [intake, reports] = await Promise.allSettled([
+      tq.followIntake(),
+      runConsumer(bus, {
+        spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
+        provision: false,
+        adoptUnacked: true,
+        expiresMs: HUB_PULL_EXPIRES_MS,
+        schema: ReportSchema,
+        concurrency,
+        handler: (report, ctx) => tq.onReport(report, ctx),
+        onInvalid: (error, subject) => tq.onInvalid(error, subject),
+      }),
+    ]);
+    if (reports.status === 'fulfilled') tq.reports = reports.value;
+    const failed = [intake, reports].find((r) => r.status === 'rejected');
+    if (failed) {
+      await tq.terminate().catch(() => undefined);
+      throw failed.reason;
+    }
     // Both streams are work queues with this one consumer each (src/bus/consumer-stall.ts).
     tq.stallWatches = [
       watchConsumerStall(bus, n.streams.submit, n.consumers.hubIntake),
       watchConsumerStall(bus, n.streams.reports, n.consumers.hubReports),
     ];
-    tq.resendRecentAssignments();
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
     tq.sweepRetention();
