@@ -138,11 +138,11 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     );
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
     // In slices: 100,000 open tasks would hold the event loop (and the lease renewal) for seconds.
-    // Long ones, as nothing is assigned until this pass ends: a 200 ms hold delays a lease renewal
-    // (every 1.7 s by default) and heartbeats that little. Beside the report backlog a new leader
-    // applies meanwhile, slices of 5,000 tasks took 3.9-8.4 s for 85,000-98,000 open tasks, 200 ms
-    // slices 1.2-3.3 s (docs/scaling.md).
-    await forEachYielding(snap.value, (t) => s.onTask(t), { sliceMs: 200 });
+    // Longish ones, as nothing is assigned until this pass ends. Beside the report backlog a new
+    // leader applies meanwhile, slices of 5,000 tasks took 2.7-8.4 s for 80,000-98,000 open tasks,
+    // 100 ms slices 1.7-2.0 s. 200 ms ones took 1.2-3.3 s, but two heirs in three then failed a
+    // lease renewal (1 s requests) during the pass (docs/scaling.md).
+    await forEachYielding(snap.value, (t) => s.onTask(t), { sliceMs: 100 });
     if (input.presence) {
       // The agents online now, and what their live sessions hold (presence runs on every hub).
       const online = await call<(AgentUp | AgentBeat)[]>(
