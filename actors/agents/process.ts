@@ -126,7 +126,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
     // it held the scheduler (the next child) for 2.5-8.1 s at 10,000 agents (docs/scaling.md).
     a.restore(ctx).catch((err) => {
       a.relay.close(); // a failed restore leaves no subscription behind
-      ctx.crash(err);
+      // Stopped meanwhile (its FSM supervisor with it), the failure is the stop's, not a crash.
+      if (!a.stopped && ctx.alive) ctx.crash(err);
     });
     return a;
   }
@@ -138,6 +139,12 @@ export class AgentsProcess implements Server<AgentsMessage> {
   private async restore(ctx: ServerContext): Promise<void> {
     const { input } = this;
     const startedAt = Date.now();
+    // Stopped (terminate ran) or killed (it did not: what the restore opened is closed here).
+    const gone = () => {
+      if (!this.stopped && ctx.alive) return false;
+      this.relay.close();
+      return true;
+    };
     // One pass over the snapshots, not one request per agent in turn (with 10,000 agents that
     // held a new leader's start for seconds).
     const snapshots = await this.kv.entries('*.fsm');
@@ -145,11 +152,11 @@ export class AgentsProcess implements Server<AgentsMessage> {
     await forEachYielding(
       snapshots,
       ([key, got]) =>
-        this.stopped ? undefined : this.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),
+        gone() ? undefined : this.ensure(key.slice(0, -'.fsm'.length) as AgentId, got.value.snapshot),
       { sliceMs: RESTORE_SLICE_MS },
     );
     const fsmsMs = Date.now() - startedAt - readMs;
-    if (this.stopped) return;
+    if (gone()) return;
     // Reconcile restored FSMs with the records: anything they hold that is no longer theirs goes.
     const snap = await call<TaskRecord[]>(
       input.taskQueue,
@@ -157,10 +164,15 @@ export class AgentsProcess implements Server<AgentsMessage> {
       { registry: input.registry },
     );
     if (snap.ok)
-      await forEachYielding(snap.value, (t) => (this.stopped ? undefined : this.onTask(t)), {
+      await forEachYielding(snap.value, (t) => (gone() ? undefined : this.onTask(t)), {
         sliceMs: RESTORE_SLICE_MS,
       });
-    if (input.presence && !this.stopped) {
+    else
+      this.log.warn(
+        { phase: 'restore', error: snap.error.kind },
+        'task records not read: agent views converge only as the tasks change',
+      );
+    if (input.presence && !gone()) {
       const online = await call<(AgentUp | AgentBeat)[]>(
         input.presence,
         { type: 'online' },
@@ -168,7 +180,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
       );
       if (online.ok) for (const m of online.value) if (m.type === 'agent_up') this.apply(m);
     }
-    if (this.stopped) return;
+    if (gone()) return;
     const held = this.held ?? [];
     this.held = undefined;
     for (const m of held) this.apply(m);
@@ -191,7 +203,9 @@ export class AgentsProcess implements Server<AgentsMessage> {
   }
 
   handle(msg: AgentsMessage): void {
-    if (this.held) this.held.push(msg);
+    // A state request is answered at once, restored or not: it only reads the FSM (the API's
+    // agent list would otherwise wait out a restore of seconds and time out).
+    if (this.held && msg.type !== 'state') this.held.push(msg);
     else this.apply(msg);
   }
 

@@ -715,8 +715,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       // retries (a NATS node lost, a cluster electing) would otherwise leave the assignment to the
       // accept timeout: an assignment or cancel is published again, with the same id, a little
       // later, while it still stands; the accept-timeout sweep stays the net.
-      const again =
-        msg.type !== 'notice' && attempt < REDELIVER_ATTEMPTS && this.retentionTimer !== undefined;
+      const again = msg.type !== 'notice' && attempt < REDELIVER_ATTEMPTS && !this.terminating;
       this.log.error(
         { task_id: msg.taskId, agent_id: agentId, err, attempt: attempt + 1, again },
         'inbox publish failed',

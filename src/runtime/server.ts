@@ -30,6 +30,11 @@ export interface ServerContext {
   crash(error: unknown): void;
   /** Send a message to this process itself (e.g. from a timer), handled like any other. */
   send(message: { type: string }): void;
+  /**
+   * Whether the process still runs. Background work that `init` started checks it before it
+   * starts more: a kill (`exit(pid, 'kill')`, `brutal_kill`) ends the process without `terminate`.
+   */
+  readonly alive: boolean;
 }
 
 type Init<I, M extends { type: string }> = (input: I, ctx: ServerContext) => Server<M> | Promise<Server<M>>;
@@ -107,6 +112,9 @@ async function runServer<I, M extends { type: string }>(
   const ctx: ServerContext = {
     crash: (error) => pid.send({ type: CRASH, error } as { type: string }),
     send: (message) => pid.send(message),
+    get alive() {
+      return pid.alive;
+    },
   };
   const refused = attach(pid);
   if (refused) return refused;
