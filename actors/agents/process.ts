@@ -6,10 +6,10 @@
  * FSMs decide nothing: reclaims are the scheduler's lifeline's. Snapshots are written to KV
  * (`<agentId>.fsm` in the agents bucket) at most once per flush period per agent, so a restarted hub
  * restores every agent; the FSM is a view, not the state of record, so the restore runs after the
- * actor's start (what it is sent meanwhile is held, then handled in order). Every tick, each FSM
- * whose held tasks differ from what the records say is sent a `SYNC` with the records' view, so
- * after any fault (a restore from an old snapshot, a missed event, a write that failed) the view
- * converges within a tick of the records being readable.
+ * actor's start (what it is sent meanwhile, state requests aside, is held, then handled in order).
+ * Every tick, each FSM whose held tasks differ from what the records say is sent a `SYNC` with the
+ * records' view, so after any fault (a restore from an old snapshot, a missed event, a write that
+ * failed) the view converges within a tick of the records being readable.
  *
  * Inspection (docs/protocol.md §11e): while a listen on `<p>.inspecting` names `agent.<id>` or
  * `agent.*`, that agent's FSM has XState inspection attached (its `@xstate.actor` with the current
