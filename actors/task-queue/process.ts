@@ -188,16 +188,16 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     store.onChange((t) => tq.publishChange(t));
     const n = bus.names;
     const concurrency = input.concurrency ?? 256;
+    // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
+    // it needs neither consumer (starting them is several JetStream requests each: at a failover
+    // beside 10,000 agents, about 2 s).
+    tq.resendRecentAssignments();
     // The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
     // starts: provisioning them again here from a bare spec would reset their settings to defaults.
     // `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables delivered
     // and never saw acked at its start was held by a hub that died; the server redelivers it now
     // instead of after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
     // The intake runs unless the control value says it is paused (followIntake).
-    // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
-    // it needs neither consumer (starting them is several JetStream requests each: at a failover
-    // beside 10,000 agents, about 2 s).
-    tq.resendRecentAssignments();
     control.onChange(() => void tq.followIntake().catch((err) => tq.ctx.crash(err)));
     // Both consumers at once; a start that fails stops whichever did start (it would go on
     // consuming for a TaskQueue that never ran).
