@@ -124,11 +124,17 @@ export class AgentsProcess implements Server<AgentsMessage> {
     const a = new AgentsProcess(input, kv);
     // The FSMs are a view nobody waits on, so their restore runs after the start: done inside it,
     // it held the scheduler (the next child) for 2.5-8.1 s at 10,000 agents (docs/scaling.md).
-    a.restore(ctx).catch((err) => {
-      a.relay.close(); // a failed restore leaves no subscription behind
-      // Stopped meanwhile (its FSM supervisor with it), the failure is the stop's, not a crash.
-      if (!a.stopped && ctx.alive) ctx.crash(err);
-    });
+    a.restore(ctx).then(
+      // Killed meanwhile, `terminate` did not run: what the restore opened is closed here.
+      () => {
+        if (!ctx.alive) a.relay.close();
+      },
+      (err) => {
+        a.relay.close(); // a failed restore leaves no subscription behind
+        // Stopped meanwhile (its FSM supervisor with it), the failure is the stop's, not a crash.
+        if (!a.stopped && ctx.alive) ctx.crash(err);
+      },
+    );
     return a;
   }
 
@@ -139,12 +145,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
   private async restore(ctx: ServerContext): Promise<void> {
     const { input } = this;
     const startedAt = Date.now();
-    // Stopped (terminate ran) or killed (it did not: what the restore opened is closed here).
-    const gone = () => {
-      if (!this.stopped && ctx.alive) return false;
-      this.relay.close();
-      return true;
-    };
+    // Stopped (terminate ran) or killed: the restore goes no further.
+    const gone = () => this.stopped || !ctx.alive;
     // One pass over the snapshots, not one request per agent in turn (with 10,000 agents that
     // held a new leader's start for seconds).
     const snapshots = await this.kv.entries('*.fsm');
