@@ -45,6 +45,16 @@ export class LeaseKeeper {
   }
 
   /**
+   * When the holder renews next (0 when not held: at once): a third of a lifetime after the
+   * request that renewed it, not after that request's answer. The lifetime counts from the
+   * request, so a slow answer (a retry after a timeout, a loaded server) must not push the next
+   * renewal that much closer to the expiry: under load that is how renewals ran out of time.
+   */
+  get renewDueAt(): number {
+    return this.held ? this.heldUntil - this.ttlMs + Math.floor(this.ttlMs / 3) : 0;
+  }
+
+  /**
    * Whether the last acquisition continued this hub's own term: a renewal of its last known
    * revision, or of a later one it wrote itself (read back as its own, with no read since its last
    * hold finding the lease gone or another hub's). No other hub can have led meanwhile, however

@@ -85,7 +85,6 @@ export class LeaderProcess implements Server<LeaderMessage> {
   /** The election step under way (one at a time). */
   private stepping: Promise<void> | undefined;
   private stopped = false;
-  private lastRenew = 0;
   private workFailures = 0;
   private starting: Promise<void> | undefined;
   private workRetryAt = 0;
@@ -168,12 +167,11 @@ export class LeaderProcess implements Server<LeaderMessage> {
 
   private async step(): Promise<void> {
     // The holder renews every third of the lifetime; a standby looks at every tick.
-    const renewDue = !this.lease.isHeld || Date.now() - this.lastRenew >= this.input.leaseTtlMs / 3;
+    const renewDue = Date.now() >= this.lease.renewDueAt;
     let held = this.lease.isHeld;
     const stepStarted = Date.now();
     try {
       if (renewDue) held = await this.refreshOnceMore();
-      if (renewDue && held) this.lastRenew = Date.now();
       const other = this.lease.heldByOther;
       if (!held && other && (await this.holderGone(other))) {
         // Gone twice, CONFIRM_GONE_MS apart, with no renewal between: a holder whose connection
@@ -185,7 +183,6 @@ export class LeaderProcess implements Server<LeaderMessage> {
           this.suspect = undefined;
           held = await this.lease.takeOver(other);
           if (held) {
-            this.lastRenew = Date.now();
             this.log.info(
               { phase: 'lease', from: other.holder },
               'took the lease from a hub whose connection is gone',

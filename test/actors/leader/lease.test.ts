@@ -68,4 +68,24 @@ describe('LeaseKeeper', () => {
     expect(await a.refresh()).toBe(true);
     expect(a.renewedInPlace).toBe(true);
   });
+
+  it('is due for renewal a third of a lifetime after the request that renewed it, however late the answer came', async () => {
+    const bucket = uniqueName('leases');
+    await ensureBucket(bus, { bucket, history: 1 });
+    const kv = await openKv(bus, bucket, LeaseSchema);
+    let now = 1_000_000;
+    const a = new LeaseKeeper(kv, 'hub-a', 6_000, () => now);
+    expect(a.renewDueAt).toBe(0); // not held: due at once
+    const requested = now;
+    const renewal = a.refresh();
+    now += 1_500; // the answer comes 1.5 s after the request (a loaded server, a retry)
+    expect(await renewal).toBe(true);
+    expect(a.expiresAt).toBe(requested + 6_000);
+    // Due 2 s after the request: counted from the answer, it would be 3.5 s, leaving 2.5 s of the
+    // lease for a renewal that may itself be slow.
+    expect(a.renewDueAt).toBe(requested + 2_000);
+    await kv.put('scheduler', { v: 1, holder: 'hub-b', expiresAt: now + 6_000 });
+    expect(await a.refresh()).toBe(false);
+    expect(a.renewDueAt).toBe(0); // another hub's: look again at every step
+  });
 });
