@@ -9,6 +9,7 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
+import { listenForEchoes, takeEcho } from './kv-echo.js';
 
 export interface KvRevision {
   key: string;
@@ -18,6 +19,11 @@ export interface KvRevision {
   data: Uint8Array;
   /** Server time of the write, epoch ms. */
   at: number;
+  /**
+   * With `echoes`: the value this process wrote as exactly these bytes (kv-echo.ts), so the reader
+   * can skip decoding them; undefined when another process wrote them, or the write was not kept.
+   */
+  local?: unknown;
 }
 
 export interface KvTail {
@@ -29,12 +35,16 @@ export async function kvLastSeq(bus: Bus, bucket: string): Promise<number> {
   return (await bus.jsm.streams.info(kvStream(bucket))).state.last_seq;
 }
 
-/** Calls `onRevision` for each revision from `fromSeq` on (>= 1), in order, until stopped. */
+/**
+ * Calls `onRevision` for each revision from `fromSeq` on (>= 1), in order, until stopped. With
+ * `echoes`, puts this process wrote come with the value it wrote (`local`).
+ */
 export async function tailKv(
   bus: Bus,
   bucket: string,
   fromSeq: number,
   onRevision: (r: KvRevision) => void,
+  opts: { echoes?: boolean } = {},
 ): Promise<KvTail> {
   const head = kvSubject(bucket, '');
   const consumer = await bus.js.consumers.get(kvStream(bucket), {
@@ -42,17 +52,28 @@ export async function tailKv(
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: Math.max(1, fromSeq),
   });
+  let unlisten: (() => void) | undefined;
   const messages = await consumer.consume({
     callback: (m) => {
       const op = m.headers?.get('KV-Operation');
+      const key = m.subject.slice(head.length);
+      const operation = op === 'DEL' ? 'delete' : op === 'PURGE' ? 'purge' : 'put';
       onRevision({
-        key: m.subject.slice(head.length),
+        key,
         seq: m.seq,
-        operation: op === 'DEL' ? 'delete' : op === 'PURGE' ? 'purge' : 'put',
+        operation,
         data: m.data,
         at: Math.floor(m.info.timestampNanos / 1e6),
+        local: unlisten && operation === 'put' ? takeEcho(bucket, key, m.data) : undefined,
       });
     },
   });
-  return { stop: () => void messages.stop() };
+  // Listened from here on (a revision before it is decoded as usual).
+  if (opts.echoes) unlisten = listenForEchoes(bucket);
+  return {
+    stop: () => {
+      unlisten?.();
+      void messages.stop();
+    },
+  };
 }

@@ -21,6 +21,7 @@ import {
 import { AgentComError, type WireError } from '../protocol/errors.js';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
+import { noteWrite } from './kv-echo.js';
 
 export interface KvValue<T> {
   value: T;
@@ -161,6 +162,9 @@ export async function openKv<T>(
     opts.validateWrites === false
       ? (v: T) => encodeTrusted(v, maxBytes)
       : (v: T) => encodePayload(schema, v, maxBytes);
+  // For this process's readers of the bucket's tail (kv-echo.ts). Only a trusted write's bytes
+  // are the value as given: a validated one stores what its schema made of the value.
+  const echo = opts.validateWrites === false ? noteWrite : () => {};
   const decode = (key: string, e: KvEntry): T => {
     const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);
     if (!r.ok) {
@@ -203,6 +207,7 @@ export async function openKv<T>(
     },
     async create(key, value) {
       const data = encode(value);
+      echo(bucket, key, data, value);
       try {
         return { ok: true, revision: await kv.create(key, data) };
       } catch (err) {
@@ -212,6 +217,7 @@ export async function openKv<T>(
     },
     async update(key, value, expectedRevision) {
       const data = encode(value);
+      echo(bucket, key, data, value);
       try {
         return { ok: true, revision: await kv.update(key, data, expectedRevision) };
       } catch (err) {
@@ -220,7 +226,9 @@ export async function openKv<T>(
       }
     },
     async put(key, value) {
-      return kv.put(key, encode(value));
+      const data = encode(value);
+      echo(bucket, key, data, value);
+      return kv.put(key, data);
     },
     async delete(key, o = {}) {
       try {

@@ -16,9 +16,10 @@
 import type { Bus } from '../bus/connection.js';
 import { type KvRevision, type KvTail, kvLastSeq, tailKv } from '../bus/kv-tail.js';
 import { PheromoneSchema } from '../protocol/field.js';
+import type { TaskRecord } from '../protocol/task.js';
 import { ChannelFeed, type ChannelFeedOptions } from './channel-feed.js';
 import { SeriesFeed, type SeriesFeedOptions } from './series-feed.js';
-import { decodeTaskView, type TaskRevisionListener, type TaskView } from './task-view.js';
+import { decodeTaskView, type TaskRevisionListener, type TaskView, viewOfRecord } from './task-view.js';
 
 export const EVENT_SOURCES = ['task', 'agent', 'alert', 'pheromone'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
@@ -225,7 +226,9 @@ export class EventHub {
       hub.startedAt[source] = last;
       hub.coveredFrom[source] = from;
       hub.position[source] = from - 1;
-      hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r)));
+      // The tasks this process writes (a hub's TaskQueue) come with their records: not decoded again.
+      const echoes = source === 'task';
+      hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r), { echoes }));
       // The preload is in before the hub serves anyone, or a first client's `ready` would name a
       // position before it and get the preload again as if live. (Bounded: a busy bucket keeps
       // moving its last sequence, and a purged last revision never comes.)
@@ -251,7 +254,12 @@ export class EventHub {
     if (r.seq <= this.position[source]) return;
     this.position[source] = r.seq;
     // Decoded once, for the event and every tap.
-    const task = source === 'task' && r.operation === 'put' ? decodeTaskView(r.data) : null;
+    const task =
+      source !== 'task' || r.operation !== 'put'
+        ? null
+        : r.local !== undefined
+          ? viewOfRecord(r.local as TaskRecord)
+          : decodeTaskView(r.data);
     if (source === 'task')
       for (const fn of this.taps) {
         // A reader's fault stays its own: thrown into the shared tail, it would end the tail.

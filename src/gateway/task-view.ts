@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import type { KvRevision } from '../bus/kv-tail.js';
-import { TaskRecordSchema } from '../protocol/task.js';
+import { type TaskRecord, TaskRecordSchema } from '../protocol/task.js';
 
 export const TaskViewSchema = TaskRecordSchema.pick({
   id: true,
@@ -38,6 +38,19 @@ export function decodeTaskView(data: Uint8Array | string): TaskView | null {
   }
   const r = TaskViewSchema.safeParse(value);
   return r.success ? r.data : null;
+}
+
+const VIEW_KEYS = Object.keys(TaskViewSchema.shape) as (keyof TaskView)[];
+
+/**
+ * The view of a record this process wrote itself (a tail's `local`, kv-echo.ts): the same fields
+ * as `decodeTaskView` of its bytes, without parsing them. Only the hub's TaskQueue writes the
+ * tasks bucket, and only records.
+ */
+export function viewOfRecord(record: TaskRecord): TaskView {
+  const view: Record<string, unknown> = {};
+  for (const k of VIEW_KEYS) if (record[k] !== undefined) view[k] = record[k];
+  return view as TaskView;
 }
 
 /** A reader of the gateway's task tail: each revision, with its view (null: a removal, or not a record). */

@@ -50,4 +50,33 @@ describe('the gateway task tail', () => {
     // Both readers got the same decoded view, and the event carries its fields.
     expect(events[1]!.data).toMatchObject({ status: 'assigned', assignee: A });
   });
+
+  it("takes a record its own process wrote without decoding it again, and decodes another's", async () => {
+    bus = await testBus(nats.url);
+    await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
+    // As the hub's TaskQueue writes (trusted: its bytes are the record as given), and as a writer
+    // whose bytes this process did not keep (validated writes are not kept).
+    const own = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
+    const other = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema);
+    hub = await EventHub.start(bus, { series: false });
+    const seen: { view: TaskView | null; event?: GatewayEvent }[] = [];
+    hub.tapTasks((_r, view) => seen.push({ view }));
+    hub.subscribe((e) => {
+      seen[seen.length - 1]!.event = e;
+    });
+    const mine = { ...assignedTo(A), id: 't-mine' as TaskId };
+    const theirs = { ...assignedTo(A), id: 't-theirs' as TaskId };
+    await own.put(mine.id, mine);
+    await other.put(theirs.id, theirs);
+    await eventually(() => expect(seen).toHaveLength(2));
+    const [a, b] = seen;
+    // The same history array: the record handed over, not a decoded copy.
+    expect(a!.view?.history).toBe(mine.history);
+    expect(b!.view?.history).not.toBe(theirs.history);
+    // Either way the same view and the same event.
+    const { id: _a, ...viewA } = a!.view!;
+    const { id: _b, ...viewB } = b!.view!;
+    expect(viewA).toEqual(viewB);
+    expect({ ...a!.event!.data, id: 0, at: 0 }).toEqual({ ...b!.event!.data, id: 0, at: 0 });
+  });
 });

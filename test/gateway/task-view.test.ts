@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTaskView } from '../../src/gateway/task-view.js';
+import { decodeTaskView, viewOfRecord } from '../../src/gateway/task-view.js';
+import type { TaskRecord } from '../../src/protocol/task.js';
+import { A, assignedTo, drive, submitted } from '../actors/task-queue/helpers.js';
 
 const record = {
   v: 1,
@@ -59,5 +61,24 @@ describe('decodeTaskView', () => {
     expect(decodeTaskView(bytes(noStatus))).toBeNull();
     expect(decodeTaskView(bytes({ ...record, status: 'exploded' }))).toBeNull();
     expect(decodeTaskView(bytes({ ...record, history: [{ at: -1 }] }))).toBeNull();
+  });
+
+  it('viewOfRecord gives what decodeTaskView gives for the bytes of the same record', () => {
+    const assigned = assignedTo(A, true);
+    const records: TaskRecord[] = [
+      record as unknown as TaskRecord,
+      submitted(),
+      submitted({ notBefore: 2_000_000 }),
+      assigned,
+      drive(assigned, [{ type: 'progress', agentId: A, generation: 1, pct: 50, message: 'half' }]),
+      drive(assigned, [
+        { type: 'fail', agentId: A, generation: 1, error: { message: 'no' }, retryable: false },
+      ]),
+    ];
+    for (const r of records) {
+      const view = viewOfRecord(r);
+      expect(view).toEqual(decodeTaskView(bytes(r)));
+      expect(view).not.toHaveProperty('description');
+    }
   });
 });
