@@ -35,6 +35,7 @@ for (const client of clients) {
 
 process.on('message', async (m: { type: string }) => {
   if (m.type === 'samples') process.send?.({ type: 'samples', starts, handled });
+  else if (m.type === 'handled') process.send?.({ type: 'handled', handled });
   else if (m.type === 'close') {
     await Promise.all(clients.map((cl) => cl.stop({ goodbye: true })));
     process.exit(0);

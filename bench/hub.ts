@@ -23,7 +23,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { submitTask } from '../src/agent/submit.js';
-import { doneCount, startStack, waitMsg } from './hub-stack.js';
+import { startStack, waitDone, waitMsg } from './hub-stack.js';
 import {
   addConcurrently,
   cpuMsPerTask,
@@ -68,7 +68,7 @@ async function e2e(rep: number, cluster = false) {
       submitTask(stack.bus, { title: `t${k}`, metadata: { p: payload(k).pad } }),
     );
     const addSeconds = (nowMs() - t0) / 1000;
-    while ((await doneCount(stack.bus)) < N) await sleep(50);
+    await waitDone(stack, N);
     const seconds = (nowMs() - t0) / 1000;
     return {
       n: N,
@@ -98,7 +98,7 @@ async function latency(rep: number) {
       dl,
     );
     const { total } = offeredCount(o);
-    while ((await doneCount(stack.bus)) < total) await sleep(50);
+    await waitDone(stack, total);
     stack.agents.send({ type: 'samples' });
     const { starts } = await waitMsg<{ starts: number[] }>(stack.agents, 'samples');
     if (process.env.LATENCY_DUMP) {

@@ -11,7 +11,7 @@
 import { cpus, loadavg } from 'node:os';
 import { submitTask } from '../src/agent/submit.js';
 import { InspectListenSchema } from '../src/protocol/inspect.js';
-import { doneCount, type Stack, startStack } from './hub-stack.js';
+import { type Stack, startStack, waitDone } from './hub-stack.js';
 import { addConcurrently, benchFlags, median, nowMs, payload, runBench, sleep } from './peers/common.js';
 
 const flags = benchFlags();
@@ -69,7 +69,7 @@ async function open(checkout?: string) {
       return submitTask(bus, { title: `i${i}`, metadata: { p: payload(i).pad } });
     });
     done += n;
-    while ((await doneCount(bus)) < done) await sleep(50);
+    await waitDone(s, done);
   };
   log(`[inspect] ${checkout ?? 'this hub'}: warm-up of ${WARMUP} tasks`);
   await runTasks(WARMUP);
