@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import { firstSeqAtOrAfter } from '../../src/bus/direct-get.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
+import { utf8 } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES, type WireError } from '../../src/protocol/errors.js';
 import {
   CHANNEL_INVITES_MAX,
@@ -118,8 +119,6 @@ const POLLS_PER_AGENT = 4;
 const THREAD_MAX = 1_000;
 const SWEEP_MS = 60_000;
 
-const encoder = new TextEncoder();
-
 /** Its JSON length; a value nested deeper than the stack is refused, not a crash of the request. */
 function jsonLength(v: unknown): number {
   try {
@@ -139,7 +138,7 @@ function jsonLength(v: unknown): number {
 export function fittingCount(messages: readonly Message[], budget: number): number {
   let bytes = 0;
   for (let i = 0; i < messages.length; i++) {
-    bytes += encoder.encode(JSON.stringify(messages[i])).length;
+    bytes += Buffer.byteLength(JSON.stringify(messages[i]));
     if (bytes > budget && i > 0) return i;
   }
   return messages.length;
@@ -432,7 +431,7 @@ export class MessagingProcess implements Server<MessagingMessage> {
   /** Pushes a stored message to its recipients' connections and wakes their waiting reads. */
   private deliver(m: Message): void {
     const recipients = recipientsOf(m, this.index, this.known);
-    const data = encoder.encode(JSON.stringify({ v: 1, message: m }));
+    const data = utf8(JSON.stringify({ v: 1, message: m }));
     for (const id of recipients) this.input.bus.nc.publish(messagePushSubject(id), data);
     if (m.kind === 'broadcast') {
       for (const [id, ws] of this.waiters) if (inMailbox(m, id)) for (const wake of ws) wake();

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { Bus } from '../../src/bus/connection.js';
 import { openKv, type TypedKv } from '../../src/bus/kv.js';
 import { publishRaw } from '../../src/bus/publish.js';
-import { decodePayload } from '../../src/protocol/envelope.js';
+import { decodePayload, utf8 } from '../../src/protocol/envelope.js';
 import { AgentComError, ERROR_CODES } from '../../src/protocol/errors.js';
 import {
   type Channel,
@@ -47,8 +47,6 @@ export async function openMessageStore(bus: Bus): Promise<MessageStore> {
   };
 }
 
-const encoder = new TextEncoder();
-
 /**
  * Stores a message; with `clientKey` (sender and client id) a repeat within the stream's dedupe
  * window returns the first one instead (`duplicate`).
@@ -64,7 +62,7 @@ export async function appendMessage(
   const r = await publishRaw(
     store.bus,
     subject,
-    encoder.encode(JSON.stringify(m)),
+    utf8(JSON.stringify(m)),
     clientKey ? { msgId: clientKey } : {},
   );
   if (!r.duplicate) return { message: { ...m, seq: r.seq }, duplicate: false };

@@ -55,7 +55,7 @@ export function noteWrite(bucket: string, key: string, data: Uint8Array, value: 
 export function takeEcho(bucket: string, key: string, data: Uint8Array): unknown {
   const b = buckets.get(bucket);
   const w = b?.byKey.get(key);
-  if (!w || !Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength).equals(data)) return undefined;
+  if (!w || w.data.length !== data.length || Buffer.compare(w.data, data) !== 0) return undefined;
   b!.byKey.delete(key);
   return w.value;
 }

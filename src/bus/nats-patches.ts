@@ -12,8 +12,6 @@
  */
 import { ProtocolHandler, RequestError, RequestOne } from '@nats-io/nats-core/internal';
 
-const textEncoder = new TextEncoder();
-
 type RequestOneInternals = {
   timer?: { cancel(): void };
   mux: { cancel(r: unknown): void };
@@ -58,7 +56,8 @@ if (!protocol.__agentcomPatched) {
     ...payloads: Uint8Array[]
   ): void {
     const len = this.outbound.length();
-    this.outbound.fill(typeof cmd === 'string' ? textEncoder.encode(cmd) : cmd, ...payloads);
+    // Buffer.from, not TextEncoder: a pooled slice, several times cheaper per command (envelope.ts).
+    this.outbound.fill(typeof cmd === 'string' ? Buffer.from(cmd, 'utf8') : cmd, ...payloads);
     if (len === 0) setImmediate(() => this.flushPending());
     else if (this.outbound.size() >= this.pendingLimit) this.flushPending();
   };

@@ -12,7 +12,7 @@
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { decodePayload, validatePayload } from '../protocol/envelope.js';
+import { decodePayload, utf8, validatePayload } from '../protocol/envelope.js';
 import {
   AgentComError,
   ERROR_CODES,
@@ -55,7 +55,6 @@ export interface ServiceOptions {
   metadata?: Record<string, string>;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export async function createService(bus: Bus, opts: ServiceOptions = {}): Promise<AgentcomService> {
@@ -71,11 +70,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
   const log = bus.log;
 
   const respondError = (m: ServiceMsg, e: WireError) => {
-    m.respondError(
-      ERROR_STATUS[e.code] ?? 500,
-      e.message.replace(/[\r\n]+/g, ' '),
-      encoder.encode(JSON.stringify(e)),
-    );
+    m.respondError(ERROR_STATUS[e.code] ?? 500, e.message.replace(/[\r\n]+/g, ' '), utf8(JSON.stringify(e)));
   };
 
   let unanswerable = 0;
@@ -118,7 +113,7 @@ export async function createService(bus: Bus, opts: ServiceOptions = {}): Promis
         if (!r.ok) throw new AgentComError(ERROR_CODES.INTERNAL, `invalid reply: ${r.error.message}`);
         out = r.value;
       }
-      m.respond(encoder.encode(JSON.stringify(out ?? null)));
+      m.respond(utf8(JSON.stringify(out ?? null)));
     } catch (err) {
       if (err instanceof AgentComError) {
         respondError(m, err.toWire());

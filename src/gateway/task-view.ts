@@ -40,17 +40,14 @@ export function decodeTaskView(data: Uint8Array | string): TaskView | null {
   return r.success ? r.data : null;
 }
 
-const VIEW_KEYS = Object.keys(TaskViewSchema.shape) as (keyof TaskView)[];
-
 /**
- * The view of a record this process wrote itself (a tail's `local`, kv-echo.ts): the same fields
- * as `decodeTaskView` of its bytes, without parsing them. Only the hub's TaskQueue writes the
- * tasks bucket, and only records.
+ * The view of a record this process wrote itself (a tail's `local`, kv-echo.ts): the record, read
+ * through the view's fields, without parsing its bytes. Only the hub's TaskQueue writes the tasks
+ * bucket, and only records. Readers of a view take the fields they use and keep nothing else
+ * (eventOf sends a bounded selection), so the body the object also holds goes no further.
  */
 export function viewOfRecord(record: TaskRecord): TaskView {
-  const view: Record<string, unknown> = {};
-  for (const k of VIEW_KEYS) if (record[k] !== undefined) view[k] = record[k];
-  return view as TaskView;
+  return record;
 }
 
 /** A reader of the gateway's task tail: each revision, with its view (null: a removal, or not a record). */
