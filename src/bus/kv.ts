@@ -21,7 +21,7 @@ import {
 import { AgentComError, type WireError } from '../protocol/errors.js';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
 import type { Bus } from './connection.js';
-import { noteWrite } from './kv-echo.js';
+import { dropWrite, noteWrite } from './kv-echo.js';
 
 export interface KvValue<T> {
   value: T;
@@ -164,7 +164,9 @@ export async function openKv<T>(
       : (v: T) => encodePayload(schema, v, maxBytes);
   // For this process's readers of the bucket's tail (kv-echo.ts). Only a trusted write's bytes
   // are the value as given: a validated one stores what its schema made of the value.
+  // A write that fails is dropped from them (if it landed after all, its revision is decoded).
   const echo = opts.validateWrites === false ? noteWrite : () => {};
+  const unecho = opts.validateWrites === false ? dropWrite : () => {};
   const decode = (key: string, e: KvEntry): T => {
     const r = decodePayload(schema, e.value, Number.MAX_SAFE_INTEGER);
     if (!r.ok) {
@@ -211,6 +213,7 @@ export async function openKv<T>(
       try {
         return { ok: true, revision: await kv.create(key, data) };
       } catch (err) {
+        unecho(bucket, key, data);
         if (isWrongLastSequence(err)) return { ok: false, reason: 'exists' };
         throw err;
       }
@@ -221,6 +224,7 @@ export async function openKv<T>(
       try {
         return { ok: true, revision: await kv.update(key, data, expectedRevision) };
       } catch (err) {
+        unecho(bucket, key, data);
         if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
         throw err;
       }
@@ -228,7 +232,12 @@ export async function openKv<T>(
     async put(key, value) {
       const data = encode(value);
       echo(bucket, key, data, value);
-      return kv.put(key, data);
+      try {
+        return await kv.put(key, data);
+      } catch (err) {
+        unecho(bucket, key, data);
+        throw err;
+      }
     },
     async delete(key, o = {}) {
       try {

@@ -219,26 +219,32 @@ export class EventHub {
       bus.log.child({ actor: 'gateway' }),
     );
     const preload = Math.floor(hub.ringSize / EVENT_SOURCES.length);
-    for (const source of EVENT_SOURCES) {
-      const bucket = BUCKET_OF[source](bus);
-      const last = await kvLastSeq(bus, bucket);
-      const from = Math.max(1, last - preload + 1);
-      hub.startedAt[source] = last;
-      hub.coveredFrom[source] = from;
-      hub.position[source] = from - 1;
-      // The tasks this process writes (a hub's TaskQueue) come with their records: not decoded again.
-      const echoes = source === 'task';
-      hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r), { echoes }));
-      // The preload is in before the hub serves anyone, or a first client's `ready` would name a
-      // position before it and get the preload again as if live. (Bounded: a busy bucket keeps
-      // moving its last sequence, and a purged last revision never comes.)
-      const deadline = Date.now() + PRELOAD_WAIT_MS;
-      const started = Date.now();
-      while (hub.position[source] < last && Date.now() < deadline) {
-        // The last sequence may be a purged revision that never comes: quiet for a moment is done.
-        if (Date.now() - Math.max(started, hub.lastRevisionAt) > PRELOAD_QUIET_MS) break;
-        await new Promise((r) => setTimeout(r, 10));
+    try {
+      for (const source of EVENT_SOURCES) {
+        const bucket = BUCKET_OF[source](bus);
+        const last = await kvLastSeq(bus, bucket);
+        const from = Math.max(1, last - preload + 1);
+        hub.startedAt[source] = last;
+        hub.coveredFrom[source] = from;
+        hub.position[source] = from - 1;
+        // The tasks this process writes (a hub's TaskQueue) come with their records: not decoded again.
+        const echoes = source === 'task';
+        hub.tails.push(await tailKv(bus, bucket, from, (r) => hub.onRevision(source, r), { echoes }));
+        // The preload is in before the hub serves anyone, or a first client's `ready` would name a
+        // position before it and get the preload again as if live. (Bounded: a busy bucket keeps
+        // moving its last sequence, and a purged last revision never comes.)
+        const deadline = Date.now() + PRELOAD_WAIT_MS;
+        const started = Date.now();
+        while (hub.position[source] < last && Date.now() < deadline) {
+          // The last sequence may be a purged revision that never comes: quiet for a moment is done.
+          if (Date.now() - Math.max(started, hub.lastRevisionAt) > PRELOAD_QUIET_MS) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
       }
+    } catch (err) {
+      // The tails already started would go on reading (and taking their process's echoes).
+      for (const t of hub.tails) t.stop();
+      throw err;
     }
     if (opts.series !== false) hub.series = SeriesFeed.start(bus, hub, opts.series ?? {});
     return hub;

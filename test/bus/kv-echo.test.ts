@@ -4,7 +4,7 @@
  * at most 10,000 per bucket.
  */
 import { describe, expect, it } from 'vitest';
-import { listenForEchoes, noteWrite, takeEcho } from '../../src/bus/kv-echo.js';
+import { dropWrite, listenForEchoes, noteWrite, takeEcho } from '../../src/bus/kv-echo.js';
 import { uniqueName } from '../support/names.js';
 
 const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -54,5 +54,41 @@ describe('kv echoes', () => {
     expect(takeEcho(bucket, 'y', bytes('y'))).toBeUndefined();
     expect(takeEcho(bucket, 'k2', bytes(2))).toBeUndefined(); // dropped with the last reader
     three();
+  });
+
+  it('drops a write that will not be stored, unless a later one replaced it', () => {
+    const bucket = uniqueName('echo');
+    const unlisten = listenForEchoes(bucket);
+    const a = bytes('a');
+    noteWrite(bucket, 'k', a, 'a');
+    dropWrite(bucket, 'k', bytes('a')); // equal bytes, another array: not that write
+    expect(takeEcho(bucket, 'k', a)).toBe('a');
+    noteWrite(bucket, 'k', a, 'a');
+    dropWrite(bucket, 'k', a);
+    expect(takeEcho(bucket, 'k', a)).toBeUndefined();
+    const b = bytes('b');
+    noteWrite(bucket, 'k', a, 'a');
+    noteWrite(bucket, 'k', b, 'b');
+    dropWrite(bucket, 'k', a); // replaced already
+    expect(takeEcho(bucket, 'k', b)).toBe('b');
+    unlisten();
+  });
+
+  it('holds at most 32 MiB per bucket, counting the whole buffer each write keeps alive', () => {
+    const bucket = uniqueName('echo');
+    const unlisten = listenForEchoes(bucket);
+    const big = () => new Uint8Array(12 * 1024 * 1024);
+    const [x, y, z] = [big(), big(), big()];
+    noteWrite(bucket, 'x', x, 'x');
+    noteWrite(bucket, 'y', y, 'y');
+    noteWrite(bucket, 'z', z, 'z'); // 36 MiB: the oldest goes
+    expect(takeEcho(bucket, 'x', x)).toBeUndefined();
+    expect(takeEcho(bucket, 'y', y)).toBe('y');
+    // A small slice of a large buffer counts as the buffer it keeps.
+    const slice = new Uint8Array(40 * 1024 * 1024).subarray(0, 10);
+    noteWrite(bucket, 's', slice, 's');
+    expect(takeEcho(bucket, 'z', z)).toBeUndefined();
+    expect(takeEcho(bucket, 's', slice)).toBe('s'); // the last write is kept, whatever its size
+    unlisten();
   });
 });

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { type Bus, ensureBucket, openKv, type TypedKv } from '../../src/bus/index.js';
 import { quietFor } from '../../src/bus/kv.js';
-import { versioned } from '../../src/protocol/envelope.js';
+import { listenForEchoes, takeEcho } from '../../src/bus/kv-echo.js';
+import { utf8, versioned } from '../../src/protocol/envelope.js';
 import { uniqueName } from '../support/names.js';
 import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
 import { peerBus, testBus } from './support.js';
@@ -101,6 +102,33 @@ describe('openKv()', () => {
       expect(claims.filter((x) => x.ok)).toHaveLength(1);
     } finally {
       await Promise.all(peers.map((p) => p.drain()));
+    }
+  });
+
+  it("keeps a trusted write for its process's tail only until it is refused (kv-echo)", async () => {
+    const name = uniqueName('kv');
+    await ensureBucket(bus, { bucket: name, history: 3, storage: 'memory' });
+    const trusted = await openKv(bus, name, Rec, { validateWrites: false });
+    const unlisten = listenForEchoes(name);
+    try {
+      const first: Rec = { v: 1, owner: 'a', count: 1 };
+      const r = await trusted.create('k', first);
+      expect(r.ok).toBe(true);
+      expect(takeEcho(name, 'k', utf8(JSON.stringify(first)))).toBe(first);
+      // Refused: a create of a live key, an update of a stale revision. Nothing is kept for them.
+      const again: Rec = { v: 1, owner: 'b', count: 2 };
+      expect(await trusted.create('k', again)).toEqual({ ok: false, reason: 'exists' });
+      expect(takeEcho(name, 'k', utf8(JSON.stringify(again)))).toBeUndefined();
+      const stale: Rec = { v: 1, owner: 'c', count: 3 };
+      expect(await trusted.update('k', stale, 999)).toEqual({ ok: false, reason: 'conflict' });
+      expect(takeEcho(name, 'k', utf8(JSON.stringify(stale)))).toBeUndefined();
+      // A validated write stores what its schema made of the value: never kept.
+      const plain = await openKv(bus, name, Rec);
+      const validated: Rec = { v: 1, owner: 'd', count: 4 };
+      await plain.put('k', validated);
+      expect(takeEcho(name, 'k', utf8(JSON.stringify(validated)))).toBeUndefined();
+    } finally {
+      unlisten();
     }
   });
 

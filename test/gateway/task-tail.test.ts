@@ -4,9 +4,11 @@
  * nor keeps the revision from the others.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Bus, defaultTopology, openKv, provision } from '../../src/bus/index.js';
+import { type Bus, defaultTopology, ensureBucket, openKv, provision } from '../../src/bus/index.js';
+import { listenForEchoes, noteWrite, takeEcho } from '../../src/bus/kv-echo.js';
 import { EventHub, type GatewayEvent } from '../../src/gateway/events.js';
 import type { TaskView } from '../../src/gateway/task-view.js';
+import { utf8 } from '../../src/protocol/envelope.js';
 import type { TaskId } from '../../src/protocol/ids.js';
 import { TaskRecordSchema } from '../../src/protocol/task.js';
 import { A, assignedTo } from '../actors/task-queue/helpers.js';
@@ -64,8 +66,9 @@ describe('the gateway task tail', () => {
     hub.subscribe((e) => {
       seen[seen.length - 1]!.event = e;
     });
-    const mine = { ...assignedTo(A), id: 't-mine' as TaskId };
-    const theirs = { ...assignedTo(A), id: 't-theirs' as TaskId };
+    const body = { description: 'secret-description', metadata: { secret: 'secret-metadata' } };
+    const mine = { ...assignedTo(A, false, body), id: 't-mine' as TaskId };
+    const theirs = { ...assignedTo(A, false, body), id: 't-theirs' as TaskId };
     await own.put(mine.id, mine);
     await other.put(theirs.id, theirs);
     await eventually(() => expect(seen).toHaveLength(2));
@@ -77,5 +80,20 @@ describe('the gateway task tail', () => {
     const mineView = a!.view as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(b!.view!)) if (k !== 'id') expect(mineView[k]).toEqual(v);
     expect({ ...a!.event!.data, id: 0, at: 0 }).toEqual({ ...b!.event!.data, id: 0, at: 0 });
+    expect(JSON.stringify(a!.event)).not.toContain('secret');
+  });
+
+  it('a start that fails stops the tails it had started (they would read, and take echoes, for nobody)', async () => {
+    bus = await testBus(nats.url);
+    // The tasks and agents buckets, not the alerts one: the start fails at its third source.
+    await ensureBucket(bus, { bucket: bus.names.buckets.tasks, history: 5, storage: 'memory' });
+    await ensureBucket(bus, { bucket: bus.names.buckets.agents, history: 1, storage: 'memory' });
+    await expect(EventHub.start(bus, { series: false })).rejects.toThrow();
+    // No reader listens for the tasks bucket's echoes any more: a write is not kept.
+    const data = utf8('{}');
+    noteWrite(bus.names.buckets.tasks, 'k', data, {});
+    const unlisten = listenForEchoes(bus.names.buckets.tasks);
+    expect(takeEcho(bus.names.buckets.tasks, 'k', data)).toBeUndefined();
+    unlisten();
   });
 });
