@@ -9,9 +9,10 @@
  * Guaranteed: a value is handed over only for identical bytes, and JSON bytes that are equal
  * decode to equal values, so whoever wrote the revision (this process, another hub, a retry) the
  * value is the one it holds. Not guaranteed: a hit. Only the last write per key is kept, only
- * while some reader in this process listens to the bucket, at most `MAX_PER_BUCKET` of them (the
- * oldest go first), and each is handed over once; a miss is decoded as before. Values must not be
- * mutated after they are written (the writers here build new records for every change).
+ * while some reader in this process listens to the bucket, at most `MAX_PER_BUCKET` of them and
+ * `MAX_BYTES_PER_BUCKET` of memory (the oldest go first); a write that is refused or fails is
+ * dropped, and each is handed over once; a miss is decoded as before. Values must not be mutated
+ * after they are written (the writers here build new records for every change).
  */
 
 /** Writes kept per listened bucket for a reader that lags (the oldest are dropped first). */

@@ -3,7 +3,8 @@
  * What the gateway reads of a task record: the fields its event stream, metrics and series use,
  * validated, and nothing else (the body, metadata and result of a record are not parsed: a record
  * may be 320 KiB and is read on every revision). Each revision of the tasks bucket is decoded once
- * per gateway (events.ts decodes it and hands the view to every reader of its tail).
+ * per gateway (events.ts decodes it and hands the view to every reader of its tail), and not at
+ * all when the gateway's own process wrote it: that record comes as written (`viewOfRecord`).
  */
 import type { z } from 'zod';
 import type { KvRevision } from '../bus/kv-tail.js';

@@ -464,16 +464,23 @@ let logDir: string | undefined;
 
 /**
  * Reports a hostile or confused agent could send about finished tasks: the same completion again
- * (same message id, and a new one), one for an older generation, one for a newer one, and one on
- * another agent's subject. None may change anything.
+ * (same message id, and a new one), one for an older generation, and one on another agent's
+ * subject, all four about each task. None may change anything. About `count / 4` tasks (at least
+ * one), those done when the burst comes; when none is done yet (an early burst, a stalled leader),
+ * it waits for the first, up to BURST_WAIT_MS, so that the burst always sends what must be refused.
  */
 async function reportBurst(c: FaultContext, count: number): Promise<void> {
   const kv = await openKv(c.bus, c.bus.names.buckets.tasks, TaskRecordSchema);
+  const wanted = Math.max(1, Math.ceil(count / 4));
+  const deadline = Date.now() + BURST_WAIT_MS;
   const done: TaskRecord[] = [];
-  for (const key of await kv.keys('>')) {
-    const got = await kv.get(key).catch(() => null);
-    if (got?.value.status === 'done' && got.value.assignee) done.push(got.value);
-    if (done.length >= count) break;
+  while (done.length === 0 && Date.now() < deadline) {
+    for (const key of await kv.keys('>').catch(() => [] as string[])) {
+      const got = await kv.get(key).catch(() => null);
+      if (got?.value.status === 'done' && got.value.assignee) done.push(got.value);
+      if (done.length >= wanted) break;
+    }
+    if (done.length === 0) await sleep(250);
   }
   const n = c.bus.names;
   const send = (agent: string, r: unknown, msgId: string) =>
@@ -481,33 +488,26 @@ async function reportBurst(c: FaultContext, count: number): Promise<void> {
       () => {},
     );
   await Promise.all(
-    done.map(async (t, i) => {
+    done.map(async (t) => {
       const agent = t.assignee!;
       const base = { v: 1, taskId: t.id, at: Date.now(), result: { burst: true } };
-      const variant = i % 4;
-      if (variant === 0)
-        await send(
-          agent,
-          { ...base, type: 'completed', generation: t.generation },
-          `${t.id}:${t.generation}:completed`,
-        );
-      else if (variant === 1)
-        await send(agent, { ...base, type: 'completed', generation: t.generation }, `burst-dup-${t.id}`);
-      else if (variant === 2)
-        await send(
+      const completed = { ...base, type: 'completed', generation: t.generation };
+      await Promise.all([
+        send(agent, completed, `${t.id}:${t.generation}:completed`),
+        send(agent, completed, `burst-dup-${t.id}`),
+        send(
           agent,
           { ...base, type: 'completed', generation: Math.max(0, t.generation - 1) },
           `burst-stale-${t.id}`,
-        );
-      else
-        await send(
-          agent === 'sdk-1' ? 'sdk-2' : 'sdk-1',
-          { ...base, type: 'completed', generation: t.generation },
-          `burst-foreign-${t.id}`,
-        );
+        ),
+        send(agent === 'sdk-1' ? 'sdk-2' : 'sdk-1', completed, `burst-foreign-${t.id}`),
+      ]);
     }),
   );
 }
+
+/** How long a report burst waits for a first finished task to report about. */
+const BURST_WAIT_MS = 30_000;
 
 /** Publish until the server stores it (the same idempotency key each time); returns the task id. */
 async function submitUntilStored(bus: Bus, key: string, i: number): Promise<string> {
