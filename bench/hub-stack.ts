@@ -13,7 +13,7 @@ import { type Bus, connectBus } from '../src/bus/connection.js';
 import { request } from '../src/bus/service.js';
 import { TaskStatsReplySchema } from '../src/protocol/api.js';
 import { startNatsCluster } from '../test/support/nats-cluster.js';
-import { cpuSeconds, ownCpuSeconds } from './peers/common.js';
+import { cpuSeconds, ownCpuSeconds, sleep } from './peers/common.js';
 import { type NatsTraffic, natsTraffic, startNatsServer, sumTraffic } from './peers/nats.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -195,15 +195,16 @@ export async function doneCount(bus: Bus): Promise<number> {
  * Waits until the hub has recorded `n` tasks done: until the agents have handled `n` (asked of the
  * agents process, which costs the hub nothing), then by `task.stats` every 20 ms. Asking the hub
  * all along, every 50 ms as this bench used to, was measured in its figures: each `task.stats`
- * counts every kept record (2 % of the hub's CPU in a profile of `bench/hub.ts --no-peers
- * --no-latency --n 10000`), work the peers' runs do not have.
+ * counts every kept record. The hub's API service took 2.9 % of its busy samples that way, 0.2 %
+ * now (`HUB_PROF=1 npx tsx bench/hub.ts --no-peers --no-latency --n 10000`, then `npx tsx
+ * bench/profile-modules.ts /tmp/prof --under src/bus/service.ts`): work the peers' runs do not have.
  */
 export async function waitDone(stack: Pick<Stack, 'agents' | 'bus'>, n: number): Promise<void> {
   for (;;) {
     stack.agents.send({ type: 'handled' });
     const { handled } = await waitMsg<{ handled: number }>(stack.agents, 'handled');
     if (handled >= n) break;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
-  while ((await doneCount(stack.bus)) < n) await new Promise((r) => setTimeout(r, 20));
+  while ((await doneCount(stack.bus)) < n) await sleep(20);
 }

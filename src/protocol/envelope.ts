@@ -26,8 +26,9 @@ export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: WireE
 const decoder = new TextDecoder();
 /**
  * UTF-8 bytes of JSON text. `Buffer.from` rather than `TextEncoder.encode`: on Node 20 the latter
- * allocates a fresh ArrayBuffer per call, 3-5 times slower for the 0.1-1.5 KB payloads the hub
- * writes per task (measured: 2.4 against 0.7 µs for 1.4 KB), where Buffer.from slices a pool.
+ * allocates a fresh ArrayBuffer per call, 2-4 times slower for what the hub encodes per task
+ * (`npx tsx bench/encode.ts`, three runs: 2.3-3.2 against 0.8-1.1 µs for a 1.4 KB record, 0.9-1.3
+ * against 0.2-0.3 µs for an 81-byte command line), where Buffer.from slices a pool.
  * `JSON.stringify` gives undefined for undefined (and functions): no bytes, as TextEncoder gave.
  */
 export const utf8 = (text: string | undefined): Uint8Array => Buffer.from(text ?? '', 'utf8');
