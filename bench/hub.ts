@@ -220,6 +220,7 @@ if (PEERS) {
     throughputVsJetstream: ratio(hub.e2e.tasksPerSec, peers.jetstream?.e2e?.tasksPerSec),
     throughputVsJetstreamPipeline: ratio(hub.e2e.tasksPerSec, peers.jetstreamPipeline?.e2e?.tasksPerSec),
     throughputVsJetstreamMinimal: ratio(hub.e2e.tasksPerSec, peers.jetstreamMinimal?.e2e?.tasksPerSec),
+    throughputVsJetstreamLog: ratio(hub.e2e.tasksPerSec, peers.jetstreamLog?.e2e?.tasksPerSec),
     p50VsBullmqAof: ratio(hub.latency.p50, peers.bullmqAof?.latency?.p50),
     p99VsBullmqAof: ratio(hub.latency.p99, peers.bullmqAof?.latency?.p99),
     p50VsBullmq: ratio(hub.latency.p50, peers.bullmq?.latency?.p50),

@@ -139,6 +139,8 @@ export interface E2eResult {
   cpuMsPerTask?: Record<string, number>;
   /** NATS messages and bytes per task, counted by the server (JetStream systems only). */
   natsPerTask?: NatsTraffic;
+  /** Hub-log appends per task, each a group commit of several steps (the pipeline's `log` variant). */
+  logAppendsPerTask?: number;
 }
 
 export interface LatencyResult {
@@ -168,7 +170,8 @@ export interface PeerResult {
     | 'bullmq-aof-always'
     | 'jetstream'
     | 'jetstream-pipeline'
-    | 'jetstream-minimal';
+    | 'jetstream-minimal'
+    | 'jetstream-log';
   e2e?: E2eResult;
   latency?: LatencyResult;
 }
@@ -427,7 +430,8 @@ export function serveParent(role: WorkerRole): void {
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'running'; t: number }
-  | { type: 'done'; t: number }
+  /** `logAppends`: the hub log's appends so far (the pipeline peer's `log` variant). */
+  | { type: 'done'; t: number; logAppends?: number }
   | { type: 'samples'; starts: number[] };
 
 type MsgOf<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;

@@ -10,7 +10,7 @@ export type {
   PeerRunOptions,
 } from './common.js';
 export { runJetstream } from './jetstream.js';
-export { runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.js';
+export { runJetstreamLog, runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.js';
 export { type NatsServer, natsServerVersion, startNatsServer } from './nats.js';
 export { type RedisServer, redisServerVersion, startRedisServer } from './redis.js';
 export {

@@ -7,7 +7,9 @@
  *   REPORTS pull → free the worker's slot → KV update with the create's revision (CAS) to done →
  *           ack the report; posts `done` to the parent at the expected count of `done` writes.
  * With `none` as the records argument (the minimal variant) there are no KV writes: the
- * assignment and the report are the only stores after the submission.
+ * assignment and the report are the only stores after the submission. With `log` the KV writes
+ * are appends to the hub log instead, group-committed (`GroupLog` below): the assignment's append
+ * before its inbox publish, the completion's before its report's ack.
  * Acks are plain `ack()` as in the hub's consumer runner (src/bus/consumer.ts); close drains.
  *   argv: natsPort namesJson concurrency records|none
  */
@@ -15,12 +17,17 @@ import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } from './common.js';
-import type { Assignment, PipelineNames, Report } from './jetstream-pipeline.js';
+import type { Assignment, LogEntry, PipelineNames, Report } from './jetstream-pipeline.js';
 
 exitWithParent();
 const [portArg, namesArg, concArg, recordsArg] = process.argv.slice(2);
-if (!portArg || !namesArg || !concArg || (recordsArg !== 'records' && recordsArg !== 'none')) {
-  throw new Error('usage: jetstream-pipeline-dispatcher <natsPort> <namesJson> <workers> records|none');
+if (
+  !portArg ||
+  !namesArg ||
+  !concArg ||
+  (recordsArg !== 'records' && recordsArg !== 'none' && recordsArg !== 'log')
+) {
+  throw new Error('usage: jetstream-pipeline-dispatcher <natsPort> <namesJson> <workers> records|none|log');
 }
 const records = recordsArg === 'records';
 const names = JSON.parse(namesArg) as PipelineNames;
@@ -43,10 +50,61 @@ let slotFreed: (() => void) | null = null;
 const revisions = new Map<string, number>();
 const streams: ConsumerMessages[] = [];
 
+/**
+ * The hub log with group commit: one append in flight at a time; the steps that arrive meanwhile
+ * go together in the next. Each append expects the stream's last sequence to be the previous
+ * append's, so a second writer (a deposed leader) would be refused rather than interleaved.
+ */
+class GroupLog {
+  appends = 0;
+  private lastSeq = 0;
+  private next: LogEntry = { assigned: [], done: [] };
+  private waiting: { resolve(): void; reject(err: unknown): void }[] = [];
+  private writing = false;
+
+  assigned(taskId: string, k: number): Promise<void> {
+    this.next.assigned.push([taskId, k]);
+    return this.commit();
+  }
+
+  done(taskId: string): Promise<void> {
+    this.next.done.push(taskId);
+    return this.commit();
+  }
+
+  private commit(): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    if (!this.writing) void this.flush();
+    return p;
+  }
+
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length > 0) {
+      const entry = this.next;
+      const waiting = this.waiting;
+      this.next = { assigned: [], done: [] };
+      this.waiting = [];
+      try {
+        const ack = await js.publish(names.logSubject, enc.encode(JSON.stringify(entry)), {
+          expect: { lastSequence: this.lastSeq },
+        });
+        this.lastSeq = ack.seq;
+        this.appends++;
+        for (const w of waiting) w.resolve();
+      } catch (err) {
+        for (const w of waiting) w.reject(err);
+      }
+    }
+    this.writing = false;
+  }
+}
+const log = recordsArg === 'log' ? new GroupLog() : undefined;
+
 function maybeDone(): void {
   if (!doneSent && doneCount >= expect) {
     doneSent = true;
-    postToParent({ type: 'done', t: nowMs() });
+    postToParent({ type: 'done', t: nowMs(), ...(log ? { logAppends: log.appends } : {}) });
   }
 }
 
@@ -82,6 +140,7 @@ async function assign(m: JsMsg, k: number): Promise<void> {
     const record = { id: taskId, status: 'assigned', assignee, attempt: 1, createdAt: Date.now() };
     revisions.set(taskId, await kv.create(taskId, enc.encode(JSON.stringify(record))));
   }
+  await log?.assigned(taskId, k);
   const a: Assignment = { taskId, assignee, task };
   await js.publish(`${names.inboxPrefix}.${assignee}`, enc.encode(JSON.stringify(a)), {
     msgID: `${taskId}.a1`,
@@ -98,6 +157,7 @@ async function complete(m: JsMsg): Promise<void> {
     await kv.update(r.taskId, enc.encode(JSON.stringify(record)), revision);
     revisions.delete(r.taskId);
   }
+  await log?.done(r.taskId);
   m.ack();
   doneCount++;
   maybeDone();

@@ -16,6 +16,15 @@
  * stores per task (submission, assignment, report), one per party, each making its own step
  * durable. No design in which the producer, the hub and the agent each persist their own step
  * (none can do it for another before that step happened) stores less per task.
+ * The "log" variant (`runJetstreamLog`) is the pipeline with its records replaced by a hub log
+ * written with group commit: one append to a LOG stream (limits retention) at a time, carrying
+ * every assignment and every completion that arrived while the previous append was in flight, each
+ * fenced by the stream's last sequence (`expect.lastSequence`, the single writer's compare-and-set),
+ * before the inbox publishes it covers and before the reports it covers are acked. Stores per task:
+ * the minimal three plus two log entries shared by a batch. It measures what the hub's records
+ * would cost as a batched log (docs/scaling.md, "Fewer stores per task"); replaying the log, and
+ * the snapshots that bound it, are not modelled (at this load a snapshot holds at most c open
+ * assignments).
  *
  * - e2e: idle pipeline; clock starts; n publishes with 100 in flight; clock stops at the n-th `done`
  *   KV write. Also CPU ms per task of nats-server, the dispatcher, the workers and this producer.
@@ -71,6 +80,9 @@ export interface PipelineNames {
   reportSubject: string;
   reportDurable: string;
   bucket: string;
+  /** The hub log of the `log` variant (limits retention, one subject). */
+  logStream: string;
+  logSubject: string;
 }
 
 /** Inbox message: the task record's key, the assignee and the submission as submitted. */
@@ -100,6 +112,8 @@ function pipelineNames(shape: string): PipelineNames {
     reportSubject: `${id}.reports`,
     reportDurable: `PRD_${id}`,
     bucket: `PT_${id}`,
+    logStream: `PL_${id}`,
+    logSubject: `${id}.log`,
   };
 }
 
@@ -119,8 +133,27 @@ export function runJetstreamMinimal(opts: PeerRunOptions = {}): Promise<PeerResu
   });
 }
 
-/** Whether the dispatcher keeps a task record in KV (created assigned, updated done). */
-export type Records = 'records' | 'none';
+/** The same with the records as a group-committed hub log (see the module header). */
+export function runJetstreamLog(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return runOnPrivateNatsServer('jetstream-log', opts, {
+    e2e: (server, o) => e2eRun(server, o, 'log'),
+    latency: (port, o) => latencyRun(port, o, 'log'),
+  });
+}
+
+/**
+ * How the dispatcher keeps its task state: a KV record per task (created assigned, updated done),
+ * none, or a group-committed log.
+ */
+export type Records = 'records' | 'none' | 'log';
+
+/** One append to the hub log of the `log` variant: what the dispatcher committed in one write. */
+export interface LogEntry {
+  /** Assignments: task id and worker index. */
+  assigned: [string, number][];
+  /** Completions: task ids. */
+  done: string[];
+}
 
 interface Setup extends PeerJetStream {
   names: PipelineNames;
@@ -133,6 +166,7 @@ async function setUp(port: number, shape: string, c: number, dl: Deadline): Prom
       { name: names.submitStream, subject: names.submitSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
       { name: names.inboxStream, subject: `${names.inboxPrefix}.>`, duplicateWindowMs: DUPLICATE_WINDOW_MS },
       { name: names.reportStream, subject: names.reportSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
+      { name: names.logStream, subject: names.logSubject, retention: 'limits' },
     ],
     consumers: [
       { stream: names.submitStream, durable: names.submitDurable },
@@ -231,8 +265,11 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e, records: Records): Pro
         'publishing',
       );
     const result = await measureE2e(server, o, pids, publishAll, done);
+    const { logAppends } = await done;
     await procs.close();
-    return result;
+    return logAppends === undefined
+      ? result
+      : { ...result, logAppendsPerTask: Math.round((logAppends / o.n) * 1000) / 1000 };
   } finally {
     procs?.kill();
     await tearDown(s);

@@ -5,7 +5,7 @@
  * steady-rate latency, each `reps` times; prints one JSON object.
  *
  *   npx tsx bench/peers/main.ts [--reps 3] [--n 20000] [--c 10] [--rate 1000] [--duration 10] [--warmup 3]
- *                               [--peers bullmqAof,bullmq,jetstream,jetstreamPipeline,jetstreamMinimal] [--no-e2e] [--no-latency]
+ *                               [--peers bullmqAof,bullmq,jetstream,jetstreamPipeline,jetstreamMinimal,jetstreamLog] [--no-e2e] [--no-latency]
  *
  * Progress goes to stderr; the JSON result to stdout. Exit code 1 if any run failed.
  */
@@ -69,6 +69,7 @@ const out = {
             jetstream: 'publish, 100 in flight',
             jetstreamPipeline: 'publish (Nats-Msg-Id), 100 in flight',
             jetstreamMinimal: 'publish (Nats-Msg-Id), 100 in flight',
+            jetstreamLog: 'publish (Nats-Msg-Id), 100 in flight',
           },
         }
       : false,

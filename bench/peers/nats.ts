@@ -211,8 +211,16 @@ export async function runOnPrivateNatsServer(
 
 /** The streams and durables of one JetStream peer run (see `openPeerJetStream`). */
 export interface PeerTopology {
-  /** File-storage work-queue streams, as the hub provisions its own. */
-  streams: { name: string; subject: string; duplicateWindowMs?: number }[];
+  /**
+   * File-storage streams, work-queue retention as the hub provisions its own unless `limits` (a log
+   * that keeps what it is sent).
+   */
+  streams: {
+    name: string;
+    subject: string;
+    duplicateWindowMs?: number;
+    retention?: 'workqueue' | 'limits';
+  }[];
   /** Durable pull consumers: explicit ack, max_ack_pending 1000, ack_wait 30 s (the hub's defaults). */
   consumers: { stream: string; durable: string; filterSubject?: string }[];
 }
@@ -239,7 +247,7 @@ export async function openPeerJetStream(
         jsm.streams.add({
           name: st.name,
           subjects: [st.subject],
-          retention: RetentionPolicy.Workqueue,
+          retention: st.retention === 'limits' ? RetentionPolicy.Limits : RetentionPolicy.Workqueue,
           storage: StorageType.File,
           ...(st.duplicateWindowMs ? { duplicate_window: st.duplicateWindowMs * 1_000_000 } : {}),
         }),

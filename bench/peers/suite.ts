@@ -10,7 +10,7 @@ import { runBullmq } from './bullmq.js';
 import type { E2eOptions, E2eResult, LatencyOptions, LatencyResult, PeerResult } from './common.js';
 import { median } from './common.js';
 import { runJetstream } from './jetstream.js';
-import { runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.js';
+import { runJetstreamLog, runJetstreamMinimal, runJetstreamPipeline } from './jetstream-pipeline.js';
 import { natsServerVersion } from './nats.js';
 import { redisServerVersion } from './redis.js';
 
@@ -19,7 +19,13 @@ import { redisServerVersion } from './redis.js';
  * class of JetStream's file store: the fair peer of a durable queue, and the headline ratio.
  * `bullmq` is the same without persistence.
  */
-export type PeerName = 'bullmqAof' | 'bullmq' | 'jetstream' | 'jetstreamPipeline' | 'jetstreamMinimal';
+export type PeerName =
+  | 'bullmqAof'
+  | 'bullmq'
+  | 'jetstream'
+  | 'jetstreamPipeline'
+  | 'jetstreamMinimal'
+  | 'jetstreamLog';
 
 export const PEER_NAMES: readonly PeerName[] = [
   'bullmqAof',
@@ -27,6 +33,7 @@ export const PEER_NAMES: readonly PeerName[] = [
   'jetstream',
   'jetstreamPipeline',
   'jetstreamMinimal',
+  'jetstreamLog',
 ];
 
 export interface Environment {
@@ -113,6 +120,7 @@ const RUNNERS: Record<PeerName, typeof runJetstream> = {
   jetstream: runJetstream,
   jetstreamPipeline: runJetstreamPipeline,
   jetstreamMinimal: runJetstreamMinimal,
+  jetstreamLog: runJetstreamLog,
 };
 
 /**
