@@ -107,7 +107,8 @@ export class LeaderProcess implements Server<LeaderMessage> {
 
   static async start(input: LeaderInput, ctx: ServerContext): Promise<LeaderProcess> {
     // A lease request that hangs while a cluster elects the bucket's new stream leader would hold
-    // the renewal past the lease: ask again soon instead.
+    // the renewal past the lease: ask again soon instead. The deadline does not count this hub's
+    // own stalls: an answer that came while its event loop was held is read first (kv.ts).
     const leaseBus = input.leaseBus ?? input.bus;
     const kv = await openKv(leaseBus, leaseBus.names.buckets.leases, LeaseSchema, {
       apiTimeoutMs: LEASE_REQUEST_TIMEOUT_MS,
@@ -197,8 +198,8 @@ export class LeaderProcess implements Server<LeaderMessage> {
       // Cannot reach the lease: writing goes on only while the lease we last renewed still runs
       // (the clock keeps a skew margin); what becomes of the work tree after is decided below.
       held = this.lease.isHeld && Date.now() < this.lease.expiresAt;
-      // How long the step took tells a slow server from a stalled event loop (a timer that fired
-      // late): both show as a timeout.
+      // How long the step took tells a slow server from a stalled event loop (a request that
+      // left only after the stall): both show as a timeout.
       this.log.warn({ err, phase: 'lease', held, took_ms: Date.now() - stepStarted }, 'lease refresh failed');
     }
     // Stopped while its requests were in flight: a hub shutting down starts no work tree (it
@@ -231,9 +232,10 @@ export class LeaderProcess implements Server<LeaderMessage> {
   }
 
   /**
-   * A renewal that failed is tried once more at once: most failures under load are a timer that
-   * fired late because the event loop was held (a long GC), and the server answers the second
-   * request at once.
+   * A renewal that failed is tried once more at once: a request sent only after a long stall of
+   * the event loop (a GC, a start-up pass) has its deadline gone before it leaves, and the server
+   * answers the second at once. (An answer that came during the stall is not a failure: the
+   * lease bucket's deadlines are read after the socket, src/runtime/deadline.ts.)
    */
   private async refreshOnceMore(): Promise<boolean> {
     try {

@@ -20,6 +20,7 @@ import {
 } from '../protocol/envelope.js';
 import { AgentComError, type WireError } from '../protocol/errors.js';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
+import { withDeadline } from '../runtime/deadline.js';
 import type { Bus } from './connection.js';
 import { dropWrite, noteWrite } from './kv-echo.js';
 
@@ -96,6 +97,12 @@ function opOf(e: KvEntry): KvChange<unknown>['operation'] {
   return e.operation === 'DEL' ? 'delete' : e.operation === 'PURGE' ? 'purge' : 'put';
 }
 
+/**
+ * With `apiTimeoutMs`, the client's own timeout of a request is this many deadlines: it only ends
+ * a request given up on (see openKv).
+ */
+const ABANDONED_REQUEST_TTLS = 5;
+
 /** `entries()` stops waiting after this long without a message (see there). */
 const ENTRIES_IDLE_MS = 5_000;
 /** Reads of the whole bucket by entries() before it settles for a short one. */
@@ -146,16 +153,26 @@ export async function openKv<T>(
     /**
      * Timeout of each request to the bucket, ms (default: the connection's JetStream API timeout).
      * Shorter for a caller that would rather ask again soon than wait (the lease, while a cluster
-     * elects a new leader for the bucket's stream).
+     * elects a new leader for the bucket's stream). It is a deadline that does not count this
+     * process's own stalls (runtime/deadline.ts): an answer that arrived while the event loop was
+     * held is read before the deadline is called, for `get`, `create`, `update`, `put` and `delete`.
      */
     apiTimeoutMs?: number;
     /** How long `entries()` waits for a message before it reads again or ends (default 5 s; for tests). */
     entriesIdleMs?: number;
   } = {},
 ): Promise<TypedKv<T>> {
-  const kvm = opts.apiTimeoutMs
-    ? new Kvm(jetstream(bus.nc, { timeout: opts.apiTimeoutMs }))
+  // The client's own timeout is a timer that a stall makes fire before the socket is read, so it
+  // only bounds a request given up on; the deadline the caller asked for is `bounded`'s.
+  const deadlineMs = opts.apiTimeoutMs;
+  const kvm = deadlineMs
+    ? new Kvm(jetstream(bus.nc, { timeout: deadlineMs * ABANDONED_REQUEST_TTLS }))
     : new Kvm(bus.nc);
+  const bounded = <R>(work: Promise<R>, what: string): Promise<R> => {
+    if (!deadlineMs) return work;
+    work.catch(() => {}); // its late outcome, once given up on, is nobody's
+    return withDeadline(work, deadlineMs, `kv ${bucket} ${what}`);
+  };
   const kv: KV = await kvm.open(bucket);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const encode =
@@ -203,7 +220,7 @@ export async function openKv<T>(
   return {
     bucket,
     async get(key) {
-      const e = await kv.get(key);
+      const e = await bounded(kv.get(key), 'get');
       if (e?.operation !== 'PUT') return null;
       return { value: decode(key, e), revision: e.revision };
     },
@@ -211,7 +228,7 @@ export async function openKv<T>(
       const data = encode(value);
       echo(bucket, key, data, value);
       try {
-        return { ok: true, revision: await kv.create(key, data) };
+        return { ok: true, revision: await bounded(kv.create(key, data), 'create') };
       } catch (err) {
         unecho(bucket, key, data);
         if (isWrongLastSequence(err)) return { ok: false, reason: 'exists' };
@@ -222,7 +239,7 @@ export async function openKv<T>(
       const data = encode(value);
       echo(bucket, key, data, value);
       try {
-        return { ok: true, revision: await kv.update(key, data, expectedRevision) };
+        return { ok: true, revision: await bounded(kv.update(key, data, expectedRevision), 'update') };
       } catch (err) {
         unecho(bucket, key, data);
         if (isWrongLastSequence(err)) return { ok: false, reason: 'conflict' };
@@ -233,7 +250,7 @@ export async function openKv<T>(
       const data = encode(value);
       echo(bucket, key, data, value);
       try {
-        return await kv.put(key, data);
+        return await bounded(kv.put(key, data), 'put');
       } catch (err) {
         unecho(bucket, key, data);
         throw err;
@@ -241,9 +258,9 @@ export async function openKv<T>(
     },
     async delete(key, o = {}) {
       try {
-        await kv.delete(
-          key,
-          o.expectedRevision === undefined ? undefined : { previousSeq: o.expectedRevision },
+        await bounded(
+          kv.delete(key, o.expectedRevision === undefined ? undefined : { previousSeq: o.expectedRevision }),
+          'delete',
         );
         return { ok: true };
       } catch (err) {

@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { type Bus, ensureBucket, openKv, type TypedKv } from '../../src/bus/index.js';
 import { quietFor } from '../../src/bus/kv.js';
 import { listenForEchoes, takeEcho } from '../../src/bus/kv-echo.js';
 import { utf8, versioned } from '../../src/protocol/envelope.js';
+import { DeadlineError } from '../../src/runtime/deadline.js';
+import { eventually } from '../support/eventually.js';
 import { uniqueName } from '../support/names.js';
 import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
 import { peerBus, testBus } from './support.js';
@@ -26,6 +29,11 @@ async function bucket(history = 3): Promise<TypedKv<Rec>> {
   const name = uniqueName('kv');
   await ensureBucket(bus, { bucket: name, history, storage: 'memory' });
   return openKv(bus, name, Rec);
+}
+
+/** A process's state letter from /proc (`T` once a SIGSTOP has stopped it). */
+function processState(pid: number): string {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? '?';
 }
 
 /** A fresh bucket holding keys k0..k<n-1>, each value with an owner `ownerBytes` long. */
@@ -245,6 +253,50 @@ describe('openKv()', () => {
     } finally {
       warn.mockRestore();
       await resumed;
+    }
+  });
+
+  it('apiTimeoutMs: an answer that came while the event loop was held is not a timeout; no answer is one', async () => {
+    // The lease's renewals: a request on the wire, then the loop held past the timeout (a long
+    // GC, a new leader's start-up pass). The client's own timer fired first, before the socket
+    // was read, and a renewal answered in a millisecond failed (docs/scaling.md).
+    const name = uniqueName('kv');
+    await ensureBucket(bus, { bucket: name, history: 1, storage: 'memory' });
+    const kv = await openKv(bus, name, Rec, { apiTimeoutMs: 200 });
+    const first = await kv.create('k', { v: 1, owner: 'a', count: 0 });
+    if (!first.ok) throw new Error('create failed');
+    let revision = first.revision;
+    for (let i = 1; i <= 3; i++) {
+      const update = kv.update('k', { v: 1, owner: 'a', count: i }, revision);
+      // Two turns on: the write has left in the first (nats-patches flushes from setImmediate).
+      await new Promise<void>((resolve) =>
+        setImmediate(() =>
+          setImmediate(() => {
+            const end = Date.now() + 500;
+            while (Date.now() < end); // held for 500 ms, more than twice the timeout
+            resolve();
+          }),
+        ),
+      );
+      const r = await update;
+      expect(r.ok).toBe(true);
+      if (r.ok) revision = r.revision;
+    }
+    expect((await kv.get('k'))?.value.count).toBe(3);
+
+    // A server that does not answer at all: the deadline's error, not the client's own timeout
+    // (five times longer, it only ends a request given up on).
+    const pid = server.pid;
+    if (pid === undefined) throw new Error('no server pid');
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // Stopped for certain before the request goes (under load the stop lands a little later).
+      await eventually(() => expect(processState(pid)).toBe('T'));
+      await expect(kv.update('k', { v: 1, owner: 'a', count: 4 }, revision)).rejects.toBeInstanceOf(
+        DeadlineError,
+      );
+    } finally {
+      process.kill(pid, 'SIGCONT');
     }
   });
 

@@ -1,0 +1,41 @@
+/**
+ * @module deadline
+ * A deadline that does not count its own process's stall against what it waits for. When the
+ * event loop was held past the deadline (a long GC, a start-up pass over 100,000 records), the
+ * timer phase, which runs before the sockets are read, fires the timer first, and an answer that
+ * arrived in the first millisecond and sits unread in the socket would be reported as a timeout.
+ * So a timer that fires only decides one loop turn later (`setImmediate`, after the poll phase):
+ * what arrived meanwhile is read first and wins. A peer that really does not answer is still
+ * given up on after the deadline and one turn.
+ *
+ * It does not cancel the work: a request given up on may still be answered, and applied by the
+ * server, later. Callers treat a deadline like any timeout (the outcome is unknown), and the
+ * work's late outcome is dropped here.
+ */
+
+export class DeadlineError extends Error {
+  readonly code = 'timeout';
+
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** `work`'s outcome, or a {@link DeadlineError} when it has none `ms` after the call (see above). */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(() => setImmediate(() => settle(() => reject(new DeadlineError(what, ms)))), ms);
+    work.then(
+      (v) => settle(() => resolve(v)),
+      (err: unknown) => settle(() => reject(err)),
+    );
+  });
+}
