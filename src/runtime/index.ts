@@ -51,7 +51,6 @@ export {
   validateChildSpec,
 } from './child-spec.js';
 export { type Clock, ManualClock, systemClock } from './clock.js';
-export { DeadlineError, withDeadline } from './deadline.js';
 export {
   type DynamicStartChildError,
   DynamicSupervisor,
