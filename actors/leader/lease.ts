@@ -69,8 +69,17 @@ export class LeaseKeeper {
     return this.other;
   }
 
-  /** Acquire or renew; resolves with whether this hub holds the lease now. Never throws on CAS loss. */
+  /**
+   * Acquire or renew; resolves with whether this hub holds the lease now. Never throws on CAS loss.
+   * A write that landed but was answered only after the lifetime it wrote had run out (the answer
+   * read after a long stall of this process) resolves false, a lapse: `isHeld` stays true, as the
+   * record is this hub's, and the next refresh renews it in place.
+   */
   async refresh(): Promise<boolean> {
+    return this.live(await this.acquire());
+  }
+
+  private async acquire(): Promise<boolean> {
     const now = this.now();
     const next: Lease = { v: 1, holder: this.holder, expiresAt: now + this.ttlMs };
     if (this.held && this.revision !== undefined) {
@@ -107,7 +116,7 @@ export class LeaseKeeper {
     const next: Lease = { v: 1, holder: this.holder, expiresAt: this.now() + this.ttlMs };
     const r = await this.kv.update(LEASE_KEY, next, seen.revision);
     if (r.ok) this.other = undefined;
-    return this.set(r.ok ? r.revision : undefined, next.expiresAt);
+    return this.live(this.set(r.ok ? r.revision : undefined, next.expiresAt));
   }
 
   /** Give the lease up (graceful shutdown) so another hub takes over at once. */
@@ -115,6 +124,11 @@ export class LeaseKeeper {
     if (!this.held || this.revision === undefined) return;
     this.held = false;
     await this.kv.delete(LEASE_KEY, { expectedRevision: this.revision });
+  }
+
+  /** Held, and not already run out by this hub's clock (see refresh). */
+  private live(held: boolean): boolean {
+    return held && this.now() < this.heldUntil;
   }
 
   private set(revision: number | undefined, until: number, inPlace = false): boolean {

@@ -88,4 +88,23 @@ describe('LeaseKeeper', () => {
     expect(await a.refresh()).toBe(false);
     expect(a.renewDueAt).toBe(0); // another hub's: look again at every step
   });
+
+  it('a renewal answered only after the lifetime it wrote has run out is a lapse, renewed in place next', async () => {
+    // The answer read after a stall of the hub longer than the lease: the record is this hub's,
+    // but the lease it wrote is over by this hub's clock, so it must not lead on it.
+    const bucket = uniqueName('leases');
+    await ensureBucket(bus, { bucket, history: 1 });
+    const kv = await openKv(bus, bucket, LeaseSchema);
+    let now = 1_000_000;
+    const a = new LeaseKeeper(kv, 'hub-a', 3_000, () => now);
+    expect(await a.refresh()).toBe(true);
+    const renewal = a.refresh();
+    now += 3_000; // answered 3 s after the request: the whole lifetime
+    expect(await renewal).toBe(false);
+    expect(a.isHeld).toBe(true); // the record is still this hub's: a lapse, not a loss
+    expect(a.heldByOther).toBeUndefined();
+    expect(await a.refresh()).toBe(true); // answered at once
+    expect(a.renewedInPlace).toBe(true);
+    expect(a.expiresAt).toBe(now + 3_000);
+  });
 });
