@@ -170,7 +170,6 @@ export async function openKv<T>(
     : new Kvm(bus.nc);
   const bounded = <R>(work: Promise<R>, what: string): Promise<R> => {
     if (!deadlineMs) return work;
-    work.catch(() => {}); // its late outcome, once given up on, is nobody's
     return withDeadline(work, deadlineMs, `kv ${bucket} ${what}`);
   };
   const kv: KV = await kvm.open(bucket);

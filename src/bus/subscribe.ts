@@ -88,7 +88,6 @@ export async function requestTyped<I, O>(
     const request = bus.nc.request(subject, encodePayload(inputSchema, input), {
       timeout: timeoutMs * ABANDONED_REQUEST_TIMEOUTS,
     });
-    request.catch(() => {}); // its late outcome, once given up on, is nobody's
     reply = await withDeadline(request, timeoutMs, subject);
   } catch (err) {
     const timeout = err instanceof DeadlineError || (err as Error).name === 'TimeoutError';

@@ -10,7 +10,12 @@
  *
  * It does not cancel the work: a request given up on may still be answered, and applied by the
  * server, later. Callers treat a deadline like any timeout (the outcome is unknown), and the
- * work's late outcome is dropped here.
+ * work's late outcome (a rejection too) is dropped here.
+ *
+ * Limits: one turn reads what one poll of the sockets finds, so an answer stuck behind much other
+ * traffic on the same connection may still lose (the lease has a connection of its own, hub
+ * main.ts). And the work's own timeout, if it has one, must be longer than the stalls to ride
+ * out: a timer of its own that fires late fires before the socket is read, as before.
  */
 
 export class DeadlineError extends Error {
