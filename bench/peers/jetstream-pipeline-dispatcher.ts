@@ -13,11 +13,11 @@
  * Acks are plain `ack()` as in the hub's consumer runner (src/bus/consumer.ts); close drains.
  *   argv: natsPort namesJson concurrency records|none
  */
-import { type ConsumerMessages, type JsMsg, jetstream } from '@nats-io/jetstream';
+import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { exitWithParent, nowMs, postToParent, serveParent, type TaskPayload } from './common.js';
-import type { Assignment, LogEntry, PipelineNames, Report } from './jetstream-pipeline.js';
+import type { Assignment, LogEntry, LogStep, PipelineNames, Report } from './jetstream-pipeline.js';
 
 exitWithParent();
 const [portArg, namesArg, concArg, recordsArg] = process.argv.slice(2);
@@ -52,27 +52,23 @@ const streams: ConsumerMessages[] = [];
 
 /**
  * The hub log with group commit: one append in flight at a time; the steps that arrive meanwhile
- * go together in the next. Each append expects the stream's last sequence to be the previous
- * append's, so a second writer (a deposed leader) would be refused rather than interleaved.
+ * go together, in order, in the next. Each append expects the stream's last sequence to be the
+ * previous one's, so a second writer (a deposed leader) is refused rather than interleaved. The
+ * log is opened with an entry at set-up (`openLog`), and the writer starts from its last
+ * sequence: nats-server 2.9 ignores an expected last sequence of 0, so an empty log has no fence.
+ * A writer whose append fails stops: it cannot know whether the append landed, and with the fence
+ * every later one would be refused (a hub's successor replays the log instead).
  */
 class GroupLog {
   appends = 0;
-  private lastSeq = 0;
-  private next: LogEntry = { assigned: [], done: [] };
+  private next: LogStep[] = [];
   private waiting: { resolve(): void; reject(err: unknown): void }[] = [];
   private writing = false;
 
-  assigned(taskId: string, k: number): Promise<void> {
-    this.next.assigned.push([taskId, k]);
-    return this.commit();
-  }
+  constructor(private lastSeq: number) {}
 
-  done(taskId: string): Promise<void> {
-    this.next.done.push(taskId);
-    return this.commit();
-  }
-
-  private commit(): Promise<void> {
+  append(step: LogStep): Promise<void> {
+    this.next.push(step);
     const p = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
     if (!this.writing) void this.flush();
     return p;
@@ -81,9 +77,9 @@ class GroupLog {
   private async flush(): Promise<void> {
     this.writing = true;
     while (this.waiting.length > 0) {
-      const entry = this.next;
+      const entry: LogEntry = { steps: this.next };
       const waiting = this.waiting;
-      this.next = { assigned: [], done: [] };
+      this.next = [];
       this.waiting = [];
       try {
         const ack = await js.publish(names.logSubject, enc.encode(JSON.stringify(entry)), {
@@ -94,12 +90,17 @@ class GroupLog {
         for (const w of waiting) w.resolve();
       } catch (err) {
         for (const w of waiting) w.reject(err);
+        console.error('jetstream-pipeline-dispatcher: log append failed; stopping:', err);
+        process.exit(1);
       }
     }
     this.writing = false;
   }
 }
-const log = recordsArg === 'log' ? new GroupLog() : undefined;
+const log =
+  recordsArg === 'log'
+    ? new GroupLog((await (await jetstreamManager(nc)).streams.info(names.logStream)).state.last_seq)
+    : undefined;
 
 function maybeDone(): void {
   if (!doneSent && doneCount >= expect) {
@@ -140,7 +141,7 @@ async function assign(m: JsMsg, k: number): Promise<void> {
     const record = { id: taskId, status: 'assigned', assignee, attempt: 1, createdAt: Date.now() };
     revisions.set(taskId, await kv.create(taskId, enc.encode(JSON.stringify(record))));
   }
-  await log?.assigned(taskId, k);
+  await log?.append(['assigned', taskId, k]);
   const a: Assignment = { taskId, assignee, task };
   await js.publish(`${names.inboxPrefix}.${assignee}`, enc.encode(JSON.stringify(a)), {
     msgID: `${taskId}.a1`,
@@ -157,7 +158,7 @@ async function complete(m: JsMsg): Promise<void> {
     await kv.update(r.taskId, enc.encode(JSON.stringify(record)), revision);
     revisions.delete(r.taskId);
   }
-  await log?.done(r.taskId);
+  await log?.append(['done', r.taskId]);
   m.ack();
   doneCount++;
   maybeDone();

@@ -21,10 +21,11 @@
  * every assignment and every completion that arrived while the previous append was in flight, each
  * fenced by the stream's last sequence (`expect.lastSequence`, the single writer's compare-and-set),
  * before the inbox publishes it covers and before the reports it covers are acked. Stores per task:
- * the minimal three plus two log entries shared by a batch. It measures what the hub's records
- * would cost as a batched log (docs/scaling.md, "Fewer stores per task"); replaying the log, and
- * the snapshots that bound it, are not modelled (at this load a snapshot holds at most c open
- * assignments).
+ * the minimal three plus two log steps shared by a batch. It measures what the hub's records
+ * would cost as a batched log (docs/scaling.md, "The next step for one hub"): its steps carry ids
+ * only, where a hub's would carry the task body once and the result once, so its bytes are a
+ * floor; replaying the log, and the snapshots that bound it, are not modelled (at this load a
+ * snapshot holds at most c open assignments).
  *
  * - e2e: idle pipeline; clock starts; n publishes with 100 in flight; clock stops at the n-th `done`
  *   KV write. Also CPU ms per task of nats-server, the dispatcher, the workers and this producer.
@@ -147,26 +148,27 @@ export function runJetstreamLog(opts: PeerRunOptions = {}): Promise<PeerResult> 
  */
 export type Records = 'records' | 'none' | 'log';
 
-/** One append to the hub log of the `log` variant: what the dispatcher committed in one write. */
+/** One step of the `log` variant's task state: an assignment (task id, worker index) or a completion. */
+export type LogStep = ['assigned', string, number] | ['done', string];
+
+/** One append to the hub log of the `log` variant: the steps committed in one write, in order. */
 export interface LogEntry {
-  /** Assignments: task id and worker index. */
-  assigned: [string, number][];
-  /** Completions: task ids. */
-  done: string[];
+  steps: LogStep[];
 }
 
 interface Setup extends PeerJetStream {
   names: PipelineNames;
 }
 
-async function setUp(port: number, shape: string, c: number, dl: Deadline): Promise<Setup> {
+async function setUp(port: number, shape: string, c: number, dl: Deadline, records: Records): Promise<Setup> {
   const names = pipelineNames(shape);
+  const log = records === 'log';
   const j = await openPeerJetStream(port, dl, {
     streams: [
       { name: names.submitStream, subject: names.submitSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
       { name: names.inboxStream, subject: `${names.inboxPrefix}.>`, duplicateWindowMs: DUPLICATE_WINDOW_MS },
       { name: names.reportStream, subject: names.reportSubject, duplicateWindowMs: DUPLICATE_WINDOW_MS },
-      { name: names.logStream, subject: names.logSubject, retention: 'limits' },
+      ...(log ? [{ name: names.logStream, subject: names.logSubject, retention: 'limits' as const }] : []),
     ],
     consumers: [
       { stream: names.submitStream, durable: names.submitDurable },
@@ -184,6 +186,11 @@ async function setUp(port: number, shape: string, c: number, dl: Deadline): Prom
       new Kvm(j.js).create(names.bucket, { history: 1, storage: StorageType.File }),
       'create KV bucket',
     );
+    // The log's first entry: from here on every append is fenced (2.9 ignores an expected 0).
+    if (log) {
+      const opening: LogEntry = { steps: [] };
+      await dl.race(j.js.publish(names.logSubject, enc.encode(JSON.stringify(opening))), 'open the log');
+    }
     return s;
   } catch (err) {
     await tearDown(s);
@@ -247,7 +254,7 @@ async function startProcs(
 async function e2eRun(server: NatsServer, o: ResolvedE2e, records: Records): Promise<E2eResult> {
   const { port } = server;
   const dl = new Deadline(o.timeoutMs, `jetstream-pipeline (${records}) e2e n=${o.n} c=${o.c}`);
-  const s = await setUp(port, 'e2e', o.c, dl);
+  const s = await setUp(port, 'e2e', o.c, dl, records);
   let procs: Procs | undefined;
   try {
     procs = await startProcs(port, s, o.c, o.n, dl, records);
@@ -279,7 +286,7 @@ async function e2eRun(server: NatsServer, o: ResolvedE2e, records: Records): Pro
 async function latencyRun(port: number, o: ResolvedLatency, records: Records): Promise<LatencyResult> {
   const dl = new Deadline(o.timeoutMs, `jetstream-pipeline (${records}) latency rate=${o.rate} c=${o.c}`);
   const { total } = offeredCount(o);
-  const s = await setUp(port, 'lat', o.c, dl);
+  const s = await setUp(port, 'lat', o.c, dl, records);
   let procs: Procs | undefined;
   try {
     procs = await startProcs(port, s, o.c, total, dl, records);
