@@ -90,6 +90,12 @@ export class LeaderProcess implements Server<LeaderMessage> {
   private workRetryAt = 0;
   /** A lease holder that nobody answered for: since when, at which lease revision. */
   private suspect: { holder: string; revision: number; since: number } | undefined;
+  /**
+   * Since when the holder's liveness probes have gone unanswered (its subscription still there,
+   * nobody answering), at which lease revision: logged at a takeover, to tell how long the server
+   * still routed to a dead holder from how long confirming it took.
+   */
+  private silent: { holder: string; revision: number; since: number } | undefined;
   /** Since when the lease has run out by this hub's clock with the work tree kept (see step). */
   private lapsedAt: number | undefined;
   private alive: CoreSubscription | undefined;
@@ -174,7 +180,13 @@ export class LeaderProcess implements Server<LeaderMessage> {
     try {
       if (renewDue) held = await this.refreshOnceMore();
       const other = this.lease.heldByOther;
-      if (!held && other && (await this.holderGone(other))) {
+      const probe = !held && other ? await this.probeHolder(other) : undefined;
+      if (probe === 'silent' && other) {
+        const q = this.silent;
+        if (!q || q.holder !== other.holder || q.revision !== other.revision)
+          this.silent = { holder: other.holder, revision: other.revision, since: Date.now() };
+      } else if (probe === 'alive') this.silent = undefined;
+      if (!held && other && probe === 'gone') {
         // Gone twice, CONFIRM_GONE_MS apart, with no renewal between: a holder whose connection
         // only moved to another server (a node of the cluster died) is back well within that.
         const s = this.suspect;
@@ -184,11 +196,18 @@ export class LeaderProcess implements Server<LeaderMessage> {
           this.suspect = undefined;
           held = await this.lease.takeOver(other);
           if (held) {
+            const q = this.silent?.holder === other.holder ? this.silent : undefined;
             this.log.info(
-              { phase: 'lease', from: other.holder },
+              {
+                phase: 'lease',
+                from: other.holder,
+                gone_ms: Date.now() - s.since,
+                ...(q ? { unanswered_ms: Date.now() - q.since } : {}),
+              },
               'took the lease from a hub whose connection is gone',
             );
           }
+          this.silent = undefined;
         }
       } else {
         this.suspect = undefined;
@@ -246,11 +265,12 @@ export class LeaderProcess implements Server<LeaderMessage> {
   }
 
   /**
-   * True only when the server says nobody answers for the holder: its connection is closed. A probe
-   * in flight when the holder died gets no answer at all, so one that times out is sent again at
-   * once; a holder that is alive but slow times out twice and keeps its lease.
+   * `gone` only when the server says nobody answers for the holder: its connection is closed. A
+   * probe in flight when the holder died gets no answer at all, so one that times out is sent
+   * again at once; a holder that times out twice is `silent` (alive but slow, or dead with its
+   * connection not yet closed on the server) and keeps its lease.
    */
-  private async holderGone(seen: SeenLease): Promise<boolean> {
+  private async probeHolder(seen: SeenLease): Promise<'alive' | 'silent' | 'gone'> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await requestTyped(
@@ -261,13 +281,13 @@ export class LeaderProcess implements Server<LeaderMessage> {
           HubAliveSchema,
           Math.max(25, Math.floor(this.probeMs() / 2)),
         );
-        return false;
+        return 'alive';
       } catch (err) {
-        if (!(err instanceof AgentComError)) return false;
-        if (err.code === ERROR_CODES.UNAVAILABLE) return true;
+        if (!(err instanceof AgentComError)) return 'alive';
+        if (err.code === ERROR_CODES.UNAVAILABLE) return 'gone';
       }
     }
-    return false;
+    return 'silent';
   }
 
   /**

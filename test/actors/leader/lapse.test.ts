@@ -82,6 +82,52 @@ async function startLeader(bus: Bus, leaseTtlMs: number, clock?: LeaseClock) {
   return { sup: sup.value, lines, counts };
 }
 
+describe('a standby and a holder that stops answering', () => {
+  let nats: TestNatsServer;
+  let bus: Bus;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = await testBus(nats.url);
+    await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
+  });
+  afterAll(async () => {
+    await bus.drain();
+    await nats.dispose();
+  });
+
+  it('keeps the lease of a holder whose probes go unanswered, takes it once the server says the holder is gone, and logs both times', {
+    timeout: 30_000,
+  }, async () => {
+    // hub-x holds a long lease; its liveness subscription exists but never answers: what a dead
+    // holder looks like while the server still routes to its connection.
+    const kv = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
+    await kv.put(LEASE_KEY, { v: 1, holder: 'hub-x', expiresAt: Date.now() + 60_000 });
+    let probes = 0;
+    const silent = bus.nc.subscribe(bus.names.subjects.hubAlive('hub-x'), {
+      callback: () => {
+        probes++;
+      },
+    });
+    await bus.nc.flush();
+    const { sup, lines, counts } = await startLeader(bus, 60_000);
+    try {
+      // Several probes go unanswered (two per step); a silent holder keeps its lease.
+      await eventually(() => expect(probes).toBeGreaterThanOrEqual(6), { timeout: 10_000 });
+      expect(counts.starts).toBe(0);
+      silent.unsubscribe(); // its connection closed, as the server sees it
+      await eventually(() => expect(counts.starts).toBe(1), { timeout: 10_000 });
+      const took = lines.find((l) => l.msg === 'took the lease from a hub whose connection is gone') as
+        | { gone_ms?: number; unanswered_ms?: number }
+        | undefined;
+      expect(took?.gone_ms).toBeGreaterThanOrEqual(500); // confirmed twice, CONFIRM_GONE_MS apart
+      expect(took?.unanswered_ms).toBeGreaterThan(took?.gone_ms ?? Number.POSITIVE_INFINITY);
+    } finally {
+      exit(sup, 'shutdown');
+      await sup.exited;
+    }
+  });
+});
+
 describe('leader with a lapsed lease', () => {
   let nats: TestNatsServer;
   let bus: Bus;
