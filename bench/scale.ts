@@ -708,6 +708,8 @@ async function runStack(queued: number, measureRestart: boolean) {
     });
     const tk = nowMs();
     await dead.kill();
+    // Until the killed process is gone (its sockets close only then): a large heap takes a while.
+    const killedExitMs = nowMs() - tk;
     const tLease = await leaseTo(heir.id, tk);
     const took2 = await takeover(heir.id, tk, tLease);
     const failover = {
@@ -716,6 +718,7 @@ async function runStack(queued: number, measureRestart: boolean) {
       standbyStartedMs,
       /** The standby's mirror following the bucket (every record read), from its spawn. */
       standbyWarmMs,
+      killedExitMs,
       leaseMs: tLease - tk,
       ...took2,
     };
