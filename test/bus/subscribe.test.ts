@@ -4,19 +4,15 @@ import type { Bus } from '../../src/bus/index.js';
 import { requestTyped, subscribeTyped } from '../../src/bus/subscribe.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { uniqueName } from '../support/names.js';
-import { startNatsServer, type TestNatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/nats-server.js';
 import { testBus } from './support.js';
 
-let server: TestNatsServer;
+const server = useNatsServer();
 let bus: Bus;
 beforeAll(async () => {
-  server = await startNatsServer();
   bus = await testBus(server.url);
 });
-afterAll(async () => {
-  await bus.drain();
-  await server.dispose();
-});
+afterAll(() => bus.drain());
 
 /** Holds the event loop for `ms` two turns from now, once what was sent before has left. */
 function holdLoopSoon(ms: number): Promise<void> {

@@ -4,7 +4,9 @@
  * keeps its work tree, and when the next renewal finds the lease as it left it, the tree goes on
  * in place, started once. A lease another hub holds stops the tree at once. And a leader stopped
  * while a renewal is in flight starts no work tree when that renewal is answered (a hub shutting
- * down started its work again, then released the lease under it).
+ * down started its work again, then released the lease under it). Last, a standby beside a holder
+ * whose probes go unanswered (dead, its connection not yet closed on the server) keeps out until
+ * the server says the holder is gone.
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -82,52 +84,6 @@ async function startLeader(bus: Bus, leaseTtlMs: number, clock?: LeaseClock) {
   return { sup: sup.value, lines, counts };
 }
 
-describe('a standby and a holder that stops answering', () => {
-  let nats: TestNatsServer;
-  let bus: Bus;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    bus = await testBus(nats.url);
-    await provision(bus, defaultTopology(bus.names, { storage: 'memory' }));
-  });
-  afterAll(async () => {
-    await bus.drain();
-    await nats.dispose();
-  });
-
-  it('keeps the lease of a holder whose probes go unanswered, takes it once the server says the holder is gone, and logs both times', {
-    timeout: 30_000,
-  }, async () => {
-    // hub-x holds a long lease; its liveness subscription exists but never answers: what a dead
-    // holder looks like while the server still routes to its connection.
-    const kv = await openKv(bus, bus.names.buckets.leases, LeaseSchema);
-    await kv.put(LEASE_KEY, { v: 1, holder: 'hub-x', expiresAt: Date.now() + 60_000 });
-    let probes = 0;
-    const silent = bus.nc.subscribe(bus.names.subjects.hubAlive('hub-x'), {
-      callback: () => {
-        probes++;
-      },
-    });
-    await bus.nc.flush();
-    const { sup, lines, counts } = await startLeader(bus, 60_000);
-    try {
-      // Several probes go unanswered (two per step); a silent holder keeps its lease.
-      await eventually(() => expect(probes).toBeGreaterThanOrEqual(6), { timeout: 10_000 });
-      expect(counts.starts).toBe(0);
-      silent.unsubscribe(); // its connection closed, as the server sees it
-      await eventually(() => expect(counts.starts).toBe(1), { timeout: 10_000 });
-      const took = lines.find((l) => l.msg === 'took the lease from a hub whose connection is gone') as
-        | { gone_ms?: number; unanswered_ms?: number }
-        | undefined;
-      expect(took?.gone_ms).toBeGreaterThanOrEqual(500); // confirmed twice, CONFIRM_GONE_MS apart
-      expect(took?.unanswered_ms).toBeGreaterThan(took?.gone_ms ?? Number.POSITIVE_INFINITY);
-    } finally {
-      exit(sup, 'shutdown');
-      await sup.exited;
-    }
-  });
-});
-
 describe('leader with a lapsed lease', () => {
   let nats: TestNatsServer;
   let bus: Bus;
@@ -203,6 +159,41 @@ describe('leader with a lapsed lease', () => {
     } finally {
       process.kill(nats.pid!, 'SIGCONT');
       exit(sup, 'shutdown');
+      await own.drain();
+    }
+  });
+
+  it('keeps the lease of a holder whose probes go unanswered, takes it once the server says the holder is gone, and logs both times', {
+    timeout: 30_000,
+  }, async () => {
+    // hub-x holds a long lease; its liveness subscription exists but never answers: what a dead
+    // holder looks like while the server still routes to its connection.
+    const own = await testBus(nats.url);
+    await provision(own, defaultTopology(own.names, { storage: 'memory' }));
+    const kv = await openKv(own, own.names.buckets.leases, LeaseSchema);
+    await kv.put(LEASE_KEY, { v: 1, holder: 'hub-x', expiresAt: Date.now() + 60_000 });
+    let probes = 0;
+    const silent = own.nc.subscribe(own.names.subjects.hubAlive('hub-x'), {
+      callback: () => {
+        probes++;
+      },
+    });
+    await own.nc.flush();
+    const { sup, lines, counts } = await startLeader(own, 60_000);
+    try {
+      // Several probes go unanswered (two per step); a silent holder keeps its lease.
+      await eventually(() => expect(probes).toBeGreaterThanOrEqual(6), { timeout: 10_000 });
+      expect(counts.starts).toBe(0);
+      silent.unsubscribe(); // its connection closed, as the server sees it
+      await eventually(() => expect(counts.starts).toBe(1), { timeout: 10_000 });
+      const took = lines.find((l) => l.msg === 'took the lease from a hub whose connection is gone') as
+        | { gone_ms?: number; unanswered_ms?: number }
+        | undefined;
+      expect(took?.gone_ms).toBeGreaterThanOrEqual(500); // confirmed twice, CONFIRM_GONE_MS apart
+      expect(took?.unanswered_ms).toBeGreaterThan(took?.gone_ms ?? Number.POSITIVE_INFINITY);
+    } finally {
+      exit(sup, 'shutdown');
+      await sup.exited;
       await own.drain();
     }
   });
