@@ -20,7 +20,7 @@ import {
 } from '../protocol/envelope.js';
 import { AgentComError, type WireError } from '../protocol/errors.js';
 import { kvStream, kvSubject } from '../protocol/subjects.js';
-import { withDeadline } from '../runtime/deadline.js';
+import { abandonAfterMs, withDeadline } from '../runtime/deadline.js';
 import type { Bus } from './connection.js';
 import { dropWrite, noteWrite } from './kv-echo.js';
 
@@ -97,12 +97,6 @@ function opOf(e: KvEntry): KvChange<unknown>['operation'] {
   return e.operation === 'DEL' ? 'delete' : e.operation === 'PURGE' ? 'purge' : 'put';
 }
 
-/**
- * With `apiTimeoutMs`, the client's own timeout of a request is this many deadlines: it only ends
- * a request given up on (see openKv).
- */
-const ABANDONED_REQUEST_TTLS = 5;
-
 /** `entries()` stops waiting after this long without a message (see there). */
 const ENTRIES_IDLE_MS = 5_000;
 /** Reads of the whole bucket by entries() before it settles for a short one. */
@@ -166,7 +160,7 @@ export async function openKv<T>(
   // only bounds a request given up on; the deadline the caller asked for is `bounded`'s.
   const deadlineMs = opts.apiTimeoutMs;
   const kvm = deadlineMs
-    ? new Kvm(jetstream(bus.nc, { timeout: deadlineMs * ABANDONED_REQUEST_TTLS }))
+    ? new Kvm(jetstream(bus.nc, { timeout: abandonAfterMs(deadlineMs) }))
     : new Kvm(bus.nc);
   const bounded = <R>(work: Promise<R>, what: string): Promise<R> => {
     if (!deadlineMs) return work;

@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { decodePayload, encodePayload } from '../protocol/envelope.js';
 import { AgentComError, ERROR_CODES, type WireError } from '../protocol/errors.js';
-import { DeadlineError, withDeadline } from '../runtime/deadline.js';
+import { abandonAfterMs, DeadlineError, withDeadline } from '../runtime/deadline.js';
 import type { Bus } from './connection.js';
 
 export interface CoreMessageContext {
@@ -65,9 +65,6 @@ export function publishCore<T>(bus: Bus, subject: string, schema: z.ZodType<T>, 
   bus.nc.publish(subject, encodePayload(schema, payload));
 }
 
-/** The client's own timeout of a typed request, in deadlines (see requestTyped). */
-const ABANDONED_REQUEST_TIMEOUTS = 5;
-
 /**
  * Request/reply on a core subject with validated input and output.
  * @throws AgentComError `timeout`, `unavailable` (no responders), or `invalid_payload` for a bad reply.
@@ -84,9 +81,9 @@ export async function requestTyped<I, O>(
   try {
     // The timeout is a deadline that does not count this process's stalls (runtime/deadline.ts):
     // a standby whose loop was held must still read the "no responders" that says a leader is
-    // gone. The client's own timer, five times longer, only ends a request given up on.
+    // gone. The client's own timer (abandonAfterMs) only ends a request given up on.
     const request = bus.nc.request(subject, encodePayload(inputSchema, input), {
-      timeout: timeoutMs * ABANDONED_REQUEST_TIMEOUTS,
+      timeout: abandonAfterMs(timeoutMs),
     });
     reply = await withDeadline(request, timeoutMs, subject);
   } catch (err) {

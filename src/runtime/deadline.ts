@@ -18,6 +18,12 @@
  * out: a timer of its own that fires late fires before the socket is read, as before.
  */
 
+/**
+ * The timeout to give the work's own client when it is raced with a deadline of `ms`: long enough
+ * to ride out stalls of a few deadlines, so that it only ends a request given up on.
+ */
+export const abandonAfterMs = (ms: number): number => ms * 5;
+
 export class DeadlineError extends Error {
   readonly code = 'timeout';
 

@@ -16,10 +16,15 @@ describe('LeaseKeeper', () => {
   });
   afterAll(() => bus.drain());
 
-  it('gives the lease to one holder at a time, and to another only after it expires or is released', async () => {
+  /** A fresh lease bucket of its own. */
+  async function leaseBucket() {
     const bucket = uniqueName('leases');
     await ensureBucket(bus, { bucket, history: 1 });
-    const kv = await openKv(bus, bucket, LeaseSchema);
+    return openKv(bus, bucket, LeaseSchema);
+  }
+
+  it('gives the lease to one holder at a time, and to another only after it expires or is released', async () => {
+    const kv = await leaseBucket();
     let now = 1_000_000;
     const clock = () => now;
     const a = new LeaseKeeper(kv, 'hub-a', 5_000, clock);
@@ -40,9 +45,7 @@ describe('LeaseKeeper', () => {
   });
 
   it('renews in one compare-and-set; a renewal that landed unseen (its answer lost) is read back as the same term; a gap starts a new one', async () => {
-    const bucket = uniqueName('leases');
-    await ensureBucket(bus, { bucket, history: 1 });
-    const kv = await openKv(bus, bucket, LeaseSchema);
+    const kv = await leaseBucket();
     let now = 1_000_000;
     const a = new LeaseKeeper(kv, 'hub-a', 5_000, () => now);
     expect(await a.refresh()).toBe(true);
@@ -70,9 +73,7 @@ describe('LeaseKeeper', () => {
   });
 
   it('is due for renewal a third of a lifetime after the request that renewed it, however late the answer came', async () => {
-    const bucket = uniqueName('leases');
-    await ensureBucket(bus, { bucket, history: 1 });
-    const kv = await openKv(bus, bucket, LeaseSchema);
+    const kv = await leaseBucket();
     let now = 1_000_000;
     const a = new LeaseKeeper(kv, 'hub-a', 6_000, () => now);
     expect(a.renewDueAt).toBe(0); // not held: due at once
@@ -92,9 +93,7 @@ describe('LeaseKeeper', () => {
   it('a renewal answered only after the lifetime it wrote has run out is a lapse, renewed in place next', async () => {
     // The answer read after a stall of the hub longer than the lease: the record is this hub's,
     // but the lease it wrote is over by this hub's clock, so it must not lead on it.
-    const bucket = uniqueName('leases');
-    await ensureBucket(bus, { bucket, history: 1 });
-    const kv = await openKv(bus, bucket, LeaseSchema);
+    const kv = await leaseBucket();
     let now = 1_000_000;
     const a = new LeaseKeeper(kv, 'hub-a', 3_000, () => now);
     expect(await a.refresh()).toBe(true);
