@@ -40,11 +40,25 @@ import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, ReclaimReason, TaskQueueMessage } from '../task-queue/index.js';
 import { heardAt, notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
 import type { AgentBeat, AgentUp, SchedulerMessage, SchedulerStatsReply } from './messages.js';
-import { Scheduler } from './state.js';
+import { inPickOrder, Scheduler, type TaskSummary } from './state.js';
 
 const RECLAIM_RETRY_MS = 10_000;
+
 /** A task whose assignment was not applied waits this long before it is picked again. */
 const ASSIGN_RETRY_MS = 100;
+
+/** What the index knows of a queued task. */
+function summaryOf(task: TaskRecord): TaskSummary {
+  return {
+    id: task.id,
+    priority: task.priority,
+    queue: task.queue,
+    capabilities: task.capabilities,
+    enqueuedAt: task.createdAt,
+    ...(task.notBefore !== undefined ? { notBefore: task.notBefore } : {}),
+    ...(task.flaggedAgents.length > 0 ? { avoid: task.flaggedAgents } : {}),
+  };
+}
 
 export interface SchedulerInput {
   registry: Registry;
@@ -75,6 +89,8 @@ export interface SchedulerInput {
    */
   maxInFlight?: number;
   agingMs?: number;
+  /** How long the start's passes over the open tasks hold the event loop at a time (ms, default 100). */
+  startSliceMs?: number;
 }
 
 export class SchedulerProcess implements Server<SchedulerMessage> {
@@ -138,11 +154,22 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     );
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
     // In slices: 100,000 open tasks would hold the event loop (and the lease renewal) for seconds.
-    // Longish ones, as nothing is assigned until this pass ends. Beside the report backlog a new
-    // leader applies meanwhile, slices of 5,000 tasks took 2.7-8.4 s for 80,000-98,000 open tasks,
-    // 100 ms slices 1.7-2.0 s. 200 ms ones took 1.2-3.3 s, but two heirs in three then failed a
-    // lease renewal (1 s requests) during the pass (docs/scaling.md).
-    await forEachYielding(snap.value, (t) => s.onTask(t), { sliceMs: 100 });
+    // Beside the report backlog a new leader applies meanwhile, slices of 5,000 tasks took
+    // 2.7-8.4 s for 80,000-98,000 open tasks, 100 ms slices 1.7-2.0 s. 200 ms ones took 1.2-3.3 s,
+    // but two heirs in three then failed a lease renewal (1 s requests) during the pass
+    // (docs/scaling.md).
+    const sliceMs = input.startSliceMs ?? 100;
+    // First the tasks that hold a slot, then the agents online: an agent's load is whole before
+    // anything is picked for it.
+    const queued: TaskRecord[] = [];
+    await forEachYielding(
+      snap.value,
+      (t) => {
+        if (t.status === 'queued') queued.push(t);
+        else s.onTask(t);
+      },
+      { sliceMs },
+    );
     if (input.presence) {
       // The agents online now, and what their live sessions hold (presence runs on every hub).
       const online = await call<(AgentUp | AgentBeat)[]>(
@@ -152,13 +179,34 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       );
       if (online.ok) for (const m of online.value) s.handle(m);
     }
+    s.log.info(
+      {
+        phase: 'start',
+        open: s.open.size + queued.length,
+        queued: queued.length,
+        assignment: s.paused ? 'paused' : 'running',
+        timeouts: s.inForce,
+      },
+      'scheduler started',
+    );
+    // Then the backlog, in the order it is handed out (state.ts inPickOrder), assigning from its
+    // first slice on: a new leader's first assignment does not wait for the whole pass (about
+    // 10 µs a task: seconds for 100,000 beside the rest of a heir's start).
+    const readFrom = performance.now();
+    const ordered = inPickOrder(queued, summaryOf, input.agingMs ?? 0);
+    await forEachYielding(ordered, (t) => s.onTask(t), { sliceMs, afterSlice: () => s.schedulePump() });
     s.schedulePump();
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
     s.sampleReports();
     s.log.info(
-      { phase: 'start', open: s.open.size, assignment: s.paused ? 'paused' : 'running', timeouts: s.inForce },
-      'scheduler started',
+      {
+        phase: 'start',
+        queued: queued.length,
+        ms: Math.round(performance.now() - readFrom),
+        assigned: s.assigned,
+      },
+      'scheduler read the backlog',
     );
     return s;
   }
@@ -290,15 +338,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     else this.open.set(task.id, task);
 
     if (task.status === 'queued') {
-      this.index.addTask({
-        id: task.id,
-        priority: task.priority,
-        queue: task.queue,
-        capabilities: task.capabilities,
-        enqueuedAt: task.createdAt,
-        ...(task.notBefore !== undefined ? { notBefore: task.notBefore } : {}),
-        ...(task.flaggedAgents.length > 0 ? { avoid: task.flaggedAgents } : {}),
-      });
+      this.index.addTask(summaryOf(task));
     } else if (this.index.hasTask(task.id)) {
       this.index.removeTask(task.id);
     }

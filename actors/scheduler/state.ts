@@ -93,6 +93,19 @@ export function taskKeyLess(a: TaskKey, b: TaskKey): boolean {
   return a.id < b.id;
 }
 
+/**
+ * Tasks in the order the index hands them out (`taskKey`), for reading a backlog into it: while
+ * only a head of this order is indexed, every task not yet read sorts after every task that is,
+ * so a pick made meanwhile is the pick the whole index would make; a task not yet read only
+ * waits. (An agent that only such tasks match waits for them too.)
+ */
+export function inPickOrder<T>(tasks: readonly T[], summaryOf: (t: T) => TaskSummary, agingMs: number): T[] {
+  return tasks
+    .map((t) => ({ t, k: taskKey(summaryOf(t), agingMs) }))
+    .sort((a, b) => (taskKeyLess(a.k, b.k) ? -1 : taskKeyLess(b.k, a.k) ? 1 : 0))
+    .map((e) => e.t);
+}
+
 /** Fairness key of an agent: lower gets the next task. */
 export interface AgentKey {
   busy: number;

@@ -19,6 +19,8 @@ export interface YieldingOptions {
   sliceMs?: number;
   /** The clock (tests). */
   now?: () => number;
+  /** Called at the end of each slice, before the loop is given back (e.g. to act on what the slice read). */
+  afterSlice?: () => void;
 }
 
 /** Calls `fn` for each item in order, awaiting it, and yields the loop once a slice has run. */
@@ -33,6 +35,7 @@ export async function forEachYielding<T>(
   for (const item of items) {
     await fn(item);
     if (now() >= sliceEnds) {
+      opts.afterSlice?.();
       await yieldToLoop();
       sliceEnds = now() + sliceMs;
     }

@@ -55,4 +55,18 @@ describe('forEachYielding', () => {
     );
     expect(order).toEqual([1, 2, 3, 4, 5]);
   });
+
+  it('calls afterSlice at the end of each slice, before it yields (not after the last item)', async () => {
+    let clock = 0;
+    const seen: string[] = [];
+    await forEachYielding(
+      [10, 10, 30, 10],
+      (cost) => {
+        clock += cost;
+        seen.push(`item ${cost}`);
+      },
+      { sliceMs: 25, now: () => clock, afterSlice: () => seen.push('slice') },
+    );
+    expect(seen).toEqual(['item 10', 'item 10', 'item 30', 'slice', 'item 10']);
+  });
 });

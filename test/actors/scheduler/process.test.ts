@@ -5,6 +5,8 @@
  * of microtasks starved the event loop, so no timer could fire and the hub hung for good.
  * And against one that holds its answers: a burst is asked a window at a time. And a task whose
  * change is cast to the scheduler's name while it starts is scheduled (src/runtime/server.ts holds it).
+ * And a new scheduler's start over a backlog: it assigns before it has read all of it, best task
+ * first, and never to an agent whose slot a task it holds already fills.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -165,6 +167,66 @@ describe('scheduler process', () => {
     expect(castDuringStart).toBe(true);
     cast('scheduler', agentUp('a1'), registry);
     await eventually(() => expect(assigned).toEqual(['late']));
+  });
+
+  it('a start over a backlog assigns from its first slice, the best task first, never to an agent whose slot is taken', async () => {
+    // 3,000 queued tasks of normal priority, an urgent one after them, and last a task assigned to
+    // a1 (1 slot). a1 and a2 are online. Read in the snapshot's order and assigning early, a1
+    // would get a task it has no slot for, and a2 a normal one before the urgent.
+    const backlog: TaskRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
+      ...submitted(),
+      id: `t${String(i).padStart(5, '0')}` as TaskId,
+      createdAt: 1_000 + i,
+    }));
+    const urgent: TaskRecord = {
+      ...submitted({ priority: 'urgent' }),
+      id: 'urgent' as TaskId,
+      createdAt: 9_000,
+    };
+    const held: TaskRecord = { ...assignedTo('a1' as AgentId), id: 'held' as TaskId };
+    const events: string[] = [];
+    const lines = { write: (line: string) => events.push(JSON.parse(line).msg) };
+    const picked: { taskId: string; agentId: string }[] = [];
+    const registry = new Registry();
+    const taskQueue: StandIn = {
+      handle(msg) {
+        if (msg.type === 'snapshot') msg.reply?.([...backlog, urgent, held]);
+        else if (msg.type === 'assign') {
+          // Held unanswered: a2 stays busy with what it was given.
+          events.push('assign');
+          picked.push(...(msg.picks ?? []));
+        }
+      },
+    };
+    const presence: StandIn = {
+      handle(msg) {
+        if (msg.type === 'online') msg.reply?.([agentUp('a1'), agentUp('a2')]);
+      },
+    };
+    for (const [name, server] of [
+      ['tq', taskQueue],
+      ['presence', presence],
+    ] as const) {
+      const started = await startServer(() => server, undefined);
+      if (started.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
+      pids.push(started.pid);
+      registry.register(name, started.pid);
+    }
+    const started = await startServer(SchedulerProcess.start, {
+      ...schedulerInput(registry),
+      log: pino({ level: 'info' }, lines),
+      presence: 'presence',
+      // A slice per task: the backlog takes 3,000 turns of the event loop to read.
+      startSliceMs: 0,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    expect(picked).toEqual([{ taskId: 'urgent', agentId: 'a2' }]);
+    expect(events.filter((e) => e.startsWith('scheduler') || e === 'assign')).toEqual([
+      'scheduler started',
+      'assign',
+      'scheduler read the backlog',
+    ]);
   });
 
   it('keeps at most maxInFlight assignments unanswered: a burst for 50 idle agents goes 8 at a time', async () => {

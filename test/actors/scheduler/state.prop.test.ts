@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AgentSummary, eligible, Scheduler, type TaskSummary } from '../../../actors/scheduler/state.js';
+import {
+  type AgentSummary,
+  eligible,
+  inPickOrder,
+  Scheduler,
+  type TaskSummary,
+} from '../../../actors/scheduler/state.js';
 import type { AgentId, Capability, QueueName, TaskId } from '../../../src/protocol/ids.js';
 import { PRIORITIES } from '../../../src/protocol/task.js';
 import { IndexedHeap } from '../../../src/runtime/indexed-heap.js';
@@ -189,4 +195,41 @@ describe('Scheduler', () => {
       { numRuns: 300 },
     );
   });
+
+  it.each([0, 40])(
+    'a head of inPickOrder picks what the whole index picks until it picks a task not yet read, and nothing else (agingMs %i)',
+    (agingMs) => {
+      // A new leader reads its backlog in this order and assigns from the first slice on
+      // (actors/scheduler/process.ts): each pick it makes meanwhile must be one the whole index makes.
+      let compared = 0;
+      fc.assert(
+        fc.property(
+          fc.uniqueArray(taskArb, { selector: (t) => t.id, minLength: 1, maxLength: 40 }),
+          fc.uniqueArray(agentArb, { selector: (a) => a.id, maxLength: 6 }),
+          fc.nat(),
+          fc.integer({ min: 0, max: 500 }),
+          (tasks, agents, cut, now) => {
+            const ordered = inPickOrder(tasks, (t) => t, agingMs);
+            const head = ordered.slice(0, cut % (ordered.length + 1));
+            const picksOf = (ts: readonly TaskSummary[]) => {
+              const s = new Scheduler({ agingMs });
+              for (const a of agents) s.upsertAgent(a);
+              for (const t of ts) s.addTask(t);
+              return s.nextAssignments(now);
+            };
+            const whole = picksOf(tasks);
+            const read = new Set(head.map((t) => t.id));
+            const upTo = whole.findIndex((p) => !read.has(p.taskId));
+            const agreed = upTo < 0 ? whole : whole.slice(0, upTo);
+            // Nothing beyond: a pick after those would be a task the whole index ranks below one
+            // it hands out first.
+            expect(picksOf(head)).toEqual(agreed);
+            compared += agreed.length;
+          },
+        ),
+        { numRuns: 1000 },
+      );
+      expect(compared).toBeGreaterThan(500); // the comparison must cover real picks
+    },
+  );
 });
