@@ -151,6 +151,8 @@ export class TaskQueue implements Server<TaskQueueMessage> {
   private intakeChange: Promise<void> = Promise.resolve();
   private intakePaused = false;
   private terminating = false;
+  /** The consumers' start (startConsumers), run after this actor's own start: settles when it does, never rejects. */
+  private consuming: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly input: TaskQueueInput,
@@ -186,48 +188,29 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const [limits, control] = await Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
     const tq = new TaskQueue(input, store, limits, control, ctx);
     store.onChange((t) => tq.publishChange(t));
-    const n = bus.names;
-    const concurrency = input.concurrency ?? 256;
     // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
-    // it needs neither consumer (starting them is several JetStream requests each: at a failover
-    // beside 10,000 agents, about 2 s).
+    // it needs neither consumer.
     tq.resendRecentAssignments();
-    // The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
-    // starts: provisioning them again here from a bare spec would reset their settings to defaults.
-    // `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables delivered
-    // and never saw acked at its start was held by a hub that died; the server redelivers it now
-    // instead of after ack_wait (a `completed` report would otherwise sit until the stuck timeout).
-    // The intake runs unless the control value says it is paused (followIntake).
     control.onChange(() => void tq.followIntake().catch((err) => tq.ctx.crash(err)));
-    // Both consumers at once; a start that fails stops whichever did start (it would go on
-    // consuming for a TaskQueue that never ran).
-    const [intake, reports] = await Promise.allSettled([
-      tq.followIntake(),
-      runConsumer(bus, {
-        spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
-        provision: false,
-        adoptUnacked: true,
-        expiresMs: HUB_PULL_EXPIRES_MS,
-        schema: ReportSchema,
-        concurrency,
-        handler: (report, ctx) => tq.onReport(report, ctx),
-        onInvalid: (error, subject) => tq.onInvalid(error, subject),
-      }),
-    ]);
-    if (reports.status === 'fulfilled') tq.reports = reports.value;
-    const failed = [intake, reports].find((r) => r.status === 'rejected');
-    if (failed) {
-      await tq.terminate().catch(() => undefined);
-      throw failed.reason;
-    }
-    // Both streams are work queues with this one consumer each (src/bus/consumer-stall.ts).
-    tq.stallWatches = [
-      watchConsumerStall(bus, n.streams.submit, n.consumers.hubIntake),
-      watchConsumerStall(bus, n.streams.reports, n.consumers.hubReports),
-    ];
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
     tq.sweepRetention();
+    // The consumers start after this start returns: each is several JetStream requests (the
+    // durable's info, the redelivery of what a dead leader held, a pull), 1.6-2 s in a row at a
+    // failover beside 10,000 agents (docs/scaling.md), and what the scheduler's start needs of this
+    // actor (its snapshot, the assignments it writes) needs neither. Submissions and reports wait
+    // in their streams meanwhile. A consumer that cannot start crashes the actor, after
+    // whichever did start has stopped (a crash does not run terminate: src/runtime/server.ts).
+    const starting = tq.startConsumers();
+    tq.consuming = starting.then(
+      () => undefined,
+      () => undefined,
+    );
+    starting.catch(async (err) => {
+      if (tq.terminating) return; // its terminate stops them
+      await tq.terminate().catch(() => undefined);
+      ctx.crash(err);
+    });
     tq.log.info(
       {
         phase: 'start',
@@ -239,6 +222,44 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       'task queue started',
     );
     return tq;
+  }
+
+  /**
+   * Both consumers at once (the intake unless the control value says it is paused: followIntake).
+   * The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
+   * actor starts: provisioning them again here from a bare spec would reset their settings to
+   * defaults. `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables
+   * delivered and never saw acked at its start was held by a hub that died; the server redelivers
+   * it now instead of after ack_wait (a `completed` report would otherwise sit until the stuck
+   * timeout).
+   * @throws what starting either consumer threw (the one that did start is left to terminate).
+   */
+  private async startConsumers(): Promise<void> {
+    const from = performance.now();
+    const n = this.input.bus.names;
+    const [intake, reports] = await Promise.allSettled([
+      this.followIntake(),
+      runConsumer(this.input.bus, {
+        spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
+        provision: false,
+        adoptUnacked: true,
+        expiresMs: HUB_PULL_EXPIRES_MS,
+        schema: ReportSchema,
+        concurrency: this.input.concurrency ?? 256,
+        handler: (report, ctx) => this.onReport(report, ctx),
+        onInvalid: (error, subject) => this.onInvalid(error, subject),
+      }),
+    ]);
+    if (reports.status === 'fulfilled') this.reports = reports.value;
+    const failed = [intake, reports].find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (this.terminating) return;
+    // Both streams are work queues with this one consumer each (src/bus/consumer-stall.ts).
+    this.stallWatches = [
+      watchConsumerStall(this.input.bus, n.streams.submit, n.consumers.hubIntake),
+      watchConsumerStall(this.input.bus, n.streams.reports, n.consumers.hubReports),
+    ];
+    this.log.info({ phase: 'start', ms: Math.round(performance.now() - from) }, 'task queue consuming');
   }
 
   handle(msg: TaskQueueMessage): void {
@@ -317,9 +338,11 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     this.control.stop();
     clearInterval(this.retentionTimer);
     this.retentionTimer = undefined;
-    for (const w of this.stallWatches) w.stop();
     for (const t of this.redeliveries) clearTimeout(t);
     this.redeliveries.clear();
+    // A start of the consumers under way ends first: what it started is stopped below.
+    await this.consuming;
+    for (const w of this.stallWatches) w.stop();
     await this.intakeChange.catch(() => undefined);
     // Stop pulling and let in-flight handlers finish, so every handled message is acked.
     await Promise.all([this.intake?.stop(), this.reports?.stop(), this.sweeping]);
