@@ -137,6 +137,8 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
     const s = new SchedulerProcess(input);
     s.send = (msg) => ctx.send(msg);
+    // Asked for while the live config opens (JetStream requests, slow on a loaded heir).
+    const snapshot = call<TaskRecord[]>(input.taskQueue, { type: 'snapshot' }, { registry: input.registry });
     if (input.bus) {
       const n = input.bus.names;
       s.reports = consumerProgress(input.bus, n.streams.reports, n.consumers.hubReports);
@@ -147,11 +149,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       s.paused = s.assignmentPaused();
       s.inForce = s.timeouts();
     }
-    const snap = await call<TaskRecord[]>(
-      input.taskQueue,
-      { type: 'snapshot' },
-      { registry: input.registry },
-    );
+    const snap = await snapshot;
     if (!snap.ok) throw new Error(`scheduler: task queue snapshot failed: ${snap.error.kind}`);
     // In slices: 100,000 open tasks would hold the event loop (and the lease renewal) for seconds.
     // Beside the report backlog a new leader applies meanwhile, slices of 5,000 tasks took

@@ -177,15 +177,33 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   static async start(input: TaskQueueInput, ctx: ServerContext): Promise<TaskQueue> {
     const { bus } = input;
-    // Records written here come from the pure, property-tested state.ts: not re-validated on the
-    // hot path (every read still is).
-    const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
-    const store = new TaskStore(kv);
-    const loadStart = performance.now();
-    const warm = input.mirror ? await takeFromMirror(input.mirror, input.registry) : null;
-    await store.load(warm ?? undefined);
-    const loadMs = Math.round(performance.now() - loadStart);
-    const [limits, control] = await Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
+    // The live values open while the records load: each is a few JetStream requests, which took
+    // most of a second at a failover beside 10,000 agents, when the load from the mirror took half.
+    const live = Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
+    let store: TaskStore;
+    let loadMs: number;
+    let warm: ReadonlyMap<string, KvValue<TaskRecord>> | null;
+    try {
+      // Records written here come from the pure, property-tested state.ts: not re-validated on the
+      // hot path (every read still is).
+      const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
+      store = new TaskStore(kv);
+      const loadStart = performance.now();
+      warm = input.mirror ? await takeFromMirror(input.mirror, input.registry) : null;
+      await store.load(warm ?? undefined);
+      loadMs = Math.round(performance.now() - loadStart);
+    } catch (err) {
+      // A failed start leaves nothing following the bucket.
+      live.then(
+        ([limits, control]) => {
+          limits.stop();
+          control.stop();
+        },
+        () => undefined,
+      );
+      throw err;
+    }
+    const [limits, control] = await live;
     const tq = new TaskQueue(input, store, limits, control, ctx);
     store.onChange((t) => tq.publishChange(t));
     // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
