@@ -178,7 +178,26 @@ export class LeaderProcess implements Server<LeaderMessage> {
     let held = this.lease.isHeld;
     const stepStarted = Date.now();
     try {
-      if (renewDue) held = await this.refreshOnceMore();
+      if (renewDue) {
+        // How far past its own lifetime the renewal begins (the event loop was held that long).
+        const overMs = stepStarted - this.lease.expiresAt;
+        const wasHeld = held;
+        held = await this.refreshOnceMore();
+        // A holder's renewal answered but not kept: answered after the lifetime it wrote (the
+        // record still this hub's, `holder` this hub), or another hub holds the lease now (it took
+        // one that had run out, or whose holder's connection it saw gone). Without this line the
+        // loss showed only as `stopping work`. (Failed requests are logged below instead.)
+        if (wasHeld && !held)
+          this.log.warn(
+            {
+              phase: 'lease',
+              took_ms: Date.now() - stepStarted,
+              ...(overMs > 0 ? { over_ms: overMs } : {}),
+              holder: this.lease.heldByOther?.holder ?? this.input.hubId,
+            },
+            'lease renewal did not keep the lease',
+          );
+      }
       const other = this.lease.heldByOther;
       const probe = !held && other ? await this.probeHolder(other) : undefined;
       if (probe === 'silent' && other) {

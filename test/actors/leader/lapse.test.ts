@@ -125,6 +125,10 @@ describe('leader with a lapsed lease', () => {
       await eventually(() => expect(counts.stops).toBe(1));
       expect(clock.holds()).toBe(false);
       expect(lines.some((l) => l.why === 'lease lost')).toBe(true);
+      // And the renewal that found it says so, with who holds it now.
+      expect(lines).toContainEqual(
+        expect.objectContaining({ msg: 'lease renewal did not keep the lease', holder: 'hub-b' }),
+      );
     } finally {
       exit(pid, 'shutdown');
     }
