@@ -31,6 +31,7 @@ import {
   type DynamicSupervisor,
   forEachYielding,
   type Registry,
+  type YieldingOptions,
 } from '../../src/runtime/index.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AgentBeat, AgentDown, AgentUp } from '../scheduler/index.js';
@@ -183,10 +184,22 @@ export class AgentsProcess implements Server<AgentsMessage> {
       if (online.ok) for (const m of online.value) if (m.type === 'agent_up') this.apply(m);
     }
     if (gone()) return;
-    const held = this.held ?? [];
+    // What arrived meanwhile, then the sync, in slices too: at a failover these are thousands of
+    // task changes (the scheduler assigns from its start on) and then thousands of agents to sync,
+    // and applying them in one go held the loop for seconds, long enough for every request in
+    // flight to time out at once (an actor's start among them, which restarted the work tree).
+    // What arrives meanwhile is still held, and handled after, in order.
+    const slices = { sliceMs: RESTORE_SLICE_MS };
+    const handOver = async () => {
+      for (let m = this.held?.splice(0) ?? []; m.length > 0 && !gone(); m = this.held?.splice(0) ?? [])
+        await forEachYielding(m, (msg) => (gone() ? undefined : this.apply(msg)), slices);
+    };
+    await handOver();
+    if (gone()) return;
+    await this.sync(slices);
+    await handOver();
+    if (gone()) return;
     this.held = undefined;
-    for (const m of held) this.apply(m);
-    this.sync();
     this.log.info(
       {
         phase: 'restore',
@@ -230,7 +243,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
         this.send(msg.agentId, { type: 'DISCONNECT', at, reason: msg.reason });
         return;
       case 'tick':
-        this.sync();
+        void this.sync();
         return;
       case 'state': {
         const pid = this.pid(msg.agentId);
@@ -332,8 +345,11 @@ export class AgentsProcess implements Server<AgentsMessage> {
 
   // --- Convergence ---
 
-  /** Sends `SYNC` to every running FSM whose held tasks (ids, generations) differ from the records. */
-  private sync(): void {
+  /**
+   * Sends `SYNC` to every running FSM whose held tasks (ids, generations) differ from the records.
+   * With `slices`, it yields the loop between them (the caller holds what arrives meanwhile).
+   */
+  private async sync(slices?: YieldingOptions): Promise<void> {
     const held = new Map<AgentId, Record<string, TaskSlot>>();
     const now = Date.now();
     for (const [taskId, t] of this.seen) {
@@ -350,15 +366,15 @@ export class AgentsProcess implements Server<AgentsMessage> {
       };
     }
     let synced = 0;
-    for (const id of this.knownAgents()) {
+    const syncOne = (id: AgentId) => {
       const pid = this.pid(id);
-      if (!pid) continue;
+      if (!pid) return;
       // A restarted FSM nobody has sent to yet is hooked (and inspected) here.
       this.hook(id, pid);
       const snap = pid.actor.getSnapshot();
-      if (snap.value === 'offline') continue;
+      if (snap.value === 'offline') return;
       const want = held.get(id) ?? {};
-      if (sameHolding(snap.context.tasks, want)) continue;
+      if (sameHolding(snap.context.tasks, want)) return;
       if (++synced <= SYNC_LOGGED_PER_TICK)
         this.log.info(
           {
@@ -370,7 +386,9 @@ export class AgentsProcess implements Server<AgentsMessage> {
           'agent view differed from the records; synced',
         );
       this.send(id, { type: 'SYNC', tasks: want, at: now });
-    }
+    };
+    if (slices) await forEachYielding(this.knownAgents(), syncOne, slices);
+    else for (const id of this.knownAgents()) syncOne(id);
     if (synced > SYNC_LOGGED_PER_TICK)
       this.log.info({ phase: 'sync', agents: synced }, 'agent views differed from the records; all synced');
   }

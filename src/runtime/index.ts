@@ -97,4 +97,4 @@ export {
   type SupervisorFlags,
   validateFlags,
 } from './supervisor-flags.js';
-export { forEachYielding, yieldToLoop } from './yielding.js';
+export { forEachYielding, type YieldingOptions, yieldToLoop } from './yielding.js';
