@@ -127,6 +127,11 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private reportsThrough = Number.NEGATIVE_INFINITY;
   private readonly startedAt = Date.now();
   private send: (msg: SchedulerMessage) => void = () => undefined;
+  /**
+   * While the start reads the backlog (readBacklog): the tasks a change has touched since the
+   * snapshot, and the queued ones it did not know, indexed after the pass.
+   */
+  private backlog: { touched: Set<TaskId>; queued: Map<TaskId, TaskRecord> } | undefined;
 
   private constructor(private readonly input: SchedulerInput) {
     this.inForce = input.timeouts;
@@ -187,32 +192,68 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
       },
       'scheduler started',
     );
-    // Then the backlog, in the order it is handed out (state.ts inPickOrder), assigning from its
-    // first slice on: a new leader's first assignment does not wait for the whole pass (about
-    // 10 µs a task: seconds for 100,000 beside the rest of a heir's start).
-    const readFrom = performance.now();
-    const ordered = inPickOrder(queued, summaryOf, input.agingMs ?? 0);
-    await forEachYielding(ordered, (t) => s.onTask(t), { sliceMs, afterSlice: () => s.schedulePump() });
-    s.schedulePump();
+    // Then the backlog, after this start returns (readBacklog), so that the task changes and
+    // agents sent meanwhile are handled as they come: at a failover under load the agents are
+    // busy, and each is freed only by its report, which the TaskQueue applies meanwhile.
+    s.backlog = { touched: new Set(), queued: new Map() };
+    void s.readBacklog(queued).catch((err) => ctx.crash(err));
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
     s.sampleReports();
-    s.log.info(
+    return s;
+  }
+
+  /**
+   * The start's pass over the backlog, in the order it is handed out (state.ts inPickOrder),
+   * assigning from its first slice on (about 10 µs a task: seconds for 100,000 beside the rest of
+   * a heir's start). While it runs, what a task change says wins over the snapshot: a task a change
+   * touched is skipped, and a queued task the scheduler did not know waits for the end of the pass,
+   * so that what is indexed stays a head of the pick order.
+   */
+  private async readBacklog(queued: TaskRecord[]): Promise<void> {
+    const from = performance.now();
+    const seen = this.backlog!;
+    const ordered = inPickOrder(queued, summaryOf, this.input.agingMs ?? 0);
+    await forEachYielding(
+      ordered,
+      (t) => {
+        if (!this.stopped && !seen.touched.has(t.id)) this.onTask(t);
+      },
+      { sliceMs: this.input.startSliceMs ?? 100, afterSlice: () => this.schedulePump() },
+    );
+    this.backlog = undefined;
+    if (this.stopped) return;
+    for (const t of seen.queued.values()) this.onTask(t);
+    this.schedulePump();
+    this.log.info(
       {
         phase: 'start',
         queued: queued.length,
-        ms: Math.round(performance.now() - readFrom),
-        assigned: s.assigned,
+        ms: Math.round(performance.now() - from),
+        assigned: this.assigned,
       },
       'scheduler read the backlog',
     );
-    return s;
+  }
+
+  /** A task change; while the start reads the backlog, see readBacklog. */
+  private onChanged(task: TaskRecord): void {
+    const seen = this.backlog;
+    if (seen) {
+      seen.touched.add(task.id);
+      if (task.status === 'queued' && !this.open.has(task.id)) {
+        seen.queued.set(task.id, task);
+        return;
+      }
+      seen.queued.delete(task.id);
+    }
+    this.onTask(task);
   }
 
   handle(msg: SchedulerMessage): void {
     switch (msg.type) {
       case 'tasks_changed':
-        for (const t of msg.tasks) this.onTask(t);
+        for (const t of msg.tasks) this.onChanged(t);
         break;
       case 'agent_up':
         this.index.upsertAgent({

@@ -10,10 +10,16 @@
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AgentUp, SchedulerProcess } from '../../../actors/scheduler/index.js';
+import {
+  type AgentUp,
+  type SchedulerMessage,
+  SchedulerProcess,
+  type SchedulerStatsReply,
+} from '../../../actors/scheduler/index.js';
 import type { AgentId, QueueName, TaskId } from '../../../src/protocol/ids.js';
 import type { TaskRecord } from '../../../src/protocol/task.js';
 import {
+  call,
   cast,
   exit,
   type Pid,
@@ -67,9 +73,13 @@ describe('scheduler process', () => {
     if (tq.kind !== 'ok') throw new Error('task queue stand-in did not start');
     pids.push(tq.pid);
     registry.register('tq', tq.pid);
-    const started = await startServer(SchedulerProcess.start, { ...schedulerInput(registry), ...over });
+    const said: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => said.push(JSON.parse(line).msg) });
+    const started = await startServer(SchedulerProcess.start, { ...schedulerInput(registry), log, ...over });
     if (started.kind !== 'ok') throw new Error('scheduler did not start');
     pids.push(started.pid);
+    // The backlog is read after the start returns: these tests begin with all of it indexed.
+    await eventually(() => expect(said).toContain('scheduler read the backlog'));
     return started.pid;
   }
 
@@ -221,12 +231,84 @@ describe('scheduler process', () => {
     });
     if (started.kind !== 'ok') throw new Error('scheduler did not start');
     pids.push(started.pid);
+    await eventually(() => expect(events).toContain('scheduler read the backlog'));
     expect(picked).toEqual([{ taskId: 'urgent', agentId: 'a2' }]);
     expect(events.filter((e) => e.startsWith('scheduler') || e === 'assign')).toEqual([
       'scheduler started',
       'assign',
       'scheduler read the backlog',
     ]);
+  });
+
+  it('handles task changes while it reads the backlog: a freed agent gets work, a cancelled task is not indexed, a new one waits for the pass', async () => {
+    // a1 (1 slot) holds `held`; 3,000 queued tasks are read a task per slice. While they are read,
+    // `held` is done (a1 is free at once), `t02999` is cancelled before the pass reaches it, and
+    // `late` (urgent, never seen) is submitted: it is indexed after the pass, so that what is
+    // indexed stays a head of the pick order.
+    const backlog: TaskRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
+      ...submitted(),
+      id: `t${String(i).padStart(5, '0')}` as TaskId,
+      createdAt: 1_000 + i,
+    }));
+    const held: TaskRecord = { ...assignedTo('a1' as AgentId), id: 'held' as TaskId };
+    const events: string[] = [];
+    const lines = { write: (line: string) => events.push(JSON.parse(line).msg) };
+    const picked: string[] = [];
+    const registry = new Registry();
+    const answers: { picks: { taskId: string; agentId: string }[]; reply: (r: unknown) => void }[] = [];
+    const taskQueue: StandIn = {
+      handle(msg) {
+        if (msg.type === 'snapshot') msg.reply?.([...backlog, held]);
+        else if (msg.type === 'assign' && msg.picks && msg.reply) {
+          events.push('assign');
+          picked.push(...msg.picks.map((p) => p.taskId));
+          answers.push({ picks: msg.picks, reply: msg.reply });
+        }
+      },
+    };
+    const presence: StandIn = {
+      handle(msg) {
+        if (msg.type === 'online') msg.reply?.([agentUp('a1')]);
+      },
+    };
+    for (const [name, server] of [
+      ['tq', taskQueue],
+      ['presence', presence],
+    ] as const) {
+      const r = await startServer(() => server, undefined);
+      if (r.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
+      pids.push(r.pid);
+      registry.register(name, r.pid);
+    }
+    const started = await startServer(SchedulerProcess.start, {
+      ...schedulerInput(registry),
+      log: pino({ level: 'info' }, lines),
+      presence: 'presence',
+      startSliceMs: 0,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    const late: TaskRecord = { ...submitted({ priority: 'urgent' }), id: 'late' as TaskId, createdAt: 9_000 };
+    const cancelled: TaskRecord = { ...backlog[2_999]!, status: 'cancelled', completedAt: 2_000 };
+    const done: TaskRecord = { ...held, status: 'done', completedAt: 2_000 };
+    const changed: SchedulerMessage = { type: 'tasks_changed', tasks: [late, cancelled, done] };
+    started.pid.send(changed);
+    await eventually(() => expect(events).toContain('scheduler read the backlog'));
+    // a1 got the head of the backlog before the pass ended (not `late`: it was not indexed yet).
+    expect(picked).toEqual(['t00000']);
+    expect(events.indexOf('assign')).toBeLessThan(events.indexOf('scheduler read the backlog'));
+    const stats = await call<SchedulerStatsReply>(started.pid, { type: 'stats' });
+    if (!stats.ok) throw new Error('no stats');
+    // 3,000 read, one of them given to a1, t02999 not indexed, `late` indexed after the pass.
+    expect(stats.value.ready).toBe(3_000 - 1 - 1 + 1);
+    // a1 is free again once its assignment is answered and the record says it is done: `late` is next.
+    answers[0]!.reply([{ ok: true, task: assignedTo('a1' as AgentId) }]);
+    const finished: SchedulerMessage = {
+      type: 'tasks_changed',
+      tasks: [{ ...backlog[0]!, status: 'done', assignee: 'a1' as AgentId, completedAt: 2_000 }],
+    };
+    started.pid.send(finished);
+    await eventually(() => expect(picked).toEqual(['t00000', 'late']));
   });
 
   it('keeps at most maxInFlight assignments unanswered: a burst for 50 idle agents goes 8 at a time', async () => {
