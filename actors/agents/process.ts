@@ -185,10 +185,10 @@ export class AgentsProcess implements Server<AgentsMessage> {
     }
     if (gone()) return;
     // What arrived meanwhile, then the sync, in slices too: at a failover these are thousands of
-    // task changes (the scheduler assigns from its start on) and then thousands of agents to sync,
-    // and applying them in one go held the loop for seconds, long enough for every request in
-    // flight to time out at once (an actor's start among them, which restarted the work tree).
-    // What arrives meanwhile is still held, and handled after, in order.
+    // task changes (the scheduler assigns from its start on) and thousands of agents to sync, and
+    // in one go they held the loop as long as they took (in one run at 10,000 agents every request
+    // in flight timed out at once right after: docs/scaling.md). What arrives meanwhile is still
+    // held, and handled after, in order.
     const slices = { sliceMs: RESTORE_SLICE_MS };
     const handOver = async () => {
       for (let m = this.held?.splice(0) ?? []; m.length > 0 && !gone(); m = this.held?.splice(0) ?? [])
@@ -196,10 +196,14 @@ export class AgentsProcess implements Server<AgentsMessage> {
     };
     await handOver();
     if (gone()) return;
-    await this.sync(slices);
+    await this.syncInSlices(slices);
     await handOver();
     if (gone()) return;
+    // The last ones, taken with nothing in between that could add to them: from here on, what
+    // arrives is handled as it comes.
+    const rest = this.held ?? [];
     this.held = undefined;
+    for (const m of rest) this.apply(m);
     this.log.info(
       {
         phase: 'restore',
@@ -243,7 +247,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
         this.send(msg.agentId, { type: 'DISCONNECT', at, reason: msg.reason });
         return;
       case 'tick':
-        void this.sync();
+        this.sync();
         return;
       case 'state': {
         const pid = this.pid(msg.agentId);
@@ -345,11 +349,22 @@ export class AgentsProcess implements Server<AgentsMessage> {
 
   // --- Convergence ---
 
-  /**
-   * Sends `SYNC` to every running FSM whose held tasks (ids, generations) differ from the records.
-   * With `slices`, it yields the loop between them (the caller holds what arrives meanwhile).
-   */
-  private async sync(slices?: YieldingOptions): Promise<void> {
+  /** Sends `SYNC` to every running FSM whose held tasks (ids, generations) differ from the records. */
+  private sync(): void {
+    const s = this.syncer();
+    for (const id of this.knownAgents()) s.one(id);
+    s.end();
+  }
+
+  /** `sync` yielding the loop between slices (the caller holds what arrives meanwhile). */
+  private async syncInSlices(slices: YieldingOptions): Promise<void> {
+    const s = this.syncer();
+    await forEachYielding(this.knownAgents(), s.one, slices);
+    s.end();
+  }
+
+  /** One sync: the held tasks of each agent from the records, then `one` per agent, `end` once. */
+  private syncer(): { one: (id: AgentId) => void; end: () => void } {
     const held = new Map<AgentId, Record<string, TaskSlot>>();
     const now = Date.now();
     for (const [taskId, t] of this.seen) {
@@ -366,7 +381,7 @@ export class AgentsProcess implements Server<AgentsMessage> {
       };
     }
     let synced = 0;
-    const syncOne = (id: AgentId) => {
+    const one = (id: AgentId) => {
       const pid = this.pid(id);
       if (!pid) return;
       // A restarted FSM nobody has sent to yet is hooked (and inspected) here.
@@ -387,10 +402,11 @@ export class AgentsProcess implements Server<AgentsMessage> {
         );
       this.send(id, { type: 'SYNC', tasks: want, at: now });
     };
-    if (slices) await forEachYielding(this.knownAgents(), syncOne, slices);
-    else for (const id of this.knownAgents()) syncOne(id);
-    if (synced > SYNC_LOGGED_PER_TICK)
-      this.log.info({ phase: 'sync', agents: synced }, 'agent views differed from the records; all synced');
+    const end = () => {
+      if (synced > SYNC_LOGGED_PER_TICK)
+        this.log.info({ phase: 'sync', agents: synced }, 'agent views differed from the records; all synced');
+    };
+    return { one, end };
   }
 
   // --- FSM children ---

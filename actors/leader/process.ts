@@ -184,16 +184,18 @@ export class LeaderProcess implements Server<LeaderMessage> {
         const wasHeld = held;
         held = await this.refreshOnceMore();
         // A holder's renewal answered but not kept: answered after the lifetime it wrote (the
-        // record still this hub's, `holder` this hub), or another hub holds the lease now (it took
-        // one that had run out, or whose holder's connection it saw gone). Without this line the
-        // loss showed only as `stopping work`. (Failed requests are logged below instead.)
+        // record still this hub's: `lapsed`), or another hub holds the lease now (it took one that
+        // had run out, or whose holder's connection it saw gone). Without this line the loss
+        // showed only as `stopping work`. (Failed requests are logged below instead.)
         if (wasHeld && !held)
           this.log.warn(
             {
               phase: 'lease',
               took_ms: Date.now() - stepStarted,
               ...(overMs > 0 ? { over_ms: overMs } : {}),
-              holder: this.lease.heldByOther?.holder ?? this.input.hubId,
+              // Still this hub's record (the next renewal mends it), or who holds it now when known.
+              lapsed: this.lease.isHeld,
+              holder: this.lease.heldByOther?.holder,
             },
             'lease renewal did not keep the lease',
           );

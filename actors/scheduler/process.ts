@@ -35,17 +35,29 @@ import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { AgentId, TaskId } from '../../src/protocol/ids.js';
 import { effectiveTimeouts } from '../../src/protocol/runtime-config.js';
 import { isActive, isTerminal, type TaskRecord } from '../../src/protocol/task.js';
-import { call, cast, forEachYielding, type Registry } from '../../src/runtime/index.js';
+import { call, cast, forEachYielding, type Registry, yieldToLoop } from '../../src/runtime/index.js';
+import { IndexedHeap } from '../../src/runtime/indexed-heap.js';
 import type { Server, ServerContext } from '../../src/runtime/server.js';
 import type { AssignReply, ReclaimReason, TaskQueueMessage } from '../task-queue/index.js';
 import { heardAt, notHeld, type SessionView, type SweepTimeouts, sweepReason } from './lifeline.js';
 import type { AgentBeat, AgentUp, SchedulerMessage, SchedulerStatsReply } from './messages.js';
-import { inPickOrder, Scheduler, type TaskSummary } from './state.js';
+import { inPickOrder, Scheduler, type TaskKey, type TaskSummary, taskKey, taskKeyLess } from './state.js';
 
 const RECLAIM_RETRY_MS = 10_000;
 
 /** A task whose assignment was not applied waits this long before it is picked again. */
 const ASSIGN_RETRY_MS = 100;
+
+/** The start's read of the backlog, while it runs (SchedulerProcess.readBacklog). */
+interface BacklogRead {
+  /** Tasks a change has touched since the snapshot: the read skips them. */
+  touched: Set<TaskId>;
+  /** The key of the last task read (undefined before the first). */
+  readTo: TaskKey | undefined;
+  /** Queued tasks from changes that rank after `readTo`, in pick order, and their records. */
+  waiting: IndexedHeap<TaskId, TaskKey>;
+  records: Map<TaskId, TaskRecord>;
+}
 
 /** What the index knows of a queued task. */
 function summaryOf(task: TaskRecord): TaskSummary {
@@ -127,11 +139,10 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   private reportsThrough = Number.NEGATIVE_INFINITY;
   private readonly startedAt = Date.now();
   private send: (msg: SchedulerMessage) => void = () => undefined;
-  /**
-   * While the start reads the backlog (readBacklog): the tasks a change has touched since the
-   * snapshot, and the queued ones it did not know, indexed after the pass.
-   */
-  private backlog: { touched: Set<TaskId>; queued: Map<TaskId, TaskRecord> } | undefined;
+  /** While the start reads the backlog (readBacklog). */
+  private backlog: BacklogRead | undefined;
+  /** Whether the process still runs (a kill runs no terminate: src/runtime/server.ts). */
+  private alive: () => boolean = () => true;
 
   private constructor(private readonly input: SchedulerInput) {
     this.inForce = input.timeouts;
@@ -142,6 +153,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   static async start(input: SchedulerInput, ctx: ServerContext): Promise<SchedulerProcess> {
     const s = new SchedulerProcess(input);
     s.send = (msg) => ctx.send(msg);
+    s.alive = () => ctx.alive;
     // Asked for while the live config opens (JetStream requests, slow on a loaded heir).
     const snapshot = call<TaskRecord[]>(input.taskQueue, { type: 'snapshot' }, { registry: input.registry });
     if (input.bus) {
@@ -195,7 +207,12 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     // Then the backlog, after this start returns (readBacklog), so that the task changes and
     // agents sent meanwhile are handled as they come: at a failover under load the agents are
     // busy, and each is freed only by its report, which the TaskQueue applies meanwhile.
-    s.backlog = { touched: new Set(), queued: new Map() };
+    s.backlog = {
+      touched: new Set(),
+      readTo: undefined,
+      waiting: new IndexedHeap(taskKeyLess),
+      records: new Map(),
+    };
     void s.readBacklog(queued).catch((err) => ctx.crash(err));
     s.sweepTimer = setInterval(() => ctx.send({ type: 'tick' }), input.sweepIntervalMs);
     s.sweepTimer.unref();
@@ -204,26 +221,36 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
   }
 
   /**
-   * The start's pass over the backlog, in the order it is handed out (state.ts inPickOrder),
+   * The start's read of the backlog, in the order it is handed out (state.ts inPickOrder),
    * assigning from its first slice on (about 10 µs a task: seconds for 100,000 beside the rest of
-   * a heir's start). While it runs, what a task change says wins over the snapshot: a task a change
-   * touched is skipped, and a queued task the scheduler did not know waits for the end of the pass,
-   * so that what is indexed stays a head of the pick order.
+   * a heir's start). What a task change says wins over the snapshot: a task a change touched is
+   * skipped by the read, and a queued task a change brings that ranks after the point the read has
+   * reached waits until the read passes it (onChanged). So what is indexed is always a head of the
+   * pick order, and every pick made meanwhile is one the whole index would make.
    */
   private async readBacklog(queued: TaskRecord[]): Promise<void> {
     const from = performance.now();
-    const seen = this.backlog!;
-    const ordered = inPickOrder(queued, summaryOf, this.input.agingMs ?? 0);
+    const b = this.backlog!;
+    const agingMs = this.input.agingMs ?? 0;
+    const gone = () => this.stopped || !this.alive();
+    // The start has returned: the sort (100,000 tasks) and the first slice get a turn each.
+    await yieldToLoop();
+    const ordered = inPickOrder(queued, summaryOf, agingMs);
+    await yieldToLoop();
     await forEachYielding(
       ordered,
       (t) => {
-        if (!this.stopped && !seen.touched.has(t.id)) this.onTask(t);
+        if (gone()) return;
+        b.readTo = taskKey(summaryOf(t), agingMs);
+        this.admitWaiting(b);
+        if (!b.touched.has(t.id)) this.onTask(t);
       },
       { sliceMs: this.input.startSliceMs ?? 100, afterSlice: () => this.schedulePump() },
     );
     this.backlog = undefined;
-    if (this.stopped) return;
-    for (const t of seen.queued.values()) this.onTask(t);
+    if (gone()) return;
+    b.readTo = undefined; // all of it
+    this.admitWaiting(b);
     this.schedulePump();
     this.log.info(
       {
@@ -236,18 +263,46 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     );
   }
 
+  /** Indexes the waiting tasks the read has passed (all of them once `readTo` is undefined). */
+  private admitWaiting(b: BacklogRead): void {
+    for (let top = b.waiting.peek(); top; top = b.waiting.peek()) {
+      if (b.readTo !== undefined && taskKeyLess(b.readTo, top.value)) return;
+      b.waiting.pop();
+      const task = b.records.get(top.key);
+      b.records.delete(top.key);
+      if (task) this.onTask(task);
+    }
+  }
+
   /** A task change; while the start reads the backlog, see readBacklog. */
   private onChanged(task: TaskRecord): void {
-    const seen = this.backlog;
-    if (seen) {
-      seen.touched.add(task.id);
-      if (task.status === 'queued' && !this.open.has(task.id)) {
-        seen.queued.set(task.id, task);
-        return;
+    const b = this.backlog;
+    if (b) {
+      b.touched.add(task.id);
+      b.waiting.delete(task.id);
+      b.records.delete(task.id);
+      if (task.status === 'queued') {
+        const key = taskKey(summaryOf(task), this.input.agingMs ?? 0);
+        if (b.readTo === undefined || taskKeyLess(b.readTo, key)) {
+          // Not yet reached: it waits, and whatever it held is let go now (a reclaimed task
+          // frees its agent's slot at once).
+          this.forget(task.id);
+          b.waiting.set(task.id, key);
+          b.records.set(task.id, task);
+          return;
+        }
       }
-      seen.queued.delete(task.id);
     }
     this.onTask(task);
+  }
+
+  /** Drops a task from the open set, the index and its agent's holding. */
+  private forget(taskId: TaskId): void {
+    const prev = this.open.get(taskId);
+    if (!prev) return;
+    this.open.delete(taskId);
+    if (this.index.hasTask(taskId)) this.index.removeTask(taskId);
+    if (isActive(prev.status) && prev.assignee) this.hold(prev.assignee, taskId, false);
   }
 
   handle(msg: SchedulerMessage): void {
@@ -424,7 +479,7 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
 
   private pump(): void {
     // Paused, nothing is picked: the index keeps every task, and the resume pumps again.
-    if (this.stopped || this.assignmentPaused()) return;
+    if (this.stopped || !this.alive() || this.assignmentPaused()) return;
     // The TaskQueue cannot write now: the retry timer pumps again (armRetry).
     if (Date.now() < this.unwritableUntil) {
       this.armRetry();

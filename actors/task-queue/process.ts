@@ -128,6 +128,11 @@ const RETENTION_CONCURRENCY = 32;
 /** A steady state above the retention count removes every second: one log line a minute is enough. */
 const RETENTION_LOG_EVERY_MS = 60_000;
 
+/** Stops the live values that did open (a start that failed). */
+function stopOpened(opened: PromiseSettledResult<{ stop(): void }>[]): void {
+  for (const r of opened) if (r.status === 'fulfilled') r.value.stop();
+}
+
 export class TaskQueue implements Server<TaskQueueMessage> {
   private intake: ConsumerRunner | undefined;
   private changed: TaskRecord[] = [];
@@ -179,7 +184,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const { bus } = input;
     // The live values open while the records load: each is a few JetStream requests, which took
     // most of a second at a failover beside 10,000 agents, when the load from the mirror took half.
-    const live = Promise.all([openLiveLimits(bus), openLiveControl(bus)]);
+    const live = Promise.allSettled([openLiveLimits(bus), openLiveControl(bus)]);
     let store: TaskStore;
     let loadMs: number;
     let warm: ReadonlyMap<string, KvValue<TaskRecord>> | null;
@@ -194,22 +199,23 @@ export class TaskQueue implements Server<TaskQueueMessage> {
       loadMs = Math.round(performance.now() - loadStart);
     } catch (err) {
       // A failed start leaves nothing following the bucket.
-      live.then(
-        ([limits, control]) => {
-          limits.stop();
-          control.stop();
-        },
-        () => undefined,
-      );
+      void live.then(stopOpened);
       throw err;
     }
-    const [limits, control] = await live;
+    const [openedLimits, openedControl] = await live;
+    if (openedLimits.status === 'rejected' || openedControl.status === 'rejected') {
+      stopOpened([openedLimits, openedControl]);
+      throw openedLimits.status === 'rejected'
+        ? openedLimits.reason
+        : (openedControl as PromiseRejectedResult).reason;
+    }
+    const [limits, control] = [openedLimits.value, openedControl.value];
     const tq = new TaskQueue(input, store, limits, control, ctx);
     store.onChange((t) => tq.publishChange(t));
     // What its predecessor recorded as assigned goes out again first: those agents wait for it, and
     // it needs neither consumer.
     tq.resendRecentAssignments();
-    control.onChange(() => void tq.followIntake().catch((err) => tq.ctx.crash(err)));
+    control.onChange(() => void tq.followIntake().catch((err) => tq.stopAndCrash(err)));
     tq.retentionTimer = setInterval(() => tq.sweepRetention(), input.retentionSweepMs ?? 1000);
     tq.retentionTimer.unref();
     tq.sweepRetention();
@@ -218,17 +224,13 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // failover beside 10,000 agents (docs/scaling.md), and what the scheduler's start needs of this
     // actor (its snapshot, the assignments it writes) needs neither. Submissions and reports wait
     // in their streams meanwhile. A consumer that cannot start crashes the actor, after
-    // whichever did start has stopped (a crash does not run terminate: src/runtime/server.ts).
+    // whichever did start has stopped (stopAndCrash).
     const starting = tq.startConsumers();
     tq.consuming = starting.then(
       () => undefined,
       () => undefined,
     );
-    starting.catch(async (err) => {
-      if (tq.terminating) return; // its terminate stops them
-      await tq.terminate().catch(() => undefined);
-      ctx.crash(err);
-    });
+    starting.catch((err) => tq.stopAndCrash(err));
     tq.log.info(
       {
         phase: 'start',
@@ -252,6 +254,17 @@ export class TaskQueue implements Server<TaskQueueMessage> {
    * timeout).
    * @throws what starting either consumer threw (the one that did start is left to terminate).
    */
+  /**
+   * Background work that failed: what runs is stopped first, then the actor crashes (a crash does
+   * not run terminate: src/runtime/server.ts). A consumer left running would go on applying
+   * messages for a TaskQueue that has exited.
+   */
+  private async stopAndCrash(err: unknown): Promise<void> {
+    if (this.terminating) return; // its terminate stops them
+    await this.terminate().catch(() => undefined);
+    this.ctx.crash(err);
+  }
+
   private async startConsumers(): Promise<void> {
     const from = performance.now();
     const n = this.input.bus.names;
@@ -272,6 +285,11 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const failed = [intake, reports].find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     if (this.terminating) return;
+    // Killed meanwhile (no terminate runs then): nothing may go on consuming for it.
+    if (!this.ctx.alive) {
+      await Promise.all([this.intake?.stop(), this.reports?.stop()]);
+      return;
+    }
     // Both streams are work queues with this one consumer each (src/bus/consumer-stall.ts).
     this.stallWatches = [
       watchConsumerStall(this.input.bus, n.streams.submit, n.consumers.hubIntake),

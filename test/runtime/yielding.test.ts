@@ -56,7 +56,7 @@ describe('forEachYielding', () => {
     expect(order).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it('calls afterSlice at the end of each slice, before it yields (not after the last item)', async () => {
+  it('calls afterSlice each time a slice ends', async () => {
     let clock = 0;
     const seen: string[] = [];
     await forEachYielding(

@@ -240,11 +240,11 @@ describe('scheduler process', () => {
     ]);
   });
 
-  it('handles task changes while it reads the backlog: a freed agent gets work, a cancelled task is not indexed, a new one waits for the pass', async () => {
+  it('handles task changes while it reads the backlog: a freed agent gets the best task, a cancelled one is not indexed', async () => {
     // a1 (1 slot) holds `held`; 3,000 queued tasks are read a task per slice. While they are read,
-    // `held` is done (a1 is free at once), `t02999` is cancelled before the pass reaches it, and
-    // `late` (urgent, never seen) is submitted: it is indexed after the pass, so that what is
-    // indexed stays a head of the pick order.
+    // `held` is done (a1 is free at once), `t02999` is cancelled before the read reaches it, and
+    // `late` (urgent, never seen) is submitted: it ranks before every task not read yet, so it is
+    // indexed as soon as the read passes it, and a1 gets it, as a whole index would give it.
     const backlog: TaskRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
       ...submitted(),
       id: `t${String(i).padStart(5, '0')}` as TaskId,
@@ -294,21 +294,16 @@ describe('scheduler process', () => {
     const changed: SchedulerMessage = { type: 'tasks_changed', tasks: [late, cancelled, done] };
     started.pid.send(changed);
     await eventually(() => expect(events).toContain('scheduler read the backlog'));
-    // a1 got the head of the backlog before the pass ended (not `late`: it was not indexed yet).
-    expect(picked).toEqual(['t00000']);
+    // a1 got `late` before the read ended.
+    expect(picked).toEqual(['late']);
     expect(events.indexOf('assign')).toBeLessThan(events.indexOf('scheduler read the backlog'));
     const stats = await call<SchedulerStatsReply>(started.pid, { type: 'stats' });
     if (!stats.ok) throw new Error('no stats');
-    // 3,000 read, one of them given to a1, t02999 not indexed, `late` indexed after the pass.
-    expect(stats.value.ready).toBe(3_000 - 1 - 1 + 1);
-    // a1 is free again once its assignment is answered and the record says it is done: `late` is next.
+    // 3,000 read but t02999 (cancelled), and `late`, given to a1.
+    expect(stats.value.ready).toBe(3_000 - 1);
+    // The answer frees a1 here (no record says it holds `late`): the head of the backlog is next.
     answers[0]!.reply([{ ok: true, task: assignedTo('a1' as AgentId) }]);
-    const finished: SchedulerMessage = {
-      type: 'tasks_changed',
-      tasks: [{ ...backlog[0]!, status: 'done', assignee: 'a1' as AgentId, completedAt: 2_000 }],
-    };
-    started.pid.send(finished);
-    await eventually(() => expect(picked).toEqual(['t00000', 'late']));
+    await eventually(() => expect(picked).toEqual(['late', 't00000']));
   });
 
   it('keeps at most maxInFlight assignments unanswered: a burst for 50 idle agents goes 8 at a time', async () => {
