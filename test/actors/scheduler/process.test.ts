@@ -83,6 +83,32 @@ describe('scheduler process', () => {
     return started.pid;
   }
 
+  /**
+   * Stand-ins registered as `tq` and `presence`, then a scheduler reading its backlog a task per
+   * slice (3,000 tasks: 3,000 turns of the event loop); its log messages go to `events`.
+   */
+  async function schedulerBeside(taskQueue: StandIn, presence: StandIn, events: string[]) {
+    const registry = new Registry();
+    for (const [name, server] of [
+      ['tq', taskQueue],
+      ['presence', presence],
+    ] as const) {
+      const r = await startServer(() => server, undefined);
+      if (r.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
+      pids.push(r.pid);
+      registry.register(name, r.pid);
+    }
+    const started = await startServer(SchedulerProcess.start, {
+      ...schedulerInput(registry),
+      log: pino({ level: 'info' }, { write: (line: string) => events.push(JSON.parse(line).msg) }),
+      presence: 'presence',
+      startSliceMs: 0,
+    });
+    if (started.kind !== 'ok') throw new Error('scheduler did not start');
+    pids.push(started.pid);
+    return started.pid;
+  }
+
   it('a task whose assignment is refused without I/O waits before it is picked again', async () => {
     const queued: TaskRecord = { ...submitted(), status: 'queued' };
     let assignCalls = 0;
@@ -195,9 +221,7 @@ describe('scheduler process', () => {
     };
     const held: TaskRecord = { ...assignedTo('a1' as AgentId), id: 'held' as TaskId };
     const events: string[] = [];
-    const lines = { write: (line: string) => events.push(JSON.parse(line).msg) };
     const picked: { taskId: string; agentId: string }[] = [];
-    const registry = new Registry();
     const taskQueue: StandIn = {
       handle(msg) {
         if (msg.type === 'snapshot') msg.reply?.([...backlog, urgent, held]);
@@ -213,24 +237,7 @@ describe('scheduler process', () => {
         if (msg.type === 'online') msg.reply?.([agentUp('a1'), agentUp('a2')]);
       },
     };
-    for (const [name, server] of [
-      ['tq', taskQueue],
-      ['presence', presence],
-    ] as const) {
-      const started = await startServer(() => server, undefined);
-      if (started.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
-      pids.push(started.pid);
-      registry.register(name, started.pid);
-    }
-    const started = await startServer(SchedulerProcess.start, {
-      ...schedulerInput(registry),
-      log: pino({ level: 'info' }, lines),
-      presence: 'presence',
-      // A slice per task: the backlog takes 3,000 turns of the event loop to read.
-      startSliceMs: 0,
-    });
-    if (started.kind !== 'ok') throw new Error('scheduler did not start');
-    pids.push(started.pid);
+    await schedulerBeside(taskQueue, presence, events);
     await eventually(() => expect(events).toContain('scheduler read the backlog'));
     expect(picked).toEqual([{ taskId: 'urgent', agentId: 'a2' }]);
     expect(events.filter((e) => e.startsWith('scheduler') || e === 'assign')).toEqual([
@@ -252,9 +259,7 @@ describe('scheduler process', () => {
     }));
     const held: TaskRecord = { ...assignedTo('a1' as AgentId), id: 'held' as TaskId };
     const events: string[] = [];
-    const lines = { write: (line: string) => events.push(JSON.parse(line).msg) };
     const picked: string[] = [];
-    const registry = new Registry();
     const answers: { picks: { taskId: string; agentId: string }[]; reply: (r: unknown) => void }[] = [];
     const taskQueue: StandIn = {
       handle(msg) {
@@ -271,33 +276,17 @@ describe('scheduler process', () => {
         if (msg.type === 'online') msg.reply?.([agentUp('a1')]);
       },
     };
-    for (const [name, server] of [
-      ['tq', taskQueue],
-      ['presence', presence],
-    ] as const) {
-      const r = await startServer(() => server, undefined);
-      if (r.kind !== 'ok') throw new Error(`${name} stand-in did not start`);
-      pids.push(r.pid);
-      registry.register(name, r.pid);
-    }
-    const started = await startServer(SchedulerProcess.start, {
-      ...schedulerInput(registry),
-      log: pino({ level: 'info' }, lines),
-      presence: 'presence',
-      startSliceMs: 0,
-    });
-    if (started.kind !== 'ok') throw new Error('scheduler did not start');
-    pids.push(started.pid);
+    const scheduler = await schedulerBeside(taskQueue, presence, events);
     const late: TaskRecord = { ...submitted({ priority: 'urgent' }), id: 'late' as TaskId, createdAt: 9_000 };
     const cancelled: TaskRecord = { ...backlog[2_999]!, status: 'cancelled', completedAt: 2_000 };
     const done: TaskRecord = { ...held, status: 'done', completedAt: 2_000 };
     const changed: SchedulerMessage = { type: 'tasks_changed', tasks: [late, cancelled, done] };
-    started.pid.send(changed);
+    scheduler.send(changed);
     await eventually(() => expect(events).toContain('scheduler read the backlog'));
     // a1 got `late` before the read ended.
     expect(picked).toEqual(['late']);
     expect(events.indexOf('assign')).toBeLessThan(events.indexOf('scheduler read the backlog'));
-    const stats = await call<SchedulerStatsReply>(started.pid, { type: 'stats' });
+    const stats = await call<SchedulerStatsReply>(scheduler, { type: 'stats' });
     if (!stats.ok) throw new Error('no stats');
     // 3,000 read but t02999 (cancelled), and `late`, given to a1.
     expect(stats.value.ready).toBe(3_000 - 1);
