@@ -186,8 +186,8 @@ export class AgentsProcess implements Server<AgentsMessage> {
     if (gone()) return;
     // What arrived meanwhile, then the sync, in slices too: at a failover these are thousands of
     // task changes (the scheduler assigns from its start on) and thousands of agents to sync, and
-    // in one go they held the loop as long as they took (in one run at 10,000 agents every request
-    // in flight timed out at once right after: docs/scaling.md). What arrives meanwhile is still
+    // in one go they hold the loop as long as they take (in one run at 10,000 agents the heir's
+    // requests timed out in a burst right after: docs/scaling.md). What arrives meanwhile is still
     // held, and handled after, in order.
     const slices = { sliceMs: RESTORE_SLICE_MS };
     const handOver = async () => {
