@@ -239,9 +239,9 @@ export class SchedulerProcess implements Server<SchedulerMessage> {
     await yieldToLoop();
     await forEachYielding(
       ordered,
-      (t) => {
+      ({ item: t, key }) => {
         if (gone()) return;
-        b.readTo = taskKey(summaryOf(t), agingMs);
+        b.readTo = key;
         this.admitWaiting(b);
         if (!b.touched.has(t.id)) this.onTask(t);
       },

@@ -94,16 +94,19 @@ export function taskKeyLess(a: TaskKey, b: TaskKey): boolean {
 }
 
 /**
- * Tasks in the order the index hands them out (`taskKey`), for reading a backlog into it: while
- * only a head of this order is indexed, every task not yet read sorts after every task that is,
- * so a pick made meanwhile is the pick the whole index would make; a task not yet read only
- * waits. (An agent that only such tasks match waits for them too.)
+ * Tasks in the order the index hands them out, each with its `taskKey`, for reading a backlog
+ * into it: while only a head of this order is indexed, every task not yet read sorts after every
+ * task that is, so a pick made meanwhile is the pick the whole index would make; a task not yet
+ * read only waits. (An agent that only such tasks match waits for them too.)
  */
-export function inPickOrder<T>(tasks: readonly T[], summaryOf: (t: T) => TaskSummary, agingMs: number): T[] {
+export function inPickOrder<T>(
+  tasks: readonly T[],
+  summaryOf: (t: T) => TaskSummary,
+  agingMs: number,
+): { item: T; key: TaskKey }[] {
   return tasks
-    .map((t) => ({ t, k: taskKey(summaryOf(t), agingMs) }))
-    .sort((a, b) => (taskKeyLess(a.k, b.k) ? -1 : taskKeyLess(b.k, a.k) ? 1 : 0))
-    .map((e) => e.t);
+    .map((item) => ({ item, key: taskKey(summaryOf(item), agingMs) }))
+    .sort((a, b) => (taskKeyLess(a.key, b.key) ? -1 : taskKeyLess(b.key, a.key) ? 1 : 0));
 }
 
 /** Fairness key of an agent: lower gets the next task. */

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../src/bus/connection.js';
 import {
   type ConsumerRunner,
+  type ConsumerRunnerOptions,
   type MessageContext,
   type Outcome,
   outcome,
@@ -128,6 +129,23 @@ const RETENTION_CONCURRENCY = 32;
 /** A steady state above the retention count removes every second: one log line a minute is enough. */
 const RETENTION_LOG_EVERY_MS = 60_000;
 
+/**
+ * The task records, from the standby's mirror when it has them all, else read from the bucket.
+ * Records written here come from the pure, property-tested state.ts: not re-validated on the
+ * hot path (every read still is).
+ */
+async function loadRecords(
+  input: TaskQueueInput,
+): Promise<{ store: TaskStore; loadMs: number; fromMirror: boolean }> {
+  const { bus } = input;
+  const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
+  const store = new TaskStore(kv);
+  const loadStart = performance.now();
+  const warm = input.mirror ? await takeFromMirror(input.mirror, input.registry) : null;
+  await store.load(warm ?? undefined);
+  return { store, loadMs: Math.round(performance.now() - loadStart), fromMirror: warm !== null };
+}
+
 /** Stops the live values that did open (a start that failed). */
 function stopOpened(opened: PromiseSettledResult<{ stop(): void }>[]): void {
   for (const r of opened) if (r.status === 'fulfilled') r.value.stop();
@@ -185,23 +203,11 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     // The live values open while the records load: each is a few JetStream requests, which took
     // most of a second at a failover beside 10,000 agents, when the load from the mirror took half.
     const live = Promise.allSettled([openLiveLimits(bus), openLiveControl(bus)]);
-    let store: TaskStore;
-    let loadMs: number;
-    let warm: ReadonlyMap<string, KvValue<TaskRecord>> | null;
-    try {
-      // Records written here come from the pure, property-tested state.ts: not re-validated on the
-      // hot path (every read still is).
-      const kv = await openKv(bus, bus.names.buckets.tasks, TaskRecordSchema, { validateWrites: false });
-      store = new TaskStore(kv);
-      const loadStart = performance.now();
-      warm = input.mirror ? await takeFromMirror(input.mirror, input.registry) : null;
-      await store.load(warm ?? undefined);
-      loadMs = Math.round(performance.now() - loadStart);
-    } catch (err) {
+    const { store, loadMs, fromMirror } = await loadRecords(input).catch((err) => {
       // A failed start leaves nothing following the bucket.
       void live.then(stopOpened);
       throw err;
-    }
+    });
     const [openedLimits, openedControl] = await live;
     if (openedLimits.status === 'rejected' || openedControl.status === 'rejected') {
       stopOpened([openedLimits, openedControl]);
@@ -236,7 +242,7 @@ export class TaskQueue implements Server<TaskQueueMessage> {
         phase: 'start',
         tasks: store.size,
         load_ms: loadMs,
-        loaded_from: warm ? 'mirror' : 'bucket',
+        loaded_from: fromMirror ? 'mirror' : 'bucket',
         intake: control.current.intake,
       },
       'task queue started',
@@ -246,12 +252,6 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   /**
    * Both consumers at once (the intake unless the control value says it is paused: followIntake).
-   * The hub provisions both durables with the deployment's topology (src/hub/main.ts) before this
-   * actor starts: provisioning them again here from a bare spec would reset their settings to
-   * defaults. `adoptUnacked`: only the lease holder runs a TaskQueue, so whatever these durables
-   * delivered and never saw acked at its start was held by a hub that died; the server redelivers
-   * it now instead of after ack_wait (a `completed` report would otherwise sit until the stuck
-   * timeout).
    * @throws what starting either consumer threw (the one that did start is left to terminate).
    */
   /**
@@ -270,16 +270,9 @@ export class TaskQueue implements Server<TaskQueueMessage> {
     const n = this.input.bus.names;
     const [intake, reports] = await Promise.allSettled([
       this.followIntake(),
-      runConsumer(this.input.bus, {
-        spec: { stream: n.streams.reports, durable: n.consumers.hubReports },
-        provision: false,
-        adoptUnacked: true,
-        expiresMs: HUB_PULL_EXPIRES_MS,
-        schema: ReportSchema,
-        concurrency: this.input.concurrency ?? 256,
-        handler: (report, ctx) => this.onReport(report, ctx),
-        onInvalid: (error, subject) => this.onInvalid(error, subject),
-      }),
+      this.runHubConsumer(n.streams.reports, n.consumers.hubReports, ReportSchema, (report, ctx) =>
+        this.onReport(report, ctx),
+      ),
     ]);
     if (reports.status === 'fulfilled') this.reports = reports.value;
     const failed = [intake, reports].find((r) => r.status === 'rejected');
@@ -420,14 +413,33 @@ export class TaskQueue implements Server<TaskQueueMessage> {
 
   private startIntake(): Promise<ConsumerRunner> {
     const n = this.input.bus.names;
+    return this.runHubConsumer(n.streams.submit, n.consumers.hubIntake, TaskSubmitSchema, (submit, ctx) =>
+      this.onSubmit(submit, ctx),
+    );
+  }
+
+  /**
+   * One of the hub's two durables, as this actor runs both. The hub provisions them with the
+   * deployment's topology (src/hub/main.ts) before this actor starts: provisioning them again here
+   * from a bare spec would reset their settings to defaults. `adoptUnacked`: only the lease holder
+   * runs a TaskQueue, so whatever these durables delivered and never saw acked at its start was
+   * held by a hub that died; the server redelivers it now instead of after ack_wait (a `completed`
+   * report would otherwise sit until the stuck timeout).
+   */
+  private runHubConsumer<T>(
+    stream: string,
+    durable: string,
+    schema: ConsumerRunnerOptions<T>['schema'],
+    handler: ConsumerRunnerOptions<T>['handler'],
+  ): Promise<ConsumerRunner> {
     return runConsumer(this.input.bus, {
-      spec: { stream: n.streams.submit, durable: n.consumers.hubIntake },
+      spec: { stream, durable },
       provision: false,
       adoptUnacked: true,
       expiresMs: HUB_PULL_EXPIRES_MS,
-      schema: TaskSubmitSchema,
+      schema,
       concurrency: this.input.concurrency ?? 256,
-      handler: (submit, ctx) => this.onSubmit(submit, ctx),
+      handler,
       onInvalid: (error, subject) => this.onInvalid(error, subject),
     });
   }

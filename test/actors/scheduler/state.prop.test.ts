@@ -209,7 +209,7 @@ describe('Scheduler', () => {
           fc.nat(),
           fc.integer({ min: 0, max: 500 }),
           (tasks, agents, cut, now) => {
-            const ordered = inPickOrder(tasks, (t) => t, agingMs);
+            const ordered = inPickOrder(tasks, (t) => t, agingMs).map((e) => e.item);
             const head = ordered.slice(0, cut % (ordered.length + 1));
             const picksOf = (ts: readonly TaskSummary[]) => {
               const s = new Scheduler({ agingMs });
